@@ -1,0 +1,8 @@
+// The shared JS API of the tracex packages (Node addon and WASM).
+export { BaseTracer, ratioBound, sampledByRatio } from './tracer.js';
+export { Span, NonRecordingSpan, SpanKind, SpanStatusCode } from './span.js';
+export { RemoteContext, extract, inject, contextFromIds } from './propagation.js';
+export { TracexError, ConfigError, KeyError, ContextError, ExportError, fromNative } from './errors.js';
+export { AsyncContext, StackContext } from './context.js';
+export { RecordWriter } from './records.js';
+export { reseed, hexToWords } from './ids.js';

@@ -1,0 +1,305 @@
+// Writes finished spans into a span record buffer (docs/record-buffer.md): many spans cross into the
+// core in one call. Repeated keys and names are sent once per buffer through string slots.
+
+const TAG_STRING = 0;
+const TAG_FALSE = 1;
+const TAG_TRUE = 2;
+const TAG_INT = 3;
+const TAG_DOUBLE = 4;
+const TAG_BYTES = 5;
+const TAG_ARRAY = 6;
+const TAG_MAP = 7;
+const MAX_DEPTH = 8;
+const MAX_INTERNED = 4096;
+const TWO32 = 4294967296;
+const utf8 = new TextEncoder();
+
+export class RecordWriter {
+  /** @param {number} anchorMs unix ms at host clock 0 */
+  constructor(anchorMs) {
+    const ns = BigInt(Math.round(anchorMs * 1e6));
+    this.anchorLo = Number(ns & 0xffffffffn);
+    this.anchorHi = Number(ns >> 32n);
+    this.buf = new Uint8Array(64 * 1024);
+    this.view = new DataView(this.buf.buffer);
+    this.pos = 0;
+    this.slots = new Map();
+    this.bound = new Uint32Array(MAX_INTERNED);
+    this.gen = 0;
+    this.keyCache = new Array(16).fill(null);
+    this.keySlot = new Int32Array(16);
+  }
+
+  /** Encodes `spans` (and a count of sampled-out spans); returns a view valid until the next call. */
+  write(spans, sampledOut) {
+    this.gen++;
+    this.pos = 0;
+    this.ensure(32);
+    const b = this.buf;
+    b[0] = 0x54; b[1] = 0x58; b[2] = 0x52; b[3] = 0x31; // "TXR1"
+    this.view.setUint32(4, this.anchorLo, true);
+    this.view.setUint32(8, this.anchorHi, true);
+    this.pos = 12;
+    this.varint(sampledOut);
+    this.varint(spans.length);
+    for (let i = 0; i < spans.length; i++) this.span(spans[i]);
+    return this.buf.subarray(0, this.pos);
+  }
+
+  ensure(n) {
+    if (this.pos + n <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < this.pos + n) size *= 2;
+    const next = new Uint8Array(size);
+    next.set(this.buf.subarray(0, this.pos));
+    this.buf = next;
+    this.view = new DataView(next.buffer);
+  }
+
+  varint(v) {
+    this.ensure(10);
+    const b = this.buf;
+    while (v >= 128) {
+      b[this.pos++] = (v % 128) | 128;
+      v = Math.floor(v / 128);
+    }
+    b[this.pos++] = v;
+  }
+
+  u32be(w) {
+    const b = this.buf;
+    const p = this.pos;
+    b[p] = w >>> 24; b[p + 1] = w >>> 16; b[p + 2] = w >>> 8; b[p + 3] = w;
+    this.pos = p + 4;
+  }
+
+  f64(x) {
+    this.view.setFloat64(this.pos, x, true);
+    this.pos += 8;
+  }
+
+  /** A literal string (`h = 2 × bytes`). */
+  str(s) {
+    const n = s.length;
+    if (n < 64) {
+      this.ensure(1 + n);
+      const b = this.buf;
+      let p = this.pos + 1;
+      let i = 0;
+      for (; i < n; i++) {
+        const c = s.charCodeAt(i);
+        if (c >= 128) break;
+        b[p++] = c;
+      }
+      if (i === n) {
+        b[this.pos] = n << 1;
+        this.pos = p;
+        return;
+      }
+    }
+    const bytes = utf8.encode(s);
+    this.varint(bytes.length * 2);
+    this.ensure(bytes.length);
+    this.buf.set(bytes, this.pos);
+    this.pos += bytes.length;
+  }
+
+  /** A string likely to repeat (keys, names): bound to a slot once per buffer, then referenced. */
+  interned(s) {
+    let slot = this.slots.get(s);
+    return this.slotted(s, slot);
+  }
+
+  /** `interned` with an inline cache per position `i`: the same code path sets the same keys. */
+  key(s, i) {
+    const cache = this.keyCache;
+    let slot;
+    if (i < 16 && cache[i] === s) slot = this.keySlot[i];
+    else {
+      slot = this.slots.get(s);
+      if (i < 16 && slot !== undefined) {
+        cache[i] = s;
+        this.keySlot[i] = slot;
+      }
+    }
+    return this.slotted(s, slot);
+  }
+
+  slotted(s, slot) {
+    if (slot === undefined) {
+      if (this.slots.size >= MAX_INTERNED) return this.str(s);
+      slot = this.slots.size;
+      this.slots.set(s, slot);
+    }
+    if (this.bound[slot] === this.gen) {
+      const h = slot * 4 + 3;
+      if (h < 128) {
+        this.ensure(1);
+        this.buf[this.pos++] = h;
+        return;
+      }
+      return this.varint(h);
+    }
+    this.bound[slot] = this.gen;
+    this.varint(slot * 4 + 1);
+    const mark = this.pos;
+    this.str(s);
+    // `str` wrote `2 × len` as the length prefix; the definition wants `len`. Patch the one-byte
+    // common case in place, otherwise rewrite.
+    if (this.buf[mark] < 128) {
+      this.buf[mark] >>= 1;
+    } else {
+      const bytes = utf8.encode(s);
+      this.pos = mark;
+      this.varint(bytes.length);
+      this.ensure(bytes.length);
+      this.buf.set(bytes, this.pos);
+      this.pos += bytes.length;
+    }
+  }
+
+  value(v, depth) {
+    this.ensure(9);
+    const b = this.buf;
+    if (typeof v === 'string') {
+      b[this.pos++] = TAG_STRING;
+      this.str(v);
+    } else if (typeof v === 'number') {
+      if (Number.isSafeInteger(v)) {
+        const p = this.pos;
+        b[p] = TAG_INT;
+        this.view.setUint32(p + 1, v >>> 0, true);
+        this.view.setInt32(p + 5, Math.floor(v / TWO32) | 0, true);
+        this.pos = p + 9;
+      } else {
+        b[this.pos++] = TAG_DOUBLE;
+        this.f64(v);
+      }
+    } else if (typeof v === 'boolean') {
+      b[this.pos++] = v ? TAG_TRUE : TAG_FALSE;
+    } else {
+      this.rareValue(v, depth);
+    }
+  }
+
+  rareValue(v, depth) {
+    const b = this.buf;
+    if (typeof v === 'bigint') {
+      b[this.pos++] = TAG_INT;
+      this.view.setBigInt64(this.pos, BigInt.asIntN(64, v), true);
+      this.pos += 8;
+    } else if (depth >= MAX_DEPTH) {
+      b[this.pos++] = TAG_STRING;
+      this.str('[nested too deep]');
+    } else if (v instanceof Uint8Array) {
+      b[this.pos++] = TAG_BYTES;
+      this.varint(v.length);
+      this.ensure(v.length);
+      this.buf.set(v, this.pos);
+      this.pos += v.length;
+    } else if (Array.isArray(v)) {
+      b[this.pos++] = TAG_ARRAY;
+      this.varint(v.length);
+      for (let i = 0; i < v.length; i++) this.value(v[i] == null ? '' : v[i], depth + 1);
+    } else if (v !== null && typeof v === 'object') {
+      b[this.pos++] = TAG_MAP;
+      const keys = Object.keys(v).filter((k) => v[k] != null);
+      this.varint(keys.length);
+      for (const k of keys) {
+        this.interned(k);
+        this.value(v[k], depth + 1);
+      }
+    } else {
+      b[this.pos++] = TAG_STRING;
+      this.str(String(v));
+    }
+  }
+
+  /** A flat [k, v, k, v, …] attribute list (null or undefined for none). */
+  attrs(kv) {
+    if (!kv) return this.varint(0);
+    this.varint(kv.length >> 1);
+    for (let i = 0; i < kv.length; i += 2) {
+      this.key(kv[i], i >> 1);
+      this.value(kv[i + 1], 0);
+    }
+  }
+
+  span(s) {
+    this.ensure(128);
+    const b = this.buf;
+    let p = this.pos;
+    const v = this.view; // big-endian id words: the ids' byte order
+    v.setUint32(p, s.t0); v.setUint32(p + 4, s.t1); v.setUint32(p + 8, s.t2); v.setUint32(p + 12, s.t3);
+    v.setUint32(p + 16, s.s0); v.setUint32(p + 20, s.s1); v.setUint32(p + 24, s.p0); v.setUint32(p + 28, s.p1);
+    this.pos = p + 32;
+    this.varint(s.flags);
+    p = this.pos;
+    b[p] = s.kind;
+    b[p + 1] = s.statusCode;
+    this.pos = p + 2;
+    this.f64(s.start);
+    this.f64(s.end_);
+    this.interned(s.name);
+    if (s.traceState === '' && s.statusMessage === '') {
+      b[this.pos] = 0;
+      b[this.pos + 1] = 0;
+      this.pos += 2;
+    } else {
+      this.str(s.traceState);
+      this.str(s.statusMessage);
+    }
+    this.attrs(s.attrs);
+    this.varint(s.droppedAttrs);
+    if (s.events === null && s.links === null && s.droppedEvents === 0 && s.droppedLinks === 0) {
+      this.ensure(4);
+      const q = this.pos;
+      this.buf[q] = 0; this.buf[q + 1] = 0; this.buf[q + 2] = 0; this.buf[q + 3] = 0;
+      this.pos = q + 4;
+      return;
+    }
+    this.eventsAndLinks(s);
+  }
+
+  eventsAndLinks(s) {
+    const ev = s.events;
+    if (ev) {
+      this.varint(ev.length);
+      for (const e of ev) {
+        this.interned(e.name);
+        this.ensure(8);
+        this.f64(e.time);
+        this.attrsNested(e.attrs);
+        this.varint(e.dropped);
+      }
+    } else {
+      this.varint(0);
+    }
+    this.varint(s.droppedEvents);
+    const ln = s.links;
+    if (ln) {
+      this.varint(ln.length);
+      for (const l of ln) {
+        this.ensure(24);
+        for (const w of [l.t0, l.t1, l.t2, l.t3, l.s0, l.s1]) this.u32be(w);
+        this.varint(l.flags);
+        this.str(l.traceState);
+        this.attrsNested(l.attrs);
+        this.varint(l.dropped);
+      }
+    } else {
+      this.varint(0);
+    }
+    this.varint(s.droppedLinks);
+  }
+
+  /** Attribute lists of events and links (no positional key cache: it serves span attributes). */
+  attrsNested(kv) {
+    if (!kv) return this.varint(0);
+    this.varint(kv.length >> 1);
+    for (let i = 0; i < kv.length; i += 2) {
+      this.interned(kv[i]);
+      this.value(kv[i + 1], 0);
+    }
+  }
+}

@@ -1,0 +1,206 @@
+// Spans are plain JS objects until they end; ending one queues it for the next record buffer.
+
+import { wordsToHex } from './ids.js';
+import { now, toHostMs } from './clock.js';
+
+/** OTLP span kinds. */
+export const SpanKind = Object.freeze({ INTERNAL: 1, SERVER: 2, CLIENT: 3, PRODUCER: 4, CONSUMER: 5 });
+/** OTLP status codes. */
+export const SpanStatusCode = Object.freeze({ UNSET: 0, OK: 1, ERROR: 2 });
+
+const FLAG_SAMPLED = 1;
+
+/** A recording span. Methods return `this` so calls chain. */
+export class Span {
+  constructor(tracer, name, kind, t0, t1, t2, t3, p0, p1, flags, traceState, start) {
+    this._tracer = tracer;
+    this.name = name;
+    this.kind = kind;
+    this.t0 = t0; this.t1 = t1; this.t2 = t2; this.t3 = t3;
+    this.s0 = tracer._nextWord(); this.s1 = tracer._nextWord();
+    this.p0 = p0; this.p1 = p1;
+    this.flags = flags;
+    this.traceState = traceState;
+    this.start = start;
+    this.end_ = 0;
+    this.attrs = null;
+    this.droppedAttrs = 0;
+    this.events = null;
+    this.droppedEvents = 0;
+    this.links = null;
+    this.droppedLinks = 0;
+    this.statusCode = 0;
+    this.statusMessage = '';
+    this.ended = false;
+  }
+
+  /** W3C ids of this span: `{ traceId, spanId, traceFlags, traceState, isRemote }`. */
+  spanContext() {
+    return {
+      traceId: wordsToHex(this.t0, this.t1, this.t2, this.t3),
+      spanId: wordsToHex(this.s0, this.s1),
+      traceFlags: this.flags & 0xff,
+      traceState: this.traceState,
+      isRemote: false,
+    };
+  }
+
+  get traceId() {
+    return wordsToHex(this.t0, this.t1, this.t2, this.t3);
+  }
+
+  get spanId() {
+    return wordsToHex(this.s0, this.s1);
+  }
+
+  /** Always true for a recorded span (false for spans the sampler left out). */
+  isRecording() {
+    return !this.ended;
+  }
+
+  /** Sets one attribute (string, number, boolean, bigint, Uint8Array, arrays and plain objects of these). */
+  setAttribute(key, value) {
+    if (this.ended || value === undefined || value === null) return this;
+    const a = this.attrs;
+    if (a === null) {
+      this.attrs = [key, value];
+    } else if (a.length < this._tracer._maxAttrs2) {
+      a.push(key, value);
+    } else {
+      this.droppedAttrs++;
+    }
+    return this;
+  }
+
+  /** Sets several attributes from an object. */
+  setAttributes(attributes) {
+    if (attributes) for (const k in attributes) this.setAttribute(k, attributes[k]);
+    return this;
+  }
+
+  /** Adds a timestamped event. */
+  addEvent(name, attributes, time) {
+    if (this.ended) return this;
+    if (attributes instanceof Date || typeof attributes === 'number') {
+      time = attributes;
+      attributes = undefined;
+    }
+    const ev = this.events || (this.events = []);
+    if (ev.length >= this._tracer._limits.maxEvents) {
+      this.droppedEvents++;
+      return this;
+    }
+    ev.push({
+      name: String(name),
+      time: time === undefined ? now() : toHostMs(time, this._tracer._anchorMs),
+      attrs: flatten(attributes),
+      dropped: 0,
+    });
+    return this;
+  }
+
+  /** Links this span to another span's context (`{ traceId, spanId, traceFlags?, traceState? }`). */
+  addLink(context, attributes) {
+    if (this.ended) return this;
+    const l = this._tracer._link(context, attributes);
+    if (!l) return this;
+    const ln = this.links || (this.links = []);
+    if (ln.length >= this._tracer._limits.maxLinks) this.droppedLinks++;
+    else ln.push(l);
+    return this;
+  }
+
+  /** Records an exception as an `exception` event (type, message, stack) and marks the span failed. */
+  recordException(err, time) {
+    if (this.ended) return this;
+    const e = err instanceof Error ? err : null;
+    const attrs = {
+      'exception.type': e ? e.name || e.constructor.name : typeof err,
+      'exception.message': e ? e.message : String(err),
+    };
+    if (e && e.stack) attrs['exception.stacktrace'] = e.stack;
+    if (e && e.code !== undefined) attrs['exception.code'] = String(e.code);
+    this.addEvent('exception', attrs, time);
+    if (this.statusCode !== SpanStatusCode.OK) this.setStatus({ code: SpanStatusCode.ERROR, message: attrs['exception.message'] });
+    return this;
+  }
+
+  /** Sets the status: `{ code: SpanStatusCode.ERROR, message }`, or `'ok'` / `'error'`. */
+  setStatus(status, message) {
+    if (this.ended) return this;
+    if (typeof status === 'string') status = { code: status === 'ok' ? 1 : status === 'error' ? 2 : 0, message };
+    const code = status && status.code;
+    this.statusCode = code === 1 || code === 2 ? code : 0;
+    this.statusMessage = this.statusCode === 2 && status.message ? String(status.message) : '';
+    return this;
+  }
+
+  /** Renames the span. */
+  updateName(name) {
+    if (!this.ended) this.name = String(name);
+    return this;
+  }
+
+  /** Ends the span (at `endTime`, a Date or unix ms, or now). Later calls are ignored. */
+  end(endTime) {
+    if (this.ended) return;
+    this.ended = true;
+    this.end_ = endTime === undefined ? now() : toHostMs(endTime, this._tracer._anchorMs);
+    this._tracer._finish(this);
+  }
+
+  /**
+   * Wraps `fn` so that it runs with this span current and ends the span when it returns (or its
+   * promise settles), recording a thrown error or rejection. The wrapper returns `fn`'s value.
+   */
+  wrap(fn) {
+    const span = this;
+    return function wrapped(...args) {
+      return span._tracer._runEnding(span, fn, this, args);
+    };
+  }
+}
+
+/** The span handed out when the sampler drops a trace: it records nothing but carries the context. */
+export class NonRecordingSpan {
+  constructor(tracer, t0, t1, t2, t3, s0, s1, flags, traceState) {
+    this._tracer = tracer;
+    this.t0 = t0; this.t1 = t1; this.t2 = t2; this.t3 = t3;
+    this.s0 = s0; this.s1 = s1;
+    this.flags = flags;
+    this.traceState = traceState;
+  }
+  spanContext() {
+    return Span.prototype.spanContext.call(this);
+  }
+  get traceId() { return wordsToHex(this.t0, this.t1, this.t2, this.t3); }
+  get spanId() { return wordsToHex(this.s0, this.s1); }
+  isRecording() { return false; }
+  setAttribute() { return this; }
+  setAttributes() { return this; }
+  addEvent() { return this; }
+  addLink() { return this; }
+  recordException() { return this; }
+  setStatus() { return this; }
+  updateName() { return this; }
+  end() {}
+  wrap(fn) {
+    const span = this;
+    return function wrapped(...args) {
+      return span._tracer._runEnding(span, fn, this, args);
+    };
+  }
+}
+
+/** `{a: 1}` → `['a', 1]` (null/undefined values skipped). */
+export function flatten(attributes) {
+  if (!attributes) return null;
+  const out = [];
+  for (const k in attributes) {
+    const v = attributes[k];
+    if (v !== undefined && v !== null) out.push(k, v);
+  }
+  return out.length ? out : null;
+}
+
+export { FLAG_SAMPLED };

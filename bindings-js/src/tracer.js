@@ -1,0 +1,307 @@
+// The JS `Tracer`: starts spans on the JS side (ids, sampling decision, times) and hands finished
+// spans to the native core in bulk. Shared by the Node addon package and the WASM package; each
+// passes its `platform` (the native backend and the context manager).
+
+import { nonZeroWord, word, wordsToHex } from './ids.js';
+import { anchorMs, now, toHostMs } from './clock.js';
+import { RecordWriter } from './records.js';
+import { NonRecordingSpan, Span, SpanKind, flatten } from './span.js';
+import { RemoteContext, contextFromIds, extract, inject } from './propagation.js';
+import { ConfigError, TracexError, fromNative } from './errors.js';
+
+const TWO31 = 2147483648;
+const DEFAULT_BATCH = 512;
+const DEFAULT_DELAY_MS = 1000;
+const HAS_IS_REMOTE = 0x100;
+const IS_REMOTE = 0x200;
+
+const KINDS = { internal: 1, server: 2, client: 3, producer: 4, consumer: 5 };
+
+export class BaseTracer {
+  /**
+   * @param {object} options tracer options (see the package's README / .d.ts)
+   * @param {{ NativeTracer: Function, context: object, sdkName: string, sdkVersion: string }} platform
+   */
+  constructor(options, platform) {
+    if (options !== undefined && (options === null || typeof options !== 'object')) {
+      throw new ConfigError('Tracer options must be an object');
+    }
+    const o = { ...(options || {}) };
+    for (const k of ['maxExportBatchSize', 'scheduledDelayMillis', 'maxQueueSize']) {
+      if (o[k] !== undefined && !(Number.isInteger(o[k]) && o[k] > 0)) {
+        throw new ConfigError(`${k} must be a positive integer, got ${o[k]}`);
+      }
+    }
+    try {
+      this._native = new platform.NativeTracer({ ...o, sdkName: platform.sdkName, sdkVersion: platform.sdkVersion });
+    } catch (e) {
+      throw fromNative(e);
+    }
+    this._ctx = platform.context;
+    this._anchorMs = anchorMs();
+    this._writer = new RecordWriter(this._anchorMs);
+    this._queue = [];
+    this._sampledOut = 0;
+    this._inflight = new Set();
+    this._ingestFailures = 0;
+    this._timer = null;
+    this._closed = false;
+    this._batch = o.maxExportBatchSize || DEFAULT_BATCH;
+    this._delay = o.scheduledDelayMillis || DEFAULT_DELAY_MS;
+    this._limits = { maxAttributes: 128, maxEvents: 128, maxLinks: 128 };
+    this._maxAttrs2 = this._limits.maxAttributes * 2;
+    this._nextWord = nonZeroWord;
+    // Root spans are sampled when the low 63 bits of the trace id fall under ratio × 2^63 — the
+    // core's rule (sampler.rs), so every runtime keeps or drops the same traces.
+    const ratio = this._native.sampleRatio;
+    this._ratio = ratio;
+    [this._boundHi, this._boundLo] = ratioBound(ratio);
+  }
+
+  /** Hex fingerprint of the collector key batches are sealed to. */
+  get collectorKeyId() {
+    return this._native.keyId;
+  }
+
+  /** The span current in this async context, if any. */
+  activeSpan() {
+    const s = this._ctx.active();
+    return s instanceof Span || s instanceof NonRecordingSpan ? s : undefined;
+  }
+
+  /**
+   * Starts a span. `options`: `attributes`, `kind` ('server' | SpanKind.SERVER …), `parent` (a span,
+   * a context from `extract`, or `null` for a new trace; default the active span), `links`,
+   * `startTime` (Date or unix ms). The span is not made current; see `trace`.
+   */
+  startSpan(name, options) {
+    let parent;
+    let kind = 1;
+    let start;
+    if (options) {
+      parent = options.parent;
+      if (options.kind !== undefined) kind = typeof options.kind === 'string' ? KINDS[options.kind] || 1 : options.kind;
+      if (options.startTime !== undefined) start = toHostMs(options.startTime, this._anchorMs);
+    }
+    if (parent === undefined) parent = this._ctx.active();
+    else if (parent !== null && parent.t0 === undefined) parent = asContext(parent);
+    if (start === undefined) start = now();
+    let span;
+    if (parent) {
+      const flags = (parent.flags & 0xff) | HAS_IS_REMOTE | (parent instanceof RemoteContext ? IS_REMOTE : 0);
+      if ((parent.flags & 1) === 0) {
+        this._sampledOut++;
+        return new NonRecordingSpan(this, parent.t0, parent.t1, parent.t2, parent.t3, nonZeroWord(), nonZeroWord(),
+          parent.flags & 0xfe, parent.traceState);
+      }
+      span = new Span(this, name, kind, parent.t0, parent.t1, parent.t2, parent.t3, parent.s0, parent.s1, flags,
+        parent.traceState, start);
+    } else {
+      const t0 = word();
+      const t1 = word();
+      const t2 = word();
+      const t3 = nonZeroWord();
+      if (!this._sampleRoot(t2, t3)) {
+        this._sampledOut++;
+        return new NonRecordingSpan(this, t0, t1, t2, t3, nonZeroWord(), nonZeroWord(), 0, '');
+      }
+      span = new Span(this, name, kind, t0, t1, t2, t3, 0, 0, 1, '', start);
+    }
+    if (options) {
+      if (options.attributes) span.attrs = flatten(options.attributes);
+      if (options.links) for (const l of options.links) span.addLink(l.context || l, l.attributes);
+    }
+    return span;
+  }
+
+  _sampleRoot(t2, t3) {
+    return sampledByRatio(this._ratio, this._boundHi, this._boundLo, t2, t3);
+  }
+
+  /**
+   * Runs `fn(span)` in a new span that is current for its duration (across awaits), ends the span
+   * when `fn` returns or its promise settles, records a thrown error or rejection, and returns what
+   * `fn` returns. `trace(name, fn)` or `trace(name, options, fn)`.
+   */
+  trace(name, options, fn) {
+    if (typeof options === 'function') {
+      fn = options;
+      options = undefined;
+    }
+    if (typeof fn !== 'function') throw new ConfigError('trace(name, [options], fn): fn must be a function');
+    const span = this.startSpan(name, options);
+    return this._runEnding(span, fn, undefined, [span]);
+  }
+
+  /** Runs `fn` with `span` current (without ending it). */
+  withSpan(span, fn, ...args) {
+    return this._ctx.with(span, fn, undefined, args);
+  }
+
+  _runEnding(span, fn, thisArg, args) {
+    return this._ctx.with(span, () => {
+      let result;
+      try {
+        result = fn.apply(thisArg, args);
+      } catch (e) {
+        span.recordException(e);
+        span.end();
+        throw e;
+      }
+      if (result !== null && typeof result === 'object' && typeof result.then === 'function') {
+        return result.then(
+          (v) => {
+            span.end();
+            return v;
+          },
+          (e) => {
+            span.recordException(e);
+            span.end();
+            throw e;
+          },
+        );
+      }
+      span.end();
+      return result;
+    }, undefined, []);
+  }
+
+  /** Writes `traceparent`/`tracestate` of `span` (default: the active span) into `carrier`. */
+  inject(carrier = {}, span = this.activeSpan()) {
+    return inject(span, carrier);
+  }
+
+  /** Reads a remote parent from `carrier` headers; `undefined` when absent or invalid. */
+  extract(carrier) {
+    return extract(carrier);
+  }
+
+  _link(context, attributes) {
+    const c = context && context.t0 !== undefined ? context : asContext(context);
+    if (!c) return null;
+    return { t0: c.t0, t1: c.t1, t2: c.t2, t3: c.t3, s0: c.s0, s1: c.s1, flags: c.flags & 0xff,
+      traceState: c.traceState || '', attrs: flatten(attributes), dropped: 0 };
+  }
+
+  _finish(span) {
+    const q = this._queue;
+    q.push(span);
+    if (q.length >= this._batch) this._drain();
+    else if (this._timer === null && q.length === 1) this._schedule();
+  }
+
+  _schedule() {
+    if (typeof setTimeout !== 'function') return;
+    this._timer = setTimeout(() => {
+      this._timer = null;
+      this._drain();
+    }, this._delay);
+    if (this._timer && typeof this._timer.unref === 'function') this._timer.unref();
+  }
+
+  /** Hands queued spans to the core in one record buffer. */
+  _drain() {
+    if (this._timer !== null) {
+      clearTimeout(this._timer);
+      this._timer = null;
+    }
+    const q = this._queue;
+    if (q.length === 0 && this._sampledOut === 0) return;
+    const bytes = this._writer.write(q, this._sampledOut);
+    const count = q.length; // capture the count, not the spans: they are garbage from here on
+    this._queue = [];
+    this._sampledOut = 0;
+    const p = Promise.resolve(this._native.ingest(bytes));
+    this._inflight.add(p);
+    p.then(
+      () => this._inflight.delete(p),
+      (e) => {
+        this._inflight.delete(p);
+        this._ingestFailures += count;
+        this._lastIngestError = fromNative(e);
+      },
+    );
+  }
+
+  /**
+   * Seals and sends every finished span; resolves with `{ spansDelivered, spooled, failed, pending,
+   * dropped }`. Waiting happens on the core's side, never on the event loop.
+   */
+  async flush(timeoutMs) {
+    this._drain();
+    await Promise.allSettled([...this._inflight]);
+    let report;
+    try {
+      report = await this._native.flush(timeoutMs);
+    } catch (e) {
+      throw fromNative(e);
+    }
+    return this._withIngestFailures(report);
+  }
+
+  /** Flushes, then stops; spans ended later are dropped and counted. Idempotent: later calls get the first call's result. */
+  shutdown(timeoutMs) {
+    if (!this._shutdown) this._shutdown = this._shutdownOnce(timeoutMs);
+    return this._shutdown;
+  }
+
+  async _shutdownOnce(timeoutMs) {
+    this._closed = true;
+    this._drain();
+    await Promise.allSettled([...this._inflight]);
+    let report;
+    try {
+      report = await this._native.shutdown(timeoutMs);
+    } catch (e) {
+      throw fromNative(e);
+    }
+    return this._withIngestFailures(report);
+  }
+
+  _withIngestFailures(report) {
+    if (this._ingestFailures > 0) {
+      report.failed += this._ingestFailures;
+      this._ingestFailures = 0;
+    }
+    return report;
+  }
+
+  /** Self-telemetry: the core's counters plus spans still queued on the JS side. */
+  stats() {
+    const s = this._native.stats();
+    s.spansQueued = this._queue.length;
+    s.spansSampledOut += this._sampledOut;
+    return s;
+  }
+}
+
+/** The root sampling bound for `ratio`, as [hi, lo] 32-bit halves of ratio × 2^63 (sampler.rs). */
+export function ratioBound(ratio) {
+  const bound = Math.floor(ratio * TWO31 * 4294967296);
+  return [Math.floor(bound / 4294967296), bound % 4294967296];
+}
+
+/**
+ * The core's TraceIdRatio rule on the trace id's last two words: sampled when the low 63 bits of
+ * bytes 8..16 are below ratio × 2^63. Pinned against the core by the packages' tests.
+ */
+export function sampledByRatio(ratio, boundHi, boundLo, t2, t3) {
+  if (ratio >= 1) return true;
+  if (!(ratio > 0)) return false;
+  const hi = t2 >>> 1;
+  const lo = ((t2 & 1) * TWO31) + (t3 >>> 1);
+  return hi < boundHi || (hi === boundHi && lo < boundLo);
+}
+
+function asContext(c) {
+  if (!c) return null;
+  if (typeof c.spanContext === 'function') c = c.spanContext();
+  if (typeof c.traceId === 'string' && typeof c.spanId === 'string') {
+    const flags = c.traceFlags === undefined ? 1 : c.traceFlags;
+    const r = contextFromIds(c.traceId, c.spanId, flags, c.traceState || '');
+    if (r) return r;
+  }
+  throw new TracexError('parent must be a span, a context from extract(), or null', 'TRACEX_INVALID_CONTEXT');
+}
+
+export { SpanKind, wordsToHex };

@@ -1,0 +1,21 @@
+// ESM entry: the CommonJS bundle, re-exported (one module instance for `import` and `require`).
+import cjs from './index.cjs';
+
+export const {
+  Tracer,
+  Span,
+  NonRecordingSpan,
+  SpanKind,
+  SpanStatusCode,
+  TracexError,
+  ConfigError,
+  KeyError,
+  ContextError,
+  ExportError,
+  extract,
+  inject,
+  contextFromIds,
+  context,
+  reseedIds,
+} = cjs;
+export default cjs;

@@ -1,0 +1,173 @@
+//! `NativeTracer`: the core tracer behind the JS `Tracer`. Every method returns at once; decoding a
+//! record buffer, flushing and shutting down run as `AsyncTask`s on the libuv pool.
+
+use std::time::Duration;
+
+use napi::bindgen_prelude::{AsyncTask, Uint8Array};
+use napi::{Env, Task};
+use napi_derive::napi;
+use tracex_core::{FlushReport, Tracer};
+
+use crate::error::to_js;
+use crate::options::{NativeOptions, build, root_ratio};
+
+const DEFAULT_TIMEOUT_MS: u32 = 10_000;
+
+/// What a flush or shutdown delivered and what it could not.
+#[napi(object)]
+pub struct JsFlushReport {
+    /// Spans the collector acknowledged.
+    pub spans_delivered: f64,
+    /// Spans written to the on-disk spool for a later attempt.
+    pub spooled: f64,
+    /// Spans given up on.
+    pub failed: f64,
+    /// Spans still buffered or in flight when the timeout struck.
+    pub pending: f64,
+    /// Spans dropped before sealing (buffer full or tracer shut down).
+    pub dropped: f64,
+}
+
+#[allow(clippy::cast_precision_loss)]
+impl From<FlushReport> for JsFlushReport {
+    fn from(r: FlushReport) -> Self {
+        Self {
+            spans_delivered: r.spans_delivered as f64,
+            spooled: r.spans_spooled as f64,
+            failed: r.spans_failed as f64,
+            pending: r.spans_pending as f64,
+            dropped: r.spans_dropped as f64,
+        }
+    }
+}
+
+/// The core's self-telemetry counters.
+#[napi(object)]
+pub struct JsStats {
+    pub spans_recorded: f64,
+    pub spans_sampled_out: f64,
+    pub spans_dropped: f64,
+    pub values_redacted: f64,
+    pub batches_sealed: f64,
+    pub spans_sealed: f64,
+    pub batches_sent: f64,
+    pub spans_sent: f64,
+    pub batches_retried: f64,
+    pub batches_failed: f64,
+    pub spans_failed: f64,
+    pub batches_spooled: f64,
+    pub spans_spooled: f64,
+    pub bytes_sent: f64,
+}
+
+/// The native tracer. Use the JS `Tracer` instead; this is its engine.
+#[napi]
+pub struct NativeTracer {
+    tracer: Tracer,
+}
+
+#[napi]
+impl NativeTracer {
+    /// Builds the tracer; throws an `Error` with `code` `TRACEX_CONFIG`, `TRACEX_PUBLIC_KEY`, … on bad
+    /// options. With only a fingerprint pinned, the key is fetched from the collector here.
+    #[napi(constructor)]
+    pub fn new(env: Env, options: Option<NativeOptions>) -> napi::Result<Self> {
+        Ok(Self { tracer: build(&env, options.unwrap_or_default())? })
+    }
+
+    /// Hands a span record buffer to the core; resolves with the number of spans accepted.
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn ingest(&self, records: Uint8Array) -> AsyncTask<Ingest> {
+        AsyncTask::new(Ingest { tracer: self.tracer.clone(), bytes: records.to_vec() })
+    }
+
+    /// Seals and sends everything buffered; resolves with what was delivered and what was not.
+    #[napi(ts_return_type = "Promise<JsFlushReport>")]
+    pub fn flush(&self, timeout_ms: Option<u32>) -> AsyncTask<Flush> {
+        AsyncTask::new(Flush { tracer: self.tracer.clone(), timeout: timeout(timeout_ms), shutdown: false })
+    }
+
+    /// Flushes, then stops the worker; later spans are dropped and counted.
+    #[napi(ts_return_type = "Promise<JsFlushReport>")]
+    pub fn shutdown(&self, timeout_ms: Option<u32>) -> AsyncTask<Flush> {
+        AsyncTask::new(Flush { tracer: self.tracer.clone(), timeout: timeout(timeout_ms), shutdown: true })
+    }
+
+    /// Self-telemetry counters.
+    #[napi]
+    #[allow(clippy::cast_precision_loss)]
+    pub fn stats(&self) -> JsStats {
+        let s = self.tracer.stats();
+        JsStats {
+            spans_recorded: s.spans_recorded as f64,
+            spans_sampled_out: s.spans_sampled_out as f64,
+            spans_dropped: s.spans_dropped as f64,
+            values_redacted: s.values_redacted as f64,
+            batches_sealed: s.batches_sealed as f64,
+            spans_sealed: s.spans_sealed as f64,
+            batches_sent: s.batches_sent as f64,
+            spans_sent: s.spans_sent as f64,
+            batches_retried: s.batches_retried as f64,
+            batches_failed: s.batches_failed as f64,
+            spans_failed: s.spans_failed as f64,
+            batches_spooled: s.batches_spooled as f64,
+            spans_spooled: s.spans_spooled as f64,
+            bytes_sent: s.bytes_sent as f64,
+        }
+    }
+
+    /// Hex SHA-256 fingerprint of the collector key batches are sealed to.
+    #[napi(getter)]
+    pub fn key_id(&self) -> String {
+        self.tracer.collector_key_id().to_hex()
+    }
+
+    /// The head-sampling ratio for root spans, as resolved by the core (options or env).
+    #[napi(getter)]
+    pub fn sample_ratio(&self) -> f64 {
+        root_ratio(self.tracer.sampler())
+    }
+}
+
+fn timeout(ms: Option<u32>) -> Duration {
+    Duration::from_millis(u64::from(ms.unwrap_or(DEFAULT_TIMEOUT_MS)))
+}
+
+/// Decodes and records a record buffer off the event loop.
+pub struct Ingest {
+    tracer: Tracer,
+    bytes: Vec<u8>,
+}
+
+impl Task for Ingest {
+    type Output = tracex_core::Result<usize>;
+    type JsValue = u32;
+
+    fn compute(&mut self) -> napi::Result<Self::Output> {
+        Ok(self.tracer.ingest_records(&self.bytes))
+    }
+
+    fn resolve(&mut self, env: Env, n: Self::Output) -> napi::Result<u32> {
+        n.map(|n| u32::try_from(n).unwrap_or(u32::MAX)).map_err(|e| to_js(&env, &e))
+    }
+}
+
+/// Flush or shutdown, waiting on a pool thread.
+pub struct Flush {
+    tracer: Tracer,
+    timeout: Duration,
+    shutdown: bool,
+}
+
+impl Task for Flush {
+    type Output = tracex_core::Result<FlushReport>;
+    type JsValue = JsFlushReport;
+
+    fn compute(&mut self) -> napi::Result<Self::Output> {
+        Ok(if self.shutdown { self.tracer.shutdown(self.timeout) } else { self.tracer.flush(self.timeout) })
+    }
+
+    fn resolve(&mut self, env: Env, r: Self::Output) -> napi::Result<JsFlushReport> {
+        r.map(Into::into).map_err(|e| to_js(&env, &e))
+    }
+}

@@ -1,0 +1,287 @@
+// The installed `tracex` package against the real collector: spans emitted here are queried back
+// over HTTP and compared field by field.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { execFileSync } from 'node:child_process';
+import { attrs, startCollector, tracex, PROJECT } from './collector.mjs';
+
+const { Tracer, SpanStatusCode, ConfigError, KeyError, TracexError } = tracex;
+let c;
+before(async () => {
+  c = await startCollector();
+});
+after(async () => {
+  await c.stop();
+});
+
+test('spans, attributes of every type, events and status round-trip exactly', async () => {
+  const tracer = new Tracer(c.options({ serviceName: 'facilitator', operatorId: 'fac-1' }));
+  let traceId;
+  const value = tracer.trace('POST /settle', { kind: 'server', attributes: { 'x402.phase': 'settle' } }, (root) => {
+    traceId = root.traceId;
+    root.setAttributes({
+      'x402.scheme': 'exact',
+      'x402.network': 'base-sepolia',
+      'x402.amount': '10000',
+      'x402.attempt': 2,
+      'ratio': 0.25,
+      'ok': true,
+      'big': 2n ** 62n,
+      'tags': ['a', 'é', 'c'],
+      'raw': new Uint8Array([0, 1, 255]),
+      'nested': { inner: [1, 2] },
+      'skipped': undefined,
+    });
+    const child = tracer.startSpan('eth_sendRawTransaction', { kind: tracex.SpanKind.CLIENT });
+    child.addEvent('retry', { 'x402.attempt': 1 });
+    child.setStatus({ code: SpanStatusCode.ERROR, message: 'nonce too low' });
+    child.end();
+    return 42;
+  });
+  assert.equal(value, 42);
+  const report = await tracer.flush();
+  assert.equal(report.spansDelivered, 2);
+  assert.equal(report.failed + report.pending + report.dropped, 0);
+
+  const spans = await c.trace(traceId);
+  assert.equal(spans.length, 2);
+  const [root, child] = spans;
+  assert.equal(root.name, 'POST /settle');
+  assert.equal(root.kind, 'server');
+  assert.equal(root.parent_span_id, null);
+  assert.equal(root.service_name, 'facilitator');
+  assert.deepEqual(attrs(root.attributes), {
+    'x402.phase': 'settle',
+    'x402.scheme': 'exact',
+    'x402.network': 'base-sepolia',
+    'x402.amount': '10000',
+    'x402.attempt': 2,
+    'ratio': 0.25,
+    'ok': true,
+    'big': 2 ** 62,
+    'tags': ['a', 'é', 'c'],
+    'raw': Buffer.from([0, 1, 255]),
+    'nested': { inner: [1, 2] },
+  });
+  assert.equal(attrs(root.resource.attributes)['telemetry.sdk.name'], 'tracex-node');
+  assert.equal(attrs(root.resource.attributes)['x402.operator.id'], 'fac-1');
+  assert.equal(child.name, 'eth_sendRawTransaction');
+  assert.equal(child.kind, 'client');
+  assert.equal(child.parent_span_id, root.span_id);
+  assert.deepEqual(child.status, { code: 'error', message: 'nonce too low' });
+  assert.equal(child.events[0].name, 'retry');
+  assert.deepEqual(attrs(child.events[0].attributes), { 'x402.attempt': 1 });
+  const dur = Number(BigInt(root.end_time_unix_nano) - BigInt(root.start_time_unix_nano));
+  assert.ok(dur > 0 && dur < 5e9, `duration ${dur}`);
+  const startMs = Number(BigInt(root.start_time_unix_nano) / 1000000n);
+  assert.ok(Math.abs(startMs - Date.now()) < 60_000, 'start time is wall-clock time');
+  await tracer.shutdown();
+});
+
+test('sync throws and async rejections are recorded, rethrown and end the span', async () => {
+  const tracer = new Tracer(c.options());
+  let ids = [];
+  assert.throws(() => tracer.trace('sync-fail', (s) => {
+    ids.push(s.traceId);
+    throw new TypeError('bad amount');
+  }), TypeError);
+  await assert.rejects(tracer.trace('async-fail', async (s) => {
+    ids.push(s.traceId);
+    await sleep(1);
+    throw Object.assign(new Error('insufficient funds'), { code: 'E_FUNDS' });
+  }), /insufficient funds/);
+  const wrapped = tracer.startSpan('wrapped').wrap(async (x) => x * 2);
+  assert.equal(await wrapped(21), 42);
+  await tracer.flush();
+  const [sync] = await c.trace(ids[0]);
+  assert.equal(sync.status.code, 'error');
+  assert.equal(sync.status.message, 'bad amount');
+  const ev = attrs(sync.events[0].attributes);
+  assert.equal(sync.events[0].name, 'exception');
+  assert.equal(ev['exception.type'], 'TypeError');
+  assert.match(ev['exception.stacktrace'], /tracer\.test\.mjs/);
+  const [asyncSpan] = await c.trace(ids[1]);
+  assert.equal(asyncSpan.status.message, 'insufficient funds');
+  assert.equal(attrs(asyncSpan.events[0].attributes)['exception.code'], 'E_FUNDS');
+  await tracer.shutdown();
+});
+
+test('concurrent requests keep their own parents across awaits', async () => {
+  const tracer = new Tracer(c.options({ serviceName: 'concurrency' }));
+  const roots = await Promise.all(Array.from({ length: 25 }, (_, i) => tracer.trace(`request-${i}`, async (req) => {
+    await sleep(Math.random() * 5);
+    await tracer.trace('verify', async () => {
+      await sleep(Math.random() * 5);
+      await tracer.trace('rpc', async () => sleep(1));
+    });
+    await Promise.all([tracer.trace('settle-a', () => sleep(2)), tracer.trace('settle-b', () => sleep(1))]);
+    assert.equal(tracer.activeSpan(), req);
+    return req.traceId;
+  })));
+  assert.equal(tracer.activeSpan(), undefined, 'nothing leaks into the caller');
+  await tracer.flush();
+  for (const [i, traceId] of roots.entries()) {
+    const spans = await c.trace(traceId);
+    const by = Object.fromEntries(spans.map((s) => [s.name, s]));
+    assert.equal(spans.length, 5, `trace ${i}`);
+    const root = by[`request-${i}`];
+    assert.equal(by.verify.parent_span_id, root.span_id);
+    assert.equal(by.rpc.parent_span_id, by.verify.span_id);
+    assert.equal(by['settle-a'].parent_span_id, root.span_id);
+    assert.equal(by['settle-b'].parent_span_id, root.span_id);
+    assert.ok(spans.every((s) => s.trace_id === traceId));
+  }
+  await tracer.shutdown();
+});
+
+test('traceparent inject/extract continues a remote trace', async () => {
+  const tracer = new Tracer(c.options());
+  const incoming = { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', tracestate: 'cdp=1' };
+  const remote = tracer.extract(incoming);
+  const headers = tracer.trace('handler', { parent: remote }, (span) => {
+    assert.equal(span.traceId, '4bf92f3577b34da6a3ce929d0e0e4736');
+    return tracer.inject({});
+  });
+  assert.match(headers.traceparent, /^00-4bf92f3577b34da6a3ce929d0e0e4736-[0-9a-f]{16}-01$/);
+  assert.equal(headers.tracestate, 'cdp=1');
+  assert.equal(tracer.extract({ traceparent: '00-00000000000000000000000000000000-00f067aa0ba902b7-01' }), undefined);
+  assert.equal(tracer.extract({ traceparent: 'garbage' }), undefined);
+  assert.equal(tracer.extract(new Headers(incoming)).traceId, '4bf92f3577b34da6a3ce929d0e0e4736');
+  await tracer.flush();
+  const [span] = await c.trace('4bf92f3577b34da6a3ce929d0e0e4736');
+  assert.equal(span.parent_span_id, '00f067aa0ba902b7');
+  assert.equal(span.trace_state, 'cdp=1');
+  assert.equal(span.flags & 0x300, 0x300, 'parent marked remote');
+  await tracer.shutdown();
+});
+
+test('sampling: ratio 0 records nothing, counts it, and propagates the unsampled flag', async () => {
+  const tracer = new Tracer(c.options({ sampleRatio: 0, serviceName: 'sampled-out' }));
+  let tp;
+  for (let i = 0; i < 100; i++) tracer.trace('dropped', (s) => {
+    assert.equal(s.isRecording(), false);
+    tp = tracer.inject({}).traceparent;
+  });
+  assert.match(tp, /-00$/);
+  const report = await tracer.flush();
+  assert.equal(report.spansDelivered, 0);
+  assert.equal(tracer.stats().spansSampledOut, 100);
+  assert.equal((await c.traces('&service=sampled-out')).length, 0);
+  const half = new Tracer(c.options({ sampleRatio: 0.5, serviceName: 'half' }));
+  for (let i = 0; i < 2000; i++) half.startSpan('maybe').end();
+  await half.flush();
+  const kept = half.stats().spansRecorded;
+  assert.ok(kept > 850 && kept < 1150, `kept ${kept} of 2000`);
+  await tracer.shutdown();
+  await half.shutdown();
+});
+
+test('flush and shutdown report delivery; spans after shutdown are dropped and counted', async () => {
+  const tracer = new Tracer(c.options({ serviceName: 'bulk', maxExportBatchSize: 100 }));
+  for (let i = 0; i < 5000; i++) {
+    const s = tracer.startSpan('bulk', { attributes: { i } });
+    s.end();
+  }
+  const [report, again] = await Promise.all([tracer.shutdown(60_000), tracer.shutdown(60_000)]);
+  assert.strictEqual(again, report, 'shutdown is idempotent');
+  // The report covers what this shutdown delivered (the worker already sent full batches before).
+  assert.equal(report.spooled + report.failed + report.pending + report.dropped, 0, JSON.stringify(report));
+  assert.ok(report.spansDelivered > 0 && report.spansDelivered <= 5000);
+  assert.equal(tracer.stats().spansSent, 5000);
+  tracer.startSpan('late').end();
+  await assert.rejects(tracer.flush(), (e) => e instanceof tracex.ExportError && e.code === 'TRACEX_SHUTDOWN');
+  assert.equal(tracer.stats().spansDropped, 1);
+  const traces = await c.traces('&service=bulk');
+  assert.equal(traces.length, 5000);
+});
+
+test('collector down: flush resolves with what was not delivered, spooled to disk when configured', async () => {
+  const spoolDir = `${c.dataDir}/spool-test`;
+  const tracer = new Tracer(c.options({ endpoint: 'http://127.0.0.1:9', spoolDir, serviceName: 'down' }));
+  for (let i = 0; i < 10; i++) tracer.startSpan('lost?').end();
+  const report = await tracer.flush(3000);
+  assert.equal(report.spansDelivered, 0);
+  assert.equal(report.spooled + report.failed + report.pending, 10, JSON.stringify(report));
+  await tracer.shutdown(1000);
+  // The next process (same spool) delivers them once the collector is reachable.
+  const again = new Tracer(c.options({ spoolDir, serviceName: 'down' }));
+  await again.shutdown(10_000);
+  if (report.spooled === 10) assert.equal((await c.traces('&service=down')).length, 10);
+});
+
+test('bad configuration throws TracexError subclasses with codes', () => {
+  const env = { ...process.env };
+  delete process.env.TRACEX_COLLECTOR_PUBLIC_KEY;
+  delete process.env.TRACEX_COLLECTOR_FINGERPRINT;
+  try {
+    assert.throws(() => new Tracer({ serviceName: 'x' }), (e) => e instanceof ConfigError && e.code === 'TRACEX_CONFIG'
+      && /collector public key is required/.test(e.message));
+    assert.throws(() => new Tracer({ collectorPublicKey: '-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----' }),
+      (e) => e instanceof KeyError && e.code === 'TRACEX_PUBLIC_KEY');
+    assert.throws(() => new Tracer(c.options({ collectorFingerprint: 'ab'.repeat(32) })),
+      (e) => e instanceof KeyError && e.code === 'TRACEX_FINGERPRINT_MISMATCH');
+    assert.throws(() => new Tracer(c.options({ sampleRatio: 2 })), (e) => e instanceof ConfigError && /sampleRatio/.test(e.message));
+    assert.throws(() => new Tracer(c.options({ endpoint: 'ftp://x' })), (e) => e.code === 'TRACEX_CONFIG');
+    assert.throws(() => new Tracer(c.options({ maxExportBatchSize: 0 })), (e) => e instanceof TracexError);
+    assert.throws(() => new Tracer('nope'), ConfigError);
+    assert.throws(() => new Tracer(c.options()).startSpan('x', { parent: { traceId: 'zz', spanId: 'yy' } }),
+      (e) => e.code === 'TRACEX_INVALID_CONTEXT');
+  } finally {
+    Object.assign(process.env, env);
+  }
+});
+
+test('env fallbacks and a pinned fingerprint fetch the key from the collector', async () => {
+  const out = execFileSync(process.execPath, ['--input-type=module', '-e', `
+    import { Tracer } from 'tracex';
+    const t = new Tracer();
+    let id;
+    t.trace('from-env', (s) => { id = s.traceId; });
+    const r = await t.shutdown();
+    console.log(JSON.stringify({ id, r, key: t.collectorKeyId }));
+  `], {
+    cwd: PROJECT,
+    encoding: 'utf8',
+    env: { ...process.env, TRACEX_ENDPOINT: c.url, TRACEX_API_KEY: c.ingest, TRACEX_SERVICE_NAME: 'env-svc',
+      TRACEX_COLLECTOR_FINGERPRINT: c.fingerprint },
+  });
+  const { id, r, key } = JSON.parse(out);
+  assert.equal(key, c.fingerprint);
+  assert.equal(r.spansDelivered, 1);
+  const [span] = await c.trace(id);
+  assert.equal(span.service_name, 'env-svc');
+});
+
+test('spans left at exit are flushed by the beforeExit hook (ESM entry, installed package)', async () => {
+  const out = execFileSync(process.execPath, ['--input-type=module', '-e', `
+    import { Tracer } from 'tracex';
+    const t = new Tracer(JSON.parse(process.env.OPTS));
+    const s = t.startSpan('at-exit');
+    s.end();
+    console.log(s.traceId);
+  `], { cwd: PROJECT, encoding: 'utf8', env: { ...process.env, OPTS: JSON.stringify(c.options()) } });
+  const [span] = await c.trace(out.trim());
+  assert.equal(span.name, 'at-exit');
+});
+
+test('SIGTERM without a handler of its own: spans are flushed, then the process ends by the signal', async () => {
+  const { spawn } = await import('node:child_process');
+  const child = spawn(process.execPath, ['--input-type=module', '-e', `
+    import { Tracer } from 'tracex';
+    const t = new Tracer(JSON.parse(process.env.OPTS));
+    const s = t.startSpan('before-sigterm');
+    s.end();
+    console.log(s.traceId);
+    setInterval(() => {}, 1000); // a server would keep the loop alive
+  `], { cwd: PROJECT, env: { ...process.env, OPTS: JSON.stringify(c.options()) }, stdio: ['ignore', 'pipe', 'inherit'] });
+  child.stdout.setEncoding('utf8');
+  const [line] = await new Promise((ok) => child.stdout.once('data', (d) => ok(d.split('\n'))));
+  child.kill('SIGTERM');
+  const [code, signal] = await new Promise((ok) => child.once('exit', (...a) => ok(a)));
+  assert.equal(code, null);
+  assert.equal(signal, 'SIGTERM');
+  const [span] = await c.trace(line.trim());
+  assert.equal(span.name, 'before-sigterm');
+});

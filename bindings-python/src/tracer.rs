@@ -1,0 +1,294 @@
+//! `Tracer`: options in, a core tracer out; flush and shutdown wait with the GIL released.
+
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::time::Duration;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString};
+use tracex_core::config::BatchConfig;
+use tracex_core::transport::RetryPolicy;
+use tracex_core::{FlushReport, Sampler, Tracer};
+
+use crate::error::{self, IntoPyResult};
+use crate::span::{self, PySpan};
+
+/// The core tracer behind a Python `Tracer` and every span it started. Replaced as a whole in a
+/// forked child (see [`PyTracer::after_fork_in_child`]), so spans ended after a fork record into the
+/// child's working tracer.
+///
+/// Fork safety of the lock: every read section is short, pure Rust and runs with the GIL held, and
+/// `os.fork()` runs with the GIL held by the forking thread, so no other thread can be inside a
+/// section when the process forks: the child's copy of the lock is always free. Flush and shutdown
+/// clone the tracer out of the lock before releasing the GIL to wait.
+pub(crate) struct Shared {
+    tracer: RwLock<Tracer>,
+}
+
+impl Shared {
+    #[inline]
+    pub(crate) fn get(&self) -> RwLockReadGuard<'_, Tracer> {
+        // Nothing panics while holding the lock; a poisoned lock still holds a valid tracer.
+        self.tracer.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Records spans and delivers them, sealed, to the collector.
+#[pyclass(module = "tracex._native", name = "Tracer", subclass, frozen, weakref)]
+pub struct PyTracer {
+    pub(crate) shared: Arc<Shared>,
+}
+
+fn seconds(py: Python<'_>, name: &str, v: f64) -> PyResult<Duration> {
+    Duration::try_from_secs_f64(v)
+        .map_err(|_| error::config(py, format!("{name} must be a non-negative number of seconds, got {v}")))
+}
+
+fn positive(py: Python<'_>, name: &str, v: usize) -> PyResult<usize> {
+    if v == 0 {
+        return Err(error::config(py, format!("{name} must be positive")));
+    }
+    Ok(v)
+}
+
+#[pymethods]
+impl PyTracer {
+    /// See `tracex/_native.pyi` for the documented options; unset options fall back to `TRACEX_*`
+    /// environment variables inside the core.
+    #[new]
+    #[pyo3(signature = (
+        *,
+        endpoint = None,
+        api_key = None,
+        service_name = None,
+        service_version = None,
+        environment = None,
+        collector_public_key = None,
+        collector_fingerprint = None,
+        sample_ratio = None,
+        spool_dir = None,
+        resource_attributes = None,
+        operator_id = None,
+        operator_role = None,
+        max_queue_size = None,
+        max_batch_size = None,
+        scheduled_delay = None,
+        retry_timeout = None,
+        request_timeout = None,
+        compression = false,
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        endpoint: Option<String>,
+        api_key: Option<String>,
+        service_name: Option<String>,
+        service_version: Option<String>,
+        environment: Option<String>,
+        collector_public_key: Option<String>,
+        collector_fingerprint: Option<String>,
+        sample_ratio: Option<f64>,
+        spool_dir: Option<std::path::PathBuf>,
+        resource_attributes: Option<&Bound<'_, PyAny>>,
+        operator_id: Option<String>,
+        operator_role: Option<String>,
+        max_queue_size: Option<usize>,
+        max_batch_size: Option<usize>,
+        scheduled_delay: Option<f64>,
+        retry_timeout: Option<f64>,
+        request_timeout: Option<f64>,
+        compression: bool,
+    ) -> PyResult<Self> {
+        let mut b =
+            Tracer::builder().with_sdk("tracex-python", env!("CARGO_PKG_VERSION")).with_compression(compression);
+        macro_rules! opt {
+            ($v:expr, $m:ident) => {
+                if let Some(v) = $v {
+                    b = b.$m(v);
+                }
+            };
+        }
+        opt!(endpoint, with_endpoint);
+        opt!(api_key, with_api_key);
+        opt!(service_name, with_service_name);
+        opt!(service_version, with_service_version);
+        opt!(environment, with_environment);
+        opt!(collector_fingerprint, with_collector_fingerprint);
+        opt!(spool_dir, with_spool_dir);
+        opt!(operator_id, with_operator_id);
+        opt!(operator_role, with_operator_role);
+        if let Some(pem) = collector_public_key {
+            b = b.with_collector_public_key_pem(pem);
+        }
+        if let Some(r) = sample_ratio {
+            b = b.with_sampler(Sampler::ratio(r));
+        }
+        if let Some(attrs) = resource_attributes.filter(|a| !a.is_none()) {
+            for kv in span::to_key_values(attrs)? {
+                b = b.with_resource_attribute(kv.key, kv.value);
+            }
+        }
+        let mut batch = BatchConfig::default();
+        if let Some(n) = max_queue_size {
+            batch.max_queue_size = positive(py, "max_queue_size", n)?;
+        }
+        if let Some(n) = max_batch_size {
+            batch.max_batch_size = positive(py, "max_batch_size", n)?;
+        }
+        if let Some(s) = scheduled_delay {
+            batch.scheduled_delay = seconds(py, "scheduled_delay", s)?;
+        }
+        b = b.with_batch_config(batch);
+        let mut retry = RetryPolicy::default();
+        if let Some(s) = retry_timeout {
+            retry.max_elapsed = seconds(py, "retry_timeout", s)?;
+        }
+        if let Some(s) = request_timeout {
+            retry.request_timeout = seconds(py, "request_timeout", s)?;
+        }
+        b = b.with_retry_policy(retry);
+        // Building may fetch the collector key over HTTP: never with the GIL held.
+        let tracer = py.detach(move || b.build()).py_err(py)?;
+        Ok(Self { shared: Arc::new(Shared { tracer: RwLock::new(tracer) }) })
+    }
+
+    /// Starts a span; `with tracer.span(...) as span:` makes it current and ends it.
+    #[pyo3(signature = (name, *, attributes = None, parent = None, root = false, kind = None, start_time = None))]
+    #[allow(clippy::too_many_arguments)] // the Python signature
+    fn span(
+        &self,
+        py: Python<'_>,
+        name: &Bound<'_, PyString>,
+        attributes: Option<&Bound<'_, PyAny>>,
+        parent: Option<&Bound<'_, PyAny>>,
+        root: bool,
+        kind: Option<&Bound<'_, PyString>>,
+        start_time: Option<u64>,
+    ) -> PyResult<PySpan> {
+        PySpan::start(py, &self.shared, name, attributes, parent, root, kind, start_time)
+    }
+
+    /// Starts a span that is not made current (end it with `span.end()`).
+    #[pyo3(signature = (name, *, attributes = None, parent = None, root = false, kind = None, start_time = None))]
+    #[allow(clippy::too_many_arguments)] // the Python signature
+    fn start_span(
+        &self,
+        py: Python<'_>,
+        name: &Bound<'_, PyString>,
+        attributes: Option<&Bound<'_, PyAny>>,
+        parent: Option<&Bound<'_, PyAny>>,
+        root: bool,
+        kind: Option<&Bound<'_, PyString>>,
+        start_time: Option<u64>,
+    ) -> PyResult<PySpan> {
+        PySpan::start(py, &self.shared, name, attributes, parent, root, kind, start_time)
+    }
+
+    /// Delivers everything recorded so far, waiting at most `timeout` seconds (GIL released).
+    #[pyo3(signature = (timeout = 5.0))]
+    fn flush(&self, py: Python<'_>, timeout: f64) -> PyResult<PyFlushReport> {
+        let timeout = seconds(py, "timeout", timeout)?;
+        let tracer = self.shared.get().clone();
+        py.detach(move || tracer.flush(timeout)).map(PyFlushReport).py_err(py)
+    }
+
+    /// Stops accepting spans and delivers what is buffered within `timeout` seconds (GIL released).
+    #[pyo3(signature = (timeout = 5.0))]
+    fn shutdown(&self, py: Python<'_>, timeout: f64) -> PyResult<PyFlushReport> {
+        let timeout = seconds(py, "timeout", timeout)?;
+        let tracer = self.shared.get().clone();
+        py.detach(move || tracer.shutdown(timeout)).map(PyFlushReport).py_err(py)
+    }
+
+    /// Self-telemetry counters.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = self.shared.get().stats();
+        let d = PyDict::new(py);
+        for (k, v) in [
+            ("spans_recorded", s.spans_recorded),
+            ("spans_sampled_out", s.spans_sampled_out),
+            ("spans_dropped", s.spans_dropped),
+            ("values_redacted", s.values_redacted),
+            ("batches_sealed", s.batches_sealed),
+            ("spans_sealed", s.spans_sealed),
+            ("batches_sent", s.batches_sent),
+            ("spans_sent", s.spans_sent),
+            ("batches_retried", s.batches_retried),
+            ("batches_failed", s.batches_failed),
+            ("spans_failed", s.spans_failed),
+            ("batches_spooled", s.batches_spooled),
+            ("spans_spooled", s.spans_spooled),
+            ("batches_unspooled", s.batches_unspooled),
+            ("spans_unspooled", s.spans_unspooled),
+            ("spans_spool_failed", s.spans_spool_failed),
+            ("spool_errors", s.spool_errors),
+            ("bytes_sent", s.bytes_sent),
+            ("key_rotations", s.key_rotations),
+        ] {
+            d.set_item(k, v)?;
+        }
+        Ok(d)
+    }
+
+    /// SHA-256 fingerprint (hex) of the collector key batches are sealed to.
+    #[getter]
+    fn collector_fingerprint(&self) -> String {
+        self.shared.get().collector_key_id().to_hex()
+    }
+
+    /// Called in a forked child (the `tracex` package registers it with `os.register_at_fork`):
+    /// swaps in the core's fresh tracer for the child (`Tracer::after_fork_in_child`).
+    fn _after_fork_in_child(&self, py: Python<'_>) -> PyResult<()> {
+        let mut slot = self.shared.tracer.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let fresh = slot.after_fork_in_child().py_err(py)?;
+        *slot = fresh;
+        Ok(())
+    }
+}
+
+/// What `flush()` or `shutdown()` achieved.
+#[pyclass(module = "tracex._native", name = "FlushReport", frozen)]
+pub struct PyFlushReport(FlushReport);
+
+#[pymethods]
+impl PyFlushReport {
+    /// Spans the collector acknowledged during the call.
+    #[getter]
+    fn spans_delivered(&self) -> u64 {
+        self.0.spans_delivered
+    }
+    /// Spans written to the on-disk spool during the call (delivered later).
+    #[getter]
+    fn spans_spooled(&self) -> u64 {
+        self.0.spans_spooled
+    }
+    /// Spans given up on during the call.
+    #[getter]
+    fn spans_failed(&self) -> u64 {
+        self.0.spans_failed
+    }
+    /// Spans still buffered or being retried when the call returned (non-zero after a timeout).
+    #[getter]
+    fn spans_pending(&self) -> u64 {
+        self.0.spans_pending
+    }
+    /// Spans dropped during the call (buffer full or tracer shut down).
+    #[getter]
+    fn spans_dropped(&self) -> u64 {
+        self.0.spans_dropped
+    }
+    /// True when nothing was lost or left pending.
+    #[getter]
+    fn complete(&self) -> bool {
+        self.0.is_complete()
+    }
+    fn __bool__(&self) -> bool {
+        self.0.is_complete()
+    }
+    fn __repr__(&self) -> String {
+        let r = &self.0;
+        format!(
+            "FlushReport(spans_delivered={}, spans_spooled={}, spans_failed={}, spans_pending={}, spans_dropped={})",
+            r.spans_delivered, r.spans_spooled, r.spans_failed, r.spans_pending, r.spans_dropped
+        )
+    }
+}

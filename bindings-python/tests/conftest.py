@@ -1,0 +1,202 @@
+"""Fixtures: the real `tracex-collector` binary on a free loopback port with a throwaway data dir
+(SQLite), ingest and read API keys, and helpers to query spans back over the real query API.
+
+The collector binary comes from $TRACEX_COLLECTOR_BIN (scripts/test-python.sh builds it). These
+tests import the *installed* wheel: run them from outside the source tree.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional
+
+import pytest
+
+VECTORS = Path(os.environ.get("TRACEX_VECTORS_DIR", Path(__file__).resolve().parents[2] / "tests" / "vectors"))
+
+
+def collector_bin() -> str:
+    path = os.environ.get("TRACEX_COLLECTOR_BIN")
+    if not path or not os.access(path, os.X_OK):
+        pytest.fail("set TRACEX_COLLECTOR_BIN to the tracex-collector binary (scripts/test-python.sh does)")
+    return path
+
+
+def cli(data_dir: Path, *args: str) -> str:
+    out = subprocess.run(
+        [collector_bin(), "--data-dir", str(data_dir), *args], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+@dataclass
+class Collector:
+    url: str
+    data_dir: Path
+    proc: subprocess.Popen[str]
+    ingest_key: str
+    read_key: str
+    public_pem: str
+    fingerprint: str
+    _seen: dict[str, Any] = field(default_factory=dict)
+
+    def get(self, path: str) -> tuple[int, Any]:
+        req = urllib.request.Request(self.url + path, headers={"Authorization": f"Bearer {self.read_key}"})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"null")
+
+    def trace(self, trace_id: str) -> Optional[dict[str, Any]]:
+        status, body = self.get(f"/api/v1/traces/{trace_id}")
+        if status == 404:
+            return None
+        assert status == 200, body
+        return body
+
+    def spans(self, trace_id: str) -> list[dict[str, Any]]:
+        """Every span of a trace, flattened from the tree."""
+        body = self.trace(trace_id)
+        out: list[dict[str, Any]] = []
+
+        def walk(nodes: list[dict[str, Any]]) -> None:
+            for n in nodes:
+                out.append(n)
+                walk(n.get("children", []))
+
+        if body is not None:
+            walk(body["spans"])
+        return out
+
+    def wait_spans(self, trace_id: str, count: int, timeout: float = 20.0) -> list[dict[str, Any]]:
+        """Polls until the trace has `count` spans (ingest acknowledges after commit, but a test may
+        query between the SDK's send and the ack)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            spans = self.spans(trace_id)
+            if len(spans) >= count or time.monotonic() > deadline:
+                return spans
+            time.sleep(0.05)
+
+    def traces(self, query: str = "") -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            q = f"/api/v1/traces?limit=1000{query}" + (f"&cursor={urllib.parse.quote(cursor)}" if cursor else "")
+            status, body = self.get(q)
+            assert status == 200, body
+            out.extend(body["traces"])
+            cursor = body.get("next_cursor")
+            if not cursor:
+                return out
+
+
+def start_collector(data_dir: Path) -> Collector:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    ingest = cli(data_dir, "apikey", "create", "--project", "pytest", "--scope", "ingest").strip()
+    read = cli(data_dir, "apikey", "create", "--project", "pytest", "--scope", "read").strip()
+    shown = cli(data_dir, "keys", "show")
+    pem = shown.split("fingerprint:")[0]
+    fingerprint = shown.split("fingerprint:")[1].split()[0]
+    proc = subprocess.Popen(
+        [collector_bin(), "--data-dir", str(data_dir), "serve", "--listen", "127.0.0.1:0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline().strip()
+    prefix = "tracex-collector listening on "
+    assert line.startswith(prefix), f"unexpected collector output {line!r}"
+    url = line[len(prefix) :]
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url + "/readyz", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.05)
+    else:
+        proc.kill()
+        pytest.fail("collector not ready")
+    return Collector(url, data_dir, proc, ingest, read, pem, fingerprint)
+
+
+@pytest.fixture(scope="session")
+def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Collector]:
+    c = start_collector(tmp_path_factory.mktemp("collector"))
+    yield c
+    c.proc.terminate()
+    try:
+        c.proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        c.proc.kill()
+
+
+@pytest.fixture
+def make_tracer(collector: Collector) -> Iterator[Callable[..., Any]]:
+    """Tracers talking to the real collector; shut down at the end of the test."""
+    import tracex
+
+    made: list[tracex.Tracer] = []
+
+    def make(**options: Any) -> tracex.Tracer:
+        opts: dict[str, Any] = dict(
+            endpoint=collector.url,
+            api_key=collector.ingest_key,
+            collector_public_key=collector.public_pem,
+            service_name="pytest-py",
+        )
+        opts.update(options)
+        t = tracex.Tracer(**opts)
+        made.append(t)
+        return t
+
+    yield make
+    for t in made:
+        try:
+            t.shutdown(timeout=5)
+        except tracex.ShutdownError:
+            pass
+
+
+def attrs(span: dict[str, Any]) -> dict[str, Any]:
+    """OTLP/JSON attributes → plain Python values."""
+
+    def value(v: dict[str, Any]) -> Any:
+        if "stringValue" in v:
+            return v["stringValue"]
+        if "boolValue" in v:
+            return v["boolValue"]
+        if "intValue" in v:
+            return int(v["intValue"])
+        if "doubleValue" in v:
+            return float(v["doubleValue"])
+        if "bytesValue" in v:
+            import base64
+
+            return base64.b64decode(v["bytesValue"])
+        if "arrayValue" in v:
+            return [value(x) for x in v["arrayValue"].get("values", [])]
+        if "kvlistValue" in v:
+            return {kv["key"]: value(kv["value"]) for kv in v["kvlistValue"].get("values", [])}
+        raise AssertionError(f"unknown AnyValue {v}")
+
+    return {kv["key"]: value(kv["value"]) for kv in span.get("attributes", [])}
+
+
+def run_python(code: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Runs `code` in a fresh interpreter of this venv (for exit-time behaviour)."""
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=timeout)

@@ -1,0 +1,207 @@
+"""Bad input gets a clear exception (with a stable code) at construction; delivery problems never
+raise into the caller, they are reported by flush() and counted; nothing is lost when a spool is
+configured and the collector is down."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+import tracex
+from conftest import VECTORS, Collector
+
+
+def closed_port_url() -> str:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return f"http://127.0.0.1:{port}"
+
+
+PEM = (VECTORS / "collector-test-key.pub.pem").read_text()
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "code", "words"),
+    [
+        ({}, tracex.ConfigError, "TRACEX_CONFIG", "collector public key is required"),
+        ({"collector_public_key": PEM, "endpoint": "ftp://x"}, tracex.ConfigError, "TRACEX_CONFIG",
+         "must start with http"),
+        ({"collector_public_key": PEM, "endpoint": "http://127.0.0.1:1"}, tracex.ConfigError, "TRACEX_CONFIG",
+         "API key is required"),
+        ({"collector_public_key": PEM, "sample_ratio": 1.5}, tracex.ConfigError, "TRACEX_CONFIG", "within [0, 1]"),
+        ({"collector_public_key": PEM, "max_batch_size": 0}, tracex.ConfigError, "TRACEX_CONFIG",
+         "max_batch_size must be positive"),
+        ({"collector_public_key": PEM, "scheduled_delay": -1.0}, tracex.ConfigError, "TRACEX_CONFIG",
+         "scheduled_delay"),
+        ({"collector_public_key": "-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----\n"},
+         tracex.PublicKeyError, "TRACEX_PUBLIC_KEY", "public key"),
+        ({"collector_public_key": "/nonexistent/key.pem"}, tracex.ConfigError, "TRACEX_CONFIG", "neither PEM"),
+        ({"collector_fingerprint": "00" * 32}, tracex.ConfigError, "TRACEX_CONFIG", "needs an endpoint"),
+    ],
+)
+def test_bad_config_raises_a_clear_error(monkeypatch: pytest.MonkeyPatch, options, error, code, words) -> None:
+    for var in ("TRACEX_ENDPOINT", "TRACEX_API_KEY", "TRACEX_COLLECTOR_PUBLIC_KEY", "TRACEX_COLLECTOR_FINGERPRINT",
+                "TRACEX_SAMPLE_RATIO"):
+        monkeypatch.delenv(var, raising=False)
+    with pytest.raises(error) as e:
+        tracex.Tracer(service_name="bad", **options)
+    assert e.value.code == code
+    assert words in str(e.value), str(e.value)
+    assert isinstance(e.value, tracex.TracexError) and isinstance(e.value, ValueError)
+
+
+def test_collector_unreachable_when_fetching_the_pinned_key() -> None:
+    with pytest.raises(tracex.TransportError) as e:
+        tracex.Tracer(endpoint=closed_port_url(), api_key="k", collector_fingerprint="00" * 32)
+    assert e.value.code == "TRACEX_TRANSPORT" and isinstance(e.value, ConnectionError)
+
+
+def test_fingerprint_mismatch(collector: Collector) -> None:
+    with pytest.raises(tracex.FingerprintMismatchError) as e:
+        tracex.Tracer(collector_public_key=collector.public_pem, collector_fingerprint="ab" * 32)
+    assert e.value.code == "TRACEX_FINGERPRINT_MISMATCH"
+    assert "fingerprint mismatch" in str(e.value)
+
+
+def test_options_are_keyword_only() -> None:
+    with pytest.raises(TypeError):
+        tracex.Tracer("http://127.0.0.1:1")  # type: ignore[misc]
+
+
+def test_environment_fallbacks(collector: Collector, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    pem = tmp_path / "collector.pub.pem"
+    pem.write_text(collector.public_pem)
+    monkeypatch.setenv("TRACEX_ENDPOINT", collector.url)
+    monkeypatch.setenv("TRACEX_API_KEY", collector.ingest_key)
+    monkeypatch.setenv("TRACEX_COLLECTOR_PUBLIC_KEY", str(pem))  # a path works as well as PEM text
+    monkeypatch.setenv("TRACEX_SERVICE_NAME", "from-env")
+    tracer = tracex.Tracer()
+    try:
+        with tracer.span("env") as span:
+            pass
+        assert tracer.flush(timeout=10).spans_delivered == 1
+        [got] = collector.wait_spans(span.trace_id, 1)
+        assert got["service_name"] == "from-env"
+    finally:
+        tracer.shutdown()
+
+
+def test_bad_attribute_values_raise_and_keep_the_span(collector: Collector, make_tracer) -> None:
+    tracer = make_tracer()
+    with tracer.span("typed") as span:
+        with pytest.raises(TypeError, match="unsupported attribute value of type object"):
+            span.set_attribute("k", object())
+        with pytest.raises(ValueError, match="64 bits"):
+            span.set_attribute("big", 2**70)
+        with pytest.raises(TypeError, match="keys must be str"):
+            span.set_attributes({1: "x"})
+        with pytest.raises(ValueError, match="unknown status"):
+            span.set_status("maybe")
+        span.set_attribute("ok", "kept")
+    with pytest.raises(ValueError, match="unknown span kind"):
+        tracer.span("x", kind="sideways")
+    tracer.flush(timeout=10)
+    [got] = collector.wait_spans(span.trace_id, 1)
+    assert [a["key"] for a in got["attributes"]] == ["ok"]
+
+
+def test_wrong_api_key_is_reported_not_raised(collector: Collector, make_tracer) -> None:
+    tracer = make_tracer(api_key="tx_ingest_not-a-real-key")
+    with tracer.span("unauthorised"):
+        pass
+    report = tracer.flush(timeout=10)
+    assert report.spans_failed == 1 and report.spans_delivered == 0 and not report.complete, report
+    assert tracer.stats()["spans_failed"] == 1
+
+
+def test_wrong_collector_key_is_rejected_by_the_collector(collector: Collector, make_tracer) -> None:
+    # Sealed to a key the collector does not hold: it cannot open the batch and says so.
+    tracer = make_tracer(collector_public_key=(VECTORS / "collector-test-key.pub.pem").read_text())
+    with tracer.span("unreadable") as span:
+        pass
+    report = tracer.flush(timeout=10)
+    assert report.spans_failed == 1 and report.spans_delivered == 0, report
+    assert collector.trace(span.trace_id) is None
+
+
+def test_collector_down_without_spool_counts_failures(make_tracer) -> None:
+    tracer = make_tracer(endpoint=closed_port_url(), retry_timeout=0.3)
+    with tracer.span("lost"):
+        pass
+    report = tracer.flush(timeout=10)
+    assert report.spans_failed == 1 and not report.complete, report
+
+
+def test_collector_down_with_spool_loses_nothing(collector: Collector, make_tracer, tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    down = make_tracer(endpoint=closed_port_url(), retry_timeout=0.3, spool_dir=spool)
+    with down.span("spooled") as span:
+        pass
+    report = down.flush(timeout=10)
+    assert report.spans_spooled == 1, report
+    down.shutdown(timeout=2)
+    assert list(spool.glob("*.trxb")), "the sealed batch waits on disk"
+
+    up = make_tracer(spool_dir=spool)  # same spool, collector reachable: replays it
+    spans = collector.wait_spans(span.trace_id, 1, timeout=30)
+    assert [s["name"] for s in spans] == ["spooled"]
+    assert up.stats()["spans_unspooled"] == 1
+
+
+def test_shutdown_then_use(make_tracer) -> None:
+    tracer = make_tracer()
+    report = tracer.shutdown(timeout=5)
+    assert report.complete
+    with pytest.raises(tracex.ShutdownError) as e:
+        tracer.flush()
+    assert e.value.code == "TRACEX_SHUTDOWN" and isinstance(e.value, RuntimeError)
+    with pytest.raises(tracex.ShutdownError):
+        tracer.shutdown()
+    with tracer.span("after-shutdown"):  # never raises into the caller; dropped and counted
+        pass
+    assert tracer.stats()["spans_dropped"] == 1
+
+
+def test_error_hierarchy() -> None:
+    assert issubclass(tracex.TransportError, ConnectionError)
+    assert issubclass(tracex.RejectedError, tracex.TransportError)
+    assert issubclass(tracex.FlushTimeoutError, TimeoutError)
+    assert issubclass(tracex.SpoolError, OSError)
+    assert issubclass(tracex.FingerprintMismatchError, tracex.ConfigError)
+    for name in tracex._errors.__all__:
+        cls = getattr(tracex, name)
+        assert issubclass(cls, tracex.TracexError) and cls.code.startswith("TRACEX_")
+
+
+def test_flush_waits_with_the_gil_released(make_tracer) -> None:
+    import threading
+    import time
+
+    tracer = make_tracer(endpoint=closed_port_url(), retry_timeout=30)  # keeps retrying past the flush
+    with tracer.span("stuck"):
+        pass
+    started, done = threading.Event(), threading.Event()
+    result = {}
+
+    def flush() -> None:
+        started.set()
+        t0 = time.monotonic()
+        result["report"] = tracer.flush(timeout=1.0)
+        result["waited"] = time.monotonic() - t0
+        done.set()
+
+    thread = threading.Thread(target=flush)
+    thread.start()
+    started.wait()
+    progress = 0
+    while not done.is_set():  # Python keeps running here only if flush released the GIL
+        progress += 1
+    thread.join()
+    assert result["waited"] >= 0.9
+    assert result["report"].spans_pending == 1, result["report"]
+    assert progress > 100_000, progress
+    report = tracer.shutdown(timeout=0.2)  # gives up retrying: counted as failed, not lost silently
+    assert report.spans_failed == 1, report

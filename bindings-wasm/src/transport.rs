@@ -1,0 +1,206 @@
+//! Sending sealed batches with the host's `fetch` (Workers, Deno, browsers and Node all have one;
+//! none is assumed to have `window`, `performance` or threads), and the retry decision, which is
+//! plain Rust so it is unit-tested on the host.
+//!
+//! Each batch is POSTed to `{endpoint}/v1/batches` as `application/vnd.tracex.batch.v1` with the API
+//! key as a bearer token. 2xx: delivered. 408/425/429/5xx and network errors: retried with the
+//! core's full-jitter backoff (or the server's `Retry-After`), at most [`MAX_ATTEMPTS`] attempts per
+//! batch across flushes. Other 4xx: given up at once (the same bytes cannot succeed). A batch whose
+//! next attempt would fall after the flush's deadline stays queued for the next flush.
+
+use std::time::Duration;
+
+use tracex_core::transport::{RetryPolicy, SendOutcome};
+
+/// Attempts per batch (the first one included) before it is counted as failed.
+pub const MAX_ATTEMPTS: u32 = 5;
+/// Default `flush()`/`shutdown()` timeout.
+pub const DEFAULT_FLUSH_TIMEOUT_MS: f64 = 10_000.0;
+
+/// What to do with a batch after an attempt.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Next {
+    /// Acknowledged by the collector.
+    Delivered,
+    /// Rejected, or out of attempts: counted as failed.
+    GiveUp,
+    /// Wait this many milliseconds, then try again.
+    RetryIn(f64),
+    /// The next attempt would be after the deadline: keep the batch for the next flush.
+    Keep,
+}
+
+/// Decides after attempt number `attempts` (1-based) ended in `outcome`, with `remaining_ms` left
+/// before the flush's deadline and `random` uniform in `[0, 1)` for the jitter.
+pub fn next_step(outcome: &SendOutcome, attempts: u32, remaining_ms: f64, random: f64) -> Next {
+    match outcome {
+        SendOutcome::Delivered => Next::Delivered,
+        SendOutcome::Reject { .. } => Next::GiveUp,
+        SendOutcome::Retry { after, .. } => {
+            if attempts >= MAX_ATTEMPTS {
+                return Next::GiveUp;
+            }
+            let wait = after.unwrap_or_else(|| RetryPolicy::default().backoff(attempts, random));
+            let wait_ms = wait.as_secs_f64() * 1000.0;
+            if wait_ms >= remaining_ms { Next::Keep } else { Next::RetryIn(wait_ms) }
+        }
+    }
+}
+
+/// A `Retry-After` value: delay-seconds, or an HTTP-date given as milliseconds since the epoch by
+/// `parse_date` (the host's `Date.parse`), relative to `now_ms`.
+pub fn retry_after(value: &str, now_ms: f64, parse_date: impl Fn(&str) -> f64) -> Option<Duration> {
+    let v = value.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = parse_date(v);
+    at.is_finite().then(|| Duration::from_secs_f64(((at - now_ms) / 1000.0).max(0.0)))
+}
+
+// === fetch ===
+
+pub(crate) use self::fetch::{has_fetch, send, sleep_ms};
+
+// Compiles on every target (wasm-bindgen imports are stubs off wasm32) so host builds lint it.
+mod fetch {
+    use js_sys::{Object, Promise, Reflect, Uint8Array};
+    use tracex_core::transport::{BATCH_CONTENT_TYPE, SendOutcome, classify_status};
+    use wasm_bindgen::prelude::*;
+    use wasm_bindgen::{JsCast, JsValue};
+    use wasm_bindgen_futures::JsFuture;
+
+    use crate::config::Endpoint;
+
+    #[wasm_bindgen]
+    extern "C" {
+        #[wasm_bindgen(catch, js_namespace = globalThis, js_name = fetch)]
+        fn fetch(url: &str, init: &Object) -> Result<Promise, JsValue>;
+
+        #[wasm_bindgen(catch, js_namespace = AbortSignal, js_name = timeout)]
+        fn abort_signal_timeout(ms: f64) -> Result<JsValue, JsValue>;
+
+        #[wasm_bindgen(js_namespace = globalThis, js_name = setTimeout)]
+        fn set_timeout(callback: &js_sys::Function, ms: f64) -> JsValue;
+
+        type FetchResponse;
+        #[wasm_bindgen(method, getter)]
+        fn status(this: &FetchResponse) -> u16;
+        #[wasm_bindgen(method, getter)]
+        fn headers(this: &FetchResponse) -> FetchHeaders;
+        #[wasm_bindgen(method, catch)]
+        fn text(this: &FetchResponse) -> Result<Promise, JsValue>;
+
+        type FetchHeaders;
+        #[wasm_bindgen(method)]
+        fn get(this: &FetchHeaders, name: &str) -> Option<String>;
+    }
+
+    /// True when the host has a global `fetch`.
+    pub(crate) fn has_fetch() -> bool {
+        Reflect::get(&js_sys::global(), &JsValue::from_str("fetch")).is_ok_and(|f| f.is_function())
+    }
+
+    fn describe(e: &JsValue) -> String {
+        let msg = e.dyn_ref::<js_sys::Error>().map(|e| {
+            let mut s = String::from(e.message());
+            // Node's fetch hides the reason (ECONNREFUSED, …) in `cause`.
+            if let Ok(cause) = Reflect::get(e, &JsValue::from_str("cause")) {
+                if let Some(c) = cause.dyn_ref::<js_sys::Error>() {
+                    s.push_str(": ");
+                    s.push_str(&String::from(c.message()));
+                }
+            }
+            s
+        });
+        msg.or_else(|| e.as_string()).unwrap_or_else(|| "fetch failed".into())
+    }
+
+    fn set(obj: &Object, key: &str, value: &JsValue) {
+        // Setting a property on a fresh plain object cannot fail.
+        let _ = Reflect::set(obj, &JsValue::from_str(key), value);
+    }
+
+    /// One attempt: POST `body`, classify the answer. Never throws.
+    pub(crate) async fn send(endpoint: &Endpoint, body: &[u8], timeout_ms: f64) -> SendOutcome {
+        let headers = Object::new();
+        set(&headers, "authorization", &JsValue::from_str(&endpoint.authorization));
+        set(&headers, "content-type", &JsValue::from_str(BATCH_CONTENT_TYPE));
+        let init = Object::new();
+        set(&init, "method", &JsValue::from_str("POST"));
+        set(&init, "headers", &headers);
+        set(&init, "body", &Uint8Array::from(body));
+        // Hosts without AbortSignal.timeout simply send without a per-request timeout.
+        if let Ok(signal) = abort_signal_timeout(timeout_ms.max(1.0).floor()) {
+            set(&init, "signal", &signal);
+        }
+        let response = match fetch(&endpoint.batches_url, &init) {
+            Ok(p) => JsFuture::from(p).await,
+            Err(e) => Err(e),
+        };
+        let response: FetchResponse = match response {
+            Ok(r) => r.unchecked_into(),
+            Err(e) => return SendOutcome::Retry { after: None, reason: describe(&e) },
+        };
+        let status = response.status();
+        let now = js_sys::Date::now();
+        let after =
+            response.headers().get("retry-after").and_then(|v| super::retry_after(&v, now, js_sys::Date::parse));
+        let text = if (200..300).contains(&status) {
+            String::new()
+        } else {
+            match response.text() {
+                Ok(p) => JsFuture::from(p).await.ok().and_then(|t| t.as_string()).unwrap_or_default(),
+                Err(_) => String::new(),
+            }
+        };
+        classify_status(status, after, &text)
+    }
+
+    /// Resolves after `ms` milliseconds (the host's `setTimeout`; only used inside a flush, i.e.
+    /// while the request or `waitUntil` that awaits it is alive).
+    pub(crate) async fn sleep_ms(ms: f64) {
+        let promise = Promise::new(&mut |resolve, _reject| {
+            set_timeout(&resolve, ms);
+        });
+        let _ = JsFuture::from(promise).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn retry(after: Option<Duration>) -> SendOutcome {
+        SendOutcome::Retry { after, reason: "HTTP 503".into() }
+    }
+
+    #[test]
+    fn delivered_and_rejected_batches_are_final() {
+        assert_eq!(next_step(&SendOutcome::Delivered, 1, 1000.0, 0.5), Next::Delivered);
+        let reject = SendOutcome::Reject { status: 401, message: "bad key".into() };
+        assert_eq!(next_step(&reject, 1, 1000.0, 0.5), Next::GiveUp);
+    }
+
+    #[test]
+    fn retries_back_off_until_the_attempts_run_out() {
+        // Attempt 2's ceiling is 400 ms; half of it with random 0.5.
+        assert_eq!(next_step(&retry(None), 2, 10_000.0, 0.5), Next::RetryIn(200.0));
+        assert_eq!(next_step(&retry(None), MAX_ATTEMPTS, 10_000.0, 0.5), Next::GiveUp);
+    }
+
+    #[test]
+    fn retry_after_is_honoured_and_the_deadline_keeps_the_batch() {
+        assert_eq!(next_step(&retry(Some(Duration::from_secs(2))), 1, 10_000.0, 0.0), Next::RetryIn(2000.0));
+        assert_eq!(next_step(&retry(Some(Duration::from_secs(20))), 1, 10_000.0, 0.0), Next::Keep);
+    }
+
+    #[test]
+    fn retry_after_parses_seconds_and_dates() {
+        let never = |_: &str| f64::NAN;
+        assert_eq!(retry_after(" 3 ", 0.0, never), Some(Duration::from_secs(3)));
+        assert_eq!(retry_after("soon", 0.0, never), None);
+        assert_eq!(retry_after("Wed, 21 Oct 2015 07:28:07 GMT", 1000.0, |_| 8000.0), Some(Duration::from_secs(7)));
+        assert_eq!(retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 9000.0, |_| 8000.0), Some(Duration::ZERO));
+    }
+}

@@ -1,0 +1,227 @@
+// The built package in Node, against the real collector: spans go in through the backend's `ingest`
+// (the record buffer the JS layer writes), out through `flush()` over Node's fetch, and are read back
+// from the collector's query API. No init call: the Node entry point loads its .wasm itself.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import { NativeTracer } from 'tracex-wasm';
+import { startCollector, recordBuffer, newTraceId, newSpanId, hex, flatten, attrs } from './helpers.mjs';
+
+let collector;
+before(async () => {
+  collector = await startCollector();
+});
+after(async () => {
+  await collector?.stop();
+});
+
+const options = (extra = {}) => ({
+  endpoint: collector.url,
+  apiKey: collector.ingestKey,
+  collectorPublicKey: collector.publicKeyPem,
+  serviceName: 'edge-verifier',
+  ...extra,
+});
+
+function paymentTrace() {
+  const traceId = newTraceId();
+  const root = { traceId, spanId: newSpanId(), name: 'POST /verify', kind: 2, startMs: 0, endMs: 12.5,
+    attributes: { 'x402.phase': 'verify', 'x402.network': 'base', 'x402.amount': '1000000', 'http.response.status_code': 200 } };
+  const child = { traceId, spanId: newSpanId(), parentSpanId: root.spanId, name: 'rpc eth_call', kind: 3,
+    status: 2, statusMessage: 'nonce reused', startMs: 1.25, endMs: 9.75,
+    attributes: { 'x402.valid': false, 'rpc.latency_ratio': 0.375, 'x402.attempt': 2 } };
+  return { traceId, root, child };
+}
+
+test('spans ingested through the WASM module are sealed, delivered and stored exactly', async () => {
+  const tracer = new NativeTracer(options({
+    serviceVersion: '1.2.3', environment: 'test', operatorId: 'edge-7', operatorRole: 'facilitator',
+    resourceAttributes: { 'cloud.region': 'eu-west', 'edge.shard': 4, 'edge.canary': true },
+  }));
+  assert.equal(tracer.keyId, collector.fingerprint);
+  assert.equal(tracer.sampleRatio, 1);
+  const { traceId, root, child } = paymentTrace();
+  assert.equal(tracer.ingest(recordBuffer([child, root])), 2);
+
+  const report = await tracer.flush();
+  assert.deepEqual(report, { spansDelivered: 2, spooled: 0, failed: 0, pending: 0, dropped: 0 });
+  const stats = tracer.stats();
+  assert.equal(stats.spansRecorded, 2);
+  assert.equal(stats.spansSent, 2);
+  assert.equal(stats.batchesSent, 1);
+  assert.equal(stats.keyRotations, 1);
+  assert.ok(stats.bytesSent > 500, `bytesSent ${stats.bytesSent}`);
+
+  const { status, body } = await collector.trace(hex(traceId));
+  assert.equal(status, 200, JSON.stringify(body));
+  assert.equal(body.span_count, 2);
+  const [r, c] = flatten(body.spans);
+  assert.equal(r.name, 'POST /verify');
+  assert.equal(r.kind, 'server');
+  assert.equal(r.parent_span_id, null);
+  assert.deepEqual(attrs(r.attributes), {
+    'x402.phase': { stringValue: 'verify' },
+    'x402.network': { stringValue: 'base' },
+    'x402.amount': { stringValue: '1000000' },
+    'http.response.status_code': { intValue: '200' },
+  });
+  assert.equal(BigInt(r.end_time_unix_nano) - BigInt(r.start_time_unix_nano), 12_500_000n);
+  assert.equal(c.name, 'rpc eth_call');
+  assert.equal(c.parent_span_id, hex(root.spanId));
+  assert.deepEqual(c.status, { code: 'error', message: 'nonce reused' });
+  assert.deepEqual(attrs(c.attributes), {
+    'x402.valid': { boolValue: false },
+    'rpc.latency_ratio': { doubleValue: 0.375 },
+    'x402.attempt': { intValue: '2' },
+  });
+  assert.equal(r.service_name, 'edge-verifier');
+  const resource = attrs(r.resource.attributes);
+  assert.deepEqual(resource['service.version'], { stringValue: '1.2.3' });
+  assert.deepEqual(resource['deployment.environment.name'], { stringValue: 'test' });
+  assert.deepEqual(resource['x402.operator.id'], { stringValue: 'edge-7' });
+  assert.deepEqual(resource['x402.operator.role'], { stringValue: 'facilitator' });
+  assert.deepEqual(resource['cloud.region'], { stringValue: 'eu-west' });
+  assert.deepEqual(resource['edge.shard'], { intValue: '4' });
+  assert.deepEqual(resource['edge.canary'], { boolValue: true });
+  assert.deepEqual(resource['telemetry.sdk.name'], { stringValue: 'tracex-wasm' });
+  assert.equal(r.scope.name, 'tracex-wasm');
+});
+
+test('compressed batches and several batches per flush are delivered', async () => {
+  const tracer = new NativeTracer(options({ compression: true, maxExportBatchSize: 3, sdkName: 'tracex-js', sdkVersion: '9.9.9' }));
+  const traces = Array.from({ length: 4 }, paymentTrace);
+  assert.equal(tracer.ingest(recordBuffer(traces.flatMap((t) => [t.root, t.child]), { sampledOut: 5 })), 8);
+  const report = await tracer.flush();
+  assert.deepEqual(report, { spansDelivered: 8, spooled: 0, failed: 0, pending: 0, dropped: 0 });
+  assert.equal(tracer.stats().batchesSent, 3);
+  assert.equal(tracer.stats().spansSampledOut, 5);
+  for (const t of traces) {
+    const { status, body } = await collector.trace(hex(t.traceId));
+    assert.equal(status, 200);
+    assert.equal(body.span_count, 2);
+    const [r] = flatten(body.spans);
+    assert.deepEqual(r.scope, { name: 'tracex-js', version: '9.9.9', attributes: [] });
+  }
+});
+
+test('bad options throw errors with TRACEX_* codes', () => {
+  const code = (o) => {
+    try {
+      new NativeTracer(o);
+    } catch (e) {
+      assert.ok(e instanceof Error);
+      return [e.code, e.message];
+    }
+    assert.fail('no error');
+  };
+  assert.equal(code({ ...options(), endpoint: undefined })[0], 'TRACEX_CONFIG');
+  assert.equal(code(options({ endpoint: 'ws://x' }))[0], 'TRACEX_CONFIG');
+  assert.equal(code(options({ apiKey: undefined }))[0], 'TRACEX_CONFIG');
+  assert.equal(code(options({ sampleRatio: 2 }))[0], 'TRACEX_CONFIG');
+  assert.equal(code(options({ maxQueueSize: 0 }))[0], 'TRACEX_CONFIG');
+  assert.equal(code(options({ maxExportBatchSize: 1.5 }))[0], 'TRACEX_CONFIG');
+  assert.equal(code(options({ serviceName: 42 }))[0], 'TRACEX_CONFIG');
+  assert.equal(code(options({ resourceAttributes: { bad: {} } }))[0], 'TRACEX_CONFIG');
+  assert.equal(code(options({ collectorPublicKey: 'not a key' }))[0], 'TRACEX_PUBLIC_KEY');
+  assert.equal(code(options({ collectorPublicKey: '-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----' }))[0], 'TRACEX_PUBLIC_KEY');
+  assert.equal(code(options({ collectorFingerprint: '00'.repeat(32) }))[0], 'TRACEX_FINGERPRINT_MISMATCH');
+  const [c, message] = code({ ...options(), collectorPublicKey: undefined, collectorFingerprint: collector.fingerprint });
+  assert.equal(c, 'TRACEX_CONFIG');
+  assert.match(message, /collectorPublicKey \(PEM\) is required/);
+  // A matching pin is accepted; the ratio is resolved.
+  const t = new NativeTracer(options({ collectorFingerprint: collector.fingerprint, sampleRatio: 0.25 }));
+  assert.equal(t.sampleRatio, 0.25);
+});
+
+test('an invalid record buffer is rejected whole with TRACEX_INVALID_RECORDS', () => {
+  const tracer = new NativeTracer(options());
+  const good = recordBuffer([paymentTrace().root]);
+  for (const bad of [good.slice(0, good.length - 3), new Uint8Array([1, 2, 3]), Uint8Array.of(...good, 0)]) {
+    assert.throws(() => tracer.ingest(bad), (e) => e.code === 'TRACEX_INVALID_RECORDS');
+  }
+  assert.equal(tracer.stats().spansRecorded, 0);
+});
+
+/** A port nothing listens on. */
+async function closedPort() {
+  const s = createServer();
+  await new Promise((r) => s.listen(0, '127.0.0.1', r));
+  const { port } = s.address();
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+test('with the collector down, flush retries, then resolves with every span counted as failed', async () => {
+  const tracer = new NativeTracer(options({ endpoint: `http://127.0.0.1:${await closedPort()}` }));
+  const { root, child } = paymentTrace();
+  assert.equal(tracer.ingest(recordBuffer([root, child, { ...paymentTrace().root }])), 3);
+  const report = await tracer.flush(30_000);
+  assert.deepEqual(report, { spansDelivered: 0, spooled: 0, failed: 3, pending: 0, dropped: 0 });
+  const stats = tracer.stats();
+  assert.equal(stats.batchesRetried, 4, 'five attempts: four retries');
+  assert.equal(stats.batchesFailed, 1);
+  assert.equal(stats.spansFailed, 3);
+});
+
+test('a rejected batch (bad API key) fails at once, without retries', async () => {
+  const tracer = new NativeTracer(options({ apiKey: 'tx_ingest_not_a_real_key' }));
+  tracer.ingest(recordBuffer([paymentTrace().root, paymentTrace().root]));
+  const report = await tracer.flush();
+  assert.deepEqual(report, { spansDelivered: 0, spooled: 0, failed: 2, pending: 0, dropped: 0 });
+  assert.equal(tracer.stats().batchesRetried, 0);
+});
+
+test('a batch the collector asks to retry later stays pending and goes out with the next flush', async () => {
+  // A gate in front of the collector: 503 + Retry-After: 60 while closed, a plain proxy once open.
+  let open = false;
+  let seen = 0;
+  const gate = createServer(async (req, res) => {
+    seen++;
+    const chunks = [];
+    for await (const c of req) chunks.push(c);
+    if (!open) {
+      res.writeHead(503, { 'retry-after': '60', 'content-type': 'application/json' });
+      res.end('{"error":{"code":"overloaded","message":"try later"}}');
+      return;
+    }
+    const r = await fetch(`${collector.url}${req.url}`, { method: 'POST', headers: { authorization: req.headers.authorization, 'content-type': req.headers['content-type'] }, body: Buffer.concat(chunks) });
+    res.writeHead(r.status, { 'content-type': 'application/json' });
+    res.end(await r.text());
+  });
+  await new Promise((r) => gate.listen(0, '127.0.0.1', r));
+  try {
+    const tracer = new NativeTracer(options({ endpoint: `http://127.0.0.1:${gate.address().port}` }));
+    const t = paymentTrace();
+    tracer.ingest(recordBuffer([t.root, t.child]));
+    const first = await tracer.flush(5_000);
+    assert.deepEqual(first, { spansDelivered: 0, spooled: 0, failed: 0, pending: 2, dropped: 0 });
+    assert.equal(seen, 1, 'Retry-After beyond the deadline: no second attempt in this flush');
+    open = true;
+    const second = await tracer.flush(5_000);
+    assert.deepEqual(second, { spansDelivered: 2, spooled: 0, failed: 0, pending: 0, dropped: 0 });
+    const { status, body } = await collector.trace(hex(t.traceId));
+    assert.equal(status, 200);
+    assert.equal(body.span_count, 2);
+  } finally {
+    await new Promise((r) => gate.close(r));
+  }
+});
+
+test('shutdown delivers what is buffered, then refuses spans and further flushes', async () => {
+  const tracer = new NativeTracer(options());
+  const t = paymentTrace();
+  tracer.ingest(recordBuffer([t.root]));
+  assert.deepEqual(await tracer.shutdown(), { spansDelivered: 1, spooled: 0, failed: 0, pending: 0, dropped: 0 });
+  assert.equal(tracer.ingest(recordBuffer([t.child])), 0);
+  assert.equal(tracer.stats().spansDropped, 1);
+  await assert.rejects(tracer.flush(), (e) => e.code === 'TRACEX_SHUTDOWN');
+  await assert.rejects(tracer.shutdown(), (e) => e.code === 'TRACEX_SHUTDOWN');
+});
+
+test('a full buffer drops and counts instead of growing', async () => {
+  const tracer = new NativeTracer(options({ maxQueueSize: 2 }));
+  assert.equal(tracer.ingest(recordBuffer([paymentTrace().root, paymentTrace().root, paymentTrace().root])), 2);
+  assert.equal(tracer.stats().spansDropped, 1);
+  assert.deepEqual(await tracer.flush(), { spansDelivered: 2, spooled: 0, failed: 0, pending: 0, dropped: 0 });
+});
+

@@ -1,0 +1,60 @@
+//! Shared by the collector benches: a real collector in this process (its own 2-thread runtime,
+//! a temporary data dir), an ingest key and the collector's public key.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tracex_collector::config::Config;
+use tracex_collector::store::{KeyScope, Store};
+
+pub struct BenchCollector {
+    pub url: String,
+    pub store: Arc<dyn Store>,
+    pub ingest_key: String,
+    pub public_pem: String,
+    runtime: tokio::runtime::Runtime,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<Result<(), String>>,
+    dir: PathBuf,
+}
+
+impl BenchCollector {
+    pub fn start(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("tracex-{tag}-bench-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let config = Config { data_dir: dir.clone(), listen: "127.0.0.1:0".parse().unwrap(), ..Config::default() };
+        // Two worker threads, like production on this machine; named so CPU accounting can tell
+        // the collector's threads from the SDK's.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("collector-rt")
+            .enable_all()
+            .build()
+            .unwrap();
+        let collector = runtime.block_on(tracex_collector::Collector::start(config.clone())).unwrap();
+        let url = format!("http://{}", collector.local_addr().unwrap());
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = runtime.spawn(collector.serve(async move {
+            let _ = stop_rx.await;
+        }));
+        let store = tracex_collector::open_store(&config).unwrap();
+        let key = tracex_collector::auth::generate("bench", KeyScope::Ingest, 0).unwrap();
+        store.insert_api_key(&key.record).unwrap();
+        let public_pem = reqwest::blocking::Client::new()
+            .get(format!("{url}/v1/public-key"))
+            .header("accept", "application/x-pem-file")
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        Self { url, store, ingest_key: key.key, public_pem, runtime, stop, server, dir }
+    }
+
+    /// Graceful shutdown (the writer commits what is queued), then the data dir is removed.
+    pub fn stop(self) {
+        let _ = self.stop.send(());
+        self.runtime.block_on(self.server).unwrap().unwrap();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -1,0 +1,93 @@
+//! The Rust SDK's amortised end-to-end cost per span: CPU time of every SDK thread (the recording
+//! thread, `tracex-batcher`, `tracex-sender` and reqwest's runtime thread) per span, while the SDK
+//! records, redacts, encodes, seals and sends 200,000 spans to a real collector on loopback (same
+//! process, its own threads, not counted) and every span is acknowledged after commit.
+//!
+//! `cargo bench -p tracex-collector --bench sdk_e2e`
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout, missing_docs)]
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use tracex_core::Tracer;
+
+#[path = "common.rs"]
+mod common;
+use common::BenchCollector;
+
+/// CPU seconds per thread name, from /proc (Linux only).
+fn cpu_by_thread() -> HashMap<String, f64> {
+    let ticks = 100.0; // USER_HZ on Linux
+    let mut out = HashMap::new();
+    for task in std::fs::read_dir("/proc/self/task").unwrap() {
+        let dir = task.unwrap().path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default().trim().to_owned();
+        let stat = std::fs::read_to_string(dir.join("stat")).unwrap_or_default();
+        // Fields after the ")" of the command: utime is the 12th, stime the 13th.
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let (u, s): (f64, f64) = (
+            f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0),
+            f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0),
+        );
+        *out.entry(comm).or_insert(0.0) += (u + s) / ticks;
+    }
+    out
+}
+
+fn main() {
+    let spans: u64 = std::env::var("E2E_SPANS").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
+    let collector = BenchCollector::start("sdk-e2e");
+    let tracer = Tracer::builder()
+        .with_service_name("e2e-bench")
+        .with_endpoint(&collector.url)
+        .with_api_key(&collector.ingest_key)
+        .with_collector_public_key_pem(&collector.public_pem)
+        .build()
+        .unwrap();
+    // The recording thread is this one; its name comes from the bench binary.
+    let me = std::fs::read_to_string("/proc/thread-self/comm").unwrap().trim().to_owned();
+    let sdk_threads = [me.as_str(), "tracex-batcher", "tracex-sender", "reqwest-interna"];
+    let before = cpu_by_thread();
+    let started = Instant::now();
+    for i in 0..spans {
+        let mut span = tracer.span("settle");
+        span.set_attribute("x402.network", "base")
+            .set_attribute("x402.amount", i as i64)
+            .set_attribute("x402.phase", "settle")
+            .set_attribute("x402.attempt", 1i64);
+        if i % 2048 == 2047 {
+            // Keep within the buffer: a real service records over time, not in one burst.
+            while tracer.stats().spans_recorded - tracer.stats().spans_sealed > 8192 {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        }
+    }
+    let report = tracer.flush(Duration::from_secs(60)).unwrap();
+    let wall = started.elapsed();
+    let after = cpu_by_thread();
+    assert!(report.is_complete(), "{report:?}");
+    let stats = tracer.stats();
+    assert_eq!(stats.spans_sent, spans, "every span acknowledged");
+    let mut sdk_cpu = 0.0;
+    for name in sdk_threads {
+        let d = after.get(name).copied().unwrap_or(0.0) - before.get(name).copied().unwrap_or(0.0);
+        println!("   {name:<20} {d:.3} s CPU");
+        sdk_cpu += d;
+    }
+    let others: f64 = after
+        .iter()
+        .filter(|(n, _)| !sdk_threads.contains(&n.as_str()))
+        .map(|(n, v)| v - before.get(n).copied().unwrap_or(0.0))
+        .sum();
+    println!(
+        "== sdk_e2e: {spans} spans acknowledged in {:.2} s; SDK CPU {:.0} ns/span (all SDK threads), collector CPU {:.0} ns/span; {} batches, {} bytes sent",
+        wall.as_secs_f64(),
+        sdk_cpu / spans as f64 * 1e9,
+        others / spans as f64 * 1e9,
+        stats.batches_sent,
+        stats.bytes_sent
+    );
+    drop(tracer);
+    collector.stop();
+}

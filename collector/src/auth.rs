@@ -1,0 +1,122 @@
+//! API keys: `trx_<scope>_<id>_<secret>`. The secret (32 random bytes, hex) is shown once and stored
+//! only as its SHA-256; a request's key is looked up by its public id and its secret's hash compared in
+//! constant time. Verified records are cached in memory, the comparison still runs on every request.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::store::{ApiKeyRecord, KeyScope, Store, StoreError};
+
+/// Why a request is not authorised.
+#[derive(Debug, PartialEq, Eq)]
+pub enum AuthError {
+    /// No `Authorization: Bearer …` header, or not a tracex key.
+    Missing,
+    /// Unknown id or wrong secret.
+    Invalid,
+    /// A valid key of the wrong scope (e.g. a read key sending batches).
+    WrongScope(KeyScope),
+    /// The key store failed.
+    Store(String),
+}
+
+/// A freshly created key: the full string is shown to the user once.
+#[derive(Debug)]
+pub struct NewApiKey {
+    /// `trx_<scope>_<id>_<secret>`.
+    pub key: String,
+    /// What is stored.
+    pub record: ApiKeyRecord,
+}
+
+/// Creates a key for `project` (not stored yet).
+pub fn generate(project: &str, scope: KeyScope, now_unix_nano: u64) -> Result<NewApiKey, String> {
+    let mut id = [0u8; 6];
+    let mut secret = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut id).map_err(|_| "no randomness".to_owned())?;
+    aws_lc_rs::rand::fill(&mut secret).map_err(|_| "no randomness".to_owned())?;
+    let id = hex::encode(id);
+    let secret_hex = hex::encode(secret);
+    let key = format!("trx_{}_{id}_{secret_hex}", scope.as_str());
+    let record = ApiKeyRecord {
+        id,
+        project: project.to_owned(),
+        scope,
+        secret_sha256: Sha256::digest(secret_hex.as_bytes()).into(),
+        created_at_unix_nano: now_unix_nano,
+    };
+    Ok(NewApiKey { key, record })
+}
+
+/// Splits `trx_<scope>_<id>_<secret>`.
+fn parse(key: &str) -> Option<(&str, &str)> {
+    let rest = key.strip_prefix("trx_")?;
+    let rest = rest.strip_prefix("ingest_").or_else(|| rest.strip_prefix("read_"))?;
+    let (id, secret) = rest.split_once('_')?;
+    (id.len() == 12 && secret.len() == 64).then_some((id, secret))
+}
+
+/// Checks bearer tokens against the store.
+pub struct Authenticator {
+    store: Arc<dyn Store>,
+    cache: RwLock<HashMap<String, ApiKeyRecord>>,
+}
+
+impl Authenticator {
+    /// Checks keys stored in `store`.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store, cache: RwLock::new(HashMap::new()) }
+    }
+
+    /// Authenticates an `Authorization` header value for `scope`. May query the store (blocking).
+    pub fn check(&self, authorization: Option<&str>, scope: KeyScope) -> Result<ApiKeyRecord, AuthError> {
+        let token = authorization
+            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+            .map(str::trim)
+            .ok_or(AuthError::Missing)?;
+        let (id, secret) = parse(token).ok_or(AuthError::Invalid)?;
+        let cached = self.cache.read().ok().and_then(|c| c.get(id).cloned());
+        let record = match cached {
+            Some(r) => r,
+            None => {
+                let r = self
+                    .store
+                    .api_key(id)
+                    .map_err(|e: StoreError| AuthError::Store(e.to_string()))?
+                    .ok_or(AuthError::Invalid)?;
+                if let Ok(mut c) = self.cache.write() {
+                    c.insert(id.to_owned(), r.clone());
+                }
+                r
+            }
+        };
+        let presented: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+        if !bool::from(presented.ct_eq(&record.secret_sha256)) {
+            return Err(AuthError::Invalid);
+        }
+        if record.scope != scope {
+            return Err(AuthError::WrongScope(record.scope));
+        }
+        Ok(record)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_parse_and_hash() {
+        let k = generate("acme", KeyScope::Ingest, 1).unwrap();
+        assert!(k.key.starts_with("trx_ingest_"));
+        let (id, secret) = parse(&k.key).unwrap();
+        assert_eq!(id, k.record.id);
+        assert_eq!(<[u8; 32]>::from(Sha256::digest(secret.as_bytes())), k.record.secret_sha256);
+        assert!(!k.key.contains(&hex::encode(k.record.secret_sha256)), "the stored hash is not the key");
+        assert!(parse("trx_ingest_short_x").is_none());
+        assert!(parse("Bearer nope").is_none());
+    }
+}

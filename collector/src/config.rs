@@ -1,0 +1,134 @@
+//! Collector settings: defaults, overridden by a TOML file, then by `TRACEX_*` environment
+//! variables and command-line flags (clap resolves those two), in that order.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Everything `serve` needs.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on (`TRACEX_LISTEN`, default `127.0.0.1:3002`).
+    pub listen: SocketAddr,
+    /// Keys and the embedded database live here (`TRACEX_DATA_DIR`, default `./tracex-data`).
+    pub data_dir: PathBuf,
+    /// `sqlite:///path/to/file.db` (default: `<data_dir>/tracex.db`) or `postgres://…`
+    /// (`TRACEX_DATABASE_URL`).
+    pub database_url: Option<String>,
+    /// Largest accepted request body (default 8 MiB); larger ones get 413.
+    pub max_body_bytes: usize,
+    /// Largest decrypted (and inflated) batch (default 64 MiB).
+    pub max_plaintext_bytes: usize,
+    /// Most ingest requests committed in one transaction (default 200).
+    pub commit_max_batches: usize,
+    /// Longest a commit waits for more requests to join it (default 5 ms).
+    pub commit_max_wait_ms: u64,
+    /// Requests waiting for the writer before new ones get 503 + `Retry-After` (default 2048).
+    pub writer_queue: usize,
+    /// Unwrapped data keys kept in memory (default 4096).
+    pub data_key_cache: usize,
+    /// Log format (`TRACEX_LOG_FORMAT`).
+    pub log_format: LogFormat,
+    /// Browser origins allowed to call `POST /v1/batches` and `GET /v1/public-key` (CORS), e.g.
+    /// `["https://app.example.com"]`, or `["*"]` for any (`TRACEX_CORS_ORIGINS`, comma-separated;
+    /// `--cors-origin`). Default: none, and no CORS headers are sent.
+    pub cors_allowed_origins: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 3002)),
+            data_dir: PathBuf::from("./tracex-data"),
+            database_url: None,
+            max_body_bytes: 8 * 1024 * 1024,
+            max_plaintext_bytes: 64 * 1024 * 1024,
+            commit_max_batches: 200,
+            commit_max_wait_ms: 5,
+            writer_queue: 2048,
+            data_key_cache: 4096,
+            log_format: LogFormat::Text,
+            cors_allowed_origins: Vec::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads a TOML file over the defaults.
+    pub fn from_toml_file(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Where the keys live.
+    pub fn keys_dir(&self) -> PathBuf {
+        self.data_dir.join("keys")
+    }
+
+    /// The database to use: an explicit URL, else the embedded SQLite file in the data dir.
+    pub fn database(&self) -> Result<Database, String> {
+        match self.database_url.as_deref().map(str::trim).filter(|u| !u.is_empty()) {
+            None => Ok(Database::Sqlite(self.data_dir.join("tracex.db"))),
+            Some(url) => {
+                if let Some(path) = url.strip_prefix("sqlite://") {
+                    Ok(Database::Sqlite(PathBuf::from(path)))
+                } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+                    Ok(Database::Postgres(url.to_owned()))
+                } else {
+                    Err(format!("unsupported database URL {url:?}: use sqlite:///path or postgres://…"))
+                }
+            }
+        }
+    }
+}
+
+/// Which store to open.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Database {
+    /// Embedded SQLite file.
+    Sqlite(PathBuf),
+    /// PostgreSQL connection URL.
+    Postgres(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_overrides_defaults_and_rejects_unknown_keys() {
+        let c: Config = toml::from_str("listen = \"0.0.0.0:9000\"\nlog_format = \"json\"").unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.commit_max_batches, 200);
+        assert!(toml::from_str::<Config>("lisen = \"x\"").is_err());
+        let c: Config = toml::from_str("cors_allowed_origins = [\"https://app.example.com\"]").unwrap();
+        assert_eq!(c.cors_allowed_origins, ["https://app.example.com"]);
+        assert!(Config::default().cors_allowed_origins.is_empty());
+    }
+
+    #[test]
+    fn database_urls() {
+        let mut c = Config::default();
+        assert_eq!(c.database().unwrap(), Database::Sqlite(PathBuf::from("./tracex-data/tracex.db")));
+        c.database_url = Some("sqlite:///tmp/x.db".into());
+        assert_eq!(c.database().unwrap(), Database::Sqlite(PathBuf::from("/tmp/x.db")));
+        c.database_url = Some("postgres://u@h/db".into());
+        assert!(matches!(c.database().unwrap(), Database::Postgres(_)));
+        c.database_url = Some("mysql://x".into());
+        assert!(c.database().is_err());
+    }
+}

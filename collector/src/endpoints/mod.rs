@@ -1,0 +1,10 @@
+//! Thin HTTP handlers: check size and auth, hand work to a service, answer. Errors are JSON
+//! (`{"error": {"code": "...", "message": "..."}}`) with stable codes.
+
+pub mod cors;
+pub mod error;
+pub mod health;
+pub mod ingest;
+pub mod json;
+pub mod keys;
+pub mod query;

@@ -1,0 +1,183 @@
+//! # tracex-collector
+//!
+//! One binary that payment teams run next to their services. One batch's way:
+//!
+//! ```text
+//! POST /v1/batches ─▶ endpoints::ingest ─ auth (hashed API keys, constant-time)
+//!        │                    │
+//!        │                    ▼ (blocking thread)
+//!        │            services::unseal ─ key ring (RSA-OAEP, aws-lc-rs) + data-key cache
+//!        │                    │          AES-256-GCM open ─ OTLP decode ─ services::validate
+//!        │                    ▼
+//!        │            services::writer ─ group commit (many requests, one transaction)
+//!        │                    │
+//!        ▼                    ▼
+//!      200 ◀──────────── store (SQLite WAL, or PostgreSQL) ─ durable before the answer
+//!
+//! GET /api/v1/traces[/{id}] ─▶ endpoints::query ─▶ store (read connections)
+//! ```
+
+pub mod auth;
+pub mod config;
+pub mod endpoints;
+pub mod keys;
+pub mod metrics;
+pub mod services;
+pub mod store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+use crate::auth::Authenticator;
+use crate::config::{Config, Database};
+use crate::keys::KeyRing;
+use crate::metrics::Metrics;
+use crate::services::unseal::Unsealer;
+use crate::services::writer::Writer;
+use crate::store::Store;
+
+/// Now, unix nanoseconds.
+pub fn now_unix_nano() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// What every handler shares.
+pub struct AppState {
+    /// Settings.
+    pub config: Config,
+    /// The trace store.
+    pub store: Arc<dyn Store>,
+    /// API key checks.
+    pub auth: Authenticator,
+    /// Opens sealed batches.
+    pub unsealer: Unsealer,
+    /// The group-commit writer.
+    pub writer: Writer,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Browser origins allowed on the SDK endpoints (CORS; empty: off).
+    pub cors: endpoints::cors::AllowedOrigins,
+}
+
+/// The routes.
+pub fn app(state: Arc<AppState>) -> Router {
+    let cors = axum::middleware::from_fn_with_state(state.clone(), endpoints::cors::cors);
+    Router::new()
+        .route("/v1/batches", post(endpoints::ingest::post_batch))
+        .route("/v1/public-key", get(endpoints::keys::public_key))
+        .route("/api/v1/traces", get(endpoints::query::list))
+        .route("/api/v1/traces/{trace_id}", get(endpoints::query::get))
+        .route("/healthz", get(endpoints::health::healthz))
+        .route("/readyz", get(endpoints::health::readyz))
+        .route("/metrics", get(endpoints::health::metrics))
+        .layer(cors)
+        .with_state(state)
+}
+
+/// Opens the configured store and runs its migrations.
+pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, String> {
+    let store: Arc<dyn Store> = match config.database()? {
+        Database::Sqlite(path) => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            }
+            Arc::new(store::sqlite::SqliteStore::open(&path).map_err(|e| format!("{}: {e}", path.display()))?)
+        }
+        Database::Postgres(url) => Arc::new(
+            store::postgres::PostgresStore::connect(&url).map_err(|e| format!("connecting to PostgreSQL: {e}"))?,
+        ),
+    };
+    store.migrate().map_err(|e| format!("migrating the store: {e}"))?;
+    Ok(store)
+}
+
+/// A collector that has opened its store and keys and is ready to serve.
+pub struct Collector {
+    state: Arc<AppState>,
+    writer_thread: std::thread::JoinHandle<()>,
+    listener: tokio::net::TcpListener,
+}
+
+impl Collector {
+    /// Opens keys and store, starts the writer and binds the listener.
+    pub async fn start(config: Config) -> Result<Self, String> {
+        let cors = endpoints::cors::AllowedOrigins::parse(&config.cors_allowed_origins)?;
+        let ring = KeyRing::load_or_create(&config.keys_dir()).map_err(|e| e.to_string())?;
+        tracing::info!(key_id = %ring.current().key_id, keys = ring.len(), "collector key loaded");
+        let store = open_store(&config)?;
+        let metrics = Arc::new(Metrics::default());
+        let (writer, writer_thread) = Writer::spawn(
+            store.clone(),
+            metrics.clone(),
+            config.commit_max_batches,
+            Duration::from_millis(config.commit_max_wait_ms),
+            config.writer_queue,
+        )
+        .map_err(|e| format!("starting the writer: {e}"))?;
+        let unsealer =
+            Unsealer::new(ring, config.keys_dir(), metrics.clone(), config.max_plaintext_bytes, config.data_key_cache);
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| format!("listening on {}: {e}", config.listen))?;
+        let state = Arc::new(AppState {
+            auth: Authenticator::new(store.clone()),
+            config,
+            store,
+            unsealer,
+            writer,
+            metrics,
+            cors,
+        });
+        Ok(Self { state, writer_thread, listener })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` resolves: then stops accepting, finishes in-flight requests, lets
+    /// the writer commit everything queued, and returns.
+    pub async fn serve(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), String> {
+        let Self { state, writer_thread, listener } = self;
+        let router = app(state.clone());
+        axum::serve(listener, router).with_graceful_shutdown(shutdown).await.map_err(|e| e.to_string())?;
+        // The router (and its state clones) are gone once serve returns; dropping the last state
+        // closes the writer's queue, and the writer exits after committing what it holds.
+        drop(state);
+        tokio::task::spawn_blocking(move || writer_thread.join())
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|_| "the writer panicked".to_owned())?;
+        tracing::info!("collector stopped cleanly");
+        Ok(())
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown signal received: draining");
+}

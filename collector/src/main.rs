@@ -1,0 +1,176 @@
+//! `tracex-collector`: serve, manage keys, create API keys.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use tracex_collector::config::{Config, LogFormat};
+use tracex_collector::keys::KeyRing;
+use tracex_collector::store::KeyScope;
+
+#[derive(Parser)]
+#[command(
+    name = "tracex-collector",
+    version,
+    about = "tracex collector: decrypts, validates and stores end-to-end encrypted traces"
+)]
+struct Cli {
+    /// TOML file with settings (flags and TRACEX_* variables override it).
+    #[arg(long, global = true, env = "TRACEX_CONFIG")]
+    config: Option<PathBuf>,
+    /// Keys and the embedded database live here [default: ./tracex-data].
+    #[arg(long, global = true, env = "TRACEX_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// sqlite:///path/file.db (default: <data-dir>/tracex.db) or postgres://…
+    #[arg(long, global = true, env = "TRACEX_DATABASE_URL")]
+    database_url: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the collector.
+    Serve {
+        /// Address to listen on [default: 127.0.0.1:3002].
+        #[arg(long, env = "TRACEX_LISTEN")]
+        listen: Option<std::net::SocketAddr>,
+        /// Log format.
+        #[arg(long, env = "TRACEX_LOG_FORMAT", value_enum)]
+        log_format: Option<LogFormat>,
+        /// Browser origin allowed to send batches (CORS), repeatable; `*` for any [default: none].
+        #[arg(long = "cors-origin", env = "TRACEX_CORS_ORIGINS", value_delimiter = ',')]
+        cors_origins: Vec<String>,
+    },
+    /// Show or rotate the collector key.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+    /// Manage API keys.
+    Apikey {
+        #[command(subcommand)]
+        action: ApikeyAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysAction {
+    /// Print the public key (PEM) and its fingerprint.
+    Show,
+    /// Add a new key and make it current; older keys still decrypt.
+    Rotate,
+}
+
+#[derive(Subcommand)]
+enum ApikeyAction {
+    /// Create a key; it is printed once and stored hashed.
+    Create {
+        /// Project the key belongs to.
+        #[arg(long)]
+        project: String,
+        /// What the key may do.
+        #[arg(long, value_enum, default_value = "ingest")]
+        scope: ScopeArg,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ScopeArg {
+    Ingest,
+    Read,
+}
+
+fn config(cli: &Cli) -> Result<Config, String> {
+    let mut c = match &cli.config {
+        Some(path) => Config::from_toml_file(path)?,
+        None => Config::default(),
+    };
+    if let Some(d) = &cli.data_dir {
+        c.data_dir.clone_from(d);
+    }
+    if let Some(u) = &cli.database_url {
+        c.database_url = Some(u.clone());
+    }
+    Ok(c)
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TRACEX_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tracex-collector: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+#[allow(clippy::print_stdout)]
+fn run(cli: Cli) -> Result<(), String> {
+    let mut cfg = config(&cli)?;
+    match cli.command {
+        Command::Serve { listen, log_format, cors_origins } => {
+            if let Some(l) = listen {
+                cfg.listen = l;
+            }
+            if let Some(f) = log_format {
+                cfg.log_format = f;
+            }
+            if !cors_origins.is_empty() {
+                cfg.cors_allowed_origins = cors_origins;
+            }
+            init_logs(cfg.log_format);
+            let runtime =
+                tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
+            runtime.block_on(async move {
+                let collector = tracex_collector::Collector::start(cfg).await?;
+                let addr = collector.local_addr().map_err(|e| e.to_string())?;
+                tracing::info!(%addr, "listening");
+                println!("tracex-collector listening on http://{addr}");
+                collector.serve(tracex_collector::shutdown_signal()).await
+            })
+        }
+        Command::Keys { action } => {
+            let dir = cfg.keys_dir();
+            let ring = match action {
+                KeysAction::Show => KeyRing::load_or_create(&dir),
+                KeysAction::Rotate => KeyRing::rotate(&dir),
+            }
+            .map_err(|e| e.to_string())?;
+            let key = ring.current();
+            print!("{}", key.public_pem);
+            println!("fingerprint: {}", key.key_id.to_hex());
+            println!("keys in ring: {}", ring.len());
+            Ok(())
+        }
+        Command::Apikey { action: ApikeyAction::Create { project, scope } } => {
+            if project.trim().is_empty() {
+                return Err("--project must not be empty".into());
+            }
+            let scope = match scope {
+                ScopeArg::Ingest => KeyScope::Ingest,
+                ScopeArg::Read => KeyScope::Read,
+            };
+            let store = tracex_collector::open_store(&cfg)?;
+            let new = tracex_collector::auth::generate(&project, scope, tracex_collector::now_unix_nano())?;
+            store.insert_api_key(&new.record).map_err(|e| e.to_string())?;
+            println!("{}", new.key);
+            eprintln!(
+                "created {} key {} for project {project:?}; it is shown only once",
+                scope.as_str(),
+                new.record.id
+            );
+            Ok(())
+        }
+    }
+}

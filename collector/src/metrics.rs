@@ -1,0 +1,156 @@
+//! Prometheus metrics, written by hand: a few counters, gauges and two latency histograms.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Reasons a batch is rejected (the `reason` label).
+pub const REJECT_REASONS: [&str; 11] = [
+    "unauthorized",
+    "forbidden",
+    "payload_too_large",
+    "malformed_envelope",
+    "unsupported_version",
+    "unknown_key_id",
+    "decrypt_failed",
+    "malformed_payload",
+    "invalid_span",
+    "overloaded",
+    "store_unavailable",
+];
+
+/// Upper bounds (seconds) of the latency buckets.
+const BUCKETS: [f64; 12] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0];
+
+/// A latency histogram.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    counts: [AtomicU64; BUCKETS.len() + 1],
+    sum_nanos: AtomicU64,
+}
+
+impl Histogram {
+    /// Records one observation.
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        let i = BUCKETS.iter().position(|b| secs <= *b).unwrap_or(BUCKETS.len());
+        self.counts[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_nanos.fetch_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    fn render(&self, name: &str, help: &str, out: &mut String) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            cumulative += self.counts[i].load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+        }
+        cumulative += self.counts[BUCKETS.len()].load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
+        #[allow(clippy::cast_precision_loss)]
+        let sum = self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {cumulative}");
+    }
+}
+
+/// All collector metrics.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Batches stored.
+    pub batches_ingested: AtomicU64,
+    /// Spans stored.
+    pub spans_ingested: AtomicU64,
+    /// Retried batches acknowledged without storing again.
+    pub batches_duplicate: AtomicU64,
+    rejected: [AtomicU64; REJECT_REASONS.len()],
+    /// RSA unwraps performed (data-key cache misses).
+    pub rsa_unwraps: AtomicU64,
+    /// Data-key cache hits.
+    pub data_key_cache_hits: AtomicU64,
+    /// Requests waiting for the writer.
+    pub writer_queue_depth: AtomicI64,
+    /// Transactions committed by the writer.
+    pub commits: AtomicU64,
+    /// Time to open (decrypt, inflate) and decode a batch.
+    pub decrypt_seconds: Histogram,
+    /// Time of one group commit.
+    pub commit_seconds: Histogram,
+}
+
+impl Metrics {
+    /// Counts a rejection.
+    pub fn reject(&self, reason: &str) {
+        if let Some(i) = REJECT_REASONS.iter().position(|r| *r == reason) {
+            self.rejected[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Rejections so far for `reason`.
+    pub fn rejected(&self, reason: &str) -> u64 {
+        REJECT_REASONS.iter().position(|r| *r == reason).map_or(0, |i| self.rejected[i].load(Ordering::Relaxed))
+    }
+
+    /// Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        let counter = |out: &mut String, name: &str, help: &str, v: u64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+        };
+        let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        counter(&mut out, "tracex_batches_ingested_total", "Batches durably stored.", r(&self.batches_ingested));
+        counter(&mut out, "tracex_spans_ingested_total", "Spans durably stored.", r(&self.spans_ingested));
+        counter(
+            &mut out,
+            "tracex_batches_duplicate_total",
+            "Retried batches acknowledged without storing again.",
+            r(&self.batches_duplicate),
+        );
+        counter(
+            &mut out,
+            "tracex_rsa_unwraps_total",
+            "RSA-OAEP data-key unwraps (cache misses).",
+            r(&self.rsa_unwraps),
+        );
+        counter(
+            &mut out,
+            "tracex_data_key_cache_hits_total",
+            "Batches opened with a cached data key.",
+            r(&self.data_key_cache_hits),
+        );
+        counter(&mut out, "tracex_commits_total", "Group-commit transactions.", r(&self.commits));
+        let _ = writeln!(
+            out,
+            "# HELP tracex_batches_rejected_total Batches rejected, by reason.\n# TYPE tracex_batches_rejected_total counter"
+        );
+        for (i, reason) in REJECT_REASONS.iter().enumerate() {
+            let _ = writeln!(out, "tracex_batches_rejected_total{{reason=\"{reason}\"}} {}", r(&self.rejected[i]));
+        }
+        let _ = writeln!(
+            out,
+            "# HELP tracex_writer_queue_depth Ingest requests waiting for the writer.\n# TYPE tracex_writer_queue_depth gauge\ntracex_writer_queue_depth {}",
+            self.writer_queue_depth.load(Ordering::Relaxed)
+        );
+        self.decrypt_seconds.render("tracex_decrypt_seconds", "Time to open and decode one batch.", &mut out);
+        self.commit_seconds.render("tracex_commit_seconds", "Time of one group commit.", &mut out);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prometheus_text() {
+        let m = Metrics::default();
+        m.reject("decrypt_failed");
+        m.decrypt_seconds.observe(Duration::from_micros(300));
+        m.decrypt_seconds.observe(Duration::from_secs(3));
+        let text = m.render();
+        assert!(text.contains("tracex_batches_rejected_total{reason=\"decrypt_failed\"} 1"));
+        assert!(text.contains("tracex_decrypt_seconds_bucket{le=\"0.0005\"} 1"));
+        assert!(text.contains("tracex_decrypt_seconds_bucket{le=\"+Inf\"} 2"));
+        assert!(text.contains("tracex_decrypt_seconds_count 2"));
+        assert_eq!(m.rejected("decrypt_failed"), 1);
+    }
+}

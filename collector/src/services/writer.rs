@@ -1,0 +1,128 @@
+//! The writer: one thread that group-commits ingest requests. Each request waits for the commit of
+//! the transaction holding its batch, so an acknowledged batch is durable; requests arriving while a
+//! commit runs (or within `max_wait` of the first one) share the next transaction, which is what
+//! makes durable ingest fast.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{self, RecvTimeoutError, TrySendError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+use crate::metrics::Metrics;
+use crate::store::{CommitOutcome, NewBatch, Store};
+
+/// The writer's answer for one batch.
+pub type CommitReply = Result<CommitOutcome, String>;
+
+struct Job {
+    batch: NewBatch,
+    reply: oneshot::Sender<CommitReply>,
+}
+
+/// Hands batches to the writer thread. Dropping every handle stops the writer after it has committed
+/// what is queued.
+#[derive(Clone)]
+pub struct Writer {
+    tx: mpsc::SyncSender<Job>,
+    metrics: Arc<Metrics>,
+}
+
+/// The writer's queue is full: answer 503 with `Retry-After`.
+#[derive(Debug)]
+pub struct Overloaded;
+
+impl Writer {
+    /// Starts the writer thread.
+    pub fn spawn(
+        store: Arc<dyn Store>,
+        metrics: Arc<Metrics>,
+        max_batches: usize,
+        max_wait: Duration,
+        queue: usize,
+    ) -> std::io::Result<(Self, JoinHandle<()>)> {
+        let (tx, rx) = mpsc::sync_channel::<Job>(queue.max(1));
+        let m = metrics.clone();
+        // Freeing a committed group (hundreds of thousands of small allocations) is work the
+        // writer should not do between commits: a second thread drops them.
+        let (drop_tx, drop_rx) = mpsc::channel::<Vec<NewBatch>>();
+        std::thread::Builder::new().name("tracex-dropper".into()).spawn(move || drop_rx.into_iter().for_each(drop))?;
+        let handle = std::thread::Builder::new()
+            .name("tracex-writer".into())
+            .spawn(move || run(&*store, &m, &rx, max_batches.max(1), max_wait, &drop_tx))?;
+        Ok((Self { tx, metrics }, handle))
+    }
+
+    /// Queues a batch; the receiver resolves once it is committed (or the commit failed).
+    pub fn submit(&self, batch: NewBatch) -> Result<oneshot::Receiver<CommitReply>, Overloaded> {
+        let (reply, rx) = oneshot::channel();
+        match self.tx.try_send(Job { batch, reply }) {
+            Ok(()) => {
+                self.metrics.writer_queue_depth.fetch_add(1, Ordering::Relaxed);
+                Ok(rx)
+            }
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => Err(Overloaded),
+        }
+    }
+}
+
+fn run(
+    store: &dyn Store,
+    metrics: &Metrics,
+    rx: &mpsc::Receiver<Job>,
+    max_batches: usize,
+    max_wait: Duration,
+    dropper: &mpsc::Sender<Vec<NewBatch>>,
+) {
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        let deadline = Instant::now() + max_wait;
+        while jobs.len() < max_batches {
+            match rx.try_recv() {
+                Ok(j) => jobs.push(j),
+                Err(mpsc::TryRecvError::Disconnected) => break,
+                Err(mpsc::TryRecvError::Empty) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        break;
+                    }
+                    match rx.recv_timeout(deadline - now) {
+                        Ok(j) => jobs.push(j),
+                        Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+                    }
+                }
+            }
+        }
+        metrics.writer_queue_depth.fetch_sub(jobs.len() as i64, Ordering::Relaxed);
+        let (batches, replies): (Vec<NewBatch>, Vec<_>) = jobs.into_iter().map(|j| (j.batch, j.reply)).unzip();
+        let started = Instant::now();
+        let result = store.commit(&batches);
+        metrics.commit_seconds.observe(started.elapsed());
+        match result {
+            Ok(outcomes) => {
+                metrics.commits.fetch_add(1, Ordering::Relaxed);
+                for (outcome, reply) in outcomes.into_iter().zip(replies) {
+                    match outcome {
+                        CommitOutcome::Stored { spans } => {
+                            metrics.batches_ingested.fetch_add(1, Ordering::Relaxed);
+                            metrics.spans_ingested.fetch_add(spans as u64, Ordering::Relaxed);
+                        }
+                        CommitOutcome::Duplicate => {
+                            metrics.batches_duplicate.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    let _ = reply.send(Ok(outcome));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, batches = batches.len(), "commit failed; nothing of these batches was stored");
+                for reply in replies {
+                    let _ = reply.send(Err(e.to_string()));
+                }
+            }
+        }
+        let _ = dropper.send(batches);
+    }
+}

@@ -1,0 +1,339 @@
+//! What the SQLite and PostgreSQL stores share: the attribute index's hashing and value rendering,
+//! the exact attribute check, the listing cursor, the listing knobs, and the encoding of span and
+//! resource bodies. Both stores write the same bytes and hashes, so their on-disk meaning is the
+//! same (see the module docs of [`super::sqlite`] for the design).
+
+use std::fmt::Write as _;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use sha2::{Digest, Sha256};
+use tracex_core::decode::decode_request;
+use tracex_core::encode::encode_spans;
+use tracex_core::{InstrumentationScope, Resource, SpanData, Value};
+
+use super::{AttributeFilter, StoreError, StoreResult};
+
+/// An indexed filter matching fewer traces than this drives the listing query (see the module docs of [`super::sqlite`]).
+pub const DRIVER_THRESHOLD: usize = 10_000;
+
+/// Most candidate traces one page examines when attribute filters need decoding (see the module docs of [`super::sqlite`]).
+pub const SCAN_BUDGET: usize = 20_000;
+
+/// Largest page.
+pub(crate) const MAX_LIMIT: usize = 1000;
+
+/// Cursor format version.
+const CURSOR_VERSION: u8 = 1;
+
+/// Span attribute keys (besides every `x402.*` key) that `trace_attrs` indexes: well-known keys
+/// with few distinct values, worth a filter.
+const INDEXED_KEYS: &[&str] = &[
+    "http.response.status_code",
+    "http.request.method",
+    "http.route",
+    "rpc.system",
+    "rpc.method",
+    "rpc.grpc.status_code",
+    "error.type",
+    "peer.service",
+    "server.address",
+    "db.system",
+    "messaging.system",
+];
+
+/// True when span attribute `key` is indexed in `trace_attrs` (see the module docs).
+pub fn is_indexed_key(key: &str) -> bool {
+    key.starts_with("x402.") || INDEXED_KEYS.contains(&key)
+}
+
+/// Locks a mutex, ignoring poisoning: a panic mid-transaction already rolled it back (the
+/// `Transaction` drop), and a connection has no other invariant to protect.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// `u64` nanoseconds as the `i64` stored in index columns (saturating).
+pub(crate) fn ns(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// A stored (non-negative) `i64` back to `u64`.
+pub(crate) fn unns(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+// === attribute hashing ===
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(FNV_PRIME);
+    }
+    h
+}
+
+/// Hash of an attribute `key` with its value rendered as `text` (`0xFF` never occurs in UTF-8, so
+/// the separator is unambiguous). Stable across builds: it is stored on disk.
+pub(crate) fn attr_hash(key: &[u8], text: &str) -> i64 {
+    let h = fnv(fnv(fnv(FNV_OFFSET, key), &[0xff]), text.as_bytes());
+    h as i64
+}
+
+/// Pseudo-key for the span's `service.name` (starts with `0xFE`: no UTF-8 key collides).
+pub(crate) const SERVICE_KEY: &[u8] = b"\xfeservice";
+
+/// Renders a scalar value as filter text into `out` (cleared first); false for bytes, arrays and
+/// maps, which no filter matches.
+pub(crate) fn render_value(v: &Value, out: &mut String) -> bool {
+    out.clear();
+    match v {
+        Value::String(s) => out.push_str(s),
+        Value::Int(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Value::Double(d) => {
+            let _ = write!(out, "{d}");
+        }
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Bytes(_) | Value::Array(_) | Value::Map(_) => return false,
+    }
+    true
+}
+
+/// True when `span` satisfies every attribute filter (see the module docs for the rules).
+pub(crate) fn span_matches_attrs(span: &SpanData, filters: &[AttributeFilter], buf: &mut String) -> bool {
+    filters.iter().all(|f| match span.attribute(&f.key) {
+        Some(v) => render_value(v, buf) && *buf == f.value,
+        None => false,
+    })
+}
+
+// === cursor ===
+
+pub(crate) fn encode_cursor(start_ns: i64, seq: i64) -> String {
+    let mut bytes = Vec::with_capacity(17);
+    bytes.push(CURSOR_VERSION);
+    bytes.extend_from_slice(&start_ns.to_be_bytes());
+    bytes.extend_from_slice(&seq.to_be_bytes());
+    hex::encode(bytes)
+}
+
+/// `(start_ns, trace sequence number)` of the last trace of the previous page.
+pub(crate) fn decode_cursor(s: &str) -> StoreResult<(i64, i64)> {
+    let bad = || StoreError::InvalidQuery("malformed cursor".into());
+    let bytes = hex::decode(s).map_err(|_| bad())?;
+    if bytes.len() != 17 || bytes[0] != CURSOR_VERSION {
+        return Err(bad());
+    }
+    let mut start = [0u8; 8];
+    start.copy_from_slice(&bytes[1..9]);
+    let mut seq = [0u8; 8];
+    seq.copy_from_slice(&bytes[9..17]);
+    Ok((i64::from_be_bytes(start), i64::from_be_bytes(seq)))
+}
+
+/// Decodes a span body (a request holding exactly one span).
+pub(crate) fn decode_span_body(bytes: &[u8]) -> StoreResult<SpanData> {
+    let req = decode_request(bytes).map_err(|e| StoreError::Corrupt(format!("span body: {e}")))?;
+    req.resource_spans
+        .into_iter()
+        .next()
+        .and_then(|rs| rs.scope_spans.into_iter().next())
+        .and_then(|ss| ss.spans.into_iter().next())
+        .ok_or_else(|| StoreError::Corrupt("span body holds no span".into()))
+}
+
+/// Decodes a resource body (a request holding one resource and one scope, no spans).
+pub(crate) fn decode_resource_body(bytes: &[u8]) -> StoreResult<(Resource, InstrumentationScope)> {
+    let req = decode_request(bytes).map_err(|e| StoreError::Corrupt(format!("resource body: {e}")))?;
+    let rs = req
+        .resource_spans
+        .into_iter()
+        .next()
+        .ok_or_else(|| StoreError::Corrupt("resource body holds no resource".into()))?;
+    let scope = rs.scope_spans.into_iter().next().map(|ss| ss.scope).unwrap_or_default();
+    Ok((rs.resource, scope))
+}
+
+/// Encodes `resource` and `scope` as a resource body (a request holding them and no spans) into
+/// `out` (cleared first) and returns its SHA-256, the key resources are deduplicated by.
+pub(crate) fn encode_resource_body(resource: &Resource, scope: &InstrumentationScope, out: &mut Vec<u8>) -> [u8; 32] {
+    out.clear();
+    encode_spans(resource, scope, &[], out);
+    Sha256::digest(&*out).into()
+}
+
+/// Encodes `span` as a span body (a request holding just that span, under an empty resource and
+/// scope) into `out` (cleared first).
+pub(crate) fn encode_span_body(span: &SpanData, out: &mut Vec<u8>) {
+    out.clear();
+    encode_spans(&Resource::default(), &InstrumentationScope::default(), std::slice::from_ref(span), out);
+}
+
+/// Listing knobs ([`DRIVER_THRESHOLD`], [`SCAN_BUDGET`]); tests shrink them to reach every path.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Tuning {
+    pub(crate) driver_threshold: usize,
+    pub(crate) scan_budget: usize,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Self { driver_threshold: DRIVER_THRESHOLD, scan_budget: SCAN_BUDGET }
+    }
+}
+
+/// Realistic ingest data for the stores' timing tests.
+#[cfg(test)]
+pub(crate) mod bench_data {
+    use tracex_core::{
+        InstrumentationScope, KeyValue, Resource, ResourceSpans, ScopeSpans, SpanData, SpanId, SpanKind, Status,
+        StatusCode, TraceId, TraceRequest,
+    };
+
+    /// xorshift64* (deterministic test data).
+    pub(crate) struct Rng(pub(crate) u64);
+    impl Rng {
+        pub(crate) fn next(&mut self) -> u64 {
+            // xorshift64*
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+    }
+
+    const NAMES: [&str; 8] = [
+        "POST /settle",
+        "verify",
+        "settle",
+        "eth_sendRawTransaction",
+        "eth_getTransactionReceipt",
+        "eth_getTransactionReceipt",
+        "db.insert payment",
+        "publish settled",
+    ];
+
+    /// A sealed-batch-sized request: 512 spans, traces of 8 spans, 7 attributes each.
+    pub(crate) fn realistic_request(rng: &mut Rng, service: &str, base_ns: u64) -> TraceRequest {
+        let mut spans = Vec::with_capacity(512);
+        for _ in 0..64 {
+            let mut trace = [0u8; 16];
+            trace[..8].copy_from_slice(&rng.next().to_le_bytes());
+            trace[8..].copy_from_slice(&rng.next().to_le_bytes());
+            let trace = TraceId(trace);
+            let payer = format!("0x{:016x}{:016x}{:08x}", rng.next(), rng.next(), rng.next() as u32);
+            let amount = (rng.next() % 100_000_000).to_string();
+            let network = ["base", "base-sepolia", "solana"][(rng.next() % 3) as usize];
+            let attempt = (rng.next() % 3 + 1) as i64;
+            let start = base_ns + rng.next() % 1_000_000_000;
+            let root_id = SpanId(rng.next().to_le_bytes());
+            for (j, name) in NAMES.iter().enumerate() {
+                let span_id = if j == 0 { root_id } else { SpanId(rng.next().to_le_bytes()) };
+                let s = start + j as u64 * 1_000_000;
+                let status = if rng.next() % 50 == 0 { Status::error("rpc timeout") } else { Status::default() };
+                spans.push(SpanData {
+                    trace_id: trace,
+                    span_id,
+                    parent_span_id: if j == 0 { None } else { Some(root_id) },
+                    flags: 0x301,
+                    name: (*name).into(),
+                    kind: if j == 0 {
+                        SpanKind::Server
+                    } else if j >= 3 {
+                        SpanKind::Client
+                    } else {
+                        SpanKind::Internal
+                    },
+                    start_time_unix_nano: s,
+                    end_time_unix_nano: s + 200_000 + rng.next() % 5_000_000,
+                    attributes: vec![
+                        KeyValue::new("x402.network", network),
+                        KeyValue::new("x402.asset", "USDC"),
+                        KeyValue::new("x402.amount", amount.clone()),
+                        KeyValue::new("x402.payer", payer.clone()),
+                        KeyValue::new("x402.attempt", attempt),
+                        KeyValue::new("x402.scheme", "exact"),
+                        KeyValue::new(
+                            "http.response.status_code",
+                            if status.code == StatusCode::Error { 502i64 } else { 200 },
+                        ),
+                    ],
+                    status,
+                    ..SpanData::default()
+                });
+            }
+        }
+        TraceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Resource::new(service.to_owned())
+                    .with("service.version", "1.4.2")
+                    .with("deployment.environment.name", "production")
+                    .with("telemetry.sdk.name", "tracex")
+                    .with("telemetry.sdk.language", "rust"),
+                scope_spans: vec![ScopeSpans {
+                    scope: InstrumentationScope {
+                        name: "tracex".into(),
+                        version: "0.1.0".into(),
+                        ..Default::default()
+                    },
+                    spans,
+                    schema_url: String::new(),
+                }],
+                schema_url: String::new(),
+            }],
+        }
+    }
+
+    /// Prints the totals of a timing run, then times a listing (twice: the first reads after a bulk
+    /// load can do extra work, e.g. PostgreSQL setting hint bits), a lookup and an error listing on
+    /// the full database, for scale.
+    pub(crate) fn report_scale(
+        store: &dyn super::super::Store,
+        total_spans: usize,
+        total_time: std::time::Duration,
+        per_call: usize,
+        size_bytes: u64,
+    ) {
+        use super::super::{AttributeFilter, TraceQuery};
+        use std::time::Instant;
+        println!(
+            "TOTAL: {total_spans} spans in {:.2} s = {:.0} spans/s ({} batches per commit); database {:.1} MiB = {:.0} B/span",
+            total_time.as_secs_f64(),
+            total_spans as f64 / total_time.as_secs_f64(),
+            per_call,
+            size_bytes as f64 / 1048576.0,
+            size_bytes as f64 / total_spans as f64
+        );
+        let listing = TraceQuery {
+            project: "bench".into(),
+            service: Some("settler".into()),
+            attributes: vec![AttributeFilter { key: "x402.network".into(), value: "solana".into() }],
+            limit: 50,
+            ..Default::default()
+        };
+        let t0 = Instant::now();
+        let page = store.list_traces(&listing).unwrap();
+        println!("list (service + x402.network, 50): {:.2} ms", t0.elapsed().as_secs_f64() * 1e3);
+        let t0 = Instant::now();
+        let again = store.list_traces(&listing).unwrap();
+        assert_eq!(again, page);
+        println!("list again: {:.2} ms", t0.elapsed().as_secs_f64() * 1e3);
+        let t0 = Instant::now();
+        let spans = store.get_trace("bench", page.traces[0].trace_id).unwrap();
+        println!("get_trace ({} spans): {:.2} ms", spans.len(), t0.elapsed().as_secs_f64() * 1e3);
+        let t0 = Instant::now();
+        let page = store
+            .list_traces(&TraceQuery {
+                project: "bench".into(),
+                status: Some(StatusCode::Error),
+                limit: 50,
+                ..Default::default()
+            })
+            .unwrap();
+        println!("list (status error, 50 -> {}): {:.2} ms", page.traces.len(), t0.elapsed().as_secs_f64() * 1e3);
+    }
+}

@@ -1,0 +1,214 @@
+//! Storage: one [`Store`] trait, implemented by the embedded SQLite store (default) and, when one
+//! machine is not enough, PostgreSQL. Both run through the same conformance suite
+//! (`conformance`, in tests).
+//!
+//! Methods are synchronous and called from blocking threads (`spawn_blocking` or the writer's own
+//! thread); implementations are internally synchronised.
+
+mod common;
+pub mod postgres;
+pub mod sqlite;
+
+#[cfg(test)]
+pub(crate) mod conformance;
+
+use tracex_core::{InstrumentationScope, Resource, SpanData, StatusCode, TraceId, TraceRequest};
+
+/// A storage failure. The message is for logs; HTTP answers hide it behind a 5xx.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database refused or failed (I/O, disk full, corruption, connection lost).
+    #[error("database: {0}")]
+    Database(String),
+    /// A stored row could not be decoded.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    /// The query is invalid (bad cursor, bad filter).
+    #[error("invalid query: {0}")]
+    InvalidQuery(String),
+}
+
+/// `Result` with [`StoreError`].
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A decrypted, validated batch ready to be stored.
+#[derive(Clone, Debug)]
+pub struct NewBatch {
+    /// Project of the ingest key that sent it.
+    pub project: String,
+    /// Batch id from the envelope: the idempotency key within the project.
+    pub batch_id: [u8; 16],
+    /// Collector key it was sealed to.
+    pub key_id: [u8; 32],
+    /// SDK instance and its batch sequence number.
+    pub instance_id: [u8; 8],
+    /// Sequence number within the SDK instance.
+    pub sequence: u64,
+    /// SDK that sealed it.
+    pub sdk_name: String,
+    /// SDK version.
+    pub sdk_version: String,
+    /// When the SDK sealed it (unix ns).
+    pub created_at_unix_nano: u64,
+    /// When the collector received it (unix ns).
+    pub received_at_unix_nano: u64,
+    /// The spans.
+    pub request: TraceRequest,
+}
+
+/// What became of one batch in a commit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommitOutcome {
+    /// Stored with this many spans.
+    Stored {
+        /// Spans written.
+        spans: usize,
+    },
+    /// The project already holds this batch id; nothing was written.
+    Duplicate,
+}
+
+/// One stored span with its resource and scope, exactly as ingested.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredSpan {
+    /// The resource the span came with.
+    pub resource: Resource,
+    /// The instrumentation scope.
+    pub scope: InstrumentationScope,
+    /// The span, every field and attribute as received.
+    pub span: SpanData,
+}
+
+/// Attribute equality filter: matches when the span has `key` and its value, rendered as text
+/// (strings as-is, ints and doubles in decimal, bools as `true`/`false`), equals `value`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttributeFilter {
+    /// Attribute key, e.g. `x402.network`.
+    pub key: String,
+    /// Expected value as text.
+    pub value: String,
+}
+
+/// Filters for listing traces. A trace matches when at least one of its spans matches every given
+/// span-level filter (service, name, status, duration, attributes); the time range applies to
+/// the trace's start.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TraceQuery {
+    /// Only this project (read keys are scoped to theirs).
+    pub project: String,
+    /// `service.name` of the matching span's resource.
+    pub service: Option<String>,
+    /// Name of the matching span.
+    pub span_name: Option<String>,
+    /// Status code of the matching span.
+    pub status: Option<StatusCode>,
+    /// Lower bound of the matching span's duration (ns, inclusive).
+    pub min_duration_ns: Option<u64>,
+    /// Upper bound of the matching span's duration (ns, inclusive).
+    pub max_duration_ns: Option<u64>,
+    /// Earliest trace start (unix ns, inclusive).
+    pub start_from_ns: Option<u64>,
+    /// Latest trace start (unix ns, exclusive).
+    pub start_to_ns: Option<u64>,
+    /// Attribute equalities the matching span must all satisfy.
+    pub attributes: Vec<AttributeFilter>,
+    /// Page size (1..=1000).
+    pub limit: usize,
+    /// Opaque cursor from a previous page.
+    pub cursor: Option<String>,
+}
+
+/// One trace in a listing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TraceSummary {
+    /// The trace.
+    pub trace_id: TraceId,
+    /// Name of the root span (the span without a parent), if stored.
+    pub root_name: Option<String>,
+    /// `service.name` of the root span, if stored.
+    pub root_service: Option<String>,
+    /// Earliest span start (unix ns).
+    pub start_unix_nano: u64,
+    /// Latest span end (unix ns).
+    pub end_unix_nano: u64,
+    /// Spans stored for the trace.
+    pub span_count: u64,
+    /// Spans with status `Error`.
+    pub error_count: u64,
+}
+
+/// A page of traces, newest first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TracePage {
+    /// The traces.
+    pub traces: Vec<TraceSummary>,
+    /// Cursor for the next page, `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// What an API key may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyScope {
+    /// Send batches.
+    Ingest,
+    /// Query the project's traces.
+    Read,
+}
+
+impl KeyScope {
+    /// `ingest` or `read`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ingest => "ingest",
+            Self::Read => "read",
+        }
+    }
+}
+
+/// A stored API key: the secret itself is never stored, only its SHA-256.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    /// Public key id (part of the key string), the lookup handle.
+    pub id: String,
+    /// Project the key belongs to.
+    pub project: String,
+    /// What the key may do.
+    pub scope: KeyScope,
+    /// SHA-256 of the secret part.
+    pub secret_sha256: [u8; 32],
+    /// Creation time (unix ns).
+    pub created_at_unix_nano: u64,
+}
+
+/// A trace store.
+pub trait Store: Send + Sync + 'static {
+    /// Creates or upgrades the schema (idempotent; runs at start).
+    fn migrate(&self) -> StoreResult<()>;
+
+    /// Stores batches in ONE transaction and returns once it is durable. A batch whose
+    /// `(project, batch_id)` is already stored is skipped as [`CommitOutcome::Duplicate`]; spans
+    /// are identified by `(project, trace_id, span_id)` and a repeated span replaces nothing.
+    /// On error nothing of any batch is stored.
+    fn commit(&self, batches: &[NewBatch]) -> StoreResult<Vec<CommitOutcome>>;
+
+    /// Lists traces matching `q`, newest start first, with cursor pagination.
+    fn list_traces(&self, q: &TraceQuery) -> StoreResult<TracePage>;
+
+    /// Every stored span of one trace (empty if unknown), ordered by start time.
+    fn get_trace(&self, project: &str, trace_id: TraceId) -> StoreResult<Vec<StoredSpan>>;
+
+    /// Spans stored for a project.
+    fn span_count(&self, project: &str) -> StoreResult<u64>;
+
+    /// Batches stored for a project.
+    fn batch_count(&self, project: &str) -> StoreResult<u64>;
+
+    /// Stores a new API key.
+    fn insert_api_key(&self, key: &ApiKeyRecord) -> StoreResult<()>;
+
+    /// Looks an API key up by its public id.
+    fn api_key(&self, id: &str) -> StoreResult<Option<ApiKeyRecord>>;
+
+    /// Checks that the store answers (for `/readyz`).
+    fn ping(&self) -> StoreResult<()>;
+}

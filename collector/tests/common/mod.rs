@@ -1,0 +1,155 @@
+//! Starts the real `tracex-collector` binary on a free loopback port with a temporary data dir.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_tracex-collector");
+
+pub fn temp_dir(tag: &str) -> PathBuf {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let d = std::env::temp_dir().join(format!("tracex-collector-{tag}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Runs a CLI command against `data_dir`; returns (status success, stdout, stderr).
+pub fn cli(data_dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN).arg("--data-dir").arg(data_dir).args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+pub fn create_key(data_dir: &Path, project: &str, scope: &str) -> String {
+    let (ok, out, err) = cli(data_dir, &["apikey", "create", "--project", project, "--scope", scope]);
+    assert!(ok, "{err}");
+    out.trim().to_owned()
+}
+
+pub fn public_key_pem(data_dir: &Path) -> String {
+    let (ok, out, err) = cli(data_dir, &["keys", "show"]);
+    assert!(ok, "{err}");
+    out.split("fingerprint:").next().unwrap().to_owned()
+}
+
+pub struct Collector {
+    pub child: Child,
+    pub url: String,
+    pub data_dir: PathBuf,
+}
+
+impl Collector {
+    pub fn start(data_dir: &Path) -> Self {
+        Self::start_with(data_dir, &[])
+    }
+
+    pub fn start_with(data_dir: &Path, extra: &[&str]) -> Self {
+        let mut child = Command::new(BIN)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(extra)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("tracex-collector listening on ")
+            .unwrap_or_else(|| panic!("unexpected output {line:?}"))
+            .to_owned();
+        let c = Self { child, url, data_dir: data_dir.to_owned() };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if client().get(format!("{}/readyz", c.url)).send().is_ok_and(|r| r.status().is_success()) {
+                return c;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("collector not ready");
+    }
+
+    /// SIGTERM, then the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "collector did not stop");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One shared client: building one loads the system's root certificates (tens of milliseconds).
+pub fn client() -> reqwest::blocking::Client {
+    static CLIENT: std::sync::OnceLock<reqwest::blocking::Client> = std::sync::OnceLock::new();
+    CLIENT
+        .get_or_init(|| reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().unwrap())
+        .clone()
+}
+
+pub fn get_json(url: &str, key: &str) -> (u16, serde_json::Value) {
+    let r = client().get(url).bearer_auth(key).send().unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().unwrap_or(serde_json::Value::Null))
+}
+
+pub fn post_batch(base: &str, key: &str, body: Vec<u8>) -> (u16, serde_json::Value) {
+    let r = client()
+        .post(format!("{base}/v1/batches"))
+        .bearer_auth(key)
+        .header("content-type", "application/vnd.tracex.batch.v1")
+        .body(body)
+        .send()
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().unwrap_or(serde_json::Value::Null))
+}
+
+/// A metric's value from `/metrics`.
+pub fn metric(base: &str, name: &str) -> f64 {
+    let text = client().get(format!("{base}/metrics")).send().unwrap().text().unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or_else(|| panic!("no metric {name}"))
+}
+
+/// Every trace of the project, walking all pages.
+pub fn all_traces(base: &str, read_key: &str, query: &str) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut url = format!("{base}/api/v1/traces?limit=1000{query}");
+        if let Some(c) = &cursor {
+            url.push_str(&format!("&cursor={c}"));
+        }
+        let (status, body) = get_json(&url, read_key);
+        assert_eq!(status, 200, "{body}");
+        out.extend(body["traces"].as_array().unwrap().iter().cloned());
+        match body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => return out,
+        }
+    }
+}

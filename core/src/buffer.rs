@@ -1,0 +1,121 @@
+//! The bounded, lock-free span buffer between callers and the batcher.
+//!
+//! Policy when full: the span being recorded (the newest) is dropped and counted; the caller never
+//! blocks and memory never grows beyond the capacity chosen at start. Dropping the newest rather than
+//! the oldest keeps the buffer a plain MPMC queue with no eviction race, and a burst that overflows
+//! loses its tail, which is visible in `spans_dropped`.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::Thread;
+
+use crossbeam_queue::ArrayQueue;
+
+use crate::model::{KeyValue, SpanData};
+use crate::stats::Stats;
+
+/// A bounded MPMC queue of finished spans that wakes the batcher when a batch is ready.
+#[derive(Debug)]
+pub(crate) struct SpanBuffer {
+    queue: ArrayQueue<SpanData>,
+    wake_at: usize,
+    notified: AtomicBool,
+    waker: OnceLock<Thread>,
+    warned: AtomicBool,
+    /// Emptied attribute vectors on their way back from the batcher to recording threads, so the
+    /// hot path reuses memory instead of allocating what another thread frees (which makes glibc
+    /// trim and re-fault pages on every batch).
+    attr_pool: ArrayQueue<Vec<KeyValue>>,
+}
+
+/// Largest attribute vector worth keeping in the pool.
+const POOLED_CAPACITY: usize = 32;
+
+impl SpanBuffer {
+    pub(crate) fn new(capacity: usize, wake_at: usize) -> Self {
+        Self {
+            queue: ArrayQueue::new(capacity.max(1)),
+            wake_at: wake_at.clamp(1, capacity.max(1)),
+            notified: AtomicBool::new(false),
+            waker: OnceLock::new(),
+            warned: AtomicBool::new(false),
+            attr_pool: ArrayQueue::new((capacity / 4).clamp(1, 4096)),
+        }
+    }
+
+    /// Records a finished span. Lock-free; the only possible syscall is one unpark per full batch.
+    #[inline]
+    pub(crate) fn push(&self, span: SpanData, stats: &Stats) -> bool {
+        if self.queue.push(span).is_err() {
+            Stats::add(&stats.spans_dropped, 1);
+            if !self.warned.swap(true, Ordering::Relaxed) {
+                #[cfg(feature = "worker")]
+                eprintln!(
+                    "tracex: span buffer full ({} spans); dropping new spans and counting them",
+                    self.queue.capacity()
+                );
+            }
+            return false;
+        }
+        // Wake the batcher once per ready batch, not once per span.
+        if self.queue.len() >= self.wake_at && !self.notified.swap(true, Ordering::AcqRel) {
+            if let Some(t) = self.waker.get() {
+                t.unpark();
+            }
+        }
+        true
+    }
+
+    /// An empty attribute vector, reused when one is available.
+    #[inline]
+    pub(crate) fn attr_vec(&self) -> Vec<KeyValue> {
+        self.attr_pool.pop().unwrap_or_default()
+    }
+
+    /// Returns a span's attribute vector (emptied here, on the batcher) for reuse.
+    pub(crate) fn recycle(&self, mut attrs: Vec<KeyValue>) {
+        if attrs.capacity() > 0 && attrs.capacity() <= POOLED_CAPACITY {
+            attrs.clear();
+            let _ = self.attr_pool.push(attrs);
+        }
+    }
+
+    pub(crate) fn pop(&self) -> Option<SpanData> {
+        self.queue.pop()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Registers the batcher thread to be unparked when a batch is ready.
+    #[cfg_attr(not(feature = "worker"), allow(dead_code))]
+    pub(crate) fn set_waker(&self, t: Thread) {
+        let _ = self.waker.set(t);
+    }
+
+    /// Called by the batcher when it wakes, to re-arm the wake-up.
+    #[cfg_attr(not(feature = "worker"), allow(dead_code))]
+    pub(crate) fn clear_notified(&self) {
+        self.notified.store(false, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_buffer_drops_newest_and_counts() {
+        let stats = Stats::default();
+        let b = SpanBuffer::new(2, 2);
+        let span = |n: &'static str| SpanData { name: n.into(), ..Default::default() };
+        assert!(b.push(span("a"), &stats));
+        assert!(b.push(span("b"), &stats));
+        assert!(!b.push(span("c"), &stats));
+        assert_eq!(stats.snapshot(0).spans_dropped, 1);
+        assert_eq!(b.pop().unwrap().name, "a");
+        assert_eq!(b.pop().unwrap().name, "b");
+        assert!(b.pop().is_none());
+    }
+}

@@ -1,0 +1,96 @@
+//! Settings with their defaults and environment variables, resolved in one place.
+
+use std::time::Duration;
+
+/// Default capacity of the span buffer (spans). A 10,000-span burst fits with room to spare;
+/// the buffer's memory is allocated once (≈ 200 bytes a slot plus the spans' own heap).
+pub const DEFAULT_MAX_QUEUE_SIZE: usize = 16_384;
+/// Default spans per batch.
+pub const DEFAULT_MAX_BATCH_SIZE: usize = 512;
+/// Default longest time a finished span waits before its batch is sealed.
+pub const DEFAULT_SCHEDULED_DELAY: Duration = Duration::from_secs(1);
+/// Default number of sealed batches waiting for the sender before new ones go to the spool.
+pub const DEFAULT_MAX_PENDING_BATCHES: usize = 64;
+/// Default upper bound of one sealed batch's plaintext; larger batches are split.
+pub const DEFAULT_MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
+/// Default on-disk spool limit.
+pub const DEFAULT_SPOOL_MAX_BYTES: u64 = 64 * 1024 * 1024;
+
+/// `TRACEX_ENDPOINT`: collector base URL, e.g. `http://127.0.0.1:3002`.
+pub const ENV_ENDPOINT: &str = "TRACEX_ENDPOINT";
+/// `TRACEX_API_KEY`: ingest API key.
+pub const ENV_API_KEY: &str = "TRACEX_API_KEY";
+/// `TRACEX_SERVICE_NAME`.
+pub const ENV_SERVICE_NAME: &str = "TRACEX_SERVICE_NAME";
+/// `TRACEX_SERVICE_VERSION`.
+pub const ENV_SERVICE_VERSION: &str = "TRACEX_SERVICE_VERSION";
+/// `TRACEX_ENVIRONMENT`: `deployment.environment.name`.
+pub const ENV_ENVIRONMENT: &str = "TRACEX_ENVIRONMENT";
+/// `TRACEX_COLLECTOR_PUBLIC_KEY`: the collector's public key, PEM text or a path to a PEM file.
+pub const ENV_COLLECTOR_PUBLIC_KEY: &str = "TRACEX_COLLECTOR_PUBLIC_KEY";
+/// `TRACEX_COLLECTOR_FINGERPRINT`: pinned SHA-256 fingerprint of the collector key.
+pub const ENV_COLLECTOR_FINGERPRINT: &str = "TRACEX_COLLECTOR_FINGERPRINT";
+/// `TRACEX_SAMPLE_RATIO`: head-sampling ratio in `[0, 1]`.
+pub const ENV_SAMPLE_RATIO: &str = "TRACEX_SAMPLE_RATIO";
+/// `TRACEX_SPOOL_DIR`: directory for batches that could not be delivered.
+pub const ENV_SPOOL_DIR: &str = "TRACEX_SPOOL_DIR";
+
+/// Reads an environment variable, treating empty as unset.
+pub(crate) fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+/// Per-span limits; anything beyond them is dropped and counted in the span's `dropped_*` fields.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SpanLimits {
+    /// Attributes per span (default 128).
+    pub max_attributes: u32,
+    /// Events per span (default 128).
+    pub max_events: u32,
+    /// Links per span (default 128).
+    pub max_links: u32,
+    /// Attributes per event or link (default 128).
+    pub max_attributes_per_event: u32,
+    /// Longest string attribute value in bytes; longer values are truncated at a character boundary
+    /// on the worker (default 4096).
+    pub max_attribute_value_len: usize,
+}
+
+impl Default for SpanLimits {
+    fn default() -> Self {
+        Self {
+            max_attributes: 128,
+            max_events: 128,
+            max_links: 128,
+            max_attributes_per_event: 128,
+            max_attribute_value_len: 4096,
+        }
+    }
+}
+
+/// Batching settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchConfig {
+    /// Buffer capacity in spans ([`DEFAULT_MAX_QUEUE_SIZE`]).
+    pub max_queue_size: usize,
+    /// Spans per batch ([`DEFAULT_MAX_BATCH_SIZE`]).
+    pub max_batch_size: usize,
+    /// Longest wait before a partial batch is sealed ([`DEFAULT_SCHEDULED_DELAY`]).
+    pub scheduled_delay: Duration,
+    /// Sealed batches queued for the sender ([`DEFAULT_MAX_PENDING_BATCHES`]).
+    pub max_pending_batches: usize,
+    /// Largest plaintext per sealed batch ([`DEFAULT_MAX_BATCH_BYTES`]).
+    pub max_batch_bytes: usize,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        Self {
+            max_queue_size: DEFAULT_MAX_QUEUE_SIZE,
+            max_batch_size: DEFAULT_MAX_BATCH_SIZE,
+            scheduled_delay: DEFAULT_SCHEDULED_DELAY,
+            max_pending_batches: DEFAULT_MAX_PENDING_BATCHES,
+            max_batch_bytes: DEFAULT_MAX_BATCH_BYTES,
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! Id generation and randomness.
+//!
+//! Trace and span ids come from a per-thread xoshiro256++ generator seeded from the operating
+//! system (`getrandom`): ids must be unpredictable enough to be unique, not secret, and the hot path
+//! cannot afford a syscall per span. Everything secret (data keys, nonces, batch ids) comes straight
+//! from `getrandom` through [`fill_random`].
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::error::{Error, Result};
+use crate::model::{SpanId, TraceId};
+
+/// Fills `buf` from the operating system's CSPRNG (WebCrypto on wasm32).
+pub fn fill_random(buf: &mut [u8]) -> Result<()> {
+    getrandom::getrandom(buf).map_err(|e| Error::Random(e.to_string()))
+}
+
+/// Bumped by [`reseed_after_fork`]; a thread whose generator was seeded under an older epoch reseeds.
+static EPOCH: AtomicU64 = AtomicU64::new(0);
+
+/// Forces every thread's id generator to reseed before its next id. Call in a forked child (the
+/// Python binding does so from an `os.register_at_fork` hook), so parent and child never repeat ids.
+pub fn reseed_after_fork() {
+    EPOCH.fetch_add(1, Ordering::Relaxed);
+}
+
+struct Xoshiro {
+    s: Cell<[u64; 4]>,
+    epoch: Cell<u64>,
+    seeded: Cell<bool>,
+}
+
+thread_local! {
+    static RNG: Xoshiro = const { Xoshiro { s: Cell::new([0; 4]), epoch: Cell::new(0), seeded: Cell::new(false) } };
+}
+
+fn seed() -> [u64; 4] {
+    let mut bytes = [0u8; 32];
+    if fill_random(&mut bytes).is_err() {
+        // No OS randomness (should not happen): fall back to the address of a stack slot and the
+        // clock, which still gives distinct streams per thread.
+        let addr = &bytes as *const _ as u64;
+        bytes[..8].copy_from_slice(&addr.to_le_bytes());
+        bytes[8..16].copy_from_slice(&crate::clock::Clock::now_unix_nanos(&crate::clock::SystemClock).to_le_bytes());
+    }
+    let mut s = [0u64; 4];
+    for (i, chunk) in bytes.chunks_exact(8).enumerate() {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(chunk);
+        s[i] = u64::from_le_bytes(w);
+    }
+    if s == [0; 4] {
+        s[0] = 0x9E37_79B9_7F4A_7C15;
+    }
+    s
+}
+
+fn next_u64() -> u64 {
+    RNG.with(|r| {
+        let epoch = EPOCH.load(Ordering::Relaxed);
+        if !r.seeded.get() || r.epoch.get() != epoch {
+            r.s.set(seed());
+            r.epoch.set(epoch);
+            r.seeded.set(true);
+        }
+        let mut s = r.s.get();
+        let result = s[0].wrapping_add(s[3]).rotate_left(23).wrapping_add(s[0]);
+        let t = s[1] << 17;
+        s[2] ^= s[0];
+        s[3] ^= s[1];
+        s[1] ^= s[2];
+        s[0] ^= s[3];
+        s[2] ^= t;
+        s[3] = s[3].rotate_left(45);
+        r.s.set(s);
+        result
+    })
+}
+
+/// A fast uniform random number in `[0, 1)` (backoff jitter; not for secrets).
+#[cfg_attr(not(feature = "worker"), allow(dead_code))]
+pub(crate) fn random_unit() -> f64 {
+    #[allow(clippy::cast_precision_loss)]
+    let r = (next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+    r
+}
+
+/// A new random, valid trace id.
+pub fn new_trace_id() -> TraceId {
+    loop {
+        let mut b = [0u8; 16];
+        b[..8].copy_from_slice(&next_u64().to_be_bytes());
+        b[8..].copy_from_slice(&next_u64().to_be_bytes());
+        let id = TraceId(b);
+        if id.is_valid() {
+            return id;
+        }
+    }
+}
+
+/// A new random, valid span id.
+pub fn new_span_id() -> SpanId {
+    loop {
+        let id = SpanId(next_u64().to_be_bytes());
+        if id.is_valid() {
+            return id;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn ids_are_valid_and_distinct() {
+        let spans: HashSet<_> = (0..10_000).map(|_| new_span_id()).collect();
+        assert_eq!(spans.len(), 10_000);
+        let traces: HashSet<_> = (0..10_000).map(|_| new_trace_id()).collect();
+        assert_eq!(traces.len(), 10_000);
+    }
+
+    #[test]
+    fn threads_get_different_streams() {
+        let a = std::thread::spawn(new_span_id).join().unwrap();
+        let b = std::thread::spawn(new_span_id).join().unwrap();
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn reseed_changes_the_stream() {
+        let before: Vec<_> = (0..4).map(|_| new_span_id()).collect();
+        reseed_after_fork();
+        let after: Vec<_> = (0..4).map(|_| new_span_id()).collect();
+        assert_ne!(before, after);
+    }
+}

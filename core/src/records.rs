@@ -1,0 +1,612 @@
+//! Span record buffers (`docs/record-buffer.md`): how the JavaScript packages hand finished spans to
+//! the core in bulk. The JS glue queues spans as plain objects and writes many of them into one
+//! buffer; [`decode`] turns that buffer back into [`SpanData`] in a single boundary crossing.
+//! [`Encoder`] is the reference writer: the tests pin the JS encoders against it.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use crate::error::{Error, Result};
+use crate::model::{Event, KeyValue, Link, SpanData, SpanId, SpanKind, Status, StatusCode, Str, TraceId, Value};
+
+/// The first four bytes of a record buffer.
+pub const MAGIC: &[u8; 4] = b"TXR1";
+/// Values nest at most this deep (arrays and maps inside values).
+pub const MAX_DEPTH: usize = 8;
+/// Slot numbers are below this.
+pub const MAX_SLOTS: u64 = 65_536;
+
+const TAG_STRING: u8 = 0;
+const TAG_FALSE: u8 = 1;
+const TAG_TRUE: u8 = 2;
+const TAG_INT: u8 = 3;
+const TAG_DOUBLE: u8 = 4;
+const TAG_BYTES: u8 = 5;
+const TAG_ARRAY: u8 = 6;
+const TAG_MAP: u8 = 7;
+
+fn invalid(msg: impl Into<String>) -> Error {
+    Error::InvalidRecords(msg.into())
+}
+
+/// A decoded record buffer.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Records {
+    /// Spans the host sampled out since its previous buffer.
+    pub sampled_out: u64,
+    /// The finished spans.
+    pub spans: Vec<SpanData>,
+}
+
+/// Decodes a whole record buffer into its spans. Any defect rejects the whole buffer.
+pub fn decode(buf: &[u8]) -> Result<Vec<SpanData>> {
+    decode_records(buf).map(|r| r.spans)
+}
+
+/// Decodes a whole record buffer, with its header counters. Any defect rejects the whole buffer.
+pub fn decode_records(buf: &[u8]) -> Result<Records> {
+    let mut r = Reader { buf, pos: 0, slots: HashMap::new() };
+    if r.take(4)? != MAGIC {
+        return Err(invalid("bad magic: not a TXR1 record buffer"));
+    }
+    let anchor = r.u64()?;
+    let sampled_out = r.varint()?;
+    let count = r.varint()?;
+    // Each record is at least 66 bytes, so a count beyond that is a lie; don't pre-allocate for it.
+    let cap = usize::try_from(count).unwrap_or(usize::MAX).min(buf.len() / 66 + 1);
+    let mut spans = Vec::with_capacity(cap);
+    for _ in 0..count {
+        spans.push(r.span(anchor)?);
+    }
+    if r.pos != buf.len() {
+        return Err(invalid(format!("{} trailing bytes after {count} records", buf.len() - r.pos)));
+    }
+    Ok(Records { sampled_out, spans })
+}
+
+/// Process-wide table of slot strings (attribute keys, span and event names): each distinct one is
+/// allocated once and then shared by every span that uses it, so a decoded span does not allocate
+/// for its keys. Bounded: past [`MAX_INTERNED`] distinct strings, new ones stay owned.
+const MAX_INTERNED: usize = 8192;
+
+fn intern(s: Str) -> Str {
+    use std::sync::{Mutex, OnceLock};
+    static TABLE: OnceLock<Mutex<std::collections::HashSet<&'static str>>> = OnceLock::new();
+    let table = TABLE.get_or_init(|| Mutex::new(std::collections::HashSet::new()));
+    let Ok(mut t) = table.lock() else { return s };
+    if let Some(&known) = t.get(s.as_ref()) {
+        return Cow::Borrowed(known);
+    }
+    if t.len() >= MAX_INTERNED {
+        return s;
+    }
+    let leaked: &'static str = Box::leak(s.into_owned().into_boxed_str());
+    t.insert(leaked);
+    Cow::Borrowed(leaked)
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    slots: HashMap<u64, Str>,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        let end =
+            self.pos.checked_add(n).filter(|&e| e <= self.buf.len()).ok_or_else(|| {
+                invalid(format!("record runs past the end of the buffer at byte {} (+{n})", self.pos))
+            })?;
+        let s = &self.buf[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N)?);
+        Ok(out)
+    }
+
+    fn u8(&mut self) -> Result<u8> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u64(&mut self) -> Result<u64> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
+
+    fn f64(&mut self) -> Result<f64> {
+        Ok(f64::from_le_bytes(self.array()?))
+    }
+
+    fn varint(&mut self) -> Result<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.u8()?;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(invalid("varint longer than 10 bytes"))
+    }
+
+    fn len(&mut self) -> Result<usize> {
+        let n = self.varint()?;
+        usize::try_from(n).map_err(|_| invalid("length out of range"))
+    }
+
+    fn u32v(&mut self) -> Result<u32> {
+        u32::try_from(self.varint()?).map_err(|_| invalid("count out of range"))
+    }
+
+    fn utf8(&mut self, n: usize) -> Result<Str> {
+        let bytes = self.take(n)?;
+        std::str::from_utf8(bytes)
+            .map(|s| Cow::Owned(s.to_owned()))
+            .map_err(|_| invalid(format!("invalid UTF-8 in a string at byte {}", self.pos - n)))
+    }
+
+    fn string(&mut self) -> Result<Str> {
+        let h = self.varint()?;
+        if h % 2 == 0 {
+            let n = usize::try_from(h / 2).map_err(|_| invalid("length out of range"))?;
+            return self.utf8(n);
+        }
+        let slot = h >> 2;
+        if slot >= MAX_SLOTS {
+            return Err(invalid(format!("string slot {slot} out of range")));
+        }
+        if h % 4 == 1 {
+            let n = self.len()?;
+            let s = intern(self.utf8(n)?);
+            if self.slots.insert(slot, s.clone()).is_some() {
+                return Err(invalid(format!("string slot {slot} bound twice")));
+            }
+            Ok(s)
+        } else {
+            self.slots
+                .get(&slot)
+                .cloned()
+                .ok_or_else(|| invalid(format!("string slot {slot} used before it was bound")))
+        }
+    }
+
+    fn time(&mut self, anchor: u64) -> Result<u64> {
+        let ms = self.f64()?;
+        let rel = (ms * 1e6).round();
+        #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let t = if !rel.is_finite() {
+            None
+        } else if rel >= 0.0 {
+            anchor.checked_add(rel as u64)
+        } else {
+            anchor.checked_sub((-rel) as u64)
+        };
+        t.ok_or_else(|| invalid(format!("time {ms} ms is out of range")))
+    }
+
+    fn value(&mut self, depth: usize) -> Result<Value> {
+        if depth > MAX_DEPTH {
+            return Err(invalid(format!("values nest deeper than {MAX_DEPTH} levels")));
+        }
+        Ok(match self.u8()? {
+            TAG_STRING => Value::String(self.string()?),
+            TAG_FALSE => Value::Bool(false),
+            TAG_TRUE => Value::Bool(true),
+            TAG_INT => Value::Int(i64::from_le_bytes(self.array()?)),
+            TAG_DOUBLE => Value::Double(self.f64()?),
+            TAG_BYTES => {
+                let n = self.len()?;
+                Value::Bytes(self.take(n)?.to_vec())
+            }
+            TAG_ARRAY => {
+                let n = self.len()?;
+                let mut items = Vec::with_capacity(n.min(self.buf.len() - self.pos));
+                for _ in 0..n {
+                    items.push(self.value(depth + 1)?);
+                }
+                Value::Array(items)
+            }
+            TAG_MAP => Value::Map(self.attributes(depth + 1)?),
+            tag => return Err(invalid(format!("unknown value tag {tag}"))),
+        })
+    }
+
+    fn attributes(&mut self, depth: usize) -> Result<Vec<KeyValue>> {
+        let n = self.len()?;
+        // Each attribute takes at least two bytes.
+        let mut out = Vec::with_capacity(n.min((self.buf.len() - self.pos) / 2));
+        for _ in 0..n {
+            let key = self.string()?;
+            let value = self.value(depth)?;
+            out.push(KeyValue { key, value });
+        }
+        Ok(out)
+    }
+
+    fn span(&mut self, anchor: u64) -> Result<SpanData> {
+        let trace_id = TraceId(self.array()?);
+        let span_id = SpanId(self.array()?);
+        let parent = SpanId(self.array()?);
+        let flags = self.u32v()?;
+        let kind = SpanKind::from_i32(i32::from(self.u8()?));
+        let status_code = match self.u8()? {
+            0 => StatusCode::Unset,
+            1 => StatusCode::Ok,
+            2 => StatusCode::Error,
+            c => return Err(invalid(format!("unknown status code {c}"))),
+        };
+        let start_time_unix_nano = self.time(anchor)?;
+        let end_time_unix_nano = self.time(anchor)?;
+        let name = self.string()?;
+        let trace_state = self.string()?.into_owned();
+        let message = self.string()?;
+        let attributes = self.attributes(0)?;
+        let dropped_attributes_count = self.u32v()?;
+        let n_events = self.len()?;
+        let mut events = Vec::with_capacity(n_events.min(64));
+        for _ in 0..n_events {
+            let name = self.string()?;
+            let time_unix_nano = self.time(anchor)?;
+            let attributes = self.attributes(0)?;
+            let dropped_attributes_count = self.u32v()?;
+            events.push(Event { time_unix_nano, name, attributes, dropped_attributes_count });
+        }
+        let dropped_events_count = self.u32v()?;
+        let n_links = self.len()?;
+        let mut links = Vec::with_capacity(n_links.min(64));
+        for _ in 0..n_links {
+            let trace_id = TraceId(self.array()?);
+            let span_id = SpanId(self.array()?);
+            let flags = self.u32v()?;
+            let trace_state = self.string()?.into_owned();
+            let attributes = self.attributes(0)?;
+            let dropped_attributes_count = self.u32v()?;
+            links.push(Link { trace_id, span_id, trace_state, attributes, dropped_attributes_count, flags });
+        }
+        let dropped_links_count = self.u32v()?;
+        Ok(SpanData {
+            trace_id,
+            span_id,
+            trace_state,
+            parent_span_id: parent.is_valid().then_some(parent),
+            flags,
+            name,
+            kind,
+            start_time_unix_nano,
+            end_time_unix_nano,
+            attributes,
+            dropped_attributes_count,
+            events,
+            dropped_events_count,
+            links,
+            dropped_links_count,
+            status: Status { code: status_code, message },
+        })
+    }
+}
+
+/// Writes record buffers: the reference implementation of the format (the JS encoders are tested
+/// against [`decode`]; this one is used by the core's own tests and benchmarks).
+#[derive(Debug)]
+pub struct Encoder {
+    buf: Vec<u8>,
+    anchor: u64,
+    sampled_out: u64,
+    count: u64,
+    slots: HashMap<String, u64>,
+}
+
+impl Encoder {
+    /// A buffer whose relative times count from `anchor` (unix nanoseconds).
+    pub fn new(anchor: u64) -> Self {
+        Self { buf: Vec::new(), anchor, sampled_out: 0, count: 0, slots: HashMap::new() }
+    }
+
+    /// Appends one span. Times before the anchor are written as negative offsets.
+    pub fn push(&mut self, span: &SpanData) {
+        self.count += 1;
+        let b = &mut self.buf;
+        b.extend_from_slice(&span.trace_id.0);
+        b.extend_from_slice(&span.span_id.0);
+        b.extend_from_slice(&span.parent_span_id.unwrap_or_default().0);
+        varint(b, u64::from(span.flags));
+        b.push(u8::try_from(span.kind.as_i32()).unwrap_or(0));
+        b.push(span.status.code as u8);
+        let anchor = self.anchor;
+        self.time(anchor, span.start_time_unix_nano);
+        self.time(anchor, span.end_time_unix_nano);
+        self.interned(&span.name);
+        self.literal(&span.trace_state);
+        self.literal(&span.status.message);
+        self.attributes(&span.attributes);
+        varint(&mut self.buf, u64::from(span.dropped_attributes_count));
+        varint(&mut self.buf, span.events.len() as u64);
+        for e in &span.events {
+            self.interned(&e.name);
+            self.time(anchor, e.time_unix_nano);
+            self.attributes(&e.attributes);
+            varint(&mut self.buf, u64::from(e.dropped_attributes_count));
+        }
+        varint(&mut self.buf, u64::from(span.dropped_events_count));
+        varint(&mut self.buf, span.links.len() as u64);
+        for l in &span.links {
+            self.buf.extend_from_slice(&l.trace_id.0);
+            self.buf.extend_from_slice(&l.span_id.0);
+            varint(&mut self.buf, u64::from(l.flags));
+            self.literal(&l.trace_state);
+            self.attributes(&l.attributes);
+            varint(&mut self.buf, u64::from(l.dropped_attributes_count));
+        }
+        varint(&mut self.buf, u64::from(span.dropped_links_count));
+    }
+
+    /// Counts spans sampled out on the host side.
+    pub fn sampled_out(&mut self, n: u64) {
+        self.sampled_out += n;
+    }
+
+    /// The finished buffer.
+    pub fn finish(self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.buf.len() + 22);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&self.anchor.to_le_bytes());
+        varint(&mut out, self.sampled_out);
+        varint(&mut out, self.count);
+        out.extend_from_slice(&self.buf);
+        out
+    }
+
+    #[allow(clippy::cast_precision_loss)]
+    fn time(&mut self, anchor: u64, t: u64) {
+        let ms = if t >= anchor { (t - anchor) as f64 / 1e6 } else { -((anchor - t) as f64 / 1e6) };
+        self.buf.extend_from_slice(&ms.to_le_bytes());
+    }
+
+    fn literal(&mut self, s: &str) {
+        varint(&mut self.buf, (s.len() as u64) << 1);
+        self.buf.extend_from_slice(s.as_bytes());
+    }
+
+    fn interned(&mut self, s: &str) {
+        if let Some(&slot) = self.slots.get(s) {
+            varint(&mut self.buf, (slot << 2) | 3);
+            return;
+        }
+        let slot = self.slots.len() as u64;
+        if slot >= MAX_SLOTS {
+            self.literal(s);
+            return;
+        }
+        self.slots.insert(s.to_owned(), slot);
+        varint(&mut self.buf, (slot << 2) | 1);
+        varint(&mut self.buf, s.len() as u64);
+        self.buf.extend_from_slice(s.as_bytes());
+    }
+
+    fn attributes(&mut self, kvs: &[KeyValue]) {
+        varint(&mut self.buf, kvs.len() as u64);
+        for kv in kvs {
+            self.interned(&kv.key);
+            self.value(&kv.value);
+        }
+    }
+
+    fn value(&mut self, v: &Value) {
+        match v {
+            Value::String(s) => {
+                self.buf.push(TAG_STRING);
+                self.literal(s);
+            }
+            Value::Bool(b) => self.buf.push(if *b { TAG_TRUE } else { TAG_FALSE }),
+            Value::Int(i) => {
+                self.buf.push(TAG_INT);
+                self.buf.extend_from_slice(&i.to_le_bytes());
+            }
+            Value::Double(d) => {
+                self.buf.push(TAG_DOUBLE);
+                self.buf.extend_from_slice(&d.to_le_bytes());
+            }
+            Value::Bytes(bytes) => {
+                self.buf.push(TAG_BYTES);
+                varint(&mut self.buf, bytes.len() as u64);
+                self.buf.extend_from_slice(bytes);
+            }
+            Value::Array(items) => {
+                self.buf.push(TAG_ARRAY);
+                varint(&mut self.buf, items.len() as u64);
+                for item in items {
+                    self.value(item);
+                }
+            }
+            Value::Map(kvs) => {
+                self.buf.push(TAG_MAP);
+                self.attributes(kvs);
+            }
+        }
+    }
+}
+
+fn varint(buf: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        buf.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    buf.push(v as u8);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ANCHOR: u64 = 1_700_000_000_000_000_000;
+
+    fn sample(n: u8) -> SpanData {
+        SpanData {
+            trace_id: TraceId([n; 16]),
+            span_id: SpanId([n.wrapping_add(1); 8]),
+            parent_span_id: (n % 2 == 0).then_some(SpanId([9; 8])),
+            trace_state: if n % 3 == 0 { "vendor=1".into() } else { String::new() },
+            flags: 0x301,
+            name: if n % 2 == 0 { "settle".into() } else { "verify".into() },
+            kind: SpanKind::Server,
+            start_time_unix_nano: ANCHOR + 1_000 * u64::from(n),
+            end_time_unix_nano: ANCHOR + 2_000_000 + 1_000 * u64::from(n),
+            attributes: vec![
+                KeyValue::new("x402.network", "base-sepolia"),
+                KeyValue::new("x402.attempt", 2i64),
+                KeyValue::new("ratio", 0.5),
+                KeyValue::new("ok", true),
+                KeyValue::new("no", false),
+                KeyValue::new("raw", Value::Bytes(vec![0, 1, 255])),
+                KeyValue::new("list", vec!["a".to_owned(), "é".to_owned()]),
+                KeyValue::new("map", Value::Map(vec![KeyValue::new("inner", Value::Array(vec![Value::Int(-1)]))])),
+            ],
+            dropped_attributes_count: u32::from(n),
+            events: vec![Event {
+                time_unix_nano: ANCHOR + 1_500_000,
+                name: "retry".into(),
+                attributes: vec![KeyValue::new("x402.attempt", 1i64)],
+                dropped_attributes_count: 0,
+            }],
+            dropped_events_count: 1,
+            links: vec![Link {
+                trace_id: TraceId([7; 16]),
+                span_id: SpanId([8; 8]),
+                trace_state: "a=b".into(),
+                attributes: vec![KeyValue::new("why", "batch")],
+                dropped_attributes_count: 3,
+                flags: 1,
+            }],
+            dropped_links_count: 2,
+            status: if n % 2 == 0 { Status::error("insufficient funds") } else { Status::ok() },
+        }
+    }
+
+    #[test]
+    fn round_trips_every_field() {
+        let spans: Vec<_> = (0..20).map(sample).collect();
+        let mut enc = Encoder::new(ANCHOR);
+        for s in &spans {
+            enc.push(s);
+        }
+        enc.sampled_out(300);
+        let buf = enc.finish();
+        let decoded = decode_records(&buf).unwrap();
+        assert_eq!(decoded, Records { sampled_out: 300, spans });
+        // Keys and names come from the shared intern table: no allocation per span.
+        let again = decode(&buf).unwrap();
+        assert!(again.iter().all(|s| matches!(s.name, Cow::Borrowed(_))));
+        assert!(again.iter().flat_map(|s| &s.attributes).all(|kv| matches!(kv.key, Cow::Borrowed(_))));
+        let (a, b) = (&again[0].attributes[0].key, &decoded.spans[0].attributes[0].key);
+        assert!(std::ptr::eq(a.as_ptr(), b.as_ptr()), "one copy of each key");
+    }
+
+    #[test]
+    fn times_before_the_anchor_and_sub_microsecond_survive() {
+        let mut s = sample(1);
+        s.start_time_unix_nano = ANCHOR - 123_456_789;
+        s.end_time_unix_nano = ANCHOR + 1;
+        let mut enc = Encoder::new(ANCHOR);
+        enc.push(&s);
+        assert_eq!(decode(&enc.finish()).unwrap()[0], s);
+    }
+
+    #[test]
+    fn repeated_strings_are_sent_once() {
+        let mut one = Encoder::new(ANCHOR);
+        one.push(&sample(2));
+        let one = one.finish().len();
+        let mut many = Encoder::new(ANCHOR);
+        for _ in 0..10 {
+            many.push(&sample(2));
+        }
+        let many = many.finish().len();
+        assert!(many < one * 10 - 9 * "x402.network".len(), "{one} {many}");
+    }
+
+    #[test]
+    fn empty_buffer_and_defects_are_rejected_whole() {
+        let mut enc = Encoder::new(ANCHOR);
+        enc.push(&sample(3));
+        let good = enc.finish();
+        assert_eq!(decode(&Encoder::new(ANCHOR).finish()).unwrap(), vec![]);
+        for cut in [0, 3, 12, 13, 14, 40, good.len() - 1] {
+            let e = decode(&good[..cut]).unwrap_err();
+            assert_eq!(e.code(), "TRACEX_INVALID_RECORDS", "cut at {cut}: {e}");
+        }
+        let mut trailing = good.clone();
+        trailing.push(0);
+        assert!(decode(&trailing).unwrap_err().to_string().contains("trailing"));
+        let mut magic = good.clone();
+        magic[0] = b'X';
+        assert!(decode(&magic).unwrap_err().to_string().contains("magic"));
+    }
+
+    #[test]
+    fn bad_slots_utf8_tags_depth_and_times_are_named() {
+        let header = |count: u8| {
+            let mut b = MAGIC.to_vec();
+            b.extend_from_slice(&ANCHOR.to_le_bytes());
+            b.push(0);
+            b.push(count);
+            b
+        };
+        let span_prefix = |b: &mut Vec<u8>, start: f64| {
+            b.extend_from_slice(&[1; 16]);
+            b.extend_from_slice(&[2; 8]);
+            b.extend_from_slice(&[0; 8]);
+            b.extend_from_slice(&[1, 0, 0]); // flags, kind, status
+            b.extend_from_slice(&start.to_le_bytes());
+            b.extend_from_slice(&1.0f64.to_le_bytes());
+        };
+        let err = |b: &[u8]| decode(b).unwrap_err().to_string();
+
+        let mut unbound = header(1);
+        span_prefix(&mut unbound, 0.0);
+        unbound.push(3 | (5 << 2)); // reference to slot 5
+        assert!(err(&unbound).contains("slot 5 used before"), "{}", err(&unbound));
+
+        let mut utf8 = header(1);
+        span_prefix(&mut utf8, 0.0);
+        utf8.extend_from_slice(&[4, 0xff, 0xfe]);
+        assert!(err(&utf8).contains("UTF-8"));
+
+        let mut time = header(1);
+        span_prefix(&mut time, f64::NAN);
+        assert!(err(&time).contains("out of range"));
+
+        let mut before_epoch = header(1);
+        span_prefix(&mut before_epoch, -(ANCHOR as f64) / 1e6 - 1000.0);
+        assert!(err(&before_epoch).contains("out of range"));
+
+        let mut twice = header(1);
+        span_prefix(&mut twice, 0.0);
+        twice.extend_from_slice(&[1, 1, b'a', 0, 0]); // name defines slot 0; trace_state ""; message ""
+        twice.extend_from_slice(&[1, 1, 1, b'b', TAG_TRUE]); // attribute key defines slot 0 again
+        assert!(err(&twice).contains("bound twice"), "{}", err(&twice));
+
+        let mut tag = header(1);
+        span_prefix(&mut tag, 0.0);
+        tag.extend_from_slice(&[2, b'n', 0, 0, 1, 2, b'k', 9]);
+        assert!(err(&tag).contains("unknown value tag 9"));
+
+        let mut deep = header(1);
+        span_prefix(&mut deep, 0.0);
+        deep.extend_from_slice(&[2, b'n', 0, 0, 1, 2, b'k']);
+        deep.extend(std::iter::repeat_n([TAG_ARRAY, 1], 10).flatten());
+        deep.push(TAG_TRUE);
+        assert!(err(&deep).contains("deeper"));
+    }
+
+    #[test]
+    fn a_huge_declared_count_does_not_allocate() {
+        let mut b = MAGIC.to_vec();
+        b.extend_from_slice(&ANCHOR.to_le_bytes());
+        b.push(0);
+        varint(&mut b, u64::MAX);
+        assert_eq!(decode(&b).unwrap_err().code(), "TRACEX_INVALID_RECORDS");
+    }
+}

@@ -1,0 +1,155 @@
+//! The on-disk spool: sealed batches that could not be delivered in time wait here and are sent
+//! later, also after a restart. They are already encrypted, so the spool holds nothing in the clear.
+//!
+//! One file per batch, named `<unix-ns>-<seq>-<span-count>.trxb` so that names sort oldest first and
+//! carry the span count for accounting. Files are written to a temporary name, synced and renamed,
+//! so a crash never leaves a half-written batch under a final name.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::seal::SealedBatch;
+
+const EXT: &str = "trxb";
+
+/// A directory of undelivered sealed batches with a size limit.
+#[derive(Debug)]
+pub(crate) struct Spool {
+    dir: PathBuf,
+    max_bytes: u64,
+    used: u64,
+    seq: u64,
+}
+
+/// One spooled batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub(crate) path: PathBuf,
+    pub(crate) span_count: u32,
+    len: u64,
+}
+
+impl Spool {
+    /// Opens (creating if needed) a spool directory and measures what it already holds.
+    pub(crate) fn open(dir: impl Into<PathBuf>, max_bytes: u64) -> Result<Self> {
+        let dir = dir.into();
+        fs::create_dir_all(&dir)
+            .map_err(|e| Error::Spool(io::Error::new(e.kind(), format!("{}: {e}", dir.display()))))?;
+        let mut spool = Self { dir, max_bytes, used: 0, seq: 0 };
+        spool.used = spool.entries().map_err(Error::Spool)?.iter().map(|e| e.len).sum();
+        Ok(spool)
+    }
+
+    fn entries(&self) -> io::Result<Vec<Entry>> {
+        let mut out = Vec::new();
+        for item in fs::read_dir(&self.dir)? {
+            let item = item?;
+            let path = item.path();
+            if path.extension().and_then(|e| e.to_str()) != Some(EXT) {
+                continue;
+            }
+            let span_count = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .and_then(|s| s.rsplit('-').next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            out.push(Entry { len: item.metadata()?.len(), path, span_count });
+        }
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
+    }
+
+    /// Stores a batch. Fails (and stores nothing) when the limit would be exceeded or the disk
+    /// refuses the write, e.g. when it is full.
+    pub(crate) fn write(&mut self, batch: &SealedBatch, now_unix_nanos: u64) -> io::Result<()> {
+        let len = batch.bytes.len() as u64;
+        if self.used + len > self.max_bytes {
+            return Err(io::Error::other(format!("spool limit of {} bytes reached", self.max_bytes)));
+        }
+        self.seq += 1;
+        let name = format!("{now_unix_nanos:020}-{:08}-{}.{EXT}", self.seq, batch.span_count);
+        let tmp = self.dir.join(format!(".{name}.tmp"));
+        let result = write_synced(&tmp, &batch.bytes).and_then(|()| fs::rename(&tmp, self.dir.join(&name)));
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        } else {
+            self.used += len;
+        }
+        result
+    }
+
+    /// The oldest batch, if any.
+    pub(crate) fn oldest(&self) -> io::Result<Option<Entry>> {
+        Ok(self.entries()?.into_iter().next())
+    }
+
+    pub(crate) fn read(entry: &Entry) -> io::Result<Vec<u8>> {
+        fs::read(&entry.path)
+    }
+
+    pub(crate) fn remove(&mut self, entry: &Entry) -> io::Result<()> {
+        fs::remove_file(&entry.path)?;
+        self.used = self.used.saturating_sub(entry.len);
+        Ok(())
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.used == 0
+    }
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut f = fs::File::create(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(n: u32, len: usize) -> SealedBatch {
+        SealedBatch { bytes: vec![7; len], batch_id: [0; 16], sequence: 1, span_count: n }
+    }
+
+    #[test]
+    fn writes_in_order_and_survives_reopen() {
+        let dir = std::env::temp_dir().join(format!("tracex-spool-test-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let mut s = Spool::open(&dir, 1000).unwrap();
+        s.write(&batch(3, 100), 1).unwrap();
+        s.write(&batch(5, 100), 2).unwrap();
+        let reopened = Spool::open(&dir, 1000).unwrap();
+        assert_eq!(reopened.used, 200);
+        let first = reopened.oldest().unwrap().unwrap();
+        assert_eq!(first.span_count, 3);
+        assert_eq!(Spool::read(&first).unwrap(), vec![7; 100]);
+        s.remove(&first).unwrap();
+        assert_eq!(s.oldest().unwrap().unwrap().span_count, 5);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_full_spool_refuses_and_stores_nothing() {
+        let dir = std::env::temp_dir().join(format!("tracex-spool-full-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let mut s = Spool::open(&dir, 150).unwrap();
+        s.write(&batch(1, 100), 1).unwrap();
+        let err = s.write(&batch(1, 100), 2).unwrap_err();
+        assert!(err.to_string().contains("limit"), "{err}");
+        assert_eq!(s.entries().unwrap().len(), 1);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_unusable_directory_is_a_clear_error() {
+        let file = std::env::temp_dir().join(format!("tracex-spool-file-{}", std::process::id()));
+        fs::write(&file, b"x").unwrap();
+        let err = Spool::open(file.join("sub"), 10).unwrap_err();
+        assert_eq!(err.code(), "TRACEX_SPOOL");
+        fs::remove_file(&file).unwrap();
+    }
+}

@@ -1,0 +1,782 @@
+//! The tracer: creates spans, owns the buffer and the pipeline, and (on native targets with a
+//! transport) the background worker.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use crate::batch::Pipeline;
+use crate::buffer::SpanBuffer;
+use crate::clock::Clock;
+use crate::config::{self, BatchConfig, SpanLimits};
+use crate::context::SpanContext;
+use crate::error::{Error, Result};
+use crate::model::{
+    DEPLOYMENT_ENVIRONMENT, InstrumentationScope, KeyValue, Resource, SERVICE_VERSION, SpanData, Str,
+    TELEMETRY_SDK_LANGUAGE, TELEMETRY_SDK_NAME, TELEMETRY_SDK_VERSION, TraceId, Value, X402_OPERATOR_ID,
+    X402_OPERATOR_ROLE,
+};
+use crate::redact::Redactor;
+use crate::sampler::Sampler;
+use crate::seal::{CollectorKey, KeyId, KeyRotation, SealedBatch, Sealer, SealerConfig};
+use crate::span::{Span, SpanBuilder};
+use crate::stats::{Stats, StatsSnapshot};
+use crate::transport::RetryPolicy;
+#[cfg(feature = "worker")]
+use crate::transport::Transport;
+
+/// State shared by the tracer handles and the worker threads (never the other way round, so the
+/// last `Tracer` dropping shuts the worker down).
+pub(crate) struct Core {
+    pub(crate) buffer: SpanBuffer,
+    pub(crate) stats: Stats,
+    pub(crate) clock: Arc<dyn Clock>,
+    #[cfg_attr(not(feature = "worker"), allow(dead_code))]
+    pub(crate) batch: BatchConfig,
+    pipeline: Mutex<Pipeline>,
+}
+
+impl Core {
+    pub(crate) fn pipeline(&self) -> MutexGuard<'_, Pipeline> {
+        // A panic while holding the lock cannot leave the pipeline in a state worse than losing the
+        // batch in progress, so a poisoned lock is simply taken over.
+        self.pipeline.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Drains the buffer and seals every batch that is due (all pending spans when `force`).
+    pub(crate) fn collect(&self, force: bool) -> Vec<SealedBatch> {
+        let now = self.clock.now_unix_nanos();
+        self.pipeline().collect(&self.buffer, &self.stats, now, force)
+    }
+
+    /// Spans recorded but not yet delivered, spooled or given up on.
+    pub(crate) fn in_flight(&self) -> u64 {
+        let s = self.stats.snapshot(self.buffer.len() as u64);
+        s.spans_recorded
+            .saturating_sub(s.spans_sent - s.spans_unspooled + s.spans_failed - s.spans_spool_failed + s.spans_spooled)
+    }
+}
+
+struct Inner {
+    core: Arc<Core>,
+    sampler: Sampler,
+    limits: SpanLimits,
+    key_id: KeyId,
+    accepting: AtomicBool,
+    #[cfg(feature = "worker")]
+    worker: Mutex<Option<crate::worker::Worker>>,
+    blueprint: Arc<Blueprint>,
+}
+
+/// Everything [`TracerBuilder::build`] resolved, kept so that a forked child can start a pipeline
+/// of its own from the same configuration ([`Tracer::after_fork_in_child`]).
+struct Blueprint {
+    resource: Resource,
+    scope: InstrumentationScope,
+    redactor: Redactor,
+    key: CollectorKey,
+    sealer: SealerConfig,
+    sampler: Sampler,
+    limits: SpanLimits,
+    batch: BatchConfig,
+    clock: Arc<dyn Clock>,
+    #[cfg(feature = "worker")]
+    delivery: Option<Delivery>,
+}
+
+/// How batches leave the process: a way to open a transport, the retry policy and the spool.
+#[cfg(feature = "worker")]
+struct Delivery {
+    /// `None` for a transport given as an instance ([`TracerBuilder::with_transport`]), which
+    /// cannot be opened a second time.
+    factory: Option<TransportFactory>,
+    retry: RetryPolicy,
+    spool: Option<(PathBuf, u64)>,
+}
+
+/// Opens a new transport: used at start and again in a forked child, whose copy of the parent's
+/// transport (connection pool, runtime thread) is unusable.
+#[cfg(feature = "worker")]
+pub type TransportFactory = Arc<dyn Fn() -> Result<Box<dyn Transport>> + Send + Sync>;
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        #[cfg(feature = "worker")]
+        if let Some(w) = self.worker.get_mut().ok().and_then(Option::take) {
+            let _ = w.shutdown(&self.core, DROP_SHUTDOWN_TIMEOUT);
+        }
+    }
+}
+
+/// How long dropping the last tracer handle waits for buffered spans to be delivered.
+pub const DROP_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What `flush` or `shutdown` achieved.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlushReport {
+    /// Spans the collector acknowledged during the call.
+    pub spans_delivered: u64,
+    /// Spans written to the on-disk spool during the call (delivered later).
+    pub spans_spooled: u64,
+    /// Spans given up on during the call (rejected, or retries exhausted with no spool).
+    pub spans_failed: u64,
+    /// Spans still buffered or being retried when the call returned (non-zero after a timeout).
+    pub spans_pending: u64,
+    /// Spans dropped during the call because the buffer was full or the tracer was shut down.
+    pub spans_dropped: u64,
+}
+
+impl FlushReport {
+    /// True when nothing was lost or left pending.
+    pub fn is_complete(&self) -> bool {
+        self.spans_failed == 0 && self.spans_pending == 0 && self.spans_dropped == 0
+    }
+
+    /// Spans not delivered to the collector by the end of the call (spooled, failed or pending).
+    pub fn undelivered(&self) -> u64 {
+        self.spans_spooled + self.spans_failed + self.spans_pending + self.spans_dropped
+    }
+
+    #[cfg_attr(not(feature = "worker"), allow(dead_code))]
+    pub(crate) fn between(core: &Core, before: &StatsSnapshot) -> Self {
+        let after = core.stats.snapshot(core.buffer.len() as u64);
+        let live = |s: &StatsSnapshot| (s.spans_sent - s.spans_unspooled, s.spans_failed - s.spans_spool_failed);
+        let (sent0, failed0) = live(before);
+        let (sent1, failed1) = live(&after);
+        Self {
+            spans_delivered: sent1.saturating_sub(sent0),
+            spans_spooled: after.spans_spooled.saturating_sub(before.spans_spooled),
+            spans_failed: failed1.saturating_sub(failed0),
+            spans_pending: core.in_flight(),
+            spans_dropped: after.spans_dropped.saturating_sub(before.spans_dropped),
+        }
+    }
+}
+
+/// Records spans and gets them, sealed, to the collector. Cheap to clone (one `Arc`).
+///
+/// ```no_run
+/// use tracex_core::{Tracer, SpanKind};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let tracer = Tracer::builder()
+///     .with_service_name("settler")
+///     .with_endpoint("http://127.0.0.1:3002")
+///     .with_api_key("tx_ingest_…")
+///     .with_collector_public_key_pem(std::fs::read_to_string("collector.pub.pem")?)
+///     .build()?;
+/// {
+///     let mut span = tracer.span_builder("settle").kind(SpanKind::Server).start();
+///     span.set_attribute("x402.network", "base").set_attribute("x402.amount", "1000000");
+/// } // ends here
+/// tracer.shutdown(std::time::Duration::from_secs(5))?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Tracer {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Tracer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tracer").field("collector_key_id", &self.inner.key_id).finish_non_exhaustive()
+    }
+}
+
+impl Tracer {
+    /// A builder with defaults and environment fallbacks.
+    pub fn builder() -> TracerBuilder {
+        TracerBuilder::default()
+    }
+
+    /// Starts a span named `name` whose parent is the current span of this thread.
+    #[inline]
+    pub fn span(&self, name: impl Into<Str>) -> Span<'_> {
+        SpanBuilder::new(self, name.into()).start()
+    }
+
+    /// A builder for a span with a kind, parent, start attributes or links.
+    #[inline]
+    pub fn span_builder(&self, name: impl Into<Str>) -> SpanBuilder<'_> {
+        SpanBuilder::new(self, name.into())
+    }
+
+    /// Runs `f` inside a new span that is current for the duration; the span ends when `f` returns.
+    pub fn in_span<T>(&self, name: impl Into<Str>, f: impl FnOnce(&mut Span<'_>) -> T) -> T {
+        let mut span = self.span(name);
+        let _entered = span.enter();
+        f(&mut span)
+    }
+
+    /// Makes a sampling decision for a new span and counts sampled-out spans. For bindings that
+    /// build spans on their own side of the language boundary.
+    #[inline]
+    pub fn sample(&self, parent: Option<&SpanContext>, trace_id: TraceId) -> bool {
+        let sampled = self.inner.sampler.should_sample(parent, trace_id);
+        if !sampled {
+            self.inner.core.stats.sampled_out();
+        }
+        sampled
+    }
+
+    /// Records a finished span (bindings build spans in bulk and hand them over here). Never blocks:
+    /// returns false, and counts a drop, when the buffer is full or the tracer is shut down.
+    #[inline]
+    pub fn record(&self, span: SpanData) -> bool {
+        if !self.inner.accepting.load(Ordering::Relaxed) {
+            Stats::add(&self.inner.core.stats.spans_dropped, 1);
+            return false;
+        }
+        self.inner.core.buffer.push(span, &self.inner.core.stats)
+    }
+
+    /// Records every span of a record buffer (`docs/record-buffer.md`) written by a host package, and
+    /// counts the spans it sampled out. Returns how many spans were accepted (the rest were dropped
+    /// and counted). A malformed buffer is rejected whole with [`Error::InvalidRecords`].
+    pub fn ingest_records(&self, buf: &[u8]) -> Result<usize> {
+        let records = crate::records::decode_records(buf)?;
+        self.inner.core.stats.sampled_out_many(records.sampled_out);
+        Ok(records.spans.into_iter().map(|s| self.record(s)).filter(|&accepted| accepted).count())
+    }
+
+    /// The head sampler in use (resolved from the builder or `TRACEX_SAMPLE_RATIO`). Host packages
+    /// that start spans on their own side apply the same rule.
+    pub fn sampler(&self) -> &Sampler {
+        &self.inner.sampler
+    }
+
+    /// Now, from the tracer's clock (unix nanoseconds).
+    #[inline]
+    pub fn now(&self) -> u64 {
+        self.inner.core.clock.now_unix_nanos()
+    }
+
+    #[inline]
+    pub(crate) fn attr_vec(&self) -> Vec<KeyValue> {
+        self.inner.core.buffer.attr_vec()
+    }
+
+    #[inline]
+    pub(crate) fn limits(&self) -> &SpanLimits {
+        &self.inner.limits
+    }
+
+    /// The fingerprint of the collector key batches are sealed to.
+    pub fn collector_key_id(&self) -> KeyId {
+        self.inner.key_id
+    }
+
+    /// Self-telemetry counters.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.inner.core.stats.snapshot(self.inner.core.buffer.len() as u64)
+    }
+
+    /// True when a background worker delivers batches (native, with a transport); false when the
+    /// host pumps with [`Tracer::collect_sealed`] (wasm32, or no endpoint configured).
+    pub fn has_worker(&self) -> bool {
+        #[cfg(feature = "worker")]
+        {
+            self.inner.worker.lock().map(|w| w.is_some()).unwrap_or(false)
+        }
+        #[cfg(not(feature = "worker"))]
+        {
+            false
+        }
+    }
+
+    /// The pump, for hosts without a worker: drains the buffer and returns the batches that are due
+    /// (a full batch, or anything pending once the scheduled delay has passed; everything when
+    /// `force`). The host sends them and reports the outcome with [`Tracer::note_delivery`].
+    pub fn collect_sealed(&self, force: bool) -> Result<Vec<SealedBatch>> {
+        if self.has_worker() {
+            return Err(Error::Config("this tracer has a background worker; use flush() instead".into()));
+        }
+        Ok(self.inner.core.collect(force))
+    }
+
+    /// Accounts for a batch from [`Tracer::collect_sealed`] that the host delivered (`true`) or gave
+    /// up on (`false`).
+    pub fn note_delivery(&self, batch: &SealedBatch, delivered: bool) {
+        let s = &self.inner.core.stats;
+        if delivered {
+            Stats::add(&s.batches_sent, 1);
+            Stats::add(&s.spans_sent, u64::from(batch.span_count));
+            Stats::add(&s.bytes_sent, batch.bytes.len() as u64);
+        } else {
+            Stats::add(&s.batches_failed, 1);
+            Stats::add(&s.spans_failed, u64::from(batch.span_count));
+        }
+    }
+
+    /// Starts this tracer over in a child process created by `fork()`, and returns the tracer the
+    /// child must use from now on. Call it in the child, right after the fork, before recording.
+    ///
+    /// After `fork()` only the forking thread exists in the child: the worker threads are gone, and
+    /// any lock they held (the pipeline, the worker handle) stays locked in the child's copy. So this
+    /// touches nothing of the old tracer's mutable state. It reseeds the id generators (parent and
+    /// child must never repeat ids) and builds a new tracer from the configuration resolved at build
+    /// time: new buffer and pipeline (so a new envelope instance id and sequence), a newly opened
+    /// transport and new worker threads. The old handle is leaked on purpose: dropping it would try
+    /// to shut down and join threads that do not exist in the child.
+    ///
+    /// Spans that were still buffered when the process forked are not sent by the child: they
+    /// belong to the parent, which delivers them (the child's copy is leaked with the old handle and
+    /// appears in neither process's counters). The parent is not affected by any of this.
+    ///
+    /// Errors with [`Error::Config`] when the tracer was built with a transport instance
+    /// ([`TracerBuilder::with_transport`]) rather than a factory, since that cannot be reopened.
+    pub fn after_fork_in_child(&self) -> Result<Tracer> {
+        crate::ids::reseed_after_fork();
+        std::mem::forget(self.clone());
+        let bp = self.inner.blueprint.clone();
+        #[cfg(feature = "worker")]
+        let transport = match &bp.delivery {
+            Some(Delivery { factory: Some(open), .. }) => Some(open()?),
+            Some(Delivery { factory: None, .. }) => {
+                return Err(Error::Config(
+                    "a transport given as an instance cannot be reopened after fork: use with_transport_factory".into(),
+                ));
+            }
+            None => None,
+        };
+        let tracer = start(
+            bp,
+            #[cfg(feature = "worker")]
+            transport,
+        )?;
+        if !self.inner.accepting.load(Ordering::Relaxed) {
+            tracer.inner.accepting.store(false, Ordering::Relaxed);
+        }
+        Ok(tracer)
+    }
+
+    /// Delivers everything recorded so far, waiting at most `timeout` (the waiting happens here;
+    /// sealing and sending happen on the worker). Spans that could not be delivered in time are
+    /// reported as pending and keep being retried in the background.
+    pub fn flush(&self, timeout: Duration) -> Result<FlushReport> {
+        if !self.inner.accepting.load(Ordering::Relaxed) {
+            return Err(Error::Shutdown);
+        }
+        #[cfg(feature = "worker")]
+        {
+            let guard = self.inner.worker.lock().map_err(|_| Error::Shutdown)?;
+            if let Some(w) = guard.as_ref() {
+                return w.flush(&self.inner.core, timeout);
+            }
+        }
+        let _ = timeout;
+        Err(Error::Config("no transport configured: use collect_sealed() to pump batches".into()))
+    }
+
+    /// Stops accepting spans, delivers what is buffered within `timeout`, spools (or counts as
+    /// failed) what could not be delivered, and stops the worker. Later calls return
+    /// [`Error::Shutdown`].
+    pub fn shutdown(&self, timeout: Duration) -> Result<FlushReport> {
+        if !self.inner.accepting.swap(false, Ordering::AcqRel) {
+            return Err(Error::Shutdown);
+        }
+        #[cfg(feature = "worker")]
+        {
+            let worker = self.inner.worker.lock().map_err(|_| Error::Shutdown)?.take();
+            if let Some(w) = worker {
+                return w.shutdown(&self.inner.core, timeout);
+            }
+        }
+        let _ = timeout;
+        Ok(FlushReport { spans_pending: self.inner.core.in_flight(), ..FlushReport::default() })
+    }
+}
+
+// === builder ===
+
+/// Configures a [`Tracer`]. Unset values fall back to `TRACEX_*` environment variables, then to
+/// defaults; everything is resolved in [`TracerBuilder::build`].
+#[must_use]
+#[derive(Default)]
+pub struct TracerBuilder {
+    service_name: Option<String>,
+    service_version: Option<String>,
+    environment: Option<String>,
+    operator_id: Option<String>,
+    operator_role: Option<String>,
+    resource_attributes: Vec<KeyValue>,
+    endpoint: Option<String>,
+    api_key: Option<String>,
+    public_key_pem: Option<String>,
+    fingerprint: Option<String>,
+    sampler: Option<Sampler>,
+    limits: SpanLimits,
+    batch: BatchConfig,
+    rotation: KeyRotation,
+    compress: bool,
+    redactor: Option<Redactor>,
+    retry: RetryPolicy,
+    spool_dir: Option<PathBuf>,
+    spool_max_bytes: Option<u64>,
+    clock: Option<Arc<dyn Clock>>,
+    sdk: Option<(String, String)>,
+    #[cfg(feature = "worker")]
+    transport: Option<Box<dyn Transport>>,
+    #[cfg(feature = "worker")]
+    transport_factory: Option<TransportFactory>,
+}
+
+impl TracerBuilder {
+    /// `service.name` (env `TRACEX_SERVICE_NAME`; default `unknown_service`).
+    pub fn with_service_name(mut self, v: impl Into<String>) -> Self {
+        self.service_name = Some(v.into());
+        self
+    }
+    /// `service.version` (env `TRACEX_SERVICE_VERSION`).
+    pub fn with_service_version(mut self, v: impl Into<String>) -> Self {
+        self.service_version = Some(v.into());
+        self
+    }
+    /// `deployment.environment.name` (env `TRACEX_ENVIRONMENT`).
+    pub fn with_environment(mut self, v: impl Into<String>) -> Self {
+        self.environment = Some(v.into());
+        self
+    }
+    /// `x402.operator.id`: which facilitator/settler instance this is.
+    pub fn with_operator_id(mut self, v: impl Into<String>) -> Self {
+        self.operator_id = Some(v.into());
+        self
+    }
+    /// `x402.operator.role`: `facilitator`, `settler`, `treasury`, …
+    pub fn with_operator_role(mut self, v: impl Into<String>) -> Self {
+        self.operator_role = Some(v.into());
+        self
+    }
+    /// Any other resource attribute.
+    pub fn with_resource_attribute(mut self, key: impl Into<Str>, value: impl Into<Value>) -> Self {
+        self.resource_attributes.push(KeyValue::new(key, value));
+        self
+    }
+    /// Collector base URL (env `TRACEX_ENDPOINT`), e.g. `http://127.0.0.1:3002`.
+    pub fn with_endpoint(mut self, v: impl Into<String>) -> Self {
+        self.endpoint = Some(v.into());
+        self
+    }
+    /// Ingest API key (env `TRACEX_API_KEY`), sent as a bearer token.
+    pub fn with_api_key(mut self, v: impl Into<String>) -> Self {
+        self.api_key = Some(v.into());
+        self
+    }
+    /// The collector's public key as PEM (env `TRACEX_COLLECTOR_PUBLIC_KEY`, PEM text or a path).
+    pub fn with_collector_public_key_pem(mut self, v: impl Into<String>) -> Self {
+        self.public_key_pem = Some(v.into());
+        self
+    }
+    /// Pins the collector key's SHA-256 fingerprint (env `TRACEX_COLLECTOR_FINGERPRINT`). With an
+    /// endpoint and no PEM, the key is fetched from `GET /v1/public-key` and checked against it.
+    pub fn with_collector_fingerprint(mut self, v: impl Into<String>) -> Self {
+        self.fingerprint = Some(v.into());
+        self
+    }
+    /// Head sampler (env `TRACEX_SAMPLE_RATIO` gives `ParentBased(TraceIdRatio)`; default
+    /// `ParentBased(AlwaysOn)`).
+    pub fn with_sampler(mut self, s: Sampler) -> Self {
+        self.sampler = Some(s);
+        self
+    }
+    /// Per-span limits.
+    pub fn with_span_limits(mut self, l: SpanLimits) -> Self {
+        self.limits = l;
+        self
+    }
+    /// Batching settings.
+    pub fn with_batch_config(mut self, b: BatchConfig) -> Self {
+        self.batch = b;
+        self
+    }
+    /// Data-key rotation.
+    pub fn with_key_rotation(mut self, r: KeyRotation) -> Self {
+        self.rotation = r;
+        self
+    }
+    /// DEFLATE batches before sealing (default off).
+    pub fn with_compression(mut self, on: bool) -> Self {
+        self.compress = on;
+        self
+    }
+    /// Redaction rules (default: [`Redactor::default`]).
+    pub fn with_redactor(mut self, r: Redactor) -> Self {
+        self.redactor = Some(r);
+        self
+    }
+    /// Retry policy of the sender.
+    pub fn with_retry_policy(mut self, r: RetryPolicy) -> Self {
+        self.retry = r;
+        self
+    }
+    /// Directory where batches that could not be delivered are kept and retried, also across
+    /// restarts (env `TRACEX_SPOOL_DIR`; default: no spool).
+    pub fn with_spool_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.spool_dir = Some(dir.into());
+        self
+    }
+    /// Spool size limit (default 64 MiB); beyond it batches are counted as failed.
+    pub fn with_spool_max_bytes(mut self, n: u64) -> Self {
+        self.spool_max_bytes = Some(n);
+        self
+    }
+    /// The clock (required on wasm32, where there is no system clock).
+    pub fn with_clock(mut self, c: Arc<dyn Clock>) -> Self {
+        self.clock = Some(c);
+        self
+    }
+    /// SDK name and version written into batch headers and `telemetry.sdk.*` (bindings set theirs).
+    pub fn with_sdk(mut self, name: impl Into<String>, version: impl Into<String>) -> Self {
+        self.sdk = Some((name.into(), version.into()));
+        self
+    }
+    /// A custom transport instead of HTTP (e.g. `transport::MemoryTransport` with feature `testing`).
+    #[cfg(feature = "worker")]
+    pub fn with_transport(mut self, t: Box<dyn Transport>) -> Self {
+        self.transport = Some(t);
+        self
+    }
+
+    /// A custom transport opened by `factory` (once at start, and again in a forked child, see
+    /// [`Tracer::after_fork_in_child`]). Takes precedence over [`TracerBuilder::with_transport`].
+    #[cfg(feature = "worker")]
+    pub fn with_transport_factory(
+        mut self,
+        factory: impl Fn() -> Result<Box<dyn Transport>> + Send + Sync + 'static,
+    ) -> Self {
+        self.transport_factory = Some(Arc::new(factory));
+        self
+    }
+
+    /// Resolves everything and starts the tracer (and its worker, when there is a transport).
+    pub fn build(self) -> Result<Tracer> {
+        let service_name = self
+            .service_name
+            .or_else(|| config::env(config::ENV_SERVICE_NAME))
+            .unwrap_or_else(|| "unknown_service".into());
+        let (sdk_name, sdk_version) =
+            self.sdk.unwrap_or_else(|| ("tracex-rust".into(), env!("CARGO_PKG_VERSION").into()));
+        let language = sdk_name.strip_prefix("tracex-").unwrap_or("rust").to_owned();
+        let mut resource = Resource::new(service_name);
+        resource.set(TELEMETRY_SDK_NAME, sdk_name.clone());
+        resource.set(TELEMETRY_SDK_VERSION, sdk_version.clone());
+        resource.set(TELEMETRY_SDK_LANGUAGE, language);
+        for (key, value) in [
+            (SERVICE_VERSION, self.service_version.or_else(|| config::env(config::ENV_SERVICE_VERSION))),
+            (DEPLOYMENT_ENVIRONMENT, self.environment.or_else(|| config::env(config::ENV_ENVIRONMENT))),
+            (X402_OPERATOR_ID, self.operator_id),
+            (X402_OPERATOR_ROLE, self.operator_role),
+        ] {
+            if let Some(v) = value {
+                resource.set(key, v);
+            }
+        }
+        for kv in self.resource_attributes {
+            resource.set(kv.key, kv.value);
+        }
+        if resource.service_name().is_none_or(str::is_empty) {
+            return Err(Error::Config("service name must not be empty".into()));
+        }
+
+        let endpoint = self.endpoint.or_else(|| config::env(config::ENV_ENDPOINT));
+        if let Some(e) = &endpoint {
+            if !(e.starts_with("http://") || e.starts_with("https://")) {
+                return Err(Error::Config(format!("endpoint must start with http:// or https://: {e:?}")));
+            }
+        }
+        let api_key = self.api_key.or_else(|| config::env(config::ENV_API_KEY));
+        let fingerprint = self.fingerprint.or_else(|| config::env(config::ENV_COLLECTOR_FINGERPRINT));
+        let pem = match self.public_key_pem.or_else(|| config::env(config::ENV_COLLECTOR_PUBLIC_KEY)) {
+            Some(p) if !p.contains("-----BEGIN") => Some(std::fs::read_to_string(&p).map_err(|e| {
+                Error::Config(format!("collector public key is neither PEM nor a readable file ({p}): {e}"))
+            })?),
+            other => other,
+        };
+        let key = match (pem, &fingerprint) {
+            (Some(pem), _) => CollectorKey::from_pem(&pem)?,
+            (None, Some(fp)) => fetch_collector_key(endpoint.as_deref(), fp)?,
+            (None, None) => {
+                return Err(Error::Config(
+                    "the collector public key is required: set it as PEM (collector public key / TRACEX_COLLECTOR_PUBLIC_KEY), \
+                     or pin its fingerprint (TRACEX_COLLECTOR_FINGERPRINT) and set an endpoint to fetch it"
+                        .into(),
+                ));
+            }
+        };
+        if let Some(fp) = &fingerprint {
+            key.verify_fingerprint(fp)?;
+        }
+
+        let sampler = match self.sampler {
+            Some(s) => s,
+            None => match config::env(config::ENV_SAMPLE_RATIO) {
+                Some(r) => {
+                    let ratio: f64 =
+                        r.parse().map_err(|_| Error::Config(format!("TRACEX_SAMPLE_RATIO is not a number: {r:?}")))?;
+                    if !(0.0..=1.0).contains(&ratio) {
+                        return Err(Error::Config(format!("TRACEX_SAMPLE_RATIO must be within [0, 1]: {ratio}")));
+                    }
+                    Sampler::ratio(ratio)
+                }
+                None => Sampler::default(),
+            },
+        };
+        check_ratio(&sampler)?;
+        let batch = self.batch;
+        if batch.max_batch_size == 0 || batch.max_queue_size == 0 || batch.max_pending_batches == 0 {
+            return Err(Error::Config("batch sizes and queue sizes must be positive".into()));
+        }
+
+        let clock: Arc<dyn Clock> = match self.clock {
+            Some(c) => c,
+            None if cfg!(all(target_arch = "wasm32", target_os = "unknown")) => {
+                return Err(Error::Config("wasm32 has no system clock: configure one with with_clock".into()));
+            }
+            #[cfg(not(target_arch = "wasm32"))]
+            None => Arc::new(crate::clock::TscClock::new()),
+            #[cfg(target_arch = "wasm32")]
+            None => Arc::new(crate::clock::SystemClock),
+        };
+        let redactor = self.redactor.unwrap_or_default();
+        redactor.redact_resource(&mut resource);
+        let sealer = SealerConfig {
+            sdk_name: sdk_name.clone(),
+            sdk_version: sdk_version.clone(),
+            rotation: self.rotation,
+            compress: self.compress,
+        };
+        let scope = InstrumentationScope { name: sdk_name.into(), version: sdk_version.into(), ..Default::default() };
+
+        #[cfg(feature = "worker")]
+        let (delivery, first_transport) = {
+            let retry = self.retry;
+            let (factory, instance): (Option<TransportFactory>, Option<Box<dyn Transport>>) =
+                match (self.transport_factory, self.transport, endpoint) {
+                    (Some(f), _, _) => (Some(f), None),
+                    (None, Some(t), _) => (None, Some(t)),
+                    (None, None, Some(endpoint)) => {
+                        let api_key = api_key.ok_or_else(|| {
+                            Error::Config("an API key is required with an endpoint (api key / TRACEX_API_KEY)".into())
+                        })?;
+                        let open: TransportFactory = Arc::new(move || http_transport(&endpoint, &api_key, &retry));
+                        (Some(open), None)
+                    }
+                    (None, None, None) => (None, None),
+                };
+            let transport = match (&factory, instance) {
+                (Some(open), _) => Some(open()?),
+                (None, t) => t,
+            };
+            let spool_dir = self.spool_dir.or_else(|| config::env(config::ENV_SPOOL_DIR).map(PathBuf::from));
+            let spool = spool_dir.map(|d| (d, self.spool_max_bytes.unwrap_or(config::DEFAULT_SPOOL_MAX_BYTES)));
+            let delivery = transport.as_ref().map(|_| Delivery { factory, retry, spool });
+            (delivery, transport)
+        };
+        #[cfg(not(feature = "worker"))]
+        {
+            let _ = (api_key, self.retry, self.spool_dir, self.spool_max_bytes);
+            if endpoint.is_some() {
+                return Err(Error::Config(
+                    "this build has no HTTP transport (feature `http`); pump with collect_sealed()".into(),
+                ));
+            }
+        }
+
+        let blueprint = Blueprint {
+            resource,
+            scope,
+            redactor,
+            key,
+            sealer,
+            sampler,
+            limits: self.limits,
+            batch,
+            clock,
+            #[cfg(feature = "worker")]
+            delivery,
+        };
+        start(
+            Arc::new(blueprint),
+            #[cfg(feature = "worker")]
+            first_transport,
+        )
+    }
+}
+
+/// Starts a tracer from a resolved configuration: buffer, pipeline (with a new sealer, hence a new
+/// envelope instance id) and, with a transport, the worker threads.
+fn start(bp: Arc<Blueprint>, #[cfg(feature = "worker")] transport: Option<Box<dyn Transport>>) -> Result<Tracer> {
+    let key_id = bp.key.key_id();
+    let sealer = Sealer::new(bp.key.clone(), bp.sealer.clone())?;
+    let now = bp.clock.now_unix_nanos();
+    let pipeline =
+        Pipeline::new(bp.resource.clone(), bp.scope.clone(), bp.redactor.clone(), sealer, bp.limits, bp.batch, now);
+    let core = Arc::new(Core {
+        buffer: SpanBuffer::new(bp.batch.max_queue_size, bp.batch.max_batch_size),
+        stats: Stats::default(),
+        clock: bp.clock.clone(),
+        batch: bp.batch,
+        pipeline: Mutex::new(pipeline),
+    });
+
+    #[cfg(feature = "worker")]
+    let worker = match (transport, &bp.delivery) {
+        (Some(t), Some(d)) => {
+            let spool = match &d.spool {
+                Some((dir, max)) => Some(crate::spool::Spool::open(dir.clone(), *max)?),
+                None => None,
+            };
+            Some(crate::worker::Worker::spawn(core.clone(), t, d.retry, spool)?)
+        }
+        _ => None,
+    };
+
+    Ok(Tracer {
+        inner: Arc::new(Inner {
+            core,
+            sampler: bp.sampler.clone(),
+            limits: bp.limits,
+            key_id,
+            accepting: AtomicBool::new(true),
+            #[cfg(feature = "worker")]
+            worker: Mutex::new(worker),
+            blueprint: bp,
+        }),
+    })
+}
+
+fn check_ratio(s: &Sampler) -> Result<()> {
+    match s {
+        Sampler::TraceIdRatio(r) if !(0.0..=1.0).contains(r) => {
+            Err(Error::Config(format!("sample ratio must be within [0, 1]: {r}")))
+        }
+        Sampler::ParentBased(root) => check_ratio(root),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(feature = "http")]
+fn http_transport(endpoint: &str, api_key: &str, retry: &RetryPolicy) -> Result<Box<dyn Transport>> {
+    Ok(Box::new(crate::transport::HttpTransport::new(endpoint, api_key, retry.request_timeout)?))
+}
+
+#[cfg(all(feature = "worker", not(feature = "http")))]
+fn http_transport(_endpoint: &str, _api_key: &str, _retry: &RetryPolicy) -> Result<Box<dyn Transport>> {
+    Err(Error::Config("this build has no HTTP transport (feature `http`); configure with_transport".into()))
+}
+
+#[cfg(feature = "http")]
+fn fetch_collector_key(endpoint: Option<&str>, fingerprint: &str) -> Result<CollectorKey> {
+    let endpoint = endpoint.ok_or_else(|| {
+        Error::Config("a pinned fingerprint without a PEM key needs an endpoint to fetch the key from".into())
+    })?;
+    let pem = crate::transport::fetch_public_key_pem(endpoint)?;
+    let key = CollectorKey::from_pem(&pem)?;
+    key.verify_fingerprint(fingerprint)?;
+    Ok(key)
+}
+
+#[cfg(not(feature = "http"))]
+fn fetch_collector_key(_endpoint: Option<&str>, _fingerprint: &str) -> Result<CollectorKey> {
+    Err(Error::Config("this build cannot fetch the collector key: pass it as PEM".into()))
+}

@@ -1,0 +1,290 @@
+//! Getting sealed bytes to the collector: the [`Transport`] trait, the retry policy (exponential
+//! backoff with full jitter, honouring `Retry-After`) and, with feature `http`, the reqwest + rustls
+//! implementation.
+
+use std::time::Duration;
+
+/// The result of one send attempt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SendOutcome {
+    /// The collector acknowledged the batch (it is durably stored).
+    Delivered,
+    /// A transient failure: connection refused, timeout, 408/429/5xx.
+    Retry {
+        /// The server's `Retry-After`, if it sent one.
+        after: Option<Duration>,
+        /// What went wrong, for diagnostics.
+        reason: String,
+    },
+    /// A permanent failure (other 4xx): retrying the same bytes cannot succeed.
+    Reject {
+        /// HTTP status.
+        status: u16,
+        /// The collector's error body (truncated).
+        message: String,
+    },
+}
+
+/// Sends one sealed batch. Implementations block; they run on the sender thread.
+pub trait Transport: Send + 'static {
+    /// One attempt, no retries (the sender owns the retry loop).
+    fn send(&mut self, body: &[u8]) -> SendOutcome;
+}
+
+/// Retry settings. Backoff before attempt `n` (1-based) is uniform in
+/// `[0, min(max_backoff, initial_backoff · 2^(n-1))]` ("full jitter"); a `Retry-After` from the
+/// server replaces it. The sender gives up once `max_elapsed` would be exceeded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// First backoff ceiling (default 200 ms).
+    pub initial_backoff: Duration,
+    /// Largest backoff ceiling (default 10 s).
+    pub max_backoff: Duration,
+    /// Total time spent on one batch before giving up (default 30 s).
+    pub max_elapsed: Duration,
+    /// Timeout of one HTTP request (default 10 s).
+    pub request_timeout: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            initial_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(10),
+            max_elapsed: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The ceiling of the backoff before attempt `attempt` (1-based).
+    pub fn ceiling(&self, attempt: u32) -> Duration {
+        let factor = 1u32.checked_shl(attempt.saturating_sub(1).min(31)).unwrap_or(u32::MAX);
+        self.initial_backoff.saturating_mul(factor).min(self.max_backoff)
+    }
+
+    /// A full-jitter backoff before attempt `attempt`, from a uniform `random` in `[0, 1)`.
+    pub fn backoff(&self, attempt: u32, random: f64) -> Duration {
+        self.ceiling(attempt).mul_f64(random.clamp(0.0, 1.0))
+    }
+}
+
+/// Parses a `Retry-After` value: delay-seconds or an HTTP-date (relative to `now`).
+pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let v = value.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    #[cfg(feature = "http")]
+    if let Ok(at) = httpdate::parse_http_date(v) {
+        return Some(at.duration_since(now).unwrap_or(Duration::ZERO));
+    }
+    let _ = now;
+    None
+}
+
+/// Classifies an HTTP status: 2xx delivered, 408/425/429/5xx retry, other 4xx reject.
+pub fn classify_status(status: u16, retry_after: Option<Duration>, body: &str) -> SendOutcome {
+    match status {
+        200..=299 => SendOutcome::Delivered,
+        408 | 425 | 429 | 500..=599 => {
+            SendOutcome::Retry { after: retry_after, reason: format!("HTTP {status}: {}", clip(body)) }
+        }
+        _ => SendOutcome::Reject { status, message: clip(body).to_owned() },
+    }
+}
+
+fn clip(s: &str) -> &str {
+    let mut end = s.len().min(300);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].trim()
+}
+
+// === HTTP ===
+
+/// `Content-Type` of a sealed batch.
+pub const BATCH_CONTENT_TYPE: &str = "application/vnd.tracex.batch.v1";
+/// Path of the ingest endpoint.
+pub const BATCHES_PATH: &str = "/v1/batches";
+/// Path of the public-key endpoint.
+pub const PUBLIC_KEY_PATH: &str = "/v1/public-key";
+
+/// POSTs batches to `{endpoint}/v1/batches` with the API key as a bearer token.
+#[cfg(feature = "http")]
+pub struct HttpTransport {
+    client: reqwest::blocking::Client,
+    url: String,
+    authorization: String,
+}
+
+#[cfg(feature = "http")]
+impl std::fmt::Debug for HttpTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the API key.
+        f.debug_struct("HttpTransport").field("url", &self.url).finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "http")]
+impl HttpTransport {
+    /// A transport for `endpoint` (base URL) authenticating with `api_key`.
+    pub fn new(endpoint: &str, api_key: &str, timeout: Duration) -> crate::Result<Self> {
+        if api_key.is_empty() || api_key.chars().any(|c| c.is_control() || c == ' ') {
+            return Err(crate::Error::Config(
+                "API key must be non-empty and contain no spaces or control characters".into(),
+            ));
+        }
+        let client = reqwest::blocking::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .user_agent(concat!("tracex-core/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| crate::Error::Transport(format!("building the HTTP client: {e}")))?;
+        Ok(Self {
+            client,
+            url: format!("{}{BATCHES_PATH}", endpoint.trim_end_matches('/')),
+            authorization: format!("Bearer {api_key}"),
+        })
+    }
+}
+
+#[cfg(feature = "http")]
+impl Transport for HttpTransport {
+    fn send(&mut self, body: &[u8]) -> SendOutcome {
+        let res = self
+            .client
+            .post(&self.url)
+            .header(reqwest::header::AUTHORIZATION, &self.authorization)
+            .header(reqwest::header::CONTENT_TYPE, BATCH_CONTENT_TYPE)
+            .body(body.to_vec())
+            .send();
+        match res {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                let retry_after = resp
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
+                let text = if (200..300).contains(&status) { String::new() } else { resp.text().unwrap_or_default() };
+                classify_status(status, retry_after, &text)
+            }
+            Err(e) => SendOutcome::Retry { after: None, reason: error_chain(&e) },
+        }
+    }
+}
+
+#[cfg(feature = "http")]
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// Fetches the collector's public key (PEM) from `{endpoint}/v1/public-key`. The caller must check
+/// it against a pinned fingerprint.
+#[cfg(feature = "http")]
+pub fn fetch_public_key_pem(endpoint: &str) -> crate::Result<String> {
+    let url = format!("{}{PUBLIC_KEY_PATH}", endpoint.trim_end_matches('/'));
+    let resp = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .and_then(|c| c.get(&url).header(reqwest::header::ACCEPT, "application/x-pem-file").send())
+        .map_err(|e| crate::Error::Transport(format!("fetching the collector key from {url}: {}", error_chain(&e))))?;
+    let status = resp.status();
+    let text = resp.text().map_err(|e| crate::Error::Transport(e.to_string()))?;
+    if !status.is_success() {
+        return Err(crate::Error::Transport(format!("fetching the collector key from {url}: HTTP {status}")));
+    }
+    Ok(text)
+}
+
+// === in memory ===
+
+/// A transport that keeps delivered bodies in memory and can be scripted to fail: for tests of
+/// code built on the core.
+#[cfg(any(test, feature = "testing"))]
+#[derive(Clone, Default, Debug)]
+pub struct MemoryTransport {
+    received: std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+    script: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<SendOutcome>>>,
+}
+
+#[cfg(any(test, feature = "testing"))]
+impl MemoryTransport {
+    /// Bodies delivered so far.
+    pub fn received(&self) -> Vec<Vec<u8>> {
+        self.received.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// Makes the next attempt return `outcome` (queued; unscripted attempts are delivered).
+    pub fn script(&self, outcome: SendOutcome) {
+        if let Ok(mut s) = self.script.lock() {
+            s.push_back(outcome);
+        }
+    }
+}
+
+#[cfg(any(test, feature = "testing"))]
+impl Transport for MemoryTransport {
+    fn send(&mut self, body: &[u8]) -> SendOutcome {
+        let scripted = self.script.lock().ok().and_then(|mut s| s.pop_front());
+        let outcome = scripted.unwrap_or(SendOutcome::Delivered);
+        if outcome == SendOutcome::Delivered {
+            if let Ok(mut r) = self.received.lock() {
+                r.push(body.to_vec());
+            }
+        }
+        outcome
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_ceiling_doubles_then_caps() {
+        let p = RetryPolicy::default();
+        assert_eq!(p.ceiling(1), Duration::from_millis(200));
+        assert_eq!(p.ceiling(2), Duration::from_millis(400));
+        assert_eq!(p.ceiling(6), Duration::from_millis(6400));
+        assert_eq!(p.ceiling(7), Duration::from_secs(10));
+        assert_eq!(p.ceiling(100), Duration::from_secs(10));
+        assert_eq!(p.backoff(2, 0.5), Duration::from_millis(200));
+        assert_eq!(p.backoff(2, 0.0), Duration::ZERO);
+    }
+
+    #[test]
+    fn statuses_are_classified() {
+        assert_eq!(classify_status(202, None, ""), SendOutcome::Delivered);
+        assert!(matches!(
+            classify_status(503, Some(Duration::from_secs(2)), ""),
+            SendOutcome::Retry { after: Some(_), .. }
+        ));
+        assert!(matches!(classify_status(429, None, ""), SendOutcome::Retry { .. }));
+        assert!(matches!(classify_status(400, None, "bad"), SendOutcome::Reject { status: 400, .. }));
+        assert!(matches!(classify_status(401, None, ""), SendOutcome::Reject { status: 401, .. }));
+        assert!(matches!(classify_status(413, None, ""), SendOutcome::Reject { status: 413, .. }));
+    }
+
+    #[test]
+    fn retry_after_accepts_seconds_and_dates() {
+        let now = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(parse_retry_after(" 3 ", now), Some(Duration::from_secs(3)));
+        assert_eq!(parse_retry_after("soon", now), None);
+        #[cfg(feature = "http")]
+        {
+            let later = httpdate::fmt_http_date(now + Duration::from_secs(7));
+            assert_eq!(parse_retry_after(&later, now), Some(Duration::from_secs(7)));
+        }
+    }
+}

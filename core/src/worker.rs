@@ -1,0 +1,360 @@
+//! The native worker: two named threads.
+//!
+//! - `tracex-batcher` sleeps until a batch is ready (the buffer unparks it) or the scheduled delay
+//!   passes, then drains, redacts, encodes and seals, and hands sealed batches to the sender through
+//!   a bounded channel. It never touches the network; when the channel is full, new batches go to
+//!   the spool, or, without a spool, the batcher waits for the sender (back-pressure).
+//! - `tracex-sender` sends each batch with retries (full-jitter backoff, `Retry-After`), gives up
+//!   after the policy's time budget and spools what it gave up on; when idle it replays the spool.
+//!   After one batch has exhausted its retries the sender is "degraded": later batches get a single
+//!   attempt each until one succeeds, so an outage does not queue minutes of retries.
+//!
+//! Flush and shutdown travel as markers behind the batches, so a reply means everything before it
+//! was delivered, spooled or given up on.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::ids::random_unit;
+use crate::seal::SealedBatch;
+use crate::spool::Spool;
+use crate::stats::Stats;
+use crate::tracer::{Core, FlushReport};
+use crate::transport::{RetryPolicy, SendOutcome, Transport};
+
+/// How often an idle sender looks at the spool.
+const SPOOL_POLL: Duration = Duration::from_millis(500);
+/// How long shutdown waits after aborting retries for the sender to spool what is left.
+const ABORT_GRACE: Duration = Duration::from_secs(2);
+
+enum Control {
+    Flush(mpsc::SyncSender<()>),
+    Shutdown(mpsc::SyncSender<()>),
+}
+
+enum Outgoing {
+    Batch(SealedBatch),
+    Marker(mpsc::SyncSender<()>),
+    Stop(mpsc::SyncSender<()>),
+}
+
+type SharedSpool = Option<Arc<Mutex<Spool>>>;
+
+pub(crate) struct Worker {
+    control: mpsc::Sender<Control>,
+    batcher: JoinHandle<()>,
+    sender: JoinHandle<()>,
+    abort: Arc<AtomicBool>,
+}
+
+impl Worker {
+    pub(crate) fn spawn(
+        core: Arc<Core>,
+        transport: Box<dyn Transport>,
+        retry: RetryPolicy,
+        spool: Option<Spool>,
+    ) -> Result<Self> {
+        let (control, control_rx) = mpsc::channel();
+        let (out_tx, out_rx) = mpsc::sync_channel(core.batch.max_pending_batches);
+        let spool: SharedSpool = spool.map(|s| Arc::new(Mutex::new(s)));
+        let abort = Arc::new(AtomicBool::new(false));
+        let spawn_err = |e: std::io::Error| Error::Config(format!("cannot start the worker thread: {e}"));
+
+        let sender = SenderLoop {
+            core: core.clone(),
+            transport,
+            retry,
+            spool: spool.clone(),
+            abort: abort.clone(),
+            degraded_until: None,
+            next_spool_try: Instant::now(),
+            spool_attempts: 0,
+        };
+        let sender =
+            thread::Builder::new().name("tracex-sender".into()).spawn(move || sender.run(out_rx)).map_err(spawn_err)?;
+        let batcher_core = core.clone();
+        let batcher = thread::Builder::new()
+            .name("tracex-batcher".into())
+            .spawn(move || batcher_loop(&batcher_core, &control_rx, &out_tx, &spool))
+            .map_err(spawn_err)?;
+        core.buffer.set_waker(batcher.thread().clone());
+        Ok(Self { control, batcher, sender, abort })
+    }
+
+    pub(crate) fn flush(&self, core: &Core, timeout: Duration) -> Result<FlushReport> {
+        let before = core.stats.snapshot(core.buffer.len() as u64);
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.control.send(Control::Flush(tx)).map_err(|_| Error::Shutdown)?;
+        self.batcher.thread().unpark();
+        match rx.recv_timeout(timeout) {
+            Ok(()) | Err(RecvTimeoutError::Timeout) => Ok(FlushReport::between(core, &before)),
+            Err(RecvTimeoutError::Disconnected) => Err(Error::Shutdown),
+        }
+    }
+
+    pub(crate) fn shutdown(self, core: &Core, timeout: Duration) -> Result<FlushReport> {
+        let before = core.stats.snapshot(core.buffer.len() as u64);
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.control.send(Control::Shutdown(tx)).map_err(|_| Error::Shutdown)?;
+        self.batcher.thread().unpark();
+        let finished = match rx.recv_timeout(timeout) {
+            Ok(()) => true,
+            Err(_) => {
+                // Out of time: stop retrying and spool (or count) whatever is left.
+                self.abort.store(true, Ordering::Release);
+                self.sender.thread().unpark();
+                self.batcher.thread().unpark();
+                rx.recv_timeout(ABORT_GRACE).is_ok()
+            }
+        };
+        if finished {
+            let _ = self.batcher.join();
+            let _ = self.sender.join();
+        }
+        // Otherwise the sender is stuck inside one HTTP request; it exits when that times out.
+        Ok(FlushReport::between(core, &before))
+    }
+}
+
+// === batcher ===
+
+fn batcher_loop(core: &Core, control: &mpsc::Receiver<Control>, out: &mpsc::SyncSender<Outgoing>, spool: &SharedSpool) {
+    let delay = core.batch.scheduled_delay;
+    let mut deadline = Instant::now() + delay;
+    loop {
+        let now = Instant::now();
+        if now < deadline {
+            thread::park_timeout(deadline - now);
+        }
+        core.buffer.clear_notified();
+        core.clock.resync();
+        let ctl = match control.try_recv() {
+            Ok(c) => Some(c),
+            Err(mpsc::TryRecvError::Empty) => None,
+            // Every tracer handle is gone: deliver what is left, then stop.
+            Err(mpsc::TryRecvError::Disconnected) => {
+                let (tx, _rx) = mpsc::sync_channel(1);
+                Some(Control::Shutdown(tx))
+            }
+        };
+        let timer = Instant::now() >= deadline;
+        for batch in core.collect(timer || ctl.is_some()) {
+            hand_off(core, out, spool, batch);
+        }
+        if timer || ctl.is_some() {
+            deadline = Instant::now() + delay;
+        }
+        match ctl {
+            None => {}
+            Some(Control::Flush(reply)) => {
+                // The sender is gone only when shutting down.
+                let sent = out.send(Outgoing::Marker(reply));
+                if sent.is_err() {
+                    return;
+                }
+            }
+            Some(Control::Shutdown(reply)) => {
+                let _ = out.send(Outgoing::Stop(reply));
+                return;
+            }
+        }
+    }
+}
+
+/// Queues a sealed batch for the sender. When the sender is behind: with a spool, the batch goes to
+/// disk (and is replayed later); without one, the batcher waits for room — back-pressure that ends
+/// up as counted drops at the span buffer, never as silently discarded sealed batches.
+fn hand_off(core: &Core, out: &mpsc::SyncSender<Outgoing>, spool: &SharedSpool, batch: SealedBatch) {
+    match out.try_send(Outgoing::Batch(batch)) {
+        Ok(()) => {}
+        Err(TrySendError::Full(Outgoing::Batch(b))) if spool.is_some() => spool_or_fail(core, spool, &b),
+        Err(TrySendError::Full(msg)) => {
+            if let Err(mpsc::SendError(Outgoing::Batch(b))) = out.send(msg) {
+                spool_or_fail(core, spool, &b);
+            }
+        }
+        Err(TrySendError::Disconnected(Outgoing::Batch(b))) => spool_or_fail(core, spool, &b),
+        Err(TrySendError::Disconnected(_)) => {}
+    }
+}
+
+fn spool_or_fail(core: &Core, spool: &SharedSpool, batch: &SealedBatch) {
+    let s = &core.stats;
+    let n = u64::from(batch.span_count);
+    let written = spool.as_ref().map(|sp| match sp.lock() {
+        Ok(mut sp) => sp.write(batch, core.clock.now_unix_nanos()),
+        Err(_) => Err(std::io::Error::other("spool lock poisoned")),
+    });
+    match written {
+        Some(Ok(())) => {
+            Stats::add(&s.batches_spooled, 1);
+            Stats::add(&s.spans_spooled, n);
+        }
+        Some(Err(_)) => {
+            Stats::add(&s.spool_errors, 1);
+            Stats::add(&s.batches_failed, 1);
+            Stats::add(&s.spans_failed, n);
+        }
+        None => {
+            Stats::add(&s.batches_failed, 1);
+            Stats::add(&s.spans_failed, n);
+        }
+    }
+}
+
+// === sender ===
+
+struct SenderLoop {
+    core: Arc<Core>,
+    transport: Box<dyn Transport>,
+    retry: RetryPolicy,
+    spool: SharedSpool,
+    abort: Arc<AtomicBool>,
+    degraded_until: Option<Instant>,
+    next_spool_try: Instant,
+    spool_attempts: u32,
+}
+
+impl SenderLoop {
+    fn run(mut self, rx: mpsc::Receiver<Outgoing>) {
+        loop {
+            match rx.recv_timeout(SPOOL_POLL) {
+                Ok(Outgoing::Batch(b)) => self.deliver(b),
+                Ok(Outgoing::Marker(reply)) => {
+                    let _ = reply.send(());
+                }
+                Ok(Outgoing::Stop(reply)) => {
+                    let _ = reply.send(());
+                    return;
+                }
+                Err(RecvTimeoutError::Timeout) => self.replay_spool(16),
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        }
+    }
+
+    fn aborted(&self) -> bool {
+        self.abort.load(Ordering::Acquire)
+    }
+
+    fn deliver(&mut self, batch: SealedBatch) {
+        if self.aborted() {
+            spool_or_fail(&self.core, &self.spool, &batch);
+            return;
+        }
+        let started = Instant::now();
+        let mut attempt = 0u32;
+        loop {
+            match self.transport.send(&batch.bytes) {
+                SendOutcome::Delivered => {
+                    let s = &self.core.stats;
+                    Stats::add(&s.batches_sent, 1);
+                    Stats::add(&s.spans_sent, u64::from(batch.span_count));
+                    Stats::add(&s.bytes_sent, batch.bytes.len() as u64);
+                    self.degraded_until = None;
+                    self.replay_spool(1);
+                    return;
+                }
+                SendOutcome::Reject { .. } => {
+                    // The same bytes can never succeed (bad key, malformed, unauthorised): keeping
+                    // them would only fill the spool.
+                    let s = &self.core.stats;
+                    Stats::add(&s.batches_failed, 1);
+                    Stats::add(&s.spans_failed, u64::from(batch.span_count));
+                    return;
+                }
+                SendOutcome::Retry { after, .. } => {
+                    attempt += 1;
+                    let wait = after.unwrap_or_else(|| self.retry.backoff(attempt, random_unit()));
+                    let degraded = self.degraded_until.is_some_and(|t| Instant::now() < t);
+                    if degraded || self.aborted() || started.elapsed() + wait > self.retry.max_elapsed {
+                        self.degraded_until = Some(Instant::now() + self.retry.max_elapsed);
+                        spool_or_fail(&self.core, &self.spool, &batch);
+                        return;
+                    }
+                    Stats::add(&self.core.stats.batches_retried, 1);
+                    if !self.sleep(wait) {
+                        spool_or_fail(&self.core, &self.spool, &batch);
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sleeps unless aborted; false when aborted.
+    fn sleep(&self, d: Duration) -> bool {
+        let end = Instant::now() + d;
+        loop {
+            if self.aborted() {
+                return false;
+            }
+            let now = Instant::now();
+            if now >= end {
+                return true;
+            }
+            thread::park_timeout(end - now);
+        }
+    }
+
+    /// Sends up to `max` spooled batches, oldest first, one attempt each.
+    fn replay_spool(&mut self, max: usize) {
+        let Some(spool) = self.spool.clone() else { return };
+        if self.aborted() || Instant::now() < self.next_spool_try {
+            return;
+        }
+        let s = &self.core.stats;
+        for _ in 0..max {
+            let Ok(mut sp) = spool.lock() else { return };
+            if sp.is_empty() {
+                return;
+            }
+            let entry = match sp.oldest() {
+                Ok(Some(e)) => e,
+                Ok(None) => return,
+                Err(_) => {
+                    Stats::add(&s.spool_errors, 1);
+                    return;
+                }
+            };
+            let Ok(bytes) = Spool::read(&entry) else {
+                Stats::add(&s.spool_errors, 1);
+                let _ = sp.remove(&entry);
+                continue;
+            };
+            drop(sp);
+            let n = u64::from(entry.span_count);
+            match self.transport.send(&bytes) {
+                SendOutcome::Delivered => {
+                    Stats::add(&s.batches_sent, 1);
+                    Stats::add(&s.spans_sent, n);
+                    Stats::add(&s.bytes_sent, bytes.len() as u64);
+                    Stats::add(&s.batches_unspooled, 1);
+                    Stats::add(&s.spans_unspooled, n);
+                    self.spool_attempts = 0;
+                    if let Ok(mut sp) = spool.lock() {
+                        let _ = sp.remove(&entry);
+                    }
+                }
+                SendOutcome::Reject { .. } => {
+                    Stats::add(&s.batches_failed, 1);
+                    Stats::add(&s.spans_failed, n);
+                    Stats::add(&s.spans_spool_failed, n);
+                    if let Ok(mut sp) = spool.lock() {
+                        let _ = sp.remove(&entry);
+                    }
+                }
+                SendOutcome::Retry { after, .. } => {
+                    self.spool_attempts = self.spool_attempts.saturating_add(1);
+                    let wait = after.unwrap_or_else(|| self.retry.ceiling(self.spool_attempts));
+                    self.next_spool_try = Instant::now() + wait;
+                    return;
+                }
+            }
+        }
+    }
+}

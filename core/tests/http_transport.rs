@@ -1,0 +1,272 @@
+//! The HTTP transport against a real HTTP server on loopback: bearer auth, retries with backoff and
+//! `Retry-After`, permanent rejections, a collector that is down (spooled, replayed later — also by
+//! the next process — or counted as lost), and fetching the collector key by pinned fingerprint.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::http::{Response, Server, free_port};
+use tracex_core::transport::RetryPolicy;
+use tracex_core::{Tracer, TracerBuilder};
+
+fn fast_retry() -> RetryPolicy {
+    RetryPolicy {
+        initial_backoff: Duration::from_millis(20),
+        max_backoff: Duration::from_millis(100),
+        max_elapsed: Duration::from_millis(400),
+        request_timeout: Duration::from_secs(2),
+    }
+}
+
+fn builder(endpoint: &str) -> TracerBuilder {
+    Tracer::builder()
+        .with_service_name("http-test")
+        .with_endpoint(endpoint)
+        .with_api_key("tx_test_key")
+        .with_collector_public_key_pem(common::public_pem())
+}
+
+fn spans_in(bodies: &[Vec<u8>]) -> usize {
+    bodies.iter().map(|b| common::open(b).1.span_count()).sum()
+}
+
+fn batch_bodies(server: &Server) -> Vec<Vec<u8>> {
+    server.requests().into_iter().filter(|r| r.path == "/v1/batches").map(|r| r.body).collect()
+}
+
+#[test]
+fn batches_are_posted_with_bearer_auth() {
+    let server = Server::start("127.0.0.1:0", |_, _| Response::status(202));
+    let tracer = builder(&server.url()).build().unwrap();
+    for _ in 0..10 {
+        tracer.span("verify").end();
+    }
+    let report = tracer.flush(Duration::from_secs(10)).unwrap();
+    assert_eq!(report.spans_delivered, 10);
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(reqs[0].method, "POST");
+    assert_eq!(reqs[0].path, "/v1/batches");
+    assert_eq!(reqs[0].header("authorization"), Some("Bearer tx_test_key"));
+    assert_eq!(reqs[0].header("content-type"), Some("application/vnd.tracex.batch.v1"));
+    assert_eq!(spans_in(&batch_bodies(&server)), 10);
+    assert_eq!(tracer.stats().bytes_sent, reqs[0].body.len() as u64);
+}
+
+#[test]
+fn retry_after_is_honoured_on_503() {
+    let server = Server::start("127.0.0.1:0", |_, i| {
+        if i == 0 { Response::status(503).header("Retry-After", "1") } else { Response::status(200) }
+    });
+    let tracer = builder(&server.url())
+        .with_retry_policy(RetryPolicy { max_elapsed: Duration::from_secs(10), ..fast_retry() })
+        .build()
+        .unwrap();
+    tracer.span("settle").end();
+    let report = tracer.flush(Duration::from_secs(15)).unwrap();
+    assert!(report.is_complete(), "{report:?}");
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 2);
+    assert_eq!(reqs[0].body, reqs[1].body, "the same sealed bytes are retried");
+    assert!(reqs[1].at.duration_since(reqs[0].at) >= Duration::from_millis(950), "waited for Retry-After");
+    assert_eq!(tracer.stats().batches_retried, 1);
+}
+
+#[test]
+fn throttling_and_server_errors_are_retried_with_backoff() {
+    let server = Server::start("127.0.0.1:0", |_, i| match i {
+        0 => Response::status(429),
+        1 => Response::status(502),
+        _ => Response::status(200),
+    });
+    let tracer = builder(&server.url())
+        .with_retry_policy(RetryPolicy { max_elapsed: Duration::from_secs(10), ..fast_retry() })
+        .build()
+        .unwrap();
+    tracer.span("settle").end();
+    assert!(tracer.flush(Duration::from_secs(10)).unwrap().is_complete());
+    assert_eq!(server.requests().len(), 3);
+    let s = tracer.stats();
+    assert_eq!((s.batches_retried, s.batches_sent, s.batches_failed), (2, 1, 0));
+}
+
+#[test]
+fn permanent_rejections_are_not_retried_and_are_counted() {
+    let server = Server::start("127.0.0.1:0", |_, _| {
+        Response::status(401).body(r#"{"error":{"code":"unauthorized","message":"invalid API key"}}"#)
+    });
+    let dir = common::temp_dir("reject-spool");
+    let tracer = builder(&server.url()).with_spool_dir(&dir).build().unwrap();
+    for _ in 0..3 {
+        tracer.span("settle").end();
+    }
+    let report = tracer.flush(Duration::from_secs(10)).unwrap();
+    assert_eq!(report.spans_failed, 3);
+    assert!(!report.is_complete());
+    assert_eq!(server.requests().len(), 1, "a 4xx is final");
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "rejected batches are not spooled");
+    assert_eq!(tracer.stats().batches_failed, 1);
+}
+
+#[test]
+fn collector_down_without_a_spool_counts_the_loss() {
+    let tracer = builder(&format!("http://127.0.0.1:{}", free_port())).with_retry_policy(fast_retry()).build().unwrap();
+    for _ in 0..7 {
+        tracer.span("settle").end();
+    }
+    let report = tracer.shutdown(Duration::from_secs(10)).unwrap();
+    assert_eq!((report.spans_delivered, report.spans_failed, report.spans_pending), (0, 7, 0));
+    assert_eq!(report.undelivered(), 7);
+    let s = tracer.stats();
+    assert_eq!(s.spans_failed, 7);
+    assert!(s.batches_retried >= 1);
+}
+
+#[test]
+fn collector_down_spools_then_replays_when_it_returns() {
+    let port = free_port();
+    let dir = common::temp_dir("down-spool");
+    let tracer = builder(&format!("http://127.0.0.1:{port}"))
+        .with_retry_policy(fast_retry())
+        .with_spool_dir(&dir)
+        .build()
+        .unwrap();
+    for _ in 0..5 {
+        tracer.span("settle").end();
+    }
+    let report = tracer.flush(Duration::from_secs(10)).unwrap();
+    assert_eq!(report.spans_spooled, 5, "{report:?}");
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+
+    // The collector comes back on the same port; the idle sender replays the spool.
+    let server = Server::start(&format!("127.0.0.1:{port}"), |_, _| Response::status(200));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while tracer.stats().spans_unspooled < 5 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(tracer.stats().spans_unspooled, 5);
+    assert_eq!(spans_in(&batch_bodies(&server)), 5);
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "delivered batches leave the spool");
+}
+
+#[test]
+fn a_spool_left_by_a_previous_process_is_delivered_by_the_next() {
+    let dir = common::temp_dir("restart-spool");
+    {
+        let down = builder(&format!("http://127.0.0.1:{}", free_port()))
+            .with_retry_policy(fast_retry())
+            .with_spool_dir(&dir)
+            .build()
+            .unwrap();
+        for _ in 0..4 {
+            down.span("settle").end();
+        }
+        let report = down.shutdown(Duration::from_secs(10)).unwrap();
+        assert_eq!(report.spans_spooled, 4);
+    }
+    let server = Server::start("127.0.0.1:0", |_, _| Response::status(200));
+    let next = builder(&server.url()).with_spool_dir(&dir).build().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while next.stats().spans_unspooled < 4 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(spans_in(&batch_bodies(&server)), 4);
+}
+
+#[test]
+fn a_full_spool_counts_what_it_cannot_keep() {
+    let dir = common::temp_dir("full-spool");
+    let tracer = builder(&format!("http://127.0.0.1:{}", free_port()))
+        .with_retry_policy(fast_retry())
+        .with_spool_dir(&dir)
+        .with_spool_max_bytes(100) // smaller than any sealed batch: behaves like a full disk
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        tracer.span("settle").end();
+    }
+    let report = tracer.shutdown(Duration::from_secs(10)).unwrap();
+    assert_eq!((report.spans_spooled, report.spans_failed), (0, 3));
+    let s = tracer.stats();
+    assert_eq!(s.spool_errors, 1);
+}
+
+#[test]
+fn shutdown_timeout_spools_batches_still_being_retried() {
+    // The collector answers 503 for a long time; shutdown gives it 300 ms, then spools.
+    let server = Server::start("127.0.0.1:0", |_, _| Response::status(503));
+    let dir = common::temp_dir("abort-spool");
+    let tracer = builder(&server.url())
+        .with_retry_policy(RetryPolicy { max_elapsed: Duration::from_secs(60), ..fast_retry() })
+        .with_spool_dir(&dir)
+        .build()
+        .unwrap();
+    for _ in 0..6 {
+        tracer.span("settle").end();
+    }
+    let started = Instant::now();
+    let report = tracer.shutdown(Duration::from_millis(300)).unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(report.spans_spooled, 6, "{report:?}");
+    assert_eq!(report.spans_pending, 0);
+}
+
+#[test]
+fn flush_timeout_reports_pending_spans() {
+    let server = Server::start("127.0.0.1:0", |_, i| {
+        if i < 3 { Response::status(503).header("Retry-After", "1") } else { Response::status(200) }
+    });
+    let tracer = builder(&server.url())
+        .with_retry_policy(RetryPolicy { max_elapsed: Duration::from_secs(30), ..fast_retry() })
+        .build()
+        .unwrap();
+    for _ in 0..2 {
+        tracer.span("settle").end();
+    }
+    let report = tracer.flush(Duration::from_millis(200)).unwrap();
+    assert_eq!(report.spans_pending, 2, "{report:?}");
+    assert_eq!(report.spans_delivered, 0);
+    // It keeps going in the background and gets there.
+    let report = tracer.flush(Duration::from_secs(20)).unwrap();
+    assert!(report.is_complete(), "{report:?}");
+    assert_eq!(tracer.stats().spans_sent, 2);
+}
+
+#[test]
+fn the_collector_key_is_fetched_and_checked_against_the_pinned_fingerprint() {
+    let pem = common::public_pem();
+    let served = pem.clone();
+    let server = Server::start("127.0.0.1:0", move |req, _| {
+        if req.path == "/v1/public-key" { Response::status(200).body(served.clone()) } else { Response::status(200) }
+    });
+    let fp = tracex_core::CollectorKey::from_pem(&pem).unwrap().key_id().to_hex();
+    let tracer = Tracer::builder()
+        .with_service_name("fetch")
+        .with_endpoint(server.url())
+        .with_api_key("k")
+        .with_collector_fingerprint(&fp)
+        .build()
+        .unwrap();
+    assert_eq!(tracer.collector_key_id().to_hex(), fp);
+    assert_eq!(server.requests()[0].header("accept"), Some("application/x-pem-file"));
+
+    let err = Tracer::builder()
+        .with_service_name("fetch")
+        .with_endpoint(server.url())
+        .with_api_key("k")
+        .with_collector_fingerprint("ab".repeat(32))
+        .build()
+        .unwrap_err();
+    assert_eq!(err.code(), "TRACEX_FINGERPRINT_MISMATCH");
+
+    let err = Tracer::builder()
+        .with_service_name("fetch")
+        .with_endpoint(format!("http://127.0.0.1:{}", free_port()))
+        .with_api_key("k")
+        .with_collector_fingerprint(fp)
+        .build()
+        .unwrap_err();
+    assert_eq!(err.code(), "TRACEX_TRANSPORT");
+}

@@ -1,0 +1,344 @@
+//! The tracer end to end without a network: spans recorded through the public API come out of the
+//! pump (and out of the worker, through the in-memory transport) sealed, and open to exactly what was
+//! recorded — with secrets redacted before sealing.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod common;
+
+use std::time::Duration;
+
+use tracex_core::config::BatchConfig;
+use tracex_core::transport::MemoryTransport;
+use tracex_core::{Error, KeyValue, Parent, Sampler, SpanContext, SpanKind, StatusCode, Tracer, Value};
+
+fn pump_tracer() -> Tracer {
+    Tracer::builder()
+        .with_service_name("pipeline-test")
+        .with_collector_public_key_pem(common::public_pem())
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn spans_round_trip_through_seal_and_open() {
+    let tracer = pump_tracer();
+    assert!(!tracer.has_worker());
+    let remote =
+        SpanContext::from_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", None).unwrap();
+    {
+        let mut root = tracer.span_builder("POST /settle").kind(SpanKind::Server).child_of(remote.clone()).start();
+        root.set_attribute("x402.phase", "settle")
+            .set_attribute("x402.amount", "10000")
+            .set_attribute("x402.attempt", 1i64);
+        let _entered = root.enter();
+        let mut child = tracer.span("eth_sendRawTransaction");
+        child.set_attribute("rpc.ok", false).set_attribute("latency", 12.5f64);
+        child.add_event("retry", vec![KeyValue::new("x402.attempt", 2i64)]);
+        child.record_error(&std::io::Error::other("nonce too low"));
+    }
+    let batches = tracer.collect_sealed(true).unwrap();
+    assert_eq!(batches.len(), 1);
+    assert_eq!(batches[0].span_count, 2);
+    let (header, req) = common::open(&batches[0].bytes);
+    assert_eq!(header.sdk_name, "tracex-rust");
+    assert_eq!(header.key_id, tracer.collector_key_id());
+    let rs = &req.resource_spans[0];
+    assert_eq!(rs.resource.service_name(), Some("pipeline-test"));
+    let spans = &rs.scope_spans[0].spans;
+    let child = spans.iter().find(|s| s.name == "eth_sendRawTransaction").unwrap();
+    let root = spans.iter().find(|s| s.name == "POST /settle").unwrap();
+    assert_eq!(root.trace_id, remote.trace_id);
+    assert_eq!(root.parent_span_id, Some(remote.span_id));
+    assert_eq!(root.flags & 0x300, 0x300, "parent is remote");
+    assert_eq!(root.kind, SpanKind::Server);
+    assert_eq!(child.parent_span_id, Some(root.span_id));
+    assert_eq!(child.trace_id, remote.trace_id);
+    assert_eq!(child.attribute("latency"), Some(&Value::Double(12.5)));
+    assert_eq!(child.status.code, StatusCode::Error);
+    assert_eq!(child.status.message, "nonce too low");
+    assert_eq!(child.events.len(), 2);
+    assert_eq!(child.events[1].name, "exception");
+    assert!(root.end_time_unix_nano >= child.end_time_unix_nano);
+    assert_eq!(tracer.stats().spans_sealed, 2);
+}
+
+#[test]
+fn secrets_are_redacted_before_sealing() {
+    let tracer = pump_tracer();
+    let pk = "4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318";
+    {
+        let mut s = tracer.span("settle");
+        s.set_attribute("wallet.private_key", pk);
+        s.set_attribute("http.request.header.authorization", "Bearer abc.def.ghi");
+        s.set_attribute("x402.payload", "eyJ4NDAyVmVyc2lvbiI6MX0=");
+        s.set_attribute("x402.payer", "0x857b06519E91e3A54538791bDbb0E22373e36b66");
+    }
+    let batches = tracer.collect_sealed(true).unwrap();
+    let (_, req) = common::open(&batches[0].bytes);
+    let span = &req.resource_spans[0].scope_spans[0].spans[0];
+    assert_eq!(span.attribute("wallet.private_key"), Some(&Value::from("[REDACTED]")));
+    assert_eq!(span.attribute("http.request.header.authorization"), Some(&Value::from("[REDACTED]")));
+    assert_eq!(span.attribute("x402.payload"), None, "raw payloads are removed");
+    assert_eq!(span.attribute("x402.payer"), Some(&Value::from("0x857b06519E91e3A54538791bDbb0E22373e36b66")));
+    // Not even the ciphertext's plaintext holds the key: check the decrypted bytes directly.
+    let mut plain = Vec::new();
+    tracex_core::encode::encode_request(&req, &mut plain);
+    assert!(!plain.windows(pk.len()).any(|w| w == pk.as_bytes()));
+    assert!(tracer.stats().values_redacted >= 3);
+}
+
+#[test]
+fn later_attribute_values_replace_earlier_ones() {
+    let tracer = pump_tracer();
+    {
+        let mut s = tracer.span("verify");
+        s.set_attribute("x402.attempt", 1i64).set_attribute("x402.phase", "verify").set_attribute("x402.attempt", 2i64);
+    }
+    let (_, req) = common::open(&tracer.collect_sealed(true).unwrap()[0].bytes);
+    let attrs = &req.resource_spans[0].scope_spans[0].spans[0].attributes;
+    assert_eq!(attrs, &vec![KeyValue::new("x402.attempt", 2i64), KeyValue::new("x402.phase", "verify")]);
+}
+
+#[test]
+fn the_pump_waits_for_a_full_batch_or_the_delay() {
+    let tracer = Tracer::builder()
+        .with_service_name("pump")
+        .with_collector_public_key_pem(common::public_pem())
+        .with_batch_config(BatchConfig {
+            max_batch_size: 10,
+            scheduled_delay: Duration::from_secs(3600),
+            ..Default::default()
+        })
+        .build()
+        .unwrap();
+    for _ in 0..25 {
+        tracer.span("s").end();
+    }
+    let due = tracer.collect_sealed(false).unwrap();
+    assert_eq!(due.iter().map(|b| b.span_count).collect::<Vec<_>>(), vec![10, 10], "full batches only");
+    let rest = tracer.collect_sealed(true).unwrap();
+    assert_eq!(rest.iter().map(|b| b.span_count).collect::<Vec<_>>(), vec![5]);
+    assert!(tracer.collect_sealed(true).unwrap().is_empty());
+    assert_eq!(due[0].sequence + 2, rest[0].sequence);
+}
+
+#[test]
+fn sampled_out_spans_cost_nothing_downstream_but_propagate() {
+    let tracer = Tracer::builder()
+        .with_service_name("sampling")
+        .with_collector_public_key_pem(common::public_pem())
+        .with_sampler(Sampler::AlwaysOff)
+        .build()
+        .unwrap();
+    {
+        let s = tracer.span("dropped");
+        assert!(!s.is_recording());
+        assert!(s.traceparent().ends_with("-00"));
+        let _g = s.enter();
+        let child = tracer.span("child");
+        assert_eq!(child.context().trace_id, s.context().trace_id);
+    }
+    assert!(tracer.collect_sealed(true).unwrap().is_empty());
+    assert_eq!(tracer.stats().spans_sampled_out, 2);
+    assert_eq!(tracer.stats().spans_recorded, 0);
+    // Parent-based sampling follows a sampled remote parent even when roots are sampled out.
+    let parent_based = Tracer::builder()
+        .with_service_name("sampling")
+        .with_collector_public_key_pem(common::public_pem())
+        .with_sampler(Sampler::ratio(0.0))
+        .build()
+        .unwrap();
+    let remote =
+        SpanContext::from_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", None).unwrap();
+    assert!(parent_based.span_builder("follows").parent(Parent::Context(remote)).start().is_recording());
+    assert!(!parent_based.span("root").is_recording());
+}
+
+#[test]
+fn span_limits_drop_and_count() {
+    let tracer = Tracer::builder()
+        .with_service_name("limits")
+        .with_collector_public_key_pem(common::public_pem())
+        .with_span_limits(tracex_core::config::SpanLimits {
+            max_attributes: 3,
+            max_events: 1,
+            max_attribute_value_len: 5,
+            ..Default::default()
+        })
+        .build()
+        .unwrap();
+    {
+        let mut s = tracer.span("limited");
+        for i in 0..5i64 {
+            s.set_attribute(format!("k{i}"), "abcdefghij");
+        }
+        s.add_event("one", vec![]).add_event("two", vec![]);
+    }
+    let (_, req) = common::open(&tracer.collect_sealed(true).unwrap()[0].bytes);
+    let span = &req.resource_spans[0].scope_spans[0].spans[0];
+    assert_eq!(span.attributes.len(), 3);
+    assert_eq!(span.dropped_attributes_count, 2);
+    assert_eq!(span.events.len(), 1);
+    assert_eq!(span.dropped_events_count, 1);
+    assert_eq!(span.attribute("k0"), Some(&Value::from("abcde")));
+}
+
+#[test]
+fn the_worker_delivers_and_flush_reports() {
+    let transport = MemoryTransport::default();
+    let tracer = Tracer::builder()
+        .with_service_name("worker")
+        .with_collector_public_key_pem(common::public_pem())
+        .with_transport(Box::new(transport.clone()))
+        .build()
+        .unwrap();
+    assert!(tracer.has_worker());
+    for i in 0..1300i64 {
+        tracer.span("work").set_attribute("i", i);
+    }
+    let report = tracer.flush(Duration::from_secs(10)).unwrap();
+    // The worker ships full batches on its own, so some may be delivered before flush starts; the
+    // report counts only what was delivered during the call, the stats count everything.
+    assert!(report.spans_delivered <= 1300, "{report:?}");
+    assert!(report.is_complete(), "{report:?}");
+    let received = transport.received();
+    assert_eq!(received.len(), 3, "512 + 512 + 276");
+    let total: usize = received.iter().map(|b| common::open(b).1.span_count()).sum();
+    assert_eq!(total, 1300);
+    let stats = tracer.stats();
+    assert_eq!((stats.spans_recorded, stats.spans_sent, stats.batches_sent), (1300, 1300, 3));
+    assert_eq!(stats.key_rotations, 1, "one RSA wrap for all batches");
+    let report = tracer.shutdown(Duration::from_secs(5)).unwrap();
+    assert!(report.is_complete());
+    assert!(matches!(tracer.flush(Duration::from_secs(1)), Err(Error::Shutdown)));
+    assert!(matches!(tracer.shutdown(Duration::from_secs(1)), Err(Error::Shutdown)));
+    // Spans after shutdown are dropped and counted, never queued.
+    tracer.span("late").end();
+    assert_eq!(tracer.stats().spans_dropped, 1);
+}
+
+#[test]
+fn the_scheduled_delay_ships_a_partial_batch() {
+    let transport = MemoryTransport::default();
+    let tracer = Tracer::builder()
+        .with_service_name("delay")
+        .with_collector_public_key_pem(common::public_pem())
+        .with_batch_config(BatchConfig { scheduled_delay: Duration::from_millis(50), ..Default::default() })
+        .with_transport(Box::new(transport.clone()))
+        .build()
+        .unwrap();
+    tracer.span("lonely").end();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while transport.received().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(transport.received().len(), 1, "sent without any flush");
+}
+
+#[test]
+fn dropping_the_last_handle_delivers_what_is_buffered() {
+    let transport = MemoryTransport::default();
+    {
+        let tracer = Tracer::builder()
+            .with_service_name("drop")
+            .with_collector_public_key_pem(common::public_pem())
+            .with_transport(Box::new(transport.clone()))
+            .build()
+            .unwrap();
+        let clone = tracer.clone();
+        clone.span("a").end();
+        tracer.span("b").end();
+    }
+    let spans: usize = transport.received().iter().map(|b| common::open(b).1.span_count()).sum();
+    assert_eq!(spans, 2);
+}
+
+#[test]
+fn bad_configuration_fails_with_a_clear_error() {
+    let err = Tracer::builder().with_service_name("x").build().unwrap_err();
+    assert_eq!(err.code(), "TRACEX_CONFIG");
+    assert!(err.to_string().contains("collector public key is required"), "{err}");
+
+    let err = Tracer::builder()
+        .with_collector_public_key_pem("-----BEGIN PUBLIC KEY-----\nnot a key\n-----END PUBLIC KEY-----")
+        .build()
+        .unwrap_err();
+    assert_eq!(err.code(), "TRACEX_PUBLIC_KEY");
+
+    let err = Tracer::builder()
+        .with_collector_public_key_pem(common::public_pem())
+        .with_collector_fingerprint("00".repeat(32))
+        .build()
+        .unwrap_err();
+    assert_eq!(err.code(), "TRACEX_FINGERPRINT_MISMATCH");
+
+    let err = Tracer::builder()
+        .with_collector_public_key_pem(common::public_pem())
+        .with_endpoint("ftp://x")
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("http://"), "{err}");
+
+    let err = Tracer::builder()
+        .with_collector_public_key_pem(common::public_pem())
+        .with_endpoint("http://127.0.0.1:1")
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("API key"), "{err}");
+
+    let err = Tracer::builder()
+        .with_collector_public_key_pem(common::public_pem())
+        .with_sampler(Sampler::ratio(1.5))
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("[0, 1]"), "{err}");
+
+    let err = Tracer::builder().with_collector_public_key_pem("/nonexistent/collector.pem").build().unwrap_err();
+    assert!(err.to_string().contains("neither PEM nor a readable file"), "{err}");
+
+    let err = Tracer::builder()
+        .with_collector_public_key_pem(common::public_pem())
+        .with_spool_dir("/proc/version/spool")
+        .with_transport(Box::new(MemoryTransport::default()))
+        .build()
+        .unwrap_err();
+    assert_eq!(err.code(), "TRACEX_SPOOL");
+
+    let fp = tracex_core::CollectorKey::from_pem(&common::public_pem()).unwrap().key_id().to_hex();
+    Tracer::builder()
+        .with_collector_public_key_pem(common::public_pem())
+        .with_collector_fingerprint(fp)
+        .build()
+        .unwrap();
+}
+
+#[test]
+fn record_buffers_from_host_packages_are_sealed_like_native_spans() {
+    use tracex_core::records::Encoder;
+    let tracer = pump_tracer();
+    let made_natively = {
+        tracer.in_span("verify", |s| {
+            s.set_attribute("x402.scheme", "exact").set_attribute("x402.attempt", 1i64);
+        });
+        let batches = tracer.collect_sealed(true).unwrap();
+        let (_, req) = common::open(&batches[0].bytes);
+        req.resource_spans[0].scope_spans[0].spans[0].clone()
+    };
+    let mut enc = Encoder::new(made_natively.start_time_unix_nano - 5_000_000);
+    for _ in 0..3 {
+        enc.push(&made_natively);
+    }
+    enc.sampled_out(7);
+    let before = tracer.stats().spans_sampled_out;
+    assert_eq!(tracer.ingest_records(&enc.finish()).unwrap(), 3);
+    assert_eq!(tracer.stats().spans_sampled_out, before + 7);
+    let batches = tracer.collect_sealed(true).unwrap();
+    let (_, req) = common::open(&batches[0].bytes);
+    let spans = &req.resource_spans[0].scope_spans[0].spans;
+    assert_eq!(spans.len(), 3);
+    assert!(spans.iter().all(|s| *s == made_natively));
+
+    let err = tracer.ingest_records(b"TXR1 not really").unwrap_err();
+    assert_eq!(err.code(), "TRACEX_INVALID_RECORDS");
+    assert!(tracer.collect_sealed(true).unwrap().is_empty(), "a bad buffer records nothing");
+}

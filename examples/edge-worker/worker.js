@@ -1,0 +1,79 @@
+// An x402 facilitator's `POST /verify` as a Cloudflare-Workers-style fetch handler, traced with
+// tracex-wasm. The tracer is created inside the handler (on the first request of an isolate), the
+// span carries the payment's x402.* attributes, and the sealed spans are sent after the response with
+// `ctx.waitUntil(tracer.flush())` — edge runtimes run no timers between requests.
+//
+// Bindings (wrangler.toml [vars] / secrets): TRACEX_ENDPOINT, TRACEX_API_KEY (secret),
+// TRACEX_COLLECTOR_PUBLIC_KEY (PEM), optionally TRACEX_OPERATOR_ID.
+import { init, Tracer } from 'tracex-wasm';
+// Workers cannot compile WebAssembly from bytes at run time: the bundler hands over a compiled Module.
+import wasm from 'tracex-wasm/tracex_wasm_bg.wasm';
+
+const SUPPORTED_NETWORKS = new Set(['base', 'base-sepolia']);
+let tracer;
+
+export default {
+  async fetch(request, env, ctx) {
+    await init(wasm); // instantiates once per isolate; later calls return at once
+    tracer ??= new Tracer({
+      endpoint: env.TRACEX_ENDPOINT,
+      apiKey: env.TRACEX_API_KEY,
+      collectorPublicKey: env.TRACEX_COLLECTOR_PUBLIC_KEY,
+      serviceName: 'edge-facilitator',
+      operatorId: env.TRACEX_OPERATOR_ID ?? 'edge-1',
+      operatorRole: 'facilitator',
+    });
+    try {
+      const parent = tracer.extract(request.headers); // continue the caller's trace, if any
+      return await tracer.trace('POST /verify', { kind: 'server', parent: parent ?? null }, async (span) => {
+        span.setAttribute('x402.phase', 'verify');
+        const url = new URL(request.url);
+        if (request.method !== 'POST' || url.pathname !== '/verify') {
+          span.setAttribute('http.response.status_code', 404);
+          return new Response('not found', { status: 404 });
+        }
+        let body;
+        try {
+          body = await request.json();
+        } catch {
+          span.setAttribute('x402.error', 'invalid_json').setAttribute('http.response.status_code', 400);
+          span.setStatus('error', 'request body is not JSON');
+          return Response.json({ isValid: false, invalidReason: 'invalid_json' }, { status: 400 });
+        }
+        const result = verify(body, span);
+        span.setAttribute('x402.valid', result.isValid).setAttribute('http.response.status_code', 200);
+        if (!result.isValid) {
+          span.setAttribute('x402.error', result.invalidReason);
+          span.setStatus('error', `payment rejected: ${result.invalidReason}`);
+        }
+        const headers = tracer.inject(new Headers({ 'content-type': 'application/json' }), span);
+        return new Response(JSON.stringify(result), { status: 200, headers });
+      });
+    } finally {
+      ctx.waitUntil(tracer.flush()); // seal and send after the response has gone out
+    }
+  },
+};
+
+/** The checks of an x402 `exact` verification (signature checks elided: this is an example). */
+function verify({ paymentPayload, paymentRequirements }, span) {
+  const req = paymentRequirements ?? {};
+  const auth = paymentPayload?.payload?.authorization ?? {};
+  span.setAttributes({
+    'x402.scheme': req.scheme ?? '',
+    'x402.network': req.network ?? '',
+    'x402.asset': req.asset ?? '',
+    'x402.amount': String(req.maxAmountRequired ?? ''),
+    'x402.pay_to': req.payTo ?? '',
+    'x402.payer': auth.from ?? '',
+    'x402.nonce': auth.nonce ?? '',
+  });
+  const fail = (invalidReason) => ({ isValid: false, invalidReason, payer: auth.from });
+  if (req.scheme !== 'exact') return fail('unsupported_scheme');
+  if (!SUPPORTED_NETWORKS.has(req.network)) return fail('invalid_network');
+  if ((auth.to ?? '').toLowerCase() !== (req.payTo ?? '').toLowerCase()) return fail('invalid_recipient');
+  if (BigInt(auth.value ?? 0) < BigInt(req.maxAmountRequired ?? 0)) return fail('insufficient_funds');
+  const now = Math.floor(Date.now() / 1000);
+  if (!(Number(auth.validAfter ?? 0) <= now && now < Number(auth.validBefore ?? 0))) return fail('invalid_timing');
+  return { isValid: true, payer: auth.from };
+}

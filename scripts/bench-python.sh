@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Python benchmark: tracex vs opentelemetry-sdk side by side in one run (see
+# bindings-python/bench/bench_spans.py), plus the end-to-end CPU cost per span against a real
+# loopback collector (release build). Results go in docs/benchmarks.md by hand.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT="$PWD"
+PY="${PYTHON:-python3}"
+VENVS="$ROOT/.venvs"
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+
+[ -x "$VENVS/build/bin/maturin" ] || { "$PY" -m venv "$VENVS/build" && "$VENVS/build/bin/pip" install -q "maturin>=1.9,<2"; }
+cargo build -q --release --locked -p tracex-collector
+WHEELS="$(mktemp -d)"; DATA="$(mktemp -d)"; OUT="$(mktemp)"
+cleanup() { [ -n "${PID:-}" ] && kill "$PID" 2>/dev/null; rm -rf "$WHEELS" "$DATA" "$OUT"; }
+trap cleanup EXIT
+(cd bindings-python && "$VENVS/build/bin/maturin" build --release --locked -q -o "$WHEELS/cp39" \
+    && "$VENVS/build/bin/maturin" build --release --locked -q --no-default-features -o "$WHEELS/cp310")
+for abi in ${ABIS:-cp310 cp39}; do
+    rm -rf "$VENVS/bench-$abi"
+    "$PY" -m venv "$VENVS/bench-$abi"
+    "$VENVS/bench-$abi/bin/pip" install -q "$WHEELS/$abi"/tracex-*.whl "opentelemetry-sdk==${OTEL_VERSION:-1.45.*}"
+done
+
+BIN="$TARGET/release/tracex-collector"
+API_KEY="$("$BIN" --data-dir "$DATA" apikey create --project bench --scope ingest 2>/dev/null)"
+PEM="$("$BIN" --data-dir "$DATA" keys show | sed '/^fingerprint:/,$d')"
+"$BIN" --data-dir "$DATA" serve --listen 127.0.0.1:0 >"$OUT" 2>/dev/null &
+PID=$!
+for _ in $(seq 100); do grep -q listening "$OUT" && break; sleep 0.1; done
+URL="$(sed -n 's/^tracex-collector listening on //p' "$OUT")"
+[ -n "$URL" ] || { echo "collector did not start" >&2; exit 1; }
+
+cd /tmp
+for abi in ${ABIS:-cp310 cp39}; do
+    printf '\n=== tracex %s-abi3 wheel\n' "$abi"
+    TRACEX_ENDPOINT="$URL" TRACEX_API_KEY="$API_KEY" TRACEX_COLLECTOR_PUBLIC_KEY="$PEM" \
+        "$VENVS/bench-$abi/bin/python" "$ROOT/bindings-python/bench/bench_spans.py"
+done

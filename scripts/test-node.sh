@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The Node package's tests, on a fresh machine: builds the napi addon and the JS bundle, packs the
+# npm tarball, installs it into a fresh temp project, and runs `node --test` against the real
+# collector binary.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="$PWD"
+target="${CARGO_TARGET_DIR:-$root/target}"
+command -v node >/dev/null || { echo "node (>= 18) is required" >&2; exit 1; }
+
+echo "--- collector binary"
+cargo build -q --locked -p tracex-collector
+
+echo "--- npm install, napi build, JS bundle"
+cd bindings-node
+npm install --no-audit --no-fund --loglevel=error
+npm run -s build
+
+echo "--- npm pack, install into a fresh project"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+tarball="$(npm pack --silent --pack-destination "$work")"
+mkdir "$work/project"
+(cd "$work/project" && npm init -y >/dev/null && npm install --no-audit --no-fund --loglevel=error "$work/$tarball")
+
+echo "--- the .d.ts type-checks a usage sample (tsc --strict)"
+(cd "$work/project" && npm install --no-audit --no-fund --loglevel=error typescript@5 >/dev/null &&
+    cp "$root/bindings-node/test/types/usage.ts" . &&
+    npx tsc --strict --noEmit --target es2022 --module nodenext --moduleResolution nodenext --skipLibCheck false usage.ts)
+
+echo "--- node --test"
+TRACEX_NODE_PROJECT="$work/project" TRACEX_COLLECTOR_BIN="$target/debug/tracex-collector" \
+    node --test --test-concurrency=1 test/*.test.mjs

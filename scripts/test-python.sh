@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The Python binding end to end: builds the collector and the wheel (maturin, in a venv), installs
+# the wheel into a fresh venv, runs pytest from outside the source tree against the real collector,
+# and checks the checked-in stubs with mypy's stubtest. Venvs live under .venvs/ (git-ignored).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT="$PWD"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+PY="${PYTHON:-python3}"
+VENVS="$ROOT/.venvs"
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+
+step() { printf '\n--- %s\n' "$*"; }
+
+step "build venv (maturin)"
+[ -x "$VENVS/build/bin/maturin" ] || { "$PY" -m venv "$VENVS/build" && "$VENVS/build/bin/pip" install -q "maturin>=1.9,<2"; }
+
+step "collector (debug build)"
+cargo build -q --locked -p tracex-collector
+COLLECTOR="$TARGET/debug/tracex-collector"
+
+step "wheels (maturin build --release): cp39-abi3 (default) and cp310-abi3 (--no-default-features)"
+WHEELS="$(mktemp -d)"
+RUN="$(mktemp -d)"
+trap 'rm -rf "$WHEELS" "$RUN"' EXIT
+(cd bindings-python && "$VENVS/build/bin/maturin" build --release --locked -q -o "$WHEELS/cp39" \
+    && "$VENVS/build/bin/maturin" build --release --locked -q --no-default-features -o "$WHEELS/cp310")
+cp -r bindings-python/tests/. "$RUN/"
+
+# Each wheel in its own fresh venv; the whole suite runs against each, from outside the source tree.
+for abi in cp39 cp310; do
+    WHEEL="$(ls "$WHEELS/$abi"/tracex-*-"$abi"-abi3-*.whl)"
+    step "$abi-abi3 wheel: fresh venv, pytest against the real collector"
+    rm -rf "$VENVS/test-$abi"
+    "$PY" -m venv "$VENVS/test-$abi"
+    "$VENVS/test-$abi/bin/pip" install -q "$WHEEL" pytest typing_extensions
+    (cd "$RUN" && TRACEX_COLLECTOR_BIN="$COLLECTOR" TRACEX_VECTORS_DIR="$ROOT/tests/vectors" \
+        TRACEX_EXAMPLE_SETTLER="$ROOT/examples/python-settler/settler.py" \
+        "$VENVS/test-$abi/bin/python" -m pytest -q -p no:cacheprovider)
+done
+"$VENVS/test-cp310/bin/pip" install -q "mypy>=1.10"
+
+step "stubtest (checked-in .pyi against the built module)"
+(cd /tmp && "$VENVS/test-cp310/bin/python" -m mypy.stubtest tracex --allowlist "$ROOT/bindings-python/stubtest-allowlist.txt")
+
+step "python binding: all passed"
