@@ -14,6 +14,14 @@ const MAX_INTERNED = 4096;
 const TWO32 = 4294967296;
 const utf8 = new TextEncoder();
 
+const MAX_SLOTS = 65536;
+// Keys and names get persistent slot numbers below MAX_INTERNED; repeated string values get
+// per-buffer slots from VALUE_SLOTS up.
+const VALUE_SLOTS = MAX_INTERNED;
+// Positional caches: attribute `i` of one span is usually the same key (and often the same value) as
+// attribute `i` of the span before, because the same code path set it.
+const POSITIONS = 32;
+
 export class RecordWriter {
   /** @param {number} anchorMs unix ms at host clock 0 */
   constructor(anchorMs) {
@@ -26,13 +34,20 @@ export class RecordWriter {
     this.slots = new Map();
     this.bound = new Uint32Array(MAX_INTERNED);
     this.gen = 0;
-    this.keyCache = new Array(16).fill(null);
-    this.keySlot = new Int32Array(16);
+    this.nameStr = null;
+    this.nameSlot = 0;
+    this.keyStr = new Array(POSITIONS).fill(null);
+    this.keySlot = new Int32Array(POSITIONS);
+    this.valStr = new Array(POSITIONS).fill(null);
+    this.valSlot = new Int32Array(POSITIONS);
+    this.valGen = new Uint32Array(POSITIONS);
+    this.nextValSlot = VALUE_SLOTS;
   }
 
   /** Encodes `spans` (and a count of sampled-out spans); returns a view valid until the next call. */
   write(spans, sampledOut) {
     this.gen++;
+    this.nextValSlot = VALUE_SLOTS;
     this.pos = 0;
     this.ensure(32);
     const b = this.buf;
@@ -64,6 +79,22 @@ export class RecordWriter {
       v = Math.floor(v / 128);
     }
     b[this.pos++] = v;
+  }
+
+  /** A varint below 2^21 where room was ensured by the caller. */
+  small(v) {
+    const b = this.buf;
+    let p = this.pos;
+    if (v >= 128) {
+      if (v >= 16384) {
+        b[p++] = (v & 127) | 128;
+        v >>>= 7;
+      }
+      b[p++] = (v & 127) | 128;
+      v >>>= 7;
+    }
+    b[p] = v;
+    this.pos = p + 1;
   }
 
   u32be(w) {
@@ -106,42 +137,35 @@ export class RecordWriter {
 
   /** A string likely to repeat (keys, names): bound to a slot once per buffer, then referenced. */
   interned(s) {
-    let slot = this.slots.get(s);
-    return this.slotted(s, slot);
+    const slot = this.slots.get(s);
+    if (slot === undefined) return this.newSlot(s);
+    this.slotted(s, slot);
   }
 
-  /** `interned` with an inline cache per position `i`: the same code path sets the same keys. */
-  key(s, i) {
-    const cache = this.keyCache;
-    let slot;
-    if (i < 16 && cache[i] === s) slot = this.keySlot[i];
-    else {
-      slot = this.slots.get(s);
-      if (i < 16 && slot !== undefined) {
-        cache[i] = s;
-        this.keySlot[i] = slot;
-      }
-    }
-    return this.slotted(s, slot);
+  /** The slot of key or name `s` when it has none yet; a literal once the table is full. */
+  newSlot(s) {
+    if (this.slots.size >= MAX_INTERNED) return this.str(s);
+    const slot = this.slots.size;
+    this.slots.set(s, slot);
+    this.slotted(s, slot);
+    return slot;
   }
 
+  /** Slot `slot` holding `s`: its definition the first time in this buffer, then references. */
   slotted(s, slot) {
-    if (slot === undefined) {
-      if (this.slots.size >= MAX_INTERNED) return this.str(s);
-      slot = this.slots.size;
-      this.slots.set(s, slot);
-    }
     if (this.bound[slot] === this.gen) {
-      const h = slot * 4 + 3;
-      if (h < 128) {
-        this.ensure(1);
-        this.buf[this.pos++] = h;
-        return;
-      }
-      return this.varint(h);
+      this.ensure(3);
+      this.small(slot * 4 + 3);
+    } else {
+      this.bound[slot] = this.gen;
+      this.define(slot, s);
     }
-    this.bound[slot] = this.gen;
-    this.varint(slot * 4 + 1);
+  }
+
+  /** A slot definition: `h = 4 × slot + 1`, the UTF-8 length, the bytes. */
+  define(slot, s) {
+    this.ensure(3);
+    this.small(slot * 4 + 1);
     const mark = this.pos;
     this.str(s);
     // `str` wrote `2 × len` as the length prefix; the definition wants `len`. Patch the one-byte
@@ -158,6 +182,56 @@ export class RecordWriter {
     }
   }
 
+  /** Attribute key `s` at position `i` (room for 3 bytes ensured). */
+  key(s, i) {
+    let slot;
+    if (i < POSITIONS && this.keyStr[i] === s) {
+      slot = this.keySlot[i];
+    } else {
+      slot = this.slots.get(s);
+      if (slot === undefined) {
+        slot = this.newSlot(s);
+        if (slot !== undefined && i < POSITIONS) {
+          this.keyStr[i] = s;
+          this.keySlot[i] = slot;
+        }
+        return;
+      }
+      if (i < POSITIONS) {
+        this.keyStr[i] = s;
+        this.keySlot[i] = slot;
+      }
+    }
+    if (this.bound[slot] === this.gen) this.small(slot * 4 + 3);
+    else {
+      this.bound[slot] = this.gen;
+      this.define(slot, s);
+    }
+  }
+
+  /** Attribute value `v` at position `i` (room for 9 bytes ensured). */
+  attrValue(v, i) {
+    if (typeof v === 'string') {
+      this.buf[this.pos++] = TAG_STRING;
+      if (i < POSITIONS) {
+        if (this.valStr[i] === v) {
+          if (this.valGen[i] === this.gen) return this.small(this.valSlot[i] * 4 + 3);
+          if (this.nextValSlot < MAX_SLOTS) {
+            const slot = this.nextValSlot++;
+            this.valSlot[i] = slot;
+            this.valGen[i] = this.gen;
+            return this.define(slot, v);
+          }
+        } else {
+          this.valStr[i] = v;
+          this.valGen[i] = 0;
+        }
+      }
+      return this.str(v);
+    }
+    this.value(v, 0);
+  }
+
   value(v, depth) {
     this.ensure(9);
     const b = this.buf;
@@ -165,15 +239,21 @@ export class RecordWriter {
       b[this.pos++] = TAG_STRING;
       this.str(v);
     } else if (typeof v === 'number') {
-      if (Number.isSafeInteger(v)) {
-        const p = this.pos;
+      const p = this.pos;
+      if ((v | 0) === v) {
+        b[p] = TAG_INT;
+        this.view.setInt32(p + 1, v, true);
+        this.view.setInt32(p + 5, v >> 31, true);
+        this.pos = p + 9;
+      } else if (Number.isSafeInteger(v)) {
         b[p] = TAG_INT;
         this.view.setUint32(p + 1, v >>> 0, true);
         this.view.setInt32(p + 5, Math.floor(v / TWO32) | 0, true);
         this.pos = p + 9;
       } else {
-        b[this.pos++] = TAG_DOUBLE;
-        this.f64(v);
+        b[p] = TAG_DOUBLE;
+        this.view.setFloat64(p + 1, v, true);
+        this.pos = p + 9;
       }
     } else if (typeof v === 'boolean') {
       b[this.pos++] = v ? TAG_TRUE : TAG_FALSE;
@@ -217,33 +297,55 @@ export class RecordWriter {
 
   /** A flat [k, v, k, v, …] attribute list (null or undefined for none). */
   attrs(kv) {
-    if (!kv) return this.varint(0);
+    if (!kv) {
+      this.ensure(1);
+      this.buf[this.pos++] = 0;
+      return;
+    }
     this.varint(kv.length >> 1);
     for (let i = 0; i < kv.length; i += 2) {
+      this.ensure(3);
       this.key(kv[i], i >> 1);
-      this.value(kv[i + 1], 0);
+      this.ensure(9);
+      this.attrValue(kv[i + 1], i >> 1);
     }
   }
 
   span(s) {
-    this.ensure(128);
+    this.ensure(64);
     const b = this.buf;
     let p = this.pos;
     const v = this.view; // big-endian id words: the ids' byte order
     v.setUint32(p, s.t0); v.setUint32(p + 4, s.t1); v.setUint32(p + 8, s.t2); v.setUint32(p + 12, s.t3);
     v.setUint32(p + 16, s.s0); v.setUint32(p + 20, s.s1); v.setUint32(p + 24, s.p0); v.setUint32(p + 28, s.p1);
     this.pos = p + 32;
-    this.varint(s.flags);
+    this.small(s.flags);
     p = this.pos;
     b[p] = s.kind;
     b[p + 1] = s.statusCode;
-    this.pos = p + 2;
-    this.f64(s.start);
-    this.f64(s.end_);
-    this.interned(s.name);
+    v.setFloat64(p + 2, s.start, true);
+    v.setFloat64(p + 10, s.end_, true);
+    this.pos = p + 18;
+    const name = s.name;
+    if (name === this.nameStr) this.slotted(name, this.nameSlot);
+    else {
+      const slot = this.slots.get(name);
+      if (slot === undefined) {
+        const fresh = this.newSlot(name);
+        if (fresh !== undefined) {
+          this.nameStr = name;
+          this.nameSlot = fresh;
+        }
+      } else {
+        this.nameStr = name;
+        this.nameSlot = slot;
+        this.slotted(name, slot);
+      }
+    }
     if (s.traceState === '' && s.statusMessage === '') {
-      b[this.pos] = 0;
-      b[this.pos + 1] = 0;
+      this.ensure(2);
+      this.buf[this.pos] = 0;
+      this.buf[this.pos + 1] = 0;
       this.pos += 2;
     } else {
       this.str(s.traceState);

@@ -1,6 +1,6 @@
-//! Test support for the shared wire vectors (`tests/vectors/envelope-v1.json`): the package's tests
-//! reproduce and open the vectors through these, i.e. through the same compiled core that seals
-//! real batches. Nothing here is part of the public API.
+//! Test support for the shared wire vectors (`tests/vectors/envelope-v1.json`) and the record-buffer
+//! encoder: the package's tests reproduce and open the vectors, and decode JS-written record
+//! buffers, through the same compiled core that seals real batches. Not part of the public API.
 
 use napi::bindgen_prelude::Uint8Array;
 use napi_derive::napi;
@@ -98,4 +98,57 @@ pub fn vector_span_names(env: Env, otlp: Uint8Array) -> napi::Result<Vec<String>
 pub fn core_sampled(env: Env, ratio: f64, trace_id: String) -> napi::Result<bool> {
     let id = tracex_core::TraceId(hex_array(&env, &trace_id, "traceId")?);
     Ok(tracex_core::Sampler::ratio(ratio).should_sample(None, id))
+}
+
+/// Decodes a record buffer written by the JS layer, exactly as `ingest` does, and renders every
+/// field as JSON, so the tests can compare the JS encoder with the core's decoder field by field.
+/// Values are `{"s"|"b"|"i"|"d"|"x"|"a"|"m": …}` (ints as decimal strings, bytes as hex).
+#[napi(js_name = "recordsJson")]
+pub fn records_json(env: Env, bytes: Uint8Array) -> napi::Result<String> {
+    use serde_json::{Value as J, json};
+    use tracex_core::{KeyValue, Value};
+
+    fn value(v: &Value) -> J {
+        match v {
+            Value::String(s) => json!({ "s": s }),
+            Value::Bool(b) => json!({ "b": b }),
+            Value::Int(i) => json!({ "i": i.to_string() }),
+            Value::Double(d) => json!({ "d": d }),
+            Value::Bytes(b) => json!({ "x": b.iter().map(|b| format!("{b:02x}")).collect::<String>() }),
+            Value::Array(a) => json!({ "a": a.iter().map(value).collect::<Vec<_>>() }),
+            Value::Map(m) => json!({ "m": attrs(m) }),
+        }
+    }
+    fn attrs(kvs: &[KeyValue]) -> J {
+        J::Array(kvs.iter().map(|kv| json!([kv.key, value(&kv.value)])).collect())
+    }
+
+    let records = tracex_core::records::decode_records(&bytes).map_err(|e| to_js(&env, &e))?;
+    let spans: Vec<J> = records
+        .spans
+        .iter()
+        .map(|s| {
+            json!({
+                "traceId": s.trace_id.to_hex(),
+                "spanId": s.span_id.to_hex(),
+                "parentSpanId": s.parent_span_id.map(|p| p.to_hex()),
+                "flags": s.flags,
+                "name": s.name,
+                "kind": s.kind.as_i32(),
+                "start": s.start_time_unix_nano.to_string(),
+                "end": s.end_time_unix_nano.to_string(),
+                "traceState": s.trace_state,
+                "status": [s.status.code as u8, s.status.message],
+                "attributes": attrs(&s.attributes),
+                "droppedAttributes": s.dropped_attributes_count,
+                "events": s.events.iter().map(|e| json!([e.name, e.time_unix_nano.to_string(), attrs(&e.attributes),
+                    e.dropped_attributes_count])).collect::<Vec<_>>(),
+                "droppedEvents": s.dropped_events_count,
+                "links": s.links.iter().map(|l| json!([l.trace_id.to_hex(), l.span_id.to_hex(), l.flags, l.trace_state,
+                    attrs(&l.attributes), l.dropped_attributes_count])).collect::<Vec<_>>(),
+                "droppedLinks": s.dropped_links_count,
+            })
+        })
+        .collect();
+    Ok(json!({ "sampledOut": records.sampled_out, "spans": spans }).to_string())
 }

@@ -148,7 +148,14 @@ impl<'a> Reader<'a> {
             .map_err(|_| invalid(format!("invalid UTF-8 in a string at byte {}", self.pos - n)))
     }
 
-    fn string(&mut self) -> Result<Str> {
+    /// A string of a key or name: slot definitions are interned process-wide.
+    fn name(&mut self) -> Result<Str> {
+        self.string(true)
+    }
+
+    /// A string; `intern_it` for keys and names, which repeat across buffers (values, trace states and
+    /// messages may be high-cardinality: their slots only save bytes within one buffer).
+    fn string(&mut self, intern_it: bool) -> Result<Str> {
         let h = self.varint()?;
         if h % 2 == 0 {
             let n = usize::try_from(h / 2).map_err(|_| invalid("length out of range"))?;
@@ -160,7 +167,8 @@ impl<'a> Reader<'a> {
         }
         if h % 4 == 1 {
             let n = self.len()?;
-            let s = intern(self.utf8(n)?);
+            let s = self.utf8(n)?;
+            let s = if intern_it { intern(s) } else { s };
             if self.slots.insert(slot, s.clone()).is_some() {
                 return Err(invalid(format!("string slot {slot} bound twice")));
             }
@@ -192,7 +200,7 @@ impl<'a> Reader<'a> {
             return Err(invalid(format!("values nest deeper than {MAX_DEPTH} levels")));
         }
         Ok(match self.u8()? {
-            TAG_STRING => Value::String(self.string()?),
+            TAG_STRING => Value::String(self.string(false)?),
             TAG_FALSE => Value::Bool(false),
             TAG_TRUE => Value::Bool(true),
             TAG_INT => Value::Int(i64::from_le_bytes(self.array()?)),
@@ -219,7 +227,7 @@ impl<'a> Reader<'a> {
         // Each attribute takes at least two bytes.
         let mut out = Vec::with_capacity(n.min((self.buf.len() - self.pos) / 2));
         for _ in 0..n {
-            let key = self.string()?;
+            let key = self.name()?;
             let value = self.value(depth)?;
             out.push(KeyValue { key, value });
         }
@@ -240,15 +248,15 @@ impl<'a> Reader<'a> {
         };
         let start_time_unix_nano = self.time(anchor)?;
         let end_time_unix_nano = self.time(anchor)?;
-        let name = self.string()?;
-        let trace_state = self.string()?.into_owned();
-        let message = self.string()?;
+        let name = self.name()?;
+        let trace_state = self.string(false)?.into_owned();
+        let message = self.string(false)?;
         let attributes = self.attributes(0)?;
         let dropped_attributes_count = self.u32v()?;
         let n_events = self.len()?;
         let mut events = Vec::with_capacity(n_events.min(64));
         for _ in 0..n_events {
-            let name = self.string()?;
+            let name = self.name()?;
             let time_unix_nano = self.time(anchor)?;
             let attributes = self.attributes(0)?;
             let dropped_attributes_count = self.u32v()?;
@@ -261,7 +269,7 @@ impl<'a> Reader<'a> {
             let trace_id = TraceId(self.array()?);
             let span_id = SpanId(self.array()?);
             let flags = self.u32v()?;
-            let trace_state = self.string()?.into_owned();
+            let trace_state = self.string(false)?.into_owned();
             let attributes = self.attributes(0)?;
             let dropped_attributes_count = self.u32v()?;
             links.push(Link { trace_id, span_id, trace_state, attributes, dropped_attributes_count, flags });
