@@ -2,32 +2,28 @@
 // (WebCrypto / node:crypto), so starting a span costs no crypto call and no boundary crossing.
 // Ids are unique identifiers, not secrets; the core's sealing keys come from getrandom.
 
-const seed = new Uint32Array(4);
-let a = 0;
-let b = 0;
-let c = 0;
-let d = 0;
+// Generator state in a typed array: module-level `let`s holding int32 values outside the small-int
+// range would allocate a heap number on every update.
+const st = new Int32Array(4);
 
 /** Reseeds the generator (at load, and in a forked child). */
 export function reseed() {
-  globalThis.crypto.getRandomValues(seed);
-  a = seed[0] | 1;
-  b = seed[1];
-  c = seed[2];
-  d = seed[3];
+  globalThis.crypto.getRandomValues(st);
+  st[0] |= 1;
 }
 reseed();
 
 /** The next random 32-bit word (xoshiro128**). */
 export function word() {
+  const a = st[0];
+  const b = st[1];
   const r = Math.imul(rotl(Math.imul(b, 5), 7), 9);
-  const t = b << 9;
-  c ^= a;
-  d ^= b;
-  b ^= c;
-  a ^= d;
-  c ^= t;
-  d = rotl(d, 11);
+  const c = st[2] ^ a;
+  const d = st[3] ^ b;
+  st[0] = a ^ d;
+  st[1] = b ^ c;
+  st[2] = c ^ (b << 9);
+  st[3] = rotl(d, 11);
   return r >>> 0;
 }
 

@@ -342,29 +342,31 @@ export class RecordWriter {
         this.slotted(name, slot);
       }
     }
-    if (s.traceState === '' && s.statusMessage === '') {
+    const x = s.x; // events, links, drops and status message, when the span has any
+    if (x === null && s.traceState === '') {
       this.ensure(2);
       this.buf[this.pos] = 0;
       this.buf[this.pos + 1] = 0;
       this.pos += 2;
     } else {
       this.str(s.traceState);
-      this.str(s.statusMessage);
+      this.str(x === null ? '' : x.statusMessage);
     }
     this.attrs(s.attrs);
-    this.varint(s.droppedAttrs);
-    if (s.events === null && s.links === null && s.droppedEvents === 0 && s.droppedLinks === 0) {
-      this.ensure(4);
+    if (x === null) {
+      this.ensure(5); // dropped attributes, events, dropped events, links, dropped links: all 0
       const q = this.pos;
-      this.buf[q] = 0; this.buf[q + 1] = 0; this.buf[q + 2] = 0; this.buf[q + 3] = 0;
-      this.pos = q + 4;
+      const b = this.buf;
+      b[q] = 0; b[q + 1] = 0; b[q + 2] = 0; b[q + 3] = 0; b[q + 4] = 0;
+      this.pos = q + 5;
       return;
     }
-    this.eventsAndLinks(s);
+    this.varint(x.droppedAttrs);
+    this.eventsAndLinks(x);
   }
 
-  eventsAndLinks(s) {
-    const ev = s.events;
+  eventsAndLinks(x) {
+    const ev = x.events;
     if (ev) {
       this.varint(ev.length);
       for (const e of ev) {
@@ -377,8 +379,8 @@ export class RecordWriter {
     } else {
       this.varint(0);
     }
-    this.varint(s.droppedEvents);
-    const ln = s.links;
+    this.varint(x.droppedEvents);
+    const ln = x.links;
     if (ln) {
       this.varint(ln.length);
       for (const l of ln) {
@@ -392,7 +394,7 @@ export class RecordWriter {
     } else {
       this.varint(0);
     }
-    this.varint(s.droppedLinks);
+    this.varint(x.droppedLinks);
   }
 
   /** Attribute lists of events and links (no positional key cache: it serves span attributes). */

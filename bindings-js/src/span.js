@@ -24,14 +24,15 @@ export class Span {
     this.start = start;
     this.end_ = 0;
     this.attrs = null;
-    this.droppedAttrs = 0;
-    this.events = null;
-    this.droppedEvents = 0;
-    this.links = null;
-    this.droppedLinks = 0;
     this.statusCode = 0;
-    this.statusMessage = '';
     this.ended = false;
+    // What most spans never have (events, links, drops, a status message), allocated on first use:
+    // a smaller span is cheaper to create and to collect.
+    this.x = null;
+  }
+
+  _extra() {
+    return this.x || (this.x = new Extra());
   }
 
   /** W3C ids of this span: `{ traceId, spanId, traceFlags, traceState, isRemote }`. */
@@ -67,7 +68,7 @@ export class Span {
     } else if (a.length < this._tracer._maxAttrs2) {
       a.push(key, value);
     } else {
-      this.droppedAttrs++;
+      this._extra().droppedAttrs++;
     }
     return this;
   }
@@ -85,9 +86,10 @@ export class Span {
       time = attributes;
       attributes = undefined;
     }
-    const ev = this.events || (this.events = []);
+    const x = this._extra();
+    const ev = x.events || (x.events = []);
     if (ev.length >= this._tracer._limits.maxEvents) {
-      this.droppedEvents++;
+      x.droppedEvents++;
       return this;
     }
     ev.push({
@@ -104,8 +106,9 @@ export class Span {
     if (this.ended) return this;
     const l = this._tracer._link(context, attributes);
     if (!l) return this;
-    const ln = this.links || (this.links = []);
-    if (ln.length >= this._tracer._limits.maxLinks) this.droppedLinks++;
+    const x = this._extra();
+    const ln = x.links || (x.links = []);
+    if (ln.length >= this._tracer._limits.maxLinks) x.droppedLinks++;
     else ln.push(l);
     return this;
   }
@@ -131,7 +134,8 @@ export class Span {
     if (typeof status === 'string') status = { code: status === 'ok' ? 1 : status === 'error' ? 2 : 0, message };
     const code = status && status.code;
     this.statusCode = code === 1 || code === 2 ? code : 0;
-    this.statusMessage = this.statusCode === 2 && status.message ? String(status.message) : '';
+    const text = this.statusCode === 2 && status.message ? String(status.message) : '';
+    if (text !== '' || this.x !== null) this._extra().statusMessage = text;
     return this;
   }
 
@@ -158,6 +162,18 @@ export class Span {
     return function wrapped(...args) {
       return span._tracer._runEnding(span, fn, this, args);
     };
+  }
+}
+
+/** The rarely used parts of a span. */
+class Extra {
+  constructor() {
+    this.droppedAttrs = 0;
+    this.events = null;
+    this.droppedEvents = 0;
+    this.links = null;
+    this.droppedLinks = 0;
+    this.statusMessage = '';
   }
 }
 

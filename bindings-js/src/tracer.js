@@ -12,6 +12,10 @@ import { ConfigError, TracexError, fromNative } from './errors.js';
 const TWO31 = 2147483648;
 const DEFAULT_BATCH = 512;
 const DEFAULT_DELAY_MS = 1000;
+// Finished spans cross into the core this many at a time (or when the batch delay passes): each
+// crossing costs the calling thread a native call and a promise, so fewer, larger crossings cost it
+// less. The core cuts them into export batches of `maxExportBatchSize`.
+const DRAIN_SPANS = 2048;
 const HAS_IS_REMOTE = 0x100;
 const IS_REMOTE = 0x200;
 
@@ -48,6 +52,7 @@ export class BaseTracer {
     this._closed = false;
     this._batch = o.maxExportBatchSize || DEFAULT_BATCH;
     this._delay = o.scheduledDelayMillis || DEFAULT_DELAY_MS;
+    this._drainAt = Math.max(this._batch, Math.min(DRAIN_SPANS, o.maxQueueSize || DRAIN_SPANS));
     this._limits = { maxAttributes: 128, maxEvents: 128, maxLinks: 128 };
     this._maxAttrs2 = this._limits.maxAttributes * 2;
     this._nextWord = nonZeroWord;
@@ -186,7 +191,7 @@ export class BaseTracer {
   _finish(span) {
     const q = this._queue;
     q.push(span);
-    if (q.length >= this._batch) this._drain();
+    if (q.length >= this._drainAt) this._drain();
     else if (this._timer === null && q.length === 1) this._schedule();
   }
 

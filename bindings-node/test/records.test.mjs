@@ -62,23 +62,24 @@ const expectAttrs = (kv) => {
 };
 
 function expectSpan(s, anchorNs) {
+  const x = s.x || { droppedAttrs: 0, events: null, droppedEvents: 0, links: null, droppedLinks: 0, statusMessage: '' };
   const ns = (ms) => (anchorNs + BigInt(Math.round(ms * 1e6))).toString();
   const parent = s.p0 === 0 && s.p1 === 0 ? null : hex([s.p0, s.p1]);
   return {
     traceId: hex([s.t0, s.t1, s.t2, s.t3]), spanId: hex([s.s0, s.s1]), parentSpanId: parent, flags: s.flags,
     name: s.name, kind: s.kind, start: ns(s.start), end: ns(s.end_), traceState: s.traceState,
-    status: [s.statusCode, s.statusMessage], attributes: expectAttrs(s.attrs), droppedAttributes: s.droppedAttrs,
-    events: (s.events || []).map((e) => [e.name, ns(e.time), expectAttrs(e.attrs), e.dropped]),
-    droppedEvents: s.droppedEvents,
-    links: (s.links || []).map((l) => [hex([l.t0, l.t1, l.t2, l.t3]), hex([l.s0, l.s1]), l.flags, l.traceState,
+    status: [s.statusCode, x.statusMessage], attributes: expectAttrs(s.attrs), droppedAttributes: x.droppedAttrs,
+    events: (x.events || []).map((e) => [e.name, ns(e.time), expectAttrs(e.attrs), e.dropped]),
+    droppedEvents: x.droppedEvents,
+    links: (x.links || []).map((l) => [hex([l.t0, l.t1, l.t2, l.t3]), hex([l.s0, l.s1]), l.flags, l.traceState,
       expectAttrs(l.attrs), l.dropped]),
-    droppedLinks: s.droppedLinks,
+    droppedLinks: x.droppedLinks,
   };
 }
 
 const word = (r) => (r.int(0xffffffff) + 1) >>> 0;
 
-/** A span object shaped like bindings-js's Span, with `attrs` from `makeAttrs`. */
+/** A span object shaped like bindings-js's Span (rare parts in `x`), with `attrs` from `makeAttrs`. */
 function randomSpan(r, i, makeAttrs) {
   const rare = r.int(8) === 0;
   const start = r.int(1e9) / 1e6;
@@ -88,13 +89,16 @@ function randomSpan(r, i, makeAttrs) {
     flags: r.pick([0, 1, 0x101, 0x301]), kind: r.int(6), statusCode: r.int(3),
     start, end_: start + r.int(1e7) / 1e6,
     name: r.int(4) === 0 ? `name-${r.int(50)}` : r.pick(['settle', 'verify', '结算']),
-    traceState: rare ? 'vendor=a,other=b' : '', statusMessage: rare ? r.pick(STRINGS) : '',
-    attrs: makeAttrs(i), droppedAttrs: r.int(2),
-    events: rare ? [{ name: r.pick(['retry', 'exception']), time: start + 1, attrs: ['attempt', r.int(5), 'why', 'timeout'], dropped: 0 }] : null,
-    droppedEvents: rare ? 1 : 0,
-    links: rare ? [{ t0: word(r), t1: word(r), t2: word(r), t3: word(r), s0: word(r), s1: word(r), flags: 1,
-      traceState: '', attrs: null, dropped: 2 }] : null,
-    droppedLinks: 0,
+    traceState: rare && r.int(2) === 0 ? 'vendor=a,other=b' : '',
+    attrs: makeAttrs(i),
+    x: rare ? {
+      statusMessage: r.pick(STRINGS), droppedAttrs: r.int(2),
+      events: r.int(2) ? [{ name: r.pick(['retry', 'exception']), time: start + 1, attrs: ['attempt', r.int(5), 'why', 'timeout'], dropped: 0 }] : null,
+      droppedEvents: r.int(2),
+      links: r.int(2) ? [{ t0: word(r), t1: word(r), t2: word(r), t3: word(r), s0: word(r), s1: word(r), flags: 1,
+        traceState: '', attrs: null, dropped: 2 }] : null,
+      droppedLinks: r.int(2),
+    } : null,
   };
 }
 
