@@ -1,6 +1,6 @@
 // `tracex/testing`: test support for the shared wire vectors and the record-buffer encoder. Not part
 // of the public API.
-export { vectorWrapKey, vectorSeal, vectorOpen, vectorSpanNames, coreSampled, VectorHeader } from './dist/native';
+export { vectorWrapKey, vectorSeal, vectorOpen, vectorSpanNames, coreSampled, threadCpuTimeNs, VectorHeader } from './dist/native';
 export declare function jsSampled(ratio: number, traceIdHex: string): boolean;
 /** A record buffer decoded by the core (what `ingest` sees), every field as JSON. */
 export declare function recordsJson(bytes: Uint8Array): { sampledOut: number; spans: Record<string, unknown>[] };

@@ -22,6 +22,20 @@ const VALUE_SLOTS = MAX_INTERNED;
 // attribute `i` of the span before, because the same code path set it.
 const POSITIONS = 32;
 
+/** Writes varint `v` (below 2^21) at `p` of `b`, returning the position after it. */
+function putSmall(b, p, v) {
+  if (v >= 128) {
+    if (v >= 16384) {
+      b[p++] = (v & 127) | 128;
+      v >>>= 7;
+    }
+    b[p++] = (v & 127) | 128;
+    v >>>= 7;
+  }
+  b[p] = v;
+  return p + 1;
+}
+
 export class RecordWriter {
   /** @param {number} anchorMs unix ms at host clock 0 */
   constructor(anchorMs) {
@@ -83,18 +97,7 @@ export class RecordWriter {
 
   /** A varint below 2^21 where room was ensured by the caller. */
   small(v) {
-    const b = this.buf;
-    let p = this.pos;
-    if (v >= 128) {
-      if (v >= 16384) {
-        b[p++] = (v & 127) | 128;
-        v >>>= 7;
-      }
-      b[p++] = (v & 127) | 128;
-      v >>>= 7;
-    }
-    b[p] = v;
-    this.pos = p + 1;
+    this.pos = putSmall(this.buf, this.pos, v);
   }
 
   u32be(w) {
@@ -295,74 +298,121 @@ export class RecordWriter {
     }
   }
 
-  /** A flat [k, v, k, v, …] attribute list (null or undefined for none). */
-  attrs(kv) {
-    if (!kv) {
-      this.ensure(1);
-      this.buf[this.pos++] = 0;
-      return;
-    }
-    this.varint(kv.length >> 1);
-    for (let i = 0; i < kv.length; i += 2) {
-      this.ensure(3);
-      this.key(kv[i], i >> 1);
-      this.ensure(9);
-      this.attrValue(kv[i + 1], i >> 1);
-    }
-  }
-
+  /**
+   * One span record. The common case (cached name, keys and values, no events, links or drops) is
+   * written inline with the position in a local; anything else goes through the general methods,
+   * after which the local state is reloaded and room for the rest of the fixed-size parts ensured.
+   */
   span(s) {
-    this.ensure(64);
-    const b = this.buf;
+    const kv = s.attrs;
+    const n = kv === null ? 0 : kv.length;
+    // Room for the fixed-size parts: ids, flags, kind, status, times, references (≤ 3 bytes each),
+    // counts, and per attribute a key reference, a tag and up to 8 value bytes.
+    this.ensure(80 + n * 7);
+    const gen = this.gen;
+    const bound = this.bound;
+    let b = this.buf;
+    let v = this.view; // big-endian id words: the ids' byte order
     let p = this.pos;
-    const v = this.view; // big-endian id words: the ids' byte order
     v.setUint32(p, s.t0); v.setUint32(p + 4, s.t1); v.setUint32(p + 8, s.t2); v.setUint32(p + 12, s.t3);
     v.setUint32(p + 16, s.s0); v.setUint32(p + 20, s.s1); v.setUint32(p + 24, s.p0); v.setUint32(p + 28, s.p1);
-    this.pos = p + 32;
-    this.small(s.flags);
-    p = this.pos;
+    p = putSmall(b, p + 32, s.flags);
     b[p] = s.kind;
     b[p + 1] = s.statusCode;
     v.setFloat64(p + 2, s.start, true);
     v.setFloat64(p + 10, s.end_, true);
-    this.pos = p + 18;
+    p += 18;
     const name = s.name;
-    if (name === this.nameStr) this.slotted(name, this.nameSlot);
-    else {
-      const slot = this.slots.get(name);
-      if (slot === undefined) {
-        const fresh = this.newSlot(name);
-        if (fresh !== undefined) {
-          this.nameStr = name;
-          this.nameSlot = fresh;
-        }
-      } else {
-        this.nameStr = name;
-        this.nameSlot = slot;
-        this.slotted(name, slot);
-      }
+    if (name === this.nameStr && bound[this.nameSlot] === gen) {
+      p = putSmall(b, p, this.nameSlot * 4 + 3);
+    } else {
+      this.pos = p;
+      this.name(name);
+      this.ensure(64 + n * 7);
+      b = this.buf; v = this.view; p = this.pos;
     }
     const x = s.x; // events, links, drops and status message, when the span has any
     if (x === null && s.traceState === '') {
-      this.ensure(2);
-      this.buf[this.pos] = 0;
-      this.buf[this.pos + 1] = 0;
-      this.pos += 2;
+      b[p] = 0;
+      b[p + 1] = 0;
+      p += 2;
     } else {
+      this.pos = p;
       this.str(s.traceState);
       this.str(x === null ? '' : x.statusMessage);
+      this.ensure(64 + n * 7);
+      b = this.buf; v = this.view; p = this.pos;
     }
-    this.attrs(s.attrs);
+    if (n < 1 << 22) p = putSmall(b, p, n >> 1);
+    else {
+      this.pos = p;
+      this.varint(n >> 1);
+      p = this.pos;
+    }
+    const keyStr = this.keyStr;
+    const keySlot = this.keySlot;
+    const valStr = this.valStr;
+    const valGen = this.valGen;
+    for (let i = 0; i < n; i += 2) {
+      const j = i >> 1;
+      const k = kv[i];
+      let slot;
+      if (j < POSITIONS && keyStr[j] === k && bound[slot = keySlot[j]] === gen) {
+        p = putSmall(b, p, slot * 4 + 3);
+      } else {
+        this.pos = p;
+        this.key(k, j);
+        this.ensure(16 + (n - i) * 7);
+        b = this.buf; v = this.view; p = this.pos;
+      }
+      const val = kv[i + 1];
+      if (typeof val === 'string') {
+        if (j < POSITIONS && valStr[j] === val && valGen[j] === gen) {
+          b[p] = TAG_STRING;
+          p = putSmall(b, p + 1, this.valSlot[j] * 4 + 3);
+          continue;
+        }
+      } else if (typeof val === 'number' && (val | 0) === val) {
+        b[p] = TAG_INT;
+        v.setInt32(p + 1, val, true);
+        v.setInt32(p + 5, val >> 31, true);
+        p += 9;
+        continue;
+      } else if (typeof val === 'boolean') {
+        b[p++] = val ? TAG_TRUE : TAG_FALSE;
+        continue;
+      }
+      this.pos = p;
+      this.attrValue(val, j);
+      this.ensure(16 + (n - i) * 7);
+      b = this.buf; v = this.view; p = this.pos;
+    }
     if (x === null) {
-      this.ensure(5); // dropped attributes, events, dropped events, links, dropped links: all 0
-      const q = this.pos;
-      const b = this.buf;
-      b[q] = 0; b[q + 1] = 0; b[q + 2] = 0; b[q + 3] = 0; b[q + 4] = 0;
-      this.pos = q + 5;
+      // dropped attributes, events, dropped events, links, dropped links: all 0
+      b[p] = 0; b[p + 1] = 0; b[p + 2] = 0; b[p + 3] = 0; b[p + 4] = 0;
+      this.pos = p + 5;
       return;
     }
+    this.pos = p;
     this.varint(x.droppedAttrs);
     this.eventsAndLinks(x);
+  }
+
+  /** A span name, through a one-entry cache (most spans of a buffer share a few names). */
+  name(name) {
+    if (name === this.nameStr) return this.slotted(name, this.nameSlot);
+    const slot = this.slots.get(name);
+    if (slot === undefined) {
+      const fresh = this.newSlot(name);
+      if (fresh !== undefined) {
+        this.nameStr = name;
+        this.nameSlot = fresh;
+      }
+      return;
+    }
+    this.nameStr = name;
+    this.nameSlot = slot;
+    this.slotted(name, slot);
   }
 
   eventsAndLinks(x) {

@@ -2,68 +2,135 @@
 //
 //   hot path   start a span, set 4 attributes (x402.*), end it — ns per span on the calling thread,
 //              tracex sending to a real loopback collector, OTel with a BatchSpanProcessor and a
-//              no-op exporter (the issue's shape).
+//              no-op exporter (the issue's shape). Two figures: "steady", rounds of 10,000 spans that
+//              the SDK absorbs without dropping (the exporters catch up between rounds, outside the
+//              timed loop), and "saturated", rounds of 200,000 spans back to back, far more than the
+//              2-core machine can seal and store, so tracex's sealing threads and the collector
+//              process compete with the calling thread for the cores and the core drops (and counts)
+//              what its queue cannot hold. Each SDK runs in processes of its own, alternating.
 //   end-to-end process CPU (all threads) per span for a 10,000-span burst until everything is
 //              delivered: tracex sealing and sending to the real collector; OTel with a
 //              BatchSpanProcessor and the OTLP/protobuf exporter posting to a loopback HTTP sink.
 //              Spans each SDK dropped are reported too.
 //
 // Run: scripts/bench-node.sh (builds the release addon and collector, then runs this file).
+// E2E_ONLY=1 skips the hot-path processes.
 
 import { createRequire } from 'node:module';
-import { spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { fileURLToPath } from 'node:url';
 import http from 'node:http';
 import { once } from 'node:events';
 import { performance } from 'node:perf_hooks';
-import { readFileSync } from 'node:fs';
 import { startCollector } from '../test/collector.mjs';
 
 const require = createRequire(import.meta.url);
+const execFileP = promisify(execFile);
 const { Tracer } = require('../dist/index.cjs');
 const { BasicTracerProvider, BatchSpanProcessor } = require('@opentelemetry/sdk-trace-base');
 const { OTLPTraceExporter } = require('@opentelemetry/exporter-trace-otlp-proto');
 
-const HOT_SPANS = Number(process.env.HOT_SPANS || 200_000);
-const ROUNDS = Number(process.env.ROUNDS || 7);
+const STEADY = { spans: 10_000, rounds: 41 };
+const SATURATED = { spans: 200_000, rounds: 7 };
+const PROCESSES = { steady: 5, saturated: 3 }; // per SDK
 const BURST = Number(process.env.BURST || 10_000);
 
-function hotLoop(startSpan, n) {
+// The instrumented code: start a span, set 4 attributes, end it. Each SDK gets its own compiled
+// copy (`hotLoopFor`), as an application using one SDK would: one shared loop would make its call
+// sites polymorphic across the two SDKs' span classes and slow both down.
+const HOT_LOOP = `
   for (let i = 0; i < n; i++) {
-    const s = startSpan('settle');
+    const s = tracer.startSpan('settle');
     s.setAttribute('x402.scheme', 'exact');
     s.setAttribute('x402.network', 'base-sepolia');
     s.setAttribute('x402.amount', '10000');
     s.setAttribute('x402.attempt', 1);
     s.end();
-  }
+  }`;
+function hotLoopFor(tracer) {
+  const loop = new Function('tracer', 'n', HOT_LOOP);
+  return (n) => loop(tracer, n);
 }
 
-// CPU time of the calling (main) thread in ns: the hot path's own cost, whatever other threads or
-// processes (the core's worker, the collector) do on the other core meanwhile.
-const schedstat = `/proc/self/task/${process.pid}/schedstat`;
-function mainThreadNs() {
-  return Number(readFileSync(schedstat, 'utf8').split(' ')[0]);
-}
+// CPU time of the calling (main) thread in ns (CLOCK_THREAD_CPUTIME_ID, through the addon's test
+// support): the hot path's own cost, whatever other threads or processes (the core's worker, the
+// collector) do on the other core meanwhile. (/proc's schedstat is only updated at scheduler ticks:
+// too coarse for rounds of a few milliseconds.)
+const { threadCpuTimeNs: mainThreadNs } = require('../dist/testing.cjs');
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-async function hotPath(name, startSpan, settle) {
-  hotLoop(startSpan, 20_000); // warm up the JIT
+/**
+ * Child-process mode (`node spans.mjs hot <tracex|otel> <steady|saturated>`): one SDK's hot path
+ * in a process of its own, as an application loads one SDK (in a shared process each SDK's garbage
+ * and JIT state would tax the other). Prints one JSON line: median ns/span, wall, spans dropped.
+ */
+async function hotChild(sdkName, label) {
+  const { spans, rounds } = label === 'steady' ? STEADY : SATURATED;
+  let loop;
+  let settle;
+  let dropped = () => 0;
+  let close;
+  if (sdkName === 'tracex') {
+    const tx = new Tracer(JSON.parse(process.env.TRACEX_BENCH_OPTIONS));
+    loop = hotLoopFor(tx);
+    settle = () => tx.flush(60_000);
+    const d0 = tx.stats().spansDropped;
+    dropped = () => tx.stats().spansDropped - d0;
+    close = () => tx.shutdown(60_000);
+  } else {
+    const provider = new BasicTracerProvider({
+      spanProcessors: [new BatchSpanProcessor({ export: (_s, cb) => cb({ code: 0 }), shutdown: async () => {} })],
+    });
+    loop = hotLoopFor(provider.getTracer('bench'));
+    settle = () => provider.forceFlush();
+    close = () => provider.shutdown();
+  }
+  loop(20_000); // warm up the JIT
   await settle();
   const cpu = [];
   const wall = [];
-  for (let r = 0; r < ROUNDS; r++) {
+  for (let r = 0; r < rounds; r++) {
     const c0 = mainThreadNs();
     const t0 = performance.now();
-    hotLoop(startSpan, HOT_SPANS);
-    wall.push(((performance.now() - t0) * 1e6) / HOT_SPANS);
-    cpu.push((mainThreadNs() - c0) / HOT_SPANS);
+    loop(spans);
+    wall.push(((performance.now() - t0) * 1e6) / spans);
+    cpu.push((mainThreadNs() - c0) / spans);
     await settle(); // let exporters drain between rounds, outside the timed loop
   }
-  const m = median(cpu);
-  console.log(`${name.padEnd(10)} hot path: ${m.toFixed(0)} ns/span calling-thread CPU (wall ${median(wall).toFixed(0)} ns; ` +
-    `median of ${ROUNDS} × ${HOT_SPANS})`);
-  return m;
+  const result = { cpu: median(cpu), wall: median(wall), dropped: dropped() };
+  await close();
+  console.log(JSON.stringify(result));
+}
+
+/**
+ * The hot path of both SDKs: PROCESSES[label] child processes each, alternating (tracex, otel, otel,
+ * tracex, …) so that both see the same machine (a shared VM's speed drifts by tens of percent over
+ * a minute). Reports the median of the per-process medians.
+ */
+async function hotPaths(collectorOptions, label) {
+  const { spans, rounds } = label === 'steady' ? STEADY : SATURATED;
+  const runs = { tracex: [], otel: [] };
+  for (let i = 0; i < PROCESSES[label]; i++) {
+    for (const sdk of i % 2 === 0 ? ['tracex', 'otel'] : ['otel', 'tracex']) {
+      const { stdout } = await execFileP(process.execPath, [fileURLToPath(import.meta.url), 'hot', sdk, label], {
+        env: { ...process.env, TRACEX_BENCH_OPTIONS: JSON.stringify(collectorOptions) },
+      });
+      runs[sdk].push(JSON.parse(stdout.trim().split('\n').pop()));
+    }
+  }
+  const out = {};
+  for (const sdk of ['tracex', 'otel']) {
+    const cpu = median(runs[sdk].map((r) => r.cpu));
+    const dropped = runs[sdk].reduce((n, r) => n + r.dropped, 0);
+    console.log(`${sdk.padEnd(10)} hot path (${label}): ${cpu.toFixed(0)} ns/span calling-thread CPU ` +
+      `(wall ${median(runs[sdk].map((r) => r.wall)).toFixed(0)} ns; per process ` +
+      `${runs[sdk].map((r) => r.cpu.toFixed(0)).join(', ')}; each the median of ${rounds} × ${spans})` +
+      (sdk === 'tracex' ? `, ${dropped} spans dropped and counted` : ''));
+    out[sdk] = cpu;
+  }
+  console.log(`hot path ratio (${label}, otel / tracex): ${(out.otel / out.tracex).toFixed(2)}×`);
 }
 
 function cpuMicros() {
@@ -88,29 +155,25 @@ async function sink() {
 }
 
 async function main() {
-  const c = await startCollector('bench');
+  let c = await startCollector('bench');
   const sinkServer = await sink();
   try {
     // --- hot path
-    const tx = new Tracer(c.options({ serviceName: 'bench-tracex' }));
-    const txHot = await hotPath('tracex', (n) => tx.startSpan(n), () => tx.flush(60_000));
-    const provider = new BasicTracerProvider({
-      spanProcessors: [new BatchSpanProcessor({ export: (_s, cb) => cb({ code: 0 }), shutdown: async () => {} })],
-    });
-    const ot = provider.getTracer('bench');
-    const otHot = await hotPath('otel', (n) => ot.startSpan(n), () => provider.forceFlush());
-    console.log(`hot path ratio (otel / tracex): ${(otHot / txHot).toFixed(2)}×`);
-    await tx.shutdown(60_000);
-    await provider.shutdown();
+    if (!process.env.E2E_ONLY) for (const label of ['steady', 'saturated']) await hotPaths(c.options({ serviceName: 'bench-tracex' }), label);
+    // A fresh collector for the end-to-end figure: the hot-path rounds left millions of spans in
+    // the first one's store.
+    await c.stop();
+    c = await startCollector('bench-e2e');
 
     // --- end to end, a burst of BURST spans until delivered
     const tx2 = new Tracer(c.options({ serviceName: 'bench-e2e' }));
-    hotLoop((n) => tx2.startSpan(n), 2_000);
+    const tx2Loop = hotLoopFor(tx2);
+    tx2Loop(20_000); // warm up the JIT (the hot-path rounds ran in other processes)
     await tx2.flush(60_000);
     const sentBefore = tx2.stats().spansSent;
     let cpu0 = cpuMicros();
     let w0 = performance.now();
-    hotLoop((n) => tx2.startSpan(n), BURST);
+    tx2Loop(BURST);
     const txReport = await tx2.flush(120_000);
     const txCpu = ((cpuMicros() - cpu0) * 1e3) / BURST;
     const txWall = performance.now() - w0;
@@ -134,12 +197,13 @@ async function main() {
     };
     const provider2 = new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(countingExporter)] });
     const ot2 = provider2.getTracer('bench');
-    hotLoop((n) => ot2.startSpan(n), 2_000);
+    const ot2Loop = hotLoopFor(ot2);
+    ot2Loop(20_000);
     await provider2.forceFlush();
     otExported = 0;
     cpu0 = cpuMicros();
     w0 = performance.now();
-    hotLoop((n) => ot2.startSpan(n), BURST);
+    ot2Loop(BURST);
     await provider2.forceFlush();
     const otCpu = ((cpuMicros() - cpu0) * 1e3) / BURST;
     const otWall = performance.now() - w0;
@@ -153,4 +217,5 @@ async function main() {
   }
 }
 
-await main();
+if (process.argv[2] === 'hot') await hotChild(process.argv[3], process.argv[4]);
+else await main();

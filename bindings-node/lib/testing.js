@@ -9,6 +9,8 @@ export const vectorOpen = native.vectorOpen;
 export const vectorSpanNames = native.vectorSpanNames;
 /** The core's root-sampling decision for a trace id (hex). */
 export const coreSampled = native.coreSampled;
+/** CPU time of the calling thread in ns (benchmarks). */
+export const threadCpuTimeNs = native.threadCpuTimeNs;
 /** Decodes a record buffer with the core's decoder (what `ingest` does) and returns it as JSON. */
 export const recordsJson = (bytes) => JSON.parse(native.recordsJson(bytes));
 

@@ -45,7 +45,7 @@ pub fn decode(buf: &[u8]) -> Result<Vec<SpanData>> {
 
 /// Decodes a whole record buffer, with its header counters. Any defect rejects the whole buffer.
 pub fn decode_records(buf: &[u8]) -> Result<Records> {
-    let mut r = Reader { buf, pos: 0, slots: HashMap::new() };
+    let mut r = Reader { buf, pos: 0, slots: Vec::new() };
     if r.take(4)? != MAGIC {
         return Err(invalid("bad magic: not a TXR1 record buffer"));
     }
@@ -88,7 +88,8 @@ fn intern(s: Str) -> Str {
 struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
-    slots: HashMap<u64, Str>,
+    /// Strings bound to slots in this buffer, indexed by slot (below [`MAX_SLOTS`]).
+    slots: Vec<Option<Str>>,
 }
 
 impl<'a> Reader<'a> {
@@ -169,14 +170,21 @@ impl<'a> Reader<'a> {
             let n = self.len()?;
             let s = self.utf8(n)?;
             let s = if intern_it { intern(s) } else { s };
-            if self.slots.insert(slot, s.clone()).is_some() {
+            #[allow(clippy::cast_possible_truncation)] // below MAX_SLOTS
+            let i = slot as usize;
+            if self.slots.len() <= i {
+                self.slots.resize(i + 1, None);
+            }
+            if self.slots[i].is_some() {
                 return Err(invalid(format!("string slot {slot} bound twice")));
             }
+            self.slots[i] = Some(s.clone());
             Ok(s)
         } else {
+            #[allow(clippy::cast_possible_truncation)] // below MAX_SLOTS
             self.slots
-                .get(&slot)
-                .cloned()
+                .get(slot as usize)
+                .and_then(Clone::clone)
                 .ok_or_else(|| invalid(format!("string slot {slot} used before it was bound")))
         }
     }
