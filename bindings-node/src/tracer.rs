@@ -57,7 +57,12 @@ pub struct JsStats {
     pub spans_failed: f64,
     pub batches_spooled: f64,
     pub spans_spooled: f64,
+    pub batches_unspooled: f64,
+    pub spans_unspooled: f64,
+    pub spans_spool_failed: f64,
+    pub spool_errors: f64,
     pub bytes_sent: f64,
+    pub key_rotations: f64,
 }
 
 /// The native tracer. Use the JS `Tracer` instead; this is its engine.
@@ -112,7 +117,12 @@ impl NativeTracer {
             spans_failed: s.spans_failed as f64,
             batches_spooled: s.batches_spooled as f64,
             spans_spooled: s.spans_spooled as f64,
+            batches_unspooled: s.batches_unspooled as f64,
+            spans_unspooled: s.spans_unspooled as f64,
+            spans_spool_failed: s.spans_spool_failed as f64,
+            spool_errors: s.spool_errors as f64,
             bytes_sent: s.bytes_sent as f64,
+            key_rotations: s.key_rotations as f64,
         }
     }
 

@@ -189,7 +189,10 @@ test('flush and shutdown report delivery; spans after shutdown are dropped and c
   // The report covers what this shutdown delivered (the worker already sent full batches before).
   assert.equal(report.spooled + report.failed + report.pending + report.dropped, 0, JSON.stringify(report));
   assert.ok(report.spansDelivered > 0 && report.spansDelivered <= 5000);
-  assert.equal(tracer.stats().spansSent, 5000);
+  const stats = tracer.stats();
+  assert.equal(stats.spansSent, 5000);
+  assert.equal(stats.batchesSent, 50);
+  assert.ok(stats.keyRotations >= 1 && stats.keyRotations < 50, 'a data key serves many batches');
   tracer.startSpan('late').end();
   await assert.rejects(tracer.flush(), (e) => e instanceof tracex.ExportError && e.code === 'TRACEX_SHUTDOWN');
   assert.equal(tracer.stats().spansDropped, 1);
@@ -208,7 +211,11 @@ test('collector down: flush resolves with what was not delivered, spooled to dis
   // The next process (same spool) delivers them once the collector is reachable.
   const again = new Tracer(c.options({ spoolDir, serviceName: 'down' }));
   await again.shutdown(10_000);
-  if (report.spooled === 10) assert.equal((await c.traces('&service=down')).length, 10);
+  if (report.spooled === 10) {
+    assert.equal(tracer.stats().spansSpooled, 10);
+    assert.equal(again.stats().spansUnspooled, 10);
+    assert.equal((await c.traces('&service=down')).length, 10);
+  }
 });
 
 test('bad configuration throws TracexError subclasses with codes', () => {
