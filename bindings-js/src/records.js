@@ -22,6 +22,18 @@ const VALUE_SLOTS = MAX_INTERNED;
 // attribute `i` of the span before, because the same code path set it.
 const POSITIONS = 32;
 
+// "TXR1", the anchor (u64), and the sampled-out and span counts as 5-byte varints.
+const HEADER_BYTES = 22;
+
+/** Writes `v` (below 2^35) at `p` of `b` as a varint padded to 5 bytes (LEB128 allows it). */
+function putPadded(b, p, v) {
+  for (let i = 0; i < 4; i++) {
+    b[p + i] = (v % 128) | 128;
+    v = Math.floor(v / 128);
+  }
+  b[p + 4] = v;
+}
+
 /** Writes varint `v` (below 2^21) at `p` of `b`, returning the position after it. */
 function putSmall(b, p, v) {
   if (v >= 128) {
@@ -45,6 +57,7 @@ export class RecordWriter {
     this.buf = new Uint8Array(64 * 1024);
     this.view = new DataView(this.buf.buffer);
     this.pos = 0;
+    this.count = 0; // spans in the buffer being filled
     this.slots = new Map();
     this.bound = new Uint32Array(MAX_INTERNED);
     this.gen = 0;
@@ -58,8 +71,29 @@ export class RecordWriter {
     this.nextValSlot = VALUE_SLOTS;
   }
 
-  /** Encodes `spans` (and a count of sampled-out spans); returns a view valid until the next call. */
-  write(spans, sampledOut) {
+  /**
+   * Appends one finished span to the buffer being filled (starting one if none is). Spans are written
+   * as they end, while they are still in the CPU's caches and before they become garbage, rather
+   * than queued and written in bulk. Returns null, or, when the span could not be encoded (an
+   * attribute's getter threw, …), the error: the span is left out and the caller must `finish` the
+   * buffer now (`finish` keeps what was written before it).
+   */
+  add(s) {
+    if (this.count === 0) this.begin();
+    const mark = this.pos;
+    try {
+      this.span(s);
+    } catch (e) {
+      // Slots the failed record bound are not defined in the buffer: no record may follow.
+      this.pos = mark;
+      return e;
+    }
+    this.count++;
+    return null;
+  }
+
+  /** Starts a buffer: header, with the two counts as fixed-width varints that `finish` fills in. */
+  begin() {
     this.gen++;
     this.nextValSlot = VALUE_SLOTS;
     this.pos = 0;
@@ -68,11 +102,31 @@ export class RecordWriter {
     b[0] = 0x54; b[1] = 0x58; b[2] = 0x52; b[3] = 0x31; // "TXR1"
     this.view.setUint32(4, this.anchorLo, true);
     this.view.setUint32(8, this.anchorHi, true);
-    this.pos = 12;
-    this.varint(sampledOut);
-    this.varint(spans.length);
-    for (let i = 0; i < spans.length; i++) this.span(spans[i]);
+    this.pos = HEADER_BYTES;
+  }
+
+  /**
+   * Completes the buffer with a count of sampled-out spans; returns a view of it, valid until the
+   * next `add`. The next `add` starts a new buffer.
+   */
+  finish(sampledOut) {
+    if (this.count === 0) this.begin();
+    putPadded(this.buf, 12, sampledOut);
+    putPadded(this.buf, 17, this.count);
+    this.count = 0;
     return this.buf.subarray(0, this.pos);
+  }
+
+  /** Encodes `spans` (and a count of sampled-out spans) into one buffer; returns a view valid until the next call. */
+  write(spans, sampledOut) {
+    for (let i = 0; i < spans.length; i++) {
+      const e = this.add(spans[i]);
+      if (e !== null) {
+        this.count = 0;
+        throw e;
+      }
+    }
+    return this.finish(sampledOut);
   }
 
   ensure(n) {

@@ -44,7 +44,6 @@ export class BaseTracer {
     this._ctx = platform.context;
     this._anchorMs = anchorMs();
     this._writer = new RecordWriter(this._anchorMs);
-    this._queue = [];
     this._sampledOut = 0;
     this._inflight = new Set();
     this._ingestFailures = 0;
@@ -189,10 +188,16 @@ export class BaseTracer {
   }
 
   _finish(span) {
-    const q = this._queue;
-    q.push(span);
-    if (q.length >= this._drainAt) this._drain();
-    else if (this._timer === null && q.length === 1) this._schedule();
+    const w = this._writer;
+    const err = w.add(span);
+    if (err !== null) {
+      // Not encodable (e.g. an attribute getter threw): the span is counted as failed and the
+      // buffer is handed over as it stands.
+      this._ingestFailures++;
+      this._lastIngestError = err;
+      this._drain();
+    } else if (w.count >= this._drainAt) this._drain();
+    else if (this._timer === null && w.count === 1) this._schedule();
   }
 
   _schedule() {
@@ -210,11 +215,11 @@ export class BaseTracer {
       clearTimeout(this._timer);
       this._timer = null;
     }
-    const q = this._queue;
-    if (q.length === 0 && this._sampledOut === 0) return;
-    const bytes = this._writer.write(q, this._sampledOut);
-    const count = q.length; // capture the count, not the spans: they are garbage from here on
-    this._queue = [];
+    const w = this._writer;
+    const count = w.count;
+    if (count === 0 && this._sampledOut === 0) return;
+    // `ingest` copies the bytes before it returns: the writer may reuse its buffer right after.
+    const bytes = w.finish(this._sampledOut);
     this._sampledOut = 0;
     const p = Promise.resolve(this._native.ingest(bytes));
     this._inflight.add(p);
@@ -274,7 +279,7 @@ export class BaseTracer {
   /** Self-telemetry: the core's counters plus spans still queued on the JS side. */
   stats() {
     const s = this._native.stats();
-    s.spansQueued = this._queue.length;
+    s.spansQueued = this._writer.count;
     s.spansSampledOut += this._sampledOut;
     return s;
   }

@@ -200,6 +200,22 @@ test('flush and shutdown report delivery; spans after shutdown are dropped and c
   assert.equal(traces.length, 5000);
 });
 
+test('a span whose attribute cannot be read is counted as failed; the spans around it arrive', async () => {
+  const tracer = new Tracer(c.options({ serviceName: 'unreadable' }));
+  tracer.startSpan('before', { attributes: { n: 1 } }).end();
+  const hostile = { ok: 'yes' };
+  Object.defineProperty(hostile, 'secret', { enumerable: true, get() { throw new Error('getter says no'); } });
+  const bad = tracer.startSpan('bad');
+  bad.setAttribute('payload', hostile);
+  assert.doesNotThrow(() => bad.end(), 'ending a span never throws into the caller');
+  for (let i = 0; i < 3; i++) tracer.startSpan('after', { attributes: { i } }).end();
+  assert.equal(tracer.stats().spansQueued, 3, 'the spans before the bad one were handed over at once');
+  const report = await tracer.shutdown(10_000);
+  assert.equal(report.failed, 1, JSON.stringify(report));
+  const names = (await c.traces('&service=unreadable')).map((t) => t.root_name).sort();
+  assert.deepEqual(names, ['after', 'after', 'after', 'before']);
+});
+
 test('collector down: flush resolves with what was not delivered, spooled to disk when configured', async () => {
   const spoolDir = `${c.dataDir}/spool-test`;
   const tracer = new Tracer(c.options({ endpoint: 'http://127.0.0.1:9', spoolDir, serviceName: 'down' }));
