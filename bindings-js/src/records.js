@@ -58,6 +58,8 @@ export class RecordWriter {
     this.view = new DataView(this.buf.buffer);
     this.pos = 0;
     this.count = 0; // spans in the buffer being filled
+    this.busy = false; // encoding a span (which may run user code: getters, toString)
+    this.later = null; // spans ended meanwhile, written after it
     this.slots = new Map();
     this.bound = new Uint32Array(MAX_INTERNED);
     this.gen = 0;
@@ -79,17 +81,47 @@ export class RecordWriter {
    * buffer now (`finish` keeps what was written before it).
    */
   add(s) {
+    if (this.busy) {
+      // Ended by user code that encoding the current span ran (an attribute getter): written
+      // after it, not into the middle of its record.
+      (this.later || (this.later = [])).push(s);
+      return null;
+    }
     if (this.count === 0) this.begin();
     const mark = this.pos;
+    this.busy = true;
     try {
       this.span(s);
     } catch (e) {
       // Slots the failed record bound are not defined in the buffer: no record may follow.
       this.pos = mark;
+      this.busy = false;
       return e;
     }
+    this.busy = false;
     this.count++;
+    return this.later === null ? null : this.addLater();
+  }
+
+  /** Writes the spans deferred by `add`. */
+  addLater() {
+    const later = this.takeLater();
+    for (let i = 0; i < later.length; i++) {
+      const e = this.add(later[i]);
+      if (e !== null) {
+        const rest = later.slice(i + 1);
+        if (rest.length > 0) this.later = this.later === null ? rest : rest.concat(this.later);
+        return e;
+      }
+    }
     return null;
+  }
+
+  /** Spans deferred by `add` and not written yet (after an encoding error): the caller re-adds them. */
+  takeLater() {
+    const later = this.later || [];
+    this.later = null;
+    return later;
   }
 
   /** Starts a buffer: header, with the two counts as fixed-width varints that `finish` fills in. */

@@ -217,20 +217,23 @@ export class BaseTracer {
     }
     const w = this._writer;
     const count = w.count;
-    if (count === 0 && this._sampledOut === 0) return;
-    // `ingest` copies the bytes before it returns: the writer may reuse its buffer right after.
-    const bytes = w.finish(this._sampledOut);
-    this._sampledOut = 0;
-    const p = Promise.resolve(this._native.ingest(bytes));
-    this._inflight.add(p);
-    p.then(
-      () => this._inflight.delete(p),
-      (e) => {
-        this._inflight.delete(p);
-        this._ingestFailures += count;
-        this._lastIngestError = fromNative(e);
-      },
-    );
+    if (count > 0 || this._sampledOut > 0) {
+      const bytes = w.finish(this._sampledOut);
+      this._sampledOut = 0;
+      // `ingest` copies the bytes before it returns: the writer may reuse its buffer right after.
+      const p = Promise.resolve(this._native.ingest(bytes));
+      this._inflight.add(p);
+      p.then(
+        () => this._inflight.delete(p),
+        (e) => {
+          this._inflight.delete(p);
+          this._ingestFailures += count;
+          this._lastIngestError = fromNative(e);
+        },
+      );
+    }
+    // After an unencodable span: spans that user code ended while it was written go into the next buffer.
+    if (w.later !== null) for (const s of w.takeLater()) this._finish(s);
   }
 
   /**

@@ -203,17 +203,36 @@ test('flush and shutdown report delivery; spans after shutdown are dropped and c
 test('a span whose attribute cannot be read is counted as failed; the spans around it arrive', async () => {
   const tracer = new Tracer(c.options({ serviceName: 'unreadable' }));
   tracer.startSpan('before', { attributes: { n: 1 } }).end();
+  const victim = tracer.startSpan('victim', { parent: null });
   const hostile = { ok: 'yes' };
-  Object.defineProperty(hostile, 'secret', { enumerable: true, get() { throw new Error('getter says no'); } });
+  Object.defineProperty(hostile, 'secret', { enumerable: true, get() { victim.end(); throw new Error('getter says no'); } });
   const bad = tracer.startSpan('bad');
   bad.setAttribute('payload', hostile);
   assert.doesNotThrow(() => bad.end(), 'ending a span never throws into the caller');
   for (let i = 0; i < 3; i++) tracer.startSpan('after', { attributes: { i } }).end();
-  assert.equal(tracer.stats().spansQueued, 3, 'the spans before the bad one were handed over at once');
+  assert.equal(tracer.stats().spansQueued, 4, 'the spans before the bad one were handed over at once');
   const report = await tracer.shutdown(10_000);
   assert.equal(report.failed, 1, JSON.stringify(report));
   const names = (await c.traces('&service=unreadable')).map((t) => t.root_name).sort();
-  assert.deepEqual(names, ['after', 'after', 'after', 'before']);
+  assert.deepEqual(names, ['after', 'after', 'after', 'before', 'victim']);
+});
+
+test('a span ended by an attribute getter while another span is written arrives intact, after it', async () => {
+  const tracer = new Tracer(c.options({ serviceName: 'reentrant' }));
+  const outer = tracer.startSpan('outer', { parent: null });
+  const inner = tracer.startSpan('inner', { parent: outer });
+  const sneaky = {};
+  Object.defineProperty(sneaky, 'v', { enumerable: true, get() { inner.end(); return 'ok'; } });
+  outer.setAttribute('obj', sneaky).setAttribute('after', 7);
+  outer.end();
+  assert.equal(tracer.stats().spansQueued, 2);
+  const report = await tracer.shutdown(10_000);
+  assert.equal(report.failed, 0, JSON.stringify(report));
+  const spans = await c.trace(outer.traceId);
+  const byName = Object.fromEntries(spans.map((s) => [s.name, s]));
+  assert.deepEqual(Object.keys(byName).sort(), ['inner', 'outer']);
+  assert.deepEqual(attrs(byName.outer.attributes), { obj: { v: 'ok' }, after: 7 });
+  assert.equal(byName.inner.parent_span_id, outer.spanId);
 });
 
 test('collector down: flush resolves with what was not delivered, spooled to disk when configured', async () => {
