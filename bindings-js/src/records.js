@@ -103,18 +103,15 @@ export class RecordWriter {
     return this.later === null ? null : this.addLater();
   }
 
-  /** Writes the spans deferred by `add`. */
+  /** Writes the spans deferred by `add`, in order; after an error the rest stay deferred. */
   addLater() {
-    const later = this.takeLater();
-    for (let i = 0; i < later.length; i++) {
-      const e = this.add(later[i]);
-      if (e !== null) {
-        const rest = later.slice(i + 1);
-        if (rest.length > 0) this.later = this.later === null ? rest : rest.concat(this.later);
-        return e;
-      }
+    let e = null;
+    while (e === null && this.later !== null) {
+      const s = this.later.shift();
+      if (this.later.length === 0) this.later = null;
+      e = this.add(s);
     }
-    return null;
+    return e;
   }
 
   /** Spans deferred by `add` and not written yet (after an encoding error): the caller re-adds them. */
