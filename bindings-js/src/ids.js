@@ -2,29 +2,51 @@
 // (WebCrypto / node:crypto), so starting a span costs no crypto call and no boundary crossing.
 // Ids are unique identifiers, not secrets; the core's sealing keys come from getrandom.
 
+// Words are signed int32s: V8 keeps those as small integers (unboxed) in span fields, while uint32s
+// of 2^31 and up would each cost a heap-number box per field per span.
+//
+// Words are handed out from a pool that the generator refills 64 at a time: `word()` stays small
+// enough for the JIT to inline at every call site of the span hot path (the generator step, inlined
+// six times per root span, used up the inlining budget and left the span constructor as a call).
 // Generator state in a typed array: module-level `let`s holding int32 values outside the small-int
 // range would allocate a heap number on every update.
 const st = new Int32Array(4);
+const POOL = 64;
+const pool = new Int32Array(POOL);
+let left = 0;
 
-/** Reseeds the generator (at load, and in a forked child). */
+/** Reseeds the generator and empties the pool (at load, and in a forked child). */
 export function reseed() {
   globalThis.crypto.getRandomValues(st);
   st[0] |= 1;
+  left = 0;
 }
 reseed();
 
-/** The next random 32-bit word (xoshiro128**). */
+/** The next random 32-bit word, as an int32. */
 export function word() {
-  const a = st[0];
-  const b = st[1];
-  const r = Math.imul(rotl(Math.imul(b, 5), 7), 9);
-  const c = st[2] ^ a;
-  const d = st[3] ^ b;
-  st[0] = a ^ d;
-  st[1] = b ^ c;
-  st[2] = c ^ (b << 9);
-  st[3] = rotl(d, 11);
-  return r >>> 0;
+  if (left === 0) refill();
+  return pool[--left];
+}
+
+/** Fills the pool with the next POOL outputs of xoshiro128**. */
+function refill() {
+  let a = st[0];
+  let b = st[1];
+  let c = st[2];
+  let d = st[3];
+  for (let i = 0; i < POOL; i++) {
+    pool[i] = Math.imul(rotl(Math.imul(b, 5), 7), 9);
+    const t = b << 9;
+    c ^= a;
+    d ^= b;
+    b ^= c;
+    a ^= d;
+    c ^= t;
+    d = rotl(d, 11);
+  }
+  st[0] = a; st[1] = b; st[2] = c; st[3] = d;
+  left = POOL;
 }
 
 function rotl(x, k) {
@@ -48,10 +70,10 @@ export function wordsToHex(...words) {
   return s;
 }
 
-/** Parses `n` 32-bit big-endian words from lower- or upper-case hex; null if not hex. */
+/** Parses `n` 32-bit big-endian words (int32s) from lower- or upper-case hex; null if not hex. */
 export function hexToWords(hex, n) {
   if (typeof hex !== 'string' || hex.length !== n * 8 || !/^[0-9a-fA-F]+$/.test(hex)) return null;
   const out = new Array(n);
-  for (let i = 0; i < n; i++) out[i] = parseInt(hex.slice(i * 8, i * 8 + 8), 16) >>> 0;
+  for (let i = 0; i < n; i++) out[i] = parseInt(hex.slice(i * 8, i * 8 + 8), 16) | 0;
   return out;
 }

@@ -382,13 +382,14 @@ export class RecordWriter {
   }
 
   /**
-   * One span record. The common case (cached name, keys and values, no events, links or drops) is
-   * written inline with the position in a local; anything else goes through the general methods,
-   * after which the local state is reloaded and room for the rest of the fixed-size parts ensured.
+   * One span record; its attributes are the first `s.na` entries of `s.attrs`. The common case
+   * (cached name, keys and values, no events, links or drops) is written inline with the position
+   * in a local; anything else goes through the general methods, after which the local state is
+   * reloaded and room for the rest of the fixed-size parts ensured.
    */
   span(s) {
     const kv = s.attrs;
-    const n = kv === null ? 0 : kv.length;
+    const n = s.na;
     // Room for the fixed-size parts: ids, flags, kind, status, times, references (≤ 3 bytes each),
     // counts, and per attribute a key reference, a tag and up to 8 value bytes.
     this.ensure(80 + n * 7);
@@ -397,8 +398,8 @@ export class RecordWriter {
     let b = this.buf;
     let v = this.view; // big-endian id words: the ids' byte order
     let p = this.pos;
-    v.setUint32(p, s.t0); v.setUint32(p + 4, s.t1); v.setUint32(p + 8, s.t2); v.setUint32(p + 12, s.t3);
-    v.setUint32(p + 16, s.s0); v.setUint32(p + 20, s.s1); v.setUint32(p + 24, s.p0); v.setUint32(p + 28, s.p1);
+    v.setInt32(p, s.t0); v.setInt32(p + 4, s.t1); v.setInt32(p + 8, s.t2); v.setInt32(p + 12, s.t3);
+    v.setInt32(p + 16, s.s0); v.setInt32(p + 20, s.s1); v.setInt32(p + 24, s.p0); v.setInt32(p + 28, s.p1);
     p = putSmall(b, p + 32, s.flags);
     b[p] = s.kind;
     b[p + 1] = s.statusCode;

@@ -1,6 +1,6 @@
 // Spans are plain JS objects until they end; ending one queues it for the next record buffer.
 
-import { wordsToHex } from './ids.js';
+import { nonZeroWord, word, wordsToHex } from './ids.js';
 import { now, toHostMs } from './clock.js';
 
 /** OTLP span kinds. */
@@ -17,13 +17,15 @@ export class Span {
     this.name = name;
     this.kind = kind;
     this.t0 = t0; this.t1 = t1; this.t2 = t2; this.t3 = t3;
-    this.s0 = tracer._nextWord(); this.s1 = tracer._nextWord();
+    this.s0 = word(); this.s1 = nonZeroWord(); // non-zero as a whole
     this.p0 = p0; this.p1 = p1;
     this.flags = flags;
     this.traceState = traceState;
     this.start = start;
     this.end_ = 0;
+    // Attributes as [key, value, key, value, …]: the first `na` entries of `attrs` are in use.
     this.attrs = null;
+    this.na = 0;
     this.statusCode = 0;
     this.ended = false;
     // What most spans never have (events, links, drops, a status message), allocated on first use:
@@ -61,15 +63,24 @@ export class Span {
 
   /** Sets one attribute (string, number, boolean, bigint, Uint8Array, arrays and plain objects of these). */
   setAttribute(key, value) {
-    if (this.ended || value === undefined || value === null) return this;
-    const a = this.attrs;
-    if (a === null) {
-      this.attrs = [key, value];
-    } else if (a.length < this._tracer._maxAttrs2) {
-      a.push(key, value);
+    if (value == null || this.ended) return this;
+    const n = this.na;
+    if (n === 0) {
+      // Room for four attributes in one allocation (growing from two costs a second one and a copy).
+      this.attrs = [key, value, null, null, null, null, null, null];
+    } else if (n < this._tracer._maxAttrs2) {
+      const a = this.attrs;
+      a[n] = key;
+      a[n + 1] = value;
     } else {
-      this._extra().droppedAttrs++;
+      return this._dropAttribute();
     }
+    this.na = n + 2;
+    return this;
+  }
+
+  _dropAttribute() {
+    this._extra().droppedAttrs++;
     return this;
   }
 

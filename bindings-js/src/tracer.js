@@ -54,7 +54,6 @@ export class BaseTracer {
     this._drainAt = Math.max(this._batch, Math.min(DRAIN_SPANS, o.maxQueueSize || DRAIN_SPANS));
     this._limits = { maxAttributes: 128, maxEvents: 128, maxLinks: 128 };
     this._maxAttrs2 = this._limits.maxAttributes * 2;
-    this._nextWord = nonZeroWord;
     // Root spans are sampled when the low 63 bits of the trace id fall under ratio × 2^63 — the
     // core's rule (sampler.rs), so every runtime keeps or drops the same traces.
     const ratio = this._native.sampleRatio;
@@ -79,43 +78,48 @@ export class BaseTracer {
    * `startTime` (Date or unix ms). The span is not made current; see `trace`.
    */
   startSpan(name, options) {
-    let parent;
+    // Kept small, the common case in a few lines, so the JIT can inline it into the caller.
+    if (options) return this._startSpanWith(name, options);
+    return this._begin(name, 1, this._ctx.active(), now());
+  }
+
+  _startSpanWith(name, options) {
+    let parent = options.parent;
     let kind = 1;
-    let start;
-    if (options) {
-      parent = options.parent;
-      if (options.kind !== undefined) kind = typeof options.kind === 'string' ? KINDS[options.kind] || 1 : options.kind;
-      if (options.startTime !== undefined) start = toHostMs(options.startTime, this._anchorMs);
-    }
+    if (options.kind !== undefined) kind = typeof options.kind === 'string' ? KINDS[options.kind] || 1 : options.kind;
+    const start = options.startTime === undefined ? undefined : toHostMs(options.startTime, this._anchorMs);
     if (parent === undefined) parent = this._ctx.active();
     else if (parent !== null && parent.t0 === undefined) parent = asContext(parent);
-    if (start === undefined) start = now();
-    let span;
-    if (parent) {
-      const flags = (parent.flags & 0xff) | HAS_IS_REMOTE | (parent instanceof RemoteContext ? IS_REMOTE : 0);
-      if ((parent.flags & 1) === 0) {
-        this._sampledOut++;
-        return new NonRecordingSpan(this, parent.t0, parent.t1, parent.t2, parent.t3, nonZeroWord(), nonZeroWord(),
-          parent.flags & 0xfe, parent.traceState);
-      }
-      span = new Span(this, name, kind, parent.t0, parent.t1, parent.t2, parent.t3, parent.s0, parent.s1, flags,
-        parent.traceState, start);
-    } else {
-      const t0 = word();
-      const t1 = word();
-      const t2 = word();
-      const t3 = nonZeroWord();
-      if (!this._sampleRoot(t2, t3)) {
-        this._sampledOut++;
-        return new NonRecordingSpan(this, t0, t1, t2, t3, nonZeroWord(), nonZeroWord(), 0, '');
-      }
-      span = new Span(this, name, kind, t0, t1, t2, t3, 0, 0, 1, '', start);
-    }
-    if (options) {
-      if (options.attributes) span.attrs = flatten(options.attributes);
-      if (options.links) for (const l of options.links) span.addLink(l.context || l, l.attributes);
-    }
+    const span = this._begin(name, kind, parent, start === undefined ? now() : start);
+    // No-ops on a span the sampler left out.
+    if (options.attributes) span.setAttributes(options.attributes);
+    if (options.links) for (const l of options.links) span.addLink(l.context || l, l.attributes);
     return span;
+  }
+
+  /** A span under `parent` (a span or remote context; none for a new trace), or a non-recording one. */
+  _begin(name, kind, parent, start) {
+    if (parent) {
+      if ((parent.flags & 1) === 0) return this._unsampledChild(parent);
+      const flags = (parent.flags & 0xff) | HAS_IS_REMOTE | (parent instanceof RemoteContext ? IS_REMOTE : 0);
+      return new Span(this, name, kind, parent.t0, parent.t1, parent.t2, parent.t3, parent.s0, parent.s1, flags,
+        parent.traceState, start);
+    }
+    const t0 = word();
+    const t1 = word();
+    const t2 = word();
+    const t3 = nonZeroWord();
+    if (!this._sampleRoot(t2, t3)) {
+      this._sampledOut++;
+      return new NonRecordingSpan(this, t0, t1, t2, t3, word(), nonZeroWord(), 0, '');
+    }
+    return new Span(this, name, kind, t0, t1, t2, t3, 0, 0, 1, '', start);
+  }
+
+  _unsampledChild(parent) {
+    this._sampledOut++;
+    return new NonRecordingSpan(this, parent.t0, parent.t1, parent.t2, parent.t3, word(), nonZeroWord(),
+      parent.flags & 0xfe, parent.traceState);
   }
 
   _sampleRoot(t2, t3) {

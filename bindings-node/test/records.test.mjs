@@ -55,9 +55,9 @@ function expectValue(v, depth) {
   return { m: Object.entries(v).filter(([, x]) => x != null).map(([k, x]) => [k, expectValue(x, depth + 1)]) };
 }
 
-const expectAttrs = (kv) => {
+const expectAttrs = (kv, n = kv ? kv.length : 0) => {
   const out = [];
-  for (let i = 0; kv && i < kv.length; i += 2) out.push([kv[i], expectValue(kv[i + 1], 0)]);
+  for (let i = 0; i < n; i += 2) out.push([kv[i], expectValue(kv[i + 1], 0)]);
   return out;
 };
 
@@ -68,7 +68,7 @@ function expectSpan(s, anchorNs) {
   return {
     traceId: hex([s.t0, s.t1, s.t2, s.t3]), spanId: hex([s.s0, s.s1]), parentSpanId: parent, flags: s.flags,
     name: s.name, kind: s.kind, start: ns(s.start), end: ns(s.end_), traceState: s.traceState,
-    status: [s.statusCode, x.statusMessage], attributes: expectAttrs(s.attrs), droppedAttributes: x.droppedAttrs,
+    status: [s.statusCode, x.statusMessage], attributes: expectAttrs(s.attrs, s.na), droppedAttributes: x.droppedAttrs,
     events: (x.events || []).map((e) => [e.name, ns(e.time), expectAttrs(e.attrs), e.dropped]),
     droppedEvents: x.droppedEvents,
     links: (x.links || []).map((l) => [hex([l.t0, l.t1, l.t2, l.t3]), hex([l.s0, l.s1]), l.flags, l.traceState,
@@ -83,6 +83,9 @@ const word = (r) => (r.int(0xffffffff) + 1) >>> 0;
 function randomSpan(r, i, makeAttrs) {
   const rare = r.int(8) === 0;
   const start = r.int(1e9) / 1e6;
+  const made = makeAttrs(i);
+  // Entries past `na` are spare room (a Span preallocates it) and must not be written.
+  const attrs = made && r.int(2) ? [...made, 'spare', 'not written', undefined, undefined] : made;
   return {
     t0: word(r), t1: word(r), t2: word(r), t3: word(r), s0: word(r), s1: word(r),
     p0: r.int(3) === 0 ? 0 : word(r), p1: r.int(3) === 0 ? 0 : word(r),
@@ -90,7 +93,7 @@ function randomSpan(r, i, makeAttrs) {
     start, end_: start + r.int(1e7) / 1e6,
     name: r.int(4) === 0 ? `name-${r.int(50)}` : r.pick(['settle', 'verify', '结算']),
     traceState: rare && r.int(2) === 0 ? 'vendor=a,other=b' : '',
-    attrs: makeAttrs(i),
+    attrs, na: made ? made.length : 0,
     x: rare ? {
       statusMessage: r.pick(STRINGS), droppedAttrs: r.int(2),
       events: r.int(2) ? [{ name: r.pick(['retry', 'exception']), time: start + 1, attrs: ['attempt', r.int(5), 'why', 'timeout'], dropped: 0 }] : null,

@@ -80,6 +80,25 @@ test('spans, attributes of every type, events and status round-trip exactly', as
   await tracer.shutdown();
 });
 
+test('attributes past the limit of 128 are dropped and counted, from startSpan options and setAttribute alike', async () => {
+  const tracer = new Tracer(c.options());
+  const initial = Object.fromEntries(Array.from({ length: 130 }, (_, i) => [`a${i}`, i]));
+  const span = tracer.startSpan('many attributes', { attributes: initial });
+  for (let i = 130; i < 132; i++) span.setAttribute(`a${i}`, i);
+  span.setAttribute('ignored', null).setAttribute('also ignored', undefined);
+  const traceId = span.traceId;
+  span.end();
+  span.setAttribute('after end', 1);
+  await tracer.flush();
+  const [got] = await c.trace(traceId);
+  const a = attrs(got.attributes);
+  assert.equal(Object.keys(a).length, 128);
+  assert.equal(a.a0, 0);
+  assert.equal(a.a127, 127);
+  assert.equal(got.dropped_attributes_count, 4);
+  await tracer.shutdown();
+});
+
 test('sync throws and async rejections are recorded, rethrown and end the span', async () => {
   const tracer = new Tracer(c.options());
   let ids = [];
@@ -154,6 +173,18 @@ test('traceparent inject/extract continues a remote trace', async () => {
   assert.equal(span.parent_span_id, '00f067aa0ba902b7');
   assert.equal(span.trace_state, 'cdp=1');
   assert.equal(span.flags & 0x300, 0x300, 'parent marked remote');
+  // Id words with the top bit set (JS keeps words as int32s: negative numbers) round-trip exactly.
+  const high = tracer.extract({ traceparent: '00-ffffffff80000000deadbeef80000001-80000000fffffffe-01' });
+  const ids = tracer.trace('high bits', { parent: high }, (s) => {
+    assert.equal(s.traceId, 'ffffffff80000000deadbeef80000001');
+    return [s.spanId, tracer.trace('child', (child) => child.spanId)];
+  });
+  await tracer.flush();
+  const spans = await c.trace('ffffffff80000000deadbeef80000001');
+  const top = spans.find((x) => x.name === 'high bits');
+  const child = spans.find((x) => x.name === 'child');
+  assert.deepEqual([top.span_id, top.parent_span_id], [ids[0], '80000000fffffffe']);
+  assert.deepEqual([child.span_id, child.parent_span_id], [ids[1], ids[0]]);
   await tracer.shutdown();
 });
 
