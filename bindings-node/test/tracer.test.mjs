@@ -80,6 +80,29 @@ test('spans, attributes of every type, events and status round-trip exactly', as
   await tracer.shutdown();
 });
 
+test('span times: wall-clock starts, monotonic durations, explicit start and end times kept', async () => {
+  const tracer = new Tracer(c.options());
+  const before = Date.now();
+  const timed = await tracer.trace('timed', async (span) => {
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    return span.traceId;
+  });
+  const after = Date.now();
+  const explicit = tracer.startSpan('explicit', { startTime: new Date(1_763_900_000_123) });
+  explicit.end(1_763_900_000_373.5);
+  await tracer.flush();
+  const [t] = await c.trace(timed);
+  const startMs = Number(BigInt(t.start_time_unix_nano)) / 1e6;
+  assert.ok(startMs >= before - 1 && startMs <= after + 1, `start ${startMs} within [${before}, ${after}]`);
+  const durMs = Number(BigInt(t.end_time_unix_nano) - BigInt(t.start_time_unix_nano)) / 1e6;
+  assert.ok(durMs >= 29 && durMs <= after - before + 1, `duration ${durMs} ms`);
+  const [e] = await c.trace(explicit.traceId);
+  // Within a microsecond: host-clock ms are doubles, converted back with the anchor by the core.
+  assert.ok(Math.abs(Number(BigInt(e.start_time_unix_nano) - 1_763_900_000_123_000_000n)) < 1000, e.start_time_unix_nano);
+  assert.ok(Math.abs(Number(BigInt(e.end_time_unix_nano) - 1_763_900_000_373_500_000n)) < 1000, e.end_time_unix_nano);
+  await tracer.shutdown();
+});
+
 test('attributes past the limit of 128 are dropped and counted, from startSpan options and setAttribute alike', async () => {
   const tracer = new Tracer(c.options());
   const initial = Object.fromEntries(Array.from({ length: 130 }, (_, i) => [`a${i}`, i]));
