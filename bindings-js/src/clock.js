@@ -26,13 +26,11 @@ export const now = hrtime
 
 /** Unix time in ms at host clock 0 (fractional). */
 export function anchorMs() {
+  if (!hrtime && !perf) return 0; // the host clock is `Date.now()`: unix ms already
   const origin = perf && typeof perf.timeOrigin === 'number' && perf.timeOrigin > 0 ? perf.timeOrigin : 0;
-  if (hrtime) {
-    // `timeOrigin` is unix ms at `performance.now()` 0; the two monotonic clocks differ by a constant.
-    return origin > 0 ? origin + perf.now() - now() : Date.now() - now();
-  }
-  if (origin > 0) return origin;
-  return perf ? Date.now() - perf.now() : 0;
+  // `timeOrigin` is unix ms at `performance.now()` 0; `process.hrtime()` differs from that clock by a constant.
+  if (origin > 0) return hrtime ? origin + perf.now() - now() : origin;
+  return Date.now() - now();
 }
 
 /** Converts a user-supplied time (Date, or unix ms as a number) to host-clock ms. */

@@ -1,4 +1,4 @@
-// Spans are plain JS objects until they end; ending one queues it for the next record buffer.
+// Spans are plain JS objects until they end; ending one writes it into the record buffer being filled.
 
 import { nonZeroWord, word, wordsToHex } from './ids.js';
 import { now, toHostMs } from './clock.js';

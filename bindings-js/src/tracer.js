@@ -87,10 +87,10 @@ export class BaseTracer {
     let parent = options.parent;
     let kind = 1;
     if (options.kind !== undefined) kind = typeof options.kind === 'string' ? KINDS[options.kind] || 1 : options.kind;
-    const start = options.startTime === undefined ? undefined : toHostMs(options.startTime, this._anchorMs);
     if (parent === undefined) parent = this._ctx.active();
     else if (parent !== null && parent.t0 === undefined) parent = asContext(parent);
-    const span = this._begin(name, kind, parent, start === undefined ? now() : start);
+    const start = options.startTime === undefined ? now() : toHostMs(options.startTime, this._anchorMs);
+    const span = this._begin(name, kind, parent, start);
     // No-ops on a span the sampler left out.
     if (options.attributes) span.setAttributes(options.attributes);
     if (options.links) for (const l of options.links) span.addLink(l.context || l, l.attributes);
