@@ -234,24 +234,111 @@ impl<'a> Reader<'a> {
 /// Never panics; malformed input is an [`Error::Decode`] naming the message and field at fault.
 /// See the [module docs](self) for the exact rules.
 pub fn decode_request(bytes: &[u8]) -> Result<TraceRequest> {
+    decode_request_within(bytes, &DecodeLimits::NONE).map(|(req, _)| req)
+}
+
+/// Limits enforced while decoding, so that a small request cannot make the decoder allocate far
+/// more than the request itself: a few kilobytes of DEFLATE can inflate to tens of millions of
+/// empty spans, gigabytes once decoded, and checking the span count afterwards is too late.
+/// Decoding stops at the first breach with [`Error::LimitExceeded`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DecodeLimits {
+    /// Most spans in one request.
+    pub max_spans: usize,
+    /// Most attributes, events, links and array elements in one request, all nesting levels and
+    /// resources and scopes included.
+    pub max_items: usize,
+    /// Most memory the decoded request may take, estimated as the size of every decoded struct plus
+    /// the bytes of every string and byte value.
+    pub max_decoded_bytes: usize,
+}
+
+impl DecodeLimits {
+    /// No limits beyond the input's own length (for input the process produced itself).
+    pub const NONE: Self = Self { max_spans: usize::MAX, max_items: usize::MAX, max_decoded_bytes: usize::MAX };
+}
+
+/// What a request has used of its [`DecodeLimits`] so far.
+struct Budget<'l> {
+    limits: &'l DecodeLimits,
+    spans: usize,
+    items: usize,
+    bytes: usize,
+}
+
+impl Budget<'_> {
+    fn span(&mut self) -> Result<()> {
+        self.spans += 1;
+        if self.spans > self.limits.max_spans {
+            return Err(Error::LimitExceeded(format!("more than {} spans in one batch", self.limits.max_spans)));
+        }
+        self.bytes(std::mem::size_of::<SpanData>())
+    }
+
+    /// One attribute, event, link or array element of `size` bytes (struct and strings).
+    fn item(&mut self, size: usize) -> Result<()> {
+        self.items += 1;
+        if self.items > self.limits.max_items {
+            return Err(Error::LimitExceeded(format!(
+                "more than {} attributes, events, links and array elements in one batch",
+                self.limits.max_items
+            )));
+        }
+        self.bytes(size)
+    }
+
+    fn bytes(&mut self, n: usize) -> Result<()> {
+        self.bytes = self.bytes.saturating_add(n);
+        if self.bytes > self.limits.max_decoded_bytes {
+            return Err(Error::LimitExceeded(format!(
+                "the batch decodes to more than {} bytes",
+                self.limits.max_decoded_bytes
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// What a decoded request holds, as counted against its [`DecodeLimits`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DecodeUsage {
+    /// Spans decoded.
+    pub spans: usize,
+    /// Attributes, events, links and array elements decoded.
+    pub items: usize,
+    /// Estimated memory of the decoded request (structs plus string and byte values).
+    pub bytes: usize,
+}
+
+/// [`decode_request`] within `limits`: the first breach stops decoding with
+/// [`Error::LimitExceeded`], before the memory is spent. Also returns what the request used, so a
+/// caller can budget memory across requests.
+pub fn decode_request_within(bytes: &[u8], limits: &DecodeLimits) -> Result<(TraceRequest, DecodeUsage)> {
+    let b = &mut Budget { limits, spans: 0, items: 0, bytes: 0 };
     let mut req = TraceRequest::default();
     let mut r = Reader::new(bytes, "ExportTraceServiceRequest");
     while let Some((tag, wt)) = r.next_key()? {
         match tag {
-            1 => req.resource_spans.push(decode_resource_spans(r.bytes_field("resource_spans", wt)?)?),
+            1 => {
+                b.bytes(std::mem::size_of::<ResourceSpans>())?;
+                req.resource_spans.push(decode_resource_spans(r.bytes_field("resource_spans", wt)?, b)?);
+            }
             _ => r.skip(tag, wt)?,
         }
     }
-    Ok(req)
+    Ok((req, DecodeUsage { spans: b.spans, items: b.items, bytes: b.bytes }))
 }
 
-fn decode_resource_spans(bytes: &[u8]) -> Result<ResourceSpans> {
+fn decode_resource_spans(bytes: &[u8], b: &mut Budget) -> Result<ResourceSpans> {
     let mut rs = ResourceSpans::default();
     let mut r = Reader::new(bytes, "ResourceSpans");
     while let Some((tag, wt)) = r.next_key()? {
         match tag {
-            1 => merge_resource(&mut rs.resource, r.bytes_field("resource", wt)?)?,
-            2 => rs.scope_spans.push(decode_scope_spans(r.bytes_field("scope_spans", wt)?)?),
+            1 => merge_resource(&mut rs.resource, r.bytes_field("resource", wt)?, b)?,
+            2 => {
+                b.bytes(std::mem::size_of::<ScopeSpans>())?;
+                rs.scope_spans.push(decode_scope_spans(r.bytes_field("scope_spans", wt)?, b)?);
+            }
             3 => rs.schema_url = r.string_field("schema_url", wt)?,
             _ => r.skip(tag, wt)?,
         }
@@ -259,11 +346,11 @@ fn decode_resource_spans(bytes: &[u8]) -> Result<ResourceSpans> {
     Ok(rs)
 }
 
-fn merge_resource(resource: &mut Resource, bytes: &[u8]) -> Result<()> {
+fn merge_resource(resource: &mut Resource, bytes: &[u8], b: &mut Budget) -> Result<()> {
     let mut r = Reader::new(bytes, "Resource");
     while let Some((tag, wt)) = r.next_key()? {
         match tag {
-            1 => resource.attributes.push(decode_key_value(r.bytes_field("attributes", wt)?, 0)?),
+            1 => resource.attributes.push(decode_key_value(r.bytes_field("attributes", wt)?, 0, b)?),
             2 => resource.dropped_attributes_count = r.u32_field("dropped_attributes_count", wt)?,
             _ => r.skip(tag, wt)?,
         }
@@ -271,13 +358,16 @@ fn merge_resource(resource: &mut Resource, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-fn decode_scope_spans(bytes: &[u8]) -> Result<ScopeSpans> {
+fn decode_scope_spans(bytes: &[u8], b: &mut Budget) -> Result<ScopeSpans> {
     let mut ss = ScopeSpans::default();
     let mut r = Reader::new(bytes, "ScopeSpans");
     while let Some((tag, wt)) = r.next_key()? {
         match tag {
-            1 => merge_scope(&mut ss.scope, r.bytes_field("scope", wt)?)?,
-            2 => ss.spans.push(decode_span(r.bytes_field("spans", wt)?)?),
+            1 => merge_scope(&mut ss.scope, r.bytes_field("scope", wt)?, b)?,
+            2 => {
+                b.span()?;
+                ss.spans.push(decode_span(r.bytes_field("spans", wt)?, b)?);
+            }
             3 => ss.schema_url = r.string_field("schema_url", wt)?,
             _ => r.skip(tag, wt)?,
         }
@@ -285,13 +375,13 @@ fn decode_scope_spans(bytes: &[u8]) -> Result<ScopeSpans> {
     Ok(ss)
 }
 
-fn merge_scope(scope: &mut InstrumentationScope, bytes: &[u8]) -> Result<()> {
+fn merge_scope(scope: &mut InstrumentationScope, bytes: &[u8], b: &mut Budget) -> Result<()> {
     let mut r = Reader::new(bytes, "InstrumentationScope");
     while let Some((tag, wt)) = r.next_key()? {
         match tag {
             1 => scope.name = r.str_field("name", wt)?,
             2 => scope.version = r.str_field("version", wt)?,
-            3 => scope.attributes.push(decode_key_value(r.bytes_field("attributes", wt)?, 0)?),
+            3 => scope.attributes.push(decode_key_value(r.bytes_field("attributes", wt)?, 0, b)?),
             4 => scope.dropped_attributes_count = r.u32_field("dropped_attributes_count", wt)?,
             _ => r.skip(tag, wt)?,
         }
@@ -299,7 +389,7 @@ fn merge_scope(scope: &mut InstrumentationScope, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-fn decode_span(bytes: &[u8]) -> Result<SpanData> {
+fn decode_span(bytes: &[u8], b: &mut Budget) -> Result<SpanData> {
     // The OTLP zero value, not the model's default (`Internal`): an absent kind is unspecified.
     let mut s = SpanData { kind: SpanKind::Unspecified, ..SpanData::default() };
     let mut r = Reader::new(bytes, "Span");
@@ -313,36 +403,41 @@ fn decode_span(bytes: &[u8]) -> Result<SpanData> {
             6 => s.kind = SpanKind::from_i32(r.i32_field("kind", wt)?),
             7 => s.start_time_unix_nano = r.fixed64_field("start_time_unix_nano", wt)?,
             8 => s.end_time_unix_nano = r.fixed64_field("end_time_unix_nano", wt)?,
-            9 => s.attributes.push(decode_key_value(r.bytes_field("attributes", wt)?, 0)?),
+            9 => s.attributes.push(decode_key_value(r.bytes_field("attributes", wt)?, 0, b)?),
             10 => s.dropped_attributes_count = r.u32_field("dropped_attributes_count", wt)?,
-            11 => s.events.push(decode_event(r.bytes_field("events", wt)?)?),
+            11 => s.events.push(decode_event(r.bytes_field("events", wt)?, b)?),
             12 => s.dropped_events_count = r.u32_field("dropped_events_count", wt)?,
-            13 => s.links.push(decode_link(r.bytes_field("links", wt)?)?),
+            13 => s.links.push(decode_link(r.bytes_field("links", wt)?, b)?),
             14 => s.dropped_links_count = r.u32_field("dropped_links_count", wt)?,
             15 => merge_status(&mut s.status, r.bytes_field("status", wt)?)?,
             16 => s.flags = r.fixed32_field("flags", wt)?,
             _ => r.skip(tag, wt)?,
         }
     }
+    // The span's own strings (a repeated field is charged once: the last one is what is kept).
+    b.bytes(s.name.len() + s.trace_state.len() + s.status.message.len())?;
     Ok(s)
 }
 
-fn decode_event(bytes: &[u8]) -> Result<Event> {
+fn decode_event(bytes: &[u8], b: &mut Budget) -> Result<Event> {
+    b.item(std::mem::size_of::<Event>())?;
     let mut e = Event::default();
     let mut r = Reader::new(bytes, "Event");
     while let Some((tag, wt)) = r.next_key()? {
         match tag {
             1 => e.time_unix_nano = r.fixed64_field("time_unix_nano", wt)?,
             2 => e.name = r.str_field("name", wt)?,
-            3 => e.attributes.push(decode_key_value(r.bytes_field("attributes", wt)?, 0)?),
+            3 => e.attributes.push(decode_key_value(r.bytes_field("attributes", wt)?, 0, b)?),
             4 => e.dropped_attributes_count = r.u32_field("dropped_attributes_count", wt)?,
             _ => r.skip(tag, wt)?,
         }
     }
+    b.bytes(e.name.len())?;
     Ok(e)
 }
 
-fn decode_link(bytes: &[u8]) -> Result<Link> {
+fn decode_link(bytes: &[u8], b: &mut Budget) -> Result<Link> {
+    b.item(std::mem::size_of::<Link>())?;
     let mut l = Link::default();
     let mut r = Reader::new(bytes, "Link");
     while let Some((tag, wt)) = r.next_key()? {
@@ -350,12 +445,13 @@ fn decode_link(bytes: &[u8]) -> Result<Link> {
             1 => l.trace_id = r.id_field("trace_id", wt)?.map_or(TraceId::INVALID, TraceId),
             2 => l.span_id = r.id_field("span_id", wt)?.map_or(SpanId::INVALID, SpanId),
             3 => l.trace_state = r.string_field("trace_state", wt)?,
-            4 => l.attributes.push(decode_key_value(r.bytes_field("attributes", wt)?, 0)?),
+            4 => l.attributes.push(decode_key_value(r.bytes_field("attributes", wt)?, 0, b)?),
             5 => l.dropped_attributes_count = r.u32_field("dropped_attributes_count", wt)?,
             6 => l.flags = r.fixed32_field("flags", wt)?,
             _ => r.skip(tag, wt)?,
         }
     }
+    b.bytes(l.trace_state.len())?;
     Ok(l)
 }
 
@@ -377,31 +473,37 @@ fn empty_value() -> Value {
 }
 
 /// A `KeyValue` whose value sits at nesting level `depth + 1`.
-fn decode_key_value(bytes: &[u8], depth: usize) -> Result<KeyValue> {
+fn decode_key_value(bytes: &[u8], depth: usize, b: &mut Budget) -> Result<KeyValue> {
+    b.item(std::mem::size_of::<KeyValue>())?;
     let mut key = Cow::Borrowed("");
     let mut value = None;
     let mut r = Reader::new(bytes, "KeyValue");
     while let Some((tag, wt)) = r.next_key()? {
         match tag {
             1 => key = r.str_field("key", wt)?,
-            2 => merge_any_value(&mut value, r.bytes_field("value", wt)?, depth + 1)?,
+            2 => merge_any_value(&mut value, r.bytes_field("value", wt)?, depth + 1, b)?,
             _ => r.skip(tag, wt)?,
         }
     }
+    b.bytes(key.len())?;
     Ok(KeyValue { key, value: value.unwrap_or_else(empty_value) })
 }
 
 /// Merges an `AnyValue` at nesting level `depth` into `slot` (`None`: no member set yet). A later
 /// member replaces an earlier one, except that an array or key-value list merges into an earlier
 /// one of the same kind (protobuf's oneof semantics).
-fn merge_any_value(slot: &mut Option<Value>, bytes: &[u8], depth: usize) -> Result<()> {
+fn merge_any_value(slot: &mut Option<Value>, bytes: &[u8], depth: usize, b: &mut Budget) -> Result<()> {
     let mut r = Reader::new(bytes, "AnyValue");
     if depth > MAX_VALUE_DEPTH {
         return Err(r.fail_msg(format_args!("nesting deeper than {MAX_VALUE_DEPTH} levels")));
     }
     while let Some((tag, wt)) = r.next_key()? {
         match tag {
-            1 => *slot = Some(Value::String(r.str_field("string_value", wt)?)),
+            1 => {
+                let v = r.str_field("string_value", wt)?;
+                b.bytes(v.len())?;
+                *slot = Some(Value::String(v));
+            }
             2 => *slot = Some(Value::Bool(r.varint_field("bool_value", wt)? != 0)),
             3 => *slot = Some(Value::Int(r.varint_field("int_value", wt)? as i64)),
             4 => *slot = Some(Value::Double(f64::from_bits(r.fixed64_field("double_value", wt)?))),
@@ -411,7 +513,7 @@ fn merge_any_value(slot: &mut Option<Value>, bytes: &[u8], depth: usize) -> Resu
                     Some(Value::Array(values)) => values,
                     _ => Vec::new(),
                 };
-                merge_array_value(&mut values, body, depth)?;
+                merge_array_value(&mut values, body, depth, b)?;
                 *slot = Some(Value::Array(values));
             }
             6 => {
@@ -420,10 +522,14 @@ fn merge_any_value(slot: &mut Option<Value>, bytes: &[u8], depth: usize) -> Resu
                     Some(Value::Map(kvs)) => kvs,
                     _ => Vec::new(),
                 };
-                merge_key_value_list(&mut kvs, body, depth)?;
+                merge_key_value_list(&mut kvs, body, depth, b)?;
                 *slot = Some(Value::Map(kvs));
             }
-            7 => *slot = Some(Value::Bytes(r.bytes_field("bytes_value", wt)?.to_vec())),
+            7 => {
+                let v = r.bytes_field("bytes_value", wt)?;
+                b.bytes(v.len())?;
+                *slot = Some(Value::Bytes(v.to_vec()));
+            }
             _ => r.skip(tag, wt)?,
         }
     }
@@ -431,13 +537,14 @@ fn merge_any_value(slot: &mut Option<Value>, bytes: &[u8], depth: usize) -> Resu
 }
 
 /// An `ArrayValue` inside an `AnyValue` at level `depth`; its elements are at `depth + 1`.
-fn merge_array_value(values: &mut Vec<Value>, bytes: &[u8], depth: usize) -> Result<()> {
+fn merge_array_value(values: &mut Vec<Value>, bytes: &[u8], depth: usize, b: &mut Budget) -> Result<()> {
     let mut r = Reader::new(bytes, "ArrayValue");
     while let Some((tag, wt)) = r.next_key()? {
         match tag {
             1 => {
+                b.item(std::mem::size_of::<Value>())?;
                 let mut value = None;
-                merge_any_value(&mut value, r.bytes_field("values", wt)?, depth + 1)?;
+                merge_any_value(&mut value, r.bytes_field("values", wt)?, depth + 1, b)?;
                 values.push(value.unwrap_or_else(empty_value));
             }
             _ => r.skip(tag, wt)?,
@@ -447,11 +554,11 @@ fn merge_array_value(values: &mut Vec<Value>, bytes: &[u8], depth: usize) -> Res
 }
 
 /// A `KeyValueList` inside an `AnyValue` at level `depth`; its values are at `depth + 1`.
-fn merge_key_value_list(kvs: &mut Vec<KeyValue>, bytes: &[u8], depth: usize) -> Result<()> {
+fn merge_key_value_list(kvs: &mut Vec<KeyValue>, bytes: &[u8], depth: usize, b: &mut Budget) -> Result<()> {
     let mut r = Reader::new(bytes, "KeyValueList");
     while let Some((tag, wt)) = r.next_key()? {
         match tag {
-            1 => kvs.push(decode_key_value(r.bytes_field("values", wt)?, depth)?),
+            1 => kvs.push(decode_key_value(r.bytes_field("values", wt)?, depth, b)?),
             _ => r.skip(tag, wt)?,
         }
     }
@@ -896,6 +1003,54 @@ pub(crate) mod tests {
         v.extend_from_slice(&inner);
         assert_eq!(v.len(), sizes[levels - 1]);
         assert_eq!(decode_err(&request_with_value(&v)), "AnyValue: nesting deeper than 32 levels");
+    }
+
+    /// `n` empty spans in one ScopeSpans: two bytes of input each.
+    fn empty_spans(n: usize) -> Vec<u8> {
+        len(1, &len(2, &[0x12, 0x00].repeat(n)))
+    }
+
+    fn limit_err(bytes: &[u8], limits: &DecodeLimits) -> String {
+        match decode_request_within(bytes, limits) {
+            Err(Error::LimitExceeded(m)) => m,
+            other => panic!("expected LimitExceeded, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn limits_stop_decoding_at_the_first_breach() {
+        let limits = DecodeLimits { max_spans: 1000, max_items: 50, max_decoded_bytes: 1 << 20 };
+        let (req, usage) = decode_request_within(&empty_spans(1000), &limits).unwrap();
+        assert_eq!((req.span_count(), usage.spans), (1000, 1000));
+        assert_eq!(
+            usage.bytes,
+            1000 * std::mem::size_of::<SpanData>()
+                + std::mem::size_of::<ResourceSpans>()
+                + std::mem::size_of::<ScopeSpans>()
+        );
+        assert_eq!(limit_err(&empty_spans(1001), &limits), "more than 1000 spans in one batch");
+        // Attributes at every level count, nested values included.
+        let attr = len(9, &[len(1, b"k"), len(2, &varint(3, 1))].concat());
+        let ok = request_with_span(&attr.repeat(50));
+        assert!(decode_request_within(&ok, &limits).is_ok());
+        assert!(limit_err(&request_with_span(&attr.repeat(51)), &limits).contains("more than 50 attributes"));
+        let array_of_60 = len(5, &len(1, &varint(3, 1)).repeat(60));
+        assert!(limit_err(&request_with_value(&array_of_60), &limits).contains("attributes"));
+        // Strings count by their length.
+        let big = request_with_value(&len(1, &vec![b'x'; 1 << 20]));
+        assert!(limit_err(&big, &limits).contains("decodes to more than 1048576 bytes"));
+        // Unlimited decoding is unchanged.
+        assert!(decode_request(&big).is_ok());
+    }
+
+    /// A flood of empty spans (the decompression-bomb shape) stops at the span limit, and within
+    /// the byte budget even when the span limit is generous.
+    #[test]
+    fn a_span_flood_stops_at_the_limit() {
+        let by_count = DecodeLimits { max_spans: 100_000, max_items: usize::MAX, max_decoded_bytes: usize::MAX };
+        assert!(limit_err(&empty_spans(2_000_000), &by_count).contains("100000 spans"));
+        let by_size = DecodeLimits { max_spans: usize::MAX, max_items: usize::MAX, max_decoded_bytes: 1 << 20 };
+        assert!(limit_err(&empty_spans(2_000_000), &by_size).contains("decodes to more than"));
     }
 
     #[test]

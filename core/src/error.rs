@@ -59,6 +59,9 @@ pub enum Error {
     /// `flush` or `shutdown` did not finish in time.
     #[error("timed out after {0:?}")]
     Timeout(Duration),
+    /// Decoding stopped at a limit (span count, items, decoded size) before spending the memory.
+    #[error("limit exceeded: {0}")]
+    LimitExceeded(String),
     /// A span record buffer from a host package is malformed (a bug in the package's encoder).
     #[error("invalid span record buffer: {0}")]
     InvalidRecords(String),
@@ -85,6 +88,7 @@ impl Error {
             Self::Rejected { .. } => "TRACEX_REJECTED",
             Self::Shutdown => "TRACEX_SHUTDOWN",
             Self::Timeout(_) => "TRACEX_TIMEOUT",
+            Self::LimitExceeded(_) => "TRACEX_LIMIT_EXCEEDED",
             Self::InvalidRecords(_) => "TRACEX_INVALID_RECORDS",
             Self::Spool(_) => "TRACEX_SPOOL",
         }
@@ -115,6 +119,7 @@ mod tests {
             Error::Rejected { status: 400, message: String::new() },
             Error::Shutdown,
             Error::Timeout(Duration::from_secs(1)),
+            Error::LimitExceeded(String::new()),
             Error::InvalidRecords(String::new()),
             Error::Spool(std::io::Error::other("x")),
         ];
