@@ -34,7 +34,7 @@ fn status_code(s: &SpanData) -> &'static str {
     }
 }
 
-/// One span with its resource and scope; children are attached by the caller.
+/// One span with its resource and scope.
 pub fn span(s: &StoredSpan) -> J {
     let d = &s.span;
     json!({
@@ -87,36 +87,100 @@ pub fn summary(t: &TraceSummary) -> J {
     })
 }
 
-/// All spans of a trace as a forest: each span under its parent, roots (no parent, or a parent that
-/// was not stored) at the top, siblings by start time.
-pub fn tree(spans: &[StoredSpan]) -> Vec<J> {
+/// Why a span is shown at depth 0 although it names a parent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Detached {
+    /// The parent span was never stored (not sent, dropped, or still in flight).
+    ParentNotStored,
+    /// The span's ancestors form a cycle (a buggy or hostile SDK); the earliest span of the cycle
+    /// is shown as a root so that nothing of the trace is hidden.
+    Cycle,
+}
+
+impl Detached {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::ParentNotStored => "parent_not_stored",
+            Self::Cycle => "cycle",
+        }
+    }
+}
+
+/// One row of a trace's waterfall: a span's index in the input, its depth, and why it is a root
+/// when it names a parent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TreeRow {
+    /// Index into the spans given to [`tree_order`].
+    pub index: usize,
+    /// 0 for roots, parent's depth + 1 otherwise.
+    pub depth: usize,
+    /// Set on roots that name a parent.
+    pub detached: Option<Detached>,
+}
+
+/// Every span of a trace in depth-first pre-order (each parent before its children, siblings by
+/// start time), with its depth: the order a waterfall draws them in. Roots are spans without a
+/// parent, spans whose parent is not stored, and, so that no span is ever hidden, the earliest
+/// span of each parent cycle. Iterative, so a chain of any depth costs heap, not stack; the output
+/// is flat, so neither serialising nor dropping it recurses (nested JSON a few thousand levels
+/// deep overflowed the collector's stack, and breaks clients' JSON parsers too).
+pub fn tree_order(spans: &[StoredSpan]) -> Vec<TreeRow> {
     use std::collections::HashMap;
     let index: HashMap<_, _> = spans.iter().enumerate().map(|(i, s)| (s.span.span_id, i)).collect();
     let mut children: Vec<Vec<usize>> = vec![Vec::new(); spans.len()];
     let mut roots = Vec::new();
     for (i, s) in spans.iter().enumerate() {
-        match s.span.parent_span_id.and_then(|p| index.get(&p)) {
-            Some(&p) if p != i => children[p].push(i),
-            _ => roots.push(i),
+        match s.span.parent_span_id.map(|p| index.get(&p)) {
+            Some(Some(&p)) if p != i => children[p].push(i),
+            Some(_) => roots.push((i, Some(Detached::ParentNotStored))),
+            None => roots.push((i, None)),
         }
     }
-    let by_start = |v: &mut Vec<usize>| v.sort_by_key(|&i| (spans[i].span.start_time_unix_nano, spans[i].span.span_id));
-    by_start(&mut roots);
-    children.iter_mut().for_each(by_start);
-    // Iterative build (deep traces must not overflow the stack): render bottom-up in reverse
-    // pre-order.
-    let mut order = Vec::with_capacity(spans.len());
-    let mut stack: Vec<usize> = roots.iter().rev().copied().collect();
-    while let Some(i) = stack.pop() {
-        order.push(i);
-        stack.extend(children[i].iter().rev().copied());
+    let key = |&i: &usize| (spans[i].span.start_time_unix_nano, spans[i].span.span_id);
+    roots.sort_by_key(|(i, _)| key(i));
+    children.iter_mut().for_each(|c| c.sort_by_key(key));
+    let mut visited = vec![false; spans.len()];
+    let mut out = Vec::with_capacity(spans.len());
+    for &(r, detached) in &roots {
+        walk_from(r, detached, &children, &mut visited, &mut out);
     }
-    let mut rendered: Vec<Option<J>> = vec![None; spans.len()];
-    for &i in order.iter().rev() {
-        let mut node = span(&spans[i]);
-        let kids: Vec<J> = children[i].iter().filter_map(|&c| rendered[c].take()).collect();
-        node["children"] = J::Array(kids);
-        rendered[i] = Some(node);
+    // What no root reaches hangs off a cycle: show each such component from its earliest span.
+    if out.len() < spans.len() {
+        let mut rest: Vec<usize> = (0..spans.len()).filter(|&i| !visited[i]).collect();
+        rest.sort_by_key(key);
+        for r in rest {
+            if !visited[r] {
+                walk_from(r, Some(Detached::Cycle), &children, &mut visited, &mut out);
+            }
+        }
     }
-    roots.iter().filter_map(|&r| rendered[r].take()).collect()
+    out
+}
+
+/// Appends the unvisited spans under `root` in pre-order, with an explicit stack.
+fn walk_from(
+    root: usize,
+    detached: Option<Detached>,
+    children: &[Vec<usize>],
+    visited: &mut [bool],
+    out: &mut Vec<TreeRow>,
+) {
+    let mut stack = vec![(root, 0usize)];
+    while let Some((i, depth)) = stack.pop() {
+        if std::mem::replace(&mut visited[i], true) {
+            continue;
+        }
+        out.push(TreeRow { index: i, depth, detached: if i == root { detached } else { None } });
+        stack.extend(children[i].iter().rev().map(|&c| (c, depth + 1)));
+    }
+}
+
+/// One waterfall row: the span with its depth (and, on a root that names a parent, why).
+pub fn tree_row(s: &StoredSpan, row: &TreeRow) -> J {
+    let mut node = span(s);
+    node["depth"] = J::from(row.depth);
+    if let Some(d) = row.detached {
+        node["detached"] = J::from(d.as_str());
+    }
+    node
 }

@@ -1,6 +1,7 @@
 //! The query API, scoped to the read key's project:
 //! `GET /api/v1/traces?service=&name=&status=&min_duration_ns=&max_duration_ns=&from=&to=&attr.<key>=<value>&limit=&cursor=`
-//! and `GET /api/v1/traces/{trace_id}` (every span, as a tree).
+//! and `GET /api/v1/traces/{trace_id}?limit=&cursor=` (the trace's spans as waterfall rows: depth-first
+//! pre-order with each span's depth, a page at a time).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -59,12 +60,24 @@ fn decode_component(s: &str) -> Result<String, ApiError> {
     String::from_utf8(out).map_err(|_| ApiError::bad_request("invalid_query", "query is not UTF-8"))
 }
 
+/// Most `attr.` filters in one listing query. Each becomes a join in the store's SQL, and SQLite
+/// refuses expressions deeper than 1000 (about 1,100 filters answered 503 as if the store were down).
+pub const MAX_ATTRIBUTE_FILTERS: usize = 16;
+/// Longest filter value or attribute key in a query (bytes).
+pub const MAX_FILTER_LEN: usize = 1024;
+
 fn parse_query(raw: Option<&str>, project: String) -> Result<TraceQuery, ApiError> {
     let mut q = TraceQuery { project, limit: 50, ..TraceQuery::default() };
     let mut seen: HashMap<String, ()> = HashMap::new();
     for pair in raw.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         let (k, v) = (decode_component(k)?, decode_component(v)?);
+        if k.len() > MAX_FILTER_LEN + 5 || v.len() > MAX_FILTER_LEN {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!("query parameters and values are limited to {MAX_FILTER_LEN} bytes"),
+            ));
+        }
         let num = |name: &str, v: &str| -> Result<u64, ApiError> {
             v.parse().map_err(|_| {
                 ApiError::bad_request("invalid_query", format!("{name} must be a non-negative integer, got {v:?}"))
@@ -73,6 +86,12 @@ fn parse_query(raw: Option<&str>, project: String) -> Result<TraceQuery, ApiErro
         if let Some(attr) = k.strip_prefix("attr.") {
             if attr.is_empty() {
                 return Err(ApiError::bad_request("invalid_query", "attr. needs a key, e.g. attr.x402.network=base"));
+            }
+            if q.attributes.len() == MAX_ATTRIBUTE_FILTERS {
+                return Err(ApiError::bad_request(
+                    "invalid_query",
+                    format!("at most {MAX_ATTRIBUTE_FILTERS} attr. filters per query"),
+                ));
             }
             q.attributes.push(AttributeFilter { key: attr.to_owned(), value: v });
             continue;
@@ -136,36 +155,86 @@ pub async fn list(
     .into_response())
 }
 
-/// One trace as a tree of spans.
+/// Spans per page of a trace's detail when `limit` is not given.
+pub const DEFAULT_SPANS_PER_PAGE: usize = 1000;
+/// Most spans per page of a trace's detail: bounds the JSON rendered for one answer.
+pub const MAX_SPANS_PER_PAGE: usize = 10_000;
+
+/// `limit` and `cursor` of the detail route. The cursor is the position of the page's first row in
+/// the trace's waterfall order (opaque to clients; a decimal today).
+fn parse_detail_page(raw: Option<&str>) -> Result<(usize, usize), ApiError> {
+    let (mut limit, mut offset) = (DEFAULT_SPANS_PER_PAGE, 0);
+    for pair in raw.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let (k, v) = (decode_component(k)?, decode_component(v)?);
+        let n = v.parse::<usize>().ok();
+        match k.as_str() {
+            "limit" => {
+                limit = n.filter(|n| (1..=MAX_SPANS_PER_PAGE).contains(n)).ok_or_else(|| {
+                    ApiError::bad_request("invalid_query", format!("limit must be within 1..={MAX_SPANS_PER_PAGE}"))
+                })?;
+            }
+            "cursor" => offset = n.ok_or_else(|| ApiError::bad_request("invalid_query", "invalid cursor"))?,
+            other => return Err(ApiError::bad_request("invalid_query", format!("unknown parameter {other:?}"))),
+        }
+    }
+    Ok((limit, offset))
+}
+
+/// One trace as waterfall rows: every span once, parents before children, each with its `depth`
+/// (cycles and spans whose parent is not stored start at depth 0 with `detached` saying why), a
+/// page of `limit` rows at a time; follow `next_cursor` until it is null.
 pub async fn get(
     State(app): State<Arc<AppState>>,
     headers: HeaderMap,
     Path(trace_id): Path<String>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let project = project_of(&app, &headers).await?;
     let id = TraceId::from_hex(&trace_id)
         .ok()
         .filter(TraceId::is_valid)
         .ok_or_else(|| ApiError::bad_request("invalid_query", "trace id must be 32 hex digits"))?;
+    let (limit, offset) = parse_detail_page(raw.as_deref())?;
     let store = app.store.clone();
-    let spans = tokio::task::spawn_blocking(move || store.get_trace(&project, id))
-        .await
-        .map_err(|e| ApiError::internal(&e.to_string()))?
-        .map_err(store_error)?;
-    if spans.is_empty() {
+    // Ordering and rendering are CPU work on up to a whole trace: off the async threads too.
+    let body = tokio::task::spawn_blocking(move || {
+        let spans = store.get_trace(&project, id)?;
+        if spans.is_empty() {
+            return Ok(None);
+        }
+        let order = json::tree_order(&spans);
+        let page = order.get(offset..).unwrap_or_default();
+        let page = &page[..page.len().min(limit)];
+        let end = offset.saturating_add(page.len());
+        Ok(Some(serde_json::json!({
+            "trace_id": id.to_hex(),
+            "span_count": spans.len(),
+            "spans": page.iter().map(|row| json::tree_row(&spans[row.index], row)).collect::<Vec<_>>(),
+            "next_cursor": (end < order.len()).then(|| end.to_string()),
+        })))
+    })
+    .await
+    .map_err(|e| ApiError::internal(&e.to_string()))?
+    .map_err(store_error)?;
+    let Some(body) = body else {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no trace {trace_id} in this project")));
-    }
-    Ok(axum::Json(serde_json::json!({
-        "trace_id": id.to_hex(),
-        "span_count": spans.len(),
-        "spans": json::tree(&spans),
-    }))
-    .into_response())
+    };
+    Ok(axum::Json(body).into_response())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn detail_pages_parse() {
+        assert_eq!(parse_detail_page(None).unwrap(), (DEFAULT_SPANS_PER_PAGE, 0));
+        assert_eq!(parse_detail_page(Some("limit=10&cursor=30")).unwrap(), (10, 30));
+        for bad in ["limit=0", "limit=10001", "cursor=-1", "cursor=x", "depth=3"] {
+            assert_eq!(parse_detail_page(Some(bad)).unwrap_err().code, "invalid_query", "{bad}");
+        }
+    }
 
     #[test]
     fn query_strings_parse_into_filters() {
@@ -190,6 +259,12 @@ mod tests {
             "name=%zz",
         ] {
             assert_eq!(parse_query(Some(bad), "p".into()).unwrap_err().code, "invalid_query", "{bad}");
+        }
+        let filters = |n: usize| (0..n).map(|i| format!("attr.k{i}=v")).collect::<Vec<_>>().join("&");
+        assert_eq!(parse_query(Some(&filters(MAX_ATTRIBUTE_FILTERS)), "p".into()).unwrap().attributes.len(), 16);
+        for bad in [filters(MAX_ATTRIBUTE_FILTERS + 1), filters(1100), format!("service={}", "x".repeat(5000))] {
+            let err = parse_query(Some(&bad), "p".into()).unwrap_err();
+            assert_eq!((err.status, err.code), (StatusCode::BAD_REQUEST, "invalid_query"));
         }
     }
 }
