@@ -59,6 +59,13 @@ fn parse(key: &str) -> Option<(&str, &str)> {
     (id.len() == 12 && secret.len() == 64).then_some((id, secret))
 }
 
+/// The token of an `Authorization: Bearer <token>` value. The scheme name is case-insensitive
+/// (RFC 9110 §11.1: `BEARER` and `bearer` are `Bearer`).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+}
+
 /// Checks bearer tokens against the store.
 pub struct Authenticator {
     store: Arc<dyn Store>,
@@ -73,10 +80,7 @@ impl Authenticator {
 
     /// Authenticates an `Authorization` header value for `scope`. May query the store (blocking).
     pub fn check(&self, authorization: Option<&str>, scope: KeyScope) -> Result<ApiKeyRecord, AuthError> {
-        let token = authorization
-            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
-            .map(str::trim)
-            .ok_or(AuthError::Missing)?;
+        let token = authorization.and_then(bearer_token).ok_or(AuthError::Missing)?;
         let (id, secret) = parse(token).ok_or(AuthError::Invalid)?;
         let cached = self.cache.read().ok().and_then(|c| c.get(id).cloned());
         let record = match cached {
@@ -118,5 +122,15 @@ mod tests {
         assert!(!k.key.contains(&hex::encode(k.record.secret_sha256)), "the stored hash is not the key");
         assert!(parse("trx_ingest_short_x").is_none());
         assert!(parse("Bearer nope").is_none());
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for v in ["Bearer tok", "bearer tok", "BEARER tok", "BeArEr   tok ", " Bearer tok"] {
+            assert_eq!(bearer_token(v), Some("tok"), "{v:?}");
+        }
+        for v in ["Basic tok", "Bearer", "Bearer   ", "Bearertok", ""] {
+            assert_eq!(bearer_token(v), None, "{v:?}");
+        }
     }
 }

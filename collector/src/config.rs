@@ -32,6 +32,25 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Largest decrypted (and inflated) batch (default 64 MiB).
     pub max_plaintext_bytes: usize,
+    /// Most memory one batch may take once decoded, estimated while decoding (default 256 MiB);
+    /// decoding stops at the first byte over it (413 `limit_exceeded`).
+    pub max_decoded_bytes: usize,
+    /// Most attributes, events, links and array elements in one batch (default 2,000,000).
+    pub max_items_per_batch: usize,
+    /// Batches opened and decoded at once (default 0: one per CPU core). With the limits above it
+    /// bounds decode memory across requests: a request waits for a slot, it never adds to the peak.
+    pub decode_concurrency: usize,
+    /// Most decoded memory held by batches waiting for their commit, all requests together
+    /// (default 1 GiB); over it, ingest answers 503 + `Retry-After` and stores nothing.
+    pub max_inflight_decoded_bytes: usize,
+    /// A request's headers must arrive within this long (default 10 s), or the connection closes.
+    pub header_read_timeout_ms: u64,
+    /// A batch body must arrive within this long once its headers have (default 30 s); else 408.
+    pub body_read_timeout_ms: u64,
+    /// Connections served at once (default 1024); keep it under the process's descriptor limit.
+    pub max_connections: usize,
+    /// How long shutdown waits for in-flight requests before closing their connections (default 10 s).
+    pub shutdown_grace_ms: u64,
     /// Most ingest requests committed in one transaction (default 200).
     pub commit_max_batches: usize,
     /// Longest a commit waits for more requests to join it (default 5 ms).
@@ -56,6 +75,14 @@ impl Default for Config {
             database_url: None,
             max_body_bytes: 8 * 1024 * 1024,
             max_plaintext_bytes: 64 * 1024 * 1024,
+            max_decoded_bytes: 256 * 1024 * 1024,
+            max_items_per_batch: 2_000_000,
+            decode_concurrency: 0,
+            max_inflight_decoded_bytes: 1024 * 1024 * 1024,
+            header_read_timeout_ms: 10_000,
+            body_read_timeout_ms: 30_000,
+            max_connections: 1024,
+            shutdown_grace_ms: 10_000,
             commit_max_batches: 200,
             commit_max_wait_ms: 5,
             writer_queue: 2048,
@@ -71,6 +98,32 @@ impl Config {
     pub fn from_toml_file(path: &Path) -> Result<Self, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
         toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Limits enforced while decoding a batch.
+    pub fn decode_limits(&self) -> tracex_core::decode::DecodeLimits {
+        tracex_core::decode::DecodeLimits {
+            max_spans: crate::services::validate::MAX_SPANS_PER_BATCH,
+            max_items: self.max_items_per_batch,
+            max_decoded_bytes: self.max_decoded_bytes,
+        }
+    }
+
+    /// The accept loop's limits.
+    pub fn server_limits(&self) -> crate::server::ServerLimits {
+        crate::server::ServerLimits {
+            header_read_timeout: std::time::Duration::from_millis(self.header_read_timeout_ms.max(1)),
+            max_connections: self.max_connections.max(1),
+            shutdown_grace: std::time::Duration::from_millis(self.shutdown_grace_ms),
+        }
+    }
+
+    /// Batches decoded at once: the setting, or one per core.
+    pub fn decode_slots(&self) -> usize {
+        match self.decode_concurrency {
+            0 => std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
+            n => n,
+        }
     }
 
     /// Where the keys live.

@@ -21,7 +21,10 @@ pub mod auth;
 pub mod config;
 pub mod endpoints;
 pub mod keys;
+pub mod logs;
 pub mod metrics;
+pub mod private;
+pub mod server;
 pub mod services;
 pub mod store;
 
@@ -62,6 +65,10 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Browser origins allowed on the SDK endpoints (CORS; empty: off).
     pub cors: endpoints::cors::AllowedOrigins,
+    /// Batches being opened and decoded at once (bounds decode memory across requests).
+    pub decode_slots: tokio::sync::Semaphore,
+    /// Decoded batches waiting for their commit, in KiB of estimated memory.
+    pub decoded_budget: tokio::sync::Semaphore,
 }
 
 /// The routes.
@@ -81,11 +88,14 @@ pub fn app(state: Arc<AppState>) -> Router {
 
 /// Opens the configured store and runs its migrations.
 pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, String> {
+    // The data dir holds keys and (by default) the database: decrypted spans and API-key hashes.
+    private::dir(&config.data_dir)?;
     let store: Arc<dyn Store> = match config.database()? {
         Database::Sqlite(path) => {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
             }
+            private::sqlite_files(&path)?;
             Arc::new(store::sqlite::SqliteStore::open(&path).map_err(|e| format!("{}: {e}", path.display()))?)
         }
         Database::Postgres(url) => Arc::new(
@@ -119,8 +129,19 @@ impl Collector {
             config.writer_queue,
         )
         .map_err(|e| format!("starting the writer: {e}"))?;
-        let unsealer =
-            Unsealer::new(ring, config.keys_dir(), metrics.clone(), config.max_plaintext_bytes, config.data_key_cache);
+        let unsealer = Unsealer::new(
+            ring,
+            config.keys_dir(),
+            metrics.clone(),
+            config.max_plaintext_bytes,
+            config.decode_limits(),
+            config.data_key_cache,
+        );
+        let decode_slots = tokio::sync::Semaphore::new(config.decode_slots());
+        // At least one largest batch always fits, whatever the settings say.
+        let decoded_budget = tokio::sync::Semaphore::new(
+            config.max_inflight_decoded_bytes.max(config.max_decoded_bytes).div_ceil(endpoints::ingest::BUDGET_UNIT),
+        );
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|e| format!("listening on {}: {e}", config.listen))?;
@@ -132,6 +153,8 @@ impl Collector {
             writer,
             metrics,
             cors,
+            decode_slots,
+            decoded_budget,
         });
         Ok(Self { state, writer_thread, listener })
     }
@@ -146,7 +169,16 @@ impl Collector {
     pub async fn serve(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), String> {
         let Self { state, writer_thread, listener } = self;
         let router = app(state.clone());
-        axum::serve(listener, router).with_graceful_shutdown(shutdown).await.map_err(|e| e.to_string())?;
+        // A writer that dies (it only ends on its own by panicking) stops the server too: a
+        // collector that can no longer store must not keep accepting connections.
+        let writer_stopped = state.writer.stopped();
+        let shutdown = async move {
+            tokio::select! {
+                () = shutdown => {},
+                () = writer_stopped => tracing::error!("the writer stopped; shutting down"),
+            }
+        };
+        server::serve(listener, router, state.config.server_limits(), shutdown).await;
         // The router (and its state clones) are gone once serve returns; dropping the last state
         // closes the writer's queue, and the writer exits after committing what it holds.
         drop(state);

@@ -94,22 +94,12 @@ fn config(cli: &Cli) -> Result<Config, String> {
     Ok(c)
 }
 
-fn init_logs(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("TRACEX_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
-}
-
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("tracex-collector: {e}");
+            tracex_collector::logs::say(&mut std::io::stderr(), &format!("tracex-collector: {e}"));
             std::process::ExitCode::FAILURE
         }
     }
@@ -129,14 +119,17 @@ fn run(cli: Cli) -> Result<(), String> {
             if !cors_origins.is_empty() {
                 cfg.cors_allowed_origins = cors_origins;
             }
-            init_logs(cfg.log_format);
+            tracex_collector::logs::init(cfg.log_format);
             let runtime =
                 tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
             runtime.block_on(async move {
                 let collector = tracex_collector::Collector::start(cfg).await?;
                 let addr = collector.local_addr().map_err(|e| e.to_string())?;
                 tracing::info!(%addr, "listening");
-                println!("tracex-collector listening on http://{addr}");
+                tracex_collector::logs::say(
+                    &mut std::io::stdout(),
+                    &format!("tracex-collector listening on http://{addr}"),
+                );
                 collector.serve(tracex_collector::shutdown_signal()).await
             })
         }

@@ -98,6 +98,12 @@ impl Metrics {
         };
         let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
         counter(&mut out, "tracex_batches_ingested_total", "Batches durably stored.", r(&self.batches_ingested));
+        counter(
+            &mut out,
+            "tracex_log_write_failures_total",
+            "Log lines lost because stderr could not be written (full disk, closed pipe).",
+            r(&crate::logs::WRITE_FAILURES),
+        );
         counter(&mut out, "tracex_spans_ingested_total", "Spans durably stored.", r(&self.spans_ingested));
         counter(
             &mut out,

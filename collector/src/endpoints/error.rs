@@ -22,10 +22,27 @@ pub struct ApiError {
     pub close_connection: bool,
 }
 
+/// Longest error message sent (bytes). Messages name limits and fields; one that quotes client input
+/// is cut here, so an answer can never echo a payload back.
+pub const MAX_MESSAGE_LEN: usize = 512;
+
+/// `message` cut to [`MAX_MESSAGE_LEN`] bytes at a character boundary, marked with `…` when cut.
+fn bounded(mut message: String) -> String {
+    if message.len() > MAX_MESSAGE_LEN {
+        let mut end = MAX_MESSAGE_LEN - '…'.len_utf8();
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push('…');
+    }
+    message
+}
+
 impl ApiError {
-    /// A 4xx/5xx with a code and message.
+    /// A 4xx/5xx with a code and message (cut to [`MAX_MESSAGE_LEN`]).
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), retry_after: None, close_connection: false }
+        Self { status, code, message: bounded(message.into()), retry_after: None, close_connection: false }
     }
 
     /// 400 with a code.
@@ -81,5 +98,19 @@ impl IntoResponse for ApiError {
             resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_bounded_at_a_character_boundary() {
+        assert_eq!(ApiError::bad_request("c", "short").message, "short");
+        let long = ApiError::bad_request("c", "é".repeat(10_000));
+        assert!(long.message.len() <= MAX_MESSAGE_LEN, "{}", long.message.len());
+        assert!(long.message.ends_with('…'));
+        assert!(long.message.trim_end_matches('…').chars().all(|c| c == 'é'));
     }
 }

@@ -19,9 +19,13 @@ pub async fn readyz(State(app): State<Arc<AppState>>) -> Response {
     let ping = tokio::task::spawn_blocking(move || store.ping()).await;
     let keys = app.unsealer.key_count();
     let store_ok = matches!(ping, Ok(Ok(())));
-    let status = if store_ok && keys > 0 { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, axum::Json(serde_json::json!({ "store": if store_ok { "ok" } else { "unreachable" }, "keys": keys })))
-        .into_response()
+    let writer_ok = app.writer.is_alive();
+    let status = if store_ok && writer_ok && keys > 0 { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let mut body = serde_json::json!({ "store": if store_ok { "ok" } else { "unreachable" }, "keys": keys });
+    if !writer_ok {
+        body["writer"] = "stopped".into();
+    }
+    (status, axum::Json(body)).into_response()
 }
 
 /// Prometheus text.

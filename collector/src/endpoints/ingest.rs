@@ -14,6 +14,14 @@ use crate::AppState;
 use crate::services::unseal::OpenError;
 use crate::store::{CommitOutcome, KeyScope, NewBatch};
 
+/// The decoded-memory budget counts in KiB (a tokio semaphore holds at most `u32::MAX` permits
+/// per acquisition).
+pub const BUDGET_UNIT: usize = 1024;
+
+fn budget_units(bytes: usize) -> u32 {
+    u32::try_from(bytes.div_ceil(BUDGET_UNIT)).unwrap_or(u32::MAX)
+}
+
 fn reject(app: &AppState, e: ApiError) -> ApiError {
     app.metrics.reject(e.code);
     e
@@ -46,11 +54,23 @@ pub async fn post_batch(
     if declared.is_some_and(|n| n > limit) {
         return Err(reject(&app, too_large()));
     }
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| reject(&app, too_large()))?;
+    // A client that stops sending mid-body must not hold the connection (and its memory) for ever.
+    let read_timeout = std::time::Duration::from_millis(app.config.body_read_timeout_ms);
+    let bytes = match tokio::time::timeout(read_timeout, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(_)) => return Err(reject(&app, too_large())),
+        Err(_) => {
+            let e = ApiError::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", "the body did not arrive in time");
+            return Err(reject(&app, e.closing()));
+        }
+    };
     if bytes.is_empty() {
         return Err(reject(&app, ApiError::bad_request("malformed_envelope", "empty body")));
     }
 
+    // Opening inflates and decodes: bounded per request by the decode limits, and across requests
+    // by the slots (a request waits here, holding only its body).
+    let slot = app.decode_slots.acquire().await.map_err(|_| ApiError::internal("decode slots closed"))?;
     let open_app = app.clone();
     let opened = tokio::task::spawn_blocking(move || {
         let started = std::time::Instant::now();
@@ -60,10 +80,21 @@ pub async fn post_batch(
     })
     .await
     .map_err(|e| ApiError::internal(&e.to_string()))?;
-    let (header, request) = opened.map_err(|e: OpenError| {
+    let (header, request, decoded_bytes) = opened.map_err(|e: OpenError| {
         tracing::debug!(code = e.code(), project = %key.project, "batch rejected");
-        reject(&app, ApiError::bad_request(e.code(), e.message()))
+        let status = match e {
+            OpenError::Limit(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        reject(&app, ApiError::new(status, e.code(), e.message()))
     })?;
+    drop(slot);
+    // Decoded batches wait for the writer: their memory is budgeted until the commit answers, so
+    // a queue of large batches answers 503 (nothing stored, retry) instead of exhausting memory.
+    let _held = app
+        .decoded_budget
+        .try_acquire_many(budget_units(decoded_bytes))
+        .map_err(|_| reject(&app, ApiError::unavailable("overloaded", "the collector is busy; retry later", 1)))?;
 
     let batch_id = header.batch_id;
     let batch = NewBatch {

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use sha2::{Digest, Sha256};
+use tracex_core::decode::DecodeLimits;
 use tracex_core::seal::{self, Header, KeyId};
 use tracex_core::{Error as CoreError, TraceRequest};
 
@@ -34,6 +35,8 @@ pub enum OpenError {
     Payload(String),
     /// A span failed validation.
     InvalidSpan(String),
+    /// The batch exceeds a limit enforced while decoding (spans, items, decoded size).
+    Limit(String),
 }
 
 impl OpenError {
@@ -46,6 +49,7 @@ impl OpenError {
             Self::Decrypt => "decrypt_failed",
             Self::Payload(_) => "malformed_payload",
             Self::InvalidSpan(_) => "invalid_span",
+            Self::Limit(_) => "limit_exceeded",
         }
     }
 
@@ -62,6 +66,7 @@ impl OpenError {
             Self::Decrypt => "authentication failed: wrong key or tampered bytes".into(),
             Self::Payload(m) => format!("malformed OTLP payload: {m}"),
             Self::InvalidSpan(m) => format!("invalid span: {m}"),
+            Self::Limit(m) => format!("batch exceeds a limit: {m}"),
         }
     }
 }
@@ -102,6 +107,7 @@ pub struct Unsealer {
     cache: Mutex<DataKeyCache>,
     metrics: Arc<Metrics>,
     max_plaintext: usize,
+    limits: DecodeLimits,
 }
 
 impl Unsealer {
@@ -111,6 +117,7 @@ impl Unsealer {
         keys_dir: PathBuf,
         metrics: Arc<Metrics>,
         max_plaintext: usize,
+        limits: DecodeLimits,
         cache_capacity: usize,
     ) -> Self {
         Self {
@@ -124,6 +131,7 @@ impl Unsealer {
             }),
             metrics,
             max_plaintext,
+            limits,
         }
     }
 
@@ -183,7 +191,8 @@ impl Unsealer {
     }
 
     /// Opens, decodes and validates one sealed batch. CPU-bound: call from a blocking thread.
-    pub fn open(&self, body: &[u8], now_unix_nano: u64) -> Result<(Header, TraceRequest), OpenError> {
+    /// Also returns the decoded request's estimated memory, for the ingest memory budget.
+    pub fn open(&self, body: &[u8], now_unix_nano: u64) -> Result<(Header, TraceRequest, usize), OpenError> {
         let env = seal::parse(body).map_err(|e| match e {
             CoreError::UnsupportedVersion(v) => OpenError::Version(v),
             other => OpenError::Malformed(other.to_string().trim_start_matches("malformed envelope: ").to_owned()),
@@ -197,10 +206,13 @@ impl Unsealer {
             CoreError::Open => OpenError::Decrypt,
             other => OpenError::Malformed(other.to_string().trim_start_matches("malformed envelope: ").to_owned()),
         })?;
-        let req = tracex_core::decode::decode_request(&plain)
-            .map_err(|e| OpenError::Payload(e.to_string().trim_start_matches("malformed OTLP payload: ").to_owned()))?;
+        let (req, usage) = tracex_core::decode::decode_request_within(&plain, &self.limits).map_err(|e| match e {
+            CoreError::LimitExceeded(m) => OpenError::Limit(m),
+            other => OpenError::Payload(other.to_string().trim_start_matches("malformed OTLP payload: ").to_owned()),
+        })?;
+        drop(plain);
         validate::validate(&req, now_unix_nano).map_err(OpenError::InvalidSpan)?;
-        Ok((env.header, req))
+        Ok((env.header, req, usage.bytes))
     }
 }
 
@@ -229,7 +241,7 @@ mod tests {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         }
         let ring = KeyRing::load_or_create(&dir).unwrap();
-        let unsealer = Unsealer::new(ring, dir.clone(), Arc::new(Metrics::default()), 1 << 20, 16);
+        let unsealer = Unsealer::new(ring, dir.clone(), Arc::new(Metrics::default()), 1 << 20, DecodeLimits::NONE, 16);
         for case in doc["cases"].as_array().unwrap() {
             let bytes = hex::decode(case["envelope"].as_str().unwrap()).unwrap();
             let env = seal::parse(&bytes).unwrap();

@@ -13,6 +13,10 @@ pub const MAX_KEY_LEN: usize = 256;
 pub const MAX_VALUE_LEN: usize = 64 * 1024;
 /// Most attributes, events or links on one span (and attributes on one event or link).
 pub const MAX_ITEMS: usize = 1024;
+/// Longest status message, `tracestate`, schema URL, scope name or version (bytes). W3C caps
+/// `tracestate` at 512 characters; the rest are short by nature, and unbounded they let one span
+/// store megabytes.
+pub const MAX_TEXT_LEN: usize = 4 * 1024;
 /// Earliest accepted timestamp: 2000-01-01T00:00:00Z.
 pub const MIN_TIME_UNIX_NANO: u64 = 946_684_800_000_000_000;
 /// How far in the future a span may start (clock skew allowance): one day.
@@ -48,6 +52,20 @@ fn check_value(v: &Value, key: &str, what: &str) -> Result<(), String> {
     }
 }
 
+fn check_text(what: &str, field: &str, text: &str) -> Result<(), String> {
+    if text.len() > MAX_TEXT_LEN {
+        return Err(format!("{what}: {field} of {} bytes (limit {MAX_TEXT_LEN})", text.len()));
+    }
+    Ok(())
+}
+
+fn check_time(what: &str, field: &str, t: u64, latest: u64) -> Result<(), String> {
+    if t < MIN_TIME_UNIX_NANO || t > latest {
+        return Err(format!("{what}: {field} {t} is out of range"));
+    }
+    Ok(())
+}
+
 /// Checks every span; returns the span count.
 pub fn validate(req: &TraceRequest, now_unix_nano: u64) -> Result<usize, String> {
     let count = req.span_count();
@@ -57,8 +75,12 @@ pub fn validate(req: &TraceRequest, now_unix_nano: u64) -> Result<usize, String>
     let latest = now_unix_nano.saturating_add(MAX_FUTURE_NANOS);
     for rs in &req.resource_spans {
         check_attrs(&rs.resource.attributes, "resource")?;
+        check_text("resource", "schema URL", &rs.schema_url)?;
         for ss in &rs.scope_spans {
             check_attrs(&ss.scope.attributes, "scope")?;
+            check_text("scope", "schema URL", &ss.schema_url)?;
+            check_text("scope", "name", &ss.scope.name)?;
+            check_text("scope", "version", &ss.scope.version)?;
         }
     }
     for (i, (_, _, s)) in req.spans().enumerate() {
@@ -75,12 +97,13 @@ pub fn validate(req: &TraceRequest, now_unix_nano: u64) -> Result<usize, String>
         if s.name.is_empty() || s.name.len() > MAX_NAME_LEN {
             return Err(format!("{what}: name of {} bytes (1..={MAX_NAME_LEN})", s.name.len()));
         }
-        if s.start_time_unix_nano < MIN_TIME_UNIX_NANO || s.start_time_unix_nano > latest {
-            return Err(format!("{what}: start time {} is out of range", s.start_time_unix_nano));
-        }
+        check_time(&what, "start time", s.start_time_unix_nano, latest)?;
         if s.end_time_unix_nano < s.start_time_unix_nano {
             return Err(format!("{what}: ends before it starts"));
         }
+        check_time(&what, "end time", s.end_time_unix_nano, latest)?;
+        check_text(&what, "status message", &s.status.message)?;
+        check_text(&what, "tracestate", &s.trace_state)?;
         if s.events.len() > MAX_ITEMS || s.links.len() > MAX_ITEMS {
             return Err(format!("{what}: more than {MAX_ITEMS} events or links"));
         }
@@ -89,9 +112,11 @@ pub fn validate(req: &TraceRequest, now_unix_nano: u64) -> Result<usize, String>
             if e.name.len() > MAX_NAME_LEN {
                 return Err(format!("{what}: event name of {} bytes", e.name.len()));
             }
+            check_time(&what, "event time", e.time_unix_nano, latest)?;
             check_attrs(&e.attributes, &what)?;
         }
         for l in &s.links {
+            check_text(&what, "link tracestate", &l.trace_state)?;
             check_attrs(&l.attributes, &what)?;
         }
     }
@@ -101,7 +126,7 @@ pub fn validate(req: &TraceRequest, now_unix_nano: u64) -> Result<usize, String>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tracex_core::{ResourceSpans, ScopeSpans, SpanData, SpanId, TraceId};
+    use tracex_core::{Event, ResourceSpans, ScopeSpans, SpanData, SpanId, Status, TraceId};
 
     fn req(span: SpanData) -> TraceRequest {
         TraceRequest {
@@ -136,6 +161,17 @@ mod tests {
             (SpanData { start_time_unix_nano: 5, end_time_unix_nano: 6, ..good() }, "out of range"),
             (SpanData { attributes: vec![KeyValue::new("k", "x".repeat(MAX_VALUE_LEN + 1))], ..good() }, "limit"),
             (SpanData { attributes: vec![KeyValue::new("", 1i64)], ..good() }, "attribute key"),
+            (SpanData { end_time_unix_nano: u64::MAX, ..good() }, "end time"),
+            (SpanData { end_time_unix_nano: 7_258_118_400_000_000_000, ..good() }, "end time"), // 2200
+            (SpanData { status: Status::error("x".repeat(10 << 20)), ..good() }, "status message"),
+            (SpanData { trace_state: "k=v,".repeat(2000), ..good() }, "tracestate"),
+            (
+                SpanData {
+                    events: vec![Event { time_unix_nano: u64::MAX, name: "retry".into(), ..Default::default() }],
+                    ..good()
+                },
+                "event time",
+            ),
         ];
         for (span, want) in cases {
             let err = validate(&req(span), now).unwrap_err();

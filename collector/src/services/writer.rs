@@ -4,12 +4,12 @@
 //! makes durable ingest fast.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, TrySendError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use crate::metrics::Metrics;
 use crate::store::{CommitOutcome, NewBatch, Store};
@@ -28,6 +28,21 @@ struct Job {
 pub struct Writer {
     tx: mpsc::SyncSender<Job>,
     metrics: Arc<Metrics>,
+    alive: Arc<AtomicBool>,
+    stopped: watch::Receiver<()>,
+}
+
+/// Marks the writer dead when its thread ends, by return or by panic: `/readyz` then fails and the
+/// server shuts down with an error, instead of answering 503 to every batch forever.
+struct AliveGuard {
+    alive: Arc<AtomicBool>,
+    _stopped: watch::Sender<()>,
+}
+
+impl Drop for AliveGuard {
+    fn drop(&mut self) {
+        self.alive.store(false, Ordering::Release);
+    }
 }
 
 /// The writer's queue is full: answer 503 with `Retry-After`.
@@ -49,10 +64,25 @@ impl Writer {
         // writer should not do between commits: a second thread drops them.
         let (drop_tx, drop_rx) = mpsc::channel::<Vec<NewBatch>>();
         std::thread::Builder::new().name("tracex-dropper".into()).spawn(move || drop_rx.into_iter().for_each(drop))?;
-        let handle = std::thread::Builder::new()
-            .name("tracex-writer".into())
-            .spawn(move || run(&*store, &m, &rx, max_batches.max(1), max_wait, &drop_tx))?;
-        Ok((Self { tx, metrics }, handle))
+        let alive = Arc::new(AtomicBool::new(true));
+        let (stopped_tx, stopped) = watch::channel(());
+        let guard = AliveGuard { alive: alive.clone(), _stopped: stopped_tx };
+        let handle = std::thread::Builder::new().name("tracex-writer".into()).spawn(move || {
+            let _guard = guard;
+            run(&*store, &m, &rx, max_batches.max(1), max_wait, &drop_tx);
+        })?;
+        Ok((Self { tx, metrics, alive, stopped }, handle))
+    }
+
+    /// False once the writer thread has ended (it only ends on its own by panicking).
+    pub fn is_alive(&self) -> bool {
+        self.alive.load(Ordering::Acquire)
+    }
+
+    /// Resolves when the writer thread ends.
+    pub fn stopped(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.stopped.clone();
+        async move { while rx.changed().await.is_ok() {} }
     }
 
     /// Queues a batch; the receiver resolves once it is committed (or the commit failed).
