@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Reasons a batch is rejected (the `reason` label).
-pub const REJECT_REASONS: [&str; 11] = [
+pub const REJECT_REASONS: [&str; 14] = [
     "unauthorized",
     "forbidden",
     "payload_too_large",
@@ -15,6 +15,9 @@ pub const REJECT_REASONS: [&str; 11] = [
     "decrypt_failed",
     "malformed_payload",
     "invalid_span",
+    "limit_exceeded",
+    "request_timeout",
+    "batch_id_conflict",
     "overloaded",
     "store_unavailable",
 ];
@@ -80,7 +83,9 @@ pub struct Metrics {
 impl Metrics {
     /// Counts a rejection.
     pub fn reject(&self, reason: &str) {
-        if let Some(i) = REJECT_REASONS.iter().position(|r| *r == reason) {
+        let i = REJECT_REASONS.iter().position(|r| *r == reason);
+        debug_assert!(i.is_some(), "rejection code {reason:?} is missing from REJECT_REASONS");
+        if let Some(i) = i {
             self.rejected[i].fetch_add(1, Ordering::Relaxed);
         }
     }

@@ -316,3 +316,42 @@ fn stalled_requests_are_cut_off_and_do_not_hold_shutdown() {
     assert!(started.elapsed() < Duration::from_secs(10), "shutdown took {:?}", started.elapsed());
     drop((crowd, stalled));
 }
+
+#[test]
+fn a_reused_batch_id_with_other_content_is_a_conflict_not_a_duplicate() {
+    use tracex_core::seal::{Header, seal_payload};
+    let s = setup("conflict");
+    let data_key = [7u8; 32];
+    let header = Header {
+        flags: 0,
+        key_id: s.key.key_id(),
+        batch_id: [0x42; 16],
+        instance_id: [1; 8],
+        sequence: 1,
+        created_at_unix_nano: T0,
+        sdk_name: "hostile".into(),
+        sdk_version: "0".into(),
+        wrapped_key: s.key.wrap(&data_key).unwrap(),
+        nonce: [3; 12],
+    };
+    let envelope = |nonce: u8, spans: &[SpanData]| {
+        let mut otlp = Vec::new();
+        tracex_core::encode::encode_spans(
+            &Resource::new("hostile"),
+            &InstrumentationScope::default(),
+            spans,
+            &mut otlp,
+        );
+        seal_payload(&Header { nonce: [nonce; 12], ..header.clone() }, &data_key, &otlp).unwrap()
+    };
+    let first = envelope(3, &[span(7, 1, None)]);
+    let r = post_batch(&s.collector.url, &s.ingest, first.clone());
+    assert_eq!((r.0, r.1["status"].as_str()), (200, Some("stored")), "{}", r.1);
+    let r = post_batch(&s.collector.url, &s.ingest, first);
+    assert_eq!((r.0, r.1["status"].as_str()), (200, Some("duplicate")), "a retry: the same bytes");
+    // Same batch id, other spans: silently answered "duplicate" and dropped before.
+    let r = post_batch(&s.collector.url, &s.ingest, envelope(4, &[span(8, 1, None)]));
+    assert_eq!((r.0, r.1["error"]["code"].as_str()), (409, Some("batch_id_conflict")), "{}", r.1);
+    assert_eq!(get_json(&format!("{}/api/v1/traces/{}", s.collector.url, hex::encode([8u8; 16])), &s.read).0, 404);
+    assert_eq!(common::metric(&s.collector.url, "tracex_batches_rejected_total{reason=\"batch_id_conflict\"}"), 1.0);
+}

@@ -9,6 +9,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use sha2::Digest;
+
 use super::error::ApiError;
 use crate::AppState;
 use crate::services::unseal::OpenError;
@@ -76,11 +78,11 @@ pub async fn post_batch(
         let started = std::time::Instant::now();
         let r = open_app.unsealer.open(&bytes, crate::now_unix_nano());
         open_app.metrics.decrypt_seconds.observe(started.elapsed());
-        r
+        r.map(|opened| (opened, <[u8; 32]>::from(sha2::Sha256::digest(&bytes))))
     })
     .await
     .map_err(|e| ApiError::internal(&e.to_string()))?;
-    let (header, request, decoded_bytes) = opened.map_err(|e: OpenError| {
+    let ((header, request, decoded_bytes), envelope_sha256) = opened.map_err(|e: OpenError| {
         tracing::debug!(code = e.code(), project = %key.project, "batch rejected");
         let status = match e {
             OpenError::Limit(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -107,6 +109,7 @@ pub async fn post_batch(
         sdk_version: header.sdk_version,
         created_at_unix_nano: header.created_at_unix_nano,
         received_at_unix_nano: crate::now_unix_nano(),
+        envelope_sha256,
         request,
     };
     let rx = app
@@ -123,6 +126,18 @@ pub async fn post_batch(
             "status": "duplicate", "batch_id": hex::encode(batch_id), "spans": 0,
         }))
         .into_response()),
+        Ok(CommitOutcome::Conflict) => Err(reject(
+            &app,
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "batch_id_conflict",
+                format!(
+                    "batch id {} is already stored with other content; nothing of this batch was stored \
+                     (an SDK must never reuse a batch id)",
+                    hex::encode(batch_id)
+                ),
+            ),
+        )),
         Err(detail) => {
             tracing::error!(%detail, "store commit failed");
             Err(reject(

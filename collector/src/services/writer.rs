@@ -142,6 +142,8 @@ fn run(
                         CommitOutcome::Duplicate => {
                             metrics.batches_duplicate.fetch_add(1, Ordering::Relaxed);
                         }
+                        // Counted as a rejection (`batch_id_conflict`) by the endpoint.
+                        CommitOutcome::Conflict => {}
                     }
                     let _ = reply.send(Ok(outcome));
                 }

@@ -186,6 +186,15 @@ impl Default for Tuning {
     }
 }
 
+/// What a batch whose id is already stored is: a retry when the stored envelope hash is the same
+/// (or was never recorded: batches stored before hashes were), else a conflict.
+pub(crate) fn same_envelope(stored: Option<&[u8]>, new: &[u8; 32]) -> super::CommitOutcome {
+    match stored {
+        Some(h) if h != new => super::CommitOutcome::Conflict,
+        _ => super::CommitOutcome::Duplicate,
+    }
+}
+
 /// Realistic ingest data for the stores' timing tests.
 #[cfg(test)]
 pub(crate) mod bench_data {

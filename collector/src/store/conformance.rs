@@ -108,6 +108,7 @@ pub(crate) fn batch(project: &str, n: u32, request: TraceRequest) -> NewBatch {
         sdk_version: "0.1.0".into(),
         created_at_unix_nano: 1_700_000_000_000_000_000,
         received_at_unix_nano: 1_700_000_000_100_000_000,
+        envelope_sha256: [n.to_be_bytes()[3]; 32],
         request,
     }
 }
@@ -360,14 +361,18 @@ fn duplicate_batches_write_nothing(store: &dyn Store) {
     assert_eq!(out, vec![CommitOutcome::Stored { spans: 3 }, CommitOutcome::Duplicate]);
     assert_eq!(store.commit(std::slice::from_ref(&b1)).unwrap(), vec![CommitOutcome::Duplicate]);
 
-    // Same batch id with different content: still a duplicate, nothing of it stored.
+    // Same batch id with a different envelope: a conflict, nothing of it stored, whether the
+    // first copy was stored earlier or earlier in the same commit.
     let t_other = tid(2, 2);
     let mut b1_other = batch(project, 1, request("svc", vec![span(t_other, 1, None, "other", 1, 2)]));
     b1_other.sequence = 999;
+    b1_other.envelope_sha256 = [0xee; 32];
     let fresh = batch(project, 2, request("svc", vec![span(tid(2, 3), 1, None, "fresh", 5, 6)]));
+    let mut fresh_other = fresh.clone();
+    fresh_other.envelope_sha256 = [0xef; 32];
     assert_eq!(
-        store.commit(&[b1_other, fresh]).unwrap(),
-        vec![CommitOutcome::Duplicate, CommitOutcome::Stored { spans: 1 }]
+        store.commit(&[b1_other, fresh, fresh_other]).unwrap(),
+        vec![CommitOutcome::Conflict, CommitOutcome::Stored { spans: 1 }, CommitOutcome::Conflict]
     );
     assert!(store.get_trace(project, t_other).unwrap().is_empty());
 

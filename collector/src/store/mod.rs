@@ -52,6 +52,9 @@ pub struct NewBatch {
     pub created_at_unix_nano: u64,
     /// When the collector received it (unix ns).
     pub received_at_unix_nano: u64,
+    /// SHA-256 of the sealed envelope as received: tells a retry (same bytes) from a different
+    /// batch that reuses the id.
+    pub envelope_sha256: [u8; 32],
     /// The spans.
     pub request: TraceRequest,
 }
@@ -64,8 +67,12 @@ pub enum CommitOutcome {
         /// Spans written.
         spans: usize,
     },
-    /// The project already holds this batch id; nothing was written.
+    /// The project already holds this batch id with the same envelope (a retry); nothing was
+    /// written.
     Duplicate,
+    /// The project already holds this batch id with a different envelope; nothing was written.
+    /// (Batches stored before envelope hashes were recorded count as the same envelope.)
+    Conflict,
 }
 
 /// One stored span with its resource and scope, exactly as ingested.
@@ -186,7 +193,8 @@ pub trait Store: Send + Sync + 'static {
     fn migrate(&self) -> StoreResult<()>;
 
     /// Stores batches in ONE transaction and returns once it is durable. A batch whose
-    /// `(project, batch_id)` is already stored is skipped as [`CommitOutcome::Duplicate`]; spans
+    /// `(project, batch_id)` is already stored is skipped as [`CommitOutcome::Duplicate`] (same
+    /// envelope hash) or [`CommitOutcome::Conflict`] (another envelope); spans
     /// are identified by `(project, trace_id, span_id)` and a repeated span replaces nothing.
     /// On error nothing of any batch is stored.
     fn commit(&self, batches: &[NewBatch]) -> StoreResult<Vec<CommitOutcome>>;

@@ -61,7 +61,8 @@ use tracex_core::{SpanData, StatusCode, TraceId};
 
 use super::common::{
     MAX_LIMIT, SERVICE_KEY, Tuning, attr_hash, decode_cursor, decode_resource_body, decode_span_body, encode_cursor,
-    encode_resource_body, encode_span_body, is_indexed_key, lock, ns, render_value, span_matches_attrs, unns,
+    encode_resource_body, encode_span_body, is_indexed_key, lock, ns, render_value, same_envelope, span_matches_attrs,
+    unns,
 };
 use super::{
     ApiKeyRecord, CommitOutcome, KeyScope, NewBatch, Store, StoreError, StoreResult, StoredSpan, TracePage, TraceQuery,
@@ -165,6 +166,8 @@ const MIGRATIONS: &[&str] = &[
         created_at_ns BIGINT NOT NULL
     );
     ",
+    // 2: as SQLite's migration 2 (envelope hashes tell retries from reused batch ids).
+    "ALTER TABLE batches ADD COLUMN envelope_sha256 BYTEA;",
 ];
 
 // === errors ===
@@ -527,11 +530,12 @@ impl PostgresStore {
             let created: Vec<i64> = order.iter().map(|i| batches[*i].created_at_unix_nano as i64).collect();
             let received: Vec<i64> = order.iter().map(|i| batches[*i].received_at_unix_nano as i64).collect();
             let total: Vec<i64> = order.iter().map(|i| batches[*i].request.span_count() as i64).collect();
+            let envelope: Vec<&[u8]> = order.iter().map(|i| &batches[*i].envelope_sha256[..]).collect();
             let rows = block_on(tx.query_typed(
                 "INSERT INTO batches (project_id, batch_id, key_id, instance_id, sequence, sdk_name, sdk_version, \
-                 created_at_ns, received_at_ns, span_count) \
+                 created_at_ns, received_at_ns, span_count, envelope_sha256) \
                  SELECT * FROM UNNEST($1::bigint[], $2::bytea[], $3::bytea[], $4::bytea[], $5::bigint[], \
-                 $6::text[], $7::text[], $8::bigint[], $9::bigint[], $10::bigint[]) \
+                 $6::text[], $7::text[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bytea[]) \
                  ON CONFLICT (project_id, batch_id) DO NOTHING RETURNING project_id, batch_id",
                 &[
                     (&pid, Type::INT8_ARRAY),
@@ -544,6 +548,7 @@ impl PostgresStore {
                     (&created, Type::INT8_ARRAY),
                     (&received, Type::INT8_ARRAY),
                     (&total, Type::INT8_ARRAY),
+                    (&envelope, Type::BYTEA_ARRAY),
                 ],
             ))?;
             let mut inserted: HashSet<(i64, [u8; 16])> = HashSet::with_capacity(rows.len());
@@ -555,6 +560,24 @@ impl PostgresStore {
             }
             for i in order {
                 accepted[i] = inserted.contains(&keys[i]);
+            }
+        }
+        // The envelope hashes now stored under the ids of batches not accepted (stored earlier, or
+        // earlier in this call): same hash, a retry; another, a conflict.
+        let mut stored_envelopes: HashMap<(i64, [u8; 16]), Option<Vec<u8>>> = HashMap::new();
+        let rejected: Vec<usize> = (0..batches.len()).filter(|i| !accepted[*i]).collect();
+        if !rejected.is_empty() {
+            let pid: Vec<i64> = rejected.iter().map(|i| keys[*i].0).collect();
+            let bid: Vec<&[u8]> = rejected.iter().map(|i| &batches[*i].batch_id[..]).collect();
+            for row in block_on(tx.query_typed(
+                "SELECT project_id, batch_id, envelope_sha256 FROM batches \
+                 WHERE (project_id, batch_id) IN (SELECT * FROM UNNEST($1::bigint[], $2::bytea[]))",
+                &[(&pid, Type::INT8_ARRAY), (&bid, Type::BYTEA_ARRAY)],
+            ))? {
+                let id: &[u8] = get(&row, 1)?;
+                let id = <[u8; 16]>::try_from(id)
+                    .map_err(|_| StoreError::Corrupt(format!("batch id of {} bytes", id.len())))?;
+                stored_envelopes.insert((get(&row, 0)?, id), get(&row, 2)?);
             }
         }
 
@@ -877,7 +900,8 @@ impl PostgresStore {
                 c.1 += 1;
                 outcomes.push(CommitOutcome::Stored { spans: stored[i] });
             } else {
-                outcomes.push(CommitOutcome::Duplicate);
+                let stored = stored_envelopes.get(key).and_then(Option::as_deref);
+                outcomes.push(same_envelope(stored, &batches[i].envelope_sha256));
             }
         }
         let mut counters: Vec<(i64, (i64, i64))> = counters.into_iter().collect();

@@ -13,7 +13,7 @@
 //! | table | key | what |
 //! |---|---|---|
 //! | `projects` | `id`, unique `name` | project names as small integers, plus per-project `span_count` / `batch_count` counters |
-//! | `batches` | `(project_id, batch_id)` | the idempotency record of every stored batch and its envelope metadata |
+//! | `batches` | `(project_id, batch_id)` | the idempotency record of every stored batch, its envelope metadata and (migration 2) the SHA-256 of the envelope as received |
 //! | `resources` | `id`, unique SHA-256 `hash` | a resource and scope pair, stored once, as OTLP protobuf |
 //! | `traces` | `id` (the trace's *sequence number*), unique `(project_id, trace_id)`, `(project_id, start_ns)`, partial `(project_id, start_ns) WHERE error_count > 0` | the per-trace summary maintained on insert: start min, end max, root name and service, span and error counts |
 //! | `spans` | `(trace_seq, span_id)` (clustered, `WITHOUT ROWID`) | name, service, kind, start, end, duration, status and parent as columns, `resource_id`, and the span itself as OTLP protobuf (`body`) |
@@ -35,7 +35,8 @@
 //! saturate at `i64::MAX` (the year 2262); the span bodies keep the exact `u64`s.
 //!
 //! Idempotency: `batches` is keyed by `(project_id, batch_id)`; a batch whose row already exists
-//! (from an earlier call or earlier in the same call) is [`CommitOutcome::Duplicate`] and none of
+//! (from an earlier call or earlier in the same call) is [`CommitOutcome::Duplicate`] when its
+//! envelope hash is the stored one and [`CommitOutcome::Conflict`] otherwise, and none of
 //! its spans are written. Spans are unique per `(project, trace_id, span_id)` through
 //! `(trace_seq, span_id)` and inserted with `INSERT OR IGNORE`; only spans actually inserted count
 //! towards the trace summary and the counters. A commit is one `BEGIN IMMEDIATE` transaction.
@@ -98,7 +99,7 @@ use tracex_core::{InstrumentationScope, Resource, StatusCode, TraceId};
 pub use super::common::{DRIVER_THRESHOLD, SCAN_BUDGET, is_indexed_key};
 use super::common::{
     MAX_LIMIT, SERVICE_KEY, Tuning, attr_hash, decode_cursor, decode_resource_body, decode_span_body, encode_cursor,
-    lock, ns, render_value, span_matches_attrs, unns,
+    lock, ns, render_value, same_envelope, span_matches_attrs, unns,
 };
 use super::{
     ApiKeyRecord, CommitOutcome, KeyScope, NewBatch, Store, StoreError, StoreResult, StoredSpan, TracePage, TraceQuery,
@@ -190,6 +191,9 @@ const MIGRATIONS: &[&str] = &[
         created_at_ns INTEGER NOT NULL
     );
     ",
+    // 2: the envelope hash of each batch, to tell a retry from a reused batch id (NULL for batches
+    // stored before: they count as the same envelope).
+    "ALTER TABLE batches ADD COLUMN envelope_sha256 BLOB;",
 ];
 
 /// Maps `rusqlite` errors into [`StoreError::Database`].
@@ -456,10 +460,12 @@ impl SqliteStore {
             let mut insert_batch = tx
                 .prepare(
                     "INSERT OR IGNORE INTO batches (project_id, batch_id, key_id, instance_id, sequence, sdk_name, \
-                     sdk_version, created_at_ns, received_at_ns, span_count) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                     sdk_version, created_at_ns, received_at_ns, span_count, envelope_sha256) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 )
                 .db()?;
+            let mut select_envelope =
+                tx.prepare("SELECT envelope_sha256 FROM batches WHERE project_id = ?1 AND batch_id = ?2").db()?;
             let mut insert_resource =
                 tx.prepare("INSERT OR IGNORE INTO resources (hash, body) VALUES (?1, ?2)").db()?;
             let mut select_resource = tx.prepare("SELECT id FROM resources WHERE hash = ?1").db()?;
@@ -504,10 +510,13 @@ impl SqliteStore {
                         batch.created_at_unix_nano as i64,
                         batch.received_at_unix_nano as i64,
                         span_total as i64,
+                        &batch.envelope_sha256[..],
                     ])
                     .db()?;
                 if inserted == 0 {
-                    outcomes.push(CommitOutcome::Duplicate);
+                    let stored: Option<Vec<u8>> =
+                        select_envelope.query_row(params![project_id, &batch.batch_id[..]], |r| r.get(0)).db()?;
+                    outcomes.push(same_envelope(stored.as_deref(), &batch.envelope_sha256));
                     continue;
                 }
 
