@@ -51,6 +51,9 @@ pub struct Config {
     pub max_connections: usize,
     /// How long shutdown waits for in-flight requests before closing their connections (default 10 s).
     pub shutdown_grace_ms: u64,
+    /// Most spans stored per trace (default 50,000); spans past it are acknowledged, counted
+    /// (`tracex_spans_over_trace_cap_total`, `over_trace_cap` in the answer) and not stored.
+    pub max_spans_per_trace: u64,
     /// Most ingest requests committed in one transaction (default 200).
     pub commit_max_batches: usize,
     /// Longest a commit waits for more requests to join it (default 5 ms).
@@ -83,6 +86,7 @@ impl Default for Config {
             body_read_timeout_ms: 30_000,
             max_connections: 1024,
             shutdown_grace_ms: 10_000,
+            max_spans_per_trace: crate::store::MAX_SPANS_PER_TRACE,
             commit_max_batches: 200,
             commit_max_wait_ms: 5,
             writer_queue: 2048,

@@ -96,11 +96,16 @@ pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, String> {
                 std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
             }
             private::sqlite_files(&path)?;
-            Arc::new(store::sqlite::SqliteStore::open(&path).map_err(|e| format!("{}: {e}", path.display()))?)
+            let mut store = store::sqlite::SqliteStore::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            store.set_max_spans_per_trace(config.max_spans_per_trace);
+            Arc::new(store)
         }
-        Database::Postgres(url) => Arc::new(
-            store::postgres::PostgresStore::connect(&url).map_err(|e| format!("connecting to PostgreSQL: {e}"))?,
-        ),
+        Database::Postgres(url) => {
+            let mut store =
+                store::postgres::PostgresStore::connect(&url).map_err(|e| format!("connecting to PostgreSQL: {e}"))?;
+            store.set_max_spans_per_trace(config.max_spans_per_trace);
+            Arc::new(store)
+        }
     };
     store.migrate().map_err(|e| format!("migrating the store: {e}"))?;
     Ok(store)

@@ -63,6 +63,8 @@ pub struct Metrics {
     pub batches_ingested: AtomicU64,
     /// Spans stored.
     pub spans_ingested: AtomicU64,
+    /// Spans not stored because their trace was at its span cap.
+    pub spans_over_trace_cap: AtomicU64,
     /// Retried batches acknowledged without storing again.
     pub batches_duplicate: AtomicU64,
     rejected: [AtomicU64; REJECT_REASONS.len()],
@@ -110,6 +112,12 @@ impl Metrics {
             r(&crate::logs::WRITE_FAILURES),
         );
         counter(&mut out, "tracex_spans_ingested_total", "Spans durably stored.", r(&self.spans_ingested));
+        counter(
+            &mut out,
+            "tracex_spans_over_trace_cap_total",
+            "Spans not stored because their trace already held max_spans_per_trace spans.",
+            r(&self.spans_over_trace_cap),
+        );
         counter(
             &mut out,
             "tracex_batches_duplicate_total",

@@ -355,3 +355,23 @@ fn a_reused_batch_id_with_other_content_is_a_conflict_not_a_duplicate() {
     assert_eq!(get_json(&format!("{}/api/v1/traces/{}", s.collector.url, hex::encode([8u8; 16])), &s.read).0, 404);
     assert_eq!(common::metric(&s.collector.url, "tracex_batches_rejected_total{reason=\"batch_id_conflict\"}"), 1.0);
 }
+
+#[test]
+fn spans_past_the_per_trace_cap_are_acknowledged_counted_and_not_stored() {
+    let dir = temp_dir("cap");
+    let cfg = dir.join("collector.toml");
+    std::fs::write(&cfg, "max_spans_per_trace = 100\n").unwrap();
+    let ingest = create_key(&dir, "acme", "ingest");
+    let read = create_key(&dir, "acme", "read");
+    let key = CollectorKey::from_pem(&public_key_pem(&dir)).unwrap();
+    let c = Collector::start_with(&dir, &["--config", cfg.to_str().unwrap()]);
+    let spans: Vec<SpanData> = (1..=150u64).map(|i| span(9, i, None)).collect();
+    let r = post_batch(&c.url, &ingest, seal_spans(&key, &spans[..120]));
+    assert_eq!((r.0, r.1["spans"].as_u64(), r.1["over_trace_cap"].as_u64()), (200, Some(100), Some(20)), "{}", r.1);
+    let r = post_batch(&c.url, &ingest, seal_spans(&key, &spans[120..]));
+    assert_eq!((r.0, r.1["spans"].as_u64(), r.1["over_trace_cap"].as_u64()), (200, Some(0), Some(30)), "{}", r.1);
+    let (status, body) = get_json(&format!("{}/api/v1/traces/{}", c.url, hex::encode([9u8; 16])), &read);
+    assert_eq!((status, body["span_count"].as_u64()), (200, Some(100)));
+    assert_eq!(common::metric(&c.url, "tracex_spans_over_trace_cap_total"), 50.0);
+    assert_eq!(common::metric(&c.url, "tracex_spans_ingested_total"), 100.0);
+}

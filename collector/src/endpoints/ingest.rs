@@ -118,10 +118,15 @@ pub async fn post_batch(
         .map_err(|_| reject(&app, ApiError::unavailable("overloaded", "the collector is busy; retry later", 1)))?;
     let outcome = rx.await.map_err(|_| ApiError::internal("writer stopped"))?;
     match outcome {
-        Ok(CommitOutcome::Stored { spans }) => Ok(axum::Json(serde_json::json!({
-            "status": "stored", "batch_id": hex::encode(batch_id), "spans": spans,
-        }))
-        .into_response()),
+        Ok(CommitOutcome::Stored { spans, over_cap }) => {
+            let mut ack = serde_json::json!({ "status": "stored", "batch_id": hex::encode(batch_id), "spans": spans });
+            if over_cap > 0 {
+                // Stored and acknowledged, minus the spans past the per-trace cap (counted in
+                // tracex_spans_over_trace_cap_total): retrying would not store them either.
+                ack["over_trace_cap"] = over_cap.into();
+            }
+            Ok(axum::Json(ack).into_response())
+        }
         Ok(CommitOutcome::Duplicate) => Ok(axum::Json(serde_json::json!({
             "status": "duplicate", "batch_id": hex::encode(batch_id), "spans": 0,
         }))

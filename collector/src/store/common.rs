@@ -3,6 +3,7 @@
 //! resource bodies. Both stores write the same bytes and hashes, so their on-disk meaning is the
 //! same (see the module docs of [`super::sqlite`] for the design).
 
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -178,11 +179,50 @@ pub(crate) fn encode_span_body(span: &SpanData, out: &mut Vec<u8>) {
 pub(crate) struct Tuning {
     pub(crate) driver_threshold: usize,
     pub(crate) scan_budget: usize,
+    /// Most spans stored per trace.
+    pub(crate) max_spans_per_trace: u64,
 }
 
 impl Default for Tuning {
     fn default() -> Self {
-        Self { driver_threshold: DRIVER_THRESHOLD, scan_budget: SCAN_BUDGET }
+        Self { driver_threshold: DRIVER_THRESHOLD, scan_budget: SCAN_BUDGET, max_spans_per_trace: MAX_SPANS_PER_TRACE }
+    }
+}
+
+/// Most spans stored for one trace (default of `max_spans_per_trace`). A trace is read whole to
+/// order its waterfall: 100,000 spans cost 1.46 GiB to serve before the detail route was paginated,
+/// and even paginated the store loads them all. Spans past the cap are counted and not stored.
+pub const MAX_SPANS_PER_TRACE: u64 = 50_000;
+
+/// Applies the per-trace span cap to the spans a commit offers, in arrival order: the first copy
+/// of each span (within the commit) counts towards its trace's cap on top of what the trace already
+/// holds; later copies count nothing (the store ignores them anyway). A span repeated from an
+/// earlier commit counts too: the cap bounds what is offered, and is never exceeded by what is
+/// stored. Shared by both stores so their answers are the same.
+pub(crate) struct TraceCap {
+    max: u64,
+    used: HashMap<(i64, [u8; 16]), u64>,
+    seen: HashSet<(i64, [u8; 16], [u8; 8])>,
+}
+
+impl TraceCap {
+    pub(crate) fn new(max: u64) -> Self {
+        Self { max, used: HashMap::new(), seen: HashSet::new() }
+    }
+
+    /// Whether span `span_id` of trace `(project_id, trace_id)`, which holds `stored` spans before
+    /// this commit, may be written.
+    pub(crate) fn admit(&mut self, project_id: i64, trace_id: [u8; 16], span_id: [u8; 8], stored: u64) -> bool {
+        if !self.seen.insert((project_id, trace_id, span_id)) {
+            return true;
+        }
+        let used = self.used.entry((project_id, trace_id)).or_insert(stored);
+        if *used >= self.max {
+            self.seen.remove(&(project_id, trace_id, span_id));
+            return false;
+        }
+        *used += 1;
+        true
     }
 }
 

@@ -316,7 +316,7 @@ fn round_trip_is_exact(store: &dyn Store) {
         ],
     };
     let outcomes = store.commit(&[batch(project, 1, req.clone())]).unwrap();
-    assert_eq!(outcomes, vec![CommitOutcome::Stored { spans: 5 }]);
+    assert_eq!(outcomes, vec![CommitOutcome::Stored { spans: 5, over_cap: 0 }]);
 
     let got = store.get_trace(project, t).unwrap();
     let want = expected_spans(&req);
@@ -358,7 +358,7 @@ fn duplicate_batches_write_nothing(store: &dyn Store) {
     let b1 = batch(project, 1, request("svc", spans));
 
     let out = store.commit(&[b1.clone(), b1.clone()]).unwrap();
-    assert_eq!(out, vec![CommitOutcome::Stored { spans: 3 }, CommitOutcome::Duplicate]);
+    assert_eq!(out, vec![CommitOutcome::Stored { spans: 3, over_cap: 0 }, CommitOutcome::Duplicate]);
     assert_eq!(store.commit(std::slice::from_ref(&b1)).unwrap(), vec![CommitOutcome::Duplicate]);
 
     // Same batch id with a different envelope: a conflict, nothing of it stored, whether the
@@ -372,7 +372,7 @@ fn duplicate_batches_write_nothing(store: &dyn Store) {
     fresh_other.envelope_sha256 = [0xef; 32];
     assert_eq!(
         store.commit(&[b1_other, fresh, fresh_other]).unwrap(),
-        vec![CommitOutcome::Conflict, CommitOutcome::Stored { spans: 1 }, CommitOutcome::Conflict]
+        vec![CommitOutcome::Conflict, CommitOutcome::Stored { spans: 1, over_cap: 0 }, CommitOutcome::Conflict]
     );
     assert!(store.get_trace(project, t_other).unwrap().is_empty());
 
@@ -385,6 +385,41 @@ fn duplicate_batches_write_nothing(store: &dyn Store) {
     assert_eq!(summary.span_count, 3);
 }
 
+/// Run with a store whose `max_spans_per_trace` is 4: spans past a trace's cap are counted, not
+/// stored, in arrival order, across commits and within one; other traces are unaffected.
+pub(crate) fn spans_past_the_trace_cap_are_counted_not_stored(store: &dyn Store) {
+    store.migrate().unwrap();
+    let project = "conf-cap";
+    let (t, other) = (tid(12, 1), tid(12, 2));
+    let first = request("svc", (1..=3).map(|i| span(t, i, None, "a", u64::from(i), 10)).collect());
+    assert_eq!(
+        store.commit(&[batch(project, 1, first)]).unwrap(),
+        vec![CommitOutcome::Stored { spans: 3, over_cap: 0 }]
+    );
+    // One more fits; 5, 6 and (in the next batch of the same commit) 7 are over; the other trace is
+    // unaffected.
+    let second = request(
+        "svc",
+        vec![
+            span(t, 4, None, "b", 4, 10),
+            span(t, 5, None, "c", 5, 10),
+            span(other, 1, None, "d", 1, 10),
+            span(t, 6, None, "e", 6, 10),
+        ],
+    );
+    let third = request("svc", vec![span(t, 7, None, "f", 7, 10), span(other, 2, None, "g", 2, 10)]);
+    assert_eq!(
+        store.commit(&[batch(project, 2, second), batch(project, 3, third)]).unwrap(),
+        vec![CommitOutcome::Stored { spans: 2, over_cap: 2 }, CommitOutcome::Stored { spans: 1, over_cap: 1 }]
+    );
+    let names: Vec<String> = store.get_trace(project, t).unwrap().iter().map(|s| s.span.name.to_string()).collect();
+    assert_eq!(names, ["a", "a", "a", "b"]);
+    assert_eq!(store.get_trace(project, other).unwrap().len(), 2);
+    assert_eq!(store.span_count(project).unwrap(), 6);
+    let summary = store.list_traces(&query(project)).unwrap().traces;
+    assert_eq!(summary.iter().find(|s| s.trace_id == t).unwrap().span_count, 4);
+}
+
 fn repeated_spans_are_stored_once(store: &dyn Store) {
     let project = "conf-respan";
     let t = tid(3, 1);
@@ -393,7 +428,7 @@ fn repeated_spans_are_stored_once(store: &dyn Store) {
     let c = span(t, 3, Some(1), "late", 400, 500);
     assert_eq!(
         store.commit(&[batch(project, 1, request("svc", vec![a.clone(), b.clone()]))]).unwrap(),
-        vec![CommitOutcome::Stored { spans: 2 }]
+        vec![CommitOutcome::Stored { spans: 2, over_cap: 0 }]
     );
     // A retry under a new batch id repeats both spans and adds one; then the exact same spans
     // again, in the same call.
@@ -403,7 +438,10 @@ fn repeated_spans_are_stored_once(store: &dyn Store) {
             batch(project, 3, request("svc", vec![c.clone(), a.clone()])),
         ])
         .unwrap();
-    assert_eq!(out, vec![CommitOutcome::Stored { spans: 1 }, CommitOutcome::Stored { spans: 0 }]);
+    assert_eq!(
+        out,
+        vec![CommitOutcome::Stored { spans: 1, over_cap: 0 }, CommitOutcome::Stored { spans: 0, over_cap: 0 }]
+    );
 
     // A repeated span replaces nothing: the first copy stays.
     let mut renamed = a.clone();
@@ -433,7 +471,7 @@ fn projects_are_isolated(store: &dyn Store) {
     let bb = batch(pb, 1, request("svc-b", vec![span(t, 1, None, "in-b", 15, 25)]));
     assert_eq!(
         store.commit(&[ba, bb]).unwrap(),
-        vec![CommitOutcome::Stored { spans: 2 }, CommitOutcome::Stored { spans: 1 }]
+        vec![CommitOutcome::Stored { spans: 2, over_cap: 0 }, CommitOutcome::Stored { spans: 1, over_cap: 0 }]
     );
     let a = store.get_trace(pa, t).unwrap();
     let b = store.get_trace(pb, t).unwrap();

@@ -6,6 +6,7 @@
 //! thread); implementations are internally synchronised.
 
 mod common;
+pub use common::MAX_SPANS_PER_TRACE;
 pub mod postgres;
 pub mod sqlite;
 
@@ -66,6 +67,9 @@ pub enum CommitOutcome {
     Stored {
         /// Spans written.
         spans: usize,
+        /// Spans not written because their trace holds the most spans a trace may
+        /// (`max_spans_per_trace`).
+        over_cap: usize,
     },
     /// The project already holds this batch id with the same envelope (a retry); nothing was
     /// written.

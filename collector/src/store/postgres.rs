@@ -60,9 +60,9 @@ use tokio_postgres::{Client, Config, IsolationLevel, NoTls, Row, Transaction};
 use tracex_core::{SpanData, StatusCode, TraceId};
 
 use super::common::{
-    MAX_LIMIT, SERVICE_KEY, Tuning, attr_hash, decode_cursor, decode_resource_body, decode_span_body, encode_cursor,
-    encode_resource_body, encode_span_body, is_indexed_key, lock, ns, render_value, same_envelope, span_matches_attrs,
-    unns,
+    MAX_LIMIT, SERVICE_KEY, TraceCap, Tuning, attr_hash, decode_cursor, decode_resource_body, decode_span_body,
+    encode_cursor, encode_resource_body, encode_span_body, is_indexed_key, lock, ns, render_value, same_envelope,
+    span_matches_attrs, unns,
 };
 use super::{
     ApiKeyRecord, CommitOutcome, KeyScope, NewBatch, Store, StoreError, StoreResult, StoredSpan, TracePage, TraceQuery,
@@ -393,6 +393,8 @@ struct TraceAgg {
     project_id: i64,
     trace_id: [u8; 16],
     is_new: bool,
+    /// Spans the trace held before this commit.
+    stored_before: u64,
     start: i64,
     end: i64,
     root: Option<(String, Option<String>)>,
@@ -403,6 +405,11 @@ struct TraceAgg {
 }
 
 impl PostgresStore {
+    /// Most spans stored per trace (default [`super::MAX_SPANS_PER_TRACE`]).
+    pub fn set_max_spans_per_trace(&mut self, n: u64) {
+        self.tuning.max_spans_per_trace = n.max(1);
+    }
+
     /// Connects to the database at `url` (`postgres://user@host:port/db`, or the key/value form)
     /// and opens the writer and reader connections. Does not touch the schema: call
     /// [`Store::migrate`] next.
@@ -476,7 +483,12 @@ impl PostgresStore {
         out
     }
 
-    fn commit_in(tx: &Transaction<'_>, writer: &Writer, batches: &[NewBatch]) -> Result<Committed, CommitError> {
+    fn commit_in(
+        tx: &Transaction<'_>,
+        writer: &Writer,
+        batches: &[NewBatch],
+        tuning: Tuning,
+    ) -> Result<Committed, CommitError> {
         // --- projects
         let mut new_projects: HashMap<String, i64> = HashMap::new();
         let mut missing: Vec<&str> =
@@ -651,6 +663,7 @@ impl PostgresStore {
                     project_id: key.0,
                     trace_id: key.1,
                     is_new: true,
+                    stored_before: 0,
                     start: i64::MAX,
                     end: i64::MIN,
                     root: None,
@@ -666,7 +679,8 @@ impl PostgresStore {
             let pid: Vec<i64> = chunk.iter().map(|t| t.project_id).collect();
             let tid: Vec<&[u8]> = chunk.iter().map(|t| &t.trace_id[..]).collect();
             let rows = block_on(tx.query_typed(
-                "SELECT u.n, t.id FROM UNNEST($1::bigint[], $2::bytea[]) WITH ORDINALITY AS u(project_id, trace_id, n) \
+                "SELECT u.n, t.id, t.span_count FROM UNNEST($1::bigint[], $2::bytea[]) \
+                 WITH ORDINALITY AS u(project_id, trace_id, n) \
                  JOIN traces t ON t.project_id = u.project_id AND t.trace_id = u.trace_id",
                 &[(&pid, Type::INT8_ARRAY), (&tid, Type::BYTEA_ARRAY)],
             ))?;
@@ -677,6 +691,7 @@ impl PostgresStore {
                     .and_then(|n| chunk.get_mut(n))
                     .ok_or_else(|| StoreError::Database("trace lookup out of range".into()))?;
                 t.seq = get(&row, 1)?;
+                t.stored_before = unns(get(&row, 2)?);
                 t.is_new = false;
             }
         }
@@ -700,11 +715,17 @@ impl PostgresStore {
         }
 
         // --- spans: the first copy of each (trace, span id) in this call, in trace order
+        // (the per-trace cap applies here, in arrival order, as in the SQLite store)
         let mut order: Vec<usize> = Vec::with_capacity(spans.len());
+        let mut over_cap = vec![0usize; batches.len()];
         {
+            let mut cap = TraceCap::new(tuning.max_spans_per_trace);
             let mut seen: HashSet<(i64, [u8; 8])> = HashSet::with_capacity(spans.len());
             for (i, s) in spans.iter().enumerate() {
-                if seen.insert((traces[span_trace[i]].seq, s.span.span_id.0)) {
+                let t = &traces[span_trace[i]];
+                if !cap.admit(t.project_id, t.trace_id, s.span.span_id.0, t.stored_before) {
+                    over_cap[s.batch] += 1;
+                } else if seen.insert((t.seq, s.span.span_id.0)) {
                     order.push(i);
                 }
             }
@@ -898,7 +919,7 @@ impl PostgresStore {
                 let c = counters.entry(key.0).or_default();
                 c.0 += stored[i] as i64;
                 c.1 += 1;
-                outcomes.push(CommitOutcome::Stored { spans: stored[i] });
+                outcomes.push(CommitOutcome::Stored { spans: stored[i], over_cap: over_cap[i] });
             } else {
                 let stored = stored_envelopes.get(key).and_then(Option::as_deref);
                 outcomes.push(same_envelope(stored, &batches[i].envelope_sha256));
@@ -1238,7 +1259,7 @@ impl Store for PostgresStore {
             let mut attempt = 1;
             loop {
                 let tx = block_on(client.transaction()).db()?;
-                let result = Self::commit_in(&tx, writer, batches)
+                let result = Self::commit_in(&tx, writer, batches, self.tuning)
                     .and_then(|out| block_on(tx.commit()).map(|()| out).map_err(CommitError::from));
                 match result {
                     Ok((outcomes, projects, resources)) => {
@@ -1477,13 +1498,22 @@ mod tests {
         conformance::run_all(&db.store());
     }
 
+    #[test]
+    #[ignore = "needs PostgreSQL: run under scripts/with-postgres.sh"]
+    fn postgres_trace_cap_is_conformant() {
+        let db = TestDb::new();
+        let mut store = db.store();
+        store.set_max_spans_per_trace(4);
+        conformance::spans_past_the_trace_cap_are_counted_not_stored(&store);
+    }
+
     /// The same suite with the fallbacks forced (see the SQLite store's twin test).
     #[test]
     #[ignore = "needs PostgreSQL: run under scripts/with-postgres.sh"]
     fn postgres_conformance_suite_without_driver_and_tiny_scan_budget() {
         let db = TestDb::new();
         let mut store = db.store();
-        store.tuning = Tuning { driver_threshold: 0, scan_budget: 3 };
+        store.tuning = Tuning { driver_threshold: 0, scan_budget: 3, ..Tuning::default() };
         conformance::run_all(&store);
     }
 
@@ -1532,7 +1562,7 @@ mod tests {
         assert_eq!(store.commit(&[batch("p", 1, req)]).unwrap(), vec![CommitOutcome::Duplicate]);
         let t2 = tid(9, 3);
         let out = store.commit(&[batch("p", 2, request("svc", vec![span(t2, 1, None, "next", 100, 200)]))]).unwrap();
-        assert_eq!(out, vec![CommitOutcome::Stored { spans: 1 }]);
+        assert_eq!(out, vec![CommitOutcome::Stored { spans: 1, over_cap: 0 }]);
         assert_eq!(store.get_trace("p", t2).unwrap()[0].span.name, "next");
         let page = store.list_traces(&TraceQuery { project: "p".into(), limit: 10, ..Default::default() }).unwrap();
         assert_eq!(page.traces.iter().map(|s| s.trace_id).collect::<Vec<_>>(), vec![t2, t]);
@@ -1562,7 +1592,7 @@ mod tests {
         }
         store.ping().unwrap();
         let out = store.commit(&[batch("p", 2, request("svc", vec![span(t, 2, Some(1), "b", 1, 2)]))]).unwrap();
-        assert_eq!(out, vec![CommitOutcome::Stored { spans: 1 }]);
+        assert_eq!(out, vec![CommitOutcome::Stored { spans: 1, over_cap: 0 }]);
         assert_eq!(store.span_count("p").unwrap(), 2);
     }
 
@@ -1601,7 +1631,7 @@ mod tests {
         }
 
         // The ids handed out in the failed transaction are not reused from a stale cache.
-        assert_eq!(store.commit(&[good]).unwrap(), vec![CommitOutcome::Stored { spans: 1 }]);
+        assert_eq!(store.commit(&[good]).unwrap(), vec![CommitOutcome::Stored { spans: 1, over_cap: 0 }]);
         let got = store.get_trace("fresh-project", t1).unwrap();
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].resource.service_name(), Some("fresh-service"));
@@ -1609,7 +1639,7 @@ mod tests {
         assert_eq!(store.batch_count("fresh-project").unwrap(), 1);
         // The refused batch goes through once the database accepts it.
         execute(&db.url, "DROP TRIGGER refuse_boom ON spans");
-        assert_eq!(store.commit(&[bad]).unwrap(), vec![CommitOutcome::Stored { spans: 2 }]);
+        assert_eq!(store.commit(&[bad]).unwrap(), vec![CommitOutcome::Stored { spans: 2, over_cap: 0 }]);
     }
 
     #[test]
@@ -1723,7 +1753,7 @@ mod tests {
             let t0 = Instant::now();
             let out = store.commit(&batches).unwrap();
             let dt = t0.elapsed();
-            assert!(out.iter().all(|o| matches!(o, CommitOutcome::Stored { spans: 512 })));
+            assert!(out.iter().all(|o| matches!(o, CommitOutcome::Stored { spans: 512, over_cap: 0 })));
             total_spans += spans;
             total_time += dt;
             println!(

@@ -98,8 +98,8 @@ use tracex_core::{InstrumentationScope, Resource, StatusCode, TraceId};
 
 pub use super::common::{DRIVER_THRESHOLD, SCAN_BUDGET, is_indexed_key};
 use super::common::{
-    MAX_LIMIT, SERVICE_KEY, Tuning, attr_hash, decode_cursor, decode_resource_body, decode_span_body, encode_cursor,
-    lock, ns, render_value, same_envelope, span_matches_attrs, unns,
+    MAX_LIMIT, SERVICE_KEY, TraceCap, Tuning, attr_hash, decode_cursor, decode_resource_body, decode_span_body,
+    encode_cursor, lock, ns, render_value, same_envelope, span_matches_attrs, unns,
 };
 use super::{
     ApiKeyRecord, CommitOutcome, KeyScope, NewBatch, Store, StoreError, StoreResult, StoredSpan, TracePage, TraceQuery,
@@ -354,6 +354,8 @@ struct TraceAgg {
     seq: i64,
     /// No `traces` row yet: inserted at the end of the commit.
     is_new: bool,
+    /// Spans the trace held before this commit.
+    stored_before: u64,
     start: i64,
     end: i64,
     root: Option<(String, Option<String>)>,
@@ -429,6 +431,11 @@ impl SqliteStore {
         })
     }
 
+    /// Most spans stored per trace (default [`super::MAX_SPANS_PER_TRACE`]).
+    pub fn set_max_spans_per_trace(&mut self, n: u64) {
+        self.tuning.max_spans_per_trace = n.max(1);
+    }
+
     /// A project's id, if it has one.
     fn project_id(conn: &Connection, project: &str) -> StoreResult<Option<i64>> {
         conn.query_row("SELECT id FROM projects WHERE name = ?1", [project], |r| r.get(0)).optional().db()
@@ -444,8 +451,9 @@ impl SqliteStore {
         Ok(out)
     }
 
-    fn commit_in(writer: &mut Writer, batches: &[NewBatch]) -> StoreResult<Vec<CommitOutcome>> {
+    fn commit_in(writer: &mut Writer, batches: &[NewBatch], tuning: Tuning) -> StoreResult<Vec<CommitOutcome>> {
         let Writer { conn, projects, resources } = writer;
+        let mut cap = TraceCap::new(tuning.max_spans_per_trace);
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).db()?;
         // Ids handed out in this transaction; remembered only once it commits.
         let mut new_projects: HashMap<String, i64> = HashMap::new();
@@ -469,7 +477,8 @@ impl SqliteStore {
             let mut insert_resource =
                 tx.prepare("INSERT OR IGNORE INTO resources (hash, body) VALUES (?1, ?2)").db()?;
             let mut select_resource = tx.prepare("SELECT id FROM resources WHERE hash = ?1").db()?;
-            let mut select_trace = tx.prepare("SELECT id FROM traces WHERE project_id = ?1 AND trace_id = ?2").db()?;
+            let mut select_trace =
+                tx.prepare("SELECT id, span_count FROM traces WHERE project_id = ?1 AND trace_id = ?2").db()?;
             let mut insert_span = tx
                 .prepare(
                     "INSERT OR IGNORE INTO spans (trace_seq, span_id, parent_span_id, name, service, kind, start_ns, \
@@ -520,7 +529,7 @@ impl SqliteStore {
                     continue;
                 }
 
-                let mut stored = 0usize;
+                let (mut stored, mut over_cap) = (0usize, 0usize);
                 for rs in &batch.request.resource_spans {
                     let service = rs.resource.service_name();
                     let service_hash = service.map(|s| attr_hash(SERVICE_KEY, s));
@@ -545,20 +554,23 @@ impl SqliteStore {
                             let agg = match traces.entry((project_id, span.trace_id.0)) {
                                 Entry::Occupied(e) => e.into_mut(),
                                 Entry::Vacant(e) => {
-                                    let existing: Option<i64> = select_trace
-                                        .query_row(params![project_id, &span.trace_id.0[..]], |r| r.get(0))
+                                    let existing: Option<(i64, i64)> = select_trace
+                                        .query_row(params![project_id, &span.trace_id.0[..]], |r| {
+                                            Ok((r.get(0)?, r.get(1)?))
+                                        })
                                         .optional()
                                         .db()?;
-                                    let (seq, is_new) = match existing {
-                                        Some(seq) => (seq, false),
+                                    let (seq, is_new, stored_before) = match existing {
+                                        Some((seq, count)) => (seq, false, unns(count)),
                                         None => {
                                             next_seq += 1;
-                                            (next_seq - 1, true)
+                                            (next_seq - 1, true, 0)
                                         }
                                     };
                                     e.insert(TraceAgg {
                                         seq,
                                         is_new,
+                                        stored_before,
                                         start: i64::MAX,
                                         end: i64::MIN,
                                         root: None,
@@ -568,6 +580,10 @@ impl SqliteStore {
                                     })
                                 }
                             };
+                            if !cap.admit(project_id, span.trace_id.0, span.span_id.0, agg.stored_before) {
+                                over_cap += 1;
+                                continue;
+                            }
                             let start = ns(span.start_time_unix_nano);
                             let end = ns(span.end_time_unix_nano);
                             body.clear();
@@ -623,7 +639,7 @@ impl SqliteStore {
                 let c = counters.entry(project_id).or_default();
                 c.0 += stored as i64;
                 c.1 += 1;
-                outcomes.push(CommitOutcome::Stored { spans: stored });
+                outcomes.push(CommitOutcome::Stored { spans: stored, over_cap });
             }
 
             let mut insert_trace = tx
@@ -971,7 +987,7 @@ impl Store for SqliteStore {
         if batches.is_empty() {
             return Ok(Vec::new());
         }
-        let out = Self::commit_in(&mut lock(&self.writer), batches)?;
+        let out = Self::commit_in(&mut lock(&self.writer), batches, self.tuning)?;
         self.checkpointer.poke();
         Ok(out)
     }
@@ -1096,8 +1112,17 @@ mod tests {
     fn conformance_suite_without_driver_and_tiny_scan_budget() {
         let dir = TempDir::new();
         let mut store = SqliteStore::open(&dir.db()).unwrap();
-        store.tuning = Tuning { driver_threshold: 0, scan_budget: 3 };
+        store.tuning = Tuning { driver_threshold: 0, scan_budget: 3, ..Tuning::default() };
         conformance::run_all(&store);
+    }
+
+    #[test]
+    fn trace_cap_is_conformant() {
+        let dir = TempDir::new();
+        let mut store = SqliteStore::open(&dir.db()).unwrap();
+        store.migrate().unwrap();
+        store.set_max_spans_per_trace(4);
+        conformance::spans_past_the_trace_cap_are_counted_not_stored(&store);
     }
 
     #[test]
@@ -1139,7 +1164,7 @@ mod tests {
         assert_eq!(store.commit(&[batch("p", 1, req)]).unwrap(), vec![CommitOutcome::Duplicate]);
         let t2 = tid(9, 3);
         let out = store.commit(&[batch("p", 2, request("svc", vec![span(t2, 1, None, "next", 100, 200)]))]).unwrap();
-        assert_eq!(out, vec![CommitOutcome::Stored { spans: 1 }]);
+        assert_eq!(out, vec![CommitOutcome::Stored { spans: 1, over_cap: 0 }]);
         assert_eq!(store.get_trace("p", t2).unwrap()[0].span.name, "next");
         assert_eq!(store.get_trace("p", t).unwrap().len(), 2);
         let page = store.list_traces(&TraceQuery { project: "p".into(), limit: 10, ..Default::default() }).unwrap();
@@ -1185,7 +1210,7 @@ mod tests {
         }
 
         // The ids handed out in the failed transaction are not reused from a stale cache.
-        assert_eq!(store.commit(&[good]).unwrap(), vec![CommitOutcome::Stored { spans: 1 }]);
+        assert_eq!(store.commit(&[good]).unwrap(), vec![CommitOutcome::Stored { spans: 1, over_cap: 0 }]);
         let got = store.get_trace("fresh-project", t1).unwrap();
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].resource.service_name(), Some("fresh-service"));
@@ -1277,7 +1302,7 @@ mod tests {
             let t0 = Instant::now();
             let out = store.commit(&batches).unwrap();
             let dt = t0.elapsed();
-            assert!(out.iter().all(|o| matches!(o, CommitOutcome::Stored { spans: 512 })));
+            assert!(out.iter().all(|o| matches!(o, CommitOutcome::Stored { spans: 512, over_cap: 0 })));
             total_spans += spans;
             total_time += dt;
             println!(
