@@ -1,9 +1,9 @@
 //! API keys: `trx_<scope>_<id>_<secret>`. The secret (32 random bytes, hex) is shown once and stored
 //! only as its SHA-256; a request's key is looked up by its public id and its secret's hash compared in
-//! constant time. Verified records are cached in memory, the comparison still runs on every request.
+//! constant time. The lookup runs on every request (a primary-key read, microseconds next to opening
+//! a batch), so a key revoked with `apikey revoke`, from another process, fails on the next request.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -17,6 +17,8 @@ pub enum AuthError {
     Missing,
     /// Unknown id or wrong secret.
     Invalid,
+    /// A valid key that has been revoked.
+    Revoked,
     /// A valid key of the wrong scope (e.g. a read key sending batches).
     WrongScope(KeyScope),
     /// The key store failed.
@@ -47,6 +49,7 @@ pub fn generate(project: &str, scope: KeyScope, now_unix_nano: u64) -> Result<Ne
         scope,
         secret_sha256: Sha256::digest(secret_hex.as_bytes()).into(),
         created_at_unix_nano: now_unix_nano,
+        revoked_at_unix_nano: None,
     };
     Ok(NewApiKey { key, record })
 }
@@ -66,40 +69,40 @@ fn bearer_token(value: &str) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
 }
 
+/// The id of a key given as its id (12 hex digits) or as the whole key string.
+pub fn key_id(key_or_id: &str) -> Option<&str> {
+    let s = key_or_id.trim();
+    let id = if s.starts_with("trx_") { parse(s)?.0 } else { s };
+    (id.len() == 12 && id.bytes().all(|b| b.is_ascii_hexdigit())).then_some(id)
+}
+
 /// Checks bearer tokens against the store.
 pub struct Authenticator {
     store: Arc<dyn Store>,
-    cache: RwLock<HashMap<String, ApiKeyRecord>>,
 }
 
 impl Authenticator {
     /// Checks keys stored in `store`.
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store, cache: RwLock::new(HashMap::new()) }
+        Self { store }
     }
 
     /// Authenticates an `Authorization` header value for `scope`. May query the store (blocking).
     pub fn check(&self, authorization: Option<&str>, scope: KeyScope) -> Result<ApiKeyRecord, AuthError> {
         let token = authorization.and_then(bearer_token).ok_or(AuthError::Missing)?;
         let (id, secret) = parse(token).ok_or(AuthError::Invalid)?;
-        let cached = self.cache.read().ok().and_then(|c| c.get(id).cloned());
-        let record = match cached {
-            Some(r) => r,
-            None => {
-                let r = self
-                    .store
-                    .api_key(id)
-                    .map_err(|e: StoreError| AuthError::Store(e.to_string()))?
-                    .ok_or(AuthError::Invalid)?;
-                if let Ok(mut c) = self.cache.write() {
-                    c.insert(id.to_owned(), r.clone());
-                }
-                r
-            }
-        };
+        let record = self
+            .store
+            .api_key(id)
+            .map_err(|e: StoreError| AuthError::Store(e.to_string()))?
+            .ok_or(AuthError::Invalid)?;
         let presented: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
         if !bool::from(presented.ct_eq(&record.secret_sha256)) {
             return Err(AuthError::Invalid);
+        }
+        // Only once the secret matched: an unknown caller learns nothing about the key's state.
+        if record.revoked_at_unix_nano.is_some() {
+            return Err(AuthError::Revoked);
         }
         if record.scope != scope {
             return Err(AuthError::WrongScope(record.scope));

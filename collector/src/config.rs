@@ -54,6 +54,11 @@ pub struct Config {
     /// Most spans stored per trace (default 50,000); spans past it are acknowledged, counted
     /// (`tracex_spans_over_trace_cap_total`, `over_trace_cap` in the answer) and not stored.
     pub max_spans_per_trace: u64,
+    /// Requests a second each API key may make (default 1,000; 0: unlimited); over it, 429
+    /// `rate_limited` with `Retry-After`, before the body is read.
+    pub rate_limit_per_key_per_second: f64,
+    /// Requests an idle API key may make at once before the rate applies (default 2,000).
+    pub rate_limit_burst_per_key: f64,
     /// Most ingest requests committed in one transaction (default 200).
     pub commit_max_batches: usize,
     /// Longest a commit waits for more requests to join it (default 5 ms).
@@ -87,6 +92,8 @@ impl Default for Config {
             max_connections: 1024,
             shutdown_grace_ms: 10_000,
             max_spans_per_trace: crate::store::MAX_SPANS_PER_TRACE,
+            rate_limit_per_key_per_second: 1000.0,
+            rate_limit_burst_per_key: 2000.0,
             commit_max_batches: 200,
             commit_max_wait_ms: 5,
             writer_queue: 2048,

@@ -24,6 +24,7 @@ pub mod keys;
 pub mod logs;
 pub mod metrics;
 pub mod private;
+pub mod ratelimit;
 pub mod server;
 pub mod services;
 pub mod store;
@@ -69,6 +70,8 @@ pub struct AppState {
     pub decode_slots: tokio::sync::Semaphore,
     /// Decoded batches waiting for their commit, in KiB of estimated memory.
     pub decoded_budget: tokio::sync::Semaphore,
+    /// Requests per second per API key.
+    pub rate_limits: ratelimit::RateLimiter,
 }
 
 /// The routes.
@@ -143,6 +146,8 @@ impl Collector {
             config.data_key_cache,
         );
         let decode_slots = tokio::sync::Semaphore::new(config.decode_slots());
+        let rate_limits =
+            ratelimit::RateLimiter::new(config.rate_limit_per_key_per_second, config.rate_limit_burst_per_key);
         // At least one largest batch always fits, whatever the settings say.
         let decoded_budget = tokio::sync::Semaphore::new(
             config.max_inflight_decoded_bytes.max(config.max_decoded_bytes).div_ceil(endpoints::ingest::BUDGET_UNIT),
@@ -160,6 +165,7 @@ impl Collector {
             cors,
             decode_slots,
             decoded_budget,
+            rate_limits,
         });
         Ok(Self { state, writer_thread, listener })
     }

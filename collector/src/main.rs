@@ -72,6 +72,17 @@ enum ApikeyAction {
         #[arg(long, value_enum, default_value = "ingest")]
         scope: ScopeArg,
     },
+    /// List keys (ids, never secrets): id, project, scope, created, revoked.
+    List {
+        /// Only this project's keys.
+        #[arg(long)]
+        project: Option<String>,
+    },
+    /// Revoke a key: the next request with it gets 401. Takes the key's id or the whole key.
+    Revoke {
+        /// The key id (the 12 hex digits after `trx_<scope>_`), or the whole key.
+        key: String,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -165,5 +176,53 @@ fn run(cli: Cli) -> Result<(), String> {
             );
             Ok(())
         }
+        Command::Apikey { action: ApikeyAction::List { project } } => {
+            let store = tracex_collector::open_store(&cfg)?;
+            let keys = store.list_api_keys().map_err(|e| e.to_string())?;
+            println!("{:<12}  {:<24}  {:<6}  {:<20}  revoked", "id", "project", "scope", "created");
+            for k in keys.iter().filter(|k| project.as_ref().is_none_or(|p| *p == k.project)) {
+                let revoked = k.revoked_at_unix_nano.map_or_else(|| "-".to_owned(), rfc3339);
+                println!(
+                    "{:<12}  {:<24}  {:<6}  {:<20}  {revoked}",
+                    k.id,
+                    k.project,
+                    k.scope.as_str(),
+                    rfc3339(k.created_at_unix_nano)
+                );
+            }
+            Ok(())
+        }
+        Command::Apikey { action: ApikeyAction::Revoke { key } } => {
+            let id =
+                tracex_collector::auth::key_id(&key).ok_or("not a key id or key: expected 12 hex digits or trx_…")?;
+            let store = tracex_collector::open_store(&cfg)?;
+            match store.api_key(id).map_err(|e| e.to_string())? {
+                None => Err(format!("no API key {id}")),
+                Some(_)
+                    if store.revoke_api_key(id, tracex_collector::now_unix_nano()).map_err(|e| e.to_string())? =>
+                {
+                    eprintln!("revoked API key {id}; requests with it now get 401");
+                    Ok(())
+                }
+                Some(_) => Err(format!("API key {id} is already revoked")),
+            }
+        }
     }
+}
+
+/// Unix nanoseconds as `YYYY-MM-DDTHH:MM:SSZ` (UTC), for listings.
+fn rfc3339(unix_nano: u64) -> String {
+    let secs = unix_nano / 1_000_000_000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Reasons a batch is rejected (the `reason` label).
-pub const REJECT_REASONS: [&str; 14] = [
+pub const REJECT_REASONS: [&str; 15] = [
     "unauthorized",
     "forbidden",
     "payload_too_large",
@@ -18,6 +18,7 @@ pub const REJECT_REASONS: [&str; 14] = [
     "limit_exceeded",
     "request_timeout",
     "batch_id_conflict",
+    "rate_limited",
     "overloaded",
     "store_unavailable",
 ];

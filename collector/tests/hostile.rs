@@ -375,3 +375,57 @@ fn spans_past_the_per_trace_cap_are_acknowledged_counted_and_not_stored() {
     assert_eq!(common::metric(&c.url, "tracex_spans_over_trace_cap_total"), 50.0);
     assert_eq!(common::metric(&c.url, "tracex_spans_ingested_total"), 100.0);
 }
+
+#[test]
+fn a_revoked_key_fails_on_the_next_request_and_keys_are_listed() {
+    let s = setup("revoke");
+    let dir = s.collector.data_dir.clone();
+    let batch = || seal_spans(&s.key, &[span(10, 1, None)]);
+    assert_eq!(post_batch(&s.collector.url, &s.ingest, batch()).0, 200);
+    let (ok, out, err) = common::cli(&dir, &["apikey", "list", "--project", "acme"]);
+    assert!(ok, "{err}");
+    let ingest_id = s.ingest.split('_').nth(2).unwrap();
+    let row = out.lines().find(|l| l.starts_with(ingest_id)).unwrap_or_else(|| panic!("{out}"));
+    assert!(row.contains("ingest") && row.trim_end().ends_with('-'), "{row}");
+    assert!(!out.contains(s.ingest.split('_').nth(3).unwrap()), "secrets are never listed");
+    // Revoked from another process (the CLI) while the collector runs: the very next request fails.
+    let (ok, _, err) = common::cli(&dir, &["apikey", "revoke", &s.ingest]);
+    assert!(ok, "{err}");
+    let r = post_batch(&s.collector.url, &s.ingest, batch());
+    assert_eq!((r.0, r.1["error"]["message"].as_str()), (401, Some("this API key was revoked")), "{}", r.1);
+    let (ok, _, err) = common::cli(&dir, &["apikey", "revoke", ingest_id]);
+    assert!(!ok && err.contains("already revoked"), "{err}");
+    let (_, out, _) = common::cli(&dir, &["apikey", "list"]);
+    assert!(!out.lines().find(|l| l.starts_with(ingest_id)).unwrap().trim_end().ends_with('-'), "{out}");
+    // The read key is untouched.
+    assert_eq!(get_json(&format!("{}/api/v1/traces", s.collector.url), &s.read).0, 200);
+}
+
+#[test]
+fn each_key_is_rate_limited_with_retry_after() {
+    let dir = temp_dir("ratelimit");
+    let cfg = dir.join("collector.toml");
+    std::fs::write(&cfg, "rate_limit_per_key_per_second = 0.5\nrate_limit_burst_per_key = 3\n").unwrap();
+    let ingest = create_key(&dir, "acme", "ingest");
+    let read = create_key(&dir, "acme", "read");
+    let key = CollectorKey::from_pem(&public_key_pem(&dir)).unwrap();
+    let c = Collector::start_with(&dir, &["--config", cfg.to_str().unwrap()]);
+    for i in 0..3u64 {
+        assert_eq!(post_batch(&c.url, &ingest, seal_spans(&key, &[span(11, i + 1, None)])).0, 200);
+    }
+    let r = client()
+        .post(format!("{}/v1/batches", c.url))
+        .bearer_auth(&ingest)
+        .body(seal_spans(&key, &[span(11, 99, None)]))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 429);
+    let retry_after: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=2).contains(&retry_after), "{retry_after}");
+    let body: J = r.json().unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited");
+    // Nothing of the limited batch was stored; the read key has its own bucket.
+    let (status, body) = get_json(&format!("{}/api/v1/traces/{}", c.url, hex::encode([11u8; 16])), &read);
+    assert_eq!((status, body["span_count"].as_u64()), (200, Some(3)));
+    assert_eq!(common::metric(&c.url, "tracex_batches_rejected_total{reason=\"rate_limited\"}"), 1.0);
+}

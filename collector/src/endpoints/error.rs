@@ -76,6 +76,7 @@ impl ApiError {
                 "missing API key: send `Authorization: Bearer trx_…`",
             ),
             AuthError::Invalid => Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "invalid API key"),
+            AuthError::Revoked => Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "this API key was revoked"),
             AuthError::WrongScope(s) => {
                 Self::new(StatusCode::FORBIDDEN, "forbidden", format!("this is a {} key", s.as_str()))
             }

@@ -35,12 +35,8 @@ pub async fn post_batch(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let auth_app = app.clone();
-    let key = tokio::task::spawn_blocking(move || auth_app.auth.check(authorization.as_deref(), KeyScope::Ingest))
-        .await
-        .map_err(|e| ApiError::internal(&e.to_string()))?
-        .map_err(|e| reject(&app, ApiError::from_auth(e).closing()))?;
+    let key =
+        super::access::authorize(&app, &headers, KeyScope::Ingest).await.map_err(|e| reject(&app, e.closing()))?;
 
     let limit = app.config.max_body_bytes;
     let too_large = || {

@@ -1,6 +1,7 @@
 //! Thin HTTP handlers: check size and auth, hand work to a service, answer. Errors are JSON
 //! (`{"error": {"code": "...", "message": "..."}}`) with stable codes.
 
+pub mod access;
 pub mod cors;
 pub mod error;
 pub mod health;

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tracex_core::TraceId;
 
@@ -17,13 +17,7 @@ use crate::AppState;
 use crate::store::{AttributeFilter, KeyScope, StoreError, TraceQuery};
 
 async fn project_of(app: &Arc<AppState>, headers: &HeaderMap) -> Result<String, ApiError> {
-    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let a = app.clone();
-    let key = tokio::task::spawn_blocking(move || a.auth.check(authorization.as_deref(), KeyScope::Read))
-        .await
-        .map_err(|e| ApiError::internal(&e.to_string()))?
-        .map_err(ApiError::from_auth)?;
-    Ok(key.project)
+    Ok(super::access::authorize(app, headers, KeyScope::Read).await?.project)
 }
 
 fn store_error(e: StoreError) -> ApiError {

@@ -12,7 +12,7 @@ use tracex_core::decode::decode_request;
 use tracex_core::encode::encode_spans;
 use tracex_core::{InstrumentationScope, Resource, SpanData, Value};
 
-use super::{AttributeFilter, StoreError, StoreResult};
+use super::{ApiKeyRecord, AttributeFilter, KeyScope, StoreError, StoreResult};
 
 /// An indexed filter matching fewer traces than this drives the listing query (see the module docs of [`super::sqlite`]).
 pub const DRIVER_THRESHOLD: usize = 10_000;
@@ -233,6 +233,35 @@ pub(crate) fn same_envelope(stored: Option<&[u8]>, new: &[u8; 32]) -> super::Com
         Some(h) if h != new => super::CommitOutcome::Conflict,
         _ => super::CommitOutcome::Duplicate,
     }
+}
+
+/// The columns of `api_keys`, in the order both stores select them.
+pub(crate) const API_KEY_COLUMNS: &str = "id, project, scope, secret_sha256, created_at_ns, revoked_at_ns";
+
+/// An `api_keys` row as a record (both stores store the same columns the same way).
+pub(crate) fn api_key_record(
+    id: String,
+    project: String,
+    scope: &str,
+    secret: &[u8],
+    created_ns: i64,
+    revoked_ns: Option<i64>,
+) -> StoreResult<ApiKeyRecord> {
+    let scope = match scope {
+        "ingest" => KeyScope::Ingest,
+        "read" => KeyScope::Read,
+        other => return Err(StoreError::Corrupt(format!("api key {id}: unknown scope {other:?}"))),
+    };
+    let secret_sha256 = <[u8; 32]>::try_from(secret)
+        .map_err(|_| StoreError::Corrupt(format!("api key {id}: secret hash of {} bytes", secret.len())))?;
+    Ok(ApiKeyRecord {
+        id,
+        project,
+        scope,
+        secret_sha256,
+        created_at_unix_nano: unns(created_ns),
+        revoked_at_unix_nano: revoked_ns.map(unns),
+    })
 }
 
 /// Realistic ingest data for the stores' timing tests.

@@ -862,6 +862,7 @@ fn api_keys(store: &dyn Store) {
         scope: KeyScope::Ingest,
         secret_sha256: [0xab; 32],
         created_at_unix_nano: 1_700_000_000_000_000_001,
+        revoked_at_unix_nano: None,
     };
     let read = ApiKeyRecord {
         id: "conf-key-read".into(),
@@ -875,14 +876,26 @@ fn api_keys(store: &dyn Store) {
             h
         },
         created_at_unix_nano: 0,
+        revoked_at_unix_nano: None,
     };
     store.insert_api_key(&ingest).unwrap();
     store.insert_api_key(&read).unwrap();
     assert_eq!(store.api_key("conf-key-ingest").unwrap(), Some(ingest.clone()));
-    assert_eq!(store.api_key("conf-key-read").unwrap(), Some(read));
+    assert_eq!(store.api_key("conf-key-read").unwrap(), Some(read.clone()));
     assert_eq!(store.api_key("conf-key-unknown").unwrap(), None);
     assert_eq!(store.api_key("").unwrap(), None);
     assert!(store.insert_api_key(&ingest).is_err(), "key ids are unique");
+
+    // Listing (oldest first) and revocation (once).
+    let listed: Vec<ApiKeyRecord> =
+        store.list_api_keys().unwrap().into_iter().filter(|k| k.project == "conf-keys").collect();
+    assert_eq!(listed, vec![read.clone(), ingest.clone()]);
+    assert!(store.revoke_api_key("conf-key-ingest", 1_700_000_000_000_000_005).unwrap());
+    assert!(!store.revoke_api_key("conf-key-ingest", 1_700_000_000_000_000_009).unwrap(), "revoked once");
+    assert!(!store.revoke_api_key("conf-key-unknown", 1).unwrap());
+    let revoked = store.api_key("conf-key-ingest").unwrap().unwrap();
+    assert_eq!(revoked.revoked_at_unix_nano, Some(1_700_000_000_000_000_005));
+    assert_eq!(store.api_key("conf-key-read").unwrap(), Some(read));
 }
 
 /// Readers running while one writer commits never see a partial commit (checked on span counts and

@@ -189,6 +189,8 @@ pub struct ApiKeyRecord {
     pub secret_sha256: [u8; 32],
     /// Creation time (unix ns).
     pub created_at_unix_nano: u64,
+    /// When it was revoked (unix ns); a revoked key authenticates nothing.
+    pub revoked_at_unix_nano: Option<u64>,
 }
 
 /// A trace store.
@@ -218,8 +220,14 @@ pub trait Store: Send + Sync + 'static {
     /// Stores a new API key.
     fn insert_api_key(&self, key: &ApiKeyRecord) -> StoreResult<()>;
 
-    /// Looks an API key up by its public id.
+    /// Looks an API key up by its public id (revoked keys included).
     fn api_key(&self, id: &str) -> StoreResult<Option<ApiKeyRecord>>;
+
+    /// Every API key, revoked ones included, oldest first.
+    fn list_api_keys(&self) -> StoreResult<Vec<ApiKeyRecord>>;
+
+    /// Revokes a key at `now`: true if it existed and was not revoked yet.
+    fn revoke_api_key(&self, id: &str, now_unix_nano: u64) -> StoreResult<bool>;
 
     /// Checks that the store answers (for `/readyz`).
     fn ping(&self) -> StoreResult<()>;

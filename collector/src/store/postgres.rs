@@ -60,12 +60,12 @@ use tokio_postgres::{Client, Config, IsolationLevel, NoTls, Row, Transaction};
 use tracex_core::{SpanData, StatusCode, TraceId};
 
 use super::common::{
-    MAX_LIMIT, SERVICE_KEY, TraceCap, Tuning, attr_hash, decode_cursor, decode_resource_body, decode_span_body,
-    encode_cursor, encode_resource_body, encode_span_body, is_indexed_key, lock, ns, render_value, same_envelope,
-    span_matches_attrs, unns,
+    API_KEY_COLUMNS, MAX_LIMIT, SERVICE_KEY, TraceCap, Tuning, api_key_record, attr_hash, decode_cursor,
+    decode_resource_body, decode_span_body, encode_cursor, encode_resource_body, encode_span_body, is_indexed_key,
+    lock, ns, render_value, same_envelope, span_matches_attrs, unns,
 };
 use super::{
-    ApiKeyRecord, CommitOutcome, KeyScope, NewBatch, Store, StoreError, StoreResult, StoredSpan, TracePage, TraceQuery,
+    ApiKeyRecord, CommitOutcome, NewBatch, Store, StoreError, StoreResult, StoredSpan, TracePage, TraceQuery,
     TraceSummary,
 };
 
@@ -168,7 +168,14 @@ const MIGRATIONS: &[&str] = &[
     ",
     // 2: as SQLite's migration 2 (envelope hashes tell retries from reused batch ids).
     "ALTER TABLE batches ADD COLUMN envelope_sha256 BYTEA;",
+    // 3: API keys can be revoked.
+    "ALTER TABLE api_keys ADD COLUMN revoked_at_ns BIGINT;",
 ];
+
+/// An `api_keys` row (columns as [`API_KEY_COLUMNS`]).
+fn api_key_row(row: &tokio_postgres::Row) -> StoreResult<ApiKeyRecord> {
+    api_key_record(get(row, 0)?, get(row, 1)?, get(row, 2)?, get(row, 3)?, get(row, 4)?, get(row, 5)?)
+}
 
 // === errors ===
 
@@ -1327,29 +1334,27 @@ impl Store for PostgresStore {
 
     fn api_key(&self, id: &str) -> StoreResult<Option<ApiKeyRecord>> {
         self.read(|client| {
-            let row = block_on(client.query_typed_opt(
-                "SELECT id, project, scope, secret_sha256, created_at_ns FROM api_keys WHERE id = $1",
-                &[(&id, Type::TEXT)],
+            let sql = format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE id = $1");
+            let row = block_on(client.query_typed_opt(&sql, &[(&id, Type::TEXT)])).db()?;
+            row.map(|row| api_key_row(&row)).transpose()
+        })
+    }
+
+    fn list_api_keys(&self) -> StoreResult<Vec<ApiKeyRecord>> {
+        self.read(|client| {
+            let sql = format!("SELECT {API_KEY_COLUMNS} FROM api_keys ORDER BY created_at_ns, id");
+            block_on(client.query_typed(&sql, &[])).db()?.iter().map(api_key_row).collect()
+        })
+    }
+
+    fn revoke_api_key(&self, id: &str, now_unix_nano: u64) -> StoreResult<bool> {
+        self.write(|client, _| {
+            let n = block_on(client.execute_typed(
+                "UPDATE api_keys SET revoked_at_ns = $2 WHERE id = $1 AND revoked_at_ns IS NULL",
+                &[(&id, Type::TEXT), (&ns(now_unix_nano), Type::INT8)],
             ))
             .db()?;
-            let Some(row) = row else { return Ok(None) };
-            let id: String = get(&row, 0)?;
-            let scope = match get::<&str>(&row, 2)? {
-                "ingest" => KeyScope::Ingest,
-                "read" => KeyScope::Read,
-                other => return Err(StoreError::Corrupt(format!("api key {id}: unknown scope {other:?}"))),
-            };
-            let secret: &[u8] = get(&row, 3)?;
-            let secret_sha256 = <[u8; 32]>::try_from(secret)
-                .map_err(|_| StoreError::Corrupt(format!("api key {id}: secret hash of {} bytes", secret.len())))?;
-            let created: i64 = get(&row, 4)?;
-            Ok(Some(ApiKeyRecord {
-                project: get(&row, 1)?,
-                id,
-                scope,
-                secret_sha256,
-                created_at_unix_nano: created as u64,
-            }))
+            Ok(n == 1)
         })
     }
 
@@ -1546,9 +1551,10 @@ mod tests {
                 .insert_api_key(&ApiKeyRecord {
                     id: "k".into(),
                     project: "p".into(),
-                    scope: KeyScope::Read,
+                    scope: crate::store::KeyScope::Read,
                     secret_sha256: [1; 32],
                     created_at_unix_nano: 5,
+                    revoked_at_unix_nano: None,
                 })
                 .unwrap();
         }

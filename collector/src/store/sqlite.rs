@@ -96,13 +96,14 @@ use sha2::{Digest, Sha256};
 use tracex_core::encode::encode_spans;
 use tracex_core::{InstrumentationScope, Resource, StatusCode, TraceId};
 
-pub use super::common::{DRIVER_THRESHOLD, SCAN_BUDGET, is_indexed_key};
 use super::common::{
-    MAX_LIMIT, SERVICE_KEY, TraceCap, Tuning, attr_hash, decode_cursor, decode_resource_body, decode_span_body,
-    encode_cursor, lock, ns, render_value, same_envelope, span_matches_attrs, unns,
+    API_KEY_COLUMNS, MAX_LIMIT, SERVICE_KEY, TraceCap, Tuning, api_key_record, attr_hash, decode_cursor,
+    decode_resource_body, decode_span_body, encode_cursor, lock, ns, render_value, same_envelope, span_matches_attrs,
+    unns,
 };
+pub use super::common::{DRIVER_THRESHOLD, SCAN_BUDGET, is_indexed_key};
 use super::{
-    ApiKeyRecord, CommitOutcome, KeyScope, NewBatch, Store, StoreError, StoreResult, StoredSpan, TracePage, TraceQuery,
+    ApiKeyRecord, CommitOutcome, NewBatch, Store, StoreError, StoreResult, StoredSpan, TracePage, TraceQuery,
     TraceSummary,
 };
 
@@ -194,7 +195,15 @@ const MIGRATIONS: &[&str] = &[
     // 2: the envelope hash of each batch, to tell a retry from a reused batch id (NULL for batches
     // stored before: they count as the same envelope).
     "ALTER TABLE batches ADD COLUMN envelope_sha256 BLOB;",
+    // 3: API keys can be revoked.
+    "ALTER TABLE api_keys ADD COLUMN revoked_at_ns INTEGER;",
 ];
+
+/// An `api_keys` row (columns as [`API_KEY_COLUMNS`]); the outer error is SQLite's, the inner one
+/// a corrupt row.
+fn api_key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoreResult<ApiKeyRecord>> {
+    Ok(api_key_record(r.get(0)?, r.get(1)?, &r.get::<_, String>(2)?, &r.get::<_, Vec<u8>>(3)?, r.get(4)?, r.get(5)?))
+}
 
 /// Maps `rusqlite` errors into [`StoreError::Database`].
 trait Db<T> {
@@ -1028,32 +1037,30 @@ impl Store for SqliteStore {
 
     fn api_key(&self, id: &str) -> StoreResult<Option<ApiKeyRecord>> {
         self.read(|conn| {
-            let row = conn
-                .query_row(
-                    "SELECT id, project, scope, secret_sha256, created_at_ns FROM api_keys WHERE id = ?1",
-                    [id],
-                    |r| {
-                        Ok((
-                            r.get::<_, String>(0)?,
-                            r.get::<_, String>(1)?,
-                            r.get::<_, String>(2)?,
-                            r.get::<_, Vec<u8>>(3)?,
-                            r.get::<_, i64>(4)?,
-                        ))
-                    },
-                )
-                .optional()
-                .db()?;
-            let Some((id, project, scope, secret, created)) = row else { return Ok(None) };
-            let scope = match scope.as_str() {
-                "ingest" => KeyScope::Ingest,
-                "read" => KeyScope::Read,
-                other => return Err(StoreError::Corrupt(format!("api key {id}: unknown scope {other:?}"))),
-            };
-            let secret_sha256 = <[u8; 32]>::try_from(secret.as_slice())
-                .map_err(|_| StoreError::Corrupt(format!("api key {id}: secret hash of {} bytes", secret.len())))?;
-            Ok(Some(ApiKeyRecord { id, project, scope, secret_sha256, created_at_unix_nano: created as u64 }))
+            let sql = format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE id = ?1");
+            conn.query_row(&sql, [id], api_key_row).optional().db()?.transpose()
         })
+    }
+
+    fn list_api_keys(&self) -> StoreResult<Vec<ApiKeyRecord>> {
+        self.read(|conn| {
+            let mut stmt =
+                conn.prepare(&format!("SELECT {API_KEY_COLUMNS} FROM api_keys ORDER BY created_at_ns, id")).db()?;
+            let rows = stmt.query_map([], api_key_row).db()?;
+            rows.map(|r| r.db().and_then(|r| r)).collect()
+        })
+    }
+
+    fn revoke_api_key(&self, id: &str, now_unix_nano: u64) -> StoreResult<bool> {
+        let writer = lock(&self.writer);
+        let n = writer
+            .conn
+            .execute(
+                "UPDATE api_keys SET revoked_at_ns = ?2 WHERE id = ?1 AND revoked_at_ns IS NULL",
+                params![id, ns(now_unix_nano)],
+            )
+            .db()?;
+        Ok(n == 1)
     }
 
     fn ping(&self) -> StoreResult<()> {
@@ -1148,9 +1155,10 @@ mod tests {
                 .insert_api_key(&ApiKeyRecord {
                     id: "k".into(),
                     project: "p".into(),
-                    scope: KeyScope::Read,
+                    scope: crate::store::KeyScope::Read,
                     secret_sha256: [1; 32],
                     created_at_unix_nano: 5,
+                    revoked_at_unix_nano: None,
                 })
                 .unwrap();
         }
