@@ -44,9 +44,9 @@ test('every module of the installed package loads without randomness, timers or 
   for (const f of ['index.js', 'node.js', 'platform.js', 'tracex_wasm.js', 'shared/index.js', 'shared/ids.js', 'shared/tracer.js']) {
     assert.ok(names.includes(f), `${f} is in the package`);
   }
-  // The universal entry first: node.js instantiates the module at import (Node only: its
-  // export condition is `node`, never chosen by workerd, Deno's npm: or Bun's `worker`), and
-  // loading it first would hide nothing, but this order mirrors what an edge runtime loads.
+  // The universal entry first, alone, as workerd loads it; then the rest, node.js included: it
+  // reads and instantiates the .wasm at import (file I/O, which Node allows; Workers resolve the
+  // `workerd`/`worker` condition and never load it), but must not draw randomness or start timers.
   const order = ['index.js', ...names.filter((n) => n !== 'index.js')];
   const r = await guardedLoad(order.map((n) => join(INSTALLED, n)));
   assert.deepEqual(r.failed, []);
