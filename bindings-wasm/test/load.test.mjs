@@ -37,7 +37,7 @@ test('the guard catches forbidden calls at load, including swallowed ones', asyn
   assert.deepEqual(r.calls, ['crypto.getRandomValues', 'setTimeout', 'fetch']);
 });
 
-test('every module of the installed package loads without randomness, timers or I/O', async () => {
+test('every module of the installed package loads without randomness, timers or network I/O', async () => {
   const files = jsFiles(INSTALLED);
   const names = files.map((f) => relative(INSTALLED, f));
   // The entries, the glue and the whole shared layer must all be covered.
