@@ -29,8 +29,8 @@ function trap(owner, name, label) {
   restore.push(() => Object.defineProperty(owner, name, { value: original, configurable: true, writable: true }));
 }
 
-// What Workers refuse outside a handler: random values, timers, and I/O (fetch, sockets). Math.random
-// is allowed there but deterministic at global scope, so ids seeded from it would repeat per isolate.
+// What Workers refuse outside a handler: random values, timers, and I/O (fetch). Math.random and
+// Node's own CSPRNG are trapped too: drawing from them at load is the same mistake in another form.
 const c = globalThis.crypto;
 trap(c, 'getRandomValues', 'crypto.getRandomValues');
 trap(c, 'randomUUID', 'crypto.randomUUID');
@@ -39,7 +39,6 @@ for (const m of ['encrypt', 'decrypt', 'sign', 'verify', 'digest', 'generateKey'
 }
 trap(Math, 'random', 'Math.random');
 for (const t of ['setTimeout', 'setInterval', 'setImmediate', 'fetch']) trap(globalThis, t, t);
-// Node's own CSPRNG, which a bundle for Node might reach for instead of WebCrypto.
 const nodeCrypto = await import('node:crypto');
 for (const m of ['randomBytes', 'randomFillSync', 'randomFill', 'randomInt', 'randomUUID']) {
   trap(nodeCrypto.default, m, `node:crypto.${m}`);
