@@ -24,7 +24,7 @@ const PKG = join(ROOT, 'bindings-wasm', 'node_modules', 'tracex-wasm');
 const SPANS = Number(process.env.BENCH_SPANS ?? 5);
 const FIRST_RUNS = Number(process.env.BENCH_FIRST_RUNS ?? 7);
 const BLOCKS = Number(process.env.BENCH_BLOCKS ?? 5);
-const BLOCK = Number(process.env.BENCH_BLOCK ?? 200);
+const BLOCK = Number(process.env.BENCH_BLOCK ?? 200); // a multiple of 8 (stage every8)
 
 function config(dir) {
   const mods = [
@@ -146,22 +146,27 @@ try {
   const firstMedian = Object.fromEntries(FIRST_STAGES.map((st) => [st, median(first[st])]));
 
   // === steady state on a warm isolate ===
-  const STEADY = ['none', 'send', 'record', 'full'];
+  const STEADY = ['none', 'send', 'record', 'full', 'every8'];
   const w = await startWorkerd(cfg, env);
   for (const stage of ['full', 'none', 'send']) for (let i = 0; i < 100; i++) await request(w, stage);
-  await settled(collector, (expected += 100 * SPANS));
+  for (let i = 0; i < 96; i++) await request(w, 'every8'); // a multiple of 8: nothing left queued
+  await settled(collector, (expected += 196 * SPANS));
   const perStage = Object.fromEntries(STEADY.map((st) => [st, []]));
   for (let b = 0; b < BLOCKS; b++) {
     for (const stage of STEADY) {
       await idle();
       const c0 = cpuNs(w.pid);
       for (let i = 0; i < BLOCK; i++) await request(w, stage);
-      if (stage === 'full') await settled(collector, (expected += BLOCK * SPANS));
+      // every8: BLOCK is a multiple of 8, so the block's last request flushes all its spans.
+      if (stage === 'full' || stage === 'every8') await settled(collector, (expected += BLOCK * SPANS));
       await idle();
       perStage[stage].push((cpuNs(w.pid) - c0) / BLOCK);
+      if (stage === 'record') {
+        // Send what the record block queued, outside the measurement.
+        await request(w, 'full');
+        await settled(collector, (expected += (BLOCK + 1) * SPANS));
+      }
     }
-    // The recorded-only spans go out with the next full flush: counted there, not here.
-    expected += BLOCK * SPANS;
   }
   await request(w, 'full');
   await settled(collector, (expected += SPANS));
@@ -181,7 +186,7 @@ try {
     console.log(`  ${st.padEnd(7)} ${ms(steady[st]).padStart(7)}   (+${ms(steady[st] - steady.none)} over none; blocks ${perStage[st].map(ms).join(', ')})`);
   }
   console.log(`  → tracing adds ${ms(steady.full - steady.none)} ms/request (record alone ${ms(steady.record - steady.none)}; ` +
-    `a plain subrequest of the same kind costs ${ms(steady.send - steady.none)})`);
+    `a plain subrequest of the same kind costs ${ms(steady.send - steady.none)}; flushing every 8th request ${ms(steady.every8 - steady.none)})`);
   console.log(`spans delivered: ${delivered} of ${expected}`);
   if (delivered !== expected) process.exitCode = 1;
 } finally {
