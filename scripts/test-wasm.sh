@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# The WASM package's tests, on a fresh machine: installs the toolchain and headless Chromium if
-# missing, builds the package (scripts/build-wasm.sh), packs it and installs the tarball, builds the
-# collector, then runs bindings-wasm/test/*.test.mjs with node --test:
+# The WASM package's tests, on a fresh machine: installs the toolchain, headless Chromium and the edge
+# runtimes (workerd, Deno, Bun: npm packages pinned in bindings-wasm/package.json) if missing, builds
+# the package (scripts/build-wasm.sh), packs it and installs the one tarball for every runtime, builds
+# the collector, then runs bindings-wasm/test/*.test.mjs with node --test:
 #   node.test.mjs     the backend (NativeTracer) in Node, no init call, against the real collector:
 #                     delivery, errors, collector down, Retry-After, rejection, shutdown, full buffer
 #   tracer.test.mjs   the user-facing Tracer (shared JS layer) over the WASM backend in Node
 #   vectors.test.mjs  the shared wire vectors through the WASM module; a WASM-sealed envelope stored
 #   browser.test.mjs  the package in headless Chromium (init with no argument, a Module, bytes),
 #                     sending cross-origin (CORS) to the collector
-#   example.test.mjs  examples/edge-worker run Workers-style against the collector
+#   load.test.mjs     every module of the package loads with randomness, timers and I/O forbidden
+#                     (tests/js/load-guard.mjs), as Cloudflare Workers require
+#   workerd.test.mjs  examples/edge-worker, unchanged, in real workerd (its workerd.capnp): exact
+#                     spans stored with their x402.* attributes, a rejected flush logged with its reason
+#   runtimes.test.mjs the universal entry with init() in real Deno and Bun: exact spans delivered
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v node >/dev/null || { echo "node not found: install Node.js 20+" >&2; exit 1; }
@@ -32,7 +37,8 @@ for f in tracex_wasm_bg.wasm tracex_wasm.js node.js index.js index.d.ts platform
   tar -tzf "$TARBALL" | grep -c "^package/$f\$" >/dev/null || { echo "test-wasm: the tarball lacks $f" >&2; exit 1; }
 done
 (cd bindings-wasm && npm install --no-save --no-audit --no-fund --loglevel=error "$TARBALL")
-(cd examples/edge-worker && npm install --no-save --no-package-lock --no-audit --no-fund --loglevel=error "$TARBALL")
+# --omit=dev: the example's workerd devDependency is already in bindings-wasm/node_modules.
+(cd examples/edge-worker && npm install --no-save --no-package-lock --omit=dev --no-audit --no-fund --loglevel=error "$TARBALL")
 
 # The collector binary of this checkout, copied aside (a CARGO_TARGET_DIR shared with another
 # checkout of the workspace can replace target/debug/tracex-collector with that checkout's build).

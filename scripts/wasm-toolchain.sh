@@ -3,7 +3,9 @@
 # download targets: Debian's rustc-web (with its std sources, built with -Zbuild-std), the matching
 # lld for wasm-ld, the wasm-bindgen CLI of exactly the version in Cargo.lock, and the npm tools of
 # bindings-wasm/package.json (binaryen's wasm-opt: Debian's binaryen breaks the module; playwright-core
-# for the browser test). Idempotent and quick when everything is present. Prints the environment to
+# for the browser test; the edge runtimes workerd, Deno and Bun, whose Linux binaries come inside
+# npm packages — @cloudflare/workerd-linux-64, @deno/linux-x64-glibc, @oven/bun-linux-x64 — so
+# nothing is fetched from elsewhere). Idempotent and quick when everything is present. Prints the environment to
 # use (WASM_LLVM_MAJOR=…); other scripts eval those lines.
 #
 #   scripts/wasm-toolchain.sh            # everything
@@ -41,7 +43,9 @@ echo "WASM_BINDGEN=$(command -v wasm-bindgen)"
 
 # npm tools, pinned by bindings-wasm/package-lock.json.
 command -v npm >/dev/null || { echo "wasm-toolchain: npm not found: install Node.js 20+" >&2; exit 1; }
-if [ ! -x bindings-wasm/node_modules/.bin/wasm-opt ] || [ ! -d bindings-wasm/node_modules/playwright-core ] \
+need_npm=0
+for tool in wasm-opt workerd deno bun; do [ -x "bindings-wasm/node_modules/.bin/$tool" ] || need_npm=1; done
+if [ "$need_npm" = 1 ] || [ ! -d bindings-wasm/node_modules/playwright-core ] \
    || [ bindings-wasm/package-lock.json -nt bindings-wasm/node_modules/.package-lock.json ]; then
   (cd bindings-wasm && npm ci --no-audit --no-fund --loglevel=error >&2)
 fi

@@ -1,6 +1,11 @@
 // Span and trace ids: 32-bit words from a xoshiro128** generator seeded from the platform's CSPRNG
 // (WebCrypto / node:crypto), so starting a span costs no crypto call and no boundary crossing.
 // Ids are unique identifiers, not secrets; the core's sealing keys come from getrandom.
+//
+// Seeded on first use, never at load: Cloudflare Workers throw "Disallowed operation called within
+// global scope" for randomness (and timers, I/O) outside a request handler, so a module that seeds
+// at import cannot be loaded there at all. The check sits in `refill()`, which runs once per POOL
+// words, so the per-span path (`word()`) gains no branch.
 
 // Words are signed int32s: V8 keeps those as small integers (unboxed) in span fields, while uint32s
 // of 2^31 and up would each cost a heap-number box per field per span.
@@ -14,14 +19,22 @@ const st = new Int32Array(4);
 const POOL = 64;
 const pool = new Int32Array(POOL);
 let left = 0;
+let seeded = false;
 
-/** Reseeds the generator and empties the pool (at load, and in a forked child). */
+/**
+ * Makes the next id draw reseed the generator, and empties the pool (in a forked child, whose state
+ * would otherwise repeat the parent's ids). Does no randomness itself, so it is safe anywhere.
+ */
 export function reseed() {
-  globalThis.crypto.getRandomValues(st);
-  st[0] |= 1;
+  seeded = false;
   left = 0;
 }
-reseed();
+
+function seed() {
+  globalThis.crypto.getRandomValues(st);
+  st[0] |= 1; // xoshiro's all-zero state is a fixed point
+  seeded = true;
+}
 
 /** The next random 32-bit word, as an int32. */
 export function word() {
@@ -31,6 +44,7 @@ export function word() {
 
 /** Fills the pool with the next POOL outputs of xoshiro128**. */
 function refill() {
+  if (!seeded) seed();
   let a = st[0];
   let b = st[1];
   let c = st[2];

@@ -51,7 +51,10 @@ function putSmall(b, p, v) {
 export class RecordWriter {
   /** @param {number} anchorMs unix ms at host clock 0 */
   constructor(anchorMs) {
-    const ns = BigInt(Math.round(anchorMs * 1e6));
+    // Whole ms and the fraction apart: anchorMs × 1e6 (~1.8e18) as one double would round the
+    // anchor to a multiple of 256 ns, shifting every span of a whole-ms clock (Workers) off the ms.
+    const whole = Math.floor(anchorMs);
+    const ns = BigInt(whole) * 1000000n + BigInt(Math.round((anchorMs - whole) * 1e6));
     this.anchorLo = Number(ns & 0xffffffffn);
     this.anchorHi = Number(ns >> 32n);
     this.buf = new Uint8Array(64 * 1024);

@@ -1,7 +1,7 @@
 // The `tracex` npm package: the shared JS API (bindings-js) over the napi-rs addon. Bundled by
 // scripts/build-js.mjs into dist/index.cjs; dist/index.mjs re-exports it for `import`.
 
-import './webcrypto.js'; // first: the shared layer seeds ids at load
+import './webcrypto.js'; // before any span: the shared layer seeds ids from globalThis.crypto on first use
 import { AsyncLocalStorage } from 'node:async_hooks';
 import native from './native.cjs';
 import { AsyncContext, BaseTracer, reseed } from '../../bindings-js/src/index.js';

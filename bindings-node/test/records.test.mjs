@@ -115,7 +115,19 @@ function roundTrip(writer, anchorNs, spans, sampledOut) {
 }
 
 const ANCHOR_MS = 1_763_900_000_123.4567;
-const anchorNs = BigInt(Math.round(ANCHOR_MS * 1e6));
+// The writer encodes the anchor's whole ms and fraction apart, to the ns of the double it is given
+// (…123.456787109375 ms); one product ANCHOR_MS × 1e6 would round it to a multiple of 256 ns.
+const anchorNs = BigInt(Math.floor(ANCHOR_MS)) * 1_000_000n + BigInt(Math.round((ANCHOR_MS % 1) * 1e6));
+assert.equal(anchorNs, 1_763_900_000_123_456_787n);
+
+test('a whole-ms anchor, as on Workers (unix-ms clock), is encoded exactly and keeps span times on the ms', () => {
+  const writer = new RecordWriter(1_796_334_523_155);
+  const span = randomSpan(rng(3), 0, () => null);
+  Object.assign(span, { start: 5, end_: 7, x: null });
+  const [got] = recordsJson(writer.write([span], 0)).spans;
+  assert.equal(got.start, '1796334523160000000');
+  assert.equal(got.end, '1796334523162000000');
+});
 
 test('randomized spans of every field and value type decode exactly as written', () => {
   const r = rng(20261123);

@@ -31,8 +31,26 @@ export function init(input) {
  */
 export class Tracer extends BaseTracer {
   constructor(options) {
-    super(options, platform());
+    super(withClockResource(options), platform());
   }
+}
+
+/**
+ * On Cloudflare Workers, marks the resource with `tracex.clock = "workers_io"`: there `Date.now()`
+ * and `performance.now()` are the same whole-millisecond clock, which on Cloudflare's network stands
+ * still while code runs and advances only when the worker waits on I/O (a Spectre mitigation). A
+ * span's times are then those of the last I/O before it started and ended; its duration covers the
+ * I/O it awaited, and CPU-only work shows as 0. The marker lets readers of the trace tell such
+ * zeros from fast code (README, "Time on the edge"). A `tracex.clock` in `resourceAttributes` wins.
+ */
+function withClockResource(options) {
+  if (options === null || typeof options !== 'object' || !onWorkers()) return options;
+  return { ...options, resourceAttributes: { 'tracex.clock': 'workers_io', ...options.resourceAttributes } };
+}
+
+function onWorkers() {
+  // Checked when a tracer is created, not at load: only its value at run time matters.
+  return globalThis.navigator?.userAgent === 'Cloudflare-Workers';
 }
 
 export default init;

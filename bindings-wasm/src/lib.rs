@@ -65,6 +65,11 @@ export interface FlushReport {
   /** Still queued when the call returned; retried by the next flush. */
   pending: number;
   dropped: number;
+  /**
+   * Why the last unsuccessful send of this call failed ("HTTP 401: …", a network error), when one
+   * did; absent when every attempt succeeded.
+   */
+  lastError?: string;
 }
 
 /** Self-telemetry counters. */

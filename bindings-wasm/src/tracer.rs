@@ -101,8 +101,8 @@ impl NativeTracer {
                 return Err(to_js(&Error::Shutdown));
             }
             let before = shared.tracer.stats();
-            shared.pump(timeout_ms).await.map_err(|e| to_js(&e))?;
-            Ok(report_to_js(&shared.report_since(&before)))
+            let last_error = shared.pump(timeout_ms).await.map_err(|e| to_js(&e))?;
+            Ok(report_to_js(&shared.report_since(&before), last_error.as_deref()))
         })
     }
 
@@ -123,8 +123,8 @@ impl NativeTracer {
             for q in left {
                 shared.tracer.note_delivery(&q.batch, false);
             }
-            pumped.map_err(|e| to_js(&e))?;
-            Ok(report_to_js(&shared.report_since(&before)))
+            let last_error = pumped.map_err(|e| to_js(&e))?;
+            Ok(report_to_js(&shared.report_since(&before), last_error.as_deref()))
         })
     }
 
@@ -162,27 +162,34 @@ impl Shared {
     }
 
     /// Collects everything from the core and sends the queue until it is empty or the deadline.
-    async fn pump(&self, timeout_ms: Option<f64>) -> tracex_core::Result<()> {
+    /// Returns why the last unsuccessful attempt of this call failed, if one did: with no worker
+    /// thread to log it, the report is the only place a caller (e.g. an edge worker's `waitUntil`)
+    /// can learn that the collector refused or could not be reached.
+    async fn pump(&self, timeout_ms: Option<f64>) -> tracex_core::Result<Option<String>> {
         let timeout = timeout_ms.filter(|t| t.is_finite() && *t >= 0.0).unwrap_or(DEFAULT_FLUSH_TIMEOUT_MS);
         let deadline = js_sys::Date::now() + timeout;
         self.enqueue(self.tracer.collect_sealed(true)?);
+        let mut last_error = None;
         loop {
             // Never hold the queue's borrow across an await: other flushes use it meanwhile.
-            let Some(mut q) = self.queue.borrow_mut().pop_front() else { return Ok(()) };
+            let Some(mut q) = self.queue.borrow_mut().pop_front() else { return Ok(last_error) };
             let remaining = deadline - js_sys::Date::now();
             if remaining <= 0.0 {
                 self.queue.borrow_mut().push_front(q);
-                return Ok(());
+                return Ok(last_error);
             }
             let outcome = transport::send(&self.endpoint, &q.batch.bytes, remaining).await;
             q.attempts += 1;
+            if let Some(reason) = transport::failure_reason(&outcome) {
+                last_error = Some(reason);
+            }
             let remaining = deadline - js_sys::Date::now();
             match transport::next_step(&outcome, q.attempts, remaining, random_unit()) {
                 Next::Delivered => self.tracer.note_delivery(&q.batch, true),
                 Next::GiveUp => self.tracer.note_delivery(&q.batch, false),
                 Next::Keep => {
                     self.queue.borrow_mut().push_front(q);
-                    return Ok(());
+                    return Ok(last_error);
                 }
                 Next::RetryIn(ms) => {
                     self.retries.set(self.retries.get() + 1);
@@ -227,14 +234,18 @@ fn object(fields: &[(&str, u64)]) -> JsValue {
     o.into()
 }
 
-fn report_to_js(r: &FlushReport) -> JsValue {
-    object(&[
+fn report_to_js(r: &FlushReport, last_error: Option<&str>) -> JsValue {
+    let o = object(&[
         ("spansDelivered", r.spans_delivered),
         ("spooled", r.spans_spooled),
         ("failed", r.spans_failed),
         ("pending", r.spans_pending),
         ("dropped", r.spans_dropped),
-    ])
+    ]);
+    if let Some(e) = last_error {
+        let _ = Reflect::set(&o, &JsValue::from_str("lastError"), &JsValue::from_str(e));
+    }
+    o
 }
 
 fn stats_to_js(s: &StatsSnapshot) -> JsValue {

@@ -47,6 +47,16 @@ pub fn next_step(outcome: &SendOutcome, attempts: u32, remaining_ms: f64, random
     }
 }
 
+/// Why an attempt did not deliver (`None` when it did), as the flush report's `lastError`.
+pub fn failure_reason(outcome: &SendOutcome) -> Option<String> {
+    match outcome {
+        SendOutcome::Delivered => None,
+        SendOutcome::Retry { reason, .. } => Some(reason.clone()),
+        SendOutcome::Reject { status, message } if message.is_empty() => Some(format!("HTTP {status}")),
+        SendOutcome::Reject { status, message } => Some(format!("HTTP {status}: {message}")),
+    }
+}
+
 /// A `Retry-After` value: delay-seconds, or an HTTP-date given as milliseconds since the epoch by
 /// `parse_date` (the host's `Date.parse`), relative to `now_ms`.
 pub fn retry_after(value: &str, now_ms: f64, parse_date: impl Fn(&str) -> f64) -> Option<Duration> {
@@ -193,6 +203,16 @@ mod tests {
     fn retry_after_is_honoured_and_the_deadline_keeps_the_batch() {
         assert_eq!(next_step(&retry(Some(Duration::from_secs(2))), 1, 10_000.0, 0.0), Next::RetryIn(2000.0));
         assert_eq!(next_step(&retry(Some(Duration::from_secs(20))), 1, 10_000.0, 0.0), Next::Keep);
+    }
+
+    #[test]
+    fn failures_carry_their_reason_for_the_report() {
+        assert_eq!(failure_reason(&SendOutcome::Delivered), None);
+        assert_eq!(failure_reason(&retry(None)).as_deref(), Some("HTTP 503"));
+        let reject = SendOutcome::Reject { status: 401, message: "bad key".into() };
+        assert_eq!(failure_reason(&reject).as_deref(), Some("HTTP 401: bad key"));
+        let bare = SendOutcome::Reject { status: 413, message: String::new() };
+        assert_eq!(failure_reason(&bare).as_deref(), Some("HTTP 413"));
     }
 
     #[test]

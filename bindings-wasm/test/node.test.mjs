@@ -155,8 +155,9 @@ test('with the collector down, flush retries, then resolves with every span coun
   const tracer = new NativeTracer(options({ endpoint: `http://127.0.0.1:${await closedPort()}` }));
   const { root, child } = paymentTrace();
   assert.equal(tracer.ingest(recordBuffer([root, child, { ...paymentTrace().root }])), 3);
-  const report = await tracer.flush(30_000);
+  const { lastError, ...report } = await tracer.flush(30_000);
   assert.deepEqual(report, { spansDelivered: 0, spooled: 0, failed: 3, pending: 0, dropped: 0 });
+  assert.match(lastError, /^fetch failed: connect ECONNREFUSED 127\.0\.0\.1:\d+$/, 'the report says why');
   const stats = tracer.stats();
   assert.equal(stats.batchesRetried, 4, 'five attempts: four retries');
   assert.equal(stats.batchesFailed, 1);
@@ -167,7 +168,8 @@ test('a rejected batch (bad API key) fails at once, without retries', async () =
   const tracer = new NativeTracer(options({ apiKey: 'tx_ingest_not_a_real_key' }));
   tracer.ingest(recordBuffer([paymentTrace().root, paymentTrace().root]));
   const report = await tracer.flush();
-  assert.deepEqual(report, { spansDelivered: 0, spooled: 0, failed: 2, pending: 0, dropped: 0 });
+  assert.deepEqual(report, { spansDelivered: 0, spooled: 0, failed: 2, pending: 0, dropped: 0,
+    lastError: 'HTTP 401: {"error":{"code":"unauthorized","message":"invalid API key"}}' });
   assert.equal(tracer.stats().batchesRetried, 0);
 });
 
@@ -194,7 +196,8 @@ test('a batch the collector asks to retry later stays pending and goes out with 
     const t = paymentTrace();
     tracer.ingest(recordBuffer([t.root, t.child]));
     const first = await tracer.flush(5_000);
-    assert.deepEqual(first, { spansDelivered: 0, spooled: 0, failed: 0, pending: 2, dropped: 0 });
+    assert.deepEqual(first, { spansDelivered: 0, spooled: 0, failed: 0, pending: 2, dropped: 0,
+      lastError: 'HTTP 503: {"error":{"code":"overloaded","message":"try later"}}' });
     assert.equal(seen, 1, 'Retry-After beyond the deadline: no second attempt in this flush');
     open = true;
     const second = await tracer.flush(5_000);

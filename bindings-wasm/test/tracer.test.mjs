@@ -76,6 +76,8 @@ test('with the collector down, flush resolves and counts every span as failed', 
   const tracer = new Tracer(options({ endpoint: 'http://127.0.0.1:9' }));
   tracer.trace('a', () => {});
   tracer.trace('b', () => {});
-  const report = await tracer.flush(30_000);
+  const { lastError, ...report } = await tracer.flush(30_000);
   assert.deepEqual(report, { spansDelivered: 0, spooled: 0, failed: 2, pending: 0, dropped: 0 });
+  // fetch refuses port 9 (discard) before connecting: the reason says so.
+  assert.equal(lastError, 'fetch failed: bad port');
 });

@@ -50,10 +50,23 @@ export default {
         return new Response(JSON.stringify(result), { status: 200, headers });
       });
     } finally {
-      ctx.waitUntil(tracer.flush()); // seal and send after the response has gone out
+      // Seal and send after the response has gone out. Nobody awaits a waitUntil promise, so a
+      // failed send (wrong endpoint, key or network rule) is only visible if it is logged here.
+      ctx.waitUntil(tracer.flush().then(logFailures, (e) => console.error(`tracex: flush failed: ${e.code ?? e.name}: ${e.message}`)));
     }
   },
 };
+
+/** Logs what a flush could not deliver, with the last reason; returns the report. */
+function logFailures(report) {
+  const { failed, pending, dropped, lastError } = report;
+  // `pending` alone is no failure: under concurrent requests it counts spans that another
+  // request's flush is sending at that moment. A send that failed sets `lastError`.
+  if (failed > 0 || dropped > 0 || lastError !== undefined) {
+    console.error(`tracex: ${failed} span(s) failed, ${pending} pending, ${dropped} dropped: ${lastError ?? 'no reason reported'}`);
+  }
+  return report;
+}
 
 /** The checks of an x402 `exact` verification (signature checks elided: this is an example). */
 function verify({ paymentPayload, paymentRequirements }, span) {

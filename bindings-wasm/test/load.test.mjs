@@ -1,0 +1,69 @@
+// Every JS file of the installed package (entries, wasm-bindgen glue, the shared layer) loads with no
+// randomness, timers or I/O at module scope — what Cloudflare Workers require (issue 18: ids.js
+// seeded its generator at import and the worker never started). tests/js/load-guard.mjs forbids
+// those calls while the modules load; the control cases prove that it catches them.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { readdirSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { ROOT } from './helpers.mjs';
+
+const run = promisify(execFile);
+const GUARD = join(ROOT, 'tests', 'js', 'load-guard.mjs');
+const INSTALLED = join(ROOT, 'bindings-wasm', 'node_modules', 'tracex-wasm');
+
+async function guardedLoad(specs, cwd = ROOT) {
+  const { stdout } = await run(process.execPath, [GUARD, ...specs], { cwd });
+  return JSON.parse(stdout.trim().split('\n').at(-1));
+}
+
+function jsFiles(dir) {
+  return readdirSync(dir, { withFileTypes: true, recursive: true })
+    .filter((e) => e.isFile() && e.name.endsWith('.js'))
+    .map((e) => join(e.parentPath ?? e.path, e.name))
+    .sort();
+}
+
+test('the guard catches forbidden calls at load, including swallowed ones', async () => {
+  const seeds = 'data:text/javascript,crypto.getRandomValues(new Uint32Array(4))';
+  const swallows = 'data:text/javascript,try{setTimeout(()=>{},1)}catch{}';
+  const fetches = 'data:text/javascript,try{fetch("http://127.0.0.1:9/")}catch{}';
+  const r = await guardedLoad([seeds, swallows, fetches]);
+  assert.deepEqual(r.loaded, [swallows, fetches]);
+  assert.equal(r.failed.length, 1);
+  assert.match(r.failed[0].error, /Disallowed operation called within global scope: crypto\.getRandomValues/);
+  assert.deepEqual(r.calls, ['crypto.getRandomValues', 'setTimeout', 'fetch']);
+});
+
+test('every module of the installed package loads without randomness, timers or network I/O', async () => {
+  const files = jsFiles(INSTALLED);
+  const names = files.map((f) => relative(INSTALLED, f));
+  // The entries, the glue and the whole shared layer must all be covered.
+  for (const f of ['index.js', 'node.js', 'platform.js', 'tracex_wasm.js', 'shared/index.js', 'shared/ids.js', 'shared/tracer.js']) {
+    assert.ok(names.includes(f), `${f} is in the package`);
+  }
+  // The universal entry first, alone, as workerd loads it; then the rest, node.js included: it
+  // reads and instantiates the .wasm at import (file I/O, which Node allows; Workers resolve the
+  // `workerd`/`worker` condition and never load it), but must not draw randomness or start timers.
+  const order = ['index.js', ...names.filter((n) => n !== 'index.js')];
+  const r = await guardedLoad(order.map((n) => join(INSTALLED, n)));
+  assert.deepEqual(r.failed, []);
+  assert.deepEqual(r.calls, []);
+  assert.deepEqual(r.loaded.length, files.length);
+});
+
+test('ids are seeded on first use: spans started after a guarded load get distinct random ids', async () => {
+  // After the guard is lifted, the first draw seeds from WebCrypto; two fresh processes must not
+  // produce the same ids (a generator left unseeded would start from the all-zero state).
+  const script = `
+    const ids = await import(${JSON.stringify(join(INSTALLED, 'shared', 'ids.js'))});
+    const words = Array.from({ length: 130 }, () => ids.word());
+    console.log(JSON.stringify(words));`;
+  const draw = async () => JSON.parse((await run(process.execPath, ['--input-type=module', '-e', script])).stdout);
+  const [a, b] = await Promise.all([draw(), draw()]);
+  assert.equal(a.length, 130); // crosses two pool refills
+  assert.notDeepEqual(a, b);
+  assert.ok(new Set(a).size > 120, 'words repeat');
+});
