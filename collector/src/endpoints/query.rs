@@ -60,7 +60,8 @@ pub const MAX_ATTRIBUTE_FILTERS: usize = 16;
 /// Longest filter value or attribute key in a query (bytes).
 pub const MAX_FILTER_LEN: usize = 1024;
 
-fn parse_query(raw: Option<&str>, project: String) -> Result<TraceQuery, ApiError> {
+/// Parses a listing's query string into filters for `project` (public for the fuzz target).
+pub fn parse_query(raw: Option<&str>, project: String) -> Result<TraceQuery, ApiError> {
     let mut q = TraceQuery { project, limit: 50, ..TraceQuery::default() };
     let mut seen: HashMap<String, ()> = HashMap::new();
     for pair in raw.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
@@ -156,7 +157,7 @@ pub const MAX_SPANS_PER_PAGE: usize = 10_000;
 
 /// `limit` and `cursor` of the detail route. The cursor is the position of the page's first row in
 /// the trace's waterfall order (opaque to clients; a decimal today).
-fn parse_detail_page(raw: Option<&str>) -> Result<(usize, usize), ApiError> {
+pub fn parse_detail_page(raw: Option<&str>) -> Result<(usize, usize), ApiError> {
     let (mut limit, mut offset) = (DEFAULT_SPANS_PER_PAGE, 0);
     for pair in raw.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
