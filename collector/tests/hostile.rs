@@ -429,3 +429,82 @@ fn each_key_is_rate_limited_with_retry_after() {
     assert_eq!((status, body["span_count"].as_u64()), (200, Some(3)));
     assert_eq!(common::metric(&c.url, "tracex_batches_rejected_total{reason=\"rate_limited\"}"), 1.0);
 }
+
+/// Clients sending while the collector is killed (SIGKILL, then SIGTERM on the restarted one):
+/// every batch that was acknowledged is stored, exactly once, after each restart.
+#[test]
+fn acknowledged_batches_survive_kill_9_and_sigterm_under_concurrent_ingest() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    let dir = temp_dir("crash");
+    let ingest = create_key(&dir, "acme", "ingest");
+    let read = create_key(&dir, "acme", "read");
+    let key = CollectorKey::from_pem(&public_key_pem(&dir)).unwrap();
+    let acked: Arc<Mutex<Vec<(u8, u64)>>> = Arc::default();
+    let mut next_span = 1u64;
+    for (round, signal) in [(0u8, "-KILL"), (1u8, "-TERM")] {
+        let c = Collector::start(&dir);
+        let stop = Arc::new(AtomicBool::new(false));
+        let senders: Vec<_> = (0..4u8)
+            .map(|client| {
+                let (url, ingest, key, acked, stop) =
+                    (c.url.clone(), ingest.clone(), key.clone(), acked.clone(), stop.clone());
+                let trace = 20 + round * 4 + client;
+                let first = next_span;
+                std::thread::spawn(move || {
+                    let mut id = first;
+                    while !stop.load(Ordering::Relaxed) {
+                        let spans: Vec<SpanData> = (id..id + 50).map(|i| span(trace, i, None)).collect();
+                        let sent = client_post(&url, &ingest, seal_spans(&key, &spans));
+                        if sent == Some(200) {
+                            acked.lock().unwrap().extend((id..id + 50).map(|i| (trace, i)));
+                        }
+                        id += 50;
+                    }
+                })
+            })
+            .collect();
+        next_span += 1_000_000;
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        Command::new("kill").args([signal, &c.child.id().to_string()]).status().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        stop.store(true, Ordering::Relaxed);
+        for s in senders {
+            s.join().unwrap();
+        }
+        drop(c);
+    }
+    let c = Collector::start(&dir);
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() > 1000, "the clients got {} spans acknowledged", acked.len());
+    let mut by_trace: std::collections::BTreeMap<u8, Vec<u64>> = std::collections::BTreeMap::new();
+    for (t, i) in &acked {
+        by_trace.entry(*t).or_default().push(*i);
+    }
+    for (t, mut ids) in by_trace {
+        let (status, body) = get_json(&format!("{}/api/v1/traces/{}?limit=10000", c.url, hex::encode([t; 16])), &read);
+        assert_eq!(status, 200, "trace {t}: {body}");
+        let stored: Vec<u64> = body["spans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| u64::from_str_radix(s["span_id"].as_str().unwrap(), 16).unwrap())
+            .collect();
+        let distinct: std::collections::HashSet<_> = stored.iter().copied().collect();
+        assert_eq!(distinct.len(), stored.len(), "trace {t}: a span stored twice");
+        ids.sort_unstable();
+        assert!(ids.iter().all(|i| distinct.contains(i)), "trace {t}: an acknowledged span is missing");
+    }
+}
+
+/// POSTs a batch; the status, or None when the connection failed (the collector is gone).
+fn client_post(url: &str, key: &str, body: Vec<u8>) -> Option<u16> {
+    client()
+        .post(format!("{url}/v1/batches"))
+        .bearer_auth(key)
+        .timeout(std::time::Duration::from_secs(5))
+        .body(body)
+        .send()
+        .ok()
+        .map(|r| r.status().as_u16())
+}
