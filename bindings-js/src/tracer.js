@@ -5,9 +5,9 @@
 import { nonZeroWord, word, wordsToHex } from './ids.js';
 import { anchorMs, now, toHostMs } from './clock.js';
 import { RecordWriter } from './records.js';
-import { NonRecordingSpan, Span, SpanKind, flatten } from './span.js';
+import { FLAG_SAMPLED, NonRecordingSpan, Span, SpanKind, flatten } from './span.js';
 import { RemoteContext, contextFromIds, extract, inject } from './propagation.js';
-import { ConfigError, TracexError, fromNative } from './errors.js';
+import { ConfigError, InvalidContextError, fromNative } from './errors.js';
 
 const TWO31 = 2147483648;
 const DEFAULT_BATCH = 512;
@@ -101,7 +101,7 @@ export class BaseTracer {
   _begin(name, kind, parent, start) {
     if (parent) {
       if ((parent.flags & 1) === 0) return this._unsampledChild(parent);
-      const flags = (parent.flags & 0xff) | HAS_IS_REMOTE | (parent instanceof RemoteContext ? IS_REMOTE : 0);
+      const flags = FLAG_SAMPLED | HAS_IS_REMOTE | (parent instanceof RemoteContext ? IS_REMOTE : 0);
       return new Span(this, name, kind, parent.t0, parent.t1, parent.t2, parent.t3, parent.s0, parent.s1, flags,
         parent.traceState, start);
     }
@@ -118,8 +118,8 @@ export class BaseTracer {
 
   _unsampledChild(parent) {
     this._sampledOut++;
-    return new NonRecordingSpan(this, parent.t0, parent.t1, parent.t2, parent.t3, word(), nonZeroWord(),
-      parent.flags & 0xfe, parent.traceState);
+    return new NonRecordingSpan(this, parent.t0, parent.t1, parent.t2, parent.t3, word(), nonZeroWord(), 0,
+      parent.traceState);
   }
 
   _sampleRoot(t2, t3) {
@@ -187,7 +187,7 @@ export class BaseTracer {
   _link(context, attributes) {
     const c = context && context.t0 !== undefined ? context : asContext(context);
     if (!c) return null;
-    return { t0: c.t0, t1: c.t1, t2: c.t2, t3: c.t3, s0: c.s0, s1: c.s1, flags: c.flags & 0xff,
+    return { t0: c.t0, t1: c.t1, t2: c.t2, t3: c.t3, s0: c.s0, s1: c.s1, flags: c.flags & FLAG_SAMPLED,
       traceState: c.traceState || '', attrs: flatten(attributes), dropped: 0 };
   }
 
@@ -318,7 +318,7 @@ function asContext(c) {
     const r = contextFromIds(c.traceId, c.spanId, flags, c.traceState || '');
     if (r) return r;
   }
-  throw new TracexError('parent must be a span, a context from extract(), or null', 'TRACEX_INVALID_CONTEXT');
+  throw new InvalidContextError('parent must be a span, a context from extract(), or null');
 }
 
 export { SpanKind, wordsToHex };

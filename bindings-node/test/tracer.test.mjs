@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { execFileSync } from 'node:child_process';
 import { attrs, startCollector, tracex, PROJECT } from './collector.mjs';
 
-const { Tracer, SpanStatusCode, ConfigError, KeyError, TracexError } = tracex;
+const { Tracer, SpanStatusCode, ConfigError, PublicKeyError, FingerprintMismatchError, TracexError } = tracex;
 let c;
 before(async () => {
   c = await startCollector();
@@ -248,7 +248,7 @@ test('flush and shutdown report delivery; spans after shutdown are dropped and c
   assert.equal(stats.batchesSent, 50);
   assert.ok(stats.keyRotations >= 1 && stats.keyRotations < 50, 'a data key serves many batches');
   tracer.startSpan('late').end();
-  await assert.rejects(tracer.flush(), (e) => e instanceof tracex.ExportError && e.code === 'TRACEX_SHUTDOWN');
+  await assert.rejects(tracer.flush(), (e) => e instanceof tracex.ShutdownError && e.name === 'ShutdownError' && e.code === 'TRACEX_SHUTDOWN');
   assert.equal(tracer.stats().spansDropped, 1);
   const traces = await c.traces('&service=bulk');
   assert.equal(traces.length, 5000);
@@ -315,9 +315,9 @@ test('bad configuration throws TracexError subclasses with codes', () => {
     assert.throws(() => new Tracer({ serviceName: 'x' }), (e) => e instanceof ConfigError && e.code === 'TRACEX_CONFIG'
       && /collector public key is required/.test(e.message));
     assert.throws(() => new Tracer({ collectorPublicKey: '-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----' }),
-      (e) => e instanceof KeyError && e.code === 'TRACEX_PUBLIC_KEY');
+      (e) => e instanceof PublicKeyError && e.name === 'PublicKeyError' && e.code === 'TRACEX_PUBLIC_KEY');
     assert.throws(() => new Tracer(c.options({ collectorFingerprint: 'ab'.repeat(32) })),
-      (e) => e instanceof KeyError && e.code === 'TRACEX_FINGERPRINT_MISMATCH');
+      (e) => e instanceof FingerprintMismatchError && e.name === 'FingerprintMismatchError' && e.code === 'TRACEX_FINGERPRINT_MISMATCH');
     assert.throws(() => new Tracer(c.options({ sampleRatio: 2 })), (e) => e instanceof ConfigError && /sampleRatio/.test(e.message));
     assert.throws(() => new Tracer(c.options({ endpoint: 'ftp://x' })), (e) => e.code === 'TRACEX_CONFIG');
     assert.throws(() => new Tracer(c.options({ maxExportBatchSize: 0 })), (e) => e instanceof TracexError);
