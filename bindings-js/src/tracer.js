@@ -10,8 +10,6 @@ import { RemoteContext, contextFromIds, extract, inject } from './propagation.js
 import { ConfigError, InvalidContextError, fromNative } from './errors.js';
 
 const TWO31 = 2147483648;
-const DEFAULT_BATCH = 512;
-const DEFAULT_DELAY_MS = 1000;
 // Finished spans cross into the core this many at a time (or when the batch delay passes): each
 // crossing costs the calling thread a native call and a promise, so fewer, larger crossings cost it
 // less. The core cuts them into export batches of `maxExportBatchSize`.
@@ -30,12 +28,8 @@ export class BaseTracer {
     if (options !== undefined && (options === null || typeof options !== 'object')) {
       throw new ConfigError('Tracer options must be an object');
     }
+    // Options are checked once, by the core (its `positive_integer` for the counts).
     const o = { ...(options || {}) };
-    for (const k of ['maxExportBatchSize', 'scheduledDelayMillis', 'maxQueueSize']) {
-      if (o[k] !== undefined && !(Number.isInteger(o[k]) && o[k] > 0)) {
-        throw new ConfigError(`${k} must be a positive integer, got ${o[k]}`);
-      }
-    }
     try {
       this._native = new platform.NativeTracer({ ...o, sdkName: platform.sdkName, sdkVersion: platform.sdkVersion });
     } catch (e) {
@@ -49,10 +43,12 @@ export class BaseTracer {
     this._ingestFailures = 0;
     this._timer = null;
     this._closed = false;
-    this._batch = o.maxExportBatchSize || DEFAULT_BATCH;
-    this._delay = o.scheduledDelayMillis || DEFAULT_DELAY_MS;
-    this._drainAt = Math.max(this._batch, Math.min(DRAIN_SPANS, o.maxQueueSize || DRAIN_SPANS));
-    this._limits = { maxAttributes: 128, maxEvents: 128, maxLinks: 128 };
+    // Limits and batching as the core resolved them (defaults, options, environment): one truth.
+    const l = this._native.limits;
+    this._batch = l.maxExportBatchSize;
+    this._delay = l.scheduledDelayMillis;
+    this._drainAt = Math.max(this._batch, Math.min(DRAIN_SPANS, l.maxQueueSize));
+    this._limits = { maxAttributes: l.maxAttributes, maxEvents: l.maxEvents, maxLinks: l.maxLinks };
     this._maxAttrs2 = this._limits.maxAttributes * 2;
     // Root spans are sampled when the low 63 bits of the trace id fall under ratio × 2^63 — the
     // core's rule (sampler.rs), so every runtime keeps or drops the same traces.

@@ -381,3 +381,20 @@ test('SIGTERM without a handler of its own: spans are flushed, then the process 
   const [span] = await c.trace(line.trim());
   assert.equal(span.name, 'before-sigterm');
 });
+
+test('limits and batching come from the core; counts are checked once, with one message', async () => {
+  const tracer = new Tracer(c.options({ maxExportBatchSize: 7 }));
+  // What the JS layer applies on its side (attribute/event/link limits, batch size, delay) is what
+  // the core resolved: its defaults plus the options.
+  assert.deepEqual({ ...tracer._native.limits }, {
+    maxAttributes: 128, maxEvents: 128, maxLinks: 128, maxExportBatchSize: 7, maxQueueSize: 16384,
+    scheduledDelayMillis: 1000,
+  });
+  assert.equal(tracer._batch, 7);
+  assert.equal(tracer._limits.maxAttributes, 128);
+  await tracer.shutdown();
+  for (const [k, v] of [['maxQueueSize', 0], ['maxExportBatchSize', 1.5], ['scheduledDelayMillis', -1]]) {
+    assert.throws(() => new Tracer(c.options({ [k]: v })), (e) => e instanceof ConfigError && e.code === 'TRACEX_CONFIG'
+      && e.message === `invalid configuration: ${k} must be a positive integer, got ${v}`, `${k}: ${v}`);
+  }
+});

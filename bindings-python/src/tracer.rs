@@ -44,10 +44,9 @@ fn seconds(py: Python<'_>, name: &str, v: f64) -> PyResult<Duration> {
 }
 
 fn positive(py: Python<'_>, name: &str, v: usize) -> PyResult<usize> {
-    if v == 0 {
-        return Err(error::config(py, format!("{name} must be positive")));
-    }
-    Ok(v)
+    // The core's one rule for counts, so the message is the same in every language.
+    #[allow(clippy::cast_precision_loss)] // beyond 2^53 it fails the check either way
+    tracex_core::config::positive_integer(name, v as f64).map(|n| n as usize).py_err(py)
 }
 
 #[pymethods]

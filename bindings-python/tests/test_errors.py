@@ -33,7 +33,7 @@ PEM = (VECTORS / "collector-test-key.pub.pem").read_text()
          "API key is required"),
         ({"collector_public_key": PEM, "sample_ratio": 1.5}, tracex.ConfigError, "TRACEX_CONFIG", "within [0, 1]"),
         ({"collector_public_key": PEM, "max_batch_size": 0}, tracex.ConfigError, "TRACEX_CONFIG",
-         "max_batch_size must be positive"),
+         "max_batch_size must be a positive integer, got 0"),
         ({"collector_public_key": PEM, "scheduled_delay": -1.0}, tracex.ConfigError, "TRACEX_CONFIG",
          "scheduled_delay"),
         ({"collector_public_key": "-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----\n"},

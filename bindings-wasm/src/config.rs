@@ -182,16 +182,7 @@ fn number(obj: &JsValue, key: &str) -> Result<Option<f64>> {
 }
 
 fn count(obj: &JsValue, key: &str) -> Result<Option<usize>> {
-    number(obj, key)?
-        .map(|n| {
-            if n.fract() == 0.0 && (1.0..=f64::from(u32::MAX)).contains(&n) {
-                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // checked just above
-                Ok(n as usize)
-            } else {
-                Err(config_error(format!("options.{key} must be a positive integer, got {n}")))
-            }
-        })
-        .transpose()
+    number(obj, key)?.map(|n| tracex_core::config::positive_integer(key, n).map(|v| v as usize)).transpose()
 }
 
 /// A JS attribute value: strings, booleans, and numbers (safe integers become ints, the rest doubles).

@@ -35,6 +35,25 @@ pub const ENV_SAMPLE_RATIO: &str = "TRACEX_SAMPLE_RATIO";
 /// `TRACEX_SPOOL_DIR`: directory for batches that could not be delivered.
 pub const ENV_SPOOL_DIR: &str = "TRACEX_SPOOL_DIR";
 
+/// The one rule for count options (queue and batch sizes, delays in milliseconds): a positive
+/// integer no larger than `u32::MAX`. Every binding passes its caller's raw number here, so the rule
+/// and the message are the same in every language.
+///
+/// ```
+/// use tracex_core::config::positive_integer;
+/// assert_eq!(positive_integer("maxQueueSize", 512.0).unwrap(), 512);
+/// let err = positive_integer("maxQueueSize", 1.5).unwrap_err();
+/// assert_eq!(err.to_string(), "invalid configuration: maxQueueSize must be a positive integer, got 1.5");
+/// ```
+pub fn positive_integer(name: &str, v: f64) -> crate::Result<u32> {
+    if v.fract() == 0.0 && (1.0..=f64::from(u32::MAX)).contains(&v) {
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // checked just above
+        Ok(v as u32)
+    } else {
+        Err(crate::Error::Config(format!("{name} must be a positive integer, got {v}")))
+    }
+}
+
 /// Reads an environment variable, treating empty as unset.
 pub(crate) fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())

@@ -261,6 +261,17 @@ impl Tracer {
         &self.inner.limits
     }
 
+    /// The per-span limits in force (defaults or [`TracerBuilder::with_span_limits`]): hosts that
+    /// record spans on their side (the JS layer) apply these instead of constants of their own.
+    pub fn span_limits(&self) -> SpanLimits {
+        self.inner.limits
+    }
+
+    /// The batching settings in force (defaults or [`TracerBuilder::with_batch_config`]).
+    pub fn batch_config(&self) -> BatchConfig {
+        self.inner.blueprint.batch
+    }
+
     /// The fingerprint of the collector key batches are sealed to.
     pub fn collector_key_id(&self) -> KeyId {
         self.inner.key_id
@@ -623,8 +634,13 @@ impl TracerBuilder {
         };
         check_ratio(&sampler)?;
         let batch = self.batch;
-        if batch.max_batch_size == 0 || batch.max_queue_size == 0 || batch.max_pending_batches == 0 {
-            return Err(Error::Config("batch sizes and queue sizes must be positive".into()));
+        for (name, n) in [
+            ("max_batch_size", batch.max_batch_size),
+            ("max_queue_size", batch.max_queue_size),
+            ("max_pending_batches", batch.max_pending_batches),
+        ] {
+            #[allow(clippy::cast_precision_loss)] // beyond 2^53 it fails the check either way
+            config::positive_integer(name, n as f64)?;
         }
 
         let clock: Arc<dyn Clock> = match self.clock {
