@@ -21,9 +21,3 @@ fn coded_error(env: &Env, code: &str, kind: ErrorKind, message: &str) -> napi::E
 pub fn to_js(env: &Env, e: &tracex_core::Error) -> napi::Error {
     coded_error(env, e.code(), e.kind(), &e.to_string())
 }
-
-/// A configuration error raised by the binding itself (the code and kind of `Error::Config`,
-/// without its message prefix).
-pub fn config(env: &Env, message: impl AsRef<str>) -> napi::Error {
-    coded_error(env, "TRACEX_CONFIG", ErrorKind::Config, message.as_ref())
-}

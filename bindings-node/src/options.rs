@@ -10,7 +10,7 @@ use tracex_core::{Sampler, Tracer, TracerBuilder, Value};
 
 use napi::Env;
 
-use crate::error::{config, to_js};
+use crate::error::to_js;
 
 /// Options of the native tracer; the JS `Tracer` passes its options through.
 #[napi_derive::napi(object)]
@@ -77,9 +77,7 @@ pub fn build(env: &Env, o: NativeOptions) -> napi::Result<Tracer> {
     set!(o.spool_dir, with_spool_dir);
     set!(o.compression, with_compression);
     if let Some(r) = o.sample_ratio {
-        if !(0.0..=1.0).contains(&r) {
-            return Err(config(env, format!("sampleRatio must be within [0, 1], got {r}")));
-        }
+        let r = tracex_core::config::sample_ratio("sampleRatio", r).map_err(|e| to_js(env, &e))?;
         b = b.with_sampler(Sampler::ratio(r));
     }
     for (k, v) in o.resource_attributes.unwrap_or_default() {

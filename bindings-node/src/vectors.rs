@@ -10,7 +10,12 @@ use tracex_core::seal::{self, CollectorKey, Header};
 
 use napi::Env;
 
-use crate::error::{config, to_js};
+use crate::error::to_js;
+
+/// A configuration error for a malformed test input.
+fn config(env: &Env, message: impl Into<String>) -> napi::Error {
+    to_js(env, &tracex_core::Error::Config(message.into()))
+}
 
 /// An envelope header, as the vector file spells it (hex strings, decimal strings for u64).
 #[napi(object)]

@@ -119,7 +119,8 @@ impl PyTracer {
             b = b.with_collector_public_key_pem(pem);
         }
         if let Some(r) = sample_ratio {
-            b = b.with_sampler(Sampler::ratio(r));
+            // The core's rule, under the name the caller wrote.
+            b = b.with_sampler(Sampler::ratio(tracex_core::config::sample_ratio("sample_ratio", r).py_err(py)?));
         }
         if let Some(attrs) = resource_attributes.filter(|a| !a.is_none()) {
             for kv in span::to_key_values(attrs)? {

@@ -31,7 +31,7 @@ PEM = (VECTORS / "collector-test-key.pub.pem").read_text()
          "must start with http"),
         ({"collector_public_key": PEM, "endpoint": "http://127.0.0.1:1"}, tracex.ConfigError, "TRACEX_CONFIG",
          "API key is required"),
-        ({"collector_public_key": PEM, "sample_ratio": 1.5}, tracex.ConfigError, "TRACEX_CONFIG", "within [0, 1]"),
+        ({"collector_public_key": PEM, "sample_ratio": 1.5}, tracex.ConfigError, "TRACEX_CONFIG", "sample_ratio must be within [0, 1], got 1.5"),
         ({"collector_public_key": PEM, "max_batch_size": 0}, tracex.ConfigError, "TRACEX_CONFIG",
          "max_batch_size must be a positive integer, got 0"),
         ({"collector_public_key": PEM, "scheduled_delay": -1.0}, tracex.ConfigError, "TRACEX_CONFIG",

@@ -132,8 +132,8 @@ impl Options {
         }
         let sample_ratio = self.sample_ratio.unwrap_or(1.0);
         if let Some(r) = self.sample_ratio {
-            // The core checks the range (NaN included) in build().
-            b = b.with_sampler(Sampler::ratio(r));
+            // The core's rule (NaN included), under the name the caller wrote.
+            b = b.with_sampler(Sampler::ratio(tracex_core::config::sample_ratio("sampleRatio", r)?));
         }
         let mut batch = BatchConfig::default();
         if let Some(n) = self.max_queue_size {

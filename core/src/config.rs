@@ -54,6 +54,24 @@ pub fn positive_integer(name: &str, v: f64) -> crate::Result<u32> {
     }
 }
 
+/// The one rule for a head-sampling ratio: a number within `[0, 1]` (NaN is not). The core's
+/// `build()` applies it to `TRACEX_SAMPLE_RATIO` and to the sampler; the bindings apply it under
+/// their own option name, so the message names what the caller wrote.
+///
+/// ```
+/// use tracex_core::config::sample_ratio;
+/// assert_eq!(sample_ratio("sampleRatio", 0.25).unwrap(), 0.25);
+/// let err = sample_ratio("sampleRatio", 2.0).unwrap_err();
+/// assert_eq!(err.to_string(), "invalid configuration: sampleRatio must be within [0, 1], got 2");
+/// ```
+pub fn sample_ratio(name: &str, r: f64) -> crate::Result<f64> {
+    if (0.0..=1.0).contains(&r) {
+        Ok(r)
+    } else {
+        Err(crate::Error::Config(format!("{name} must be within [0, 1], got {r}")))
+    }
+}
+
 /// Reads an environment variable, treating empty as unset.
 pub(crate) fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())

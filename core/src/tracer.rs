@@ -624,10 +624,7 @@ impl TracerBuilder {
                 Some(r) => {
                     let ratio: f64 =
                         r.parse().map_err(|_| Error::Config(format!("TRACEX_SAMPLE_RATIO is not a number: {r:?}")))?;
-                    if !(0.0..=1.0).contains(&ratio) {
-                        return Err(Error::Config(format!("TRACEX_SAMPLE_RATIO must be within [0, 1]: {ratio}")));
-                    }
-                    Sampler::ratio(ratio)
+                    Sampler::ratio(config::sample_ratio(config::ENV_SAMPLE_RATIO, ratio)?)
                 }
                 None => Sampler::default(),
             },
@@ -763,9 +760,7 @@ fn start(bp: Arc<Blueprint>, #[cfg(feature = "worker")] transport: Option<Box<dy
 
 fn check_ratio(s: &Sampler) -> Result<()> {
     match s {
-        Sampler::TraceIdRatio(r) if !(0.0..=1.0).contains(r) => {
-            Err(Error::Config(format!("sample ratio must be within [0, 1]: {r}")))
-        }
+        Sampler::TraceIdRatio(r) => config::sample_ratio("sample ratio", *r).map(|_| ()),
         Sampler::ParentBased(root) => check_ratio(root),
         _ => Ok(()),
     }
