@@ -120,15 +120,40 @@ export declare function contextFromIds(traceId: string, spanId: string, traceFla
 /** Re-seeds span-id generation (call in a forked child that inherited a seeded generator). */
 export declare function reseedIds(): void;
 
-/** Every error tracex throws; `code` is a stable `TRACEX_*` string. */
+/**
+ * Every error tracex throws; `code` is a stable `TRACEX_*` string. One subclass per kind of core
+ * error, named as in the Python package (tests/vectors/errors.json).
+ */
 export declare class TracexError extends Error {
   readonly code: string;
 }
 /** Invalid options or environment (`TRACEX_CONFIG`). */
 export declare class ConfigError extends TracexError {}
-/** Invalid collector key or fingerprint mismatch (`TRACEX_PUBLIC_KEY`, `TRACEX_FINGERPRINT_MISMATCH`). */
-export declare class KeyError extends TracexError {}
+/** The collector public key is invalid (`TRACEX_PUBLIC_KEY`). */
+export declare class PublicKeyError extends ConfigError {}
+/** The collector key does not match the pinned fingerprint (`TRACEX_FINGERPRINT_MISMATCH`). */
+export declare class FingerprintMismatchError extends PublicKeyError {}
 /** Malformed trace context (`TRACEX_INVALID_CONTEXT`). */
-export declare class ContextError extends TracexError {}
-/** Delivery failures (`TRACEX_TRANSPORT`, `TRACEX_SHUTDOWN`, `TRACEX_TIMEOUT`, …). */
+export declare class InvalidContextError extends TracexError {}
+/** Malformed, tampered or unreadable sealed bytes (`TRACEX_MALFORMED_ENVELOPE`, `TRACEX_OPEN_FAILED`, …). */
+export declare class EnvelopeError extends TracexError {}
+/** Sealing failed or no randomness (`TRACEX_SEAL`, `TRACEX_RANDOM`). */
+export declare class SealError extends TracexError {}
+/** Base of the delivery errors (JS only; kept from 0.1). */
 export declare class ExportError extends TracexError {}
+/** The collector could not be reached (`TRACEX_TRANSPORT`). */
+export declare class TransportError extends ExportError {}
+/** The collector rejected a batch for good (`TRACEX_REJECTED`). */
+export declare class RejectedError extends TransportError {}
+/** The tracer has been shut down (`TRACEX_SHUTDOWN`). */
+export declare class ShutdownError extends ExportError {}
+/** A flush or shutdown did not finish in time (`TRACEX_TIMEOUT`). */
+export declare class FlushTimeoutError extends ExportError {}
+/** The on-disk spool could not be read or written (`TRACEX_SPOOL`). */
+export declare class SpoolError extends ExportError {}
+/** A malformed span record buffer: a bug in tracex (`TRACEX_INVALID_RECORDS`). */
+export declare class InvalidRecordsError extends TracexError {}
+/** @deprecated the 0.1 name of `PublicKeyError`. */
+export declare const KeyError: typeof PublicKeyError;
+/** @deprecated the 0.1 name of `InvalidContextError`. */
+export declare const ContextError: typeof InvalidContextError;

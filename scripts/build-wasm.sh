@@ -4,7 +4,12 @@
 #   opt-level z, LTO, one codegen unit, panic=abort) → wasm-bindgen --target web → wasm-opt -Oz →
 #   the hand-written entry points and package.json from bindings-wasm/js/.
 # Installs the toolchain first if needed (scripts/wasm-toolchain.sh). Prints the module's sizes.
+# `--testing`: the same package with cargo feature `testing` (the vector helpers of
+# bindings-wasm/src/testing.rs) into bindings-wasm/pkg-testing/, for the tests only; never published.
 set -euo pipefail
+FEATURES=()
+PKG=bindings-wasm/pkg
+if [ "${1:-}" = --testing ]; then FEATURES=(--features testing); PKG=bindings-wasm/pkg-testing; fi
 cd "$(dirname "$0")/.."
 eval "$(scripts/wasm-toolchain.sh | grep '^WASM_')"
 export RUSTC_BOOTSTRAP=1 RUSTC=/usr/bin/rustc
@@ -13,10 +18,9 @@ export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER="wasm-ld-$WASM_LLVM_MAJOR"
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-Zlocation-detail=none"
 export CARGO_TARGET_DIR="${WASM_TARGET_DIR:-${CARGO_TARGET_DIR:-target}/wasm}"
 /usr/bin/cargo build -q --locked -Zbuild-std=std,panic_abort --target wasm32-unknown-unknown \
-  --profile wasm-release -p tracex-wasm
+  --profile wasm-release -p tracex-wasm "${FEATURES[@]}"
 RAW="$CARGO_TARGET_DIR/wasm32-unknown-unknown/wasm-release/tracex_wasm.wasm"
 
-PKG=bindings-wasm/pkg
 rm -rf "$PKG"
 mkdir -p "$PKG"
 "$WASM_BINDGEN" --target web --out-dir "$PKG" --out-name tracex_wasm \

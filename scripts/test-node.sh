@@ -28,6 +28,15 @@ echo "--- the .d.ts type-checks a usage sample (tsc --strict)"
     cp "$root/bindings-node/test/types/usage.ts" . &&
     npx tsc --strict --noEmit --target es2022 --module nodenext --moduleResolution nodenext --skipLibCheck false usage.ts)
 
+# The tests use the release tarball installed above for everything a user can call. The vector
+# helpers (fixed-seed RSA wrapping, sealing with fixed inputs, record decoding, example errors) exist
+# only in a second build of the same addon with feature `testing`, bundled to testing-dist/ and
+# loaded from there: it differs from the release build only by those added entry points, and it is
+# never packed (test/release.test.mjs checks that the installed package has none of them).
+echo "--- test build (feature testing) for the vector helpers"
+npm run -s build:testing
+
 echo "--- node --test"
 TRACEX_NODE_PROJECT="$work/project" TRACEX_COLLECTOR_BIN="$target/debug/tracex-collector" \
+    TRACEX_NODE_TESTING="$root/bindings-node/testing-dist/testing.cjs" \
     node --test --test-concurrency=1 test/*.test.mjs

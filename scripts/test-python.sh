@@ -25,18 +25,30 @@ RUN="$(mktemp -d)"
 trap 'rm -rf "$WHEELS" "$RUN"' EXIT
 (cd bindings-python && "$VENVS/build/bin/maturin" build --release --locked -q -o "$WHEELS/cp39" \
     && "$VENVS/build/bin/maturin" build --release --locked -q --no-default-features -o "$WHEELS/cp310")
+# The test build: the cp310 wheel plus feature `testing` (`_native._testing`, the vector helpers).
+# The suite runs against the release wheels as they would be published, except for the tests marked
+# `testing_build`, which need those helpers and run against this wheel alone; it differs from the
+# cp310 release wheel only by the added entry points. (`release_build` tests check that the release
+# wheels lack them.)
+(cd bindings-python && "$VENVS/build/bin/maturin" build --release --locked -q --no-default-features \
+    --features testing -o "$WHEELS/testing")
 cp -r bindings-python/tests/. "$RUN/"
 
-# Each wheel in its own fresh venv; the whole suite runs against each, from outside the source tree.
-for abi in cp39 cp310; do
-    WHEEL="$(ls "$WHEELS/$abi"/tracex-*-"$abi"-abi3-*.whl)"
-    step "$abi-abi3 wheel: fresh venv, pytest against the real collector"
+run_pytest() { # venv, marker expression
+    (cd "$RUN" && TRACEX_COLLECTOR_BIN="$COLLECTOR" TRACEX_VECTORS_DIR="$ROOT/tests/vectors" \
+        TRACEX_EXAMPLE_SETTLER="$ROOT/examples/python-settler/settler.py" \
+        "$1/bin/python" -m pytest -q -p no:cacheprovider -m "$2")
+}
+
+# Each wheel in its own fresh venv; the suite runs against each, from outside the source tree.
+for abi in cp39 cp310 testing; do
+    flavour="$abi"; [ "$abi" = testing ] && flavour=cp310
+    WHEEL="$(ls "$WHEELS/$abi"/tracex-*-"$flavour"-abi3-*.whl)"
+    step "$abi wheel: fresh venv, pytest against the real collector"
     rm -rf "$VENVS/test-$abi"
     "$PY" -m venv "$VENVS/test-$abi"
     "$VENVS/test-$abi/bin/pip" install -q "$WHEEL" pytest typing_extensions
-    (cd "$RUN" && TRACEX_COLLECTOR_BIN="$COLLECTOR" TRACEX_VECTORS_DIR="$ROOT/tests/vectors" \
-        TRACEX_EXAMPLE_SETTLER="$ROOT/examples/python-settler/settler.py" \
-        "$VENVS/test-$abi/bin/python" -m pytest -q -p no:cacheprovider)
+    if [ "$abi" = testing ]; then run_pytest "$VENVS/test-$abi" testing_build; else run_pytest "$VENVS/test-$abi" "not testing_build"; fi
 done
 "$VENVS/test-cp310/bin/pip" install -q "mypy>=1.10"
 

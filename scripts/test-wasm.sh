@@ -26,6 +26,9 @@ if [ ! -x /usr/bin/chromium ]; then
 fi
 
 [ "${TRACEX_SKIP_WASM_BUILD:-}" = 1 ] || scripts/build-wasm.sh
+# The test build (feature `testing`, pkg-testing/): the vector helpers, loaded by path by the tests
+# that need them; everything else tests the packed release tarball.
+[ "${TRACEX_SKIP_WASM_BUILD:-}" = 1 ] || scripts/build-wasm.sh --testing
 
 # Test the package as users get it: pack it, install the tarball next to the tests.
 TMP="$(mktemp -d /tmp/tracex-wasm-pack.XXXXXX)"

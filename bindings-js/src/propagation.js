@@ -45,8 +45,23 @@ export function extract(carrier) {
   const t = hexToWords(m[2], 4);
   const s = hexToWords(m[3], 2);
   if (!t || !s || (t[0] | t[1] | t[2] | t[3]) === 0 || (s[0] | s[1]) === 0) return undefined;
-  const ts = header(carrier, 'tracestate');
-  return new RemoteContext(t, s, parseInt(m[4], 16) & 0xff, typeof ts === 'string' ? ts.trim().slice(0, 512) : '');
+  return new RemoteContext(t, s, parseInt(m[4], 16) & FLAG_SAMPLED, traceState(header(carrier, 'tracestate')));
+}
+
+/**
+ * The core's rules (context.rs): of the trace flags only the sampled bit is kept — W3C Trace
+ * Context 1 defines no other and says vendors "MUST set those to zero" — and a `tracestate` is kept
+ * trimmed, or dropped whole when empty, longer than 512 characters or not ASCII (cutting it would
+ * leave a broken list member).
+ */
+const FLAG_SAMPLED = 1;
+const MAX_TRACE_STATE_LEN = 512;
+const ASCII = /^[\x00-\x7f]*$/;
+
+function traceState(ts) {
+  if (typeof ts !== 'string') return '';
+  const t = ts.trim();
+  return t.length <= MAX_TRACE_STATE_LEN && ASCII.test(t) ? t : '';
 }
 
 /** Writes `traceparent` (and `tracestate` when set) for `span` into `carrier`; returns the carrier. */
@@ -68,5 +83,5 @@ export function contextFromIds(traceId, spanId, traceFlags = 1, traceState = '')
   const t = hexToWords(traceId, 4);
   const s = hexToWords(spanId, 2);
   if (!t || !s) return undefined;
-  return new RemoteContext(t, s, traceFlags & 0xff, traceState);
+  return new RemoteContext(t, s, traceFlags & FLAG_SAMPLED, traceState);
 }

@@ -73,13 +73,34 @@ export class Span {
       a[n] = key;
       a[n + 1] = value;
     } else {
-      return this._dropAttribute();
+      return this._setAtLimit(key, value);
     }
     this.na = n + 2;
     return this;
   }
 
-  _dropAttribute() {
+  /**
+   * Setting an attribute once the span holds the limit (rare: only here is there any work beyond an
+   * append). Appends may hold repeated keys (the core resolves them), so they are resolved now, as
+   * the core's span.rs does: the limit is on distinct keys, and a key already present is replaced,
+   * never dropped.
+   */
+  _setAtLimit(key, value) {
+    const a = this.attrs;
+    const n = compactAttributes(a, this.na);
+    this.na = n;
+    for (let i = 0; i < n; i += 2) {
+      if (a[i] === key) {
+        a[i + 1] = value;
+        return this;
+      }
+    }
+    if (n < this._tracer._maxAttrs2) {
+      a[n] = key;
+      a[n + 1] = value;
+      this.na = n + 2;
+      return this;
+    }
     this._extra().droppedAttrs++;
     return this;
   }
@@ -135,17 +156,23 @@ export class Span {
     if (e && e.stack) attrs['exception.stacktrace'] = e.stack;
     if (e && e.code !== undefined) attrs['exception.code'] = String(e.code);
     this.addEvent('exception', attrs, time);
-    if (this.statusCode !== SpanStatusCode.OK) this.setStatus({ code: SpanStatusCode.ERROR, message: attrs['exception.message'] });
+    // The core's rule (span.rs `record_exception`): the message, or the type when there is none.
+    this.setStatus({ code: SpanStatusCode.ERROR, message: attrs['exception.message'] || attrs['exception.type'] });
     return this;
   }
 
-  /** Sets the status: `{ code: SpanStatusCode.ERROR, message }`, or `'ok'` / `'error'`. */
+  /**
+   * Sets the status: `{ code: SpanStatusCode.ERROR, message }`, or `'ok'` / `'error'` / `'unset'`.
+   * The core's rules (span.rs): `Ok` is final, `Unset` changes nothing, only an error keeps a
+   * description.
+   */
   setStatus(status, message) {
-    if (this.ended) return this;
+    if (this.ended || this.statusCode === SpanStatusCode.OK) return this;
     if (typeof status === 'string') status = { code: status === 'ok' ? 1 : status === 'error' ? 2 : 0, message };
     const code = status && status.code;
-    this.statusCode = code === 1 || code === 2 ? code : 0;
-    const text = this.statusCode === 2 && status.message ? String(status.message) : '';
+    if (code !== 1 && code !== 2) return this;
+    this.statusCode = code;
+    const text = code === 2 && status.message ? String(status.message) : '';
     if (text !== '' || this.x !== null) this._extra().statusMessage = text;
     return this;
   }
@@ -217,6 +244,29 @@ export class NonRecordingSpan {
       return span._tracer._runEnding(span, fn, this, args);
     };
   }
+}
+
+/**
+ * Resolves repeated keys among the first `n` entries of `a` ([key, value, …]) in place: the last
+ * value wins, in the first key's position (the core's `dedup_last_wins`). Returns the new length.
+ */
+function compactAttributes(a, n) {
+  const at = new Map();
+  let w = 0;
+  for (let i = 0; i < n; i += 2) {
+    const k = a[i];
+    const p = at.get(k);
+    if (p !== undefined) {
+      a[p + 1] = a[i + 1];
+    } else {
+      at.set(k, w);
+      a[w] = k;
+      a[w + 1] = a[i + 1];
+      w += 2;
+    }
+  }
+  for (let i = w; i < n; i++) a[i] = null;
+  return w;
 }
 
 /** `{a: 1}` → `['a', 1]` (null/undefined values skipped). */

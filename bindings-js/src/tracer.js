@@ -5,13 +5,11 @@
 import { nonZeroWord, word, wordsToHex } from './ids.js';
 import { anchorMs, now, toHostMs } from './clock.js';
 import { RecordWriter } from './records.js';
-import { NonRecordingSpan, Span, SpanKind, flatten } from './span.js';
+import { FLAG_SAMPLED, NonRecordingSpan, Span, SpanKind, flatten } from './span.js';
 import { RemoteContext, contextFromIds, extract, inject } from './propagation.js';
-import { ConfigError, TracexError, fromNative } from './errors.js';
+import { ConfigError, InvalidContextError, fromNative } from './errors.js';
 
 const TWO31 = 2147483648;
-const DEFAULT_BATCH = 512;
-const DEFAULT_DELAY_MS = 1000;
 // Finished spans cross into the core this many at a time (or when the batch delay passes): each
 // crossing costs the calling thread a native call and a promise, so fewer, larger crossings cost it
 // less. The core cuts them into export batches of `maxExportBatchSize`.
@@ -30,12 +28,8 @@ export class BaseTracer {
     if (options !== undefined && (options === null || typeof options !== 'object')) {
       throw new ConfigError('Tracer options must be an object');
     }
+    // Options are checked once, by the core (its `positive_integer` for the counts).
     const o = { ...(options || {}) };
-    for (const k of ['maxExportBatchSize', 'scheduledDelayMillis', 'maxQueueSize']) {
-      if (o[k] !== undefined && !(Number.isInteger(o[k]) && o[k] > 0)) {
-        throw new ConfigError(`${k} must be a positive integer, got ${o[k]}`);
-      }
-    }
     try {
       this._native = new platform.NativeTracer({ ...o, sdkName: platform.sdkName, sdkVersion: platform.sdkVersion });
     } catch (e) {
@@ -49,10 +43,12 @@ export class BaseTracer {
     this._ingestFailures = 0;
     this._timer = null;
     this._closed = false;
-    this._batch = o.maxExportBatchSize || DEFAULT_BATCH;
-    this._delay = o.scheduledDelayMillis || DEFAULT_DELAY_MS;
-    this._drainAt = Math.max(this._batch, Math.min(DRAIN_SPANS, o.maxQueueSize || DRAIN_SPANS));
-    this._limits = { maxAttributes: 128, maxEvents: 128, maxLinks: 128 };
+    // Limits and batching as the core resolved them (defaults, options, environment): one truth.
+    const l = this._native.limits;
+    this._batch = l.maxExportBatchSize;
+    this._delay = l.scheduledDelayMillis;
+    this._drainAt = Math.max(this._batch, Math.min(DRAIN_SPANS, l.maxQueueSize));
+    this._limits = { maxAttributes: l.maxAttributes, maxEvents: l.maxEvents, maxLinks: l.maxLinks };
     this._maxAttrs2 = this._limits.maxAttributes * 2;
     // Root spans are sampled when the low 63 bits of the trace id fall under ratio × 2^63 — the
     // core's rule (sampler.rs), so every runtime keeps or drops the same traces.
@@ -101,7 +97,7 @@ export class BaseTracer {
   _begin(name, kind, parent, start) {
     if (parent) {
       if ((parent.flags & 1) === 0) return this._unsampledChild(parent);
-      const flags = (parent.flags & 0xff) | HAS_IS_REMOTE | (parent instanceof RemoteContext ? IS_REMOTE : 0);
+      const flags = FLAG_SAMPLED | HAS_IS_REMOTE | (parent instanceof RemoteContext ? IS_REMOTE : 0);
       return new Span(this, name, kind, parent.t0, parent.t1, parent.t2, parent.t3, parent.s0, parent.s1, flags,
         parent.traceState, start);
     }
@@ -118,8 +114,8 @@ export class BaseTracer {
 
   _unsampledChild(parent) {
     this._sampledOut++;
-    return new NonRecordingSpan(this, parent.t0, parent.t1, parent.t2, parent.t3, word(), nonZeroWord(),
-      parent.flags & 0xfe, parent.traceState);
+    return new NonRecordingSpan(this, parent.t0, parent.t1, parent.t2, parent.t3, word(), nonZeroWord(), 0,
+      parent.traceState);
   }
 
   _sampleRoot(t2, t3) {
@@ -187,7 +183,7 @@ export class BaseTracer {
   _link(context, attributes) {
     const c = context && context.t0 !== undefined ? context : asContext(context);
     if (!c) return null;
-    return { t0: c.t0, t1: c.t1, t2: c.t2, t3: c.t3, s0: c.s0, s1: c.s1, flags: c.flags & 0xff,
+    return { t0: c.t0, t1: c.t1, t2: c.t2, t3: c.t3, s0: c.s0, s1: c.s1, flags: c.flags & FLAG_SAMPLED,
       traceState: c.traceState || '', attrs: flatten(attributes), dropped: 0 };
   }
 
@@ -318,7 +314,7 @@ function asContext(c) {
     const r = contextFromIds(c.traceId, c.spanId, flags, c.traceState || '');
     if (r) return r;
   }
-  throw new TracexError('parent must be a span, a context from extract(), or null', 'TRACEX_INVALID_CONTEXT');
+  throw new InvalidContextError('parent must be a span, a context from extract(), or null');
 }
 
 export { SpanKind, wordsToHex };

@@ -53,11 +53,11 @@ function hotLoopFor(tracer) {
   return (n) => loop(tracer, n);
 }
 
-// CPU time of the calling (main) thread in ns (CLOCK_THREAD_CPUTIME_ID, through the addon's test
-// support): the hot path's own cost, whatever other threads or processes (the core's worker, the
+// CPU time of the calling (main) thread in ns (CLOCK_THREAD_CPUTIME_ID, from the addon's native
+// module: benchmark support, not exported by the package): the hot path's own cost, whatever other threads or processes (the core's worker, the
 // collector) do on the other core meanwhile. (/proc's schedstat is only updated at scheduler ticks:
 // too coarse for rounds of a few milliseconds.)
-const { threadCpuTimeNs: mainThreadNs } = require('../dist/testing.cjs');
+const { threadCpuTimeNs: mainThreadNs } = require('../dist/native.cjs');
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 

@@ -1,7 +1,12 @@
-// Bundles the JS layer (lib/ + ../bindings-js) into dist/index.cjs and dist/testing.cjs, and copies
-// the ESM entry. The native loader (dist/native.cjs, from `napi build`) stays a separate file.
+// Bundles the JS layer (lib/ + ../bindings-js) into dist/index.cjs and copies the ESM entry. The
+// native loader (dist/native.cjs, from `napi build`) stays a separate file.
+//
+// `node scripts/build-js.mjs --testing <dir>` bundles lib/testing.js into <dir>/testing.cjs instead:
+// the test entry points, for an addon built with feature `testing` into <dir>. They are never in
+// dist/, so never in the packed package.
 import { build } from 'esbuild';
 import { copyFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 const common = {
   bundle: true,
@@ -11,6 +16,10 @@ const common = {
   external: ['./native.cjs'],
   logLevel: 'warning',
 };
-await build({ ...common, entryPoints: ['lib/index.js'], outfile: 'dist/index.cjs' });
-await build({ ...common, entryPoints: ['lib/testing.js'], outfile: 'dist/testing.cjs' });
-copyFileSync('lib/index.mjs', 'dist/index.mjs');
+const at = process.argv.indexOf('--testing');
+if (at >= 0) {
+  await build({ ...common, entryPoints: ['lib/testing.js'], outfile: join(process.argv[at + 1], 'testing.cjs') });
+} else {
+  await build({ ...common, entryPoints: ['lib/index.js'], outfile: 'dist/index.cjs' });
+  copyFileSync('lib/index.mjs', 'dist/index.mjs');
+}

@@ -1,13 +1,17 @@
-//! Core errors as JS `Error`s whose `code` is the core's stable `TRACEX_*` code (the JS layer turns
-//! the code into the matching `TracexError` subclass).
+//! Core errors as JS `Error`s carrying the core's stable `code` (`TRACEX_*`) and `kind` (the class
+//! name of the core's `ErrorKind`); the JS layer (`bindings-js/src/errors.js`) rethrows them as the
+//! class of that name. Every error goes through `Error::kind`, so there is no mapping here to miss
+//! a variant.
 
 use napi::Env;
 use napi::bindgen_prelude::{JsObjectValue, JsValue};
+use tracex_core::ErrorKind;
 
-/// Builds a JS `Error` with `message` and `code`, carried as the thrown value.
-pub fn coded_error(env: &Env, code: &str, message: &str) -> napi::Error {
+/// Builds a JS `Error` with `message`, `code` and `kind`, carried as the thrown value.
+fn coded_error(env: &Env, code: &str, kind: ErrorKind, message: &str) -> napi::Error {
     let made = env.create_error(napi::Error::from_reason(message)).and_then(|mut obj| {
         obj.set_named_property("code", code)?;
+        obj.set_named_property("kind", kind.class_name())?;
         Ok(napi::Error::from(obj.to_unknown()))
     });
     made.unwrap_or_else(|err| err)
@@ -15,10 +19,5 @@ pub fn coded_error(env: &Env, code: &str, message: &str) -> napi::Error {
 
 /// Maps a core error.
 pub fn to_js(env: &Env, e: &tracex_core::Error) -> napi::Error {
-    coded_error(env, e.code(), &e.to_string())
-}
-
-/// A configuration error raised by the binding itself.
-pub fn config(env: &Env, message: impl AsRef<str>) -> napi::Error {
-    coded_error(env, "TRACEX_CONFIG", message.as_ref())
+    coded_error(env, e.code(), e.kind(), &e.to_string())
 }

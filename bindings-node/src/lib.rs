@@ -10,9 +10,13 @@
 // Under cfg(test) napi-derive registers nothing, so the exports look unused to the compiler.
 #![cfg_attr(test, allow(dead_code))]
 
+#[cfg(unix)]
+mod bench;
 mod error;
 mod options;
 mod tracer;
+// Test-only entry points: only the test scripts build with `--features testing`.
+#[cfg(feature = "testing")]
 mod vectors;
 
 pub use tracer::NativeTracer;

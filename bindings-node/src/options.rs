@@ -10,7 +10,7 @@ use tracex_core::{Sampler, Tracer, TracerBuilder, Value};
 
 use napi::Env;
 
-use crate::error::{config, to_js};
+use crate::error::to_js;
 
 /// Options of the native tracer; the JS `Tracer` passes its options through.
 #[napi_derive::napi(object)]
@@ -38,12 +38,13 @@ pub struct NativeOptions {
     pub sample_ratio: Option<f64>,
     /// Extra resource attributes.
     pub resource_attributes: Option<HashMap<String, Either3<String, f64, bool>>>,
-    /// Spans buffered before new ones are dropped (default 65,536).
-    pub max_queue_size: Option<u32>,
+    /// Spans buffered before new ones are dropped (default 16,384, the core's
+    /// `DEFAULT_MAX_QUEUE_SIZE`).
+    pub max_queue_size: Option<f64>,
     /// Spans per sealed batch (default 512).
-    pub max_export_batch_size: Option<u32>,
+    pub max_export_batch_size: Option<f64>,
     /// Longest wait before a partial batch is sent, in ms (default 1,000).
-    pub scheduled_delay_millis: Option<u32>,
+    pub scheduled_delay_millis: Option<f64>,
     /// Directory for batches that could not be delivered (env `TRACEX_SPOOL_DIR`).
     pub spool_dir: Option<String>,
     /// Deflate the plaintext before sealing (default false).
@@ -76,9 +77,7 @@ pub fn build(env: &Env, o: NativeOptions) -> napi::Result<Tracer> {
     set!(o.spool_dir, with_spool_dir);
     set!(o.compression, with_compression);
     if let Some(r) = o.sample_ratio {
-        if !(0.0..=1.0).contains(&r) {
-            return Err(config(env, format!("sampleRatio must be within [0, 1], got {r}")));
-        }
+        let r = tracex_core::config::sample_ratio("sampleRatio", r).map_err(|e| to_js(env, &e))?;
         b = b.with_sampler(Sampler::ratio(r));
     }
     for (k, v) in o.resource_attributes.unwrap_or_default() {
@@ -91,13 +90,13 @@ pub fn build(env: &Env, o: NativeOptions) -> napi::Result<Tracer> {
     }
     let mut batch = BatchConfig::default();
     if let Some(n) = o.max_queue_size {
-        batch.max_queue_size = positive(env, n, "maxQueueSize")?;
+        batch.max_queue_size = positive(env, n, "maxQueueSize")? as usize;
     }
     if let Some(n) = o.max_export_batch_size {
-        batch.max_batch_size = positive(env, n, "maxExportBatchSize")?;
+        batch.max_batch_size = positive(env, n, "maxExportBatchSize")? as usize;
     }
     if let Some(ms) = o.scheduled_delay_millis {
-        batch.scheduled_delay = Duration::from_millis(u64::from(positive(env, ms, "scheduledDelayMillis")? as u32));
+        batch.scheduled_delay = Duration::from_millis(u64::from(positive(env, ms, "scheduledDelayMillis")?));
     }
     b = b.with_batch_config(batch);
     b = b.with_sdk(
@@ -107,11 +106,10 @@ pub fn build(env: &Env, o: NativeOptions) -> napi::Result<Tracer> {
     b.build().map_err(|e| to_js(env, &e))
 }
 
-fn positive(env: &Env, n: u32, name: &str) -> napi::Result<usize> {
-    if n == 0 {
-        return Err(config(env, format!("{name} must be at least 1")));
-    }
-    Ok(n as usize)
+/// The JS number as given (a `u32` field would silently truncate 1.5 or wrap -1), checked by the
+/// core's one rule for counts.
+fn positive(env: &Env, n: f64, name: &str) -> napi::Result<u32> {
+    tracex_core::config::positive_integer(name, n).map_err(|e| to_js(env, &e))
 }
 
 /// The ratio the JS layer applies to root spans, read back from the core's resolved sampler.

@@ -175,6 +175,32 @@ impl NativeTracer {
     pub fn sample_ratio(&self) -> f64 {
         root_ratio(self.tracer.sampler())
     }
+
+    /// The limits and batching the core resolved, which the JS layer applies on its side.
+    #[napi(getter)]
+    pub fn limits(&self) -> NativeLimits {
+        let (l, b) = (self.tracer.span_limits(), self.tracer.batch_config());
+        #[allow(clippy::cast_possible_truncation)] // each was checked to fit a u32 when built
+        NativeLimits {
+            max_attributes: l.max_attributes,
+            max_events: l.max_events,
+            max_links: l.max_links,
+            max_export_batch_size: b.max_batch_size as u32,
+            max_queue_size: b.max_queue_size as u32,
+            scheduled_delay_millis: b.scheduled_delay.as_millis() as u32,
+        }
+    }
+}
+
+/// Per-span limits and batching as the core resolved them (defaults, options, environment).
+#[napi(object)]
+pub struct NativeLimits {
+    pub max_attributes: u32,
+    pub max_events: u32,
+    pub max_links: u32,
+    pub max_export_batch_size: u32,
+    pub max_queue_size: u32,
+    pub scheduled_delay_millis: u32,
 }
 
 fn timeout(ms: Option<u32>) -> Duration {

@@ -1,6 +1,8 @@
-//! Test support for the shared wire vectors (`tests/vectors/envelope-v1.json`) and the record-buffer
-//! encoder: the package's tests reproduce and open the vectors, and decode JS-written record
-//! buffers, through the same compiled core that seals real batches. Not part of the public API.
+//! Test support, compiled only with feature `testing` (never in the released addon; the packed
+//! artefact is checked for it by scripts/test-node.sh): the shared vectors (`tests/vectors/`) —
+//! envelopes reproduced with fixed inputs and opened, the core's sampling decision, one error of
+//! each kind — and decoding of JS-written record buffers, all through the same compiled core that
+//! seals real batches.
 
 use napi::bindgen_prelude::Uint8Array;
 use napi_derive::napi;
@@ -8,7 +10,12 @@ use tracex_core::seal::{self, CollectorKey, Header};
 
 use napi::Env;
 
-use crate::error::{config, to_js};
+use crate::error::to_js;
+
+/// A configuration error for a malformed test input.
+fn config(env: &Env, message: impl Into<String>) -> napi::Error {
+    to_js(env, &tracex_core::Error::Config(message.into()))
+}
 
 /// An envelope header, as the vector file spells it (hex strings, decimal strings for u64).
 #[napi(object)]
@@ -153,17 +160,12 @@ pub fn records_json(env: Env, bytes: Uint8Array) -> napi::Result<String> {
     Ok(json!({ "sampledOut": records.sampled_out, "spans": spans }).to_string())
 }
 
-/// CPU time of the calling thread in nanoseconds (`CLOCK_THREAD_CPUTIME_ID`), for the benchmark:
-/// `/proc/.../schedstat` is only updated at scheduler ticks, too coarse for millisecond rounds.
-#[cfg(unix)]
-#[napi(js_name = "threadCpuTimeNs")]
-#[allow(clippy::cast_precision_loss, unsafe_code)] // one libc call, no safe std equivalent
-pub fn thread_cpu_time_ns() -> f64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant the kernel supports.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &raw mut ts) };
-    if rc != 0 {
-        return f64::NAN;
-    }
-    ts.tv_sec as f64 * 1e9 + ts.tv_nsec as f64
+/// Throws the core's example error with `code` (`Error::one_of_each`) through the addon's own error
+/// conversion, so the tests see exactly what a real failure of that code looks like in JS.
+#[napi(js_name = "coreError")]
+pub fn core_error(env: Env, code: String) -> napi::Result<()> {
+    let all = tracex_core::Error::one_of_each();
+    let e =
+        all.iter().find(|e| e.code() == code).ok_or_else(|| config(&env, format!("no core error has code {code}")))?;
+    Err(to_js(&env, e))
 }

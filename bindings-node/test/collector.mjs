@@ -17,7 +17,12 @@ if (!PROJECT) throw new Error('TRACEX_NODE_PROJECT is not set: run scripts/test-
 
 /** The installed package, loaded through its `require` entry. */
 export const tracex = createRequire(join(PROJECT, 'package.json'))('tracex');
-export const testing = createRequire(join(PROJECT, 'package.json'))('tracex/testing');
+/**
+ * The test entry points: `testing.cjs` beside an addon built with feature `testing`
+ * (`npm run build:testing`), never part of the installed package.
+ */
+if (!process.env.TRACEX_NODE_TESTING) throw new Error('TRACEX_NODE_TESTING is not set: run scripts/test-node.sh');
+export const testing = createRequire(import.meta.url)(process.env.TRACEX_NODE_TESTING);
 
 function cli(dataDir, args) {
   return execFileSync(BIN, ['--data-dir', dataDir, ...args], { encoding: 'utf8' });
@@ -108,4 +113,4 @@ function plain(v) {
 }
 
 export const vectorsDir = join(repo, 'tests/vectors');
-export const readVectors = () => JSON.parse(readFileSync(join(vectorsDir, 'envelope-v1.json'), 'utf8'));
+export const readVectors = (file = 'envelope-v1.json') => JSON.parse(readFileSync(join(vectorsDir, file), 'utf8'));

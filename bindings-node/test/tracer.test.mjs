@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { execFileSync } from 'node:child_process';
 import { attrs, startCollector, tracex, PROJECT } from './collector.mjs';
 
-const { Tracer, SpanStatusCode, ConfigError, KeyError, TracexError } = tracex;
+const { Tracer, SpanStatusCode, ConfigError, PublicKeyError, FingerprintMismatchError, TracexError } = tracex;
 let c;
 before(async () => {
   c = await startCollector();
@@ -248,7 +248,7 @@ test('flush and shutdown report delivery; spans after shutdown are dropped and c
   assert.equal(stats.batchesSent, 50);
   assert.ok(stats.keyRotations >= 1 && stats.keyRotations < 50, 'a data key serves many batches');
   tracer.startSpan('late').end();
-  await assert.rejects(tracer.flush(), (e) => e instanceof tracex.ExportError && e.code === 'TRACEX_SHUTDOWN');
+  await assert.rejects(tracer.flush(), (e) => e instanceof tracex.ShutdownError && e.name === 'ShutdownError' && e.code === 'TRACEX_SHUTDOWN');
   assert.equal(tracer.stats().spansDropped, 1);
   const traces = await c.traces('&service=bulk');
   assert.equal(traces.length, 5000);
@@ -315,10 +315,11 @@ test('bad configuration throws TracexError subclasses with codes', () => {
     assert.throws(() => new Tracer({ serviceName: 'x' }), (e) => e instanceof ConfigError && e.code === 'TRACEX_CONFIG'
       && /collector public key is required/.test(e.message));
     assert.throws(() => new Tracer({ collectorPublicKey: '-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----' }),
-      (e) => e instanceof KeyError && e.code === 'TRACEX_PUBLIC_KEY');
+      (e) => e instanceof PublicKeyError && e.name === 'PublicKeyError' && e.code === 'TRACEX_PUBLIC_KEY');
     assert.throws(() => new Tracer(c.options({ collectorFingerprint: 'ab'.repeat(32) })),
-      (e) => e instanceof KeyError && e.code === 'TRACEX_FINGERPRINT_MISMATCH');
-    assert.throws(() => new Tracer(c.options({ sampleRatio: 2 })), (e) => e instanceof ConfigError && /sampleRatio/.test(e.message));
+      (e) => e instanceof FingerprintMismatchError && e.name === 'FingerprintMismatchError' && e.code === 'TRACEX_FINGERPRINT_MISMATCH');
+    assert.throws(() => new Tracer(c.options({ sampleRatio: 2 })), (e) => e instanceof ConfigError
+      && e.message === 'invalid configuration: sampleRatio must be within [0, 1], got 2');
     assert.throws(() => new Tracer(c.options({ endpoint: 'ftp://x' })), (e) => e.code === 'TRACEX_CONFIG');
     assert.throws(() => new Tracer(c.options({ maxExportBatchSize: 0 })), (e) => e instanceof TracexError);
     assert.throws(() => new Tracer('nope'), ConfigError);
@@ -380,4 +381,21 @@ test('SIGTERM without a handler of its own: spans are flushed, then the process 
   assert.equal(signal, 'SIGTERM');
   const [span] = await c.trace(line.trim());
   assert.equal(span.name, 'before-sigterm');
+});
+
+test('limits and batching come from the core; counts are checked once, with one message', async () => {
+  const tracer = new Tracer(c.options({ maxExportBatchSize: 7 }));
+  // What the JS layer applies on its side (attribute/event/link limits, batch size, delay) is what
+  // the core resolved: its defaults plus the options.
+  assert.deepEqual({ ...tracer._native.limits }, {
+    maxAttributes: 128, maxEvents: 128, maxLinks: 128, maxExportBatchSize: 7, maxQueueSize: 16384,
+    scheduledDelayMillis: 1000,
+  });
+  assert.equal(tracer._batch, 7);
+  assert.equal(tracer._limits.maxAttributes, 128);
+  await tracer.shutdown();
+  for (const [k, v] of [['maxQueueSize', 0], ['maxExportBatchSize', 1.5], ['scheduledDelayMillis', -1]]) {
+    assert.throws(() => new Tracer(c.options({ [k]: v })), (e) => e instanceof ConfigError && e.code === 'TRACEX_CONFIG'
+      && e.message === `invalid configuration: ${k} must be a positive integer, got ${v}`, `${k}: ${v}`);
+  }
 });

@@ -1,7 +1,7 @@
 //! The core's one error enum as Python exceptions. The classes live in `tracex/_errors.py` (pure
 //! Python, so each can also inherit the matching builtin, e.g. `ConfigError(TracexError,
-//! ValueError)`); every variant maps to exactly one class, and every exception carries the core's
-//! stable `TRACEX_*` code as `.code`.
+//! ValueError)`), one per kind of core error with the core's name for it; every exception carries
+//! the core's stable `TRACEX_*` code as `.code` (tests/vectors/errors.json pins both).
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
@@ -11,22 +11,10 @@ use tracex_core::Error;
 
 static ERRORS: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
 
-/// The Python class name for a core error. No `_` arm: a new variant must be mapped here.
+/// The Python class for a core error: the class of its kind, named as in every binding
+/// (`ErrorKind::class_name`; `Error::kind` maps every variant, so there is no arm here to miss one).
 fn class_name(e: &Error) -> &'static str {
-    match e {
-        Error::Config(_) => "ConfigError",
-        Error::PublicKey(_) => "PublicKeyError",
-        Error::FingerprintMismatch { .. } => "FingerprintMismatchError",
-        Error::InvalidContext(_) => "InvalidContextError",
-        Error::MalformedEnvelope(_) | Error::UnsupportedVersion(_) | Error::Open | Error::Decode(_) => "EnvelopeError",
-        Error::Seal(_) | Error::Random(_) => "SealError",
-        Error::Transport(_) => "TransportError",
-        Error::Rejected { .. } => "RejectedError",
-        Error::Shutdown => "ShutdownError",
-        Error::Timeout(_) => "FlushTimeoutError",
-        Error::Spool(_) => "SpoolError",
-        _ => "TracexError",
-    }
+    e.kind().class_name()
 }
 
 /// Converts a core error into the matching `tracex` exception (with `.code` set).

@@ -10,6 +10,8 @@
 
 mod error;
 mod span;
+// Test-only entry points (`_native._testing`): only the test scripts build with `--features testing`.
+#[cfg(feature = "testing")]
 mod testing;
 mod tracer;
 
@@ -26,8 +28,11 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<span::Ready>()?;
     m.add_function(wrap_pyfunction!(span::current_span, m)?)?;
     m.add("_CURRENT_SPAN", span::current_var(m.py())?)?;
-    let testing = PyModule::new(m.py(), "_testing")?;
-    testing::register(&testing)?;
-    m.add_submodule(&testing)?;
+    #[cfg(feature = "testing")]
+    {
+        let testing = PyModule::new(m.py(), "_testing")?;
+        testing::register(&testing)?;
+        m.add_submodule(&testing)?;
+    }
     Ok(())
 }

@@ -1,6 +1,7 @@
-//! `tracex._native._testing`: TEST SUPPORT ONLY, for checking the shared wire-format vectors
-//! (`tests/vectors/envelope-v1.json`) through this binding. Each function calls the core's own
-//! sealing, parsing, opening and decoding code; nothing here is reimplemented or used by `tracex`.
+//! `tracex._native._testing`: TEST SUPPORT ONLY, compiled only with feature `testing` (never in a
+//! released wheel; `tests/test_release.py` checks), for checking the shared vectors
+//! (`tests/vectors/`) through this binding. Each function calls the core's own sealing, parsing,
+//! opening, decoding, sampling or error code; nothing here is reimplemented or used by `tracex`.
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -16,6 +17,8 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(seal_envelope, m)?)?;
     m.add_function(wrap_pyfunction!(open_envelope, m)?)?;
     m.add_function(wrap_pyfunction!(decode_otlp, m)?)?;
+    m.add_function(wrap_pyfunction!(root_sampled, m)?)?;
+    m.add_function(wrap_pyfunction!(raise_core_error, m)?)?;
     Ok(())
 }
 
@@ -139,4 +142,20 @@ fn decode_otlp<'py>(py: Python<'py>, otlp: &[u8]) -> PyResult<Bound<'py, PyList>
         out.append(d)?;
     }
     Ok(out)
+}
+
+/// The core's decision for a root span of trace `trace_id` (hex) under `sample_ratio = ratio`.
+#[pyfunction]
+fn root_sampled(py: Python<'_>, ratio: f64, trace_id: &str) -> PyResult<bool> {
+    let id = tracex_core::TraceId::from_hex(trace_id).py_err(py)?;
+    Ok(tracex_core::Sampler::ratio(ratio).should_sample(None, id))
+}
+
+/// Raises the core's example error with `code` (`Error::one_of_each`) through the binding's own
+/// error conversion: what a real failure with that code raises.
+#[pyfunction]
+fn raise_core_error(py: Python<'_>, code: &str) -> PyResult<()> {
+    let all = tracex_core::Error::one_of_each();
+    let e = all.iter().find(|e| e.code() == code).ok_or_else(|| PyValueError::new_err(format!("no code {code}")))?;
+    Err(crate::error::to_py(py, e))
 }

@@ -44,10 +44,9 @@ fn seconds(py: Python<'_>, name: &str, v: f64) -> PyResult<Duration> {
 }
 
 fn positive(py: Python<'_>, name: &str, v: usize) -> PyResult<usize> {
-    if v == 0 {
-        return Err(error::config(py, format!("{name} must be positive")));
-    }
-    Ok(v)
+    // The core's one rule for counts, so the message is the same in every language.
+    #[allow(clippy::cast_precision_loss)] // beyond 2^53 it fails the check either way
+    tracex_core::config::positive_integer(name, v as f64).map(|n| n as usize).py_err(py)
 }
 
 #[pymethods]
@@ -120,7 +119,8 @@ impl PyTracer {
             b = b.with_collector_public_key_pem(pem);
         }
         if let Some(r) = sample_ratio {
-            b = b.with_sampler(Sampler::ratio(r));
+            // The core's rule, under the name the caller wrote.
+            b = b.with_sampler(Sampler::ratio(tracex_core::config::sample_ratio("sample_ratio", r).py_err(py)?));
         }
         if let Some(attrs) = resource_attributes.filter(|a| !a.is_none()) {
             for kv in span::to_key_values(attrs)? {

@@ -24,6 +24,22 @@ import pytest
 VECTORS = Path(os.environ.get("TRACEX_VECTORS_DIR", Path(__file__).resolve().parents[2] / "tests" / "vectors"))
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # scripts/test-python.sh runs the suite twice over: `-m "not testing_build"` against each
+    # release wheel, `-m testing_build` against the test build (feature `testing`), the only one with
+    # `_native._testing`.
+    config.addinivalue_line("markers", "testing_build: needs the test build of the wheel (_native._testing)")
+    config.addinivalue_line("markers", "release_build: checks the released wheel itself")
+
+
+def native_testing() -> Any:
+    """`tracex._native._testing`, present only in the test build; None elsewhere (the tests that use
+    it are marked `testing_build` and are not run against a release wheel)."""
+    from tracex import _native
+
+    return getattr(_native, "_testing", None)
+
+
 def collector_bin() -> str:
     path = os.environ.get("TRACEX_COLLECTOR_BIN")
     if not path or not os.access(path, os.X_OK):

@@ -1,6 +1,7 @@
 """The shared wire-format vectors (tests/vectors/envelope-v1.json), checked through this binding's
 build of the core: the RSA-OAEP wrap and the envelope are reproduced byte for byte, opening yields
-the OTLP request and its spans, and every tampered envelope is rejected with EnvelopeError."""
+the OTLP request and its spans, and every tampered envelope is rejected with EnvelopeError. Needs
+the test build of the wheel (feature ``testing``, see conftest.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import json
 
 import pytest
 import tracex
-from conftest import VECTORS
-from tracex._native import _testing
+from conftest import VECTORS, native_testing
+
+pytestmark = pytest.mark.testing_build
+_testing = native_testing()
 
 DOC = json.loads((VECTORS / "envelope-v1.json").read_text())
 PUBLIC_PEM = (VECTORS / DOC["public_key_pem_file"]).read_text()

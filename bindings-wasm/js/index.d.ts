@@ -1,6 +1,6 @@
 import type { NativeOptions, FlushReport, Stats } from './tracex_wasm.js';
 export type { NativeOptions, FlushReport, Stats } from './tracex_wasm.js';
-export { NativeTracer, collectorKeyId, openWithDataKey, sealWithFixedInputs } from './tracex_wasm.js';
+export { NativeTracer, collectorKeyId } from './tracex_wasm.js';
 
 /** What `init` accepts: a precompiled module (Workers), a URL, a Response, or the bytes. */
 export type InitInput = WebAssembly.Module | URL | string | Response | Promise<Response> | BufferSource;
@@ -91,7 +91,22 @@ export declare class Tracer {
 export declare class TracexError extends Error {
   readonly code: string;
 }
+/** One class per kind of core error, named as in the Node and Python packages (tests/vectors/errors.json). */
 export declare class ConfigError extends TracexError {}
-export declare class KeyError extends TracexError {}
-export declare class ContextError extends TracexError {}
+export declare class PublicKeyError extends ConfigError {}
+export declare class FingerprintMismatchError extends PublicKeyError {}
+export declare class InvalidContextError extends TracexError {}
+export declare class EnvelopeError extends TracexError {}
+export declare class SealError extends TracexError {}
+/** Base of the delivery errors (JS only; kept from 0.1). */
 export declare class ExportError extends TracexError {}
+export declare class TransportError extends ExportError {}
+export declare class RejectedError extends TransportError {}
+export declare class ShutdownError extends ExportError {}
+export declare class FlushTimeoutError extends ExportError {}
+export declare class SpoolError extends ExportError {}
+export declare class InvalidRecordsError extends TracexError {}
+/** @deprecated the 0.1 name of `PublicKeyError`. */
+export declare const KeyError: typeof PublicKeyError;
+/** @deprecated the 0.1 name of `InvalidContextError`. */
+export declare const ContextError: typeof InvalidContextError;

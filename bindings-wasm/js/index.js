@@ -65,9 +65,20 @@ export {
   contextFromIds,
   TracexError,
   ConfigError,
+  PublicKeyError,
+  FingerprintMismatchError,
+  InvalidContextError,
+  EnvelopeError,
+  SealError,
+  ExportError,
+  TransportError,
+  RejectedError,
+  ShutdownError,
+  FlushTimeoutError,
+  SpoolError,
+  InvalidRecordsError,
   KeyError,
   ContextError,
-  ExportError,
 } from './shared/index.js';
-// The backend the Tracer wraps, and wire-vector test support.
-export { NativeTracer, collectorKeyId, openWithDataKey, sealWithFixedInputs } from './tracex_wasm.js';
+// The backend the Tracer wraps. (The wire-vector helpers exist only in the test build, pkg-testing/.)
+export { NativeTracer, collectorKeyId } from './tracex_wasm.js';

@@ -132,8 +132,8 @@ impl Options {
         }
         let sample_ratio = self.sample_ratio.unwrap_or(1.0);
         if let Some(r) = self.sample_ratio {
-            // The core checks the range (NaN included) in build().
-            b = b.with_sampler(Sampler::ratio(r));
+            // The core's rule (NaN included), under the name the caller wrote.
+            b = b.with_sampler(Sampler::ratio(tracex_core::config::sample_ratio("sampleRatio", r)?));
         }
         let mut batch = BatchConfig::default();
         if let Some(n) = self.max_queue_size {
@@ -182,16 +182,7 @@ fn number(obj: &JsValue, key: &str) -> Result<Option<f64>> {
 }
 
 fn count(obj: &JsValue, key: &str) -> Result<Option<usize>> {
-    number(obj, key)?
-        .map(|n| {
-            if n.fract() == 0.0 && (1.0..=f64::from(u32::MAX)).contains(&n) {
-                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // checked just above
-                Ok(n as usize)
-            } else {
-                Err(config_error(format!("options.{key} must be a positive integer, got {n}")))
-            }
-        })
-        .transpose()
+    number(obj, key)?.map(|n| tracex_core::config::positive_integer(key, n).map(|v| v as usize)).transpose()
 }
 
 /// A JS attribute value: strings, booleans, and numbers (safe integers become ints, the rest doubles).

@@ -19,11 +19,16 @@ mod config;
 mod error;
 mod records;
 mod seal;
+// Test-only entry points: only `scripts/build-wasm.sh --testing` builds with feature `testing`.
+#[cfg(feature = "testing")]
+mod testing;
 mod tracer;
 mod transport;
 
 pub use config::{DEFAULT_SDK_NAME, Endpoint, Options};
-pub use seal::{collector_key_id, open_with_data_key, seal_with_fixed_inputs};
+pub use seal::collector_key_id;
+#[cfg(feature = "testing")]
+pub use testing::{core_error, open_with_data_key, seal_with_fixed_inputs};
 pub use tracer::NativeTracer;
 pub use transport::{DEFAULT_FLUSH_TIMEOUT_MS, MAX_ATTEMPTS, Next, next_step, retry_after};
 

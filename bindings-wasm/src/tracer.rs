@@ -147,6 +147,27 @@ impl NativeTracer {
     pub fn sample_ratio(&self) -> f64 {
         self.shared.sample_ratio
     }
+
+    /// The limits and batching the core resolved, which the JS layer applies on its side:
+    /// `{ maxAttributes, maxEvents, maxLinks, maxExportBatchSize, maxQueueSize, scheduledDelayMillis }`.
+    #[wasm_bindgen(getter)]
+    pub fn limits(&self) -> JsValue {
+        let (l, b) = (self.shared.tracer.span_limits(), self.shared.tracer.batch_config());
+        let o = js_sys::Object::new();
+        #[allow(clippy::cast_precision_loss)] // each was checked to fit a u32 when built
+        for (k, v) in [
+            ("maxAttributes", f64::from(l.max_attributes)),
+            ("maxEvents", f64::from(l.max_events)),
+            ("maxLinks", f64::from(l.max_links)),
+            ("maxExportBatchSize", b.max_batch_size as f64),
+            ("maxQueueSize", b.max_queue_size as f64),
+            ("scheduledDelayMillis", b.scheduled_delay.as_millis() as f64),
+        ] {
+            // Setting a property on a fresh plain object cannot fail.
+            let _ = js_sys::Reflect::set(&o, &JsValue::from_str(k), &JsValue::from_f64(v));
+        }
+        o.into()
+    }
 }
 
 impl Shared {

@@ -143,5 +143,19 @@ export function recordBuffer(spans, { anchorNs = BigInt(Date.now()) * 1_000_000n
   return w.finish();
 }
 
-export const vectors = () => JSON.parse(readFileSync(join(ROOT, 'tests', 'vectors', 'envelope-v1.json'), 'utf8'));
+export const vectors = (file = 'envelope-v1.json') => JSON.parse(readFileSync(join(ROOT, 'tests', 'vectors', file), 'utf8'));
+
+/** The package as installed next to the tests (the packed release tarball). */
+export const INSTALLED = join(ROOT, 'bindings-wasm', 'node_modules', 'tracex-wasm');
+
+/**
+ * The test build's wasm-bindgen module (scripts/build-wasm.sh --testing → pkg-testing/), with the
+ * vector helpers the published package does not have; instantiated on first use.
+ */
+export async function testBuild() {
+  const dir = join(ROOT, 'bindings-wasm', 'pkg-testing');
+  const mod = await import(join(dir, 'tracex_wasm.js'));
+  mod.initSync({ module: readFileSync(join(dir, 'tracex_wasm_bg.wasm')) });
+  return mod;
+}
 export const testKeyPem = () => readFileSync(join(ROOT, 'tests', 'vectors', 'collector-test-key.pub.pem'), 'utf8');

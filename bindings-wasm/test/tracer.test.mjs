@@ -81,3 +81,17 @@ test('with the collector down, flush resolves and counts every span as failed', 
   // fetch refuses port 9 (discard) before connecting: the reason says so.
   assert.equal(lastError, 'fetch failed: bad port');
 });
+
+test('limits and batching come from the core; counts are checked once, with one message', async () => {
+  const tracer = new Tracer(options({ maxExportBatchSize: 7 }));
+  const l = tracer._native.limits;
+  assert.deepEqual([l.maxAttributes, l.maxEvents, l.maxLinks, l.maxExportBatchSize], [128, 128, 128, 7]);
+  assert.ok(l.maxQueueSize > 0 && l.scheduledDelayMillis > 0, JSON.stringify(l));
+  assert.equal(tracer._batch, 7);
+  assert.equal(tracer._limits.maxLinks, 128);
+  await tracer.shutdown();
+  for (const [k, v] of [['maxQueueSize', 0], ['maxExportBatchSize', 1.5], ['maxQueueSize', -1]]) {
+    assert.throws(() => new Tracer(options({ [k]: v })), (e) => e instanceof ConfigError && e.code === 'TRACEX_CONFIG'
+      && e.message === `invalid configuration: ${k} must be a positive integer, got ${v}`, `${k}: ${v}`);
+  }
+});

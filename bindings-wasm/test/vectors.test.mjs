@@ -4,8 +4,11 @@
 // the live collector's key, is opened and stored by the collector with exactly the vector's spans.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { collectorKeyId, openWithDataKey, sealWithFixedInputs } from 'tracex-wasm';
-import { vectors, testKeyPem, unhex, hex, startCollector, flatten, attrs } from './helpers.mjs';
+import { collectorKeyId } from 'tracex-wasm';
+import { vectors, testKeyPem, unhex, hex, startCollector, flatten, attrs, testBuild } from './helpers.mjs';
+
+// The fixed-input helpers exist only in the test build (pkg-testing/, feature `testing`).
+const { openWithDataKey, sealWithFixedInputs } = await testBuild();
 
 const doc = vectors();
 

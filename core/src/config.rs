@@ -35,6 +35,43 @@ pub const ENV_SAMPLE_RATIO: &str = "TRACEX_SAMPLE_RATIO";
 /// `TRACEX_SPOOL_DIR`: directory for batches that could not be delivered.
 pub const ENV_SPOOL_DIR: &str = "TRACEX_SPOOL_DIR";
 
+/// The one rule for count options (queue and batch sizes, delays in milliseconds): a positive
+/// integer no larger than `u32::MAX`. Every binding passes its caller's raw number here, so the rule
+/// and the message are the same in every language.
+///
+/// ```
+/// use tracex_core::config::positive_integer;
+/// assert_eq!(positive_integer("maxQueueSize", 512.0).unwrap(), 512);
+/// let err = positive_integer("maxQueueSize", 1.5).unwrap_err();
+/// assert_eq!(err.to_string(), "invalid configuration: maxQueueSize must be a positive integer, got 1.5");
+/// ```
+pub fn positive_integer(name: &str, v: f64) -> crate::Result<u32> {
+    if v.fract() == 0.0 && (1.0..=f64::from(u32::MAX)).contains(&v) {
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // checked just above
+        Ok(v as u32)
+    } else {
+        Err(crate::Error::Config(format!("{name} must be a positive integer, got {v}")))
+    }
+}
+
+/// The one rule for a head-sampling ratio: a number within `[0, 1]` (NaN is not). The core's
+/// `build()` applies it to `TRACEX_SAMPLE_RATIO` and to the sampler; the bindings apply it under
+/// their own option name, so the message names what the caller wrote.
+///
+/// ```
+/// use tracex_core::config::sample_ratio;
+/// assert_eq!(sample_ratio("sampleRatio", 0.25).unwrap(), 0.25);
+/// let err = sample_ratio("sampleRatio", 2.0).unwrap_err();
+/// assert_eq!(err.to_string(), "invalid configuration: sampleRatio must be within [0, 1], got 2");
+/// ```
+pub fn sample_ratio(name: &str, r: f64) -> crate::Result<f64> {
+    if (0.0..=1.0).contains(&r) {
+        Ok(r)
+    } else {
+        Err(crate::Error::Config(format!("{name} must be within [0, 1], got {r}")))
+    }
+}
+
 /// Reads an environment variable, treating empty as unset.
 pub(crate) fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())

@@ -95,6 +95,122 @@ impl Error {
     }
 }
 
+impl Error {
+    /// The family this error belongs to: what a caller can act on. Every binding raises one class
+    /// per kind, named [`ErrorKind::class_name`] in every language.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Config(_) => ErrorKind::Config,
+            Self::PublicKey(_) => ErrorKind::PublicKey,
+            Self::FingerprintMismatch { .. } => ErrorKind::FingerprintMismatch,
+            Self::InvalidContext(_) => ErrorKind::InvalidContext,
+            Self::MalformedEnvelope(_)
+            | Self::UnsupportedVersion(_)
+            | Self::Open
+            | Self::Decode(_)
+            | Self::LimitExceeded(_) => ErrorKind::Envelope,
+            Self::Seal(_) | Self::Random(_) => ErrorKind::Seal,
+            Self::Transport(_) => ErrorKind::Transport,
+            Self::Rejected { .. } => ErrorKind::Rejected,
+            Self::Shutdown => ErrorKind::Shutdown,
+            Self::Timeout(_) => ErrorKind::Timeout,
+            Self::InvalidRecords(_) => ErrorKind::InvalidRecords,
+            Self::Spool(_) => ErrorKind::Spool,
+        }
+    }
+
+    /// One error of each variant (in declaration order), for tests that pin every binding's mapping
+    /// (`tests/vectors/errors.json`).
+    #[cfg(any(test, feature = "testing"))]
+    pub fn one_of_each() -> Vec<Self> {
+        vec![
+            Self::Config("example".into()),
+            Self::PublicKey("example".into()),
+            Self::FingerprintMismatch { expected: "00".repeat(32), actual: "ff".repeat(32) },
+            Self::InvalidContext("example".into()),
+            Self::MalformedEnvelope("example".into()),
+            Self::UnsupportedVersion(9),
+            Self::Open,
+            Self::Decode("example".into()),
+            Self::Seal("example".into()),
+            Self::Random("example".into()),
+            Self::Transport("example".into()),
+            Self::Rejected { status: 400, message: "example".into() },
+            Self::Shutdown,
+            Self::Timeout(Duration::from_secs(1)),
+            Self::LimitExceeded("example".into()),
+            Self::InvalidRecords("example".into()),
+            Self::Spool(std::io::Error::other("example")),
+        ]
+    }
+}
+
+/// The families of [`Error`]. Bindings map kinds, not variants, to their exception classes, and
+/// every binding uses the same class name for a kind ([`ErrorKind::class_name`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// Invalid options or environment.
+    Config,
+    /// The collector public key is invalid.
+    PublicKey,
+    /// The collector public key does not match the pinned fingerprint.
+    FingerprintMismatch,
+    /// A malformed `traceparent` or id.
+    InvalidContext,
+    /// Sealed bytes that are malformed, of an unknown version, tampered with, or not OTLP.
+    Envelope,
+    /// Sealing failed, or no randomness was available.
+    Seal,
+    /// The collector could not be reached.
+    Transport,
+    /// The collector rejected a batch for good.
+    Rejected,
+    /// The tracer has been shut down.
+    Shutdown,
+    /// A flush or shutdown did not finish in time.
+    Timeout,
+    /// A host package wrote a malformed span record buffer.
+    InvalidRecords,
+    /// The on-disk spool could not be read or written.
+    Spool,
+}
+
+impl ErrorKind {
+    /// Every kind.
+    pub const ALL: [Self; 12] = [
+        Self::Config,
+        Self::PublicKey,
+        Self::FingerprintMismatch,
+        Self::InvalidContext,
+        Self::Envelope,
+        Self::Seal,
+        Self::Transport,
+        Self::Rejected,
+        Self::Shutdown,
+        Self::Timeout,
+        Self::InvalidRecords,
+        Self::Spool,
+    ];
+
+    /// The exception class for this kind, the same name in JS and Python (`err.kind` in JS).
+    pub fn class_name(self) -> &'static str {
+        match self {
+            Self::Config => "ConfigError",
+            Self::PublicKey => "PublicKeyError",
+            Self::FingerprintMismatch => "FingerprintMismatchError",
+            Self::InvalidContext => "InvalidContextError",
+            Self::Envelope => "EnvelopeError",
+            Self::Seal => "SealError",
+            Self::Transport => "TransportError",
+            Self::Rejected => "RejectedError",
+            Self::Shutdown => "ShutdownError",
+            Self::Timeout => "FlushTimeoutError",
+            Self::InvalidRecords => "InvalidRecordsError",
+            Self::Spool => "SpoolError",
+        }
+    }
+}
+
 /// `Result` with the core's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -102,31 +218,55 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 mod tests {
     use super::*;
 
+    /// The position of `e` in [`Error::one_of_each`]; no `_` arm, so a new variant fails to
+    /// compile here until it is added there.
+    fn variant_index(e: &Error) -> usize {
+        match e {
+            Error::Config(_) => 0,
+            Error::PublicKey(_) => 1,
+            Error::FingerprintMismatch { .. } => 2,
+            Error::InvalidContext(_) => 3,
+            Error::MalformedEnvelope(_) => 4,
+            Error::UnsupportedVersion(_) => 5,
+            Error::Open => 6,
+            Error::Decode(_) => 7,
+            Error::Seal(_) => 8,
+            Error::Random(_) => 9,
+            Error::Transport(_) => 10,
+            Error::Rejected { .. } => 11,
+            Error::Shutdown => 12,
+            Error::Timeout(_) => 13,
+            Error::InvalidRecords(_) => 14,
+            Error::Spool(_) => 15,
+        }
+    }
+
+    #[test]
+    fn one_of_each_covers_every_variant_in_order() {
+        let all = Error::one_of_each();
+        let idx: Vec<_> = all.iter().map(variant_index).collect();
+        assert_eq!(idx, (0..16).collect::<Vec<_>>());
+    }
+
     #[test]
     fn codes_are_stable_and_distinct() {
-        let all = [
-            Error::Config(String::new()),
-            Error::PublicKey(String::new()),
-            Error::FingerprintMismatch { expected: String::new(), actual: String::new() },
-            Error::InvalidContext(String::new()),
-            Error::MalformedEnvelope(String::new()),
-            Error::UnsupportedVersion(9),
-            Error::Open,
-            Error::Decode(String::new()),
-            Error::Seal(String::new()),
-            Error::Random(String::new()),
-            Error::Transport(String::new()),
-            Error::Rejected { status: 400, message: String::new() },
-            Error::Shutdown,
-            Error::Timeout(Duration::from_secs(1)),
-            Error::LimitExceeded(String::new()),
-            Error::InvalidRecords(String::new()),
-            Error::Spool(std::io::Error::other("x")),
-        ];
+        let all = Error::one_of_each();
         let mut codes: Vec<_> = all.iter().map(Error::code).collect();
         codes.sort_unstable();
         codes.dedup();
         assert_eq!(codes.len(), all.len());
         assert!(codes.iter().all(|c| c.starts_with("TRACEX_")));
+    }
+
+    #[test]
+    fn every_kind_is_used_and_class_names_are_distinct() {
+        let all = Error::one_of_each();
+        for kind in ErrorKind::ALL {
+            assert!(all.iter().any(|e| e.kind() == kind), "{kind:?} has no variant");
+        }
+        let mut names: Vec<_> = ErrorKind::ALL.iter().map(|k| k.class_name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ErrorKind::ALL.len());
     }
 }

@@ -54,7 +54,7 @@ mod spool;
 mod worker;
 
 pub use context::SpanContext;
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use model::*;
 pub use sampler::Sampler;
 pub use seal::{CollectorKey, KeyId, SealedBatch};

@@ -172,12 +172,22 @@ impl CollectorKey {
 
     /// Wraps a data key with RSA-OAEP (SHA-256, MGF1-SHA-256, empty label) using OS randomness.
     pub fn wrap(&self, data_key: &[u8; DATA_KEY_LEN]) -> Result<Vec<u8>> {
-        self.wrap_with_rng(data_key, &mut OsRandom)
+        self.wrap_rng(data_key, &mut OsRandom)
     }
 
-    /// Wraps with a caller-supplied RNG: only for reproducible test vectors.
+    /// Wraps with a caller-supplied RNG: only for reproducible test vectors (feature `testing`,
+    /// so no release build can wrap with a predictable seed).
+    #[cfg(feature = "testing")]
     #[doc(hidden)]
     pub fn wrap_with_rng<R: rsa::rand_core::CryptoRngCore>(
+        &self,
+        data_key: &[u8; DATA_KEY_LEN],
+        rng: &mut R,
+    ) -> Result<Vec<u8>> {
+        self.wrap_rng(data_key, rng)
+    }
+
+    fn wrap_rng<R: rsa::rand_core::CryptoRngCore>(
         &self,
         data_key: &[u8; DATA_KEY_LEN],
         rng: &mut R,
@@ -188,6 +198,7 @@ impl CollectorKey {
     }
 }
 
+#[cfg(feature = "testing")]
 impl CollectorKey {
     /// Wraps with a fixed OAEP seed (repeated as needed): only for reproducing the shared test
     /// vectors from the bindings' tests. Never use it for real batches.
@@ -196,13 +207,15 @@ impl CollectorKey {
         if seed.is_empty() {
             return Err(Error::Seal("empty OAEP seed".into()));
         }
-        self.wrap_with_rng(data_key, &mut FixedSeed(seed, 0))
+        self.wrap_rng(data_key, &mut FixedSeed(seed, 0))
     }
 }
 
 /// Repeats a fixed byte string: the OAEP seed of a test vector.
+#[cfg(feature = "testing")]
 struct FixedSeed<'a>(&'a [u8], usize);
 
+#[cfg(feature = "testing")]
 impl rsa::rand_core::RngCore for FixedSeed<'_> {
     fn next_u32(&mut self) -> u32 {
         let mut b = [0u8; 4];
@@ -226,6 +239,7 @@ impl rsa::rand_core::RngCore for FixedSeed<'_> {
     }
 }
 
+#[cfg(feature = "testing")]
 impl rsa::rand_core::CryptoRng for FixedSeed<'_> {}
 
 /// `getrandom` as a `rand_core` RNG for the `rsa` crate.

@@ -6,6 +6,7 @@
 
 use std::borrow::Cow;
 
+use crate::batch::dedup_last_wins;
 use crate::context::{self, ContextGuard, SpanContext};
 use crate::ids::{new_span_id, new_trace_id};
 use crate::model::{
@@ -151,9 +152,29 @@ impl<'t> SpanBuilder<'t> {
             links: self.links,
             ..SpanData::default()
         };
+        if data.attributes.len() > limits.max_attributes as usize {
+            // Duplicates at start count once, as they do when set one by one.
+            dedup_last_wins(&mut data.attributes);
+        }
         truncate_count(&mut data.attributes, limits.max_attributes, &mut data.dropped_attributes_count);
         truncate_count(&mut data.links, limits.max_links, &mut data.dropped_links_count);
         UnboundSpan { data: Some(data), cx }
+    }
+}
+
+/// Setting an attribute once the span holds `max` of them (rare: only here is there any work
+/// beyond an append). Appends may hold repeated keys (they are resolved on the worker), so they are
+/// resolved now: the limit is on distinct keys, and a key already present is replaced, never
+/// dropped — as when the span is below the limit.
+#[cold]
+fn set_at_limit(d: &mut SpanData, kv: KeyValue, max: usize) {
+    dedup_last_wins(&mut d.attributes);
+    if let Some(existing) = d.attributes.iter_mut().find(|a| a.key == kv.key) {
+        existing.value = kv.value;
+    } else if d.attributes.len() < max {
+        d.attributes.push(kv);
+    } else {
+        d.dropped_attributes_count = d.dropped_attributes_count.saturating_add(1);
     }
 }
 
@@ -245,7 +266,8 @@ impl Span<'_> {
         self
     }
 
-    /// Sets the status. `Ok` is final; `Unset` never overrides a status that was set.
+    /// Sets the status. `Ok` is final; `Unset` never overrides a status that was set; only `Error`
+    /// keeps a description (OpenTelemetry: it "MUST be IGNORED" for `Ok` and `Unset`).
     pub fn set_status(&mut self, status: Status) -> &mut Self {
         self.inner.set_status(status);
         self
@@ -308,10 +330,12 @@ impl UnboundSpan {
     #[inline]
     pub fn set_attribute(&mut self, tracer: &Tracer, key: impl Into<Str>, value: impl Into<Value>) {
         if let Some(d) = &mut self.data {
-            if d.attributes.len() < tracer.limits().max_attributes as usize {
-                d.attributes.push(KeyValue { key: key.into(), value: value.into() });
+            let max = tracer.limits().max_attributes as usize;
+            let kv = KeyValue { key: key.into(), value: value.into() };
+            if d.attributes.len() < max {
+                d.attributes.push(kv);
             } else {
-                d.dropped_attributes_count = d.dropped_attributes_count.saturating_add(1);
+                set_at_limit(d, kv, max);
             }
         }
     }
@@ -324,7 +348,7 @@ impl UnboundSpan {
                 if d.attributes.len() < max {
                     d.attributes.push(kv);
                 } else {
-                    d.dropped_attributes_count = d.dropped_attributes_count.saturating_add(1);
+                    set_at_limit(d, kv, max);
                 }
             }
         }
@@ -399,7 +423,8 @@ impl UnboundSpan {
         if let Some(d) = &mut self.data {
             match (d.status.code, status.code) {
                 (StatusCode::Ok, _) | (_, StatusCode::Unset) => {}
-                _ => d.status = status,
+                (_, StatusCode::Ok) => d.status = Status::ok(),
+                (_, StatusCode::Error) => d.status = status,
             }
         }
     }

@@ -261,6 +261,17 @@ impl Tracer {
         &self.inner.limits
     }
 
+    /// The per-span limits in force (defaults or [`TracerBuilder::with_span_limits`]): hosts that
+    /// record spans on their side (the JS layer) apply these instead of constants of their own.
+    pub fn span_limits(&self) -> SpanLimits {
+        self.inner.limits
+    }
+
+    /// The batching settings in force (defaults or [`TracerBuilder::with_batch_config`]).
+    pub fn batch_config(&self) -> BatchConfig {
+        self.inner.blueprint.batch
+    }
+
     /// The fingerprint of the collector key batches are sealed to.
     pub fn collector_key_id(&self) -> KeyId {
         self.inner.key_id
@@ -613,18 +624,20 @@ impl TracerBuilder {
                 Some(r) => {
                     let ratio: f64 =
                         r.parse().map_err(|_| Error::Config(format!("TRACEX_SAMPLE_RATIO is not a number: {r:?}")))?;
-                    if !(0.0..=1.0).contains(&ratio) {
-                        return Err(Error::Config(format!("TRACEX_SAMPLE_RATIO must be within [0, 1]: {ratio}")));
-                    }
-                    Sampler::ratio(ratio)
+                    Sampler::ratio(config::sample_ratio(config::ENV_SAMPLE_RATIO, ratio)?)
                 }
                 None => Sampler::default(),
             },
         };
         check_ratio(&sampler)?;
         let batch = self.batch;
-        if batch.max_batch_size == 0 || batch.max_queue_size == 0 || batch.max_pending_batches == 0 {
-            return Err(Error::Config("batch sizes and queue sizes must be positive".into()));
+        for (name, n) in [
+            ("max_batch_size", batch.max_batch_size),
+            ("max_queue_size", batch.max_queue_size),
+            ("max_pending_batches", batch.max_pending_batches),
+        ] {
+            #[allow(clippy::cast_precision_loss)] // beyond 2^53 it fails the check either way
+            config::positive_integer(name, n as f64)?;
         }
 
         let clock: Arc<dyn Clock> = match self.clock {
@@ -747,9 +760,7 @@ fn start(bp: Arc<Blueprint>, #[cfg(feature = "worker")] transport: Option<Box<dy
 
 fn check_ratio(s: &Sampler) -> Result<()> {
     match s {
-        Sampler::TraceIdRatio(r) if !(0.0..=1.0).contains(r) => {
-            Err(Error::Config(format!("sample ratio must be within [0, 1]: {r}")))
-        }
+        Sampler::TraceIdRatio(r) => config::sample_ratio("sample ratio", *r).map(|_| ()),
         Sampler::ParentBased(root) => check_ratio(root),
         _ => Ok(()),
     }

@@ -28,6 +28,7 @@ from ._errors import (
     FingerprintMismatchError,
     FlushTimeoutError,
     InvalidContextError,
+    InvalidRecordsError,
     PublicKeyError,
     RejectedError,
     SealError,
@@ -63,6 +64,7 @@ __all__ = [
     "ShutdownError",
     "FlushTimeoutError",
     "SpoolError",
+    "InvalidRecordsError",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])

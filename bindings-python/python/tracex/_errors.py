@@ -1,6 +1,7 @@
 """The exceptions tracex raises. Each subclass also inherits the builtin it resembles, so existing
 ``except ValueError`` / ``except ConnectionError`` code keeps working, and each instance carries the
-core's stable ``code`` (``TRACEX_*``), the same in every tracex SDK.
+core's stable ``code`` (``TRACEX_*``), the same in every tracex SDK. There is one class per kind of
+core error, with the same name as in the JS packages (``tests/vectors/errors.json``).
 
 Kept in pure Python (no import of the native module) so the native module can load it lazily.
 """
@@ -22,6 +23,7 @@ __all__ = [
     "ShutdownError",
     "FlushTimeoutError",
     "SpoolError",
+    "InvalidRecordsError",
 ]
 
 
@@ -97,3 +99,9 @@ class SpoolError(TracexError, OSError):
     """The on-disk spool could not be read or written (``TRACEX_SPOOL``)."""
 
     code = "TRACEX_SPOOL"
+
+
+class InvalidRecordsError(TracexError, RuntimeError):
+    """A span record buffer was malformed: a bug in tracex (``TRACEX_INVALID_RECORDS``)."""
+
+    code = "TRACEX_INVALID_RECORDS"

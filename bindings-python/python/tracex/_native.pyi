@@ -17,7 +17,6 @@ __all__ = [
     "Ready",
     "current_span",
     "_CURRENT_SPAN",
-    "_testing",
 ]
 
 __version__: str
@@ -29,7 +28,6 @@ SpanKind: TypeAlias = Literal["internal", "server", "client", "producer", "consu
 StatusCode: TypeAlias = Literal["ok", "error", "unset"]
 
 _CURRENT_SPAN: contextvars.ContextVar[Optional[Span]]
-_testing: Any  # test-support functions for the wire-vector tests; not part of the typed API
 
 def current_span() -> Optional[Span]:
     """The current span (innermost ``with tracer.span(...)`` of this thread or task), or None."""

@@ -1,8 +1,5 @@
-//! Writes `tests/vectors/envelope-v1.json`, the wire-format test vectors every runtime checks.
-//!
-//! Run from the repository root: `cargo run -p tracex-core --example gen_vectors`. The output is
-//! deterministic (fixed keys, nonces, OAEP seeds); it must only change with a new format version.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+//! `tests/vectors/envelope-v1.json`: the wire format. Deterministic (fixed keys, nonces, OAEP
+//! seeds); it must only change with a new format version.
 
 use std::borrow::Cow;
 
@@ -146,8 +143,7 @@ fn expect_json(req: &TraceRequest) -> J {
     json!({ "service_name": service, "spans": spans })
 }
 
-fn main() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/vectors");
+pub fn write(root: &std::path::Path) {
     let public_pem = std::fs::read_to_string(root.join("collector-test-key.pub.pem")).expect("test public key");
     let key = CollectorKey::from_pem(&public_pem).expect("valid key");
 
@@ -231,6 +227,8 @@ fn main() {
         "cases": out,
     });
     let path = root.join("envelope-v1.json");
+    // Plain `to_string_pretty` (not `super::write_json`): the file's bytes predate the other vector
+    // files and stay as they are.
     std::fs::write(&path, serde_json::to_string_pretty(&doc).expect("json") + "\n").expect("write");
     println!("wrote {}", path.display());
 }
