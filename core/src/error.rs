@@ -236,8 +236,9 @@ mod tests {
             Error::Rejected { .. } => 11,
             Error::Shutdown => 12,
             Error::Timeout(_) => 13,
-            Error::InvalidRecords(_) => 14,
-            Error::Spool(_) => 15,
+            Error::LimitExceeded(_) => 14,
+            Error::InvalidRecords(_) => 15,
+            Error::Spool(_) => 16,
         }
     }
 
@@ -245,7 +246,7 @@ mod tests {
     fn one_of_each_covers_every_variant_in_order() {
         let all = Error::one_of_each();
         let idx: Vec<_> = all.iter().map(variant_index).collect();
-        assert_eq!(idx, (0..16).collect::<Vec<_>>());
+        assert_eq!(idx, (0..17).collect::<Vec<_>>());
     }
 
     #[test]
