@@ -140,6 +140,9 @@ impl HttpTransport {
         let client = reqwest::blocking::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(5)))
+            // The collector closes connections idle for 10 s (its header read timeout); letting
+            // ours go first means a batch is never sent into a socket the collector is closing.
+            .pool_idle_timeout(Duration::from_secs(5))
             .user_agent(concat!("tracex-core/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| crate::Error::Transport(format!("building the HTTP client: {e}")))?;
