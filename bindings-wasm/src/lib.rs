@@ -21,7 +21,6 @@ mod records;
 mod seal;
 mod tracer;
 mod transport;
-mod webcrypto;
 
 pub use config::{DEFAULT_SDK_NAME, Endpoint, Options};
 pub use seal::{collector_key_id, open_with_data_key, seal_with_fixed_inputs};

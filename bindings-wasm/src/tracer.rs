@@ -17,7 +17,6 @@ use wasm_bindgen::prelude::*;
 use crate::config::{Endpoint, Options};
 use crate::error::to_js;
 use crate::transport::{self, DEFAULT_FLUSH_TIMEOUT_MS, Next};
-use crate::webcrypto::HostKey;
 
 /// A sealed batch waiting to be delivered, with the attempts it has had (across flushes).
 struct Queued {
@@ -37,10 +36,6 @@ struct Shared {
     /// Retry attempts (the core's own counter belongs to its worker, which wasm32 does not have).
     retries: Cell<u64>,
     shut_down: Cell<bool>,
-    /// The collector key in the host's WebCrypto, for wrapping data keys natively.
-    host_key: HostKey,
-    /// A WebCrypto wrap is under way (flushes run concurrently; one wrap per rotation suffices).
-    wrapping: Cell<bool>,
 }
 
 /// The backend tracer. Create it with `NativeOptions`; the JS layer builds spans and hands them
@@ -84,8 +79,6 @@ impl NativeTracer {
                 max_queued: built.max_pending_batches,
                 retries: Cell::new(0),
                 shut_down: Cell::new(false),
-                host_key: HostKey::default(),
-                wrapping: Cell::new(false),
             }),
         })
     }
@@ -175,7 +168,6 @@ impl Shared {
     async fn pump(&self, timeout_ms: Option<f64>) -> tracex_core::Result<Option<String>> {
         let timeout = timeout_ms.filter(|t| t.is_finite() && *t >= 0.0).unwrap_or(DEFAULT_FLUSH_TIMEOUT_MS);
         let deadline = js_sys::Date::now() + timeout;
-        self.wrap_on_host().await;
         self.enqueue(self.tracer.collect_sealed(true)?);
         let mut last_error = None;
         loop {
@@ -205,23 +197,6 @@ impl Shared {
                     self.queue.borrow_mut().push_front(q);
                 }
             }
-        }
-    }
-
-    /// When the core says a new data key is due, wraps it with the host's WebCrypto and installs
-    /// it, so sealing needs no RSA in WASM (see `webcrypto.rs` for the measured reason). Without
-    /// WebCrypto, or while another flush is wrapping, the core wraps in WASM when it seals.
-    async fn wrap_on_host(&self) {
-        if self.wrapping.get() {
-            return;
-        }
-        let Ok(Some(data_key)) = self.tracer.data_key_due() else { return };
-        self.wrapping.set(true);
-        let wrapped = self.host_key.wrap(&self.tracer.collector_key_spki_der(), data_key.as_ref()).await;
-        self.wrapping.set(false);
-        if let Some(wrapped) = wrapped {
-            // Only a wrong length can fail, and then the core wraps in WASM instead.
-            let _ = self.tracer.install_wrapped_key(&data_key, wrapped);
         }
     }
 

@@ -87,47 +87,6 @@ test('spans ingested through the WASM module are sealed, delivered and stored ex
   assert.equal(r.scope.name, 'tracex-wasm');
 });
 
-test('the data key is wrapped with the host WebCrypto once per rotation, and without it in WASM', async () => {
-  // With crypto.subtle (every runtime tested here): one RSA-OAEP encrypt for the tracer's data key,
-  // none for later flushes; the collector opens the batches (the spans are stored).
-  const subtle = globalThis.crypto.subtle;
-  const encrypt = subtle.encrypt;
-  const wraps = [];
-  subtle.encrypt = function (alg, key, data) {
-    wraps.push([alg.name, key.algorithm.hash.name, data.byteLength]);
-    return encrypt.call(this, alg, key, data);
-  };
-  const run = async () => {
-    const tracer = new NativeTracer(options());
-    const traces = [];
-    for (let i = 0; i < 2; i++) {
-      const { traceId, root, child } = paymentTrace();
-      traces.push(traceId);
-      tracer.ingest(recordBuffer([child, root]));
-      assert.equal((await tracer.flush()).spansDelivered, 2);
-    }
-    assert.equal(tracer.stats().keyRotations, 1);
-    for (const t of traces) assert.equal((await collector.trace(hex(t))).body.span_count, 2);
-  };
-  try {
-    await run();
-  } finally {
-    subtle.encrypt = encrypt;
-  }
-  assert.deepEqual(wraps, [['RSA-OAEP', 'SHA-256', 32]]);
-
-  // A host without crypto.subtle (randomness only): the core wraps in WASM when it seals.
-  const crypto = globalThis.crypto;
-  Object.defineProperty(globalThis, 'crypto', {
-    value: { getRandomValues: (a) => crypto.getRandomValues(a) }, configurable: true, writable: true,
-  });
-  try {
-    await run();
-  } finally {
-    Object.defineProperty(globalThis, 'crypto', { value: crypto, configurable: true, writable: true });
-  }
-});
-
 test('compressed batches and several batches per flush are delivered', async () => {
   const tracer = new NativeTracer(options({ compression: true, maxExportBatchSize: 3, sdkName: 'tracex-js', sdkVersion: '9.9.9' }));
   const traces = Array.from({ length: 4 }, paymentTrace);
