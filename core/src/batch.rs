@@ -48,11 +48,6 @@ impl Pipeline {
         }
     }
 
-    /// The sealer, for hosts that wrap data keys themselves ([`crate::Tracer::data_key_due`]).
-    pub(crate) fn sealer_mut(&mut self) -> &mut Sealer {
-        &mut self.sealer
-    }
-
     /// Drains the buffer and seals every full batch; when `force`, or when the scheduled delay has
     /// passed since the last export, seals the partial remainder too.
     pub(crate) fn collect(&mut self, buffer: &SpanBuffer, stats: &Stats, now: u64, force: bool) -> Vec<SealedBatch> {

@@ -104,9 +104,6 @@ impl fmt::Display for KeyId {
 pub struct CollectorKey {
     public: RsaPublicKey,
     key_id: KeyId,
-    /// The canonical SubjectPublicKeyInfo DER, for hosts that import the key into their own
-    /// crypto (WebCrypto on wasm32).
-    spki_der: Vec<u8>,
 }
 
 impl fmt::Debug for CollectorKey {
@@ -150,17 +147,12 @@ impl CollectorKey {
         // vs SPKI input cannot change it.
         let der = public.to_public_key_der().map_err(|e| Error::PublicKey(e.to_string()))?;
         let key_id = KeyId::of_spki_der(der.as_bytes());
-        Ok(Self { public, key_id, spki_der: der.into_vec() })
+        Ok(Self { public, key_id })
     }
 
     /// The key id (fingerprint).
     pub fn key_id(&self) -> KeyId {
         self.key_id
-    }
-
-    /// The canonical SubjectPublicKeyInfo DER (what the key id hashes).
-    pub fn spki_der(&self) -> &[u8] {
-        &self.spki_der
     }
 
     /// Modulus size in bits.
@@ -554,12 +546,6 @@ struct ActiveKey {
     batches: u64,
 }
 
-fn new_data_key() -> Result<DataKey> {
-    let mut data_key: DataKey = Zeroizing::new([0u8; DATA_KEY_LEN]);
-    fill_random(data_key.as_mut())?;
-    Ok(data_key)
-}
-
 /// One sealed batch, ready to send.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SealedBatch {
@@ -613,53 +599,21 @@ impl Sealer {
         self.rotations
     }
 
-    /// True when the next batch needs a new data key (none yet, or rotation by count or age is due).
-    fn key_due(&self, now: u64) -> bool {
+    fn active_key(&mut self, now: u64) -> Result<&mut ActiveKey> {
         let max_age = u64::try_from(self.config.rotation.max_age.as_nanos()).unwrap_or(u64::MAX);
-        match &self.active {
+        let stale = match &self.active {
             None => true,
             Some(k) => k.batches >= self.config.rotation.max_batches || now.saturating_sub(k.created_at) >= max_age,
-        }
-    }
-
-    fn install(&mut self, now: u64, data_key: &[u8; DATA_KEY_LEN], wrapped: Vec<u8>) {
-        let cipher = Aes256Gcm::new(data_key.into());
-        self.active = Some(ActiveKey { cipher, wrapped, created_at: now, batches: 0 });
-        self.rotations += 1;
-    }
-
-    fn active_key(&mut self, now: u64) -> Result<&mut ActiveKey> {
-        if self.key_due(now) {
-            let data_key = new_data_key()?;
+        };
+        if stale {
+            let mut data_key: DataKey = Zeroizing::new([0u8; DATA_KEY_LEN]);
+            fill_random(data_key.as_mut())?;
             let wrapped = self.key.wrap(&data_key)?;
-            self.install(now, &data_key, wrapped);
+            let cipher = Aes256Gcm::new(data_key.as_ref().into());
+            self.active = Some(ActiveKey { cipher, wrapped, created_at: now, batches: 0 });
+            self.rotations += 1;
         }
         self.active.as_mut().ok_or_else(|| Error::Seal("no data key".into()))
-    }
-
-    /// For a host that wraps data keys with its own RSA-OAEP (WebCrypto on wasm32, native code
-    /// instead of bignum arithmetic in WASM): a fresh data key when a rotation is due at `now`,
-    /// `None` while the current key is still good. The rotation rules stay here; the host wraps
-    /// the key (RSA-OAEP, SHA-256, MGF1-SHA-256, empty label, to [`CollectorKey::spki_der`]) and
-    /// hands it back with [`Sealer::install_wrapped_key`]. A host that never does lets the sealer
-    /// wrap in Rust when it seals, as before.
-    pub fn data_key_due(&self, now: u64) -> Result<Option<DataKey>> {
-        if self.key_due(now) { new_data_key().map(Some) } else { Ok(None) }
-    }
-
-    /// Makes `data_key`, wrapped by the host as `wrapped`, the active data key from `now`. The
-    /// wrapped key must be as long as the collector key's modulus (what RSA-OAEP produces); its
-    /// content cannot be checked without the private key, so the collector is the judge.
-    pub fn install_wrapped_key(&mut self, now: u64, data_key: &DataKey, wrapped: Vec<u8>) -> Result<()> {
-        if wrapped.len() != self.key.bits() / 8 {
-            return Err(Error::Seal(format!(
-                "a wrapped data key of {} bytes for a {}-bit collector key",
-                wrapped.len(),
-                self.key.bits()
-            )));
-        }
-        self.install(now, data_key, wrapped);
-        Ok(())
     }
 
     /// Seals the plaintext that `write_plaintext` appends to the buffer it is given. Without
@@ -744,34 +698,6 @@ pub(crate) mod tests {
         let env = parse(bytes)?;
         let k = unwrap_key(private, &env.header);
         env.open(&k, 1 << 24)
-    }
-
-    #[test]
-    fn a_data_key_wrapped_by_the_host_seals_batches_the_collector_opens() {
-        let (private, key) = test_keys();
-        let mut sealer = Sealer::new(key.clone(), SealerConfig::default()).unwrap();
-        let data_key = sealer.data_key_due(1).unwrap().expect("no key yet: a rotation is due");
-        // What WebCrypto does on wasm32; here the same RSA-OAEP from Rust.
-        let wrapped = CollectorKey::from_spki_der(key.spki_der()).unwrap().wrap(&data_key).unwrap();
-        assert!(sealer.install_wrapped_key(1, &data_key, vec![0; 7]).unwrap_err().to_string().contains("7 bytes"));
-        sealer.install_wrapped_key(1, &data_key, wrapped.clone()).unwrap();
-        assert!(sealer.data_key_due(2).unwrap().is_none());
-        let batch = sealer.seal(2, b"spans").unwrap();
-        let env = parse(&batch.bytes).unwrap();
-        assert_eq!(env.header.wrapped_key, wrapped);
-        assert_eq!(unwrap_key(&private, &env.header), *data_key);
-        assert_eq!(open_all(&private, &batch.bytes).unwrap(), b"spans");
-        assert_eq!(sealer.rotations(), 1);
-        // Rotation by count is still decided here.
-        let mut sealer = Sealer::new(
-            key,
-            SealerConfig { rotation: KeyRotation { max_batches: 1, ..Default::default() }, ..Default::default() },
-        )
-        .unwrap();
-        let k = sealer.data_key_due(1).unwrap().unwrap();
-        sealer.install_wrapped_key(1, &k, wrapped).unwrap();
-        sealer.seal(1, b"a").unwrap();
-        assert!(sealer.data_key_due(1).unwrap().is_some());
     }
 
     #[test]

@@ -294,28 +294,6 @@ impl Tracer {
         Ok(self.inner.core.collect(force))
     }
 
-    /// For hosts that wrap data keys with their own RSA-OAEP before pumping (see
-    /// [`Sealer::data_key_due`](crate::seal::Sealer::data_key_due)): a fresh data key when the next
-    /// batch needs one, to be wrapped to [`Tracer::collector_key_spki_der`] and given back with
-    /// [`Tracer::install_wrapped_key`].
-    pub fn data_key_due(&self) -> Result<Option<crate::seal::DataKey>> {
-        let now = self.inner.core.clock.now_unix_nanos();
-        self.inner.core.pipeline().sealer_mut().data_key_due(now)
-    }
-
-    /// Installs a data key the host wrapped (counted as a key rotation).
-    pub fn install_wrapped_key(&self, data_key: &crate::seal::DataKey, wrapped: Vec<u8>) -> Result<()> {
-        let now = self.inner.core.clock.now_unix_nanos();
-        self.inner.core.pipeline().sealer_mut().install_wrapped_key(now, data_key, wrapped)?;
-        Stats::add(&self.inner.core.stats.key_rotations, 1);
-        Ok(())
-    }
-
-    /// The collector key's SubjectPublicKeyInfo DER (for a host importing it into its own crypto).
-    pub fn collector_key_spki_der(&self) -> Vec<u8> {
-        self.inner.core.pipeline().sealer_mut().collector_key().spki_der().to_vec()
-    }
-
     /// Accounts for a batch from [`Tracer::collect_sealed`] that the host delivered (`true`) or gave
     /// up on (`false`).
     pub fn note_delivery(&self, batch: &SealedBatch, delivered: bool) {
