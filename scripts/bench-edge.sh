@@ -4,7 +4,7 @@
 # Builds the WASM package (skip with TRACEX_SKIP_WASM_BUILD=1), installs the packed package where
 # the bench loads it, builds the collector (its own CPU is not measured, so a debug build does),
 # and runs bindings-wasm/bench/edge.mjs. BENCH_SPANS (5), BENCH_FIRST_RUNS (7), BENCH_BLOCKS (5)
-# and BENCH_BLOCK (200 requests) tune it.
+# and BENCH_BLOCK (200 requests) tune it; BENCH_V8_FLAGS passes V8 flags to workerd (diagnosis).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "${TRACEX_SKIP_WASM_BUILD:-}" = 1 ] || scripts/build-wasm.sh

@@ -25,6 +25,9 @@ const SPANS = Number(process.env.BENCH_SPANS ?? 5);
 const FIRST_RUNS = Number(process.env.BENCH_FIRST_RUNS ?? 7);
 const BLOCKS = Number(process.env.BENCH_BLOCKS ?? 5);
 const BLOCK = Number(process.env.BENCH_BLOCK ?? 200); // a multiple of 8 (stage every8)
+// Extra V8 flags for workerd, to attribute costs (e.g. `--no-wasm-tier-up`: no optimising
+// recompilation of hot WASM functions on V8's background threads); empty for the real figures.
+const V8_FLAGS = (process.env.BENCH_V8_FLAGS ?? '').split(' ').filter(Boolean);
 
 function config(dir) {
   const mods = [
@@ -40,6 +43,7 @@ function config(dir) {
   const text = `using Workerd = import "/workerd/workerd.capnp";
 const config :Workerd.Config = (
   services = [ (name = "bench", worker = .bench), (name = "internet", network = (allow = ["public", "local"])) ],
+  v8Flags = [ ${V8_FLAGS.map((f) => JSON.stringify(f)).join(', ')} ],
   sockets = [ (name = "http", address = "127.0.0.1:0", http = (), service = "bench") ],
 );
 const bench :Workerd.Worker = (
@@ -174,7 +178,8 @@ try {
   const delivered = await storedSpans(collector);
   const steady = Object.fromEntries(STEADY.map((st) => [st, median(perStage[st])]));
 
-  console.log(`workerd ${WORKERD.includes('node_modules') ? '(npm)' : WORKERD}, ${SPANS} spans per traced request, CPU time of the workerd process (all threads)`);
+  console.log(`workerd ${WORKERD.includes('node_modules') ? '(npm)' : WORKERD}, ${SPANS} spans per traced request, CPU time of the workerd process (all threads)` +
+    (V8_FLAGS.length ? `, V8 flags ${V8_FLAGS.join(' ')}` : ''));
   console.log(`startup (config load, module compile, no request): median ${ms(median(startup))} ms`);
   console.log(`first request of a fresh process, median of ${FIRST_RUNS} (ms):`);
   for (const st of FIRST_STAGES) {

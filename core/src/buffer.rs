@@ -9,15 +9,18 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::Thread;
 
-use crossbeam_queue::ArrayQueue;
-
 use crate::model::{KeyValue, SpanData};
 use crate::stats::Stats;
+
+#[cfg(not(feature = "worker"))]
+use self::grow::Queue;
+#[cfg(feature = "worker")]
+use crossbeam_queue::ArrayQueue as Queue;
 
 /// A bounded MPMC queue of finished spans that wakes the batcher when a batch is ready.
 #[derive(Debug)]
 pub(crate) struct SpanBuffer {
-    queue: ArrayQueue<SpanData>,
+    queue: Queue<SpanData>,
     wake_at: usize,
     notified: AtomicBool,
     waker: OnceLock<Thread>,
@@ -25,7 +28,7 @@ pub(crate) struct SpanBuffer {
     /// Emptied attribute vectors on their way back from the batcher to recording threads, so the
     /// hot path reuses memory instead of allocating what another thread frees (which makes glibc
     /// trim and re-fault pages on every batch).
-    attr_pool: ArrayQueue<Vec<KeyValue>>,
+    attr_pool: Queue<Vec<KeyValue>>,
 }
 
 /// Largest attribute vector worth keeping in the pool.
@@ -34,12 +37,12 @@ const POOLED_CAPACITY: usize = 32;
 impl SpanBuffer {
     pub(crate) fn new(capacity: usize, wake_at: usize) -> Self {
         Self {
-            queue: ArrayQueue::new(capacity.max(1)),
+            queue: Queue::new(capacity.max(1)),
             wake_at: wake_at.clamp(1, capacity.max(1)),
             notified: AtomicBool::new(false),
             waker: OnceLock::new(),
             warned: AtomicBool::new(false),
-            attr_pool: ArrayQueue::new((capacity / 4).clamp(1, 4096)),
+            attr_pool: Queue::new((capacity / 4).clamp(1, 4096)),
         }
     }
 
@@ -101,9 +104,69 @@ impl SpanBuffer {
     }
 }
 
+// === impl grow::Queue ===
+
+/// The queue without a worker (wasm32): one thread records and pumps, so a lock-free ring buys
+/// nothing, and `ArrayQueue::new` initialises every slot up front — 16,384 `SpanData` slots plus the
+/// attribute pool. In the WASM package under Node that made each `new Tracer` cost 8.6 ms of CPU,
+/// almost all in `ArrayQueue::new` and the allocator (`--cpu-prof`); with this queue, 0.9 ms
+/// (a warm tracer; in workerd's first request lazy WASM compilation still dominates). It has the
+/// same bound and the same refusal when full, but grows with what is actually queued.
+/// (Compiled for tests too: the core's own tests always have the worker.)
+#[cfg(any(test, not(feature = "worker")))]
+mod grow {
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+
+    #[derive(Debug)]
+    pub(crate) struct Queue<T> {
+        items: Mutex<VecDeque<T>>,
+        capacity: usize,
+    }
+
+    impl<T> Queue<T> {
+        pub(crate) fn new(capacity: usize) -> Self {
+            Self { items: Mutex::new(VecDeque::new()), capacity }
+        }
+
+        fn items(&self) -> std::sync::MutexGuard<'_, VecDeque<T>> {
+            // A panic while holding the lock aborts on wasm32 (panic=abort); elsewhere the queue
+            // itself is still consistent, so a poisoned lock is taken over.
+            self.items.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        }
+
+        /// Appends `item`, or hands it back when the queue holds `capacity` items.
+        pub(crate) fn push(&self, item: T) -> Result<(), T> {
+            let mut q = self.items();
+            if q.len() >= self.capacity {
+                return Err(item);
+            }
+            q.push_back(item);
+            Ok(())
+        }
+
+        pub(crate) fn pop(&self) -> Option<T> {
+            self.items().pop_front()
+        }
+
+        pub(crate) fn len(&self) -> usize {
+            self.items().len()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_growing_queue_keeps_the_bound_and_the_order() {
+        let q = grow::Queue::new(2);
+        assert_eq!((q.push(1), q.push(2), q.push(3)), (Ok(()), Ok(()), Err(3)));
+        assert_eq!(q.len(), 2);
+        assert_eq!((q.pop(), q.pop(), q.pop()), (Some(1), Some(2), None));
+        assert_eq!(q.push(4), Ok(()));
+    }
 
     #[test]
     fn full_buffer_drops_newest_and_counts() {
