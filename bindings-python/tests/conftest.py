@@ -75,9 +75,15 @@ class Collector:
             return e.code, json.loads(e.read() or b"null")
 
     def trace(self, trace_id: str) -> Optional[dict[str, Any]]:
+        """The trace's detail, every page of it (`spans` holds all rows)."""
         status, body = self.get(f"/api/v1/traces/{trace_id}")
         if status == 404:
             return None
+        while status == 200 and body.get("next_cursor"):
+            status, page = self.get(f"/api/v1/traces/{trace_id}?cursor={body['next_cursor']}")
+            if status == 200:
+                body["spans"].extend(page["spans"])
+                body["next_cursor"] = page["next_cursor"]
         assert status == 200, body
         return body
 

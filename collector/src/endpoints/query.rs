@@ -150,8 +150,9 @@ pub async fn list(
     .into_response())
 }
 
-/// Spans per page of a trace's detail when `limit` is not given.
-pub const DEFAULT_SPANS_PER_PAGE: usize = 1000;
+/// Spans per page of a trace's detail when `limit` is not given: as many as a page may hold, so
+/// that a client unaware of pages gets whole traces of up to that size.
+pub const DEFAULT_SPANS_PER_PAGE: usize = MAX_SPANS_PER_PAGE;
 /// Most spans per page of a trace's detail: bounds the JSON rendered for one answer.
 pub const MAX_SPANS_PER_PAGE: usize = 10_000;
 
