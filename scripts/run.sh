@@ -29,7 +29,10 @@ FINGERPRINT=$("$BIN/tracex-collector" keys show | sed -n 's/^fingerprint: //p')
 COLLECTOR=$!
 DEMO=""
 cleanup() { [ -n "$DEMO" ] && kill "$DEMO" 2>/dev/null; kill -TERM "$COLLECTOR" 2>/dev/null; wait "$COLLECTOR" 2>/dev/null || true; }
-trap cleanup EXIT INT TERM
+# Ctrl-C must end the script, not only the current demo: a trap that returns lets the loop below
+# start the next demo against a stopped collector, for ever.
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 for _ in $(seq 100); do curl -sf "http://$LISTEN/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
 
 cat <<MSG
