@@ -54,6 +54,14 @@ fn decode_component(s: &str) -> Result<String, ApiError> {
     String::from_utf8(out).map_err(|_| ApiError::bad_request("invalid_query", "query is not UTF-8"))
 }
 
+/// The decoded `key=value` pairs of a query string, in order (empty pairs skipped).
+fn query_pairs(raw: Option<&str>) -> impl Iterator<Item = Result<(String, String), ApiError>> + '_ {
+    raw.unwrap_or("").split('&').filter(|p| !p.is_empty()).map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        Ok((decode_component(k)?, decode_component(v)?))
+    })
+}
+
 /// Most `attr.` filters in one listing query. Each becomes a join in the store's SQL, and SQLite
 /// refuses expressions deeper than 1000 (about 1,100 filters answered 503 as if the store were down).
 pub const MAX_ATTRIBUTE_FILTERS: usize = 16;
@@ -64,9 +72,8 @@ pub const MAX_FILTER_LEN: usize = 1024;
 pub fn parse_query(raw: Option<&str>, project: String) -> Result<TraceQuery, ApiError> {
     let mut q = TraceQuery { project, limit: 50, ..TraceQuery::default() };
     let mut seen: HashMap<String, ()> = HashMap::new();
-    for pair in raw.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let (k, v) = (decode_component(k)?, decode_component(v)?);
+    for pair in query_pairs(raw) {
+        let (k, v) = pair?;
         if k.len() > MAX_FILTER_LEN + 5 || v.len() > MAX_FILTER_LEN {
             return Err(ApiError::bad_request(
                 "invalid_query",
@@ -160,9 +167,8 @@ pub const MAX_SPANS_PER_PAGE: usize = 10_000;
 /// the trace's waterfall order (opaque to clients; a decimal today).
 pub fn parse_detail_page(raw: Option<&str>) -> Result<(usize, usize), ApiError> {
     let (mut limit, mut offset) = (DEFAULT_SPANS_PER_PAGE, 0);
-    for pair in raw.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let (k, v) = (decode_component(k)?, decode_component(v)?);
+    for pair in query_pairs(raw) {
+        let (k, v) = pair?;
         let n = v.parse::<usize>().ok();
         match k.as_str() {
             "limit" => {
