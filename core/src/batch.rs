@@ -3,21 +3,32 @@
 //! that a thread-less host (wasm32) calls.
 
 use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 
 use crate::buffer::SpanBuffer;
 use crate::config::{BatchConfig, SpanLimits};
 use crate::encode::encode_spans;
 use crate::model::{InstrumentationScope, KeyValue, Resource, SpanData, Value};
 use crate::redact::Redactor;
-use crate::seal::{SealedBatch, Sealer};
+use crate::seal::{CollectorKey, SealedBatch, Sealer, SealerConfig};
 use crate::stats::Stats;
+
+/// Where the pipeline's sealer comes from: the collector key (possibly not known yet) and the
+/// sealer's settings.
+pub(crate) struct SealerSource {
+    pub(crate) key: Arc<OnceLock<CollectorKey>>,
+    pub(crate) config: SealerConfig,
+}
 
 /// Owns everything between the buffer and a sealed batch. Used by one thread at a time.
 pub(crate) struct Pipeline {
     resource: Resource,
     scope: InstrumentationScope,
     redactor: Redactor,
-    sealer: Sealer,
+    /// `None` until the collector key is known (fetched in the background when only its fingerprint
+    /// was configured): until then spans wait in the bounded buffer, in memory only.
+    sealer: Option<Sealer>,
+    source: SealerSource,
     limits: SpanLimits,
     batch: BatchConfig,
     pending: Vec<SpanData>,
@@ -30,7 +41,7 @@ impl Pipeline {
         resource: Resource,
         scope: InstrumentationScope,
         redactor: Redactor,
-        sealer: Sealer,
+        source: SealerSource,
         limits: SpanLimits,
         batch: BatchConfig,
         now: u64,
@@ -39,7 +50,8 @@ impl Pipeline {
             resource,
             scope,
             redactor,
-            sealer,
+            sealer: None,
+            source,
             limits,
             batch,
             pending: Vec::with_capacity(batch.max_batch_size),
@@ -50,7 +62,11 @@ impl Pipeline {
 
     /// Drains the buffer and seals every full batch; when `force`, or when the scheduled delay has
     /// passed since the last export, seals the partial remainder too.
+    /// Nothing is drained while the collector key is unknown.
     pub(crate) fn collect(&mut self, buffer: &SpanBuffer, stats: &Stats, now: u64, force: bool) -> Vec<SealedBatch> {
+        if !self.ensure_sealer() {
+            return Vec::new();
+        }
         let delay = u64::try_from(self.batch.scheduled_delay.as_nanos()).unwrap_or(u64::MAX);
         let due = force || now.saturating_sub(self.last_export) >= delay;
         let mut out = Vec::new();
@@ -79,6 +95,30 @@ impl Pipeline {
         out
     }
 
+    /// Creates the sealer once the key is known (a new envelope instance id). False while it is not,
+    /// or when the OS random source fails (tried again on the next call).
+    fn ensure_sealer(&mut self) -> bool {
+        if self.sealer.is_none() {
+            if let Some(key) = self.source.key.get() {
+                self.sealer = Sealer::new(key.clone(), self.source.config.clone()).ok();
+            }
+        }
+        self.sealer.is_some()
+    }
+
+    /// Drops every buffered and pending span, counted as failed: for a shutdown that never learnt
+    /// the collector key (the spans can never be sealed, and plaintext never goes to disk).
+    pub(crate) fn discard(&mut self, buffer: &SpanBuffer, stats: &Stats) -> u64 {
+        let mut n = self.pending.len() as u64;
+        self.pending.clear();
+        while buffer.pop().is_some() {
+            n += 1;
+        }
+        Stats::add(&stats.spans_drained, n);
+        Stats::add(&stats.spans_failed, n);
+        n
+    }
+
     fn seal_spans(&mut self, spans: &mut [SpanData], stats: &Stats, now: u64, out: &mut Vec<SealedBatch>) {
         let mut redacted = 0u64;
         for span in spans.iter_mut() {
@@ -100,8 +140,9 @@ impl Pipeline {
             return;
         }
         let count = u32::try_from(spans.len()).unwrap_or(u32::MAX);
-        let rotations_before = self.sealer.rotations();
-        match self.sealer.seal(now, &self.scratch) {
+        let Some(sealer) = self.sealer.as_mut() else { return };
+        let rotations_before = sealer.rotations();
+        match sealer.seal(now, &self.scratch) {
             Ok(mut batch) => {
                 batch.span_count = count;
                 Stats::add(&stats.batches_sealed, 1);
@@ -115,7 +156,7 @@ impl Pipeline {
                 Stats::add(&stats.spans_failed, u64::from(count));
             }
         }
-        Stats::add(&stats.key_rotations, self.sealer.rotations() - rotations_before);
+        Stats::add(&stats.key_rotations, sealer.rotations() - rotations_before);
     }
 }
 

@@ -33,6 +33,7 @@ pub mod clock;
 pub mod config;
 pub mod context;
 pub mod decode;
+pub mod delivery;
 pub mod encode;
 pub mod error;
 pub mod ids;
@@ -48,6 +49,7 @@ pub mod transport;
 
 mod batch;
 mod buffer;
+mod shared;
 #[cfg(feature = "worker")]
 mod spool;
 #[cfg(feature = "worker")]

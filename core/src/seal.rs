@@ -542,6 +542,16 @@ pub struct SealerConfig {
     pub compress: bool,
 }
 
+impl SealerConfig {
+    /// Fails when a header field would not fit the envelope.
+    pub fn check(&self) -> Result<()> {
+        if self.sdk_name.len() > MAX_SDK_FIELD_LEN || self.sdk_version.len() > MAX_SDK_FIELD_LEN {
+            return Err(Error::Config(format!("SDK name/version longer than {MAX_SDK_FIELD_LEN} bytes")));
+        }
+        Ok(())
+    }
+}
+
 impl Default for SealerConfig {
     fn default() -> Self {
         Self {
@@ -595,9 +605,7 @@ impl fmt::Debug for Sealer {
 impl Sealer {
     /// A sealer for `key` with a fresh random instance id.
     pub fn new(key: CollectorKey, config: SealerConfig) -> Result<Self> {
-        if config.sdk_name.len() > MAX_SDK_FIELD_LEN || config.sdk_version.len() > MAX_SDK_FIELD_LEN {
-            return Err(Error::Config(format!("SDK name/version longer than {MAX_SDK_FIELD_LEN} bytes")));
-        }
+        config.check()?;
         let mut instance_id = [0u8; INSTANCE_ID_LEN];
         fill_random(&mut instance_id)?;
         Ok(Self { key, config, instance_id, next_sequence: 1, active: None, rotations: 0 })

@@ -2,15 +2,18 @@
 //! transport) the background worker.
 
 use std::path::PathBuf;
+#[cfg(feature = "worker")]
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use crate::batch::Pipeline;
+use crate::batch::{Pipeline, SealerSource};
 use crate::buffer::SpanBuffer;
 use crate::clock::Clock;
 use crate::config::{self, BatchConfig, SpanLimits};
 use crate::context::SpanContext;
+use crate::delivery::{Delivery, Progress, Step};
 use crate::error::{Error, Result};
 use crate::model::{
     DEPLOYMENT_ENVIRONMENT, InstrumentationScope, KeyValue, Resource, SERVICE_VERSION, SpanData, Str,
@@ -19,50 +22,19 @@ use crate::model::{
 };
 use crate::redact::Redactor;
 use crate::sampler::Sampler;
-use crate::seal::{CollectorKey, KeyId, KeyRotation, SealedBatch, Sealer, SealerConfig};
+use crate::seal::{CollectorKey, KeyId, KeyRotation, SealedBatch, SealerConfig};
+use crate::shared::Core;
+pub use crate::shared::FlushReport;
 use crate::span::{Span, SpanBuilder};
 use crate::stats::{Stats, StatsSnapshot};
-use crate::transport::RetryPolicy;
 #[cfg(feature = "worker")]
 use crate::transport::Transport;
-
-/// State shared by the tracer handles and the worker threads (never the other way round, so the
-/// last `Tracer` dropping shuts the worker down).
-pub(crate) struct Core {
-    pub(crate) buffer: SpanBuffer,
-    pub(crate) stats: Stats,
-    pub(crate) clock: Arc<dyn Clock>,
-    #[cfg_attr(not(feature = "worker"), allow(dead_code))]
-    pub(crate) batch: BatchConfig,
-    pipeline: Mutex<Pipeline>,
-}
-
-impl Core {
-    pub(crate) fn pipeline(&self) -> MutexGuard<'_, Pipeline> {
-        // A panic while holding the lock cannot leave the pipeline in a state worse than losing the
-        // batch in progress, so a poisoned lock is simply taken over.
-        self.pipeline.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Drains the buffer and seals every batch that is due (all pending spans when `force`).
-    pub(crate) fn collect(&self, force: bool) -> Vec<SealedBatch> {
-        let now = self.clock.now_unix_nanos();
-        self.pipeline().collect(&self.buffer, &self.stats, now, force)
-    }
-
-    /// Spans recorded but not yet delivered, spooled or given up on.
-    pub(crate) fn in_flight(&self) -> u64 {
-        let s = self.stats.snapshot(self.buffer.len() as u64);
-        s.spans_recorded
-            .saturating_sub(s.spans_sent - s.spans_unspooled + s.spans_failed - s.spans_spool_failed + s.spans_spooled)
-    }
-}
+use crate::transport::{RetryPolicy, SendOutcome};
 
 struct Inner {
     core: Arc<Core>,
     sampler: Sampler,
     limits: SpanLimits,
-    key_id: KeyId,
     accepting: AtomicBool,
     #[cfg(feature = "worker")]
     worker: Mutex<Option<crate::worker::Worker>>,
@@ -75,25 +47,32 @@ struct Blueprint {
     resource: Resource,
     scope: InstrumentationScope,
     redactor: Redactor,
-    key: CollectorKey,
+    /// Given as PEM at build time, or set once fetched (so a forked child reuses it).
+    key: Arc<OnceLock<CollectorKey>>,
+    key_id: KeyId,
     sealer: SealerConfig,
     sampler: Sampler,
     limits: SpanLimits,
     batch: BatchConfig,
     clock: Arc<dyn Clock>,
+    retry: RetryPolicy,
     #[cfg(feature = "worker")]
-    delivery: Option<Delivery>,
+    delivery: Option<Transports>,
 }
 
-/// How batches leave the process: a way to open a transport, the retry policy and the spool.
+/// How batches leave the process: a way to open a transport, where to fetch the collector key
+/// from when only its fingerprint was given, and the spool.
 #[cfg(feature = "worker")]
-struct Delivery {
+struct Transports {
     /// `None` for a transport given as an instance ([`TracerBuilder::with_transport`]), which
     /// cannot be opened a second time.
     factory: Option<TransportFactory>,
-    retry: RetryPolicy,
+    key_source: Option<KeySource>,
     spool: Option<(PathBuf, u64)>,
 }
+
+/// Fetches the collector's public key as PEM (checked against the pinned fingerprint by the caller).
+pub type KeySource = Arc<dyn Fn() -> Result<String> + Send + Sync>;
 
 /// Opens a new transport: used at start and again in a forked child, whose copy of the parent's
 /// transport (connection pool, runtime thread) is unusable.
@@ -111,48 +90,6 @@ impl Drop for Inner {
 
 /// How long dropping the last tracer handle waits for buffered spans to be delivered.
 pub const DROP_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// What `flush` or `shutdown` achieved.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct FlushReport {
-    /// Spans the collector acknowledged during the call.
-    pub spans_delivered: u64,
-    /// Spans written to the on-disk spool during the call (delivered later).
-    pub spans_spooled: u64,
-    /// Spans given up on during the call (rejected, or retries exhausted with no spool).
-    pub spans_failed: u64,
-    /// Spans still buffered or being retried when the call returned (non-zero after a timeout).
-    pub spans_pending: u64,
-    /// Spans dropped during the call because the buffer was full or the tracer was shut down.
-    pub spans_dropped: u64,
-}
-
-impl FlushReport {
-    /// True when nothing was lost or left pending.
-    pub fn is_complete(&self) -> bool {
-        self.spans_failed == 0 && self.spans_pending == 0 && self.spans_dropped == 0
-    }
-
-    /// Spans not delivered to the collector by the end of the call (spooled, failed or pending).
-    pub fn undelivered(&self) -> u64 {
-        self.spans_spooled + self.spans_failed + self.spans_pending + self.spans_dropped
-    }
-
-    #[cfg_attr(not(feature = "worker"), allow(dead_code))]
-    pub(crate) fn between(core: &Core, before: &StatsSnapshot) -> Self {
-        let after = core.stats.snapshot(core.buffer.len() as u64);
-        let live = |s: &StatsSnapshot| (s.spans_sent - s.spans_unspooled, s.spans_failed - s.spans_spool_failed);
-        let (sent0, failed0) = live(before);
-        let (sent1, failed1) = live(&after);
-        Self {
-            spans_delivered: sent1.saturating_sub(sent0),
-            spans_spooled: after.spans_spooled.saturating_sub(before.spans_spooled),
-            spans_failed: failed1.saturating_sub(failed0),
-            spans_pending: core.in_flight(),
-            spans_dropped: after.spans_dropped.saturating_sub(before.spans_dropped),
-        }
-    }
-}
 
 /// Records spans and gets them, sealed, to the collector. Cheap to clone (one `Arc`).
 ///
@@ -179,7 +116,7 @@ pub struct Tracer {
 
 impl std::fmt::Debug for Tracer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tracer").field("collector_key_id", &self.inner.key_id).finish_non_exhaustive()
+        f.debug_struct("Tracer").field("collector_key_id", &self.inner.core.key_id()).finish_non_exhaustive()
     }
 }
 
@@ -274,7 +211,27 @@ impl Tracer {
 
     /// The fingerprint of the collector key batches are sealed to.
     pub fn collector_key_id(&self) -> KeyId {
-        self.inner.key_id
+        self.inner.core.key_id()
+    }
+
+    /// True until the collector key is known: a tracer configured with only a pinned fingerprint
+    /// starts at once (the collector may be down) and keeps spans in its bounded buffer, in memory,
+    /// until the key is fetched — by the worker, or by a host pump through
+    /// [`Tracer::install_collector_key_pem`].
+    pub fn needs_collector_key(&self) -> bool {
+        self.inner.core.needs_key()
+    }
+
+    /// Installs the collector key a host fetched (`GET /v1/public-key`), after checking it against
+    /// the pinned fingerprint ([`Error::FingerprintMismatch`] otherwise).
+    pub fn install_collector_key_pem(&self, pem: &str) -> Result<()> {
+        self.inner.core.install_key_pem(pem)
+    }
+
+    /// For a host pump's shutdown: drops the spans that can never be sealed because the collector
+    /// key never arrived, counted as failed; returns how many. Nothing once the key is known.
+    pub fn discard_unsealed(&self) -> u64 {
+        self.inner.core.discard_unsealed()
     }
 
     /// Self-telemetry counters.
@@ -305,18 +262,33 @@ impl Tracer {
         Ok(self.inner.core.collect(force))
     }
 
-    /// Accounts for a batch from [`Tracer::collect_sealed`] that the host delivered (`true`) or gave
-    /// up on (`false`).
-    pub fn note_delivery(&self, batch: &SealedBatch, delivered: bool) {
-        let s = &self.inner.core.stats;
-        if delivered {
-            Stats::add(&s.batches_sent, 1);
-            Stats::add(&s.spans_sent, u64::from(batch.span_count));
-            Stats::add(&s.bytes_sent, batch.bytes.len() as u64);
-        } else {
-            Stats::add(&s.batches_failed, 1);
-            Stats::add(&s.spans_failed, u64::from(batch.span_count));
-        }
+    /// For a host pump: feeds the outcome of one attempt at `batch` into the core's delivery
+    /// state machine ([`crate::delivery`]) and counts the decision. `now` is the host's monotonic
+    /// clock (any origin, the same in every call), `deadline` when its flush stops sending. On
+    /// [`Step::Exhausted`] the host gives the batch up ([`Tracer::give_up`]; it has no spool), on
+    /// [`Step::Deferred`] it keeps the batch, with its progress, for the next flush.
+    pub fn after_attempt(
+        &self,
+        batch: &SealedBatch,
+        progress: &mut Progress,
+        outcome: &SendOutcome,
+        took: Duration,
+        now: Duration,
+        deadline: Option<Duration>,
+    ) -> Step {
+        self.inner.core.after_attempt(progress, outcome, took, now, deadline, (batch.span_count, batch.bytes.len()))
+    }
+
+    /// For a host pump: counts a batch it will never send (queue bound, retries exhausted, shut
+    /// down) as failed.
+    pub fn give_up(&self, batch: &SealedBatch) {
+        self.inner.core.give_up(batch.span_count);
+    }
+
+    /// What happened since the counters were `before` (taken with [`Tracer::stats`] when a host's
+    /// flush began): the same report the worker's flush gives.
+    pub fn report_since(&self, before: &StatsSnapshot) -> FlushReport {
+        FlushReport::between(&self.inner.core, before)
     }
 
     /// Starts this tracer over in a child process created by `fork()`, and returns the tracer the
@@ -342,8 +314,8 @@ impl Tracer {
         let bp = self.inner.blueprint.clone();
         #[cfg(feature = "worker")]
         let transport = match &bp.delivery {
-            Some(Delivery { factory: Some(open), .. }) => Some(open()?),
-            Some(Delivery { factory: None, .. }) => {
+            Some(Transports { factory: Some(open), .. }) => Some(open()?),
+            Some(Transports { factory: None, .. }) => {
                 return Err(Error::Config(
                     "a transport given as an instance cannot be reopened after fork: use with_transport_factory".into(),
                 ));
@@ -430,6 +402,8 @@ pub struct TracerBuilder {
     transport: Option<Box<dyn Transport>>,
     #[cfg(feature = "worker")]
     transport_factory: Option<TransportFactory>,
+    #[cfg(feature = "worker")]
+    key_source: Option<KeySource>,
 }
 
 impl TracerBuilder {
@@ -559,6 +533,14 @@ impl TracerBuilder {
         self
     }
 
+    /// Where the worker fetches the collector key (PEM) from when only its fingerprint is pinned;
+    /// the default with an endpoint is `GET {endpoint}/v1/public-key`. For custom transports.
+    #[cfg(feature = "worker")]
+    pub fn with_collector_key_source(mut self, source: impl Fn() -> Result<String> + Send + Sync + 'static) -> Self {
+        self.key_source = Some(Arc::new(source));
+        self
+    }
+
     /// Resolves everything and starts the tracer (and its worker, when there is a transport).
     pub fn build(self) -> Result<Tracer> {
         let service_name = self
@@ -603,9 +585,20 @@ impl TracerBuilder {
             })?),
             other => other,
         };
-        let key = match (pem, &fingerprint) {
-            (Some(pem), _) => CollectorKey::from_pem(&pem)?,
-            (None, Some(fp)) => fetch_collector_key(endpoint.as_deref(), fp)?,
+        // With a PEM key it is known now; with only a pinned fingerprint it is fetched in the
+        // background, so the service starts while the collector is down.
+        let key = Arc::new(OnceLock::new());
+        let key_id = match (pem, &fingerprint) {
+            (Some(pem), _) => {
+                let k = CollectorKey::from_pem(&pem)?;
+                if let Some(fp) = &fingerprint {
+                    k.verify_fingerprint(fp)?;
+                }
+                let id = k.key_id();
+                let _ = key.set(k);
+                id
+            }
+            (None, Some(fp)) => KeyId::from_hex(fp)?,
             (None, None) => {
                 return Err(Error::Config(
                     "the collector public key is required: set it as PEM (collector public key / TRACEX_COLLECTOR_PUBLIC_KEY), \
@@ -614,9 +607,6 @@ impl TracerBuilder {
                 ));
             }
         };
-        if let Some(fp) = &fingerprint {
-            key.verify_fingerprint(fp)?;
-        }
 
         let sampler = match self.sampler {
             Some(s) => s,
@@ -658,11 +648,13 @@ impl TracerBuilder {
             rotation: self.rotation,
             compress: self.compress,
         };
+        sealer.check()?;
         let scope = InstrumentationScope { name: sdk_name.into(), version: sdk_version.into(), ..Default::default() };
 
         #[cfg(feature = "worker")]
         let (delivery, first_transport) = {
             let retry = self.retry;
+            let mut key_source = self.key_source;
             let (factory, instance): (Option<TransportFactory>, Option<Box<dyn Transport>>) =
                 match (self.transport_factory, self.transport, endpoint) {
                     (Some(f), _, _) => (Some(f), None),
@@ -671,23 +663,31 @@ impl TracerBuilder {
                         let api_key = api_key.ok_or_else(|| {
                             Error::Config("an API key is required with an endpoint (api key / TRACEX_API_KEY)".into())
                         })?;
+                        let base = endpoint.clone();
+                        key_source.get_or_insert_with(|| Arc::new(move || fetch_collector_key_pem(&base)));
                         let open: TransportFactory = Arc::new(move || http_transport(&endpoint, &api_key, &retry));
                         (Some(open), None)
                     }
                     (None, None, None) => (None, None),
                 };
+            if key.get().is_none() && (factory.is_some() || instance.is_some()) && key_source.is_none() {
+                return Err(Error::Config(
+                    "a pinned fingerprint without a PEM key needs an endpoint (or a key source) to fetch the key from"
+                        .into(),
+                ));
+            }
             let transport = match (&factory, instance) {
                 (Some(open), _) => Some(open()?),
                 (None, t) => t,
             };
             let spool_dir = self.spool_dir.or_else(|| config::env(config::ENV_SPOOL_DIR).map(PathBuf::from));
             let spool = spool_dir.map(|d| (d, self.spool_max_bytes.unwrap_or(config::DEFAULT_SPOOL_MAX_BYTES)));
-            let delivery = transport.as_ref().map(|_| Delivery { factory, retry, spool });
+            let delivery = transport.as_ref().map(|_| Transports { factory, key_source, spool });
             (delivery, transport)
         };
         #[cfg(not(feature = "worker"))]
         {
-            let _ = (api_key, self.retry, self.spool_dir, self.spool_max_bytes);
+            let _ = (api_key, self.spool_dir, self.spool_max_bytes);
             if endpoint.is_some() {
                 return Err(Error::Config(
                     "this build has no HTTP transport (feature `http`); pump with collect_sealed()".into(),
@@ -700,11 +700,13 @@ impl TracerBuilder {
             scope,
             redactor,
             key,
+            key_id,
             sealer,
             sampler,
             limits: self.limits,
             batch,
             clock,
+            retry: self.retry,
             #[cfg(feature = "worker")]
             delivery,
         };
@@ -719,18 +721,25 @@ impl TracerBuilder {
 /// Starts a tracer from a resolved configuration: buffer, pipeline (with a new sealer, hence a new
 /// envelope instance id) and, with a transport, the worker threads.
 fn start(bp: Arc<Blueprint>, #[cfg(feature = "worker")] transport: Option<Box<dyn Transport>>) -> Result<Tracer> {
-    let key_id = bp.key.key_id();
-    let sealer = Sealer::new(bp.key.clone(), bp.sealer.clone())?;
     let now = bp.clock.now_unix_nanos();
-    let pipeline =
-        Pipeline::new(bp.resource.clone(), bp.scope.clone(), bp.redactor.clone(), sealer, bp.limits, bp.batch, now);
-    let core = Arc::new(Core {
-        buffer: SpanBuffer::new(bp.batch.max_queue_size, bp.batch.max_batch_size),
-        stats: Stats::default(),
-        clock: bp.clock.clone(),
-        batch: bp.batch,
-        pipeline: Mutex::new(pipeline),
-    });
+    let pipeline = Pipeline::new(
+        bp.resource.clone(),
+        bp.scope.clone(),
+        bp.redactor.clone(),
+        SealerSource { key: bp.key.clone(), config: bp.sealer.clone() },
+        bp.limits,
+        bp.batch,
+        now,
+    );
+    let core = Arc::new(Core::new(
+        SpanBuffer::new(bp.batch.max_queue_size, bp.batch.max_batch_size),
+        bp.clock.clone(),
+        bp.batch,
+        pipeline,
+        bp.key.clone(),
+        bp.key_id,
+        Delivery::new(bp.retry),
+    ));
 
     #[cfg(feature = "worker")]
     let worker = match (transport, &bp.delivery) {
@@ -739,7 +748,7 @@ fn start(bp: Arc<Blueprint>, #[cfg(feature = "worker")] transport: Option<Box<dy
                 Some((dir, max)) => Some(crate::spool::Spool::open(dir.clone(), *max)?),
                 None => None,
             };
-            Some(crate::worker::Worker::spawn(core.clone(), t, d.retry, spool)?)
+            Some(crate::worker::Worker::spawn(core.clone(), t, d.key_source.clone(), bp.retry, spool)?)
         }
         _ => None,
     };
@@ -749,7 +758,6 @@ fn start(bp: Arc<Blueprint>, #[cfg(feature = "worker")] transport: Option<Box<dy
             core,
             sampler: bp.sampler.clone(),
             limits: bp.limits,
-            key_id,
             accepting: AtomicBool::new(true),
             #[cfg(feature = "worker")]
             worker: Mutex::new(worker),
@@ -777,17 +785,11 @@ fn http_transport(_endpoint: &str, _api_key: &str, _retry: &RetryPolicy) -> Resu
 }
 
 #[cfg(feature = "http")]
-fn fetch_collector_key(endpoint: Option<&str>, fingerprint: &str) -> Result<CollectorKey> {
-    let endpoint = endpoint.ok_or_else(|| {
-        Error::Config("a pinned fingerprint without a PEM key needs an endpoint to fetch the key from".into())
-    })?;
-    let pem = crate::transport::fetch_public_key_pem(endpoint)?;
-    let key = CollectorKey::from_pem(&pem)?;
-    key.verify_fingerprint(fingerprint)?;
-    Ok(key)
+fn fetch_collector_key_pem(endpoint: &str) -> Result<String> {
+    crate::transport::fetch_public_key_pem(endpoint)
 }
 
-#[cfg(not(feature = "http"))]
-fn fetch_collector_key(_endpoint: Option<&str>, _fingerprint: &str) -> Result<CollectorKey> {
+#[cfg(all(feature = "worker", not(feature = "http")))]
+fn fetch_collector_key_pem(_endpoint: &str) -> Result<String> {
     Err(Error::Config("this build cannot fetch the collector key: pass it as PEM".into()))
 }

@@ -4,10 +4,11 @@
 //!   passes, then drains, redacts, encodes and seals, and hands sealed batches to the sender through
 //!   a bounded channel. It never touches the network; when the channel is full, new batches go to
 //!   the spool, or, without a spool, the batcher waits for the sender (back-pressure).
-//! - `tracex-sender` sends each batch with retries (full-jitter backoff, `Retry-After`), gives up
-//!   after the policy's time budget and spools what it gave up on; when idle it replays the spool.
-//!   After one batch has exhausted its retries the sender is "degraded": later batches get a single
-//!   attempt each until one succeeds, so an outage does not queue minutes of retries.
+//!   While the collector key is unknown (only its fingerprint was configured) it fetches the key
+//!   with backoff instead, and seals nothing: spans wait in the bounded buffer, in memory.
+//! - `tracex-sender` sends each batch and does what the delivery state machine (`delivery.rs`)
+//!   decides: count it delivered or rejected, wait and retry, or spool what is exhausted; when idle
+//!   it replays the spool.
 //!
 //! Flush and shutdown travel as markers behind the batches, so a reply means everything before it
 //! was delivered, spooled or given up on.
@@ -18,12 +19,14 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use crate::delivery::{Progress, Step};
 use crate::error::{Error, Result};
 use crate::ids::random_unit;
 use crate::seal::SealedBatch;
+use crate::shared::{Core, FlushReport};
 use crate::spool::Spool;
 use crate::stats::Stats;
-use crate::tracer::{Core, FlushReport};
+use crate::tracer::KeySource;
 use crate::transport::{RetryPolicy, SendOutcome, Transport};
 
 /// How often an idle sender looks at the spool.
@@ -55,6 +58,7 @@ impl Worker {
     pub(crate) fn spawn(
         core: Arc<Core>,
         transport: Box<dyn Transport>,
+        key_source: Option<KeySource>,
         retry: RetryPolicy,
         spool: Option<Spool>,
     ) -> Result<Self> {
@@ -67,26 +71,26 @@ impl Worker {
         let sender = SenderLoop {
             core: core.clone(),
             transport,
-            retry,
             spool: spool.clone(),
             abort: abort.clone(),
-            degraded_until: None,
+            epoch: Instant::now(),
             next_spool_try: Instant::now(),
             spool_attempts: 0,
         };
+        let key = KeyFetch { source: key_source, retry, attempts: 0, next_try: Instant::now() };
         let sender =
             thread::Builder::new().name("tracex-sender".into()).spawn(move || sender.run(out_rx)).map_err(spawn_err)?;
         let batcher_core = core.clone();
         let batcher = thread::Builder::new()
             .name("tracex-batcher".into())
-            .spawn(move || batcher_loop(&batcher_core, &control_rx, &out_tx, &spool))
+            .spawn(move || batcher_loop(&batcher_core, key, &control_rx, &out_tx, &spool))
             .map_err(spawn_err)?;
         core.buffer.set_waker(batcher.thread().clone());
         Ok(Self { control, batcher, sender, abort })
     }
 
     pub(crate) fn flush(&self, core: &Core, timeout: Duration) -> Result<FlushReport> {
-        let before = core.stats.snapshot(core.buffer.len() as u64);
+        let before = core.snapshot();
         let (tx, rx) = mpsc::sync_channel(1);
         self.control.send(Control::Flush(tx)).map_err(|_| Error::Shutdown)?;
         self.batcher.thread().unpark();
@@ -97,7 +101,7 @@ impl Worker {
     }
 
     pub(crate) fn shutdown(self, core: &Core, timeout: Duration) -> Result<FlushReport> {
-        let before = core.stats.snapshot(core.buffer.len() as u64);
+        let before = core.snapshot();
         let (tx, rx) = mpsc::sync_channel(1);
         self.control.send(Control::Shutdown(tx)).map_err(|_| Error::Shutdown)?;
         self.batcher.thread().unpark();
@@ -122,13 +126,57 @@ impl Worker {
 
 // === batcher ===
 
-fn batcher_loop(core: &Core, control: &mpsc::Receiver<Control>, out: &mpsc::SyncSender<Outgoing>, spool: &SharedSpool) {
+/// Fetching the collector key when only its fingerprint was pinned: on the batcher, which has
+/// nothing to seal until the key is there.
+struct KeyFetch {
+    source: Option<KeySource>,
+    retry: RetryPolicy,
+    attempts: u32,
+    next_try: Instant,
+}
+
+impl KeyFetch {
+    /// One attempt when one is due (or `now_anyway`, for a flush or shutdown); true once the key
+    /// is installed. A wrong key (fingerprint mismatch) is retried like an unreachable collector:
+    /// the right one may be deployed meanwhile.
+    fn poll(&mut self, core: &Core, now_anyway: bool) -> bool {
+        if !core.needs_key() {
+            return true;
+        }
+        let Some(source) = &self.source else { return false };
+        if !now_anyway && Instant::now() < self.next_try {
+            return false;
+        }
+        if source().and_then(|pem| core.install_key_pem(&pem)).is_ok() {
+            return true;
+        }
+        self.attempts = self.attempts.saturating_add(1);
+        // At least the first backoff ceiling apart, so a flush loop cannot hammer the collector.
+        let wait = self.retry.backoff(self.attempts, random_unit()).max(self.retry.initial_backoff);
+        self.next_try = Instant::now() + wait;
+        false
+    }
+
+    /// When the next attempt is due, while the key is missing.
+    fn due(&self, core: &Core) -> Option<Instant> {
+        (core.needs_key() && self.source.is_some()).then_some(self.next_try)
+    }
+}
+
+fn batcher_loop(
+    core: &Core,
+    mut key: KeyFetch,
+    control: &mpsc::Receiver<Control>,
+    out: &mpsc::SyncSender<Outgoing>,
+    spool: &SharedSpool,
+) {
     let delay = core.batch.scheduled_delay;
     let mut deadline = Instant::now() + delay;
     loop {
         let now = Instant::now();
-        if now < deadline {
-            thread::park_timeout(deadline - now);
+        let wake = key.due(core).map_or(deadline, |k| k.min(deadline));
+        if now < wake {
+            thread::park_timeout(wake - now);
         }
         core.buffer.clear_notified();
         core.clock.resync();
@@ -141,6 +189,7 @@ fn batcher_loop(core: &Core, control: &mpsc::Receiver<Control>, out: &mpsc::Sync
                 Some(Control::Shutdown(tx))
             }
         };
+        key.poll(core, ctl.is_some());
         let timer = Instant::now() >= deadline;
         for batch in core.collect(timer || ctl.is_some()) {
             hand_off(core, out, spool, batch);
@@ -158,6 +207,8 @@ fn batcher_loop(core: &Core, control: &mpsc::Receiver<Control>, out: &mpsc::Sync
                 }
             }
             Some(Control::Shutdown(reply)) => {
+                // Spans that never got a key can never be sealed; plaintext is not spooled.
+                core.discard_unsealed();
                 let _ = out.send(Outgoing::Stop(reply));
                 return;
             }
@@ -196,13 +247,9 @@ fn spool_or_fail(core: &Core, spool: &SharedSpool, batch: &SealedBatch) {
         }
         Some(Err(_)) => {
             Stats::add(&s.spool_errors, 1);
-            Stats::add(&s.batches_failed, 1);
-            Stats::add(&s.spans_failed, n);
+            core.give_up(batch.span_count);
         }
-        None => {
-            Stats::add(&s.batches_failed, 1);
-            Stats::add(&s.spans_failed, n);
-        }
+        None => core.give_up(batch.span_count),
     }
 }
 
@@ -211,10 +258,10 @@ fn spool_or_fail(core: &Core, spool: &SharedSpool, batch: &SealedBatch) {
 struct SenderLoop {
     core: Arc<Core>,
     transport: Box<dyn Transport>,
-    retry: RetryPolicy,
     spool: SharedSpool,
     abort: Arc<AtomicBool>,
-    degraded_until: Option<Instant>,
+    /// Origin of the delivery state machine's clock.
+    epoch: Instant,
     next_spool_try: Instant,
     spool_attempts: u32,
 }
@@ -242,45 +289,33 @@ impl SenderLoop {
     }
 
     fn deliver(&mut self, batch: SealedBatch) {
-        if self.aborted() {
-            spool_or_fail(&self.core, &self.spool, &batch);
-            return;
-        }
-        let started = Instant::now();
-        let mut attempt = 0u32;
+        let mut progress = Progress::default();
         loop {
-            match self.transport.send(&batch.bytes) {
-                SendOutcome::Delivered => {
-                    let s = &self.core.stats;
-                    Stats::add(&s.batches_sent, 1);
-                    Stats::add(&s.spans_sent, u64::from(batch.span_count));
-                    Stats::add(&s.bytes_sent, batch.bytes.len() as u64);
-                    self.degraded_until = None;
+            if self.aborted() {
+                spool_or_fail(&self.core, &self.spool, &batch);
+                return;
+            }
+            let started = Instant::now();
+            let outcome = self.transport.send(&batch.bytes);
+            let took = started.elapsed();
+            let now = self.epoch.elapsed();
+            let meta = (batch.span_count, batch.bytes.len());
+            match self.core.after_attempt(&mut progress, &outcome, took, now, None, meta) {
+                Step::Delivered => {
                     self.replay_spool(1);
                     return;
                 }
-                SendOutcome::Reject { .. } => {
-                    // The same bytes can never succeed (bad key, malformed, unauthorised): keeping
-                    // them would only fill the spool.
-                    let s = &self.core.stats;
-                    Stats::add(&s.batches_failed, 1);
-                    Stats::add(&s.spans_failed, u64::from(batch.span_count));
-                    return;
-                }
-                SendOutcome::Retry { after, .. } => {
-                    attempt += 1;
-                    let wait = after.unwrap_or_else(|| self.retry.backoff(attempt, random_unit()));
-                    let degraded = self.degraded_until.is_some_and(|t| Instant::now() < t);
-                    if degraded || self.aborted() || started.elapsed() + wait > self.retry.max_elapsed {
-                        self.degraded_until = Some(Instant::now() + self.retry.max_elapsed);
-                        spool_or_fail(&self.core, &self.spool, &batch);
-                        return;
-                    }
-                    Stats::add(&self.core.stats.batches_retried, 1);
+                Step::Rejected => return,
+                Step::RetryIn(wait) => {
                     if !self.sleep(wait) {
                         spool_or_fail(&self.core, &self.spool, &batch);
                         return;
                     }
+                }
+                // No deadline is given, so never deferred; treated like exhausted all the same.
+                Step::Exhausted | Step::Deferred => {
+                    spool_or_fail(&self.core, &self.spool, &batch);
+                    return;
                 }
             }
         }
@@ -341,8 +376,7 @@ impl SenderLoop {
                     }
                 }
                 SendOutcome::Reject { .. } => {
-                    Stats::add(&s.batches_failed, 1);
-                    Stats::add(&s.spans_failed, n);
+                    self.core.give_up(entry.span_count);
                     Stats::add(&s.spans_spool_failed, n);
                     if let Ok(mut sp) = spool.lock() {
                         let _ = sp.remove(&entry);
@@ -350,8 +384,7 @@ impl SenderLoop {
                 }
                 SendOutcome::Retry { after, .. } => {
                     self.spool_attempts = self.spool_attempts.saturating_add(1);
-                    let wait = after.unwrap_or_else(|| self.retry.ceiling(self.spool_attempts));
-                    self.next_spool_try = Instant::now() + wait;
+                    self.next_spool_try = Instant::now() + self.core.spool_retry_in(self.spool_attempts, after);
                     return;
                 }
             }

@@ -242,31 +242,98 @@ fn the_collector_key_is_fetched_and_checked_against_the_pinned_fingerprint() {
         if req.path == "/v1/public-key" { Response::status(200).body(served.clone()) } else { Response::status(200) }
     });
     let fp = tracex_core::CollectorKey::from_pem(&pem).unwrap().key_id().to_hex();
-    let tracer = Tracer::builder()
-        .with_service_name("fetch")
-        .with_endpoint(server.url())
-        .with_api_key("k")
-        .with_collector_fingerprint(&fp)
-        .build()
-        .unwrap();
+    let tracer = pinned(&server.url(), &fp).build().unwrap();
     assert_eq!(tracer.collector_key_id().to_hex(), fp);
-    assert_eq!(server.requests()[0].header("accept"), Some("application/x-pem-file"));
+    for _ in 0..3 {
+        tracer.span("settle").end();
+    }
+    let report = tracer.flush(Duration::from_secs(10)).unwrap();
+    assert!(report.is_complete() && report.spans_delivered == 3, "{report:?}");
+    assert!(!tracer.needs_collector_key());
+    let fetch = server.requests().into_iter().find(|r| r.path == "/v1/public-key").unwrap();
+    assert_eq!(fetch.header("accept"), Some("application/x-pem-file"));
+}
 
-    let err = Tracer::builder()
+fn pinned(endpoint: &str, fingerprint: &str) -> TracerBuilder {
+    Tracer::builder()
         .with_service_name("fetch")
-        .with_endpoint(server.url())
+        .with_endpoint(endpoint)
         .with_api_key("k")
-        .with_collector_fingerprint("ab".repeat(32))
-        .build()
-        .unwrap_err();
-    assert_eq!(err.code(), "TRACEX_FINGERPRINT_MISMATCH");
+        .with_collector_fingerprint(fingerprint)
+        .with_retry_policy(fast_retry())
+}
 
-    let err = Tracer::builder()
-        .with_service_name("fetch")
-        .with_endpoint(format!("http://127.0.0.1:{}", free_port()))
-        .with_api_key("k")
-        .with_collector_fingerprint(fp)
-        .build()
-        .unwrap_err();
-    assert_eq!(err.code(), "TRACEX_TRANSPORT");
+#[test]
+fn a_served_key_that_is_not_the_pinned_one_is_never_used() {
+    let served = common::public_pem();
+    let server = Server::start("127.0.0.1:0", move |req, _| {
+        if req.path == "/v1/public-key" { Response::status(200).body(served.clone()) } else { Response::status(200) }
+    });
+    let tracer = pinned(&server.url(), &"ab".repeat(32)).build().unwrap();
+    for _ in 0..4 {
+        tracer.span("settle").end();
+    }
+    let report = tracer.flush(Duration::from_millis(300)).unwrap();
+    assert_eq!(report.spans_pending, 4, "{report:?}");
+    assert!(tracer.needs_collector_key());
+    assert!(server.requests().iter().any(|r| r.path == "/v1/public-key"));
+    assert!(server.requests().iter().all(|r| r.path != "/v1/batches"), "nothing sealed to the wrong key");
+    // Never sealed, never spooled in the clear: counted as failed at shutdown.
+    let report = tracer.shutdown(Duration::from_secs(2)).unwrap();
+    assert_eq!((report.spans_failed, report.spans_pending), (4, 0), "{report:?}");
+}
+
+#[test]
+fn a_tracer_starts_with_the_collector_down_and_delivers_once_it_is_up() {
+    let pem = common::public_pem();
+    let fp = tracex_core::CollectorKey::from_pem(&pem).unwrap().key_id().to_hex();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    let tracer = pinned(&url, &fp).build().expect("constructs with the collector down");
+    assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+    assert!(tracer.needs_collector_key());
+    for i in 0..25 {
+        let mut span = tracer.span("verify");
+        span.set_attribute("i", i64::from(i));
+        span.end();
+    }
+    let report = tracer.flush(Duration::from_millis(200)).unwrap();
+    assert_eq!((report.spans_pending, report.spans_delivered), (25, 0), "{report:?}");
+
+    let server = Server::start(&format!("127.0.0.1:{port}"), move |req, _| {
+        if req.path == "/v1/public-key" { Response::status(200).body(pem.clone()) } else { Response::status(200) }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while tracer.stats().spans_sent < 25 && Instant::now() < deadline {
+        let _ = tracer.flush(Duration::from_millis(500)).unwrap();
+    }
+    let report = tracer.shutdown(Duration::from_secs(5)).unwrap();
+    assert!(report.is_complete(), "{report:?}");
+    let stats = tracer.stats();
+    assert_eq!((stats.spans_sent, stats.spans_failed, stats.spans_dropped), (25, 0, 0), "{stats:?}");
+    assert_eq!(spans_in(&batch_bodies(&server)), 25, "every span exactly once");
+}
+
+#[test]
+fn while_the_key_is_unknown_spans_wait_in_the_bounded_buffer_and_overflow_is_counted() {
+    let pem = common::public_pem();
+    let fp = tracex_core::CollectorKey::from_pem(&pem).unwrap().key_id().to_hex();
+    let port = free_port();
+    let batch = tracex_core::config::BatchConfig { max_queue_size: 16, ..Default::default() };
+    let tracer = pinned(&format!("http://127.0.0.1:{port}"), &fp).with_batch_config(batch).build().unwrap();
+    for _ in 0..40 {
+        tracer.span("verify").end();
+    }
+    let stats = tracer.stats();
+    assert_eq!((stats.spans_recorded, stats.spans_dropped), (16, 24), "{stats:?}");
+    let server = Server::start(&format!("127.0.0.1:{port}"), move |req, _| {
+        if req.path == "/v1/public-key" { Response::status(200).body(pem.clone()) } else { Response::status(200) }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while tracer.stats().spans_sent < 16 && Instant::now() < deadline {
+        let _ = tracer.flush(Duration::from_millis(500)).unwrap();
+    }
+    assert_eq!(spans_in(&batch_bodies(&server)), 16);
+    assert_eq!(tracer.stats().spans_dropped, 24);
 }
