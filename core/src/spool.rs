@@ -62,12 +62,27 @@ impl Spool {
         Ok(out)
     }
 
-    /// Stores a batch. Fails (and stores nothing) when the limit would be exceeded or the disk
-    /// refuses the write, e.g. when it is full.
-    pub(crate) fn write(&mut self, batch: &SealedBatch, now_unix_nanos: u64) -> io::Result<()> {
+    /// Stores a batch, evicting the oldest batches when the limit would be exceeded (the newest
+    /// telemetry is the most useful during an outage that outlasts the spool); returns the span
+    /// counts of the evicted batches for the caller to count. Fails (and stores nothing) when the
+    /// batch alone is over the limit or the disk refuses the write, e.g. when it is full.
+    pub(crate) fn write(&mut self, batch: &SealedBatch, now_unix_nanos: u64) -> io::Result<Vec<u32>> {
         let len = batch.bytes.len() as u64;
+        if len > self.max_bytes {
+            return Err(io::Error::other(format!(
+                "a batch of {len} bytes is over the spool limit of {} bytes",
+                self.max_bytes
+            )));
+        }
+        let mut evicted = Vec::new();
         if self.used + len > self.max_bytes {
-            return Err(io::Error::other(format!("spool limit of {} bytes reached", self.max_bytes)));
+            for entry in self.entries()? {
+                if self.used + len <= self.max_bytes {
+                    break;
+                }
+                self.remove(&entry)?;
+                evicted.push(entry.span_count);
+            }
         }
         self.seq += 1;
         let name = format!("{now_unix_nanos:020}-{:08}-{}.{EXT}", self.seq, batch.span_count);
@@ -78,7 +93,7 @@ impl Spool {
         } else {
             self.used += len;
         }
-        result
+        result.map(|()| evicted)
     }
 
     /// The oldest batch, if any.
@@ -133,12 +148,27 @@ mod tests {
     }
 
     #[test]
-    fn a_full_spool_refuses_and_stores_nothing() {
+    fn a_full_spool_evicts_the_oldest_and_says_how_many_spans() {
         let dir = std::env::temp_dir().join(format!("tracex-spool-full-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let mut s = Spool::open(&dir, 250).unwrap();
+        assert_eq!(s.write(&batch(1, 100), 1).unwrap(), Vec::<u32>::new());
+        assert_eq!(s.write(&batch(2, 100), 2).unwrap(), Vec::<u32>::new());
+        assert_eq!(s.write(&batch(3, 120), 3).unwrap(), vec![1]);
+        let left: Vec<u32> = s.entries().unwrap().iter().map(|e| e.span_count).collect();
+        assert_eq!(left, [2, 3]);
+        assert_eq!(s.write(&batch(4, 250), 4).unwrap(), vec![2, 3]);
+        assert_eq!(s.used, 250);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_batch_over_the_limit_is_refused_and_nothing_is_evicted() {
+        let dir = std::env::temp_dir().join(format!("tracex-spool-over-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         let mut s = Spool::open(&dir, 150).unwrap();
         s.write(&batch(1, 100), 1).unwrap();
-        let err = s.write(&batch(1, 100), 2).unwrap_err();
+        let err = s.write(&batch(1, 151), 2).unwrap_err();
         assert!(err.to_string().contains("limit"), "{err}");
         assert_eq!(s.entries().unwrap().len(), 1);
         fs::remove_dir_all(&dir).unwrap();

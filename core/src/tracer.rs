@@ -67,12 +67,16 @@ struct Transports {
     /// `None` for a transport given as an instance ([`TracerBuilder::with_transport`]), which
     /// cannot be opened a second time.
     factory: Option<TransportFactory>,
-    key_source: Option<KeySource>,
+    key_source: Option<KeySourceFactory>,
     spool: Option<(PathBuf, u64)>,
 }
 
 /// Fetches the collector's public key as PEM (checked against the pinned fingerprint by the caller).
-pub type KeySource = Arc<dyn Fn() -> Result<String> + Send + Sync>;
+#[cfg(feature = "worker")]
+pub(crate) type KeySource = Box<dyn FnMut() -> Result<String> + Send>;
+/// Makes the key source of one tracer's worker (again in a forked child, like the transport).
+#[cfg(feature = "worker")]
+type KeySourceFactory = Arc<dyn Fn() -> KeySource + Send + Sync>;
 
 /// Opens a new transport: used at start and again in a forked child, whose copy of the parent's
 /// transport (connection pool, runtime thread) is unusable.
@@ -207,6 +211,12 @@ impl Tracer {
     /// The batching settings in force (defaults or [`TracerBuilder::with_batch_config`]).
     pub fn batch_config(&self) -> BatchConfig {
         self.inner.blueprint.batch
+    }
+
+    /// The retry policy in force (defaults or [`TracerBuilder::with_retry_policy`]): a host pump
+    /// paces its key fetches with it.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        self.inner.blueprint.retry
     }
 
     /// The fingerprint of the collector key batches are sealed to.
@@ -403,7 +413,7 @@ pub struct TracerBuilder {
     #[cfg(feature = "worker")]
     transport_factory: Option<TransportFactory>,
     #[cfg(feature = "worker")]
-    key_source: Option<KeySource>,
+    key_source: Option<KeySourceFactory>,
 }
 
 impl TracerBuilder {
@@ -500,7 +510,8 @@ impl TracerBuilder {
         self.spool_dir = Some(dir.into());
         self
     }
-    /// Spool size limit (default 64 MiB); beyond it batches are counted as failed.
+    /// Spool size limit (default 64 MiB); beyond it the oldest spooled batches are evicted and
+    /// counted as failed (`spans_spool_failed`).
     pub fn with_spool_max_bytes(mut self, n: u64) -> Self {
         self.spool_max_bytes = Some(n);
         self
@@ -537,7 +548,11 @@ impl TracerBuilder {
     /// the default with an endpoint is `GET {endpoint}/v1/public-key`. For custom transports.
     #[cfg(feature = "worker")]
     pub fn with_collector_key_source(mut self, source: impl Fn() -> Result<String> + Send + Sync + 'static) -> Self {
-        self.key_source = Some(Arc::new(source));
+        let source = Arc::new(source);
+        self.key_source = Some(Arc::new(move || {
+            let source = source.clone();
+            Box::new(move || source()) as KeySource
+        }));
         self
     }
 
@@ -664,7 +679,7 @@ impl TracerBuilder {
                             Error::Config("an API key is required with an endpoint (api key / TRACEX_API_KEY)".into())
                         })?;
                         let base = endpoint.clone();
-                        key_source.get_or_insert_with(|| Arc::new(move || fetch_collector_key_pem(&base)));
+                        key_source.get_or_insert_with(|| key_fetcher(base));
                         let open: TransportFactory = Arc::new(move || http_transport(&endpoint, &api_key, &retry));
                         (Some(open), None)
                     }
@@ -748,7 +763,8 @@ fn start(bp: Arc<Blueprint>, #[cfg(feature = "worker")] transport: Option<Box<dy
                 Some((dir, max)) => Some(crate::spool::Spool::open(dir.clone(), *max)?),
                 None => None,
             };
-            Some(crate::worker::Worker::spawn(core.clone(), t, d.key_source.clone(), bp.retry, spool)?)
+            let key_source = d.key_source.as_ref().map(|make| make());
+            Some(crate::worker::Worker::spawn(core.clone(), t, key_source, bp.retry, spool)?)
         }
         _ => None,
     };
@@ -785,11 +801,16 @@ fn http_transport(_endpoint: &str, _api_key: &str, _retry: &RetryPolicy) -> Resu
 }
 
 #[cfg(feature = "http")]
-fn fetch_collector_key_pem(endpoint: &str) -> Result<String> {
-    crate::transport::fetch_public_key_pem(endpoint)
+fn key_fetcher(endpoint: String) -> KeySourceFactory {
+    Arc::new(move || {
+        let mut fetcher = crate::transport::KeyFetcher::new(&endpoint);
+        Box::new(move || fetcher.fetch()) as KeySource
+    })
 }
 
 #[cfg(all(feature = "worker", not(feature = "http")))]
-fn fetch_collector_key_pem(_endpoint: &str) -> Result<String> {
-    Err(Error::Config("this build cannot fetch the collector key: pass it as PEM".into()))
+fn key_fetcher(_endpoint: String) -> KeySourceFactory {
+    Arc::new(|| {
+        Box::new(|| Err(Error::Config("this build cannot fetch the collector key: pass it as PEM".into()))) as KeySource
+    })
 }

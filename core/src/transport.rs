@@ -192,22 +192,48 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     s
 }
 
-/// Fetches the collector's public key (PEM) from `{endpoint}/v1/public-key`. The caller must check
-/// it against a pinned fingerprint.
+/// Fetches the collector's public key (PEM) from `{endpoint}/v1/public-key`; the caller checks it
+/// against a pinned fingerprint. Keeps its HTTP client between attempts (building one loads the TLS
+/// roots, which takes longer than the request); created on the thread that fetches, so a forked
+/// child makes its own.
 #[cfg(feature = "http")]
-pub fn fetch_public_key_pem(endpoint: &str) -> crate::Result<String> {
-    let url = format!("{}{PUBLIC_KEY_PATH}", endpoint.trim_end_matches('/'));
-    let resp = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .and_then(|c| c.get(&url).header(reqwest::header::ACCEPT, "application/x-pem-file").send())
-        .map_err(|e| crate::Error::Transport(format!("fetching the collector key from {url}: {}", error_chain(&e))))?;
-    let status = resp.status();
-    let text = resp.text().map_err(|e| crate::Error::Transport(e.to_string()))?;
-    if !status.is_success() {
-        return Err(crate::Error::Transport(format!("fetching the collector key from {url}: HTTP {status}")));
+#[derive(Debug)]
+pub struct KeyFetcher {
+    client: Option<reqwest::blocking::Client>,
+    url: String,
+}
+
+#[cfg(feature = "http")]
+impl KeyFetcher {
+    /// A fetcher for the collector at `endpoint` (base URL).
+    pub fn new(endpoint: &str) -> Self {
+        Self { client: None, url: format!("{}{PUBLIC_KEY_PATH}", endpoint.trim_end_matches('/')) }
     }
-    Ok(text)
+
+    /// One attempt.
+    pub fn fetch(&mut self) -> crate::Result<String> {
+        let url = &self.url;
+        let client = match &self.client {
+            Some(c) => c,
+            None => {
+                let c = reqwest::blocking::Client::builder()
+                    .timeout(Duration::from_secs(10))
+                    .connect_timeout(Duration::from_secs(5))
+                    .build()
+                    .map_err(|e| crate::Error::Transport(format!("building the HTTP client: {e}")))?;
+                self.client.insert(c)
+            }
+        };
+        let resp = client.get(url).header(reqwest::header::ACCEPT, "application/x-pem-file").send().map_err(|e| {
+            crate::Error::Transport(format!("fetching the collector key from {url}: {}", error_chain(&e)))
+        })?;
+        let status = resp.status();
+        let text = resp.text().map_err(|e| crate::Error::Transport(e.to_string()))?;
+        if !status.is_success() {
+            return Err(crate::Error::Transport(format!("fetching the collector key from {url}: HTTP {status}")));
+        }
+        Ok(text)
+    }
 }
 
 // === in memory ===

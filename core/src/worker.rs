@@ -143,7 +143,7 @@ impl KeyFetch {
         if !core.needs_key() {
             return true;
         }
-        let Some(source) = &self.source else { return false };
+        let Some(source) = self.source.as_mut() else { return false };
         if !now_anyway && Instant::now() < self.next_try {
             return false;
         }
@@ -241,9 +241,14 @@ fn spool_or_fail(core: &Core, spool: &SharedSpool, batch: &SealedBatch) {
         Err(_) => Err(std::io::Error::other("spool lock poisoned")),
     });
     match written {
-        Some(Ok(())) => {
+        Some(Ok(evicted)) => {
             Stats::add(&s.batches_spooled, 1);
             Stats::add(&s.spans_spooled, n);
+            // Older spooled batches made room: given up on, as spooled batches that failed.
+            for spans in evicted {
+                core.give_up(spans);
+                Stats::add(&s.spans_spool_failed, u64::from(spans));
+            }
         }
         Some(Err(_)) => {
             Stats::add(&s.spool_errors, 1);

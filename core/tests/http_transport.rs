@@ -273,7 +273,8 @@ fn a_served_key_that_is_not_the_pinned_one_is_never_used() {
     for _ in 0..4 {
         tracer.span("settle").end();
     }
-    let report = tracer.flush(Duration::from_millis(300)).unwrap();
+    // The flush makes a fetch attempt of its own and returns once it is done.
+    let report = tracer.flush(Duration::from_secs(10)).unwrap();
     assert_eq!(report.spans_pending, 4, "{report:?}");
     assert!(tracer.needs_collector_key());
     assert!(server.requests().iter().any(|r| r.path == "/v1/public-key"));
@@ -336,4 +337,49 @@ fn while_the_key_is_unknown_spans_wait_in_the_bounded_buffer_and_overflow_is_cou
     }
     assert_eq!(spans_in(&batch_bodies(&server)), 16);
     assert_eq!(tracer.stats().spans_dropped, 24);
+}
+
+#[test]
+fn past_the_spool_cap_the_oldest_batches_are_evicted_and_counted_and_the_rest_arrive_once_in_order() {
+    let dir = common::temp_dir("evict-spool");
+    let one_per_batch = tracex_core::config::BatchConfig { max_batch_size: 1, ..Default::default() };
+    let spooled = {
+        let down = builder(&format!("http://127.0.0.1:{}", free_port()))
+            .with_retry_policy(fast_retry())
+            .with_batch_config(one_per_batch)
+            .with_spool_dir(&dir)
+            .with_spool_max_bytes(4_000) // room for a few single-span batches of ~700 bytes
+            .build()
+            .unwrap();
+        for i in 0..12 {
+            let mut span = down.span("settle");
+            span.set_attribute("i", i64::from(i));
+            span.end();
+        }
+        let report = down.shutdown(Duration::from_secs(20)).unwrap();
+        let s = down.stats();
+        assert_eq!((report.spans_spooled, report.spans_pending), (12, 0), "{report:?}");
+        assert!(s.spans_spool_failed > 0 && s.spans_spool_failed < 12, "{s:?}");
+        assert_eq!(s.spans_failed, s.spans_spool_failed, "evictions are the only failures: {s:?}");
+        12 - s.spans_spool_failed
+    };
+    let files = std::fs::read_dir(&dir).unwrap().count() as u64;
+    assert_eq!(files, spooled);
+
+    let server = Server::start("127.0.0.1:0", |_, _| Response::status(200));
+    let next = builder(&server.url()).with_spool_dir(&dir).build().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while next.stats().spans_unspooled < spooled && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The newest survived, and they arrive oldest first, each once.
+    let order: Vec<tracex_core::Value> = batch_bodies(&server)
+        .iter()
+        .flat_map(|b| {
+            let req = common::open(b).1;
+            req.spans().map(|(_, _, s)| s.attribute("i").cloned().unwrap()).collect::<Vec<_>>()
+        })
+        .collect();
+    let first = 12 - i64::try_from(spooled).unwrap();
+    assert_eq!(order, (first..12).map(tracex_core::Value::from).collect::<Vec<_>>());
 }
