@@ -63,19 +63,33 @@ impl Pipeline {
     /// Drains the buffer and seals every full batch; when `force`, or when the scheduled delay has
     /// passed since the last export, seals the partial remainder too.
     /// Nothing is drained while the collector key is unknown.
-    pub(crate) fn collect(&mut self, buffer: &SpanBuffer, stats: &Stats, now: u64, force: bool) -> Vec<SealedBatch> {
+    ///
+    /// Each sealed batch goes to `emit` as soon as it is sealed, so at most one sealed batch is held
+    /// here: collecting into a list let a burst that kept the buffer full pile up 144 sealed batches
+    /// (7,200 spans, three times the buffer's bound) while the batcher was spooling the first ones
+    /// (tests/sdk_faults.rs in the collector). One call drains at most one buffer's capacity, so a
+    /// producer that refills as fast as it is drained cannot keep the call going.
+    pub(crate) fn collect(
+        &mut self,
+        buffer: &SpanBuffer,
+        stats: &Stats,
+        now: u64,
+        force: bool,
+        emit: &mut dyn FnMut(SealedBatch),
+    ) {
         if !self.ensure_sealer() {
-            return Vec::new();
+            return;
         }
+        let mut budget = buffer.capacity();
         let delay = u64::try_from(self.batch.scheduled_delay.as_nanos()).unwrap_or(u64::MAX);
         let due = force || now.saturating_sub(self.last_export) >= delay;
-        let mut out = Vec::new();
         loop {
             let mut drained = 0u64;
-            while self.pending.len() < self.batch.max_batch_size {
+            while self.pending.len() < self.batch.max_batch_size && budget > 0 {
                 let Some(span) = buffer.pop() else { break };
                 self.pending.push(span);
                 drained += 1;
+                budget -= 1;
             }
             Stats::add(&stats.spans_drained, drained);
             let full = self.pending.len() >= self.batch.max_batch_size;
@@ -83,7 +97,7 @@ impl Pipeline {
                 break;
             }
             let mut spans = std::mem::take(&mut self.pending);
-            self.seal_spans(&mut spans, stats, now, &mut out);
+            self.seal_spans(&mut spans, stats, now, emit);
             for span in spans.drain(..) {
                 buffer.recycle(span.attributes);
             }
@@ -92,7 +106,6 @@ impl Pipeline {
         if due {
             self.last_export = now;
         }
-        out
     }
 
     /// Creates the sealer once the key is known (a new envelope instance id). False while it is not,
@@ -119,7 +132,7 @@ impl Pipeline {
         n
     }
 
-    fn seal_spans(&mut self, spans: &mut [SpanData], stats: &Stats, now: u64, out: &mut Vec<SealedBatch>) {
+    fn seal_spans(&mut self, spans: &mut [SpanData], stats: &Stats, now: u64, out: &mut dyn FnMut(SealedBatch)) {
         let mut redacted = 0u64;
         for span in spans.iter_mut() {
             redacted += u64::from(self.redactor.redact_span(span));
@@ -130,7 +143,7 @@ impl Pipeline {
     }
 
     /// Encodes and seals `spans`, splitting in halves while the plaintext is over the byte limit.
-    fn seal_chunk(&mut self, spans: &[SpanData], stats: &Stats, now: u64, out: &mut Vec<SealedBatch>) {
+    fn seal_chunk(&mut self, spans: &[SpanData], stats: &Stats, now: u64, out: &mut dyn FnMut(SealedBatch)) {
         self.scratch.clear();
         encode_spans(&self.resource, &self.scope, spans, &mut self.scratch);
         if self.scratch.len() > self.batch.max_batch_bytes && spans.len() > 1 {
@@ -147,7 +160,7 @@ impl Pipeline {
                 batch.span_count = count;
                 Stats::add(&stats.batches_sealed, 1);
                 Stats::add(&stats.spans_sealed, u64::from(count));
-                out.push(batch);
+                out(batch);
             }
             Err(_) => {
                 // Only RSA or the OS RNG can fail here; nothing to retry with, so the batch is lost

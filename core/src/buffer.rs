@@ -91,6 +91,11 @@ impl SpanBuffer {
         self.queue.len()
     }
 
+    /// Most spans the buffer holds.
+    pub(crate) fn capacity(&self) -> usize {
+        self.queue.capacity()
+    }
+
     /// Registers the batcher thread to be unparked when a batch is ready.
     #[cfg_attr(not(feature = "worker"), allow(dead_code))]
     pub(crate) fn set_waker(&self, t: Thread) {
@@ -151,6 +156,11 @@ mod grow {
 
         pub(crate) fn len(&self) -> usize {
             self.items().len()
+        }
+
+        #[cfg_attr(feature = "worker", allow(dead_code))] // compiled for tests with the worker too
+        pub(crate) fn capacity(&self) -> usize {
+            self.capacity
         }
     }
 }

@@ -15,7 +15,8 @@
 //!   single attempt each until one is delivered, so an outage does not queue minutes of retries
 //!   behind every batch.
 //! - A caller with a deadline (a host's flush) is told to keep the batch when its next attempt
-//!   would fall after the deadline.
+//!   would fall after the deadline — checked before the budget, so a host without a spool keeps a
+//!   batch the server asked to retry later than its flush lasts.
 
 use std::time::Duration;
 
@@ -91,12 +92,14 @@ impl Delivery {
             SendOutcome::Reject { .. } => Step::Rejected,
             SendOutcome::Retry { after, .. } => {
                 let wait = after.unwrap_or_else(|| self.policy.backoff(progress.attempts, random));
+                // The deadline first: a host without a spool keeps a batch it cannot retry in time
+                // (a Retry-After past the flush) rather than give it up.
+                if deadline.is_some_and(|d| now.saturating_add(wait) >= d) {
+                    return Step::Deferred;
+                }
                 if self.is_degraded(now) || progress.spent.saturating_add(wait) > self.policy.max_elapsed {
                     self.degraded_until = Some(now.saturating_add(self.policy.max_elapsed));
                     return Step::Exhausted;
-                }
-                if deadline.is_some_and(|d| now.saturating_add(wait) >= d) {
-                    return Step::Deferred;
                 }
                 progress.spent = progress.spent.saturating_add(wait);
                 Step::RetryIn(wait)
@@ -202,6 +205,17 @@ mod tests {
         // The next flush, much later on the clock, picks it up with its budget intact.
         let step = d.after_attempt(&mut p, &retry(None), 5 * MS, 60_000 * MS, Some(70_000 * MS), 0.5);
         assert_eq!(step, Step::RetryIn(200 * MS));
+    }
+
+    #[test]
+    fn a_retry_after_past_both_deadline_and_budget_is_deferred_not_given_up() {
+        let mut d = Delivery::new(policy(30_000));
+        let mut p = Progress::default();
+        let step = d.after_attempt(&mut p, &retry(Some(60_000 * MS)), MS, MS, Some(5_000 * MS), 0.0);
+        assert_eq!(step, Step::Deferred);
+        assert!(!d.is_degraded(2 * MS));
+        // Without a deadline (the native sender, which has a spool) the same answer exhausts it.
+        assert_eq!(d.after_attempt(&mut p, &retry(Some(60_000 * MS)), MS, MS, None, 0.0), Step::Exhausted);
     }
 
     #[test]

@@ -57,11 +57,11 @@ impl Core {
         self.pipeline.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Drains the buffer and seals every batch that is due (all pending spans when `force`).
-    /// Nothing while the collector key is unknown.
-    pub(crate) fn collect(&self, force: bool) -> Vec<SealedBatch> {
+    /// Drains the buffer and seals every batch that is due (all pending spans when `force`), handing
+    /// each to `emit` as soon as it is sealed. Nothing while the collector key is unknown.
+    pub(crate) fn collect(&self, force: bool, emit: &mut dyn FnMut(SealedBatch)) {
         let now = self.clock.now_unix_nanos();
-        self.pipeline().collect(&self.buffer, &self.stats, now, force)
+        self.pipeline().collect(&self.buffer, &self.stats, now, force, emit);
     }
 
     /// Drops what can never be sealed because the key never arrived; counted as failed.

@@ -269,7 +269,9 @@ impl Tracer {
         if self.has_worker() {
             return Err(Error::Config("this tracer has a background worker; use flush() instead".into()));
         }
-        Ok(self.inner.core.collect(force))
+        let mut out = Vec::new();
+        self.inner.core.collect(force, &mut |b| out.push(b));
+        Ok(out)
     }
 
     /// For a host pump: feeds the outcome of one attempt at `batch` into the core's delivery
