@@ -51,13 +51,22 @@ impl Collector {
     }
 
     pub fn start_with(data_dir: &Path, extra: &[&str]) -> Self {
+        Self::spawn(data_dir, extra, Stdio::inherit())
+    }
+
+    /// With its log (stderr) going to `log`.
+    pub fn start_logging_to(data_dir: &Path, log: std::fs::File) -> Self {
+        Self::spawn(data_dir, &[], Stdio::from(log))
+    }
+
+    fn spawn(data_dir: &Path, extra: &[&str], stderr: Stdio) -> Self {
         let mut child = Command::new(BIN)
             .arg("--data-dir")
             .arg(data_dir)
             .args(extra)
             .args(["serve", "--listen", "127.0.0.1:0"])
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
