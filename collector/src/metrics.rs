@@ -5,10 +5,11 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Reasons a batch is rejected (the `reason` label).
-pub const REJECT_REASONS: [&str; 15] = [
+pub const REJECT_REASONS: [&str; 16] = [
     "unauthorized",
     "forbidden",
     "payload_too_large",
+    "body_read_failed",
     "malformed_envelope",
     "unsupported_version",
     "unknown_key_id",

@@ -306,6 +306,16 @@ fn stalled_requests_are_cut_off_and_do_not_hold_shutdown() {
     let mut answer = String::new();
     half_body.read_to_string(&mut answer).expect("answered and closed");
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    // A body that breaks (a malformed chunk) is a client error, not "too large".
+    let mut broken = connect();
+    write!(
+        broken,
+        "POST /v1/batches HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ingest}\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nTRXB\r\nzz\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    broken.read_to_string(&mut answer).expect("answered and closed");
+    assert!(answer.starts_with("HTTP/1.1 400") && answer.contains("body_read_failed"), "{answer}");
     let r = post_batch(&c.url, &ingest, seal_spans(&key, &[span(6, 1, None)]));
     assert_eq!(r.0, 200, "{}", r.1);
     // A stalled request open at SIGTERM does not hold the shutdown past the grace period.

@@ -29,6 +29,11 @@ fn reject(app: &AppState, e: ApiError) -> ApiError {
     e
 }
 
+fn over_limit(e: &axum::Error) -> bool {
+    std::iter::successors(Some(e as &(dyn std::error::Error + 'static)), |e| e.source())
+        .any(|e| e.is::<http_body_util::LengthLimitError>())
+}
+
 /// Accepts one sealed batch.
 pub async fn post_batch(
     State(app): State<Arc<AppState>>,
@@ -56,7 +61,13 @@ pub async fn post_batch(
     let read_timeout = std::time::Duration::from_millis(app.config.body_read_timeout_ms);
     let bytes = match tokio::time::timeout(read_timeout, axum::body::to_bytes(body, limit)).await {
         Ok(Ok(bytes)) => bytes,
-        Ok(Err(_)) => return Err(reject(&app, too_large())),
+        // Over the limit, or the body itself broke (a malformed chunk, a reset mid-body): only the
+        // first is the client's size problem.
+        Ok(Err(e)) if over_limit(&e) => return Err(reject(&app, too_large())),
+        Ok(Err(_)) => {
+            let e = ApiError::bad_request("body_read_failed", "the request body could not be read to its end");
+            return Err(reject(&app, e.closing()));
+        }
         Err(_) => {
             let e = ApiError::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", "the body did not arrive in time");
             return Err(reject(&app, e.closing()));
