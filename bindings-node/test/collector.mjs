@@ -35,20 +35,24 @@ export async function startCollector(tag = 'node') {
   const shown = cli(dataDir, ['keys', 'show']);
   const publicKey = shown.split('fingerprint:')[0];
   const fingerprint = /fingerprint: ([0-9a-f]{64})/.exec(shown)[1];
-  const child = spawn(BIN, ['--data-dir', dataDir, 'serve', '--listen', '127.0.0.1:0'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, RUST_LOG: 'warn' },
-  });
-  let out = '';
-  child.stdout.setEncoding('utf8');
-  const url = await new Promise((ok, fail) => {
-    child.stdout.on('data', (d) => {
-      out += d;
-      const m = /listening on (http:\/\/\S+)/.exec(out);
-      if (m) ok(m[1]);
+  let child;
+  const serve = async (listen) => {
+    child = spawn(BIN, ['--data-dir', dataDir, 'serve', '--listen', listen], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, RUST_LOG: 'warn' },
     });
-    child.once('exit', (code) => fail(new Error(`collector exited early (${code}): ${out}`)));
-  });
+    let out = '';
+    child.stdout.setEncoding('utf8');
+    return new Promise((ok, fail) => {
+      child.stdout.on('data', (d) => {
+        out += d;
+        const m = /listening on (http:\/\/\S+)/.exec(out);
+        if (m) ok(m[1]);
+      });
+      child.once('exit', (code) => fail(new Error(`collector exited early (${code}): ${out}`)));
+    });
+  };
+  const url = await serve('127.0.0.1:0');
   return {
     url,
     ingest,
@@ -90,6 +94,10 @@ export async function startCollector(tag = 'node') {
     async stop() {
       child.kill('SIGTERM');
       await once(child, 'exit');
+    },
+    /** Starts the stopped collector again: same data dir (keys, API keys, spans), same address. */
+    async restart() {
+      await serve(new URL(url).host);
     },
   };
 }

@@ -307,6 +307,29 @@ test('collector down: flush resolves with what was not delivered, spooled to dis
   }
 });
 
+test('the collector down at start-up: the tracer constructs at once, and every span arrives once it is up', async () => {
+  const d = await startCollector('down-at-start');
+  await d.stop();
+  const started = performance.now();
+  const tracer = new Tracer({
+    endpoint: d.url, apiKey: d.ingest, collectorFingerprint: d.fingerprint, serviceName: 'down-at-start',
+  });
+  assert.ok(performance.now() - started < 1000, 'the constructor does not wait for the collector');
+  assert.equal(tracer.collectorKeyId, d.fingerprint);
+  for (let i = 0; i < 20; i++) tracer.startSpan('verify', { attributes: { i } }).end();
+  const early = await tracer.flush(300);
+  assert.deepEqual([early.spansDelivered, early.pending], [0, 20], JSON.stringify(early));
+
+  await d.restart();
+  for (let i = 0; i < 40 && tracer.stats().spansSent < 20; i++) await tracer.flush(500);
+  const report = await tracer.shutdown(5000);
+  assert.deepEqual([report.failed, report.pending, report.dropped], [0, 0, 0], JSON.stringify(report));
+  assert.equal(tracer.stats().spansSent, 20);
+  const traces = await d.traces('&service=down-at-start');
+  assert.equal(traces.length, 20, 'every span exactly once');
+  await d.stop();
+});
+
 test('bad configuration throws TracexError subclasses with codes', () => {
   const env = { ...process.env };
   delete process.env.TRACEX_COLLECTOR_PUBLIC_KEY;

@@ -69,7 +69,8 @@ export interface SpanOptions {
 
 /**
  * The tracer. On the edge nothing is sent until `flush()`: end the handler with
- * `ctx.waitUntil(tracer.flush())`. Requires `endpoint`, `apiKey` and `collectorPublicKey` (PEM).
+ * `ctx.waitUntil(tracer.flush())`. Requires `endpoint`, `apiKey` and `collectorPublicKey` (PEM) or
+ * `collectorFingerprint` (the key is then fetched by the first flushes).
  */
 export declare class Tracer {
   constructor(options: TracerOptions);

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use tracex_core::config::BatchConfig;
-use tracex_core::transport::BATCHES_PATH;
+use tracex_core::transport::{BATCHES_PATH, PUBLIC_KEY_PATH};
 use tracex_core::{Error, Result, Sampler, Tracer, TracerBuilder, Value};
 use wasm_bindgen::{JsCast, JsValue};
 
@@ -58,6 +58,8 @@ pub struct Options {
 pub struct Endpoint {
     /// `{endpoint}/v1/batches`.
     pub batches_url: String,
+    /// `{endpoint}/v1/public-key`, for a tracer configured with only a fingerprint.
+    pub key_url: String,
     /// `Bearer <api key>`.
     pub authorization: String,
 }
@@ -89,30 +91,29 @@ impl Options {
         if api_key.is_empty() || api_key.chars().any(|c| c.is_control() || c == ' ') {
             return Err(config_error("apiKey must be non-empty and contain no spaces or control characters"));
         }
+        // PEM text, or a pinned fingerprint alone: then the key is fetched from the collector by the
+        // first flush (and the next ones until it arrives), so the worker starts while it is down.
         let pem = match (self.collector_public_key, &self.collector_fingerprint) {
-            (Some(pem), _) if pem.contains("-----BEGIN") => pem,
+            (Some(pem), _) if pem.contains("-----BEGIN") => Some(pem),
             (Some(_), _) => {
                 return Err(Error::PublicKey(
                     "collectorPublicKey must be PEM text (\"-----BEGIN PUBLIC KEY-----\"); there are no files to read here"
                         .into(),
                 ));
             }
-            (None, Some(_)) => {
-                return Err(config_error(
-                    "collectorPublicKey (PEM) is required in the WASM package: a fingerprint alone would need a \
-                     blocking key fetch. Fetch GET {endpoint}/v1/public-key once (e.g. at deploy time) and pass it \
-                     with the fingerprint, which is then checked",
-                ));
-            }
+            (None, Some(_)) => None,
             (None, None) => {
                 return Err(config_error(
-                    "collectorPublicKey (PEM) is required: `tracex-collector keys show` prints it, \
-                     GET {endpoint}/v1/public-key serves it",
+                    "collectorPublicKey (PEM) or collectorFingerprint is required: `tracex-collector keys show` prints \
+                     both, GET {endpoint}/v1/public-key serves the key",
                 ));
             }
         };
 
-        let mut b = Tracer::builder().with_collector_public_key_pem(pem).with_clock(clock);
+        let mut b = Tracer::builder().with_clock(clock);
+        if let Some(pem) = pem {
+            b = b.with_collector_public_key_pem(pem);
+        }
         if let Some(fp) = self.collector_fingerprint {
             b = b.with_collector_fingerprint(fp);
         }
@@ -153,6 +154,7 @@ impl Options {
             tracer,
             endpoint: Endpoint {
                 batches_url: format!("{}{BATCHES_PATH}", endpoint.trim_end_matches('/')),
+                key_url: format!("{}{PUBLIC_KEY_PATH}", endpoint.trim_end_matches('/')),
                 authorization: format!("Bearer {api_key}"),
             },
             sample_ratio,
@@ -288,7 +290,7 @@ mod tests {
         assert_eq!(code(Options { api_key: Some("a b".into()), ..valid() }), "TRACEX_CONFIG");
         assert_eq!(code(Options { collector_public_key: None, ..valid() }), "TRACEX_CONFIG");
         assert_eq!(
-            code(Options { collector_public_key: None, collector_fingerprint: Some("ab".repeat(32)), ..valid() }),
+            code(Options { collector_public_key: None, collector_fingerprint: Some("abc".into()), ..valid() }),
             "TRACEX_CONFIG"
         );
         assert_eq!(code(Options { sample_ratio: Some(1.5), ..valid() }), "TRACEX_CONFIG");
@@ -298,6 +300,19 @@ mod tests {
             code(Options { collector_fingerprint: Some("00".repeat(32)), ..valid() }),
             "TRACEX_FINGERPRINT_MISMATCH"
         );
+    }
+
+    #[test]
+    fn a_fingerprint_alone_builds_a_tracer_that_waits_for_its_key() {
+        let fp = valid().build(clock()).unwrap().tracer.collector_key_id().to_hex();
+        let built = Options { collector_public_key: None, collector_fingerprint: Some(fp.clone()), ..valid() }
+            .build(clock())
+            .unwrap();
+        assert!(built.tracer.needs_collector_key());
+        assert_eq!(built.tracer.collector_key_id().to_hex(), fp);
+        assert_eq!(built.endpoint.key_url, "http://127.0.0.1:3002/v1/public-key");
+        assert_eq!(built.tracer.install_collector_key_pem(&pem()).map_err(|e| e.code()), Ok(()));
+        assert!(!built.tracer.needs_collector_key());
     }
 
     #[test]

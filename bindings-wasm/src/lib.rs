@@ -30,7 +30,7 @@ pub use seal::collector_key_id;
 #[cfg(feature = "testing")]
 pub use testing::{core_error, open_with_data_key, seal_with_fixed_inputs};
 pub use tracer::NativeTracer;
-pub use transport::{DEFAULT_FLUSH_TIMEOUT_MS, MAX_ATTEMPTS, Next, next_step, retry_after};
+pub use transport::{DEFAULT_FLUSH_TIMEOUT_MS, retry_after};
 
 use wasm_bindgen::prelude::*;
 

@@ -1,7 +1,8 @@
 //! `NativeTracer`: the backend the shared JS layer (`Tracer`, `Span`, …) talks to, the same
 //! interface the Node addon exports. It holds the core tracer and no logic of its own beyond the
-//! pump: wasm32 has no worker thread, so `flush()` collects the sealed batches from the core and
-//! sends them with the host's `fetch` (see `transport.rs`).
+//! pump: wasm32 has no worker thread, so `flush()` fetches the collector key if only its
+//! fingerprint was given, collects the sealed batches from the core, sends them with the host's
+//! `fetch` (see `transport.rs`) and does what the core's delivery state machine decides.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -10,18 +11,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use js_sys::{Object, Promise, Reflect};
+use tracex_core::delivery::{Progress, Step};
 use tracex_core::seal::SealedBatch;
 use tracex_core::{Error, FlushReport, StatsSnapshot, Tracer};
 use wasm_bindgen::prelude::*;
 
 use crate::config::{Endpoint, Options};
 use crate::error::to_js;
-use crate::transport::{self, DEFAULT_FLUSH_TIMEOUT_MS, Next};
+use crate::transport::{self, DEFAULT_FLUSH_TIMEOUT_MS};
 
-/// A sealed batch waiting to be delivered, with the attempts it has had (across flushes).
+/// A sealed batch waiting to be delivered, with its delivery progress (across flushes).
 struct Queued {
     batch: SealedBatch,
-    attempts: u32,
+    progress: Progress,
 }
 
 /// The pump's state, shared by the handle and every running `flush()`.
@@ -33,8 +35,10 @@ struct Shared {
     /// them (several flushes may run at once, e.g. one per `ctx.waitUntil`), bounded.
     queue: RefCell<VecDeque<Queued>>,
     max_queued: usize,
-    /// Retry attempts (the core's own counter belongs to its worker, which wasm32 does not have).
-    retries: Cell<u64>,
+    /// Failed key fetches in a row and when the next may be made (`Date.now()` ms): a worker that
+    /// flushes on every request must not fetch on every request while the collector is down.
+    key_failures: Cell<u32>,
+    next_key_fetch: Cell<f64>,
     shut_down: Cell<bool>,
 }
 
@@ -77,7 +81,8 @@ impl NativeTracer {
                 sample_ratio: built.sample_ratio,
                 queue: RefCell::new(VecDeque::new()),
                 max_queued: built.max_pending_batches,
-                retries: Cell::new(0),
+                key_failures: Cell::new(0),
+                next_key_fetch: Cell::new(f64::NEG_INFINITY),
                 shut_down: Cell::new(false),
             }),
         })
@@ -102,7 +107,7 @@ impl NativeTracer {
             }
             let before = shared.tracer.stats();
             let last_error = shared.pump(timeout_ms).await.map_err(|e| to_js(&e))?;
-            Ok(report_to_js(&shared.report_since(&before), last_error.as_deref()))
+            Ok(report_to_js(&shared.tracer.report_since(&before), last_error.as_deref()))
         })
     }
 
@@ -121,19 +126,19 @@ impl NativeTracer {
             let pumped = shared.pump(timeout_ms).await;
             let left: Vec<Queued> = shared.queue.borrow_mut().drain(..).collect();
             for q in left {
-                shared.tracer.note_delivery(&q.batch, false);
+                shared.tracer.give_up(&q.batch);
             }
+            // Spans that never got the collector key can never be sealed.
+            shared.tracer.discard_unsealed();
             let last_error = pumped.map_err(|e| to_js(&e))?;
-            Ok(report_to_js(&shared.report_since(&before), last_error.as_deref()))
+            Ok(report_to_js(&shared.tracer.report_since(&before), last_error.as_deref()))
         })
     }
 
     /// Self-telemetry counters (camelCase names of the core's `StatsSnapshot`).
     #[wasm_bindgen(unchecked_return_type = "Stats")]
     pub fn stats(&self) -> JsValue {
-        let mut s = self.shared.tracer.stats();
-        s.batches_retried += self.shared.retries.get();
-        stats_to_js(&s)
+        stats_to_js(&self.shared.tracer.stats())
     }
 
     /// Hex fingerprint (SHA-256 of the SPKI DER) of the collector key batches are sealed to.
@@ -174,12 +179,29 @@ impl Shared {
     /// Moves newly sealed batches into the queue; beyond its bound the oldest are given up on.
     fn enqueue(&self, batches: Vec<SealedBatch>) {
         let mut q = self.queue.borrow_mut();
-        q.extend(batches.into_iter().map(|batch| Queued { batch, attempts: 0 }));
+        q.extend(batches.into_iter().map(|batch| Queued { batch, progress: Progress::default() }));
         while q.len() > self.max_queued {
             if let Some(old) = q.pop_front() {
-                self.tracer.note_delivery(&old.batch, false);
+                self.tracer.give_up(&old.batch);
             }
         }
+    }
+
+    /// Fetches and installs the collector key when only its fingerprint is known and a fetch is
+    /// due (backing off like the native worker after each failure). Why it failed, if it did.
+    async fn fetch_key(&self, remaining_ms: f64) -> Option<String> {
+        if !self.tracer.needs_collector_key() || js_sys::Date::now() < self.next_key_fetch.get() {
+            return None;
+        }
+        let fetched = transport::fetch_key(&self.endpoint, remaining_ms).await;
+        let installed = fetched.and_then(|pem| self.tracer.install_collector_key_pem(&pem).map_err(|e| e.to_string()));
+        let Err(why) = installed else { return None };
+        let failures = self.key_failures.get().saturating_add(1);
+        self.key_failures.set(failures);
+        let policy = self.tracer.retry_policy();
+        let wait = policy.backoff(failures, random_unit()).max(policy.initial_backoff);
+        self.next_key_fetch.set(js_sys::Date::now() + wait.as_secs_f64() * 1000.0);
+        Some(why)
     }
 
     /// Collects everything from the core and sends the queue until it is empty or the deadline.
@@ -189,50 +211,48 @@ impl Shared {
     async fn pump(&self, timeout_ms: Option<f64>) -> tracex_core::Result<Option<String>> {
         let timeout = timeout_ms.filter(|t| t.is_finite() && *t >= 0.0).unwrap_or(DEFAULT_FLUSH_TIMEOUT_MS);
         let deadline = js_sys::Date::now() + timeout;
+        let mut last_error = self.fetch_key(timeout).await;
         self.enqueue(self.tracer.collect_sealed(true)?);
-        let mut last_error = None;
         loop {
             // Never hold the queue's borrow across an await: other flushes use it meanwhile.
             let Some(mut q) = self.queue.borrow_mut().pop_front() else { return Ok(last_error) };
-            let remaining = deadline - js_sys::Date::now();
-            if remaining <= 0.0 {
+            let started = js_sys::Date::now();
+            if deadline - started <= 0.0 {
                 self.queue.borrow_mut().push_front(q);
                 return Ok(last_error);
             }
-            let outcome = transport::send(&self.endpoint, &q.batch.bytes, remaining).await;
-            q.attempts += 1;
+            let outcome = transport::send(&self.endpoint, &q.batch.bytes, deadline - started).await;
             if let Some(reason) = transport::failure_reason(&outcome) {
                 last_error = Some(reason);
             }
-            let remaining = deadline - js_sys::Date::now();
-            match transport::next_step(&outcome, q.attempts, remaining, random_unit()) {
-                Next::Delivered => self.tracer.note_delivery(&q.batch, true),
-                Next::GiveUp => self.tracer.note_delivery(&q.batch, false),
-                Next::Keep => {
+            let now = js_sys::Date::now();
+            let step = self.tracer.after_attempt(
+                &q.batch,
+                &mut q.progress,
+                &outcome,
+                millis(now - started),
+                millis(now),
+                Some(millis(deadline)),
+            );
+            match step {
+                Step::Delivered | Step::Rejected => {}
+                Step::Exhausted => self.tracer.give_up(&q.batch),
+                Step::Deferred => {
                     self.queue.borrow_mut().push_front(q);
                     return Ok(last_error);
                 }
-                Next::RetryIn(ms) => {
-                    self.retries.set(self.retries.get() + 1);
-                    transport::sleep_ms(ms).await;
+                Step::RetryIn(wait) => {
+                    transport::sleep_ms(wait.as_secs_f64() * 1000.0).await;
                     self.queue.borrow_mut().push_front(q);
                 }
             }
         }
     }
+}
 
-    /// What happened since `before`, like the core's report for its worker: delivered, failed and
-    /// dropped are deltas; pending is everything recorded and not yet delivered or given up on.
-    fn report_since(&self, before: &StatsSnapshot) -> FlushReport {
-        let now = self.tracer.stats();
-        FlushReport {
-            spans_delivered: now.spans_sent.saturating_sub(before.spans_sent),
-            spans_spooled: 0,
-            spans_failed: now.spans_failed.saturating_sub(before.spans_failed),
-            spans_pending: now.spans_recorded.saturating_sub(now.spans_sent + now.spans_failed),
-            spans_dropped: now.spans_dropped.saturating_sub(before.spans_dropped),
-        }
-    }
+/// `Date.now()` milliseconds as the delivery state machine's clock.
+fn millis(ms: f64) -> Duration {
+    Duration::from_secs_f64(ms.max(0.0) / 1000.0)
 }
 
 /// Uniform in `[0, 1)` from WebCrypto (through getrandom), for the backoff jitter.

@@ -1,51 +1,17 @@
 //! Sending sealed batches with the host's `fetch` (Workers, Deno, browsers and Node all have one;
-//! none is assumed to have `window`, `performance` or threads), and the retry decision, which is
-//! plain Rust so it is unit-tested on the host.
+//! none is assumed to have `window`, `performance` or threads), and fetching the collector key.
 //!
 //! Each batch is POSTed to `{endpoint}/v1/batches` as `application/vnd.tracex.batch.v1` with the API
-//! key as a bearer token. 2xx: delivered. 408/425/429/5xx and network errors: retried with the
-//! core's full-jitter backoff (or the server's `Retry-After`), at most [`MAX_ATTEMPTS`] attempts per
-//! batch across flushes. Other 4xx: given up at once (the same bytes cannot succeed). A batch whose
-//! next attempt would fall after the flush's deadline stays queued for the next flush.
+//! key as a bearer token; the answer is classified by the core (`classify_status`) and what to do
+//! next is decided by the core's delivery state machine (`tracex_core::delivery`), the same one the
+//! native sender thread runs.
 
 use std::time::Duration;
 
-use tracex_core::transport::{RetryPolicy, SendOutcome};
+use tracex_core::transport::SendOutcome;
 
-/// Attempts per batch (the first one included) before it is counted as failed.
-pub const MAX_ATTEMPTS: u32 = 5;
 /// Default `flush()`/`shutdown()` timeout.
 pub const DEFAULT_FLUSH_TIMEOUT_MS: f64 = 10_000.0;
-
-/// What to do with a batch after an attempt.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Next {
-    /// Acknowledged by the collector.
-    Delivered,
-    /// Rejected, or out of attempts: counted as failed.
-    GiveUp,
-    /// Wait this many milliseconds, then try again.
-    RetryIn(f64),
-    /// The next attempt would be after the deadline: keep the batch for the next flush.
-    Keep,
-}
-
-/// Decides after attempt number `attempts` (1-based) ended in `outcome`, with `remaining_ms` left
-/// before the flush's deadline and `random` uniform in `[0, 1)` for the jitter.
-pub fn next_step(outcome: &SendOutcome, attempts: u32, remaining_ms: f64, random: f64) -> Next {
-    match outcome {
-        SendOutcome::Delivered => Next::Delivered,
-        SendOutcome::Reject { .. } => Next::GiveUp,
-        SendOutcome::Retry { after, .. } => {
-            if attempts >= MAX_ATTEMPTS {
-                return Next::GiveUp;
-            }
-            let wait = after.unwrap_or_else(|| RetryPolicy::default().backoff(attempts, random));
-            let wait_ms = wait.as_secs_f64() * 1000.0;
-            if wait_ms >= remaining_ms { Next::Keep } else { Next::RetryIn(wait_ms) }
-        }
-    }
-}
 
 /// Why an attempt did not deliver (`None` when it did), as the flush report's `lastError`.
 pub fn failure_reason(outcome: &SendOutcome) -> Option<String> {
@@ -70,7 +36,7 @@ pub fn retry_after(value: &str, now_ms: f64, parse_date: impl Fn(&str) -> f64) -
 
 // === fetch ===
 
-pub(crate) use self::fetch::{has_fetch, send, sleep_ms};
+pub(crate) use self::fetch::{fetch_key, has_fetch, send, sleep_ms};
 
 // Compiles on every target (wasm-bindgen imports are stubs off wasm32) so host builds lint it.
 mod fetch {
@@ -167,6 +133,32 @@ mod fetch {
         classify_status(status, after, &text)
     }
 
+    /// One `GET {endpoint}/v1/public-key`: the PEM text, or why not. Never throws.
+    pub(crate) async fn fetch_key(endpoint: &Endpoint, timeout_ms: f64) -> Result<String, String> {
+        let headers = Object::new();
+        set(&headers, "accept", &JsValue::from_str("application/x-pem-file"));
+        let init = Object::new();
+        set(&init, "method", &JsValue::from_str("GET"));
+        set(&init, "headers", &headers);
+        if let Ok(signal) = abort_signal_timeout(timeout_ms.max(1.0).floor()) {
+            set(&init, "signal", &signal);
+        }
+        let response = match fetch(&endpoint.key_url, &init) {
+            Ok(p) => JsFuture::from(p).await,
+            Err(e) => Err(e),
+        };
+        let response: FetchResponse = match response {
+            Ok(r) => r.unchecked_into(),
+            Err(e) => return Err(format!("fetching the collector key: {}", describe(&e))),
+        };
+        let status = response.status();
+        let text = match response.text() {
+            Ok(p) => JsFuture::from(p).await.ok().and_then(|t| t.as_string()).unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if (200..300).contains(&status) { Ok(text) } else { Err(format!("fetching the collector key: HTTP {status}")) }
+    }
+
     /// Resolves after `ms` milliseconds (the host's `setTimeout`; only used inside a flush, i.e.
     /// while the request or `waitUntil` that awaits it is alive).
     pub(crate) async fn sleep_ms(ms: f64) {
@@ -183,26 +175,6 @@ mod tests {
 
     fn retry(after: Option<Duration>) -> SendOutcome {
         SendOutcome::Retry { after, reason: "HTTP 503".into() }
-    }
-
-    #[test]
-    fn delivered_and_rejected_batches_are_final() {
-        assert_eq!(next_step(&SendOutcome::Delivered, 1, 1000.0, 0.5), Next::Delivered);
-        let reject = SendOutcome::Reject { status: 401, message: "bad key".into() };
-        assert_eq!(next_step(&reject, 1, 1000.0, 0.5), Next::GiveUp);
-    }
-
-    #[test]
-    fn retries_back_off_until_the_attempts_run_out() {
-        // Attempt 2's ceiling is 400 ms; half of it with random 0.5.
-        assert_eq!(next_step(&retry(None), 2, 10_000.0, 0.5), Next::RetryIn(200.0));
-        assert_eq!(next_step(&retry(None), MAX_ATTEMPTS, 10_000.0, 0.5), Next::GiveUp);
-    }
-
-    #[test]
-    fn retry_after_is_honoured_and_the_deadline_keeps_the_batch() {
-        assert_eq!(next_step(&retry(Some(Duration::from_secs(2))), 1, 10_000.0, 0.0), Next::RetryIn(2000.0));
-        assert_eq!(next_step(&retry(Some(Duration::from_secs(20))), 1, 10_000.0, 0.0), Next::Keep);
     }
 
     #[test]

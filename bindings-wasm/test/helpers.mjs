@@ -27,35 +27,46 @@ export async function startCollector({ corsOrigins = [] } = {}) {
   const shown = cli(dataDir, 'keys', 'show');
   const publicKeyPem = shown.split('fingerprint:')[0];
   const fingerprint = shown.match(/^fingerprint: ([0-9a-f]{64})$/m)[1];
-  const args = ['--data-dir', dataDir, 'serve', '--listen', '127.0.0.1:0'];
-  for (const o of corsOrigins) args.push('--cors-origin', o);
-  const child = spawn(COLLECTOR_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TRACEX_LOG: 'warn' } });
-  let stderr = '';
-  child.stderr.on('data', (d) => (stderr += d));
-  const line = await new Promise((resolve, reject) => {
-    const rl = createInterface({ input: child.stdout });
-    rl.once('line', resolve);
-    child.once('exit', (code) => reject(new Error(`collector exited (${code}): ${stderr}`)));
-  });
-  const m = line.match(/^tracex-collector listening on (http:\/\/\S+)$/);
-  if (!m) throw new Error(`unexpected collector output: ${line}`);
-  const url = m[1];
-  for (let i = 0; i < 200; i++) {
-    const ok = await fetch(`${url}/readyz`).then((r) => r.ok, () => false);
-    if (ok) break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  let child;
+  const serve = async (listen) => {
+    const args = ['--data-dir', dataDir, 'serve', '--listen', listen];
+    for (const o of corsOrigins) args.push('--cors-origin', o);
+    child = spawn(COLLECTOR_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TRACEX_LOG: 'warn' } });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    const line = await new Promise((resolve, reject) => {
+      const rl = createInterface({ input: child.stdout });
+      rl.once('line', resolve);
+      child.once('exit', (code) => reject(new Error(`collector exited (${code}): ${stderr}`)));
+    });
+    const m = line.match(/^tracex-collector listening on (http:\/\/\S+)$/);
+    if (!m) throw new Error(`unexpected collector output: ${line}`);
+    for (let i = 0; i < 200; i++) {
+      const ok = await fetch(`${m[1]}/readyz`).then((r) => r.ok, () => false);
+      if (ok) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return m[1];
+  };
+  const url = await serve('127.0.0.1:0');
   return {
     url, dataDir, ingestKey, readKey, publicKeyPem, fingerprint,
     async trace(traceId) {
       const r = await fetch(`${url}/api/v1/traces/${traceId}`, { headers: { authorization: `Bearer ${readKey}` } });
       return { status: r.status, body: await r.json() };
     },
-    async stop() {
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await exited;
-      rmSync(dataDir, { recursive: true, force: true });
+    /** Stops the collector; `keep` leaves its data dir for `restart()`. */
+    async stop({ keep = false } = {}) {
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        await exited;
+      }
+      if (!keep) rmSync(dataDir, { recursive: true, force: true });
+    },
+    /** Starts the stopped collector again: same data dir (keys, API keys, spans), same address. */
+    async restart() {
+      await serve(new URL(url).host);
     },
   };
 }

@@ -72,14 +72,16 @@ test('init() is a no-op in Node and bad options throw TracexErrors with codes', 
   assert.throws(() => new Tracer(options({ collectorPublicKey: 'nope' })), (e) => e instanceof TracexError && e.code === 'TRACEX_PUBLIC_KEY');
 });
 
-test('with the collector down, flush resolves and counts every span as failed', async () => {
+test('with the collector down, flush resolves with the spans pending; shutdown counts them failed', async () => {
   const tracer = new Tracer(options({ endpoint: 'http://127.0.0.1:9' }));
   tracer.trace('a', () => {});
   tracer.trace('b', () => {});
-  const { lastError, ...report } = await tracer.flush(30_000);
-  assert.deepEqual(report, { spansDelivered: 0, spooled: 0, failed: 2, pending: 0, dropped: 0 });
+  const { lastError, ...report } = await tracer.flush(1_000);
+  assert.deepEqual(report, { spansDelivered: 0, spooled: 0, failed: 0, pending: 2, dropped: 0 });
   // fetch refuses port 9 (discard) before connecting: the reason says so.
   assert.equal(lastError, 'fetch failed: bad port');
+  const { lastError: _, ...last } = await tracer.shutdown(200);
+  assert.deepEqual(last, { spansDelivered: 0, spooled: 0, failed: 2, pending: 0, dropped: 0 });
 });
 
 test('limits and batching come from the core; counts are checked once, with one message', async () => {
@@ -93,5 +95,39 @@ test('limits and batching come from the core; counts are checked once, with one 
   for (const [k, v] of [['maxQueueSize', 0], ['maxExportBatchSize', 1.5], ['maxQueueSize', -1]]) {
     assert.throws(() => new Tracer(options({ [k]: v })), (e) => e instanceof ConfigError && e.code === 'TRACEX_CONFIG'
       && e.message === `invalid configuration: ${k} must be a positive integer, got ${v}`, `${k}: ${v}`);
+  }
+});
+
+test('the collector down at start-up: the tracer constructs, fetches the key by fingerprint later, and every span arrives', async () => {
+  const down = await startCollector();
+  await down.stop({ keep: true });
+  try {
+    const tracer = new Tracer({
+      endpoint: down.url, apiKey: down.ingestKey, collectorFingerprint: down.fingerprint, serviceName: 'edge-down-at-start',
+    });
+    assert.equal(tracer.collectorKeyId, down.fingerprint);
+    let traceId;
+    tracer.trace('root', (root) => {
+      traceId = root.traceId;
+      for (let i = 0; i < 11; i++) tracer.startSpan('verify', { attributes: { i } }).end();
+    });
+    const early = await tracer.flush(300);
+    assert.deepEqual([early.spansDelivered, early.pending], [0, 12], JSON.stringify(early));
+    assert.match(early.lastError, /collector key/);
+
+    await down.restart();
+    let report;
+    for (let i = 0; i < 40; i++) {
+      report = await tracer.flush(1000);
+      if (report.pending === 0) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.deepEqual([report.failed, report.pending, report.dropped], [0, 0, 0], JSON.stringify(report));
+    assert.equal(tracer.stats().spansSent, 12);
+    const { status, body } = await down.trace(traceId);
+    assert.equal(status, 200, JSON.stringify(body));
+    assert.equal(flatten(body.spans).length, 12, 'every span exactly once');
+  } finally {
+    await down.stop();
   }
 });
