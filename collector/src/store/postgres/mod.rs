@@ -9,7 +9,8 @@
 //! deduplicated `resources`, the trace-level attribute hash index `trace_attrs`, `batches` as the
 //! idempotency record, and per-project counters. Hashes, bodies, value rendering, the exact
 //! attribute check, the cursor format and the listing knobs come from the shared `common` module,
-//! so both stores answer every query identically. Ids and bodies are `BYTEA`, nanoseconds `BIGINT`
+//! and which rows a commit writes from the shared `plan` module (this store only executes its
+//! steps), so both stores answer every query identically. Ids and bodies are `BYTEA`, nanoseconds `BIGINT`
 //! (saturating at `i64::MAX`, the year 2262; the bodies keep the exact `u64`s).
 //!
 //! Differences that PostgreSQL asks for:
@@ -53,7 +54,6 @@ mod keys;
 mod list;
 mod schema;
 
-use std::collections::HashMap;
 use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -63,6 +63,7 @@ use tracex_core::TraceId;
 
 use self::client::{Db, OwnedRuntime, block_on, get, open_connection};
 use super::common::{Tuning, lock, unns};
+use super::plan::commit::{FaultHook, WriterCache};
 use super::{ApiKeyRecord, CommitOutcome, NewBatch, Store, StoreError, StoreResult, StoredSpan, TracePage, TraceQuery};
 
 /// Read connections in the pool.
@@ -81,10 +82,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The writer connection and what it remembers between commits.
 struct Writer {
     client: Option<Client>,
-    /// Committed project names → ids.
-    projects: HashMap<String, i64>,
-    /// Committed resource hashes → ids.
-    resources: HashMap<[u8; 32], i64>,
+    /// Committed project and resource ids.
+    cache: WriterCache,
 }
 
 /// A pool of read connections; `None` slots (re)connect when taken.
@@ -115,6 +114,7 @@ pub struct PostgresStore {
     writer: Mutex<Writer>,
     readers: ReadPool,
     tuning: Tuning,
+    fault: FaultHook,
     handle: tokio::runtime::Handle,
     /// Declared last, so dropped last: the connections' tasks run on it.
     _runtime: OwnedRuntime,
@@ -172,9 +172,10 @@ impl PostgresStore {
         }
         Ok(Self {
             config,
-            writer: Mutex::new(Writer { client: Some(writer), projects: HashMap::new(), resources: HashMap::new() }),
+            writer: Mutex::new(Writer { client: Some(writer), cache: WriterCache::default() }),
             readers: ReadPool { conns: Mutex::new(readers), available: Condvar::new() },
             tuning: Tuning::default(),
+            fault: FaultHook::default(),
             handle,
             _runtime: runtime,
         })
@@ -232,7 +233,7 @@ impl Store for PostgresStore {
         if batches.is_empty() {
             return Ok(Vec::new());
         }
-        self.write(|client, writer| Self::commit_with_retries(client, writer, batches, self.tuning))
+        self.write(|client, writer| self.commit_with_retries(client, writer, batches))
     }
 
     fn list_traces(&self, q: &TraceQuery) -> StoreResult<TracePage> {
@@ -277,6 +278,11 @@ impl Store for PostgresStore {
 
     fn ping(&self) -> StoreResult<()> {
         self.read(|client| block_on(client.query_typed_one("SELECT 1", &[])).db().map(drop))
+    }
+
+    #[cfg(test)]
+    fn fail_commits_at_step(&self, step: Option<usize>) {
+        self.fault.fail_at(step);
     }
 }
 
@@ -529,46 +535,7 @@ mod tests {
     #[ignore = "needs PostgreSQL: run under scripts/with-postgres.sh"]
     fn postgres_a_failed_commit_stores_nothing_of_any_batch() {
         let db = TestDb::new();
-        let store = db.store();
-        store.migrate().unwrap();
-        // Make the database refuse one span half-way through the call.
-        execute(
-            &db.url,
-            "CREATE FUNCTION refuse_boom() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
-             IF NEW.name = 'boom' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$; \
-             CREATE TRIGGER refuse_boom BEFORE INSERT ON spans FOR EACH ROW EXECUTE FUNCTION refuse_boom();",
-        );
-        let t1 = tid(9, 4);
-        let t2 = tid(9, 5);
-        let good = batch("fresh-project", 1, request("fresh-service", vec![span(t1, 1, None, "ok", 1, 2)]));
-        let bad = batch(
-            "fresh-project",
-            2,
-            request("svc", vec![span(t2, 1, None, "fine", 3, 4), span(t2, 2, Some(1), "boom", 3, 4)]),
-        );
-        let err = store.commit(&[good.clone(), bad.clone()]).unwrap_err();
-        assert!(matches!(err, StoreError::Database(ref m) if m.contains("refused")), "{err}");
-
-        assert_eq!(store.batch_count("fresh-project").unwrap(), 0);
-        assert_eq!(store.span_count("fresh-project").unwrap(), 0);
-        assert!(store.get_trace("fresh-project", t1).unwrap().is_empty());
-        assert!(store.get_trace("fresh-project", t2).unwrap().is_empty());
-        let q = TraceQuery { project: "fresh-project".into(), limit: 10, ..Default::default() };
-        assert!(store.list_traces(&q).unwrap().traces.is_empty());
-        for table in ["projects", "batches", "resources", "spans", "traces", "trace_attrs"] {
-            assert_eq!(count_rows(&db.url, table), 0, "{table} kept rows of the failed commit");
-        }
-
-        // The ids handed out in the failed transaction are not reused from a stale cache.
-        assert_eq!(store.commit(&[good]).unwrap(), vec![CommitOutcome::Stored { spans: 1, over_cap: 0 }]);
-        let got = store.get_trace("fresh-project", t1).unwrap();
-        assert_eq!(got.len(), 1);
-        assert_eq!(got[0].resource.service_name(), Some("fresh-service"));
-        assert_eq!(store.list_traces(&q).unwrap().traces.len(), 1);
-        assert_eq!(store.batch_count("fresh-project").unwrap(), 1);
-        // The refused batch goes through once the database accepts it.
-        execute(&db.url, "DROP TRIGGER refuse_boom ON spans");
-        assert_eq!(store.commit(&[bad]).unwrap(), vec![CommitOutcome::Stored { spans: 2, over_cap: 0 }]);
+        conformance::a_failed_commit_stores_nothing_of_any_batch(&db.store());
     }
 
     #[test]

@@ -40,6 +40,8 @@
 //! its spans are written. Spans are unique per `(project, trace_id, span_id)` through
 //! `(trace_seq, span_id)` and inserted with `INSERT OR IGNORE`; only spans actually inserted count
 //! towards the trace summary and the counters. A commit is one `BEGIN IMMEDIATE` transaction.
+//! Which rows a commit writes is decided once for both stores in the shared `plan` module; this
+//! store executes its steps as SQLite statements.
 //!
 //! # Listing and the attribute index
 //!
@@ -88,7 +90,6 @@ mod keys;
 mod list;
 mod schema;
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::Duration;
@@ -98,6 +99,7 @@ use tracex_core::TraceId;
 
 pub use super::common::{DRIVER_THRESHOLD, SCAN_BUDGET, is_indexed_key};
 use super::common::{Tuning, lock, unns};
+use super::plan::commit::{FaultHook, WriterCache};
 use super::{ApiKeyRecord, CommitOutcome, NewBatch, Store, StoreError, StoreResult, StoredSpan, TracePage, TraceQuery};
 
 /// Read connections in the pool.
@@ -132,10 +134,8 @@ fn blob<'r>(row: &'r rusqlite::Row<'_>, idx: usize) -> StoreResult<&'r [u8]> {
 /// The writer connection and what it remembers between commits.
 struct Writer {
     conn: Connection,
-    /// Committed project names → ids.
-    projects: HashMap<String, i64>,
-    /// Committed resource hashes → ids.
-    resources: HashMap<[u8; 32], i64>,
+    /// Committed project and resource ids.
+    cache: WriterCache,
 }
 
 /// A pool of read connections.
@@ -176,6 +176,7 @@ pub struct SqliteStore {
     writer: Mutex<Writer>,
     readers: ReadPool,
     tuning: Tuning,
+    fault: FaultHook,
     checkpointer: Checkpointer,
 }
 
@@ -318,9 +319,10 @@ impl SqliteStore {
         }
 
         Ok(Self {
-            writer: Mutex::new(Writer { conn, projects: HashMap::new(), resources: HashMap::new() }),
+            writer: Mutex::new(Writer { conn, cache: WriterCache::default() }),
             readers: ReadPool { conns: Mutex::new(readers), available: Condvar::new() },
             tuning: Tuning::default(),
+            fault: FaultHook::default(),
             checkpointer: Checkpointer::start(path)?,
         })
     }
@@ -355,7 +357,7 @@ impl Store for SqliteStore {
         if batches.is_empty() {
             return Ok(Vec::new());
         }
-        let out = Self::commit_in(&mut lock(&self.writer), batches, self.tuning)?;
+        let out = self.commit_in(&mut lock(&self.writer), batches)?;
         self.checkpointer.poke();
         Ok(out)
     }
@@ -394,6 +396,11 @@ impl Store for SqliteStore {
 
     fn ping(&self) -> StoreResult<()> {
         self.read(|conn| conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).db().map(drop))
+    }
+
+    #[cfg(test)]
+    fn fail_commits_at_step(&self, step: Option<usize>) {
+        self.fault.fail_at(step);
     }
 }
 
@@ -511,48 +518,7 @@ mod tests {
     #[test]
     fn a_failed_commit_stores_nothing_of_any_batch() {
         let dir = TempDir::new();
-        let store = SqliteStore::open(&dir.db()).unwrap();
-        store.migrate().unwrap();
-        // Make the database refuse one span half-way through the call.
-        lock(&store.writer)
-            .conn
-            .execute_batch(
-                "CREATE TEMP TRIGGER refuse_boom BEFORE INSERT ON main.spans WHEN NEW.name = 'boom' \
-                 BEGIN SELECT RAISE(ABORT, 'refused'); END;",
-            )
-            .unwrap();
-        let t1 = tid(9, 4);
-        let t2 = tid(9, 5);
-        let good = batch("fresh-project", 1, request("fresh-service", vec![span(t1, 1, None, "ok", 1, 2)]));
-        let bad = batch(
-            "fresh-project",
-            2,
-            request("svc", vec![span(t2, 1, None, "fine", 3, 4), span(t2, 2, Some(1), "boom", 3, 4)]),
-        );
-        let err = store.commit(&[good.clone(), bad.clone()]).unwrap_err();
-        assert!(matches!(err, StoreError::Database(ref m) if m.contains("refused")), "{err}");
-
-        assert_eq!(store.batch_count("fresh-project").unwrap(), 0);
-        assert_eq!(store.span_count("fresh-project").unwrap(), 0);
-        assert!(store.get_trace("fresh-project", t1).unwrap().is_empty());
-        assert!(store.get_trace("fresh-project", t2).unwrap().is_empty());
-        let q = TraceQuery { project: "fresh-project".into(), limit: 10, ..Default::default() };
-        assert!(store.list_traces(&q).unwrap().traces.is_empty());
-        {
-            let w = lock(&store.writer);
-            for table in ["projects", "batches", "resources", "spans", "traces", "trace_attrs"] {
-                let n: i64 = w.conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0)).unwrap();
-                assert_eq!(n, 0, "{table} kept rows of the failed commit");
-            }
-        }
-
-        // The ids handed out in the failed transaction are not reused from a stale cache.
-        assert_eq!(store.commit(&[good]).unwrap(), vec![CommitOutcome::Stored { spans: 1, over_cap: 0 }]);
-        let got = store.get_trace("fresh-project", t1).unwrap();
-        assert_eq!(got.len(), 1);
-        assert_eq!(got[0].resource.service_name(), Some("fresh-service"));
-        assert_eq!(store.list_traces(&q).unwrap().traces.len(), 1);
-        assert_eq!(store.batch_count("fresh-project").unwrap(), 1);
+        conformance::a_failed_commit_stores_nothing_of_any_batch(&SqliteStore::open(&dir.db()).unwrap());
     }
 
     #[test]
