@@ -8,6 +8,7 @@
 mod common;
 pub use common::MAX_SPANS_PER_TRACE;
 mod plan;
+mod pool;
 pub mod postgres;
 pub mod sqlite;
 

@@ -9,8 +9,8 @@
 //! deduplicated `resources`, the trace-level attribute hash index `trace_attrs`, `batches` as the
 //! idempotency record, and per-project counters. Hashes, bodies, value rendering, the exact
 //! attribute check, the cursor format and the listing knobs come from the shared `common` module,
-//! and which rows a commit writes from the shared `plan` module (this store only executes its
-//! steps), so both stores answer every query identically. Ids and bodies are `BYTEA`, nanoseconds `BIGINT`
+//! and which rows a commit writes and how a listing walks the traces from the shared `plan`
+//! module (this store only executes its steps), so both stores answer every query identically. Ids and bodies are `BYTEA`, nanoseconds `BIGINT`
 //! (saturating at `i64::MAX`, the year 2262; the bodies keep the exact `u64`s).
 //!
 //! Differences that PostgreSQL asks for:
@@ -54,7 +54,7 @@ mod keys;
 mod list;
 mod schema;
 
-use std::sync::{Condvar, Mutex, PoisonError};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio_postgres::types::Type;
@@ -64,6 +64,7 @@ use tracex_core::TraceId;
 use self::client::{Db, OwnedRuntime, block_on, get, open_connection};
 use super::common::{Tuning, lock, unns};
 use super::plan::commit::{FaultHook, WriterCache};
+use super::pool::Pool;
 use super::{ApiKeyRecord, CommitOutcome, NewBatch, Store, StoreError, StoreResult, StoredSpan, TracePage, TraceQuery};
 
 /// Read connections in the pool.
@@ -86,33 +87,13 @@ struct Writer {
     cache: WriterCache,
 }
 
-/// A pool of read connections; `None` slots (re)connect when taken.
-struct ReadPool {
-    conns: Mutex<Vec<Option<Client>>>,
-    available: Condvar,
-}
-
-/// A read connection borrowed from the pool, returned on drop.
-struct Reader<'a> {
-    pool: &'a ReadPool,
-    client: Option<Option<Client>>,
-}
-
-impl Drop for Reader<'_> {
-    fn drop(&mut self) {
-        if let Some(client) = self.client.take() {
-            lock(&self.pool.conns).push(client);
-            self.pool.available.notify_one();
-        }
-    }
-}
-
 /// The PostgreSQL [`Store`]: one writer connection and a pool of readers, driven by a runtime of
 /// its own (see the module docs).
 pub struct PostgresStore {
     config: Config,
     writer: Mutex<Writer>,
-    readers: ReadPool,
+    /// Read connections; `None` slots (re)connect when taken.
+    readers: Pool<Option<Client>>,
     tuning: Tuning,
     fault: FaultHook,
     handle: tokio::runtime::Handle,
@@ -131,7 +112,7 @@ impl Drop for PostgresStore {
         // Close the connections (dropping a client ends its connection task) before the runtime
         // stops (`OwnedRuntime`).
         lock(&self.writer).client = None;
-        lock(&self.readers.conns).clear();
+        self.readers.clear();
     }
 }
 
@@ -173,7 +154,7 @@ impl PostgresStore {
         Ok(Self {
             config,
             writer: Mutex::new(Writer { client: Some(writer), cache: WriterCache::default() }),
-            readers: ReadPool { conns: Mutex::new(readers), available: Condvar::new() },
+            readers: Pool::new(readers),
             tuning: Tuning::default(),
             fault: FaultHook::default(),
             handle,
@@ -192,16 +173,8 @@ impl PostgresStore {
 
     /// Runs `f` on a pooled read connection.
     fn read<T>(&self, f: impl FnOnce(&mut Client) -> StoreResult<T>) -> StoreResult<T> {
-        let mut reader = {
-            let mut conns = lock(&self.readers.conns);
-            loop {
-                if let Some(client) = conns.pop() {
-                    break Reader { pool: &self.readers, client: Some(client) };
-                }
-                conns = self.readers.available.wait(conns).unwrap_or_else(PoisonError::into_inner);
-            }
-        };
-        let slot = reader.client.as_mut().ok_or_else(|| StoreError::Database("reader pool corrupted".into()))?;
+        let mut reader = self.readers.get();
+        let slot = reader.conn()?;
         let client = self.ensure(slot, true)?;
         f(client)
     }

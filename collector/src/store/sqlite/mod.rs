@@ -40,8 +40,8 @@
 //! its spans are written. Spans are unique per `(project, trace_id, span_id)` through
 //! `(trace_seq, span_id)` and inserted with `INSERT OR IGNORE`; only spans actually inserted count
 //! towards the trace summary and the counters. A commit is one `BEGIN IMMEDIATE` transaction.
-//! Which rows a commit writes is decided once for both stores in the shared `plan` module; this
-//! store executes its steps as SQLite statements.
+//! Which rows a commit writes, and how a listing walks the traces, is decided once for both stores
+//! in the shared `plan` module; this store executes its steps as SQLite statements.
 //!
 //! # Listing and the attribute index
 //!
@@ -100,6 +100,7 @@ use tracex_core::TraceId;
 pub use super::common::{DRIVER_THRESHOLD, SCAN_BUDGET, is_indexed_key};
 use super::common::{Tuning, lock, unns};
 use super::plan::commit::{FaultHook, WriterCache};
+use super::pool::Pool;
 use super::{ApiKeyRecord, CommitOutcome, NewBatch, Store, StoreError, StoreResult, StoredSpan, TracePage, TraceQuery};
 
 /// Read connections in the pool.
@@ -138,43 +139,10 @@ struct Writer {
     cache: WriterCache,
 }
 
-/// A pool of read connections.
-struct ReadPool {
-    conns: Mutex<Vec<Connection>>,
-    available: Condvar,
-}
-
-/// A read connection borrowed from the pool, returned on drop.
-struct Reader<'a> {
-    pool: &'a ReadPool,
-    conn: Option<Connection>,
-}
-
-impl Drop for Reader<'_> {
-    fn drop(&mut self) {
-        if let Some(conn) = self.conn.take() {
-            lock(&self.pool.conns).push(conn);
-            self.pool.available.notify_one();
-        }
-    }
-}
-
-impl ReadPool {
-    fn get(&self) -> Reader<'_> {
-        let mut conns = lock(&self.conns);
-        loop {
-            if let Some(conn) = conns.pop() {
-                return Reader { pool: self, conn: Some(conn) };
-            }
-            conns = self.available.wait(conns).unwrap_or_else(PoisonError::into_inner);
-        }
-    }
-}
-
 /// The SQLite [`Store`]: one file, WAL mode, one writer and a pool of readers.
 pub struct SqliteStore {
     writer: Mutex<Writer>,
-    readers: ReadPool,
+    readers: Pool<Connection>,
     tuning: Tuning,
     fault: FaultHook,
     checkpointer: Checkpointer,
@@ -320,7 +288,7 @@ impl SqliteStore {
 
         Ok(Self {
             writer: Mutex::new(Writer { conn, cache: WriterCache::default() }),
-            readers: ReadPool { conns: Mutex::new(readers), available: Condvar::new() },
+            readers: Pool::new(readers),
             tuning: Tuning::default(),
             fault: FaultHook::default(),
             checkpointer: Checkpointer::start(path)?,
@@ -340,7 +308,7 @@ impl SqliteStore {
     /// Runs `f` on a pooled read connection inside one read transaction (one snapshot).
     fn read<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
         let mut reader = self.readers.get();
-        let conn = reader.conn.as_mut().ok_or_else(|| StoreError::Database("reader pool corrupted".into()))?;
+        let conn = reader.conn()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred).db()?;
         let out = f(&tx)?;
         tx.commit().db()?;
