@@ -136,16 +136,42 @@ impl<'q> ListPlan<'q> {
         Ok(driver.map(|(h, _)| h))
     }
 
-    /// The attribute hashes to probe besides the driver.
-    pub(crate) fn probes(&self, driver: Option<i64>) -> impl Iterator<Item = i64> + '_ {
-        self.attr_hashes.iter().copied().filter(move |h| driver != Some(*h))
-    }
-
     /// The span filters as ` AND s.<clause> <placeholder(i)>` clauses (`i` from 0).
     pub(crate) fn span_filter_sql(&self, placeholder: impl Fn(usize) -> String) -> String {
         let mut sql = String::new();
         for (i, f) in self.span_filters.iter().enumerate() {
             let _ = write!(sql, " AND s.{} {}", f.clause, placeholder(i));
+        }
+        sql
+    }
+
+    /// The trace-level conditions (errors only, start range) as ` AND t.…` clauses; `bind(v)` adds
+    /// an integer parameter and returns its placeholder.
+    pub(crate) fn trace_bounds_sql(&self, mut bind: impl FnMut(i64) -> String) -> String {
+        let mut sql = String::new();
+        if self.errors_only {
+            sql.push_str(" AND t.error_count > 0");
+        }
+        if let Some(from) = self.start_from {
+            let _ = write!(sql, " AND t.start_ns >= {}", bind(from));
+        }
+        if let Some(to) = self.start_to {
+            let _ = write!(sql, " AND t.start_ns < {}", bind(to));
+        }
+        sql
+    }
+
+    /// One ` AND <probe>` clause per attribute hash besides the driver: `bind(hash)` adds the hash
+    /// as a parameter and returns its placeholder, `probe(placeholder)` is the store's probe of it.
+    pub(crate) fn attr_probes_sql(
+        &self,
+        driver: Option<i64>,
+        mut bind: impl FnMut(i64) -> String,
+        probe: impl Fn(&str) -> String,
+    ) -> String {
+        let mut sql = String::new();
+        for h in self.attr_hashes.iter().copied().filter(|h| driver != Some(*h)) {
+            let _ = write!(sql, " AND {}", probe(&bind(h)));
         }
         sql
     }

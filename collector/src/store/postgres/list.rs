@@ -28,6 +28,12 @@ impl From<&FilterValue> for Param {
     }
 }
 
+/// Adds an integer parameter; returns its placeholder.
+fn bind(params: &mut Vec<Param>, v: i64) -> String {
+    params.push(Param::Int(v));
+    format!("${}", params.len())
+}
+
 impl PostgresStore {
     pub(super) fn list_in(tx: &Transaction<'_>, q: &TraceQuery, tuning: Tuning) -> StoreResult<TracePage> {
         let plan = ListPlan::new(q, tuning)?;
@@ -66,17 +72,7 @@ impl PostgresStore {
         } else {
             sql.push_str("traces t WHERE t.project_id = $1");
         }
-        if plan.errors_only {
-            sql.push_str(" AND t.error_count > 0");
-        }
-        if let Some(from) = plan.start_from {
-            params.push(Param::Int(from));
-            let _ = write!(sql, " AND t.start_ns >= ${}", params.len());
-        }
-        if let Some(to) = plan.start_to {
-            params.push(Param::Int(to));
-            let _ = write!(sql, " AND t.start_ns < ${}", params.len());
-        }
+        sql.push_str(&plan.trace_bounds_sql(|v| bind(&mut params, v)));
         // The probes are scalar subqueries with LIMIT 1, not EXISTS: PostgreSQL never turns those
         // into joins, so the listing walks traces newest first and probes each candidate's spans
         // and attribute hashes by key (as the SQLite store does), whatever the statistics say (a
@@ -85,15 +81,11 @@ impl PostgresStore {
         if !span_sql.is_empty() {
             let _ = write!(sql, " AND (SELECT true FROM spans s WHERE s.trace_seq = t.id{span_sql} LIMIT 1)");
         }
-        for h in plan.probes(driver) {
-            params.push(Param::Int(h));
-            let _ = write!(
-                sql,
-                " AND (SELECT true FROM trace_attrs a WHERE a.project_id = $1 AND a.attr_hash = ${} \
-                 AND a.trace_seq = t.id LIMIT 1)",
-                params.len()
-            );
-        }
+        sql.push_str(&plan.attr_probes_sql(
+            driver,
+            |h| bind(&mut params, h),
+            |p| format!("(SELECT true FROM trace_attrs a WHERE a.project_id = $1 AND a.attr_hash = {p} AND a.trace_seq = t.id LIMIT 1)"),
+        ));
         // The keyset bound ($n, $n+1) and the limit ($n+2) are appended per chunk.
         let n = params.len() + 1;
         let with_bound = format!("{sql} AND (t.start_ns, t.id) < (${n}, ${}) ", n + 1);

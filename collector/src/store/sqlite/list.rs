@@ -23,6 +23,12 @@ impl From<&FilterValue> for SqlValue {
     }
 }
 
+/// Adds an integer parameter; returns its placeholder.
+fn bind(params: &mut Vec<SqlValue>, v: i64) -> String {
+    params.push(SqlValue::Integer(v));
+    format!("?{}", params.len())
+}
+
 impl SqliteStore {
     pub(super) fn list_in(conn: &Connection, q: &TraceQuery, tuning: Tuning) -> StoreResult<TracePage> {
         let plan = ListPlan::new(q, tuning)?;
@@ -58,17 +64,7 @@ impl SqliteStore {
         } else {
             sql.push_str("traces t INDEXED BY traces_by_start WHERE t.project_id = ?1");
         }
-        if plan.errors_only {
-            sql.push_str(" AND t.error_count > 0");
-        }
-        if let Some(from) = plan.start_from {
-            params.push(SqlValue::Integer(from));
-            let _ = write!(sql, " AND t.start_ns >= ?{}", params.len());
-        }
-        if let Some(to) = plan.start_to {
-            params.push(SqlValue::Integer(to));
-            let _ = write!(sql, " AND t.start_ns < ?{}", params.len());
-        }
+        sql.push_str(&plan.trace_bounds_sql(|v| bind(&mut params, v)));
         if let Some((start, seq)) = plan.cursor {
             params.push(SqlValue::Integer(start));
             params.push(SqlValue::Integer(seq));
@@ -77,15 +73,11 @@ impl SqliteStore {
         if !span_sql.is_empty() {
             let _ = write!(sql, " AND EXISTS (SELECT 1 FROM spans s WHERE s.trace_seq = t.id{span_sql})");
         }
-        for h in plan.probes(driver) {
-            params.push(SqlValue::Integer(h));
-            let _ = write!(
-                sql,
-                " AND EXISTS (SELECT 1 FROM trace_attrs a WHERE a.project_id = ?1 AND a.attr_hash = ?{} \
-                 AND a.trace_seq = t.id)",
-                params.len()
-            );
-        }
+        sql.push_str(&plan.attr_probes_sql(
+            driver,
+            |h| bind(&mut params, h),
+            |p| format!("EXISTS (SELECT 1 FROM trace_attrs a WHERE a.project_id = ?1 AND a.attr_hash = {p} AND a.trace_seq = t.id)"),
+        ));
         params.push(SqlValue::Integer(plan.candidates() as i64));
         let _ = write!(sql, " ORDER BY t.start_ns DESC, t.id DESC LIMIT ?{}", params.len());
 
