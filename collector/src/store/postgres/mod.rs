@@ -266,12 +266,11 @@ mod tests {
 
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU32, Ordering};
-    use std::time::Instant;
 
     use tokio_postgres::NoTls;
     use tracex_core::SpanData;
 
-    use super::super::common::bench_data::{Rng, realistic_request, report_scale};
+    use super::super::common::bench_data;
     use super::super::conformance::{self, batch, request, span, tid};
     use super::client::describe;
     use super::schema::MIGRATIONS;
@@ -443,37 +442,7 @@ mod tests {
     #[ignore = "needs PostgreSQL: run under scripts/with-postgres.sh"]
     fn postgres_reconnect_keeps_everything() {
         let db = TestDb::new();
-        let t = tid(9, 2);
-        let req = request("svc", vec![span(t, 1, None, "root", 10, 90), span(t, 2, Some(1), "child", 20, 30)]);
-        {
-            let store = db.store();
-            store.migrate().unwrap();
-            store.commit(&[batch("p", 1, req.clone())]).unwrap();
-            store
-                .insert_api_key(&ApiKeyRecord {
-                    id: "k".into(),
-                    project: "p".into(),
-                    scope: crate::store::KeyScope::Read,
-                    secret_sha256: [1; 32],
-                    created_at_unix_nano: 5,
-                    revoked_at_unix_nano: None,
-                })
-                .unwrap();
-        }
-        let store = db.store();
-        store.migrate().unwrap();
-        assert_eq!(store.get_trace("p", t).unwrap().len(), 2);
-        assert_eq!(store.span_count("p").unwrap(), 2);
-        assert_eq!(store.batch_count("p").unwrap(), 1);
-        assert!(store.api_key("k").unwrap().is_some());
-        // Idempotency survives the reconnect; new data comes after the old.
-        assert_eq!(store.commit(&[batch("p", 1, req)]).unwrap(), vec![CommitOutcome::Duplicate]);
-        let t2 = tid(9, 3);
-        let out = store.commit(&[batch("p", 2, request("svc", vec![span(t2, 1, None, "next", 100, 200)]))]).unwrap();
-        assert_eq!(out, vec![CommitOutcome::Stored { spans: 1, over_cap: 0 }]);
-        assert_eq!(store.get_trace("p", t2).unwrap()[0].span.name, "next");
-        let page = store.list_traces(&TraceQuery { project: "p".into(), limit: 10, ..Default::default() }).unwrap();
-        assert_eq!(page.traces.iter().map(|s| s.trace_id).collect::<Vec<_>>(), vec![t2, t]);
+        conformance::a_reopened_store_keeps_everything(&|| Box::new(db.store()));
     }
 
     #[test]
@@ -596,42 +565,10 @@ mod tests {
     #[test]
     #[ignore = "timing; run in release mode under scripts/with-postgres.sh"]
     fn ingest_throughput() {
-        let env = |k: &str, d: usize| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
-        let rounds = env("TRACEX_BENCH_ROUNDS", 10);
-        let per_call = env("TRACEX_BENCH_BATCHES", 200);
         let db = TestDb::new();
         let store = db.store();
         store.migrate().unwrap();
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-        let services = ["facilitator", "settler", "gateway"];
-        let (mut total_spans, mut total_time) = (0usize, Duration::ZERO);
-        let mut n = 0u32;
-        for round in 0..rounds {
-            let batches: Vec<NewBatch> = (0..per_call)
-                .map(|i| {
-                    n += 1;
-                    let req = realistic_request(
-                        &mut rng,
-                        services[i % 3],
-                        1_750_000_000_000_000_000 + u64::from(n) * 1_000_000,
-                    );
-                    batch("bench", n, req)
-                })
-                .collect();
-            let spans: usize = batches.iter().map(|b| b.request.span_count()).sum();
-            let t0 = Instant::now();
-            let out = store.commit(&batches).unwrap();
-            let dt = t0.elapsed();
-            assert!(out.iter().all(|o| matches!(o, CommitOutcome::Stored { spans: 512, over_cap: 0 })));
-            total_spans += spans;
-            total_time += dt;
-            println!(
-                "round {round}: {spans} spans in {:.1} ms = {:.0} spans/s",
-                dt.as_secs_f64() * 1e3,
-                spans as f64 / dt.as_secs_f64()
-            );
-        }
-        let size = {
+        bench_data::ingest_throughput(&store, || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             rt.block_on(async {
                 let (client, connection) = tokio_postgres::connect(&db.url, NoTls).await.unwrap();
@@ -639,9 +576,8 @@ mod tests {
                 let n: i64 = client.query_one("SELECT pg_database_size(current_database())", &[]).await.unwrap().get(0);
                 drop(client);
                 let _ = conn.await;
-                n
+                n as u64
             })
-        };
-        report_scale(&store, total_spans, total_time, per_call, size as u64);
+        });
     }
 }
