@@ -366,6 +366,48 @@ pub(crate) mod bench_data {
         }
     }
 
+    /// Ingest throughput: `TRACEX_BENCH_ROUNDS` (default 10) commits of `TRACEX_BENCH_BATCHES`
+    /// (default 200) batches of 512 spans into `store` (fresh, migrated), then [`report_scale`]
+    /// with the database size `size_bytes` gives afterwards.
+    pub(crate) fn ingest_throughput(store: &dyn super::super::Store, size_bytes: impl FnOnce() -> u64) {
+        use super::super::{CommitOutcome, NewBatch};
+        use crate::store::conformance::batch;
+        use std::time::{Duration, Instant};
+        let env = |k: &str, d: usize| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+        let rounds = env("TRACEX_BENCH_ROUNDS", 10);
+        let per_call = env("TRACEX_BENCH_BATCHES", 200);
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let services = ["facilitator", "settler", "gateway"];
+        let (mut total_spans, mut total_time) = (0usize, Duration::ZERO);
+        let mut n = 0u32;
+        for round in 0..rounds {
+            let batches: Vec<NewBatch> = (0..per_call)
+                .map(|i| {
+                    n += 1;
+                    let req = realistic_request(
+                        &mut rng,
+                        services[i % 3],
+                        1_750_000_000_000_000_000 + u64::from(n) * 1_000_000,
+                    );
+                    batch("bench", n, req)
+                })
+                .collect();
+            let spans: usize = batches.iter().map(|b| b.request.span_count()).sum();
+            let t0 = Instant::now();
+            let out = store.commit(&batches).unwrap();
+            let dt = t0.elapsed();
+            assert!(out.iter().all(|o| matches!(o, CommitOutcome::Stored { spans: 512, over_cap: 0 })));
+            total_spans += spans;
+            total_time += dt;
+            println!(
+                "round {round}: {spans} spans in {:.1} ms = {:.0} spans/s",
+                dt.as_secs_f64() * 1e3,
+                spans as f64 / dt.as_secs_f64()
+            );
+        }
+        report_scale(store, total_spans, total_time, per_call, size_bytes());
+    }
+
     /// Prints the totals of a timing run, then times a listing (twice: the first reads after a bulk
     /// load can do extra work, e.g. PostgreSQL setting hint bits), a lookup and an error listing on
     /// the full database, for scale.

@@ -461,6 +461,85 @@ fn repeated_spans_are_stored_once(store: &dyn Store) {
     assert_eq!(s.root_service.as_deref(), Some("svc"));
 }
 
+/// A commit that fails at any step (a fault injected through [`Store::fail_commits_at_step`], after
+/// the earlier steps' statements ran in the transaction) stores nothing of any of its batches, and
+/// the ids its transaction handed out are not reused from a cache afterwards.
+pub(crate) fn a_failed_commit_stores_nothing_of_any_batch(store: &dyn Store) {
+    store.migrate().unwrap();
+    let (old, new) = ("conf-fault-old", "conf-fault-new");
+    let (t0, t1, t2) = (tid(13, 0), tid(13, 1), tid(13, 2));
+    let first = batch(old, 1, request("svc", vec![span(t0, 1, None, "root", 10, 90)]));
+    store.commit(std::slice::from_ref(&first)).unwrap();
+    // A retry (the duplicate path), a new project with a new resource and trace, and spans for an
+    // existing trace and a new one with indexed attributes.
+    let good = batch(new, 2, request("fault-service", vec![span(t1, 1, None, "ok", 1, 2)]));
+    let bad = batch(
+        old,
+        3,
+        request(
+            "svc",
+            vec![
+                span(t0, 2, Some(1), "child", 20, 30),
+                with_attrs(span(t2, 1, None, "paid", 3, 4), vec![KeyValue::new("x402.network", "base")]),
+            ],
+        ),
+    );
+    let calls = [first, good, bad];
+    let unchanged = |why: &str| {
+        assert_eq!((store.batch_count(old).unwrap(), store.span_count(old).unwrap()), (1, 1), "{why}");
+        assert_eq!((store.batch_count(new).unwrap(), store.span_count(new).unwrap()), (0, 0), "{why}");
+        assert_eq!(store.get_trace(old, t0).unwrap().len(), 1, "{why}");
+        assert!(store.get_trace(new, t1).unwrap().is_empty(), "{why}");
+        assert!(store.get_trace(old, t2).unwrap().is_empty(), "{why}");
+        let listed = store.list_traces(&query(old)).unwrap().traces;
+        assert_eq!(
+            listed.iter().map(|s| (s.trace_id, s.span_count, s.end_unix_nano)).collect::<Vec<_>>(),
+            [(t0, 1, 90)],
+            "{why}"
+        );
+        assert!(store.list_traces(&query(new)).unwrap().traces.is_empty(), "{why}");
+        let mut q = query(old);
+        q.attributes = vec![attr("x402.network", "base")];
+        assert!(ids(store, &q).is_empty(), "{why}");
+    };
+    let mut failures = 0;
+    let out = loop {
+        store.fail_commits_at_step(Some(failures + 1));
+        match store.commit(&calls) {
+            Ok(out) => break out,
+            Err(err) => {
+                assert!(matches!(err, StoreError::Database(ref m) if m.contains("injected")), "{err}");
+                failures += 1;
+                unchanged(&format!("after a fault at step {failures}"));
+            }
+        }
+    };
+    store.fail_commits_at_step(None);
+    assert!(failures >= 10, "the commit plan has more steps than {failures}");
+    assert_eq!(
+        out,
+        [
+            CommitOutcome::Duplicate,
+            CommitOutcome::Stored { spans: 1, over_cap: 0 },
+            CommitOutcome::Stored { spans: 2, over_cap: 0 }
+        ]
+    );
+    let got = store.get_trace(new, t1).unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].resource.service_name(), Some("fault-service"));
+    assert_eq!(store.get_trace(old, t0).unwrap().len(), 2);
+    assert_eq!((store.batch_count(old).unwrap(), store.span_count(old).unwrap()), (2, 3));
+    let mut q = query(old);
+    q.attributes = vec![attr("x402.network", "base")];
+    assert_eq!(ids(store, &q), [t2]);
+    // The project and resource ids the store remembers now are the committed ones.
+    let t3 = tid(13, 3);
+    let next = batch(new, 4, request("fault-service", vec![span(t3, 1, None, "again", 5, 6)]));
+    assert_eq!(store.commit(&[next]).unwrap(), [CommitOutcome::Stored { spans: 1, over_cap: 0 }]);
+    assert_eq!(store.get_trace(new, t3).unwrap()[0].resource.service_name(), Some("fault-service"));
+    assert_eq!((store.batch_count(new).unwrap(), store.span_count(new).unwrap()), (2, 2));
+}
+
 fn projects_are_isolated(store: &dyn Store) {
     let (pa, pb) = ("conf-iso-a", "conf-iso-b");
     let t = tid(4, 1);
@@ -896,6 +975,44 @@ fn api_keys(store: &dyn Store) {
     let revoked = store.api_key("conf-key-ingest").unwrap().unwrap();
     assert_eq!(revoked.revoked_at_unix_nano, Some(1_700_000_000_000_000_005));
     assert_eq!(store.api_key("conf-key-read").unwrap(), Some(read));
+}
+
+/// A store opened again on the same database keeps every batch, span, counter and key, stays
+/// idempotent, and puts new data after the old. `open` opens a store on that database (not
+/// migrated yet).
+pub(crate) fn a_reopened_store_keeps_everything(open: &dyn Fn() -> Box<dyn Store>) {
+    let t = tid(9, 2);
+    let req = request("svc", vec![span(t, 1, None, "root", 10, 90), span(t, 2, Some(1), "child", 20, 30)]);
+    {
+        let store = open();
+        store.migrate().unwrap();
+        store.commit(&[batch("p", 1, req.clone())]).unwrap();
+        store
+            .insert_api_key(&ApiKeyRecord {
+                id: "k".into(),
+                project: "p".into(),
+                scope: KeyScope::Read,
+                secret_sha256: [1; 32],
+                created_at_unix_nano: 5,
+                revoked_at_unix_nano: None,
+            })
+            .unwrap();
+    }
+    let store = open();
+    store.migrate().unwrap();
+    assert_eq!(store.get_trace("p", t).unwrap().len(), 2);
+    assert_eq!(store.span_count("p").unwrap(), 2);
+    assert_eq!(store.batch_count("p").unwrap(), 1);
+    assert!(store.api_key("k").unwrap().is_some());
+    // Idempotency survives; new data comes after the old.
+    assert_eq!(store.commit(&[batch("p", 1, req)]).unwrap(), vec![CommitOutcome::Duplicate]);
+    let t2 = tid(9, 3);
+    let out = store.commit(&[batch("p", 2, request("svc", vec![span(t2, 1, None, "next", 100, 200)]))]).unwrap();
+    assert_eq!(out, vec![CommitOutcome::Stored { spans: 1, over_cap: 0 }]);
+    assert_eq!(store.get_trace("p", t2).unwrap()[0].span.name, "next");
+    assert_eq!(store.get_trace("p", t).unwrap().len(), 2);
+    let page = store.list_traces(&TraceQuery { project: "p".into(), limit: 10, ..Default::default() }).unwrap();
+    assert_eq!(page.traces.iter().map(|s| s.trace_id).collect::<Vec<_>>(), vec![t2, t]);
 }
 
 /// Readers running while one writer commits never see a partial commit (checked on span counts and

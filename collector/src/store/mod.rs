@@ -7,6 +7,8 @@
 
 mod common;
 pub use common::MAX_SPANS_PER_TRACE;
+mod plan;
+mod pool;
 pub mod postgres;
 pub mod sqlite;
 
@@ -231,4 +233,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Checks that the store answers (for `/readyz`).
     fn ping(&self) -> StoreResult<()>;
+
+    /// Makes later commits fail before step `step` of the commit plan (`None`: never), so the
+    /// conformance suite can check that a failed commit stores nothing.
+    #[cfg(test)]
+    fn fail_commits_at_step(&self, step: Option<usize>);
 }

@@ -1,0 +1,519 @@
+//! The commit plan both stores follow: which rows a call writes and what it answers, decided here
+//! once; a store only executes the statements of each step ([`CommitSql`]).
+//!
+//! The steps, in order (each one call of [`CommitSql`]):
+//!
+//! 1. projects not in the writer's cache get ids;
+//! 2. the first copy of each `(project, batch id)` in the call is inserted unless stored already;
+//!    the others are duplicates or conflicts, told apart by the stored envelope hash (step 3);
+//! 4. the resource and scope pairs of accepted batches are encoded once per call and those not in
+//!    the writer's cache inserted ([`RESOURCE_CACHE_MAX`]);
+//! 5. the traces the spans belong to are looked up, and (6) new ones get sequence numbers;
+//! 7. spans pass the per-trace cap ([`TraceCap`]) in arrival order, the first copy of each
+//!    `(trace, span id)` in the call is inserted, sorted by `(trace_seq, span_id)` so the rows land
+//!    next to each other; the store says which ones were new;
+//! 8. the spans actually inserted are aggregated per trace in arrival order (the first parentless
+//!    one is the root; start min, end max, span and error counts, the distinct attribute index
+//!    hashes); rows of new traces are inserted (8) and existing ones updated (9), by sequence;
+//! 10. the attribute index rows, sorted, and (11) the per-project counters;
+//! 12. nothing more (a fault injected here fails the commit after every statement ran).
+//!
+//! Project and resource ids handed out in the transaction are remembered only once it committed
+//! ([`WriterCache::remember`]): a rolled-back id must never be reused from the cache.
+
+use std::collections::{HashMap, HashSet};
+
+use tracex_core::{SpanData, StatusCode};
+
+use crate::store::common::{
+    SERVICE_KEY, TraceCap, attr_hash, encode_resource_body, encode_span_body, is_indexed_key, ns, render_value,
+    same_envelope,
+};
+use crate::store::{CommitOutcome, NewBatch, StoreError};
+
+/// Resource hashes remembered by the writer; the map is simply cleared when it grows past this.
+pub(crate) const RESOURCE_CACHE_MAX: usize = 4096;
+
+/// A batch's identity within the database: `(project id, batch id)`.
+pub(crate) type BatchKey = (i64, [u8; 16]);
+
+/// A trace's identity within the database: `(project id, trace id)`.
+pub(crate) type TraceKey = (i64, [u8; 16]);
+
+/// What the writer remembers between commits: committed project names and resource hashes with
+/// their ids.
+#[derive(Debug, Default)]
+pub(crate) struct WriterCache {
+    projects: HashMap<String, i64>,
+    resources: HashMap<[u8; 32], i64>,
+}
+
+impl WriterCache {
+    /// Remembers the ids a committed transaction handed out.
+    pub(crate) fn remember(&mut self, ids: NewIds) {
+        self.projects.extend(ids.projects);
+        if self.resources.len() + ids.resources.len() > RESOURCE_CACHE_MAX {
+            self.resources.clear();
+        }
+        self.resources.extend(ids.resources);
+    }
+}
+
+/// Ids handed out by one commit's transaction (see [`WriterCache::remember`]).
+#[derive(Debug, Default)]
+pub(crate) struct NewIds {
+    projects: HashMap<String, i64>,
+    resources: HashMap<[u8; 32], i64>,
+}
+
+/// What a commit did: the outcome of each batch, and the ids to remember once it committed.
+#[derive(Debug)]
+pub(crate) struct Committed {
+    pub(crate) outcomes: Vec<CommitOutcome>,
+    pub(crate) ids: NewIds,
+}
+
+/// A `batches` row.
+pub(crate) struct BatchRow<'a> {
+    pub(crate) project_id: i64,
+    pub(crate) batch: &'a NewBatch,
+}
+
+impl BatchRow<'_> {
+    /// `(project id, batch id)`.
+    pub(crate) fn key(&self) -> BatchKey {
+        (self.project_id, self.batch.batch_id)
+    }
+
+    /// Spans the batch carries (stored or not).
+    pub(crate) fn span_total(&self) -> i64 {
+        self.batch.request.span_count() as i64
+    }
+}
+
+/// A `resources` row to insert unless its hash is stored.
+pub(crate) struct ResourceRow {
+    pub(crate) hash: [u8; 32],
+    pub(crate) body: Vec<u8>,
+}
+
+/// A `spans` row; the derived columns are methods so both stores compute them the same way.
+pub(crate) struct SpanRow<'a> {
+    pub(crate) trace_seq: i64,
+    pub(crate) resource_id: i64,
+    /// `service.name` of the span's resource.
+    pub(crate) service: Option<&'a str>,
+    pub(crate) span: &'a SpanData,
+}
+
+impl SpanRow<'_> {
+    pub(crate) fn span_id(&self) -> &[u8] {
+        &self.span.span_id.0
+    }
+
+    pub(crate) fn parent_span_id(&self) -> Option<&[u8]> {
+        self.span.parent_span_id.as_ref().map(|p| &p.0[..])
+    }
+
+    pub(crate) fn kind(&self) -> i32 {
+        self.span.kind.as_i32()
+    }
+
+    pub(crate) fn start_ns(&self) -> i64 {
+        ns(self.span.start_time_unix_nano)
+    }
+
+    pub(crate) fn end_ns(&self) -> i64 {
+        ns(self.span.end_time_unix_nano)
+    }
+
+    pub(crate) fn duration_ns(&self) -> i64 {
+        ns(self.span.duration_nanos())
+    }
+
+    pub(crate) fn status(&self) -> i32 {
+        self.span.status.code as i32
+    }
+
+    /// The span body (see `common::encode_span_body`) into `out`, cleared first.
+    pub(crate) fn encode_body(&self, out: &mut Vec<u8>) {
+        encode_span_body(self.span, out);
+    }
+}
+
+/// A `traces` row to insert, or the increments of an existing one (aggregates of the spans this
+/// commit inserted).
+#[derive(Debug)]
+pub(crate) struct TraceRow {
+    pub(crate) seq: i64,
+    pub(crate) project_id: i64,
+    pub(crate) trace_id: [u8; 16],
+    pub(crate) start: i64,
+    pub(crate) end: i64,
+    /// Name and service of the first parentless span.
+    pub(crate) root: Option<(String, Option<String>)>,
+    pub(crate) spans: i64,
+    pub(crate) errors: i64,
+}
+
+impl TraceRow {
+    pub(crate) fn has_root(&self) -> bool {
+        self.root.is_some()
+    }
+
+    pub(crate) fn root_name(&self) -> Option<&str> {
+        self.root.as_ref().map(|(n, _)| n.as_str())
+    }
+
+    pub(crate) fn root_service(&self) -> Option<&str> {
+        self.root.as_ref().and_then(|(_, s)| s.as_deref())
+    }
+}
+
+/// A `trace_attrs` row: `(project id, attribute hash, trace sequence number)`.
+pub(crate) type AttrRow = (i64, i64, i64);
+
+/// A per-project counter increment: `(project id, spans, batches)`.
+pub(crate) type CounterRow = (i64, i64, i64);
+
+/// The statements of a commit, run inside the store's transaction. Each method is one step of the
+/// plan (see the module docs); rows come in the order to write them.
+pub(crate) trait CommitSql {
+    /// A store error, or a reason to retry the whole commit.
+    type Error: From<StoreError>;
+
+    /// Creates the projects named (sorted, distinct) that do not exist; returns every one's id.
+    fn project_ids(&mut self, names: &[&str]) -> Result<HashMap<String, i64>, Self::Error>;
+
+    /// Inserts the batch rows (sorted by key, distinct) whose key is not stored yet; true for each
+    /// row inserted.
+    fn insert_batches(&mut self, rows: &[BatchRow<'_>]) -> Result<Vec<bool>, Self::Error>;
+
+    /// The envelope hash stored under each key (`None` when NULL).
+    fn stored_envelopes(&mut self, keys: &[BatchKey]) -> Result<HashMap<BatchKey, Option<Vec<u8>>>, Self::Error>;
+
+    /// Inserts the resources whose hash is not stored yet; returns the id of each row's hash.
+    fn resource_ids(&mut self, rows: &[ResourceRow]) -> Result<HashMap<[u8; 32], i64>, Self::Error>;
+
+    /// For each trace, its sequence number and span count if it has a row.
+    fn existing_traces(&mut self, keys: &[TraceKey]) -> Result<Vec<Option<(i64, u64)>>, Self::Error>;
+
+    /// `n` new trace sequence numbers, ascending.
+    fn new_trace_seqs(&mut self, n: usize) -> Result<Vec<i64>, Self::Error>;
+
+    /// Inserts the spans whose `(trace_seq, span_id)` is not stored yet; true for each row inserted.
+    fn insert_spans(&mut self, rows: &[SpanRow<'_>]) -> Result<Vec<bool>, Self::Error>;
+
+    /// Inserts rows for new traces.
+    fn insert_traces(&mut self, rows: &[TraceRow]) -> Result<(), Self::Error>;
+
+    /// Adds to existing trace rows: start min, end max, the root if they have none, the counts.
+    fn update_traces(&mut self, rows: &[TraceRow]) -> Result<(), Self::Error>;
+
+    /// Inserts attribute index rows (sorted) not stored yet.
+    fn insert_trace_attrs(&mut self, rows: &[AttrRow]) -> Result<(), Self::Error>;
+
+    /// Adds to the projects' span and batch counters (sorted by project).
+    fn add_to_counters(&mut self, rows: &[CounterRow]) -> Result<(), Self::Error>;
+}
+
+/// In tests, makes commits fail before a chosen step (after the earlier steps' statements ran in
+/// the transaction), to check that a failed commit stores nothing; nothing in other builds.
+#[derive(Debug, Default)]
+pub(crate) struct FaultHook {
+    /// The step (1-based) that fails; 0: none.
+    #[cfg(test)]
+    fail_at: std::sync::atomic::AtomicUsize,
+}
+
+impl FaultHook {
+    /// Makes every later commit fail before step `step` (`None`: never).
+    #[cfg(test)]
+    pub(crate) fn fail_at(&self, step: Option<usize>) {
+        self.fail_at.store(step.unwrap_or(0), std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Counts a step; an error when a test chose to fail it.
+    fn step(&self, n: &mut usize) -> Result<(), StoreError> {
+        *n += 1;
+        #[cfg(test)]
+        if self.fail_at.load(std::sync::atomic::Ordering::SeqCst) == *n {
+            return Err(StoreError::Database(format!("injected fault before commit step {n}")));
+        }
+        Ok(())
+    }
+}
+
+/// A span of an accepted batch, in arrival order.
+struct SpanIn<'a> {
+    batch: usize,
+    trace: usize,
+    resource: usize,
+    service: Option<&'a str>,
+    span: &'a SpanData,
+}
+
+/// A trace touched by the call.
+struct TraceIn {
+    key: TraceKey,
+    seq: i64,
+    is_new: bool,
+    /// Spans the trace held before this commit.
+    stored_before: u64,
+}
+
+/// The aggregate of one trace's spans inserted by the call.
+struct TraceAgg {
+    row: TraceRow,
+    /// Distinct `trace_attrs` hashes of the trace's new spans.
+    hashes: Vec<i64>,
+}
+
+/// Runs the commit plan for `batches` on `sql` (inside the store's transaction); `max_spans` is the
+/// per-trace cap.
+pub(crate) fn run<S: CommitSql>(
+    sql: &mut S,
+    cache: &WriterCache,
+    batches: &[NewBatch],
+    max_spans: u64,
+    fault: &FaultHook,
+) -> Result<Committed, S::Error> {
+    let mut step = 0;
+
+    // --- projects
+    fault.step(&mut step)?;
+    let mut missing: Vec<&str> =
+        batches.iter().map(|b| b.project.as_str()).filter(|p| !cache.projects.contains_key(*p)).collect();
+    missing.sort_unstable();
+    missing.dedup();
+    let new_projects = if missing.is_empty() { HashMap::new() } else { sql.project_ids(&missing)? };
+    let mut keys: Vec<BatchKey> = Vec::with_capacity(batches.len());
+    for b in batches {
+        let id = cache.projects.get(&b.project).or_else(|| new_projects.get(&b.project)).copied();
+        let id = id.ok_or_else(|| StoreError::Database(format!("project {:?} has no id", b.project)))?;
+        keys.push((id, b.batch_id));
+    }
+
+    // --- batches: the first copy of each key in this call is inserted if new
+    fault.step(&mut step)?;
+    let mut seen = HashSet::new();
+    let mut order: Vec<usize> = (0..batches.len()).filter(|i| seen.insert(keys[*i])).collect();
+    order.sort_unstable_by_key(|i| keys[*i]);
+    let rows: Vec<BatchRow<'_>> =
+        order.iter().map(|i| BatchRow { project_id: keys[*i].0, batch: &batches[*i] }).collect();
+    let inserted = sql.insert_batches(&rows)?;
+    let mut accepted = vec![false; batches.len()];
+    for (i, ok) in order.iter().zip(inserted) {
+        accepted[*i] = ok;
+    }
+    // The envelope hashes now stored under the ids of batches not accepted (stored earlier, or
+    // earlier in this call): same hash, a retry; another, a conflict.
+    fault.step(&mut step)?;
+    let rejected: Vec<BatchKey> = (0..batches.len()).filter(|i| !accepted[*i]).map(|i| keys[i]).collect();
+    let stored_envelopes = if rejected.is_empty() { HashMap::new() } else { sql.stored_envelopes(&rejected)? };
+
+    // --- resources, traces and spans of the accepted batches
+    fault.step(&mut step)?;
+    let mut body = Vec::with_capacity(1024);
+    let mut resource_hashes: Vec<[u8; 32]> = Vec::new();
+    let mut resource_index: HashMap<[u8; 32], usize> = HashMap::new();
+    let mut new_resources: Vec<ResourceRow> = Vec::new();
+    let mut traces: Vec<TraceIn> = Vec::new();
+    let mut trace_index: HashMap<TraceKey, usize> = HashMap::new();
+    let mut spans: Vec<SpanIn<'_>> = Vec::new();
+    for (i, b) in batches.iter().enumerate() {
+        if !accepted[i] {
+            continue;
+        }
+        let project_id = keys[i].0;
+        for rs in &b.request.resource_spans {
+            let service = rs.resource.service_name();
+            for ss in &rs.scope_spans {
+                if ss.spans.is_empty() {
+                    continue;
+                }
+                let hash = encode_resource_body(&rs.resource, &ss.scope, &mut body);
+                let resource = *resource_index.entry(hash).or_insert_with(|| {
+                    resource_hashes.push(hash);
+                    if !cache.resources.contains_key(&hash) {
+                        new_resources.push(ResourceRow { hash, body: body.clone() });
+                    }
+                    resource_hashes.len() - 1
+                });
+                for span in &ss.spans {
+                    let key = (project_id, span.trace_id.0);
+                    let trace = *trace_index.entry(key).or_insert_with(|| {
+                        traces.push(TraceIn { key, seq: 0, is_new: true, stored_before: 0 });
+                        traces.len() - 1
+                    });
+                    spans.push(SpanIn { batch: i, trace, resource, service, span });
+                }
+            }
+        }
+    }
+    let new_resource_ids = if new_resources.is_empty() { HashMap::new() } else { sql.resource_ids(&new_resources)? };
+    let mut resource_ids = Vec::with_capacity(resource_hashes.len());
+    for h in &resource_hashes {
+        let id = cache.resources.get(h).or_else(|| new_resource_ids.get(h)).copied();
+        resource_ids.push(id.ok_or_else(|| StoreError::Database("a resource has no id".into()))?);
+    }
+
+    // --- traces: existing ones by lookup, new ones get sequence numbers
+    fault.step(&mut step)?;
+    if !traces.is_empty() {
+        let keys: Vec<TraceKey> = traces.iter().map(|t| t.key).collect();
+        for (t, found) in traces.iter_mut().zip(sql.existing_traces(&keys)?) {
+            if let Some((seq, count)) = found {
+                t.seq = seq;
+                t.stored_before = count;
+                t.is_new = false;
+            }
+        }
+    }
+    fault.step(&mut step)?;
+    let fresh = traces.iter().filter(|t| t.is_new).count();
+    if fresh > 0 {
+        let seqs = sql.new_trace_seqs(fresh)?;
+        if seqs.len() != fresh {
+            return Err(StoreError::Database("the trace sequence handed out too few numbers".into()).into());
+        }
+        for (t, seq) in traces.iter_mut().filter(|t| t.is_new).zip(seqs) {
+            t.seq = seq;
+        }
+    }
+
+    // --- spans: the first copy of each (trace, span id) in this call, in trace order, once the
+    // per-trace cap admitted it (in arrival order)
+    fault.step(&mut step)?;
+    let mut order: Vec<usize> = Vec::with_capacity(spans.len());
+    let mut over_cap = vec![0usize; batches.len()];
+    {
+        let mut cap = TraceCap::new(max_spans);
+        let mut seen: HashSet<(i64, [u8; 8])> = HashSet::with_capacity(spans.len());
+        for (i, s) in spans.iter().enumerate() {
+            let t = &traces[s.trace];
+            if !cap.admit(t.key.0, t.key.1, s.span.span_id.0, t.stored_before) {
+                over_cap[s.batch] += 1;
+            } else if seen.insert((t.seq, s.span.span_id.0)) {
+                order.push(i);
+            }
+        }
+    }
+    order.sort_by_key(|i| (traces[spans[*i].trace].seq, spans[*i].span.span_id.0));
+    let rows: Vec<SpanRow<'_>> = order
+        .iter()
+        .map(|i| {
+            let s = &spans[*i];
+            SpanRow {
+                trace_seq: traces[s.trace].seq,
+                resource_id: resource_ids[s.resource],
+                service: s.service,
+                span: s.span,
+            }
+        })
+        .collect();
+    let done = if rows.is_empty() { Vec::new() } else { sql.insert_spans(&rows)? };
+    let mut inserted = vec![false; spans.len()];
+    for (i, ok) in order.iter().zip(done) {
+        inserted[*i] = ok;
+    }
+
+    // --- aggregates, in arrival order (the first parentless span is the root)
+    let mut stored = vec![0usize; batches.len()];
+    let mut aggs: Vec<Option<TraceAgg>> = traces.iter().map(|_| None).collect();
+    let mut text = String::with_capacity(128);
+    for (i, s) in spans.iter().enumerate() {
+        if !inserted[i] {
+            continue;
+        }
+        stored[s.batch] += 1;
+        let t = &traces[s.trace];
+        let agg = aggs[s.trace].get_or_insert_with(|| TraceAgg {
+            row: TraceRow {
+                seq: t.seq,
+                project_id: t.key.0,
+                trace_id: t.key.1,
+                start: i64::MAX,
+                end: i64::MIN,
+                root: None,
+                spans: 0,
+                errors: 0,
+            },
+            hashes: Vec::new(),
+        });
+        let span = s.span;
+        let row = &mut agg.row;
+        row.start = row.start.min(ns(span.start_time_unix_nano));
+        row.end = row.end.max(ns(span.end_time_unix_nano));
+        row.spans += 1;
+        if span.status.code == StatusCode::Error {
+            row.errors += 1;
+        }
+        if span.parent_span_id.is_none() && row.root.is_none() {
+            row.root = Some((span.name.to_string(), s.service.map(str::to_owned)));
+        }
+        let hashes = &mut agg.hashes;
+        let mut add = |h: i64| {
+            if !hashes.contains(&h) {
+                hashes.push(h);
+            }
+        };
+        if let Some(service) = s.service {
+            add(attr_hash(SERVICE_KEY, service));
+        }
+        // (span names are not indexed: see the SQLite store's module docs)
+        for kv in &span.attributes {
+            if is_indexed_key(&kv.key) && render_value(&kv.value, &mut text) {
+                add(attr_hash(kv.key.as_bytes(), &text));
+            }
+        }
+    }
+
+    // --- trace rows, in sequence order: insert the new, update the existing
+    let mut touched: Vec<(bool, TraceAgg)> =
+        traces.iter().zip(aggs).filter_map(|(t, a)| a.map(|a| (t.is_new, a))).collect();
+    touched.sort_unstable_by_key(|(_, a)| a.row.seq);
+    let mut attr_rows: Vec<AttrRow> =
+        touched.iter().flat_map(|(_, a)| a.hashes.iter().map(|h| (a.row.project_id, *h, a.row.seq))).collect();
+    let (fresh, existing): (Vec<_>, Vec<_>) = touched.into_iter().partition(|(is_new, _)| *is_new);
+    let fresh: Vec<TraceRow> = fresh.into_iter().map(|(_, a)| a.row).collect();
+    let existing: Vec<TraceRow> = existing.into_iter().map(|(_, a)| a.row).collect();
+    fault.step(&mut step)?;
+    if !fresh.is_empty() {
+        sql.insert_traces(&fresh)?;
+    }
+    fault.step(&mut step)?;
+    if !existing.is_empty() {
+        sql.update_traces(&existing)?;
+    }
+
+    // --- the attribute index, sorted: consecutive inserts land on neighbouring B-tree pages
+    fault.step(&mut step)?;
+    attr_rows.sort_unstable();
+    if !attr_rows.is_empty() {
+        sql.insert_trace_attrs(&attr_rows)?;
+    }
+
+    // --- outcomes and counters
+    fault.step(&mut step)?;
+    let mut counters: HashMap<i64, (i64, i64)> = HashMap::new();
+    let mut outcomes = Vec::with_capacity(batches.len());
+    for (i, key) in keys.iter().enumerate() {
+        if accepted[i] {
+            let c = counters.entry(key.0).or_default();
+            c.0 += stored[i] as i64;
+            c.1 += 1;
+            outcomes.push(CommitOutcome::Stored { spans: stored[i], over_cap: over_cap[i] });
+        } else {
+            let stored = stored_envelopes.get(key).and_then(Option::as_deref);
+            outcomes.push(same_envelope(stored, &batches[i].envelope_sha256));
+        }
+    }
+    let mut counters: Vec<CounterRow> = counters.into_iter().map(|(p, (s, b))| (p, s, b)).collect();
+    counters.sort_unstable();
+    if !counters.is_empty() {
+        sql.add_to_counters(&counters)?;
+    }
+    fault.step(&mut step)?;
+    Ok(Committed { outcomes, ids: NewIds { projects: new_projects, resources: new_resource_ids } })
+}

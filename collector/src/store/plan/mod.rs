@@ -1,0 +1,6 @@
+//! What the SQLite and PostgreSQL stores decide identically, written once: which rows a commit
+//! writes and what it answers ([`commit`]), and how a listing walks the traces ([`list`]). The
+//! stores only execute the SQL of each step.
+
+pub(crate) mod commit;
+pub(crate) mod list;

@@ -1,0 +1,389 @@
+//! Commits: the shared commit plan ([`crate::store::plan::commit`]) executed as one transaction
+//! of a handful of multi-row statements, retried on conflicts with a concurrent writer (see the
+//! module docs of [`super`]).
+
+use std::collections::{HashMap, HashSet};
+
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::Type;
+use tokio_postgres::{Client, Transaction};
+
+use super::client::{Db, block_on, describe, get};
+use super::{COMMIT_ATTEMPTS, PostgresStore, ROWS_PER_STATEMENT, Writer};
+use crate::store::common::unns;
+use crate::store::plan::commit::{
+    AttrRow, BatchKey, BatchRow, CommitSql, Committed, CounterRow, ResourceRow, SpanRow, TraceKey, TraceRow, run,
+};
+use crate::store::{CommitOutcome, NewBatch, StoreError, StoreResult};
+
+/// Why a commit attempt failed.
+enum CommitError {
+    /// A conflict with a concurrent writer: try again.
+    Retry(String),
+    /// Anything else.
+    Fatal(StoreError),
+}
+
+impl From<tokio_postgres::Error> for CommitError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        match e.code() {
+            Some(c) if *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE => {
+                Self::Retry(describe(&e))
+            }
+            _ => Self::Fatal(StoreError::Database(describe(&e))),
+        }
+    }
+}
+
+impl From<StoreError> for CommitError {
+    fn from(e: StoreError) -> Self {
+        Self::Fatal(e)
+    }
+}
+
+impl PostgresStore {
+    /// Commits `batches`, retrying from the start on a conflict with a concurrent writer; the
+    /// writer's cache learns the new ids once a transaction committed.
+    pub(super) fn commit_with_retries(
+        &self,
+        client: &mut Client,
+        writer: &mut Writer,
+        batches: &[NewBatch],
+    ) -> StoreResult<Vec<CommitOutcome>> {
+        let mut attempt = 1;
+        loop {
+            let tx = block_on(client.transaction()).db()?;
+            let planned =
+                run(&mut Sql { tx: &tx }, &writer.cache, batches, self.tuning.max_spans_per_trace, &self.fault);
+            let result = planned.and_then(|out| block_on(tx.commit()).map(|()| out).map_err(CommitError::from));
+            match result {
+                Ok(Committed { outcomes, ids }) => {
+                    writer.cache.remember(ids);
+                    return Ok(outcomes);
+                }
+                Err(CommitError::Retry(why)) if attempt < COMMIT_ATTEMPTS => {
+                    tracing::info!(attempt, reason = %why, "commit conflicted with a concurrent writer; retrying");
+                    attempt += 1;
+                }
+                Err(CommitError::Retry(why)) => {
+                    return Err(StoreError::Database(format!("commit kept conflicting: {why}")));
+                }
+                Err(CommitError::Fatal(e)) => return Err(e),
+            }
+        }
+    }
+}
+
+/// The plan's statements on one transaction: a handful of multi-row statements, never a round
+/// trip per row (at most [`ROWS_PER_STATEMENT`] rows each).
+struct Sql<'a> {
+    tx: &'a Transaction<'a>,
+}
+
+/// A `bytea` column as a fixed-size id.
+fn id_of<const N: usize>(bytes: &[u8], what: &str) -> StoreResult<[u8; N]> {
+    <[u8; N]>::try_from(bytes).map_err(|_| StoreError::Corrupt(format!("{what} of {} bytes", bytes.len())))
+}
+
+impl CommitSql for Sql<'_> {
+    type Error = CommitError;
+
+    fn project_ids(&mut self, names: &[&str]) -> Result<HashMap<String, i64>, CommitError> {
+        let names: Vec<&str> = names.to_vec();
+        block_on(self.tx.execute_typed(
+            "INSERT INTO projects (name) SELECT * FROM UNNEST($1::text[]) ORDER BY 1 ON CONFLICT (name) DO NOTHING",
+            &[(&names, Type::TEXT_ARRAY)],
+        ))?;
+        let mut out = HashMap::with_capacity(names.len());
+        for row in
+            block_on(self.tx.query_typed(
+                "SELECT name, id FROM projects WHERE name = ANY($1::text[])",
+                &[(&names, Type::TEXT_ARRAY)],
+            ))?
+        {
+            out.insert(get(&row, 0)?, get(&row, 1)?);
+        }
+        Ok(out)
+    }
+
+    fn insert_batches(&mut self, rows: &[BatchRow<'_>]) -> Result<Vec<bool>, CommitError> {
+        let pid: Vec<i64> = rows.iter().map(|r| r.project_id).collect();
+        let bid: Vec<&[u8]> = rows.iter().map(|r| &r.batch.batch_id[..]).collect();
+        let kid: Vec<&[u8]> = rows.iter().map(|r| &r.batch.key_id[..]).collect();
+        let iid: Vec<&[u8]> = rows.iter().map(|r| &r.batch.instance_id[..]).collect();
+        let seq: Vec<i64> = rows.iter().map(|r| r.batch.sequence as i64).collect();
+        let sdk: Vec<&str> = rows.iter().map(|r| r.batch.sdk_name.as_str()).collect();
+        let ver: Vec<&str> = rows.iter().map(|r| r.batch.sdk_version.as_str()).collect();
+        let created: Vec<i64> = rows.iter().map(|r| r.batch.created_at_unix_nano as i64).collect();
+        let received: Vec<i64> = rows.iter().map(|r| r.batch.received_at_unix_nano as i64).collect();
+        let total: Vec<i64> = rows.iter().map(BatchRow::span_total).collect();
+        let envelope: Vec<&[u8]> = rows.iter().map(|r| &r.batch.envelope_sha256[..]).collect();
+        let returned = block_on(self.tx.query_typed(
+            "INSERT INTO batches (project_id, batch_id, key_id, instance_id, sequence, sdk_name, sdk_version, \
+             created_at_ns, received_at_ns, span_count, envelope_sha256) \
+             SELECT * FROM UNNEST($1::bigint[], $2::bytea[], $3::bytea[], $4::bytea[], $5::bigint[], \
+             $6::text[], $7::text[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bytea[]) \
+             ON CONFLICT (project_id, batch_id) DO NOTHING RETURNING project_id, batch_id",
+            &[
+                (&pid, Type::INT8_ARRAY),
+                (&bid, Type::BYTEA_ARRAY),
+                (&kid, Type::BYTEA_ARRAY),
+                (&iid, Type::BYTEA_ARRAY),
+                (&seq, Type::INT8_ARRAY),
+                (&sdk, Type::TEXT_ARRAY),
+                (&ver, Type::TEXT_ARRAY),
+                (&created, Type::INT8_ARRAY),
+                (&received, Type::INT8_ARRAY),
+                (&total, Type::INT8_ARRAY),
+                (&envelope, Type::BYTEA_ARRAY),
+            ],
+        ))?;
+        let mut inserted: HashSet<BatchKey> = HashSet::with_capacity(returned.len());
+        for row in returned {
+            inserted.insert((get(&row, 0)?, id_of(get(&row, 1)?, "batch id")?));
+        }
+        Ok(rows.iter().map(|r| inserted.contains(&r.key())).collect())
+    }
+
+    fn stored_envelopes(&mut self, keys: &[BatchKey]) -> Result<HashMap<BatchKey, Option<Vec<u8>>>, CommitError> {
+        let pid: Vec<i64> = keys.iter().map(|k| k.0).collect();
+        let bid: Vec<&[u8]> = keys.iter().map(|k| &k.1[..]).collect();
+        let mut out = HashMap::with_capacity(keys.len());
+        for row in block_on(self.tx.query_typed(
+            "SELECT project_id, batch_id, envelope_sha256 FROM batches \
+             WHERE (project_id, batch_id) IN (SELECT * FROM UNNEST($1::bigint[], $2::bytea[]))",
+            &[(&pid, Type::INT8_ARRAY), (&bid, Type::BYTEA_ARRAY)],
+        ))? {
+            out.insert((get(&row, 0)?, id_of(get(&row, 1)?, "batch id")?), get(&row, 2)?);
+        }
+        Ok(out)
+    }
+
+    fn resource_ids(&mut self, rows: &[ResourceRow]) -> Result<HashMap<[u8; 32], i64>, CommitError> {
+        let hashes: Vec<&[u8]> = rows.iter().map(|r| &r.hash[..]).collect();
+        let bodies: Vec<&[u8]> = rows.iter().map(|r| r.body.as_slice()).collect();
+        block_on(self.tx.execute_typed(
+            "INSERT INTO resources (hash, body) SELECT * FROM UNNEST($1::bytea[], $2::bytea[]) ORDER BY 1 \
+             ON CONFLICT (hash) DO NOTHING",
+            &[(&hashes, Type::BYTEA_ARRAY), (&bodies, Type::BYTEA_ARRAY)],
+        ))?;
+        let mut out = HashMap::with_capacity(rows.len());
+        for row in block_on(self.tx.query_typed(
+            "SELECT hash, id FROM resources WHERE hash = ANY($1::bytea[])",
+            &[(&hashes, Type::BYTEA_ARRAY)],
+        ))? {
+            out.insert(id_of(get(&row, 0)?, "resource hash")?, get(&row, 1)?);
+        }
+        Ok(out)
+    }
+
+    fn existing_traces(&mut self, keys: &[TraceKey]) -> Result<Vec<Option<(i64, u64)>>, CommitError> {
+        let mut out = vec![None; keys.len()];
+        for (c, chunk) in keys.chunks(ROWS_PER_STATEMENT).enumerate() {
+            let pid: Vec<i64> = chunk.iter().map(|k| k.0).collect();
+            let tid: Vec<&[u8]> = chunk.iter().map(|k| &k.1[..]).collect();
+            let rows = block_on(self.tx.query_typed(
+                "SELECT u.n, t.id, t.span_count FROM UNNEST($1::bigint[], $2::bytea[]) \
+                 WITH ORDINALITY AS u(project_id, trace_id, n) \
+                 JOIN traces t ON t.project_id = u.project_id AND t.trace_id = u.trace_id",
+                &[(&pid, Type::INT8_ARRAY), (&tid, Type::BYTEA_ARRAY)],
+            ))?;
+            for row in rows {
+                let n: i64 = get(&row, 0)?;
+                let slot = usize::try_from(n - 1)
+                    .ok()
+                    .filter(|n| *n < chunk.len())
+                    .and_then(|n| out.get_mut(c * ROWS_PER_STATEMENT + n))
+                    .ok_or_else(|| StoreError::Database("trace lookup out of range".into()))?;
+                *slot = Some((get(&row, 1)?, unns(get(&row, 2)?)));
+            }
+        }
+        Ok(out)
+    }
+
+    fn new_trace_seqs(&mut self, n: usize) -> Result<Vec<i64>, CommitError> {
+        let rows = block_on(self.tx.query_typed(
+            "SELECT nextval('trace_seq') FROM generate_series(1, $1::bigint)",
+            &[(&(n as i64), Type::INT8)],
+        ))?;
+        let mut seqs = Vec::with_capacity(rows.len());
+        for row in rows {
+            seqs.push(get::<i64>(&row, 0)?);
+        }
+        seqs.sort_unstable();
+        Ok(seqs)
+    }
+
+    fn insert_spans(&mut self, rows: &[SpanRow<'_>]) -> Result<Vec<bool>, CommitError> {
+        let mut inserted = Vec::with_capacity(rows.len());
+        let mut body: Vec<u8> = Vec::with_capacity(1024);
+        let mut bodies: Vec<u8> = Vec::new();
+        let mut ends: Vec<usize> = Vec::new();
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            bodies.clear();
+            ends.clear();
+            for r in chunk {
+                r.encode_body(&mut body);
+                bodies.extend_from_slice(&body);
+                ends.push(bodies.len());
+            }
+            let seq: Vec<i64> = chunk.iter().map(|r| r.trace_seq).collect();
+            let sid: Vec<&[u8]> = chunk.iter().map(SpanRow::span_id).collect();
+            let parent: Vec<Option<&[u8]>> = chunk.iter().map(SpanRow::parent_span_id).collect();
+            let name: Vec<&str> = chunk.iter().map(|r| &*r.span.name).collect();
+            let service: Vec<Option<&str>> = chunk.iter().map(|r| r.service).collect();
+            let kind: Vec<i32> = chunk.iter().map(SpanRow::kind).collect();
+            let start: Vec<i64> = chunk.iter().map(SpanRow::start_ns).collect();
+            let end: Vec<i64> = chunk.iter().map(SpanRow::end_ns).collect();
+            let duration: Vec<i64> = chunk.iter().map(SpanRow::duration_ns).collect();
+            let status: Vec<i32> = chunk.iter().map(SpanRow::status).collect();
+            let resource: Vec<i64> = chunk.iter().map(|r| r.resource_id).collect();
+            let body_refs: Vec<&[u8]> =
+                ends.iter().scan(0, |from, to| Some(&bodies[std::mem::replace(from, *to)..*to])).collect();
+            let returned = block_on(self.tx.query_typed(
+                "INSERT INTO spans (trace_seq, span_id, parent_span_id, name, service, kind, start_ns, end_ns, \
+                 duration_ns, status, resource_id, body) \
+                 SELECT * FROM UNNEST($1::bigint[], $2::bytea[], $3::bytea[], $4::text[], $5::text[], $6::int[], \
+                 $7::bigint[], $8::bigint[], $9::bigint[], $10::int[], $11::bigint[], $12::bytea[]) \
+                 ON CONFLICT (trace_seq, span_id) DO NOTHING RETURNING trace_seq, span_id",
+                &[
+                    (&seq, Type::INT8_ARRAY),
+                    (&sid, Type::BYTEA_ARRAY),
+                    (&parent, Type::BYTEA_ARRAY),
+                    (&name, Type::TEXT_ARRAY),
+                    (&service, Type::TEXT_ARRAY),
+                    (&kind, Type::INT4_ARRAY),
+                    (&start, Type::INT8_ARRAY),
+                    (&end, Type::INT8_ARRAY),
+                    (&duration, Type::INT8_ARRAY),
+                    (&status, Type::INT4_ARRAY),
+                    (&resource, Type::INT8_ARRAY),
+                    (&body_refs, Type::BYTEA_ARRAY),
+                ],
+            ))?;
+            if returned.len() == chunk.len() {
+                inserted.extend(std::iter::repeat_n(true, chunk.len()));
+            } else {
+                let mut done: HashSet<(i64, [u8; 8])> = HashSet::with_capacity(returned.len());
+                for row in returned {
+                    done.insert((get(&row, 0)?, id_of(get(&row, 1)?, "span id")?));
+                }
+                inserted.extend(chunk.iter().map(|r| done.contains(&(r.trace_seq, r.span.span_id.0))));
+            }
+        }
+        Ok(inserted)
+    }
+
+    fn insert_traces(&mut self, rows: &[TraceRow]) -> Result<(), CommitError> {
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let c = TraceColumns::of(chunk);
+            let pid: Vec<i64> = chunk.iter().map(|t| t.project_id).collect();
+            let tid: Vec<&[u8]> = chunk.iter().map(|t| &t.trace_id[..]).collect();
+            let n = block_on(self.tx.execute_typed(
+                "INSERT INTO traces (id, project_id, trace_id, start_ns, end_ns, has_root, root_name, \
+                 root_service, span_count, error_count) \
+                 SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bytea[], $4::bigint[], $5::bigint[], \
+                 $6::bool[], $7::text[], $8::text[], $9::bigint[], $10::bigint[]) \
+                 ON CONFLICT (project_id, trace_id) DO NOTHING",
+                &[
+                    (&c.id, Type::INT8_ARRAY),
+                    (&pid, Type::INT8_ARRAY),
+                    (&tid, Type::BYTEA_ARRAY),
+                    (&c.start, Type::INT8_ARRAY),
+                    (&c.end, Type::INT8_ARRAY),
+                    (&c.has_root, Type::BOOL_ARRAY),
+                    (&c.root_name, Type::TEXT_ARRAY),
+                    (&c.root_service, Type::TEXT_ARRAY),
+                    (&c.span_count, Type::INT8_ARRAY),
+                    (&c.error_count, Type::INT8_ARRAY),
+                ],
+            ))?;
+            if n != chunk.len() as u64 {
+                return Err(CommitError::Retry("a trace was created by a concurrent commit".into()));
+            }
+        }
+        Ok(())
+    }
+
+    fn update_traces(&mut self, rows: &[TraceRow]) -> Result<(), CommitError> {
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let c = TraceColumns::of(chunk);
+            block_on(self.tx.execute_typed(
+                "UPDATE traces t SET start_ns = LEAST(t.start_ns, u.start_ns), \
+                 end_ns = GREATEST(t.end_ns, u.end_ns), \
+                 root_name = CASE WHEN t.has_root THEN t.root_name ELSE u.root_name END, \
+                 root_service = CASE WHEN t.has_root THEN t.root_service ELSE u.root_service END, \
+                 has_root = t.has_root OR u.has_root, \
+                 span_count = t.span_count + u.span_count, error_count = t.error_count + u.error_count \
+                 FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bool[], $5::text[], $6::text[], \
+                 $7::bigint[], $8::bigint[]) \
+                 AS u(id, start_ns, end_ns, has_root, root_name, root_service, span_count, error_count) \
+                 WHERE t.id = u.id",
+                &[
+                    (&c.id, Type::INT8_ARRAY),
+                    (&c.start, Type::INT8_ARRAY),
+                    (&c.end, Type::INT8_ARRAY),
+                    (&c.has_root, Type::BOOL_ARRAY),
+                    (&c.root_name, Type::TEXT_ARRAY),
+                    (&c.root_service, Type::TEXT_ARRAY),
+                    (&c.span_count, Type::INT8_ARRAY),
+                    (&c.error_count, Type::INT8_ARRAY),
+                ],
+            ))?;
+        }
+        Ok(())
+    }
+
+    fn insert_trace_attrs(&mut self, rows: &[AttrRow]) -> Result<(), CommitError> {
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let pid: Vec<i64> = chunk.iter().map(|r| r.0).collect();
+            let hash: Vec<i64> = chunk.iter().map(|r| r.1).collect();
+            let seq: Vec<i64> = chunk.iter().map(|r| r.2).collect();
+            block_on(self.tx.execute_typed(
+                "INSERT INTO trace_attrs (project_id, attr_hash, trace_seq) \
+                 SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[]) ON CONFLICT DO NOTHING",
+                &[(&pid, Type::INT8_ARRAY), (&hash, Type::INT8_ARRAY), (&seq, Type::INT8_ARRAY)],
+            ))?;
+        }
+        Ok(())
+    }
+
+    fn add_to_counters(&mut self, rows: &[CounterRow]) -> Result<(), CommitError> {
+        let pid: Vec<i64> = rows.iter().map(|c| c.0).collect();
+        let spans: Vec<i64> = rows.iter().map(|c| c.1).collect();
+        let batches: Vec<i64> = rows.iter().map(|c| c.2).collect();
+        block_on(self.tx.execute_typed(
+            "UPDATE projects p SET span_count = p.span_count + u.spans, batch_count = p.batch_count + u.batches \
+             FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[]) AS u(id, spans, batches) WHERE p.id = u.id",
+            &[(&pid, Type::INT8_ARRAY), (&spans, Type::INT8_ARRAY), (&batches, Type::INT8_ARRAY)],
+        ))?;
+        Ok(())
+    }
+}
+
+/// The columns `traces` inserts and updates share, for one chunk of rows.
+struct TraceColumns<'a> {
+    id: Vec<i64>,
+    start: Vec<i64>,
+    end: Vec<i64>,
+    has_root: Vec<bool>,
+    root_name: Vec<Option<&'a str>>,
+    root_service: Vec<Option<&'a str>>,
+    span_count: Vec<i64>,
+    error_count: Vec<i64>,
+}
+
+impl<'a> TraceColumns<'a> {
+    fn of(rows: &'a [TraceRow]) -> Self {
+        Self {
+            id: rows.iter().map(|t| t.seq).collect(),
+            start: rows.iter().map(|t| t.start).collect(),
+            end: rows.iter().map(|t| t.end).collect(),
+            has_root: rows.iter().map(TraceRow::has_root).collect(),
+            root_name: rows.iter().map(TraceRow::root_name).collect(),
+            root_service: rows.iter().map(TraceRow::root_service).collect(),
+            span_count: rows.iter().map(|t| t.spans).collect(),
+            error_count: rows.iter().map(|t| t.errors).collect(),
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! Commits: the shared commit plan ([`crate::store::plan::commit`]) executed as one `BEGIN
+//! IMMEDIATE` transaction of single-row statements (in-process calls: no round trips to batch).
+
+use std::collections::HashMap;
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use super::{Db, SqliteStore, Writer};
+use crate::store::common::unns;
+use crate::store::plan::commit::{
+    AttrRow, BatchKey, BatchRow, CommitSql, CounterRow, ResourceRow, SpanRow, TraceKey, TraceRow, run,
+};
+use crate::store::{CommitOutcome, NewBatch, StoreError, StoreResult};
+
+impl SqliteStore {
+    /// Commits `batches` in one transaction; the writer's cache learns the new ids once it committed.
+    pub(super) fn commit_in(&self, writer: &mut Writer, batches: &[NewBatch]) -> StoreResult<Vec<CommitOutcome>> {
+        let Writer { conn, cache } = writer;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).db()?;
+        let committed = run(
+            &mut Sql { conn: &tx, body: Vec::with_capacity(1024) },
+            cache,
+            batches,
+            self.tuning.max_spans_per_trace,
+            &self.fault,
+        )?;
+        tx.commit().db()?;
+        cache.remember(committed.ids);
+        Ok(committed.outcomes)
+    }
+}
+
+/// The plan's statements on the writer's transaction.
+struct Sql<'a> {
+    conn: &'a Connection,
+    /// Reused for span bodies.
+    body: Vec<u8>,
+}
+
+impl CommitSql for Sql<'_> {
+    type Error = StoreError;
+
+    fn project_ids(&mut self, names: &[&str]) -> StoreResult<HashMap<String, i64>> {
+        let mut insert =
+            self.conn.prepare("INSERT INTO projects (name) VALUES (?1) ON CONFLICT (name) DO NOTHING").db()?;
+        let mut select = self.conn.prepare("SELECT id FROM projects WHERE name = ?1").db()?;
+        let mut out = HashMap::with_capacity(names.len());
+        for name in names {
+            insert.execute([name]).db()?;
+            out.insert((*name).to_owned(), select.query_row([name], |r| r.get(0)).db()?);
+        }
+        Ok(out)
+    }
+
+    fn insert_batches(&mut self, rows: &[BatchRow<'_>]) -> StoreResult<Vec<bool>> {
+        let mut insert = self
+            .conn
+            .prepare(
+                "INSERT OR IGNORE INTO batches (project_id, batch_id, key_id, instance_id, sequence, sdk_name, \
+                 sdk_version, created_at_ns, received_at_ns, span_count, envelope_sha256) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )
+            .db()?;
+        rows.iter()
+            .map(|r| {
+                let b = r.batch;
+                let n = insert
+                    .execute(params![
+                        r.project_id,
+                        &b.batch_id[..],
+                        &b.key_id[..],
+                        &b.instance_id[..],
+                        b.sequence as i64,
+                        &b.sdk_name,
+                        &b.sdk_version,
+                        b.created_at_unix_nano as i64,
+                        b.received_at_unix_nano as i64,
+                        r.span_total(),
+                        &b.envelope_sha256[..],
+                    ])
+                    .db()?;
+                Ok(n == 1)
+            })
+            .collect()
+    }
+
+    fn stored_envelopes(&mut self, keys: &[BatchKey]) -> StoreResult<HashMap<BatchKey, Option<Vec<u8>>>> {
+        let mut select =
+            self.conn.prepare("SELECT envelope_sha256 FROM batches WHERE project_id = ?1 AND batch_id = ?2").db()?;
+        let mut out = HashMap::with_capacity(keys.len());
+        for key in keys {
+            out.insert(*key, select.query_row(params![key.0, &key.1[..]], |r| r.get(0)).db()?);
+        }
+        Ok(out)
+    }
+
+    fn resource_ids(&mut self, rows: &[ResourceRow]) -> StoreResult<HashMap<[u8; 32], i64>> {
+        let mut insert = self.conn.prepare("INSERT OR IGNORE INTO resources (hash, body) VALUES (?1, ?2)").db()?;
+        let mut select = self.conn.prepare("SELECT id FROM resources WHERE hash = ?1").db()?;
+        let mut out = HashMap::with_capacity(rows.len());
+        for r in rows {
+            insert.execute(params![&r.hash[..], &r.body]).db()?;
+            out.insert(r.hash, select.query_row([&r.hash[..]], |r| r.get(0)).db()?);
+        }
+        Ok(out)
+    }
+
+    fn existing_traces(&mut self, keys: &[TraceKey]) -> StoreResult<Vec<Option<(i64, u64)>>> {
+        let mut select =
+            self.conn.prepare("SELECT id, span_count FROM traces WHERE project_id = ?1 AND trace_id = ?2").db()?;
+        keys.iter()
+            .map(|k| {
+                let found: Option<(i64, i64)> =
+                    select.query_row(params![k.0, &k.1[..]], |r| Ok((r.get(0)?, r.get(1)?))).optional().db()?;
+                Ok(found.map(|(seq, count)| (seq, unns(count))))
+            })
+            .collect()
+    }
+
+    fn new_trace_seqs(&mut self, n: usize) -> StoreResult<Vec<i64>> {
+        // The writer is the only one: sequence numbers are handed out here, so spans can be keyed
+        // by them before the trace's row is written.
+        let next: i64 = self.conn.query_row("SELECT coalesce(max(id), 0) + 1 FROM traces", [], |r| r.get(0)).db()?;
+        Ok((next..).take(n).collect())
+    }
+
+    fn insert_spans(&mut self, rows: &[SpanRow<'_>]) -> StoreResult<Vec<bool>> {
+        let mut insert = self
+            .conn
+            .prepare(
+                "INSERT OR IGNORE INTO spans (trace_seq, span_id, parent_span_id, name, service, kind, start_ns, \
+                 end_ns, duration_ns, status, resource_id, body) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )
+            .db()?;
+        let body = &mut self.body;
+        rows.iter()
+            .map(|r| {
+                r.encode_body(body);
+                let n = insert
+                    .execute(params![
+                        r.trace_seq,
+                        r.span_id(),
+                        r.parent_span_id(),
+                        &*r.span.name,
+                        r.service,
+                        r.kind(),
+                        r.start_ns(),
+                        r.end_ns(),
+                        r.duration_ns(),
+                        r.status(),
+                        r.resource_id,
+                        &body[..],
+                    ])
+                    .db()?;
+                Ok(n == 1)
+            })
+            .collect()
+    }
+
+    fn insert_traces(&mut self, rows: &[TraceRow]) -> StoreResult<()> {
+        let mut insert = self
+            .conn
+            .prepare(
+                "INSERT INTO traces (id, project_id, trace_id, start_ns, end_ns, has_root, root_name, \
+                 root_service, span_count, error_count) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )
+            .db()?;
+        for t in rows {
+            insert
+                .execute(params![
+                    t.seq,
+                    t.project_id,
+                    &t.trace_id[..],
+                    t.start,
+                    t.end,
+                    i64::from(t.has_root()),
+                    t.root_name(),
+                    t.root_service(),
+                    t.spans,
+                    t.errors,
+                ])
+                .db()?;
+        }
+        Ok(())
+    }
+
+    fn update_traces(&mut self, rows: &[TraceRow]) -> StoreResult<()> {
+        let mut update = self
+            .conn
+            .prepare(
+                "UPDATE traces SET start_ns = min(start_ns, ?2), end_ns = max(end_ns, ?3), \
+                 root_name = CASE WHEN has_root THEN root_name ELSE ?5 END, \
+                 root_service = CASE WHEN has_root THEN root_service ELSE ?6 END, \
+                 has_root = max(has_root, ?4), span_count = span_count + ?7, error_count = error_count + ?8 \
+                 WHERE id = ?1",
+            )
+            .db()?;
+        for t in rows {
+            update
+                .execute(params![
+                    t.seq,
+                    t.start,
+                    t.end,
+                    i64::from(t.has_root()),
+                    t.root_name(),
+                    t.root_service(),
+                    t.spans,
+                    t.errors
+                ])
+                .db()?;
+        }
+        Ok(())
+    }
+
+    fn insert_trace_attrs(&mut self, rows: &[AttrRow]) -> StoreResult<()> {
+        self.each("INSERT OR IGNORE INTO trace_attrs (project_id, attr_hash, trace_seq) VALUES (?1, ?2, ?3)", rows)
+    }
+
+    fn add_to_counters(&mut self, rows: &[CounterRow]) -> StoreResult<()> {
+        self.each(
+            "UPDATE projects SET span_count = span_count + ?2, batch_count = batch_count + ?3 WHERE id = ?1",
+            rows,
+        )
+    }
+}
+
+impl Sql<'_> {
+    /// Runs `sql` once per row of three integers.
+    fn each(&self, sql: &str, rows: &[(i64, i64, i64)]) -> StoreResult<()> {
+        let mut stmt = self.conn.prepare(sql).db()?;
+        for (a, b, c) in rows {
+            stmt.execute(params![a, b, c]).db()?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,166 @@
+//! Listing and reading traces: the shared listing plan ([`crate::store::plan::list`]) as SQLite
+//! statements (see the module docs of [`super`] for the design).
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
+use tracex_core::TraceId;
+
+use super::{Db, SqliteStore, blob};
+use crate::store::common::{Tuning, decode_resource_body};
+use crate::store::plan::list::{FilterValue, ListPlan, Page, SUMMARY_COLUMNS, TraceSpans, summary};
+use crate::store::{StoreError, StoreResult, StoredSpan, TracePage, TraceQuery};
+
+impl From<&FilterValue> for SqlValue {
+    fn from(v: &FilterValue) -> Self {
+        match v {
+            FilterValue::Text(s) => Self::Text(s.clone()),
+            FilterValue::Int(i) => Self::Integer(*i),
+            FilterValue::Int4(i) => Self::Integer(i64::from(*i)),
+        }
+    }
+}
+
+/// Adds an integer parameter; returns its placeholder.
+fn bind(params: &mut Vec<SqlValue>, v: i64) -> String {
+    params.push(SqlValue::Integer(v));
+    format!("?{}", params.len())
+}
+
+impl SqliteStore {
+    pub(super) fn list_in(conn: &Connection, q: &TraceQuery, tuning: Tuning) -> StoreResult<TracePage> {
+        let plan = ListPlan::new(q, tuning)?;
+        let Some(project_id) = Self::project_id(conn, &q.project)? else {
+            return Ok(TracePage { traces: Vec::new(), next_cursor: None });
+        };
+
+        let driver = {
+            let mut count = conn
+                .prepare(
+                    "SELECT count(*) FROM (SELECT 1 FROM trace_attrs WHERE project_id = ?1 AND attr_hash = ?2 LIMIT ?3)",
+                )
+                .db()?;
+            plan.choose_driver(|h, threshold| count.query_row(params![project_id, h, threshold], |r| r.get(0)).db())?
+        };
+
+        // Span-level column filters, shared by the EXISTS probe and the decoding check; their
+        // parameters are numbered from ?3 in both statements.
+        let span_sql = plan.span_filter_sql(|i| format!("?{}", i + 3));
+        let span_params: Vec<SqlValue> = plan.span_filters.iter().map(|f| SqlValue::from(&f.value)).collect();
+
+        // ?1 = project, ?2 = driver hash (bound even when unused), ?3.. = span filters, then the rest.
+        let mut params: Vec<SqlValue> = vec![SqlValue::Integer(project_id), SqlValue::Integer(driver.unwrap_or(0))];
+        params.extend(span_params.iter().cloned());
+        let mut sql = format!("SELECT {SUMMARY_COLUMNS} FROM ");
+        if driver.is_some() {
+            sql.push_str(
+                "trace_attrs d CROSS JOIN traces t WHERE d.project_id = ?1 AND d.attr_hash = ?2 \
+                 AND t.id = d.trace_seq AND t.project_id = ?1",
+            );
+        } else if plan.errors_only {
+            sql.push_str("traces t INDEXED BY traces_with_errors WHERE t.project_id = ?1");
+        } else {
+            sql.push_str("traces t INDEXED BY traces_by_start WHERE t.project_id = ?1");
+        }
+        sql.push_str(&plan.trace_bounds_sql(|v| bind(&mut params, v)));
+        if let Some((start, seq)) = plan.cursor {
+            params.push(SqlValue::Integer(start));
+            params.push(SqlValue::Integer(seq));
+            let _ = write!(sql, " AND (t.start_ns, t.id) < (?{}, ?{})", params.len() - 1, params.len());
+        }
+        if !span_sql.is_empty() {
+            let _ = write!(sql, " AND EXISTS (SELECT 1 FROM spans s WHERE s.trace_seq = t.id{span_sql})");
+        }
+        sql.push_str(&plan.attr_probes_sql(
+            driver,
+            |h| bind(&mut params, h),
+            |p| format!("EXISTS (SELECT 1 FROM trace_attrs a WHERE a.project_id = ?1 AND a.attr_hash = {p} AND a.trace_seq = t.id)"),
+        ));
+        params.push(SqlValue::Integer(plan.candidates() as i64));
+        let _ = write!(sql, " ORDER BY t.start_ns DESC, t.id DESC LIMIT ?{}", params.len());
+
+        // Decoding check of one candidate trace (only with attribute filters): ?1 = trace, ?2
+        // unused, ?3.. = span filters.
+        let mut check = if plan.verify() {
+            Some(conn.prepare(&format!("SELECT s.body FROM spans s WHERE s.trace_seq = ?1{span_sql}")).db()?)
+        } else {
+            None
+        };
+
+        let mut text = String::new();
+        let mut stmt = conn.prepare(&sql).db()?;
+        let mut rows = stmt.query(params_from_iter(params.iter())).db()?;
+        let mut page = Page::new(&plan);
+        while let Some(row) = rows.next().db()? {
+            let seq: i64 = row.get(0).db()?;
+            let start: i64 = row.get(2).db()?;
+            page.examine(start, seq);
+            if let Some(check) = check.as_mut() {
+                let mut p: Vec<SqlValue> = vec![SqlValue::Integer(seq)];
+                if !span_params.is_empty() {
+                    p.push(SqlValue::Null);
+                    p.extend(span_params.iter().cloned());
+                }
+                let mut bodies = check.query(params_from_iter(p.iter())).db()?;
+                let mut matched = false;
+                while let Some(b) = bodies.next().db()? {
+                    if plan.span_matches(blob(b, 0)?, &mut text)? {
+                        matched = true;
+                        break;
+                    }
+                }
+                if !matched {
+                    if page.is_done() {
+                        break;
+                    }
+                    continue;
+                }
+            }
+            let has_root: i64 = row.get(4).db()?;
+            let root = if has_root != 0 { Some((row.get(5).db()?, row.get(6).db()?)) } else { None };
+            let summary = summary(blob(row, 1)?, start, row.get(3).db()?, root, row.get(7).db()?, row.get(8).db()?)?;
+            page.keep(start, seq, summary);
+            if page.is_done() {
+                break;
+            }
+        }
+        Ok(page.finish())
+    }
+
+    pub(super) fn get_trace_in(conn: &Connection, project: &str, trace_id: TraceId) -> StoreResult<Vec<StoredSpan>> {
+        let Some(project_id) = Self::project_id(conn, project)? else {
+            return Ok(Vec::new());
+        };
+        let seq: Option<i64> = conn
+            .query_row(
+                "SELECT id FROM traces WHERE project_id = ?1 AND trace_id = ?2",
+                params![project_id, &trace_id.0[..]],
+                |r| r.get(0),
+            )
+            .optional()
+            .db()?;
+        let Some(seq) = seq else {
+            return Ok(Vec::new());
+        };
+        let mut stmt =
+            conn.prepare("SELECT resource_id, body FROM spans WHERE trace_seq = ?1 ORDER BY start_ns, span_id").db()?;
+        let mut rows = stmt.query([seq]).db()?;
+        let mut spans = TraceSpans::new(trace_id);
+        while let Some(row) = rows.next().db()? {
+            spans.push(row.get(0).db()?, blob(row, 1)?)?;
+        }
+        let mut resource_stmt = conn.prepare("SELECT body FROM resources WHERE id = ?1").db()?;
+        let mut resources = HashMap::with_capacity(spans.resource_ids().len());
+        for id in spans.resource_ids() {
+            let body: Vec<u8> = resource_stmt
+                .query_row([id], |r| r.get(0))
+                .optional()
+                .db()?
+                .ok_or_else(|| StoreError::Corrupt(format!("resource {id} is missing")))?;
+            resources.insert(*id, decode_resource_body(&body)?);
+        }
+        spans.finish(&resources)
+    }
+}

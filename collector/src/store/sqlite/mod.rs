@@ -1,0 +1,526 @@
+//! The embedded SQLite store (the default).
+//!
+//! # Connections
+//!
+//! One writer connection behind a [`Mutex`] (SQLite has a single writer anyway) and a small pool of
+//! read connections. The database runs in WAL mode, so reads (`list_traces`, `get_trace`, counts)
+//! proceed concurrently with a commit and see the last committed state. A commit returns once its
+//! log frames are fsynced (`synchronous=FULL`). A background thread with its own connection
+//! checkpoints the log into the database file after commits, so commits do not pay for it.
+//!
+//! # Schema (migration 1)
+//!
+//! | table | key | what |
+//! |---|---|---|
+//! | `projects` | `id`, unique `name` | project names as small integers, plus per-project `span_count` / `batch_count` counters |
+//! | `batches` | `(project_id, batch_id)` | the idempotency record of every stored batch, its envelope metadata and (migration 2) the SHA-256 of the envelope as received |
+//! | `resources` | `id`, unique SHA-256 `hash` | a resource and scope pair, stored once, as OTLP protobuf |
+//! | `traces` | `id` (the trace's *sequence number*), unique `(project_id, trace_id)`, `(project_id, start_ns)`, partial `(project_id, start_ns) WHERE error_count > 0` | the per-trace summary maintained on insert: start min, end max, root name and service, span and error counts |
+//! | `spans` | `(trace_seq, span_id)` (clustered, `WITHOUT ROWID`) | name, service, kind, start, end, duration, status and parent as columns, `resource_id`, and the span itself as OTLP protobuf (`body`) |
+//! | `trace_attrs` | `(project_id, attr_hash, trace_seq)` | the attribute index (below) |
+//! | `api_keys` | `id` | API keys (hash of the secret only) |
+//!
+//! Write locality drives the layout. Trace and span ids are random, and a B-tree keyed by a random
+//! value dirties one page per insert all over the file once it outgrows the cache (and every dirty
+//! page is written twice: log, then checkpoint). So only `traces_by_id` (one small entry per trace)
+//! is keyed by the trace id; each trace gets an increasing sequence number (its `traces` rowid,
+//! handed out by the writer), and spans are clustered by `(trace_seq, span_id)`: new spans append
+//! at the end of the table, and a trace's spans sit together for `get_trace` and the filter probes.
+//!
+//! Exact round trip: a span is stored as an OTLP `ExportTraceServiceRequest` holding just that span
+//! (under an empty resource and scope), written with [`tracex_core::encode::encode_spans`] and read
+//! back with [`tracex_core::decode::decode_request`]; its resource and scope are stored the same way
+//! (a request with no spans), deduplicated by the SHA-256 of those bytes. The columns of `spans` and
+//! `traces` are derived copies for filtering only. Timestamps and durations in those columns
+//! saturate at `i64::MAX` (the year 2262); the span bodies keep the exact `u64`s.
+//!
+//! Idempotency: `batches` is keyed by `(project_id, batch_id)`; a batch whose row already exists
+//! (from an earlier call or earlier in the same call) is [`CommitOutcome::Duplicate`] when its
+//! envelope hash is the stored one and [`CommitOutcome::Conflict`] otherwise, and none of
+//! its spans are written. Spans are unique per `(project, trace_id, span_id)` through
+//! `(trace_seq, span_id)` and inserted with `INSERT OR IGNORE`; only spans actually inserted count
+//! towards the trace summary and the counters. A commit is one `BEGIN IMMEDIATE` transaction.
+//! Which rows a commit writes, and how a listing walks the traces, is decided once for both stores
+//! in the shared `plan` module; this store executes its steps as SQLite statements.
+//!
+//! # Listing and the attribute index
+//!
+//! `list_traces` walks `traces` newest start first (`traces_by_start`, or the partial index of
+//! traces with errors when filtering on status `Error`) and keeps a trace when one of its spans
+//! matches every span-level filter; that check is an `EXISTS` probe on the `spans` primary key
+//! (the trace's spans are contiguous). Pagination is keyset pagination on `(start_ns, trace_seq)`;
+//! the cursor is the hex of a version byte, the start and the sequence number of the last trace
+//! returned, and stays valid across writes (traces whose start moves may move between pages).
+//!
+//! Attributes are deliberately **not** stored as one row per span attribute: at ≥ 150,000 spans/s
+//! with ~7 attributes each that would be a million index insertions a second. Instead:
+//!
+//! * `trace_attrs` is a *trace-level* index of hashes: for every stored span, each attribute whose
+//!   key is *indexed* ([`is_indexed_key`]: every `x402.*` key and a few well-known low-cardinality
+//!   keys such as `http.response.status_code`) and whose value is a scalar contributes the 64-bit
+//!   FNV-1a hash of `key 0xFF value-as-text`; the span's `service.name` contributes a pseudo-key
+//!   too. Entries are deduplicated per trace in memory before insertion, so a trace whose spans
+//!   share their `x402.*` values costs a handful of rows, not one per span attribute. Span names
+//!   are not indexed (a handful of distinct names per trace would cost more rows than spans, and a
+//!   name filter is rarely selective): they are checked by the `EXISTS` probe.
+//! * The index narrows candidates only (it is per trace, and hashes may collide): whenever a query
+//!   has attribute filters, each candidate trace's spans that pass the column filters are decoded
+//!   and checked in Rust, exactly (value rendered as text: strings as-is, ints and doubles in
+//!   decimal via Rust's `Display`, bools `true`/`false`; bytes, arrays and maps never match; when
+//!   a key repeats on a span the last value wins, as in [`tracex_core::SpanData::attribute`]).
+//!   Filters on keys that are not indexed are answered by that same decoding step alone.
+//! * A selective indexed filter (service or indexed attribute matching fewer than
+//!   [`DRIVER_THRESHOLD`] traces, e.g. `x402.payer = 0x…`) *drives* the query: its candidates are
+//!   read from `trace_attrs`, joined to `traces` and sorted, instead of walking every trace of the
+//!   project by start time.
+//! * When attribute filters must be checked by decoding, one page examines at most [`SCAN_BUDGET`]
+//!   candidate traces; if it runs out it returns the matches found so far (possibly none) with a
+//!   cursor to continue from, so a rare non-indexed value never turns into an unbounded scan.
+//!
+//! # Scaling note
+//!
+//! The remaining random-key writes are `traces_by_id` and the high-cardinality `x402.*` values
+//! (payer, amount, transaction hash): about three per trace. While those indexes fit in the page
+//! cache they are cheap; on databases of hundreds of millions of spans each such insert dirties
+//! its own page and ingest slows down accordingly. Retention (deleting old traces) keeps them
+//! bounded.
+
+mod commit;
+mod keys;
+mod list;
+mod schema;
+
+use std::path::Path;
+use std::sync::{Condvar, Mutex, PoisonError};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+use tracex_core::TraceId;
+
+pub use super::common::{DRIVER_THRESHOLD, SCAN_BUDGET, is_indexed_key};
+use super::common::{Tuning, lock, unns};
+use super::plan::commit::{FaultHook, WriterCache};
+use super::pool::Pool;
+use super::{ApiKeyRecord, CommitOutcome, NewBatch, Store, StoreError, StoreResult, StoredSpan, TracePage, TraceQuery};
+
+/// Read connections in the pool.
+const READERS: usize = 4;
+
+/// How long a connection waits on a lock held by another process before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Maps `rusqlite` errors into [`StoreError::Database`].
+trait Db<T> {
+    fn db(self) -> StoreResult<T>;
+}
+
+impl<T> Db<T> for rusqlite::Result<T> {
+    fn db(self) -> StoreResult<T> {
+        self.map_err(|e| StoreError::Database(e.to_string()))
+    }
+}
+
+// === span bodies ===
+
+/// Borrows a BLOB column.
+fn blob<'r>(row: &'r rusqlite::Row<'_>, idx: usize) -> StoreResult<&'r [u8]> {
+    match row.get_ref(idx).db()? {
+        rusqlite::types::ValueRef::Blob(b) => Ok(b),
+        other => Err(StoreError::Corrupt(format!("expected a blob, got {:?}", other.data_type()))),
+    }
+}
+
+// === the store ===
+
+/// The writer connection and what it remembers between commits.
+struct Writer {
+    conn: Connection,
+    /// Committed project and resource ids.
+    cache: WriterCache,
+}
+
+/// The SQLite [`Store`]: one file, WAL mode, one writer and a pool of readers.
+pub struct SqliteStore {
+    writer: Mutex<Writer>,
+    readers: Pool<Connection>,
+    tuning: Tuning,
+    fault: FaultHook,
+    checkpointer: Checkpointer,
+}
+
+/// Shared between the store and its checkpointer thread.
+#[derive(Default)]
+struct CheckpointSignal {
+    /// (a commit happened since the last checkpoint, the store is being dropped)
+    state: Mutex<(bool, bool)>,
+    wake: Condvar,
+}
+
+/// A background thread that copies the WAL back into the database file (`PRAGMA
+/// wal_checkpoint(PASSIVE)`) after commits, at most every [`CHECKPOINT_INTERVAL`], so that commits
+/// never wait for a checkpoint (each one writes the log's pages again and fsyncs the database).
+struct Checkpointer {
+    signal: std::sync::Arc<CheckpointSignal>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Least time between two background checkpoints.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(200);
+
+impl Checkpointer {
+    fn start(path: &Path) -> StoreResult<Self> {
+        let conn =
+            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+                .db()?;
+        // FULL: the log is synced before pages are copied and the database after, so a log that
+        // restarts never overwrites frames the database file does not durably hold yet.
+        conn.pragma_update(None, "synchronous", "FULL").db()?;
+        conn.busy_timeout(BUSY_TIMEOUT).db()?;
+        let signal = std::sync::Arc::new(CheckpointSignal::default());
+        let theirs = signal.clone();
+        let thread = std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || Self::run(&conn, &theirs))
+            .map_err(|e| StoreError::Database(format!("cannot start the checkpoint thread: {e}")))?;
+        Ok(Self { signal, thread: Some(thread) })
+    }
+
+    fn run(conn: &Connection, signal: &CheckpointSignal) {
+        loop {
+            {
+                let mut state = lock(&signal.state);
+                while !state.0 && !state.1 {
+                    state = signal.wake.wait(state).unwrap_or_else(PoisonError::into_inner);
+                }
+                if state.1 {
+                    return;
+                }
+                state.0 = false;
+            }
+            // PASSIVE: copies what it can without waiting for readers or the writer.
+            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                tracing::warn!(error = %e, "WAL checkpoint failed");
+            }
+            std::thread::sleep(CHECKPOINT_INTERVAL);
+        }
+    }
+
+    /// Called after each commit.
+    fn poke(&self) {
+        lock(&self.signal.state).0 = true;
+        self.signal.wake.notify_one();
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        lock(&self.signal.state).1 = true;
+        self.signal.wake.notify_one();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// One of a project's counters (0 for an unknown project).
+    fn counter(&self, sql: &str, project: &str) -> StoreResult<u64> {
+        self.read(|conn| {
+            let n: Option<i64> = conn.query_row(sql, [project], |r| r.get(0)).optional().db()?;
+            Ok(unns(n.unwrap_or(0)))
+        })
+    }
+
+    /// Opens (creating if needed) the database file at `path` and its connections, and sets the
+    /// connection pragmas. Does not touch the schema: call [`Store::migrate`] next.
+    pub fn open(path: &Path) -> StoreResult<Self> {
+        let conn = Connection::open(path).db()?;
+        // 8 KiB pages (only takes effect on a new file, before WAL is enabled): span rows carry
+        // their OTLP body (≈ 400 bytes), so bigger pages mean fewer splits per commit.
+        conn.pragma_update(None, "page_size", 8192).db()?;
+        // WAL: readers never block the writer nor the writer readers, and a commit appends to the
+        // log instead of rewriting pages in place. Persistent in the file; must hold before the
+        // readers open.
+        let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0)).db()?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Database(format!("could not enable WAL (journal_mode is {mode})")));
+        }
+        // FULL: in WAL mode the log is fsynced at every commit, so a commit that returned is on
+        // disk (NORMAL would only sync at checkpoints and could lose the last commits on power
+        // loss, while the SDK already dropped the acknowledged batches).
+        conn.pragma_update(None, "synchronous", "FULL").db()?;
+        // Wait instead of failing when another process (a backup, the CLI) holds a lock.
+        conn.busy_timeout(BUSY_TIMEOUT).db()?;
+        // No foreign keys are declared (the derived tables are written only by `commit`, in one
+        // transaction); keep enforcement off so no insert pays for a parent lookup.
+        conn.pragma_update(None, "foreign_keys", "OFF").db()?;
+        // 64 MiB page cache: the hot B-tree pages (index leaves being appended to) stay in memory.
+        conn.pragma_update(None, "cache_size", -65_536).db()?;
+        // Checkpoints normally run on the checkpointer thread (see `Checkpointer`), off the commit
+        // path; the writer only checkpoints itself, as a backstop, once the log passes ~256 MiB.
+        conn.pragma_update(None, "wal_autocheckpoint", 65_536).db()?;
+        // When the log restarts after a checkpoint, truncate it back to at most 64 MiB so the file
+        // does not keep its high-water size.
+        conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024).db()?;
+        // Sorts for the listing (driver mode) and temp indexes stay in memory.
+        conn.pragma_update(None, "temp_store", "MEMORY").db()?;
+
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            let r =
+                Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+                    .db()?;
+            r.busy_timeout(BUSY_TIMEOUT).db()?;
+            // Readers never write: a bug that tries is an error rather than a second writer.
+            r.pragma_update(None, "query_only", "ON").db()?;
+            // 16 MiB page cache per reader: trace lookups and listings touch the top of the indexes.
+            r.pragma_update(None, "cache_size", -16_384).db()?;
+            // Sorts for the listing stay in memory.
+            r.pragma_update(None, "temp_store", "MEMORY").db()?;
+            readers.push(r);
+        }
+
+        Ok(Self {
+            writer: Mutex::new(Writer { conn, cache: WriterCache::default() }),
+            readers: Pool::new(readers),
+            tuning: Tuning::default(),
+            fault: FaultHook::default(),
+            checkpointer: Checkpointer::start(path)?,
+        })
+    }
+
+    /// Most spans stored per trace (default [`super::MAX_SPANS_PER_TRACE`]).
+    pub fn set_max_spans_per_trace(&mut self, n: u64) {
+        self.tuning.max_spans_per_trace = n.max(1);
+    }
+
+    /// A project's id, if it has one.
+    fn project_id(conn: &Connection, project: &str) -> StoreResult<Option<i64>> {
+        conn.query_row("SELECT id FROM projects WHERE name = ?1", [project], |r| r.get(0)).optional().db()
+    }
+
+    /// Runs `f` on a pooled read connection inside one read transaction (one snapshot).
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+        let mut reader = self.readers.get();
+        let conn = reader.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred).db()?;
+        let out = f(&tx)?;
+        tx.commit().db()?;
+        Ok(out)
+    }
+}
+
+impl Store for SqliteStore {
+    fn migrate(&self) -> StoreResult<()> {
+        schema::migrate(&mut lock(&self.writer).conn)
+    }
+
+    fn commit(&self, batches: &[NewBatch]) -> StoreResult<Vec<CommitOutcome>> {
+        if batches.is_empty() {
+            return Ok(Vec::new());
+        }
+        let out = self.commit_in(&mut lock(&self.writer), batches)?;
+        self.checkpointer.poke();
+        Ok(out)
+    }
+
+    fn list_traces(&self, q: &TraceQuery) -> StoreResult<TracePage> {
+        self.read(|conn| Self::list_in(conn, q, self.tuning))
+    }
+
+    fn get_trace(&self, project: &str, trace_id: TraceId) -> StoreResult<Vec<StoredSpan>> {
+        self.read(|conn| Self::get_trace_in(conn, project, trace_id))
+    }
+
+    fn span_count(&self, project: &str) -> StoreResult<u64> {
+        self.counter("SELECT span_count FROM projects WHERE name = ?1", project)
+    }
+
+    fn batch_count(&self, project: &str) -> StoreResult<u64> {
+        self.counter("SELECT batch_count FROM projects WHERE name = ?1", project)
+    }
+
+    fn insert_api_key(&self, key: &ApiKeyRecord) -> StoreResult<()> {
+        keys::insert(&lock(&self.writer).conn, key)
+    }
+
+    fn api_key(&self, id: &str) -> StoreResult<Option<ApiKeyRecord>> {
+        self.read(|conn| keys::get(conn, id))
+    }
+
+    fn list_api_keys(&self) -> StoreResult<Vec<ApiKeyRecord>> {
+        self.read(keys::list)
+    }
+
+    fn revoke_api_key(&self, id: &str, now_unix_nano: u64) -> StoreResult<bool> {
+        keys::revoke(&lock(&self.writer).conn, id, now_unix_nano)
+    }
+
+    fn ping(&self) -> StoreResult<()> {
+        self.read(|conn| conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).db().map(drop))
+    }
+
+    #[cfg(test)]
+    fn fail_commits_at_step(&self, step: Option<usize>) {
+        self.fault.fail_at(step);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::super::common::bench_data;
+    use super::super::conformance::{self, batch, request, span, tid};
+    use super::*;
+
+    /// A temporary directory removed on drop.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new() -> Self {
+            static N: AtomicU32 = AtomicU32::new(0);
+            let dir = std::env::temp_dir().join(format!(
+                "tracex-sqlite-{}-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed),
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+            ));
+            std::fs::create_dir_all(&dir).unwrap();
+            Self(dir)
+        }
+
+        fn db(&self) -> PathBuf {
+            self.0.join("traces.db")
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn conformance_suite() {
+        let dir = TempDir::new();
+        let store = SqliteStore::open(&dir.db()).unwrap();
+        conformance::run_all(&store);
+    }
+
+    /// The same suite with the fallbacks forced: no filter drives the listing (every query walks
+    /// `traces` by start), and decoded attribute checks run out of budget every few traces (short
+    /// pages with a cursor).
+    #[test]
+    fn conformance_suite_without_driver_and_tiny_scan_budget() {
+        let dir = TempDir::new();
+        let mut store = SqliteStore::open(&dir.db()).unwrap();
+        store.tuning = Tuning { driver_threshold: 0, scan_budget: 3, ..Tuning::default() };
+        conformance::run_all(&store);
+    }
+
+    #[test]
+    fn trace_cap_is_conformant() {
+        let dir = TempDir::new();
+        let mut store = SqliteStore::open(&dir.db()).unwrap();
+        store.migrate().unwrap();
+        store.set_max_spans_per_trace(4);
+        conformance::spans_past_the_trace_cap_are_counted_not_stored(&store);
+    }
+
+    #[test]
+    fn open_creates_the_file_and_does_not_migrate() {
+        let dir = TempDir::new();
+        let store = SqliteStore::open(&dir.db()).unwrap();
+        assert!(dir.db().exists());
+        assert!(store.commit(&[batch("p", 1, request("s", vec![span(tid(9, 1), 1, None, "x", 1, 2)]))]).is_err());
+        store.migrate().unwrap();
+        store.commit(&[batch("p", 1, request("s", vec![span(tid(9, 1), 1, None, "x", 1, 2)]))]).unwrap();
+    }
+
+    #[test]
+    fn reopened_file_keeps_everything() {
+        let dir = TempDir::new();
+        conformance::a_reopened_store_keeps_everything(&|| Box::new(SqliteStore::open(&dir.db()).unwrap()));
+    }
+
+    #[test]
+    fn a_failed_commit_stores_nothing_of_any_batch() {
+        let dir = TempDir::new();
+        conformance::a_failed_commit_stores_nothing_of_any_batch(&SqliteStore::open(&dir.db()).unwrap());
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let dir = TempDir::new();
+        let store = SqliteStore::open(&dir.db()).unwrap();
+        store.migrate().unwrap();
+        lock(&store.writer).conn.pragma_update(None, "user_version", 99).unwrap();
+        assert!(matches!(store.migrate(), Err(StoreError::Database(_))));
+    }
+
+    #[test]
+    fn reads_run_while_commits_are_in_progress() {
+        let dir = TempDir::new();
+        let store = std::sync::Arc::new(SqliteStore::open(&dir.db()).unwrap());
+        conformance::readers_never_see_partial_commits(store);
+    }
+
+    #[test]
+    fn listing_queries_use_indexes() {
+        let dir = TempDir::new();
+        let store = SqliteStore::open(&dir.db()).unwrap();
+        store.migrate().unwrap();
+        let w = lock(&store.writer);
+        let plan = |sql: &str| -> String {
+            let mut stmt = w.conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let rows = stmt.query_map([], |r| r.get::<_, String>(3)).unwrap();
+            rows.map(Result::unwrap).collect::<Vec<_>>().join("\n")
+        };
+        let p = plan(
+            "SELECT t.trace_id FROM traces t INDEXED BY traces_by_start WHERE t.project_id = 1 \
+             AND (t.start_ns, t.id) < (5, 9) AND EXISTS (SELECT 1 FROM spans s WHERE s.trace_seq = t.id \
+             AND s.status = 2) ORDER BY t.start_ns DESC, t.id DESC LIMIT 10",
+        );
+        assert!(!p.contains("TEMP B-TREE"), "{p}");
+        assert!(p.contains("traces_by_start"), "{p}");
+        assert!(p.contains("USING INDEX spans_by_trace (trace_seq=?)"), "the EXISTS probe uses the spans key: {p}");
+        let p = plan(
+            "SELECT t.trace_id FROM traces t INDEXED BY traces_with_errors WHERE t.project_id = 1 \
+             AND t.error_count > 0 ORDER BY t.start_ns DESC, t.id DESC LIMIT 10",
+        );
+        assert!(!p.contains("TEMP B-TREE"), "{p}");
+        let p = plan(
+            "SELECT t.trace_id FROM trace_attrs d CROSS JOIN traces t WHERE d.project_id = 1 AND d.attr_hash = 7 \
+             AND t.id = d.trace_seq AND t.project_id = 1 ORDER BY t.start_ns DESC, t.id DESC LIMIT 10",
+        );
+        assert!(p.starts_with("SEARCH d USING COVERING INDEX") || p.starts_with("SEARCH d USING PRIMARY KEY"), "{p}");
+        assert!(p.contains("SEARCH t USING INTEGER PRIMARY KEY"), "{p}");
+        let p = plan("SELECT resource_id, body FROM spans WHERE trace_seq = 3 ORDER BY start_ns, span_id");
+        assert!(p.contains("SEARCH spans USING INDEX spans_by_trace (trace_seq=?)"), "{p}");
+    }
+
+    // === ingest timing ===
+
+    /// Ingest throughput: `cargo test --release -p tracex-collector store::sqlite -- --ignored --nocapture`.
+    /// `TRACEX_BENCH_ROUNDS` (default 10) commits of `TRACEX_BENCH_BATCHES` (default 200) batches of
+    /// 512 spans into a fresh temp-file database.
+    #[test]
+    #[ignore = "timing; run in release mode"]
+    fn ingest_throughput() {
+        let dir = TempDir::new();
+        let store = SqliteStore::open(&dir.db()).unwrap();
+        store.migrate().unwrap();
+        bench_data::ingest_throughput(&store, || {
+            std::fs::metadata(dir.db()).map(|m| m.len()).unwrap_or(0)
+                + std::fs::metadata(dir.0.join("traces.db-wal")).map(|m| m.len()).unwrap_or(0)
+        });
+    }
+}

@@ -1,0 +1,109 @@
+//! The SQLite schema and its migrations (see the module docs of [`super`] for the design).
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::Db;
+use crate::store::{StoreError, StoreResult};
+
+/// Schema migrations, applied in order; `PRAGMA user_version` holds how many have run.
+/// Never edit a released step: append a new one.
+const MIGRATIONS: &[&str] = &[
+    // 1: initial schema (see the module docs).
+    "
+    CREATE TABLE projects (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        span_count INTEGER NOT NULL DEFAULT 0,
+        batch_count INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE batches (
+        project_id INTEGER NOT NULL,
+        batch_id BLOB NOT NULL,
+        key_id BLOB NOT NULL,
+        instance_id BLOB NOT NULL,
+        sequence INTEGER NOT NULL,
+        sdk_name TEXT NOT NULL,
+        sdk_version TEXT NOT NULL,
+        created_at_ns INTEGER NOT NULL,
+        received_at_ns INTEGER NOT NULL,
+        span_count INTEGER NOT NULL,
+        PRIMARY KEY (project_id, batch_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE resources (
+        id INTEGER PRIMARY KEY,
+        hash BLOB NOT NULL UNIQUE,
+        body BLOB NOT NULL
+    );
+    CREATE TABLE traces (
+        id INTEGER PRIMARY KEY,
+        project_id INTEGER NOT NULL,
+        trace_id BLOB NOT NULL,
+        start_ns INTEGER NOT NULL,
+        end_ns INTEGER NOT NULL,
+        has_root INTEGER NOT NULL,
+        root_name TEXT,
+        root_service TEXT,
+        span_count INTEGER NOT NULL,
+        error_count INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX traces_by_id ON traces (project_id, trace_id);
+    CREATE INDEX traces_by_start ON traces (project_id, start_ns);
+    CREATE INDEX traces_with_errors ON traces (project_id, start_ns) WHERE error_count > 0;
+    CREATE TABLE spans (
+        id INTEGER PRIMARY KEY,
+        trace_seq INTEGER NOT NULL,
+        span_id BLOB NOT NULL,
+        parent_span_id BLOB,
+        name TEXT NOT NULL,
+        service TEXT,
+        kind INTEGER NOT NULL,
+        start_ns INTEGER NOT NULL,
+        end_ns INTEGER NOT NULL,
+        duration_ns INTEGER NOT NULL,
+        status INTEGER NOT NULL,
+        resource_id INTEGER NOT NULL,
+        body BLOB NOT NULL
+    );
+    -- A rowid table: span rows (with their body) are too wide for WITHOUT ROWID, and new rows
+    -- append at the end; the identity index grows at the end too, as trace_seq increases.
+    CREATE UNIQUE INDEX spans_by_trace ON spans (trace_seq, span_id);
+    CREATE TABLE trace_attrs (
+        project_id INTEGER NOT NULL,
+        attr_hash INTEGER NOT NULL,
+        trace_seq INTEGER NOT NULL,
+        PRIMARY KEY (project_id, attr_hash, trace_seq)
+    ) WITHOUT ROWID;
+    CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY,
+        project TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        secret_sha256 BLOB NOT NULL,
+        created_at_ns INTEGER NOT NULL
+    );
+    ",
+    // 2: the envelope hash of each batch, to tell a retry from a reused batch id (NULL for batches
+    // stored before: they count as the same envelope).
+    "ALTER TABLE batches ADD COLUMN envelope_sha256 BLOB;",
+    // 3: API keys can be revoked.
+    "ALTER TABLE api_keys ADD COLUMN revoked_at_ns INTEGER;",
+];
+
+/// Creates or upgrades the schema (idempotent): runs the steps `PRAGMA user_version` says are missing.
+pub(super) fn migrate(conn: &mut Connection) -> StoreResult<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).db()?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).db()?;
+    let done = usize::try_from(version).unwrap_or(usize::MAX);
+    if done > MIGRATIONS.len() {
+        return Err(StoreError::Database(format!(
+            "the database schema is version {version}, newer than this build knows ({})",
+            MIGRATIONS.len()
+        )));
+    }
+    for step in &MIGRATIONS[done..] {
+        tx.execute_batch(step).db()?;
+    }
+    if done < MIGRATIONS.len() {
+        tx.pragma_update(None, "user_version", MIGRATIONS.len() as i64).db()?;
+    }
+    tx.commit().db()
+}
