@@ -135,26 +135,43 @@ fn every_tampered_vector_is_rejected() {
         RsaPrivateKey::from_pkcs8_pem(&std::fs::read_to_string(vectors_dir().join("collector-test-key.pem")).unwrap())
             .unwrap();
     let mut checked = 0;
+    let mut crafted = 0;
     for case in doc["cases"].as_array().unwrap() {
         let data_key: [u8; 32] = arr(&case["data_key"]);
         for t in case["tampered"].as_array().unwrap() {
             let bytes = h(&t["envelope"]);
             let result = seal::parse(&bytes).and_then(|env| {
-                // A tampered wrapped key may not even unwrap; when it does not, the batch is
-                // rejected just the same. Otherwise open with the genuine data key.
+                // Open as the collector does: with what the wrapped key unwraps to. A wrapped key
+                // that does not unwrap (wrong length, OAEP check) or unwraps to anything but 32
+                // bytes refuses the batch just the same.
                 match private.decrypt(Oaep::new::<Sha256>(), &env.header.wrapped_key) {
-                    Err(_) => Err(Error::Open),
-                    Ok(_) => env.open(&data_key, 1 << 20),
+                    Ok(k) if k.len() == 32 => env.open(&k.try_into().unwrap(), 1 << 20),
+                    _ => Err(Error::Open),
                 }
             });
             let err = result.expect_err("tampered byte accepted");
-            assert!(
-                matches!(err, Error::Open | Error::MalformedEnvelope(_) | Error::UnsupportedVersion(_)),
-                "offset {}: {err}",
-                t["offset"]
-            );
+            let what = format!("offset {}, {}: {err}", t["offset"], t["change"]);
+            assert!(matches!(err, Error::Open | Error::MalformedEnvelope(_) | Error::UnsupportedVersion(_)), "{what}");
+            // Crafted entries name the collector's answer; the core's error must be the one it maps from
+            // (`unknown_key_id` is the collector's key lookup, which fails authentication here).
+            if let Some(code) = t["collector"]["code"].as_str() {
+                let same = match code {
+                    "malformed_envelope" => matches!(err, Error::MalformedEnvelope(_)),
+                    "unsupported_version" => matches!(err, Error::UnsupportedVersion(_)),
+                    "decrypt_failed" | "unknown_key_id" => matches!(err, Error::Open),
+                    other => panic!("{what}: unknown collector code {other}"),
+                };
+                assert!(same, "{what}: the collector answers {code}");
+                assert_eq!(t["collector"]["status"], 400, "{what}");
+                crafted += 1;
+            }
             checked += 1;
         }
+        // A case's own data key is what its wrapped key unwraps to.
+        let bytes = h(&case["envelope"]);
+        let env = seal::parse(&bytes).unwrap();
+        assert_eq!(private.decrypt(Oaep::new::<Sha256>(), &env.header.wrapped_key).unwrap(), data_key);
     }
     assert!(checked >= 30, "{checked}");
+    assert!(crafted >= 10, "{crafted} crafted rejections");
 }
