@@ -66,6 +66,14 @@ class Collector:
     fingerprint: str
     _seen: dict[str, Any] = field(default_factory=dict)
 
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=20)
+
+    def restart(self) -> None:
+        """Starts the stopped collector again: same data dir (keys, API keys, spans), same address."""
+        self.proc, _ = serve(self.data_dir, urllib.parse.urlsplit(self.url).netloc)
+
     def get(self, path: str) -> tuple[int, Any]:
         req = urllib.request.Request(self.url + path, headers={"Authorization": f"Bearer {self.read_key}"})
         try:
@@ -124,15 +132,10 @@ class Collector:
                 return out
 
 
-def start_collector(data_dir: Path) -> Collector:
-    data_dir.mkdir(parents=True, exist_ok=True)
-    ingest = cli(data_dir, "apikey", "create", "--project", "pytest", "--scope", "ingest").strip()
-    read = cli(data_dir, "apikey", "create", "--project", "pytest", "--scope", "read").strip()
-    shown = cli(data_dir, "keys", "show")
-    pem = shown.split("fingerprint:")[0]
-    fingerprint = shown.split("fingerprint:")[1].split()[0]
+def serve(data_dir: Path, listen: str) -> tuple[subprocess.Popen[str], str]:
+    """Runs `tracex-collector serve` on `data_dir`; returns the process and its URL once ready."""
     proc = subprocess.Popen(
-        [collector_bin(), "--data-dir", str(data_dir), "serve", "--listen", "127.0.0.1:0"],
+        [collector_bin(), "--data-dir", str(data_dir), "serve", "--listen", listen],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -153,6 +156,17 @@ def start_collector(data_dir: Path) -> Collector:
     else:
         proc.kill()
         pytest.fail("collector not ready")
+    return proc, url
+
+
+def start_collector(data_dir: Path) -> Collector:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    ingest = cli(data_dir, "apikey", "create", "--project", "pytest", "--scope", "ingest").strip()
+    read = cli(data_dir, "apikey", "create", "--project", "pytest", "--scope", "read").strip()
+    shown = cli(data_dir, "keys", "show")
+    pem = shown.split("fingerprint:")[0]
+    fingerprint = shown.split("fingerprint:")[1].split()[0]
+    proc, url = serve(data_dir, "127.0.0.1:0")
     return Collector(url, data_dir, proc, ingest, read, pem, fingerprint)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import pytest
 import tracex
@@ -208,6 +209,42 @@ def test_fingerprint_pinning_fetches_the_key(collector: Collector, make_tracer) 
         pass
     assert tracer.flush(timeout=10).spans_delivered == 1
     assert collector.wait_spans(span.trace_id, 1)
+
+
+def test_the_collector_down_at_start_up_delays_nothing_and_loses_nothing(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    from conftest import start_collector
+
+    down = start_collector(tmp_path_factory.mktemp("down-at-start"))
+    down.stop()
+    started = time.monotonic()
+    tracer = tracex.Tracer(
+        endpoint=down.url,
+        api_key=down.ingest_key,
+        collector_fingerprint=down.fingerprint,
+        service_name="pytest-down-at-start",
+    )
+    try:
+        assert time.monotonic() - started < 1, "the constructor does not wait for the collector"
+        assert tracer.collector_fingerprint == down.fingerprint
+        with tracer.span("root", root=True) as root:
+            for i in range(19):
+                with tracer.span("verify") as s:
+                    s.set_attribute("i", i)
+        early = tracer.flush(timeout=0.3)
+        assert (early.spans_delivered, early.spans_pending) == (0, 20), early
+
+        down.restart()
+        deadline = time.monotonic() + 20
+        while tracer.stats()["spans_sent"] < 20 and time.monotonic() < deadline:
+            tracer.flush(timeout=0.5)
+        report = tracer.shutdown(timeout=5)
+        assert (report.spans_failed, report.spans_pending, report.spans_dropped) == (0, 0, 0), report
+        spans = down.wait_spans(root.trace_id, 20)
+        assert sorted(attrs(s).get("i", -1) for s in spans) == [-1, *range(19)], "every span exactly once"
+    finally:
+        down.stop()
 
 
 def test_many_spans_all_arrive(collector: Collector, make_tracer) -> None:

@@ -10,7 +10,7 @@ use tokio_postgres::{Client, Transaction};
 
 use super::client::{Db, block_on, describe, get};
 use super::{COMMIT_ATTEMPTS, PostgresStore, ROWS_PER_STATEMENT, Writer};
-use crate::store::common::unns;
+use crate::store::common::{ns, unns};
 use crate::store::plan::commit::{
     AttrRow, BatchKey, BatchRow, CommitSql, Committed, CounterRow, ResourceRow, SpanRow, TraceKey, TraceRow, run,
 };
@@ -111,11 +111,11 @@ impl CommitSql for Sql<'_> {
         let bid: Vec<&[u8]> = rows.iter().map(|r| &r.batch.batch_id[..]).collect();
         let kid: Vec<&[u8]> = rows.iter().map(|r| &r.batch.key_id[..]).collect();
         let iid: Vec<&[u8]> = rows.iter().map(|r| &r.batch.instance_id[..]).collect();
-        let seq: Vec<i64> = rows.iter().map(|r| r.batch.sequence as i64).collect();
+        let seq: Vec<i64> = rows.iter().map(|r| ns(r.batch.sequence)).collect();
         let sdk: Vec<&str> = rows.iter().map(|r| r.batch.sdk_name.as_str()).collect();
         let ver: Vec<&str> = rows.iter().map(|r| r.batch.sdk_version.as_str()).collect();
-        let created: Vec<i64> = rows.iter().map(|r| r.batch.created_at_unix_nano as i64).collect();
-        let received: Vec<i64> = rows.iter().map(|r| r.batch.received_at_unix_nano as i64).collect();
+        let created: Vec<i64> = rows.iter().map(|r| ns(r.batch.created_at_unix_nano)).collect();
+        let received: Vec<i64> = rows.iter().map(|r| ns(r.batch.received_at_unix_nano)).collect();
         let total: Vec<i64> = rows.iter().map(BatchRow::span_total).collect();
         let envelope: Vec<&[u8]> = rows.iter().map(|r| &r.batch.envelope_sha256[..]).collect();
         let returned = block_on(self.tx.query_typed(

@@ -14,7 +14,7 @@ fn api_key_row(row: &tokio_postgres::Row) -> StoreResult<ApiKeyRecord> {
 
 /// Stores a new key.
 pub(super) fn insert(client: &Client, key: &ApiKeyRecord) -> StoreResult<()> {
-    let created = key.created_at_unix_nano as i64;
+    let created = ns(key.created_at_unix_nano);
     block_on(client.execute_typed(
         "INSERT INTO api_keys (id, project, scope, secret_sha256, created_at_ns) VALUES ($1, $2, $3, $4, $5)",
         &[

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::{Db, SqliteStore, Writer};
-use crate::store::common::unns;
+use crate::store::common::{ns, unns};
 use crate::store::plan::commit::{
     AttrRow, BatchKey, BatchRow, CommitSql, CounterRow, ResourceRow, SpanRow, TraceKey, TraceRow, run,
 };
@@ -70,11 +70,11 @@ impl CommitSql for Sql<'_> {
                         &b.batch_id[..],
                         &b.key_id[..],
                         &b.instance_id[..],
-                        b.sequence as i64,
+                        ns(b.sequence),
                         &b.sdk_name,
                         &b.sdk_version,
-                        b.created_at_unix_nano as i64,
-                        b.received_at_unix_nano as i64,
+                        ns(b.created_at_unix_nano),
+                        ns(b.received_at_unix_nano),
                         r.span_total(),
                         &b.envelope_sha256[..],
                     ])

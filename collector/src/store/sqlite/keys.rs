@@ -16,7 +16,7 @@ fn api_key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoreResult<ApiKeyReco
 pub(super) fn insert(conn: &Connection, key: &ApiKeyRecord) -> StoreResult<()> {
     conn.execute(
         "INSERT INTO api_keys (id, project, scope, secret_sha256, created_at_ns) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![key.id, key.project, key.scope.as_str(), &key.secret_sha256[..], key.created_at_unix_nano as i64],
+        params![key.id, key.project, key.scope.as_str(), &key.secret_sha256[..], ns(key.created_at_unix_nano)],
     )
     .db()?;
     Ok(())
