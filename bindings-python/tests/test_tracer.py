@@ -134,8 +134,12 @@ def test_decorator_sync_and_async(collector: Collector, make_tracer) -> None:
             fails()
     tracer.flush(timeout=10)
     spans = {s["name"]: s for s in collector.wait_spans(job.trace_id, 4)}
-    assert set(spans) == {"job", "test_decorator_sync_and_async.<locals>.verify", "confirm-tx",
-                          "test_decorator_sync_and_async.<locals>.fails"}
+    assert set(spans) == {
+        "job",
+        "test_decorator_sync_and_async.<locals>.verify",
+        "confirm-tx",
+        "test_decorator_sync_and_async.<locals>.fails",
+    }
     failed = spans["test_decorator_sync_and_async.<locals>.fails"]
     assert failed["status"]["code"] == "error" and attrs(failed)["x402.phase"] == "settle"
     assert all(s["parent_span_id"] == job.span_id for n, s in spans.items() if n != "job")

@@ -34,7 +34,20 @@ function trap(owner, name, label) {
 const c = globalThis.crypto;
 trap(c, 'getRandomValues', 'crypto.getRandomValues');
 trap(c, 'randomUUID', 'crypto.randomUUID');
-for (const m of ['encrypt', 'decrypt', 'sign', 'verify', 'digest', 'generateKey', 'importKey', 'exportKey', 'deriveKey', 'deriveBits', 'wrapKey', 'unwrapKey']) {
+for (const m of [
+  'encrypt',
+  'decrypt',
+  'sign',
+  'verify',
+  'digest',
+  'generateKey',
+  'importKey',
+  'exportKey',
+  'deriveKey',
+  'deriveBits',
+  'wrapKey',
+  'unwrapKey',
+]) {
   trap(c?.subtle, m, `crypto.subtle.${m}`);
 }
 trap(Math, 'random', 'Math.random');
