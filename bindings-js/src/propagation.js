@@ -64,6 +64,7 @@ export function extract(carrier) {
  */
 const FLAG_SAMPLED = 1;
 const MAX_TRACE_STATE_LEN = 512;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the ASCII range, NUL to DEL, on purpose
 const ASCII = /^[\x00-\x7f]*$/;
 
 function traceState(ts) {

@@ -158,7 +158,7 @@ export class Span {
       'exception.type': e ? e.name || e.constructor.name : typeof err,
       'exception.message': e ? e.message : String(err),
     };
-    if (e && e.stack) attrs['exception.stacktrace'] = e.stack;
+    if (e?.stack) attrs['exception.stacktrace'] = e.stack;
     if (e && e.code !== undefined) attrs['exception.code'] = String(e.code);
     this.addEvent('exception', attrs, time);
     // The core's rule (span.rs `record_exception`): the message, or the type when there is none.
@@ -174,7 +174,7 @@ export class Span {
   setStatus(status, message) {
     if (this.ended || this.statusCode === SpanStatusCode.OK) return this;
     if (typeof status === 'string') status = { code: status === 'ok' ? 1 : status === 'error' ? 2 : 0, message };
-    const code = status && status.code;
+    const code = status?.code;
     if (code !== 1 && code !== 2) return this;
     this.statusCode = code;
     const text = code === 2 && status.message ? String(status.message) : '';

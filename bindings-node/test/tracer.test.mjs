@@ -127,7 +127,7 @@ test('attributes past the limit of 128 are dropped and counted, from startSpan o
 
 test('sync throws and async rejections are recorded, rethrown and end the span', async () => {
   const tracer = new Tracer(c.options());
-  let ids = [];
+  const ids = [];
   assert.throws(
     () =>
       tracer.trace('sync-fail', (s) => {

@@ -70,10 +70,11 @@ def otel_tracer():
 
 
 def main() -> None:
-    import tracex
     from importlib.metadata import version
 
-    endpoint = os.environ["TRACEX_ENDPOINT"]
+    import tracex
+
+    os.environ["TRACEX_ENDPOINT"]  # required: a KeyError now rather than a config error later
     # Hot path: a real tracer (worker threads, sealing, HTTP to the loopback collector) with a
     # buffer big enough that no span of a round is dropped.
     tx = tracex.Tracer(service_name="bench", max_queue_size=N + 1, max_batch_size=2048)

@@ -8,6 +8,7 @@ import socket
 from pathlib import Path
 
 import pytest
+
 import tracex
 from conftest import VECTORS, Collector
 

@@ -10,6 +10,7 @@ import json
 from typing import Any, Callable
 
 import pytest
+
 import tracex
 from conftest import VECTORS, Collector, native_testing
 

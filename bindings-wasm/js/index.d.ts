@@ -46,6 +46,7 @@ export declare class Span {
   setStatus(status: { code: number; message?: string } | 'ok' | 'error' | 'unset', message?: string): this;
   updateName(name: string): this;
   end(endTime?: TimeInput): void;
+  // biome-ignore lint/suspicious/noExplicitAny: the usual bound for "any function"; `unknown` would reject most
   wrap<F extends (...args: any[]) => any>(fn: F): F;
 }
 export declare class NonRecordingSpan extends Span {}

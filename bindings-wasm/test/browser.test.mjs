@@ -69,7 +69,7 @@ before(async () => {
       return res.end(PAGE);
     }
     const file = path.startsWith('/pkg/') ? normalize(join(PACKAGE_DIR, path.slice(5))) : null;
-    if (!file || !file.startsWith(PACKAGE_DIR) || !existsSync(file)) {
+    if (!file?.startsWith(PACKAGE_DIR) || !existsSync(file)) {
       res.writeHead(404);
       return res.end();
     }
