@@ -36,7 +36,13 @@ export declare const SpanKind: {
   readonly PRODUCER: 4;
   readonly CONSUMER: 5;
 };
-export type SpanKindValue = (typeof SpanKind)[keyof typeof SpanKind] | 'internal' | 'server' | 'client' | 'producer' | 'consumer';
+export type SpanKindValue =
+  | (typeof SpanKind)[keyof typeof SpanKind]
+  | 'internal'
+  | 'server'
+  | 'client'
+  | 'producer'
+  | 'consumer';
 
 export declare const SpanStatusCode: { readonly UNSET: 0; readonly OK: 1; readonly ERROR: 2 };
 export interface SpanStatus {
@@ -54,7 +60,10 @@ export interface SpanContext {
 }
 
 /** A parent given explicitly: a span, a context from `extract()`, or ids. */
-export type ParentInput = Span | RemoteContext | { traceId: string; spanId: string; traceFlags?: number; traceState?: string };
+export type ParentInput =
+  | Span
+  | RemoteContext
+  | { traceId: string; spanId: string; traceFlags?: number; traceState?: string };
 
 export interface SpanOptions {
   attributes?: Attributes;
@@ -116,7 +125,12 @@ export declare class Tracer {
 
 export declare function extract(carrier: unknown): RemoteContext | undefined;
 export declare function inject<C extends object>(span: Span, carrier?: C): C;
-export declare function contextFromIds(traceId: string, spanId: string, traceFlags?: number, traceState?: string): RemoteContext | undefined;
+export declare function contextFromIds(
+  traceId: string,
+  spanId: string,
+  traceFlags?: number,
+  traceState?: string,
+): RemoteContext | undefined;
 /** Re-seeds span-id generation (call in a forked child that inherited a seeded generator). */
 export declare function reseedIds(): void;
 

@@ -2,6 +2,12 @@
 # The Python binding end to end: builds the collector and the wheel (maturin, in a venv), installs
 # the wheel into a fresh venv, runs pytest from outside the source tree against the real collector,
 # and checks the checked-in stubs with mypy's stubtest. Venvs live under .venvs/ (git-ignored).
+#
+#   scripts/test-python.sh             everything above
+#   scripts/test-python.sh --prepare   only the collector and the test build of the wheel, installed
+#                                      with pytest into .venvs/dev (the collector beside its python);
+#                                      then, in the source tree, one test by name:
+#                                        cd bindings-python/tests && ../../.venvs/dev/bin/python -m pytest -k NAME
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -11,6 +17,8 @@ VENVS="$ROOT/.venvs"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 
 step() { printf '\n--- %s\n' "$*"; }
+prepare=0
+[ "${1:-}" = "--prepare" ] && prepare=1
 
 step "build venv (maturin)"
 [ -x "$VENVS/build/bin/maturin" ] || { "$PY" -m venv "$VENVS/build" && "$VENVS/build/bin/pip" install -q "maturin>=1.9,<2"; }
@@ -19,10 +27,26 @@ step "collector (debug build)"
 cargo build -q --locked -p tracex-collector
 COLLECTOR="$TARGET/debug/tracex-collector"
 
-step "wheels (maturin build --release): cp39-abi3 (default) and cp310-abi3 (--no-default-features)"
 WHEELS="$(mktemp -d)"
 RUN="$(mktemp -d)"
 trap 'rm -rf "$WHEELS" "$RUN"' EXIT
+
+if [ "$prepare" = 1 ]; then
+    # The test build runs every test: conftest.py skips the `release_build` ones when the wheel has
+    # `_native._testing`.
+    step "test build of the wheel (feature testing) into .venvs/dev"
+    (cd bindings-python && "$VENVS/build/bin/maturin" build --release --locked -q --no-default-features \
+        --features testing -o "$WHEELS/testing")
+    [ -x "$VENVS/dev/bin/python" ] || "$PY" -m venv "$VENVS/dev"
+    "$VENVS/dev/bin/pip" install -q --disable-pip-version-check pytest typing_extensions
+    "$VENVS/dev/bin/pip" install -q --disable-pip-version-check --force-reinstall --no-deps \
+        "$(ls "$WHEELS"/testing/tracex-*-cp310-abi3-*.whl)"
+    cp "$COLLECTOR" "$VENVS/dev/bin/tracex-collector"
+    step "prepared .venvs/dev: cd bindings-python/tests && ../../.venvs/dev/bin/python -m pytest -k NAME"
+    exit 0
+fi
+
+step "wheels (maturin build --release): cp39-abi3 (default) and cp310-abi3 (--no-default-features)"
 (cd bindings-python && "$VENVS/build/bin/maturin" build --release --locked -q -o "$WHEELS/cp39" \
     && "$VENVS/build/bin/maturin" build --release --locked -q --no-default-features -o "$WHEELS/cp310")
 # The test build: the cp310 wheel plus feature `testing` (`_native._testing`, the vector helpers).

@@ -14,6 +14,8 @@
 #   workerd.test.mjs  examples/edge-worker, unchanged, in real workerd (its workerd.capnp): exact
 #                     spans stored with their x402.* attributes, a rejected flush logged with its reason
 #   runtimes.test.mjs the universal entry with init() in real Deno and Bun: exact spans delivered
+#
+#   scripts/test-wasm.sh [--test-name-pattern=NAME] [test/FILE.test.mjs…]   options and files for node --test
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v node >/dev/null || { echo "node not found: install Node.js 20+" >&2; exit 1; }
@@ -59,4 +61,10 @@ if [ -z "${TRACEX_COLLECTOR_BIN:-}" ]; then
 fi
 
 cd bindings-wasm
-node --test --test-concurrency=1 test/*.test.mjs
+# Arguments go to node --test: options (`--test-name-pattern=NAME`) and, if any, the test files to run
+# instead of all of them (`npm test -- --test-name-pattern=NAME` in bindings-wasm/ passes them here).
+opts=()
+files=()
+for a in "$@"; do case "$a" in -*) opts+=("$a") ;; *) files+=("${a#bindings-wasm/}") ;; esac; done
+[ "${#files[@]}" -gt 0 ] || files=(test/*.test.mjs)
+node --test --test-concurrency=1 "${opts[@]}" "${files[@]}"

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Every test, on a fresh machine: installs what it needs, then runs the Rust tests (unit, property,
-# vectors, concurrency, HTTP, the collector end to end), clippy, proves the core builds for
-# wasm32-unknown-unknown, and runs each language package's tests against the real collector (the
-# WASM package also in headless Chromium).
+# vectors, concurrency, HTTP, the collector end to end), clippy, the JS/Python linters (Biome, ruff),
+# proves the core builds for wasm32-unknown-unknown, and runs each language package's tests against
+# the real collector (the WASM package also in headless Chromium).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v cargo >/dev/null || { echo "cargo not found: install Rust with rustup" >&2; exit 1; }
@@ -31,6 +31,9 @@ cargo fmt --all -- --check
 step "cargo clippy (deny warnings)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo clippy -p tracex-core --no-default-features --locked -- -D warnings
+
+step "JS/TS and Python: format and lint (Biome, ruff)"
+scripts/lint.sh
 
 step "wire-format vectors are current"
 cargo run -q --locked -p tracex-core --example gen_vectors >/dev/null

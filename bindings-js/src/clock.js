@@ -9,12 +9,12 @@
 //   Cloudflare it advances only across I/O).
 // - Without either: `Date.now()`.
 
-const perf = typeof globalThis.performance === 'object' && typeof globalThis.performance.now === 'function'
-  ? globalThis.performance
-  : null;
-const hrtime = typeof process === 'object' && process !== null && typeof process.hrtime === 'function'
-  ? process.hrtime
-  : null;
+const perf =
+  typeof globalThis.performance === 'object' && typeof globalThis.performance.now === 'function'
+    ? globalThis.performance
+    : null;
+const hrtime =
+  typeof process === 'object' && process !== null && typeof process.hrtime === 'function' ? process.hrtime : null;
 
 // Cloudflare Workers' `performance.now()` is `Date.now()` (timeOrigin 0), as is the last fallback:
 // a clock in unix ms. Sent as is, its ~1.8e12 ms become ~1.8e18 ns in the core, past a double's
@@ -27,11 +27,13 @@ let base = 0;
 /** Milliseconds on the host clock. */
 export const now = hrtime
   ? () => {
-    const t = hrtime();
-    return t[0] * 1e3 + t[1] / 1e6;
-  }
+      const t = hrtime();
+      return t[0] * 1e3 + t[1] / 1e6;
+    }
   : unixClock
-    ? (perf ? () => perf.now() - base : () => Date.now() - base)
+    ? perf
+      ? () => perf.now() - base
+      : () => Date.now() - base
     : () => perf.now();
 
 /** Unix time in ms at host clock 0 (fractional). */

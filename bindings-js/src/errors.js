@@ -87,5 +87,5 @@ export function fromNative(e) {
   if (e instanceof TracexError) return e;
   const code = e && typeof e.code === 'string' && e.code.startsWith('TRACEX_') ? e.code : 'TRACEX_ERROR';
   const Cls = (e && Object.hasOwn(CLASSES, e.kind) && CLASSES[e.kind]) || TracexError;
-  return new Cls(e && e.message ? e.message : String(e), code, { cause: e });
+  return new Cls(e?.message ? e.message : String(e), code, { cause: e });
 }

@@ -59,7 +59,10 @@ function refill() {
     c ^= t;
     d = rotl(d, 11);
   }
-  st[0] = a; st[1] = b; st[2] = c; st[3] = d;
+  st[0] = a;
+  st[1] = b;
+  st[2] = c;
+  st[3] = d;
   left = POOL;
 }
 

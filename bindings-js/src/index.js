@@ -3,9 +3,24 @@ export { BaseTracer, ratioBound, sampledByRatio } from './tracer.js';
 export { Span, NonRecordingSpan, SpanKind, SpanStatusCode } from './span.js';
 export { RemoteContext, extract, inject, contextFromIds } from './propagation.js';
 export {
-  TracexError, ConfigError, PublicKeyError, FingerprintMismatchError, InvalidContextError, EnvelopeError, SealError,
-  ExportError, TransportError, RejectedError, ShutdownError, FlushTimeoutError, SpoolError, InvalidRecordsError,
-  KeyError, ContextError, CLASSES as ERROR_CLASSES, fromNative,
+  TracexError,
+  ConfigError,
+  PublicKeyError,
+  FingerprintMismatchError,
+  InvalidContextError,
+  EnvelopeError,
+  SealError,
+  ExportError,
+  TransportError,
+  RejectedError,
+  ShutdownError,
+  FlushTimeoutError,
+  SpoolError,
+  InvalidRecordsError,
+  KeyError,
+  ContextError,
+  CLASSES as ERROR_CLASSES,
+  fromNative,
 } from './errors.js';
 export { AsyncContext, StackContext } from './context.js';
 export { RecordWriter } from './records.js';

@@ -7,8 +7,12 @@ const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(
 /** A span context received from another process. */
 export class RemoteContext {
   constructor(t, s, flags, traceState) {
-    this.t0 = t[0]; this.t1 = t[1]; this.t2 = t[2]; this.t3 = t[3];
-    this.s0 = s[0]; this.s1 = s[1];
+    this.t0 = t[0];
+    this.t1 = t[1];
+    this.t2 = t[2];
+    this.t3 = t[3];
+    this.s0 = s[0];
+    this.s1 = s[1];
     this.flags = flags;
     this.traceState = traceState;
   }
@@ -21,8 +25,12 @@ export class RemoteContext {
       isRemote: true,
     };
   }
-  get traceId() { return wordsToHex(this.t0, this.t1, this.t2, this.t3); }
-  get spanId() { return wordsToHex(this.s0, this.s1); }
+  get traceId() {
+    return wordsToHex(this.t0, this.t1, this.t2, this.t3);
+  }
+  get spanId() {
+    return wordsToHex(this.s0, this.s1);
+  }
 }
 
 function header(carrier, name) {
@@ -56,6 +64,7 @@ export function extract(carrier) {
  */
 const FLAG_SAMPLED = 1;
 const MAX_TRACE_STATE_LEN = 512;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the ASCII range, NUL to DEL, on purpose
 const ASCII = /^[\x00-\x7f]*$/;
 
 function traceState(ts) {
@@ -67,7 +76,7 @@ function traceState(ts) {
 /** Writes `traceparent` (and `tracestate` when set) for `span` into `carrier`; returns the carrier. */
 export function inject(span, carrier = {}) {
   if (!span) return carrier;
-  const tp = `00-${wordsToHex(span.t0, span.t1, span.t2, span.t3)}-${wordsToHex(span.s0, span.s1)}-${(span.flags & 1) ? '01' : '00'}`;
+  const tp = `00-${wordsToHex(span.t0, span.t1, span.t2, span.t3)}-${wordsToHex(span.s0, span.s1)}-${span.flags & 1 ? '01' : '00'}`;
   if (typeof carrier.set === 'function') {
     carrier.set('traceparent', tp);
     if (span.traceState) carrier.set('tracestate', span.traceState);

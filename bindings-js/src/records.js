@@ -131,7 +131,10 @@ export class RecordWriter {
     this.pos = 0;
     this.ensure(32);
     const b = this.buf;
-    b[0] = 0x54; b[1] = 0x58; b[2] = 0x52; b[3] = 0x31; // "TXR1"
+    b[0] = 0x54;
+    b[1] = 0x58;
+    b[2] = 0x52;
+    b[3] = 0x31; // "TXR1"
     this.view.setUint32(4, this.anchorLo, true);
     this.view.setUint32(8, this.anchorHi, true);
     this.pos = HEADER_BYTES;
@@ -189,7 +192,10 @@ export class RecordWriter {
   u32be(w) {
     const b = this.buf;
     const p = this.pos;
-    b[p] = w >>> 24; b[p + 1] = w >>> 16; b[p + 2] = w >>> 8; b[p + 3] = w;
+    b[p] = w >>> 24;
+    b[p + 1] = w >>> 16;
+    b[p + 2] = w >>> 8;
+    b[p + 3] = w;
     this.pos = p + 4;
   }
 
@@ -401,8 +407,14 @@ export class RecordWriter {
     let b = this.buf;
     let v = this.view; // big-endian id words: the ids' byte order
     let p = this.pos;
-    v.setInt32(p, s.t0); v.setInt32(p + 4, s.t1); v.setInt32(p + 8, s.t2); v.setInt32(p + 12, s.t3);
-    v.setInt32(p + 16, s.s0); v.setInt32(p + 20, s.s1); v.setInt32(p + 24, s.p0); v.setInt32(p + 28, s.p1);
+    v.setInt32(p, s.t0);
+    v.setInt32(p + 4, s.t1);
+    v.setInt32(p + 8, s.t2);
+    v.setInt32(p + 12, s.t3);
+    v.setInt32(p + 16, s.s0);
+    v.setInt32(p + 20, s.s1);
+    v.setInt32(p + 24, s.p0);
+    v.setInt32(p + 28, s.p1);
     p = putSmall(b, p + 32, s.flags);
     b[p] = s.kind;
     b[p + 1] = s.statusCode;
@@ -416,7 +428,9 @@ export class RecordWriter {
       this.pos = p;
       this.name(name);
       this.ensure(64 + n * 7);
-      b = this.buf; v = this.view; p = this.pos;
+      b = this.buf;
+      v = this.view;
+      p = this.pos;
     }
     const x = s.x; // events, links, drops and status message, when the span has any
     if (x === null && s.traceState === '') {
@@ -428,7 +442,9 @@ export class RecordWriter {
       this.str(s.traceState);
       this.str(x === null ? '' : x.statusMessage);
       this.ensure(64 + n * 7);
-      b = this.buf; v = this.view; p = this.pos;
+      b = this.buf;
+      v = this.view;
+      p = this.pos;
     }
     if (n < 1 << 22) p = putSmall(b, p, n >> 1);
     else {
@@ -444,13 +460,15 @@ export class RecordWriter {
       const j = i >> 1;
       const k = kv[i];
       let slot;
-      if (j < POSITIONS && keyStr[j] === k && bound[slot = keySlot[j]] === gen) {
+      if (j < POSITIONS && keyStr[j] === k && bound[(slot = keySlot[j])] === gen) {
         p = putSmall(b, p, slot * 4 + 3);
       } else {
         this.pos = p;
         this.key(k, j);
         this.ensure(16 + (n - i) * 7);
-        b = this.buf; v = this.view; p = this.pos;
+        b = this.buf;
+        v = this.view;
+        p = this.pos;
       }
       const val = kv[i + 1];
       if (typeof val === 'string') {
@@ -472,11 +490,17 @@ export class RecordWriter {
       this.pos = p;
       this.attrValue(val, j);
       this.ensure(16 + (n - i) * 7);
-      b = this.buf; v = this.view; p = this.pos;
+      b = this.buf;
+      v = this.view;
+      p = this.pos;
     }
     if (x === null) {
       // dropped attributes, events, dropped events, links, dropped links: all 0
-      b[p] = 0; b[p + 1] = 0; b[p + 2] = 0; b[p + 3] = 0; b[p + 4] = 0;
+      b[p] = 0;
+      b[p + 1] = 0;
+      b[p + 2] = 0;
+      b[p + 3] = 0;
+      b[p + 4] = 0;
       this.pos = p + 5;
       return;
     }

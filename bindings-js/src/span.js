@@ -16,9 +16,14 @@ export class Span {
     this._tracer = tracer;
     this.name = name;
     this.kind = kind;
-    this.t0 = t0; this.t1 = t1; this.t2 = t2; this.t3 = t3;
-    this.s0 = word(); this.s1 = nonZeroWord(); // non-zero as a whole
-    this.p0 = p0; this.p1 = p1;
+    this.t0 = t0;
+    this.t1 = t1;
+    this.t2 = t2;
+    this.t3 = t3;
+    this.s0 = word();
+    this.s1 = nonZeroWord(); // non-zero as a whole
+    this.p0 = p0;
+    this.p1 = p1;
     this.flags = flags;
     this.traceState = traceState;
     this.start = start;
@@ -153,7 +158,7 @@ export class Span {
       'exception.type': e ? e.name || e.constructor.name : typeof err,
       'exception.message': e ? e.message : String(err),
     };
-    if (e && e.stack) attrs['exception.stacktrace'] = e.stack;
+    if (e?.stack) attrs['exception.stacktrace'] = e.stack;
     if (e && e.code !== undefined) attrs['exception.code'] = String(e.code);
     this.addEvent('exception', attrs, time);
     // The core's rule (span.rs `record_exception`): the message, or the type when there is none.
@@ -169,7 +174,7 @@ export class Span {
   setStatus(status, message) {
     if (this.ended || this.statusCode === SpanStatusCode.OK) return this;
     if (typeof status === 'string') status = { code: status === 'ok' ? 1 : status === 'error' ? 2 : 0, message };
-    const code = status && status.code;
+    const code = status?.code;
     if (code !== 1 && code !== 2) return this;
     this.statusCode = code;
     const text = code === 2 && status.message ? String(status.message) : '';
@@ -219,24 +224,48 @@ class Extra {
 export class NonRecordingSpan {
   constructor(tracer, t0, t1, t2, t3, s0, s1, flags, traceState) {
     this._tracer = tracer;
-    this.t0 = t0; this.t1 = t1; this.t2 = t2; this.t3 = t3;
-    this.s0 = s0; this.s1 = s1;
+    this.t0 = t0;
+    this.t1 = t1;
+    this.t2 = t2;
+    this.t3 = t3;
+    this.s0 = s0;
+    this.s1 = s1;
     this.flags = flags;
     this.traceState = traceState;
   }
   spanContext() {
     return Span.prototype.spanContext.call(this);
   }
-  get traceId() { return wordsToHex(this.t0, this.t1, this.t2, this.t3); }
-  get spanId() { return wordsToHex(this.s0, this.s1); }
-  isRecording() { return false; }
-  setAttribute() { return this; }
-  setAttributes() { return this; }
-  addEvent() { return this; }
-  addLink() { return this; }
-  recordException() { return this; }
-  setStatus() { return this; }
-  updateName() { return this; }
+  get traceId() {
+    return wordsToHex(this.t0, this.t1, this.t2, this.t3);
+  }
+  get spanId() {
+    return wordsToHex(this.s0, this.s1);
+  }
+  isRecording() {
+    return false;
+  }
+  setAttribute() {
+    return this;
+  }
+  setAttributes() {
+    return this;
+  }
+  addEvent() {
+    return this;
+  }
+  addLink() {
+    return this;
+  }
+  recordException() {
+    return this;
+  }
+  setStatus() {
+    return this;
+  }
+  updateName() {
+    return this;
+  }
   end() {}
   wrap(fn) {
     const span = this;

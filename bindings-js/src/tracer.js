@@ -98,8 +98,20 @@ export class BaseTracer {
     if (parent) {
       if ((parent.flags & 1) === 0) return this._unsampledChild(parent);
       const flags = FLAG_SAMPLED | HAS_IS_REMOTE | (parent instanceof RemoteContext ? IS_REMOTE : 0);
-      return new Span(this, name, kind, parent.t0, parent.t1, parent.t2, parent.t3, parent.s0, parent.s1, flags,
-        parent.traceState, start);
+      return new Span(
+        this,
+        name,
+        kind,
+        parent.t0,
+        parent.t1,
+        parent.t2,
+        parent.t3,
+        parent.s0,
+        parent.s1,
+        flags,
+        parent.traceState,
+        start,
+      );
     }
     const t0 = word();
     const t1 = word();
@@ -114,8 +126,17 @@ export class BaseTracer {
 
   _unsampledChild(parent) {
     this._sampledOut++;
-    return new NonRecordingSpan(this, parent.t0, parent.t1, parent.t2, parent.t3, word(), nonZeroWord(), 0,
-      parent.traceState);
+    return new NonRecordingSpan(
+      this,
+      parent.t0,
+      parent.t1,
+      parent.t2,
+      parent.t3,
+      word(),
+      nonZeroWord(),
+      0,
+      parent.traceState,
+    );
   }
 
   _sampleRoot(t2, t3) {
@@ -143,31 +164,36 @@ export class BaseTracer {
   }
 
   _runEnding(span, fn, thisArg, args) {
-    return this._ctx.with(span, () => {
-      let result;
-      try {
-        result = fn.apply(thisArg, args);
-      } catch (e) {
-        span.recordException(e);
+    return this._ctx.with(
+      span,
+      () => {
+        let result;
+        try {
+          result = fn.apply(thisArg, args);
+        } catch (e) {
+          span.recordException(e);
+          span.end();
+          throw e;
+        }
+        if (result !== null && typeof result === 'object' && typeof result.then === 'function') {
+          return result.then(
+            (v) => {
+              span.end();
+              return v;
+            },
+            (e) => {
+              span.recordException(e);
+              span.end();
+              throw e;
+            },
+          );
+        }
         span.end();
-        throw e;
-      }
-      if (result !== null && typeof result === 'object' && typeof result.then === 'function') {
-        return result.then(
-          (v) => {
-            span.end();
-            return v;
-          },
-          (e) => {
-            span.recordException(e);
-            span.end();
-            throw e;
-          },
-        );
-      }
-      span.end();
-      return result;
-    }, undefined, []);
+        return result;
+      },
+      undefined,
+      [],
+    );
   }
 
   /** Writes `traceparent`/`tracestate` of `span` (default: the active span) into `carrier`. */
@@ -183,8 +209,18 @@ export class BaseTracer {
   _link(context, attributes) {
     const c = context && context.t0 !== undefined ? context : asContext(context);
     if (!c) return null;
-    return { t0: c.t0, t1: c.t1, t2: c.t2, t3: c.t3, s0: c.s0, s1: c.s1, flags: c.flags & FLAG_SAMPLED,
-      traceState: c.traceState || '', attrs: flatten(attributes), dropped: 0 };
+    return {
+      t0: c.t0,
+      t1: c.t1,
+      t2: c.t2,
+      t3: c.t3,
+      s0: c.s0,
+      s1: c.s1,
+      flags: c.flags & FLAG_SAMPLED,
+      traceState: c.traceState || '',
+      attrs: flatten(attributes),
+      dropped: 0,
+    };
   }
 
   _finish(span) {
@@ -302,7 +338,7 @@ export function sampledByRatio(ratio, boundHi, boundLo, t2, t3) {
   if (ratio >= 1) return true;
   if (!(ratio > 0)) return false;
   const hi = t2 >>> 1;
-  const lo = ((t2 & 1) * TWO31) + (t3 >>> 1);
+  const lo = (t2 & 1) * TWO31 + (t3 >>> 1);
   return hi < boundHi || (hi === boundHi && lo < boundLo);
 }
 

@@ -124,10 +124,12 @@ async function hotPaths(collectorOptions, label) {
   for (const sdk of ['tracex', 'otel']) {
     const cpu = median(runs[sdk].map((r) => r.cpu));
     const dropped = runs[sdk].reduce((n, r) => n + r.dropped, 0);
-    console.log(`${sdk.padEnd(10)} hot path (${label}): ${cpu.toFixed(0)} ns/span calling-thread CPU ` +
-      `(wall ${median(runs[sdk].map((r) => r.wall)).toFixed(0)} ns; per process ` +
-      `${runs[sdk].map((r) => r.cpu.toFixed(0)).join(', ')}; each the median of ${rounds} × ${spans})` +
-      (sdk === 'tracex' ? `, ${dropped} spans dropped and counted` : ''));
+    console.log(
+      `${sdk.padEnd(10)} hot path (${label}): ${cpu.toFixed(0)} ns/span calling-thread CPU ` +
+        `(wall ${median(runs[sdk].map((r) => r.wall)).toFixed(0)} ns; per process ` +
+        `${runs[sdk].map((r) => r.cpu.toFixed(0)).join(', ')}; each the median of ${rounds} × ${spans})` +
+        (sdk === 'tracex' ? `, ${dropped} spans dropped and counted` : ''),
+    );
     out[sdk] = cpu;
   }
   console.log(`hot path ratio (${label}, otel / tracex): ${(out.otel / out.tracex).toFixed(2)}×`);
@@ -151,7 +153,11 @@ async function sink() {
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
-  return { url: `http://127.0.0.1:${server.address().port}/v1/traces`, close: () => server.close(), requests: () => spans };
+  return {
+    url: `http://127.0.0.1:${server.address().port}/v1/traces`,
+    close: () => server.close(),
+    requests: () => spans,
+  };
 }
 
 async function main() {
@@ -159,7 +165,8 @@ async function main() {
   const sinkServer = await sink();
   try {
     // --- hot path
-    if (!process.env.E2E_ONLY) for (const label of ['steady', 'saturated']) await hotPaths(c.options({ serviceName: 'bench-tracex' }), label);
+    if (!process.env.E2E_ONLY)
+      for (const label of ['steady', 'saturated']) await hotPaths(c.options({ serviceName: 'bench-tracex' }), label);
     // A fresh collector for the end-to-end figure: the hot-path rounds left millions of spans in
     // the first one's store.
     await c.stop();
@@ -180,8 +187,10 @@ async function main() {
     const txStats = tx2.stats();
     const txDelivered = txStats.spansSent - sentBefore;
     await tx2.shutdown();
-    console.log(`tracex     end-to-end: ${txCpu.toFixed(0)} ns CPU/span, ${txDelivered}/${BURST} delivered to the collector, ` +
-      `${txStats.spansDropped} dropped, ${txWall.toFixed(0)} ms wall (report ${JSON.stringify(txReport)})`);
+    console.log(
+      `tracex     end-to-end: ${txCpu.toFixed(0)} ns CPU/span, ${txDelivered}/${BURST} delivered to the collector, ` +
+        `${txStats.spansDropped} dropped, ${txWall.toFixed(0)} ms wall (report ${JSON.stringify(txReport)})`,
+    );
 
     let otExported = 0;
     const exporter = new OTLPTraceExporter({ url: sinkServer.url });
@@ -207,8 +216,10 @@ async function main() {
     await provider2.forceFlush();
     const otCpu = ((cpuMicros() - cpu0) * 1e3) / BURST;
     const otWall = performance.now() - w0;
-    console.log(`otel       end-to-end: ${otCpu.toFixed(0)} ns CPU/span, ${otExported}/${BURST} exported to the sink, ` +
-      `${BURST - otExported} dropped uncounted, ${otWall.toFixed(0)} ms wall`);
+    console.log(
+      `otel       end-to-end: ${otCpu.toFixed(0)} ns CPU/span, ${otExported}/${BURST} exported to the sink, ` +
+        `${BURST - otExported} dropped uncounted, ${otWall.toFixed(0)} ms wall`,
+    );
     console.log(`end-to-end CPU ratio (otel / tracex): ${(otCpu / txCpu).toFixed(2)}×`);
     await provider2.shutdown();
   } finally {

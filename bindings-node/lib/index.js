@@ -50,7 +50,7 @@ let hooked = false;
 export class Tracer extends BaseTracer {
   constructor(options) {
     super(options, platform);
-    if (!options || options.flushOnExit !== false) {
+    if (options?.flushOnExit !== false) {
       live.add(this);
       hookProcess();
     }

@@ -3,7 +3,13 @@
 // packed: the released package has no such entry point (scripts/test-node.sh checks).
 import native from './native.cjs';
 import {
-  ERROR_CLASSES, RecordWriter, TracexError, fromNative, hexToWords, ratioBound, sampledByRatio,
+  ERROR_CLASSES,
+  RecordWriter,
+  TracexError,
+  fromNative,
+  hexToWords,
+  ratioBound,
+  sampledByRatio,
 } from '../../bindings-js/src/index.js';
 
 export const vectorWrapKey = native.vectorWrapKey;

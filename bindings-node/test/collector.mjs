@@ -1,8 +1,11 @@
 // Test fixture: the real tracex-collector binary on a free loopback port with a temp data dir, and
 // the installed `tracex` package (packed and installed into a temp project by scripts/test-node.sh).
+// scripts/test-node.sh passes their paths in TRACEX_NODE_PROJECT, TRACEX_NODE_TESTING and
+// TRACEX_COLLECTOR_BIN; without them (`npm test`) they default to what `scripts/test-node.sh
+// --prepare`, npm test's pretest, leaves in bindings-node/.test-project/ and testing-dist/.
 
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -10,10 +13,21 @@ import { once } from 'node:events';
 
 const here = new URL('.', import.meta.url).pathname;
 export const repo = resolve(here, '../..');
-export const BIN = process.env.TRACEX_COLLECTOR_BIN || join(repo, 'target/debug/tracex-collector');
-/** The temp project the packed tarball is installed into. */
+// Set in process.env (not only here): some tests read TRACEX_NODE_TESTING, or pass the environment on.
+const prepared = join(repo, 'bindings-node', '.test-project');
+process.env.TRACEX_NODE_PROJECT ||= join(prepared, 'project');
+process.env.TRACEX_NODE_TESTING ||= join(repo, 'bindings-node', 'testing-dist', 'testing.cjs');
+process.env.TRACEX_COLLECTOR_BIN ||= join(prepared, 'tracex-collector');
+for (const v of ['TRACEX_NODE_PROJECT', 'TRACEX_NODE_TESTING', 'TRACEX_COLLECTOR_BIN']) {
+  if (!existsSync(process.env[v])) {
+    throw new Error(
+      `${v}: ${process.env[v]} does not exist: run \`npm test\` (its pretest builds) or scripts/test-node.sh`,
+    );
+  }
+}
+export const BIN = process.env.TRACEX_COLLECTOR_BIN;
+/** The project the packed tarball is installed into. */
 export const PROJECT = process.env.TRACEX_NODE_PROJECT;
-if (!PROJECT) throw new Error('TRACEX_NODE_PROJECT is not set: run scripts/test-node.sh');
 
 /** The installed package, loaded through its `require` entry. */
 export const tracex = createRequire(join(PROJECT, 'package.json'))('tracex');
@@ -21,7 +35,6 @@ export const tracex = createRequire(join(PROJECT, 'package.json'))('tracex');
  * The test entry points: `testing.cjs` beside an addon built with feature `testing`
  * (`npm run build:testing`), never part of the installed package.
  */
-if (!process.env.TRACEX_NODE_TESTING) throw new Error('TRACEX_NODE_TESTING is not set: run scripts/test-node.sh');
 export const testing = createRequire(import.meta.url)(process.env.TRACEX_NODE_TESTING);
 
 function cli(dataDir, args) {

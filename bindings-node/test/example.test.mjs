@@ -15,8 +15,14 @@ test('the facilitator example traces verify and settle with x402 attributes', as
   const server = spawn(process.execPath, ['server.mjs'], {
     cwd: PROJECT,
     stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, PORT: '0', TRACEX_ENDPOINT: c.url, TRACEX_API_KEY: c.ingest,
-      TRACEX_COLLECTOR_FINGERPRINT: c.fingerprint, FACILITATOR_ID: 'fac-test' },
+    env: {
+      ...process.env,
+      PORT: '0',
+      TRACEX_ENDPOINT: c.url,
+      TRACEX_API_KEY: c.ingest,
+      TRACEX_COLLECTOR_FINGERPRINT: c.fingerprint,
+      FACILITATOR_ID: 'fac-test',
+    },
   });
   try {
     server.stdout.setEncoding('utf8');
@@ -30,8 +36,11 @@ test('the facilitator example traces verify and settle with x402 attributes', as
       server.once('exit', (code) => fail(new Error(`example exited (${code})`)));
     });
     const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
-    const settle = await fetch(`${base}/settle`, { method: 'POST', headers: { traceparent },
-      body: JSON.stringify({ network: 'base-sepolia', amount: '10000', payer: '0xabc' }) });
+    const settle = await fetch(`${base}/settle`, {
+      method: 'POST',
+      headers: { traceparent },
+      body: JSON.stringify({ network: 'base-sepolia', amount: '10000', payer: '0xabc' }),
+    });
     assert.ok([200, 502].includes(settle.status));
     assert.match(settle.headers.get('traceparent'), /^00-0af7651916cd43dd8448eb211c80319c-/);
     const verify = await fetch(`${base}/verify`, { method: 'POST', body: JSON.stringify({ amount: '0' }) });
@@ -50,7 +59,10 @@ test('the facilitator example traces verify and settle with x402 attributes', as
     assert.equal(a['x402.amount'], '10000');
     const rpcs = spans.filter((s) => s.name === 'eth_sendRawTransaction');
     assert.ok(rpcs.length >= 1 && rpcs.every((s) => s.parent_span_id === root.span_id));
-    assert.equal(root.events.filter((e) => e.name === 'retry').length, rpcs.filter((s) => s.status.code === 'error').length);
+    assert.equal(
+      root.events.filter((e) => e.name === 'retry').length,
+      rpcs.filter((s) => s.status.code === 'error').length,
+    );
     const [verifyTrace] = await c.traces('&service=x402-facilitator&name=POST%20%2Fverify');
     assert.ok(verifyTrace, 'verify trace stored');
     const [v] = await c.trace(verifyTrace.trace_id);

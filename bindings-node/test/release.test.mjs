@@ -10,12 +10,23 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { PROJECT, testing } from './collector.mjs';
 
-const TEST_ONLY = ['vectorWrapKey', 'vectorSeal', 'vectorOpen', 'vectorSpanNames', 'coreSampled', 'recordsJson', 'coreError'];
+const TEST_ONLY = [
+  'vectorWrapKey',
+  'vectorSeal',
+  'vectorOpen',
+  'vectorSpanNames',
+  'coreSampled',
+  'recordsJson',
+  'coreError',
+];
 const installed = join(PROJECT, 'node_modules', 'tracex');
 const require = createRequire(join(PROJECT, 'package.json'));
 
 test('the installed package has no testing entry point or bundle', () => {
-  assert.throws(() => require('tracex/testing'), (e) => e.code === 'ERR_PACKAGE_PATH_NOT_EXPORTED');
+  assert.throws(
+    () => require('tracex/testing'),
+    (e) => e.code === 'ERR_PACKAGE_PATH_NOT_EXPORTED',
+  );
   const pkg = JSON.parse(readFileSync(join(installed, 'package.json'), 'utf8'));
   assert.deepEqual(Object.keys(pkg.exports).sort(), ['.', './package.json']);
   const files = readdirSync(join(installed, 'dist'));

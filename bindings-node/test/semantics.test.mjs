@@ -75,7 +75,8 @@ test('attribute replacement, limits and values match the core', async () => {
   assert.ok(doc.attributes.length >= 10);
   const spans = await stored('attributes', doc.attributes, (span, ops) => {
     for (const op of ops) {
-      if (!Array.isArray(op)) { // (an array has a `fill` method: test for the op's shape)
+      if (!Array.isArray(op)) {
+        // (an array has a `fill` method: test for the op's shape)
         for (let n = op.fill.from; n < op.fill.from + op.fill.count; n++) span.setAttribute(`${op.fill.prefix}${n}`, n);
       } else {
         span.setAttribute(op[0], jsValue(op[1]));
@@ -106,13 +107,19 @@ test('traceparent and tracestate are parsed and injected as the core does', asyn
       }
       assert.ok(ctx, `${k.name}: must be accepted`);
       const sc = ctx.spanContext();
-      assert.deepEqual([sc.traceId, sc.spanId, sc.traceFlags, sc.traceState || null, sc.isRemote],
-        [w.trace_id, w.span_id, w.trace_flags, w.trace_state, true], k.name);
+      assert.deepEqual(
+        [sc.traceId, sc.spanId, sc.traceFlags, sc.traceState || null, sc.isRemote],
+        [w.trace_id, w.span_id, w.trace_flags, w.trace_state, true],
+        k.name,
+      );
       assert.equal(tracex.inject(ctx, {}).traceparent, w.inject, k.name);
       const child = tracer.startSpan('child', { parent: ctx });
       const cc = child.spanContext();
-      assert.deepEqual([cc.traceFlags, cc.traceState || null, child.isRecording()],
-        [w.child_trace_flags, w.child_trace_state, w.sampled], k.name);
+      assert.deepEqual(
+        [cc.traceFlags, cc.traceState || null, child.isRecording()],
+        [w.child_trace_flags, w.child_trace_state, w.sampled],
+        k.name,
+      );
       assert.equal(tracex.inject(child, {}).traceparent.slice(-2), w.child_trace_flags ? '01' : '00', k.name);
     }
   } finally {

@@ -26,13 +26,13 @@ test('spans, attributes of every type, events and status round-trip exactly', as
       'x402.network': 'base-sepolia',
       'x402.amount': '10000',
       'x402.attempt': 2,
-      'ratio': 0.25,
-      'ok': true,
-      'big': 2n ** 62n,
-      'tags': ['a', 'é', 'c'],
-      'raw': new Uint8Array([0, 1, 255]),
-      'nested': { inner: [1, 2] },
-      'skipped': undefined,
+      ratio: 0.25,
+      ok: true,
+      big: 2n ** 62n,
+      tags: ['a', 'é', 'c'],
+      raw: new Uint8Array([0, 1, 255]),
+      nested: { inner: [1, 2] },
+      skipped: undefined,
     });
     const child = tracer.startSpan('eth_sendRawTransaction', { kind: tracex.SpanKind.CLIENT });
     child.addEvent('retry', { 'x402.attempt': 1 });
@@ -58,12 +58,12 @@ test('spans, attributes of every type, events and status round-trip exactly', as
     'x402.network': 'base-sepolia',
     'x402.amount': '10000',
     'x402.attempt': 2,
-    'ratio': 0.25,
-    'ok': true,
-    'big': 2 ** 62,
-    'tags': ['a', 'é', 'c'],
-    'raw': Buffer.from([0, 1, 255]),
-    'nested': { inner: [1, 2] },
+    ratio: 0.25,
+    ok: true,
+    big: 2 ** 62,
+    tags: ['a', 'é', 'c'],
+    raw: Buffer.from([0, 1, 255]),
+    nested: { inner: [1, 2] },
   });
   assert.equal(attrs(root.resource.attributes)['telemetry.sdk.name'], 'tracex-node');
   assert.equal(attrs(root.resource.attributes)['x402.operator.id'], 'fac-1');
@@ -98,7 +98,10 @@ test('span times: wall-clock starts, monotonic durations, explicit start and end
   assert.ok(durMs >= 29 && durMs <= after - before + 1, `duration ${durMs} ms`);
   const [e] = await c.trace(explicit.traceId);
   // Within a microsecond: host-clock ms are doubles, converted back with the anchor by the core.
-  assert.ok(Math.abs(Number(BigInt(e.start_time_unix_nano) - 1_763_900_000_123_000_000n)) < 1000, e.start_time_unix_nano);
+  assert.ok(
+    Math.abs(Number(BigInt(e.start_time_unix_nano) - 1_763_900_000_123_000_000n)) < 1000,
+    e.start_time_unix_nano,
+  );
   assert.ok(Math.abs(Number(BigInt(e.end_time_unix_nano) - 1_763_900_000_373_500_000n)) < 1000, e.end_time_unix_nano);
   await tracer.shutdown();
 });
@@ -124,16 +127,23 @@ test('attributes past the limit of 128 are dropped and counted, from startSpan o
 
 test('sync throws and async rejections are recorded, rethrown and end the span', async () => {
   const tracer = new Tracer(c.options());
-  let ids = [];
-  assert.throws(() => tracer.trace('sync-fail', (s) => {
-    ids.push(s.traceId);
-    throw new TypeError('bad amount');
-  }), TypeError);
-  await assert.rejects(tracer.trace('async-fail', async (s) => {
-    ids.push(s.traceId);
-    await sleep(1);
-    throw Object.assign(new Error('insufficient funds'), { code: 'E_FUNDS' });
-  }), /insufficient funds/);
+  const ids = [];
+  assert.throws(
+    () =>
+      tracer.trace('sync-fail', (s) => {
+        ids.push(s.traceId);
+        throw new TypeError('bad amount');
+      }),
+    TypeError,
+  );
+  await assert.rejects(
+    tracer.trace('async-fail', async (s) => {
+      ids.push(s.traceId);
+      await sleep(1);
+      throw Object.assign(new Error('insufficient funds'), { code: 'E_FUNDS' });
+    }),
+    /insufficient funds/,
+  );
   const wrapped = tracer.startSpan('wrapped').wrap(async (x) => x * 2);
   assert.equal(await wrapped(21), 42);
   await tracer.flush();
@@ -152,16 +162,20 @@ test('sync throws and async rejections are recorded, rethrown and end the span',
 
 test('concurrent requests keep their own parents across awaits', async () => {
   const tracer = new Tracer(c.options({ serviceName: 'concurrency' }));
-  const roots = await Promise.all(Array.from({ length: 25 }, (_, i) => tracer.trace(`request-${i}`, async (req) => {
-    await sleep(Math.random() * 5);
-    await tracer.trace('verify', async () => {
-      await sleep(Math.random() * 5);
-      await tracer.trace('rpc', async () => sleep(1));
-    });
-    await Promise.all([tracer.trace('settle-a', () => sleep(2)), tracer.trace('settle-b', () => sleep(1))]);
-    assert.equal(tracer.activeSpan(), req);
-    return req.traceId;
-  })));
+  const roots = await Promise.all(
+    Array.from({ length: 25 }, (_, i) =>
+      tracer.trace(`request-${i}`, async (req) => {
+        await sleep(Math.random() * 5);
+        await tracer.trace('verify', async () => {
+          await sleep(Math.random() * 5);
+          await tracer.trace('rpc', async () => sleep(1));
+        });
+        await Promise.all([tracer.trace('settle-a', () => sleep(2)), tracer.trace('settle-b', () => sleep(1))]);
+        assert.equal(tracer.activeSpan(), req);
+        return req.traceId;
+      }),
+    ),
+  );
   assert.equal(tracer.activeSpan(), undefined, 'nothing leaks into the caller');
   await tracer.flush();
   for (const [i, traceId] of roots.entries()) {
@@ -214,10 +228,11 @@ test('traceparent inject/extract continues a remote trace', async () => {
 test('sampling: ratio 0 records nothing, counts it, and propagates the unsampled flag', async () => {
   const tracer = new Tracer(c.options({ sampleRatio: 0, serviceName: 'sampled-out' }));
   let tp;
-  for (let i = 0; i < 100; i++) tracer.trace('dropped', (s) => {
-    assert.equal(s.isRecording(), false);
-    tp = tracer.inject({}).traceparent;
-  });
+  for (let i = 0; i < 100; i++)
+    tracer.trace('dropped', (s) => {
+      assert.equal(s.isRecording(), false);
+      tp = tracer.inject({}).traceparent;
+    });
   assert.match(tp, /-00$/);
   const report = await tracer.flush();
   assert.equal(report.spansDelivered, 0);
@@ -248,7 +263,10 @@ test('flush and shutdown report delivery; spans after shutdown are dropped and c
   assert.equal(stats.batchesSent, 50);
   assert.ok(stats.keyRotations >= 1 && stats.keyRotations < 50, 'a data key serves many batches');
   tracer.startSpan('late').end();
-  await assert.rejects(tracer.flush(), (e) => e instanceof tracex.ShutdownError && e.name === 'ShutdownError' && e.code === 'TRACEX_SHUTDOWN');
+  await assert.rejects(
+    tracer.flush(),
+    (e) => e instanceof tracex.ShutdownError && e.name === 'ShutdownError' && e.code === 'TRACEX_SHUTDOWN',
+  );
   assert.equal(tracer.stats().spansDropped, 1);
   const traces = await c.traces('&service=bulk');
   assert.equal(traces.length, 5000);
@@ -259,7 +277,13 @@ test('a span whose attribute cannot be read is counted as failed; the spans arou
   tracer.startSpan('before', { attributes: { n: 1 } }).end();
   const victim = tracer.startSpan('victim', { parent: null });
   const hostile = { ok: 'yes' };
-  Object.defineProperty(hostile, 'secret', { enumerable: true, get() { victim.end(); throw new Error('getter says no'); } });
+  Object.defineProperty(hostile, 'secret', {
+    enumerable: true,
+    get() {
+      victim.end();
+      throw new Error('getter says no');
+    },
+  });
   const bad = tracer.startSpan('bad');
   bad.setAttribute('payload', hostile);
   assert.doesNotThrow(() => bad.end(), 'ending a span never throws into the caller');
@@ -276,7 +300,13 @@ test('a span ended by an attribute getter while another span is written arrives 
   const outer = tracer.startSpan('outer', { parent: null });
   const inner = tracer.startSpan('inner', { parent: outer });
   const sneaky = {};
-  Object.defineProperty(sneaky, 'v', { enumerable: true, get() { inner.end(); return 'ok'; } });
+  Object.defineProperty(sneaky, 'v', {
+    enumerable: true,
+    get() {
+      inner.end();
+      return 'ok';
+    },
+  });
   outer.setAttribute('obj', sneaky).setAttribute('after', 7);
   outer.end();
   assert.equal(tracer.stats().spansQueued, 2);
@@ -312,7 +342,10 @@ test('the collector down at start-up: the tracer constructs at once, and every s
   await d.stop();
   const started = performance.now();
   const tracer = new Tracer({
-    endpoint: d.url, apiKey: d.ingest, collectorFingerprint: d.fingerprint, serviceName: 'down-at-start',
+    endpoint: d.url,
+    apiKey: d.ingest,
+    collectorFingerprint: d.fingerprint,
+    serviceName: 'down-at-start',
   });
   assert.ok(performance.now() - started < 1000, 'the constructor does not wait for the collector');
   assert.equal(tracer.collectorKeyId, d.fingerprint);
@@ -335,38 +368,72 @@ test('bad configuration throws TracexError subclasses with codes', () => {
   delete process.env.TRACEX_COLLECTOR_PUBLIC_KEY;
   delete process.env.TRACEX_COLLECTOR_FINGERPRINT;
   try {
-    assert.throws(() => new Tracer({ serviceName: 'x' }), (e) => e instanceof ConfigError && e.code === 'TRACEX_CONFIG'
-      && /collector public key is required/.test(e.message));
-    assert.throws(() => new Tracer({ collectorPublicKey: '-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----' }),
-      (e) => e instanceof PublicKeyError && e.name === 'PublicKeyError' && e.code === 'TRACEX_PUBLIC_KEY');
-    assert.throws(() => new Tracer(c.options({ collectorFingerprint: 'ab'.repeat(32) })),
-      (e) => e instanceof FingerprintMismatchError && e.name === 'FingerprintMismatchError' && e.code === 'TRACEX_FINGERPRINT_MISMATCH');
-    assert.throws(() => new Tracer(c.options({ sampleRatio: 2 })), (e) => e instanceof ConfigError
-      && e.message === 'invalid configuration: sampleRatio must be within [0, 1], got 2');
-    assert.throws(() => new Tracer(c.options({ endpoint: 'ftp://x' })), (e) => e.code === 'TRACEX_CONFIG');
-    assert.throws(() => new Tracer(c.options({ maxExportBatchSize: 0 })), (e) => e instanceof TracexError);
+    assert.throws(
+      () => new Tracer({ serviceName: 'x' }),
+      (e) =>
+        e instanceof ConfigError && e.code === 'TRACEX_CONFIG' && /collector public key is required/.test(e.message),
+    );
+    assert.throws(
+      () => new Tracer({ collectorPublicKey: '-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----' }),
+      (e) => e instanceof PublicKeyError && e.name === 'PublicKeyError' && e.code === 'TRACEX_PUBLIC_KEY',
+    );
+    assert.throws(
+      () => new Tracer(c.options({ collectorFingerprint: 'ab'.repeat(32) })),
+      (e) =>
+        e instanceof FingerprintMismatchError &&
+        e.name === 'FingerprintMismatchError' &&
+        e.code === 'TRACEX_FINGERPRINT_MISMATCH',
+    );
+    assert.throws(
+      () => new Tracer(c.options({ sampleRatio: 2 })),
+      (e) =>
+        e instanceof ConfigError && e.message === 'invalid configuration: sampleRatio must be within [0, 1], got 2',
+    );
+    assert.throws(
+      () => new Tracer(c.options({ endpoint: 'ftp://x' })),
+      (e) => e.code === 'TRACEX_CONFIG',
+    );
+    assert.throws(
+      () => new Tracer(c.options({ maxExportBatchSize: 0 })),
+      (e) => e instanceof TracexError,
+    );
     assert.throws(() => new Tracer('nope'), ConfigError);
-    assert.throws(() => new Tracer(c.options()).startSpan('x', { parent: { traceId: 'zz', spanId: 'yy' } }),
-      (e) => e.code === 'TRACEX_INVALID_CONTEXT');
+    assert.throws(
+      () => new Tracer(c.options()).startSpan('x', { parent: { traceId: 'zz', spanId: 'yy' } }),
+      (e) => e.code === 'TRACEX_INVALID_CONTEXT',
+    );
   } finally {
     Object.assign(process.env, env);
   }
 });
 
 test('env fallbacks and a pinned fingerprint fetch the key from the collector', async () => {
-  const out = execFileSync(process.execPath, ['--input-type=module', '-e', `
+  const out = execFileSync(
+    process.execPath,
+    [
+      '--input-type=module',
+      '-e',
+      `
     import { Tracer } from 'tracex';
     const t = new Tracer();
     let id;
     t.trace('from-env', (s) => { id = s.traceId; });
     const r = await t.shutdown();
     console.log(JSON.stringify({ id, r, key: t.collectorKeyId }));
-  `], {
-    cwd: PROJECT,
-    encoding: 'utf8',
-    env: { ...process.env, TRACEX_ENDPOINT: c.url, TRACEX_API_KEY: c.ingest, TRACEX_SERVICE_NAME: 'env-svc',
-      TRACEX_COLLECTOR_FINGERPRINT: c.fingerprint },
-  });
+  `,
+    ],
+    {
+      cwd: PROJECT,
+      encoding: 'utf8',
+      env: {
+        ...process.env,
+        TRACEX_ENDPOINT: c.url,
+        TRACEX_API_KEY: c.ingest,
+        TRACEX_SERVICE_NAME: 'env-svc',
+        TRACEX_COLLECTOR_FINGERPRINT: c.fingerprint,
+      },
+    },
+  );
   const { id, r, key } = JSON.parse(out);
   assert.equal(key, c.fingerprint);
   assert.equal(r.spansDelivered, 1);
@@ -375,27 +442,43 @@ test('env fallbacks and a pinned fingerprint fetch the key from the collector', 
 });
 
 test('spans left at exit are flushed by the beforeExit hook (ESM entry, installed package)', async () => {
-  const out = execFileSync(process.execPath, ['--input-type=module', '-e', `
+  const out = execFileSync(
+    process.execPath,
+    [
+      '--input-type=module',
+      '-e',
+      `
     import { Tracer } from 'tracex';
     const t = new Tracer(JSON.parse(process.env.OPTS));
     const s = t.startSpan('at-exit');
     s.end();
     console.log(s.traceId);
-  `], { cwd: PROJECT, encoding: 'utf8', env: { ...process.env, OPTS: JSON.stringify(c.options()) } });
+  `,
+    ],
+    { cwd: PROJECT, encoding: 'utf8', env: { ...process.env, OPTS: JSON.stringify(c.options()) } },
+  );
   const [span] = await c.trace(out.trim());
   assert.equal(span.name, 'at-exit');
 });
 
 test('SIGTERM without a handler of its own: spans are flushed, then the process ends by the signal', async () => {
   const { spawn } = await import('node:child_process');
-  const child = spawn(process.execPath, ['--input-type=module', '-e', `
+  const child = spawn(
+    process.execPath,
+    [
+      '--input-type=module',
+      '-e',
+      `
     import { Tracer } from 'tracex';
     const t = new Tracer(JSON.parse(process.env.OPTS));
     const s = t.startSpan('before-sigterm');
     s.end();
     console.log(s.traceId);
     setInterval(() => {}, 1000); // a server would keep the loop alive
-  `], { cwd: PROJECT, env: { ...process.env, OPTS: JSON.stringify(c.options()) }, stdio: ['ignore', 'pipe', 'inherit'] });
+  `,
+    ],
+    { cwd: PROJECT, env: { ...process.env, OPTS: JSON.stringify(c.options()) }, stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   child.stdout.setEncoding('utf8');
   const [line] = await new Promise((ok) => child.stdout.once('data', (d) => ok(d.split('\n'))));
   child.kill('SIGTERM');
@@ -410,15 +493,32 @@ test('limits and batching come from the core; counts are checked once, with one 
   const tracer = new Tracer(c.options({ maxExportBatchSize: 7 }));
   // What the JS layer applies on its side (attribute/event/link limits, batch size, delay) is what
   // the core resolved: its defaults plus the options.
-  assert.deepEqual({ ...tracer._native.limits }, {
-    maxAttributes: 128, maxEvents: 128, maxLinks: 128, maxExportBatchSize: 7, maxQueueSize: 16384,
-    scheduledDelayMillis: 1000,
-  });
+  assert.deepEqual(
+    { ...tracer._native.limits },
+    {
+      maxAttributes: 128,
+      maxEvents: 128,
+      maxLinks: 128,
+      maxExportBatchSize: 7,
+      maxQueueSize: 16384,
+      scheduledDelayMillis: 1000,
+    },
+  );
   assert.equal(tracer._batch, 7);
   assert.equal(tracer._limits.maxAttributes, 128);
   await tracer.shutdown();
-  for (const [k, v] of [['maxQueueSize', 0], ['maxExportBatchSize', 1.5], ['scheduledDelayMillis', -1]]) {
-    assert.throws(() => new Tracer(c.options({ [k]: v })), (e) => e instanceof ConfigError && e.code === 'TRACEX_CONFIG'
-      && e.message === `invalid configuration: ${k} must be a positive integer, got ${v}`, `${k}: ${v}`);
+  for (const [k, v] of [
+    ['maxQueueSize', 0],
+    ['maxExportBatchSize', 1.5],
+    ['scheduledDelayMillis', -1],
+  ]) {
+    assert.throws(
+      () => new Tracer(c.options({ [k]: v })),
+      (e) =>
+        e instanceof ConfigError &&
+        e.code === 'TRACEX_CONFIG' &&
+        e.message === `invalid configuration: ${k} must be a positive integer, got ${v}`,
+      `${k}: ${v}`,
+    );
   }
 });

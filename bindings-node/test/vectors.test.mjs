@@ -19,10 +19,22 @@ test('sealing reproduces every vector byte for byte', () => {
   for (const c of doc.cases) {
     assert.equal(testing.vectorWrapKey(publicPem, c.data_key, c.oaep_seed), c.wrapped_key, `${c.name}: wrap`);
     const h = c.header;
-    const env = testing.vectorSeal(publicPem, {
-      flags: h.flags, batchId: h.batch_id, instanceId: h.instance_id, sequence: h.sequence,
-      createdAtUnixNano: h.created_at_unix_nano, sdkName: h.sdk_name, sdkVersion: h.sdk_version, nonce: h.nonce,
-    }, hex(c.wrapped_key), hex(c.data_key), hex(c.payload));
+    const env = testing.vectorSeal(
+      publicPem,
+      {
+        flags: h.flags,
+        batchId: h.batch_id,
+        instanceId: h.instance_id,
+        sequence: h.sequence,
+        createdAtUnixNano: h.created_at_unix_nano,
+        sdkName: h.sdk_name,
+        sdkVersion: h.sdk_version,
+        nonce: h.nonce,
+      },
+      hex(c.wrapped_key),
+      hex(c.data_key),
+      hex(c.payload),
+    );
     assert.equal(Buffer.from(env).toString('hex'), c.envelope, `${c.name}: envelope`);
   }
 });
@@ -31,7 +43,10 @@ test('opening recovers the OTLP payload and its spans', () => {
   for (const c of doc.cases) {
     const plain = testing.vectorOpen(hex(c.envelope), hex(c.data_key));
     assert.equal(Buffer.from(plain).toString('hex'), c.otlp, c.name);
-    assert.deepEqual(testing.vectorSpanNames(plain), c.expect.spans.map((s) => s.name));
+    assert.deepEqual(
+      testing.vectorSpanNames(plain),
+      c.expect.spans.map((s) => s.name),
+    );
   }
 });
 
@@ -39,8 +54,11 @@ test('every tampered vector is rejected with a code', () => {
   let n = 0;
   for (const c of doc.cases) {
     for (const t of c.tampered) {
-      assert.throws(() => testing.vectorOpen(hex(t.envelope), hex(c.data_key)),
-        (e) => /^TRACEX_(OPEN_FAILED|MALFORMED_ENVELOPE|UNSUPPORTED_VERSION)$/.test(e.code), `offset ${t.offset}`);
+      assert.throws(
+        () => testing.vectorOpen(hex(t.envelope), hex(c.data_key)),
+        (e) => /^TRACEX_(OPEN_FAILED|MALFORMED_ENVELOPE|UNSUPPORTED_VERSION)$/.test(e.code),
+        `offset ${t.offset}`,
+      );
       n++;
     }
   }

@@ -70,10 +70,11 @@ def otel_tracer():
 
 
 def main() -> None:
-    import tracex
     from importlib.metadata import version
 
-    endpoint = os.environ["TRACEX_ENDPOINT"]
+    import tracex
+
+    os.environ["TRACEX_ENDPOINT"]  # required: a KeyError now rather than a config error later
     # Hot path: a real tracer (worker threads, sealing, HTTP to the loopback collector) with a
     # buffer big enough that no span of a round is dropped.
     tx = tracex.Tracer(service_name="bench", max_queue_size=N + 1, max_batch_size=2048)
@@ -101,13 +102,17 @@ def main() -> None:
 
     print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cpus, {platform.platform()}")
     print(f"tracex {tracex.__version__} | opentelemetry-sdk {version('opentelemetry-sdk')}")
-    print(f"span shape: with span('settle'): 4 x set_attribute (3 x402.* str, 1 int); {N} spans x {ROUNDS} rounds, median")
+    print(
+        f"span shape: with span('settle'): 4 x set_attribute (3 x402.* str, 1 int); {N} spans x {ROUNDS} rounds, median"
+    )
     print("                   wall ns/span   caller-thread CPU ns/span")
     print(f"tracex             {ours[0]:12.0f}   {ours[1]:12.0f}     (dropped: {dropped})")
     print(f"opentelemetry-sdk  {otel[0]:12.0f}   {otel[1]:12.0f}")
     print(f"ratio (otel/tracex){otel[0] / ours[0]:11.1f}x  {otel[1] / ours[1]:12.1f}x")
-    print(f"tracex end to end  {e2e_cpu:8.0f} ns CPU/span (all threads), {e2e_wall:.0f} ns wall/span; "
-          f"{sent} of {N} spans delivered to the collector, report: {report!r}")
+    print(
+        f"tracex end to end  {e2e_cpu:8.0f} ns CPU/span (all threads), {e2e_wall:.0f} ns wall/span; "
+        f"{sent} of {N} spans delivered to the collector, report: {report!r}"
+    )
     tx.shutdown(timeout=10)
     provider.shutdown()
     sys.stdout.flush()

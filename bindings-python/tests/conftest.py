@@ -1,8 +1,9 @@
 """Fixtures: the real `tracex-collector` binary on a free loopback port with a throwaway data dir
 (SQLite), ingest and read API keys, and helpers to query spans back over the real query API.
 
-The collector binary comes from $TRACEX_COLLECTOR_BIN (scripts/test-python.sh builds it). These
-tests import the *installed* wheel: run them from outside the source tree.
+The collector binary comes from $TRACEX_COLLECTOR_BIN (scripts/test-python.sh builds it), or else
+is the `tracex-collector` beside the running python (`scripts/test-python.sh --prepare` puts one in
+.venvs/dev/bin). These tests import the *installed* wheel, never bindings-python/python.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Optional
 
 import pytest
 
@@ -32,6 +34,17 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "release_build: checks the released wheel itself")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # A run without `-m` (`pytest -k NAME` in .venvs/dev) skips what cannot pass on the wheel installed:
+    # scripts/test-python.sh's `-m` selections never select such a test, so they are unaffected.
+    testing = native_testing() is not None
+    skip = "release_build" if testing else "testing_build"
+    why = "the test build has _native._testing" if testing else "needs the test build (_native._testing)"
+    for item in items:
+        if skip in item.keywords:
+            item.add_marker(pytest.mark.skip(reason=why))
+
+
 def native_testing() -> Any:
     """`tracex._native._testing`, present only in the test build; None elsewhere (the tests that use
     it are marked `testing_build` and are not run against a release wheel)."""
@@ -41,9 +54,12 @@ def native_testing() -> Any:
 
 
 def collector_bin() -> str:
-    path = os.environ.get("TRACEX_COLLECTOR_BIN")
-    if not path or not os.access(path, os.X_OK):
-        pytest.fail("set TRACEX_COLLECTOR_BIN to the tracex-collector binary (scripts/test-python.sh does)")
+    path = os.environ.get("TRACEX_COLLECTOR_BIN") or str(Path(sys.executable).parent / "tracex-collector")
+    if not os.access(path, os.X_OK):
+        pytest.fail(
+            f"no collector at {path}: set TRACEX_COLLECTOR_BIN to the tracex-collector binary, or run"
+            " scripts/test-python.sh --prepare and the tests with .venvs/dev/bin/python"
+        )
     return path
 
 

@@ -8,6 +8,7 @@ import socket
 from pathlib import Path
 
 import pytest
+
 import tracex
 from conftest import VECTORS, Collector
 
@@ -27,24 +28,54 @@ PEM = (VECTORS / "collector-test-key.pub.pem").read_text()
     ("options", "error", "code", "words"),
     [
         ({}, tracex.ConfigError, "TRACEX_CONFIG", "collector public key is required"),
-        ({"collector_public_key": PEM, "endpoint": "ftp://x"}, tracex.ConfigError, "TRACEX_CONFIG",
-         "must start with http"),
-        ({"collector_public_key": PEM, "endpoint": "http://127.0.0.1:1"}, tracex.ConfigError, "TRACEX_CONFIG",
-         "API key is required"),
-        ({"collector_public_key": PEM, "sample_ratio": 1.5}, tracex.ConfigError, "TRACEX_CONFIG", "sample_ratio must be within [0, 1], got 1.5"),
-        ({"collector_public_key": PEM, "max_batch_size": 0}, tracex.ConfigError, "TRACEX_CONFIG",
-         "max_batch_size must be a positive integer, got 0"),
-        ({"collector_public_key": PEM, "scheduled_delay": -1.0}, tracex.ConfigError, "TRACEX_CONFIG",
-         "scheduled_delay"),
-        ({"collector_public_key": "-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----\n"},
-         tracex.PublicKeyError, "TRACEX_PUBLIC_KEY", "public key"),
+        (
+            {"collector_public_key": PEM, "endpoint": "ftp://x"},
+            tracex.ConfigError,
+            "TRACEX_CONFIG",
+            "must start with http",
+        ),
+        (
+            {"collector_public_key": PEM, "endpoint": "http://127.0.0.1:1"},
+            tracex.ConfigError,
+            "TRACEX_CONFIG",
+            "API key is required",
+        ),
+        (
+            {"collector_public_key": PEM, "sample_ratio": 1.5},
+            tracex.ConfigError,
+            "TRACEX_CONFIG",
+            "sample_ratio must be within [0, 1], got 1.5",
+        ),
+        (
+            {"collector_public_key": PEM, "max_batch_size": 0},
+            tracex.ConfigError,
+            "TRACEX_CONFIG",
+            "max_batch_size must be a positive integer, got 0",
+        ),
+        (
+            {"collector_public_key": PEM, "scheduled_delay": -1.0},
+            tracex.ConfigError,
+            "TRACEX_CONFIG",
+            "scheduled_delay",
+        ),
+        (
+            {"collector_public_key": "-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----\n"},
+            tracex.PublicKeyError,
+            "TRACEX_PUBLIC_KEY",
+            "public key",
+        ),
         ({"collector_public_key": "/nonexistent/key.pem"}, tracex.ConfigError, "TRACEX_CONFIG", "neither PEM"),
         ({"collector_fingerprint": "0" * 63}, tracex.ConfigError, "TRACEX_CONFIG", "want 64 hex digits"),
     ],
 )
 def test_bad_config_raises_a_clear_error(monkeypatch: pytest.MonkeyPatch, options, error, code, words) -> None:
-    for var in ("TRACEX_ENDPOINT", "TRACEX_API_KEY", "TRACEX_COLLECTOR_PUBLIC_KEY", "TRACEX_COLLECTOR_FINGERPRINT",
-                "TRACEX_SAMPLE_RATIO"):
+    for var in (
+        "TRACEX_ENDPOINT",
+        "TRACEX_API_KEY",
+        "TRACEX_COLLECTOR_PUBLIC_KEY",
+        "TRACEX_COLLECTOR_FINGERPRINT",
+        "TRACEX_SAMPLE_RATIO",
+    ):
         monkeypatch.delenv(var, raising=False)
     with pytest.raises(error) as e:
         tracex.Tracer(service_name="bad", **options)

@@ -7,6 +7,7 @@ import json
 import os
 
 import pytest
+
 import tracex
 from conftest import Collector
 

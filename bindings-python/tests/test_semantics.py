@@ -10,6 +10,7 @@ import json
 from typing import Any, Callable
 
 import pytest
+
 import tracex
 from conftest import VECTORS, Collector, native_testing
 
@@ -18,7 +19,7 @@ DOC = json.loads((VECTORS / "span-semantics.json").read_text())
 
 def py_value(v: dict[str, Any]) -> Any:
     """A vector value (``{s|b|i|d|x|a: ...}``) as the Python value a caller would pass."""
-    (tag, x), = v.items()
+    ((tag, x),) = v.items()
     return {
         "s": lambda: x,
         "b": lambda: x,
@@ -46,8 +47,13 @@ def vector_value(v: dict[str, Any]) -> dict[str, Any]:
     raise AssertionError(f"stored value {v}")
 
 
-def stored(collector: Collector, make_tracer: Callable[..., Any], prefix: str, cases: list[dict[str, Any]],
-           apply: Callable[[Any, list[Any]], None]) -> dict[str, dict[str, Any]]:
+def stored(
+    collector: Collector,
+    make_tracer: Callable[..., Any],
+    prefix: str,
+    cases: list[dict[str, Any]],
+    apply: Callable[[Any, list[Any]], None],
+) -> dict[str, dict[str, Any]]:
     """Runs every case as a child span of one root; returns the stored spans by name."""
     tracer = make_tracer(service_name=f"semantics-{prefix}")
     root = tracer.start_span(f"{prefix}-root", root=True)
@@ -115,8 +121,9 @@ def test_traceparent_parsing_and_injection_match_the_core(make_tracer: Callable[
             continue
         assert ctx is not None, case["name"]
         got = [ctx.trace_id, ctx.span_id, ctx.sampled, ctx.trace_state, ctx.is_remote, ctx.traceparent]
-        assert got == [want["trace_id"], want["span_id"], want["sampled"], want["trace_state"], True,
-                       want["inject"]], case["name"]
+        assert got == [want["trace_id"], want["span_id"], want["sampled"], want["trace_state"], True, want["inject"]], (
+            case["name"]
+        )
         assert int(ctx.traceparent[-2:], 16) == want["trace_flags"], case["name"]
         child = tracer.start_span("child", parent=ctx)
         assert int(child.traceparent[-2:], 16) == want["child_trace_flags"], case["name"]

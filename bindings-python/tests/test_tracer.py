@@ -7,6 +7,7 @@ import threading
 import time
 
 import pytest
+
 import tracex
 from conftest import Collector, attrs
 
@@ -60,17 +61,16 @@ def test_span_round_trips_through_the_collector(collector: Collector, make_trace
 
 def test_nesting_exceptions_and_manual_spans(collector: Collector, make_tracer) -> None:
     tracer = make_tracer()
-    with pytest.raises(KeyError):
-        with tracer.span("outer") as outer:
-            assert tracex.current_span() is outer
-            manual = tracer.start_span("manual")  # not made current
-            assert tracex.current_span() is outer
-            manual.end()
-            manual.end()  # a second end does nothing
-            assert not manual.is_recording
-            with tracer.span("inner") as inner:
-                assert tracex.current_span() is inner
-                raise KeyError("nonce too low")
+    with pytest.raises(KeyError), tracer.span("outer") as outer:
+        assert tracex.current_span() is outer
+        manual = tracer.start_span("manual")  # not made current
+        assert tracex.current_span() is outer
+        manual.end()
+        manual.end()  # a second end does nothing
+        assert not manual.is_recording
+        with tracer.span("inner") as inner:
+            assert tracex.current_span() is inner
+            raise KeyError("nonce too low")
     assert tracex.current_span() is None
     tracer.flush(timeout=10)
     spans = {s["name"]: s for s in collector.wait_spans(outer.trace_id, 3)}
@@ -135,8 +135,12 @@ def test_decorator_sync_and_async(collector: Collector, make_tracer) -> None:
             fails()
     tracer.flush(timeout=10)
     spans = {s["name"]: s for s in collector.wait_spans(job.trace_id, 4)}
-    assert set(spans) == {"job", "test_decorator_sync_and_async.<locals>.verify", "confirm-tx",
-                          "test_decorator_sync_and_async.<locals>.fails"}
+    assert set(spans) == {
+        "job",
+        "test_decorator_sync_and_async.<locals>.verify",
+        "confirm-tx",
+        "test_decorator_sync_and_async.<locals>.fails",
+    }
     failed = spans["test_decorator_sync_and_async.<locals>.fails"]
     assert failed["status"]["code"] == "error" and attrs(failed)["x402.phase"] == "settle"
     assert all(s["parent_span_id"] == job.span_id for n, s in spans.items() if n != "job")
@@ -160,7 +164,7 @@ def test_threads_have_their_own_current_span(collector: Collector, make_tracer) 
         t.join()
     tracer.flush(timeout=10)
     assert len({r[0] for r in results.values()}) == 4, "each thread started its own trace"
-    for i, (trace_id, outer_id, inner_id) in results.items():
+    for i, (trace_id, outer_id, _inner_id) in results.items():
         spans = {s["name"]: s for s in collector.wait_spans(trace_id, 2)}
         assert set(spans) == {f"thread-{i}", f"thread-{i}-inner"}
         assert spans[f"thread-{i}-inner"]["parent_span_id"] == outer_id

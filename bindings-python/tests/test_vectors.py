@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 import tracex
 from conftest import VECTORS, native_testing
 
@@ -54,8 +55,17 @@ def test_opening_recovers_the_request_and_spans(case: dict) -> None:
     header, plaintext = _testing.open_envelope(bytes.fromhex(case["envelope"]), bytes.fromhex(case["data_key"]))
     want = header_of(case)
     assert header["key_id"] == case["key_id"]
-    for k in ("flags", "batch_id", "instance_id", "sequence", "created_at_unix_nano", "sdk_name", "sdk_version",
-              "wrapped_key", "nonce"):
+    for k in (
+        "flags",
+        "batch_id",
+        "instance_id",
+        "sequence",
+        "created_at_unix_nano",
+        "sdk_name",
+        "sdk_version",
+        "wrapped_key",
+        "nonce",
+    ):
         assert header[k] == want[k], k
     assert header["wrapped_key_sha256"].hex() == case["wrapped_key_sha256"]
     assert plaintext.hex() == case["otlp"]

@@ -25,7 +25,11 @@ export default {
     if (stage < 2) {
       const out = verify(body, null, spans);
       if (stage === 1) {
-        ctx.waitUntil(fetch(`${env.TRACEX_ENDPOINT}/readyz`, { method: 'POST', body: 'x'.repeat(2048) }).then((r) => r.arrayBuffer()));
+        ctx.waitUntil(
+          fetch(`${env.TRACEX_ENDPOINT}/readyz`, { method: 'POST', body: 'x'.repeat(2048) }).then((r) =>
+            r.arrayBuffer(),
+          ),
+        );
       }
       return Response.json(out);
     }
@@ -39,9 +43,10 @@ export default {
         operatorRole: 'facilitator',
       });
     }
-    const out = stage >= 4
-      ? tracer.trace('POST /verify', { kind: 'server' }, (span) => verify(body, span, spans))
-      : verify(body, null, spans);
+    const out =
+      stage >= 4
+        ? tracer.trace('POST /verify', { kind: 'server' }, (span) => verify(body, span, spans))
+        : verify(body, null, spans);
     if (stage === 5 || (stage === 6 && ++requests % 8 === 0)) ctx.waitUntil(tracer.flush());
     return Response.json(out);
   },
@@ -50,8 +55,13 @@ export default {
 function verify(body, span, spans) {
   const auth = body.authorization;
   span?.setAttributes({
-    'x402.scheme': 'exact', 'x402.network': 'base', 'x402.asset': body.asset, 'x402.amount': auth.value,
-    'x402.pay_to': auth.to, 'x402.payer': auth.from, 'x402.nonce': auth.nonce,
+    'x402.scheme': 'exact',
+    'x402.network': 'base',
+    'x402.asset': body.asset,
+    'x402.amount': auth.value,
+    'x402.pay_to': auth.to,
+    'x402.payer': auth.from,
+    'x402.nonce': auth.nonce,
   });
   let checks = 0;
   for (let i = 1; i < spans; i++) {

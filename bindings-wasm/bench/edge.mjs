@@ -35,11 +35,13 @@ function config(dir) {
     `(name = "tracex-wasm", esModule = embed "${join(PKG, 'index.js')}")`,
   ];
   for (const f of readdirSync(PKG, { recursive: true }).map(String).sort()) {
-    if (f.endsWith('.js') && f !== 'index.js' && f !== 'node.js') mods.push(`(name = "${f}", esModule = embed "${join(PKG, f)}")`);
+    if (f.endsWith('.js') && f !== 'index.js' && f !== 'node.js')
+      mods.push(`(name = "${f}", esModule = embed "${join(PKG, f)}")`);
   }
   mods.push(`(name = "tracex-wasm/tracex_wasm_bg.wasm", wasm = embed "${join(PKG, 'tracex_wasm_bg.wasm')}")`);
-  const env = ['TRACEX_ENDPOINT', 'TRACEX_API_KEY', 'TRACEX_COLLECTOR_PUBLIC_KEY']
-    .map((k) => `(name = "${k}", fromEnvironment = "${k}")`);
+  const env = ['TRACEX_ENDPOINT', 'TRACEX_API_KEY', 'TRACEX_COLLECTOR_PUBLIC_KEY'].map(
+    (k) => `(name = "${k}", fromEnvironment = "${k}")`,
+  );
   const text = `using Workerd = import "/workerd/workerd.capnp";
 const config :Workerd.Config = (
   services = [ (name = "bench", worker = .bench), (name = "internet", network = (allow = ["public", "local"])) ],
@@ -73,7 +75,8 @@ function cpuNs(pid) {
 
 async function startWorkerd(cfg, env) {
   const child = spawn(WORKERD, ['serve', cfg, '--import-path', '/', '--control-fd', '3'], {
-    env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'pipe'],
+    env: { PATH: process.env.PATH, ...env },
+    stdio: ['ignore', 'inherit', 'inherit', 'pipe'],
   });
   const port = await new Promise((resolve, reject) => {
     createInterface({ input: child.stdio[3] }).on('line', (l) => {
@@ -82,14 +85,27 @@ async function startWorkerd(cfg, env) {
     });
     child.once('exit', (c) => reject(new Error(`workerd exited ${c}`)));
   });
-  return { pid: child.pid, url: `http://127.0.0.1:${port}`, stop: () => new Promise((r) => { child.once('exit', r); child.kill('SIGTERM'); }) };
+  return {
+    pid: child.pid,
+    url: `http://127.0.0.1:${port}`,
+    stop: () =>
+      new Promise((r) => {
+        child.once('exit', r);
+        child.kill('SIGTERM');
+      }),
+  };
 }
 
-const body = (i) => JSON.stringify({
-  asset: '0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913',
-  authorization: { from: '0x857b06519E91e3A54538791bDbb0E22373e36b66', to: '0x209693Bc6afc0C5328bA36FaF03C514EF312287C',
-    value: '10000', nonce: `0x${i.toString(16).padStart(64, '0')}` },
-});
+const body = (i) =>
+  JSON.stringify({
+    asset: '0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913',
+    authorization: {
+      from: '0x857b06519E91e3A54538791bDbb0E22373e36b66',
+      to: '0x209693Bc6afc0C5328bA36FaF03C514EF312287C',
+      value: '10000',
+      nonce: `0x${i.toString(16).padStart(64, '0')}`,
+    },
+  });
 let seq = 0;
 async function request(w, stage) {
   const r = await fetch(`${w.url}/verify?stage=${stage}&spans=${SPANS}`, { method: 'POST', body: body(seq++) });
@@ -103,7 +119,9 @@ async function storedSpans(collector) {
   do {
     const q = new URLSearchParams({ service: 'edge-bench', limit: '1000' });
     if (cursor) q.set('cursor', cursor);
-    const r = await fetch(`${collector.url}/api/v1/traces?${q}`, { headers: { authorization: `Bearer ${collector.readKey}` } });
+    const r = await fetch(`${collector.url}/api/v1/traces?${q}`, {
+      headers: { authorization: `Bearer ${collector.readKey}` },
+    });
     const j = await r.json();
     for (const t of j.traces) n += t.span_count;
     cursor = j.next_cursor;
@@ -127,7 +145,11 @@ const ms = (ns) => (ns / 1e6).toFixed(2);
 const collector = await startCollector();
 const dir = mkdtempSync(join(tmpdir(), 'tracex-bench-edge-'));
 const cfg = config(dir);
-const env = { TRACEX_ENDPOINT: collector.url, TRACEX_API_KEY: collector.ingestKey, TRACEX_COLLECTOR_PUBLIC_KEY: collector.publicKeyPem };
+const env = {
+  TRACEX_ENDPOINT: collector.url,
+  TRACEX_API_KEY: collector.ingestKey,
+  TRACEX_COLLECTOR_PUBLIC_KEY: collector.publicKeyPem,
+};
 let expected = 0;
 const FIRST_STAGES = ['none', 'init', 'tracer', 'record', 'full'];
 try {
@@ -178,20 +200,28 @@ try {
   const delivered = await storedSpans(collector);
   const steady = Object.fromEntries(STEADY.map((st) => [st, median(perStage[st])]));
 
-  console.log(`workerd ${WORKERD.includes('node_modules') ? '(npm)' : WORKERD}, ${SPANS} spans per traced request, CPU time of the workerd process (all threads)` +
-    (V8_FLAGS.length ? `, V8 flags ${V8_FLAGS.join(' ')}` : ''));
+  console.log(
+    `workerd ${WORKERD.includes('node_modules') ? '(npm)' : WORKERD}, ${SPANS} spans per traced request, CPU time of the workerd process (all threads)` +
+      (V8_FLAGS.length ? `, V8 flags ${V8_FLAGS.join(' ')}` : ''),
+  );
   console.log(`startup (config load, module compile, no request): median ${ms(median(startup))} ms`);
   console.log(`first request of a fresh process, median of ${FIRST_RUNS} (ms):`);
   for (const st of FIRST_STAGES) {
-    console.log(`  ${st.padEnd(7)} ${ms(firstMedian[st]).padStart(7)}   (+${ms(firstMedian[st] - firstMedian.none)} over none; runs ${first[st].map(ms).join(', ')})`);
+    console.log(
+      `  ${st.padEnd(7)} ${ms(firstMedian[st]).padStart(7)}   (+${ms(firstMedian[st] - firstMedian.none)} over none; runs ${first[st].map(ms).join(', ')})`,
+    );
   }
   console.log(`  → tracing adds ${ms(firstMedian.full - firstMedian.none)} ms to the first request`);
   console.log(`steady state on a warm isolate, median of ${BLOCKS} blocks of ${BLOCK} requests (ms/request):`);
   for (const st of STEADY) {
-    console.log(`  ${st.padEnd(7)} ${ms(steady[st]).padStart(7)}   (+${ms(steady[st] - steady.none)} over none; blocks ${perStage[st].map(ms).join(', ')})`);
+    console.log(
+      `  ${st.padEnd(7)} ${ms(steady[st]).padStart(7)}   (+${ms(steady[st] - steady.none)} over none; blocks ${perStage[st].map(ms).join(', ')})`,
+    );
   }
-  console.log(`  → tracing adds ${ms(steady.full - steady.none)} ms/request (record alone ${ms(steady.record - steady.none)}; ` +
-    `a plain subrequest of the same kind costs ${ms(steady.send - steady.none)}; flushing every 8th request ${ms(steady.every8 - steady.none)})`);
+  console.log(
+    `  → tracing adds ${ms(steady.full - steady.none)} ms/request (record alone ${ms(steady.record - steady.none)}; ` +
+      `a plain subrequest of the same kind costs ${ms(steady.send - steady.none)}; flushing every 8th request ${ms(steady.every8 - steady.none)})`,
+  );
   console.log(`spans delivered: ${delivered} of ${expected}`);
   if (delivered !== expected) process.exitCode = 1;
 } finally {

@@ -25,8 +25,11 @@ const NodeTracer = existsSync(nodeEntry) ? (await import(pathToFileURL(nodeEntry
 
 const collector = await startCollector();
 const options = {
-  endpoint: collector.url, apiKey: collector.ingestKey, collectorPublicKey: collector.publicKeyPem,
-  serviceName: 'bench', flushOnExit: false,
+  endpoint: collector.url,
+  apiKey: collector.ingestKey,
+  collectorPublicKey: collector.publicKeyPem,
+  serviceName: 'bench',
+  flushOnExit: false,
 };
 
 async function measure(Tracer, spans) {

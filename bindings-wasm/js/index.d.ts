@@ -16,7 +16,13 @@ export type AttributeValue = string | number | boolean | bigint | Uint8Array | A
 export type Attributes = Record<string, AttributeValue | undefined>;
 export type TimeInput = Date | number;
 
-export declare const SpanKind: { readonly INTERNAL: 1; readonly SERVER: 2; readonly CLIENT: 3; readonly PRODUCER: 4; readonly CONSUMER: 5 };
+export declare const SpanKind: {
+  readonly INTERNAL: 1;
+  readonly SERVER: 2;
+  readonly CLIENT: 3;
+  readonly PRODUCER: 4;
+  readonly CONSUMER: 5;
+};
 export declare const SpanStatusCode: { readonly UNSET: 0; readonly OK: 1; readonly ERROR: 2 };
 
 export interface SpanContext {
@@ -40,6 +46,7 @@ export declare class Span {
   setStatus(status: { code: number; message?: string } | 'ok' | 'error' | 'unset', message?: string): this;
   updateName(name: string): this;
   end(endTime?: TimeInput): void;
+  // biome-ignore lint/suspicious/noExplicitAny: the usual bound for "any function"; `unknown` would reject most
   wrap<F extends (...args: any[]) => any>(fn: F): F;
 }
 export declare class NonRecordingSpan extends Span {}
@@ -48,9 +55,16 @@ export declare class RemoteContext {
   readonly spanId: string;
   spanContext(): SpanContext;
 }
-export function extract(carrier: Record<string, string | string[] | undefined> | Headers | Map<string, string>): RemoteContext | undefined;
+export function extract(
+  carrier: Record<string, string | string[] | undefined> | Headers | Map<string, string>,
+): RemoteContext | undefined;
 /** A context from hex ids (e.g. read from a queue message); `undefined` when invalid. */
-export function contextFromIds(traceId: string, spanId: string, traceFlags?: number, traceState?: string): RemoteContext | undefined;
+export function contextFromIds(
+  traceId: string,
+  spanId: string,
+  traceFlags?: number,
+  traceState?: string,
+): RemoteContext | undefined;
 export function inject<C extends Record<string, string> | Headers>(span: Span | undefined, carrier?: C): C;
 
 export interface TracerOptions extends Omit<NativeOptions, 'sdkName' | 'sdkVersion'> {

@@ -11,7 +11,9 @@ let ready = false;
 // synchronous stack is used (pass `parent` explicitly across awaits). Node's entry installs
 // node:async_hooks' AsyncLocalStorage.
 let context =
-  typeof globalThis.AsyncLocalStorage === 'function' ? new AsyncContext(globalThis.AsyncLocalStorage) : new StackContext();
+  typeof globalThis.AsyncLocalStorage === 'function'
+    ? new AsyncContext(globalThis.AsyncLocalStorage)
+    : new StackContext();
 
 /** Marks the WebAssembly module as instantiated. */
 export function markReady() {

@@ -53,7 +53,12 @@ const PAGE = `<!doctype html><meta charset="utf-8"><title>tracex-wasm</title>
   window.ready = true;
 </script>`;
 
-const TYPES = { '.js': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json', '.ts': 'text/plain' };
+const TYPES = {
+  '.js': 'text/javascript',
+  '.wasm': 'application/wasm',
+  '.json': 'application/json',
+  '.ts': 'text/plain',
+};
 
 let server, origin, browser, collector;
 before(async () => {
@@ -64,7 +69,7 @@ before(async () => {
       return res.end(PAGE);
     }
     const file = path.startsWith('/pkg/') ? normalize(join(PACKAGE_DIR, path.slice(5))) : null;
-    if (!file || !file.startsWith(PACKAGE_DIR) || !existsSync(file)) {
+    if (!file?.startsWith(PACKAGE_DIR) || !existsSync(file)) {
       res.writeHead(404);
       return res.end();
     }
@@ -77,8 +82,16 @@ before(async () => {
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
 });
 after(async () => {
@@ -94,7 +107,12 @@ async function emitFromPage(how, options, spans, flushMs) {
   try {
     await page.goto(`${origin}/`);
     await page.waitForFunction(() => window.ready === true);
-    const out = await page.evaluate((arg) => window.emit(arg), { how, options, records: Array.from(recordBuffer(spans)), flushMs });
+    const out = await page.evaluate((arg) => window.emit(arg), {
+      how,
+      options,
+      records: Array.from(recordBuffer(spans)),
+      flushMs,
+    });
     assert.deepEqual(errors, []);
     return out;
   } finally {
@@ -105,14 +123,36 @@ async function emitFromPage(how, options, spans, flushMs) {
 for (const how of ['default', 'module', 'bytes']) {
   test(`a page that calls init (${how}) emits spans the collector stores`, async () => {
     const traceId = newTraceId();
-    const root = { traceId, spanId: newSpanId(), name: 'GET /checkout', kind: 2, startMs: 0, endMs: 30,
-      attributes: { 'x402.network': 'base', 'browser.init': how } };
-    const child = { traceId, spanId: newSpanId(), parentSpanId: root.spanId, name: 'verify payment', kind: 3,
-      startMs: 2, endMs: 25.5, attributes: { 'x402.amount': '250000', 'x402.valid': true, 'x402.attempt': 1 } };
-    const out = await emitFromPage(how, {
-      endpoint: collector.url, apiKey: collector.ingestKey, collectorPublicKey: collector.publicKeyPem,
-      serviceName: 'checkout-page', collectorFingerprint: collector.fingerprint,
-    }, [root, child]);
+    const root = {
+      traceId,
+      spanId: newSpanId(),
+      name: 'GET /checkout',
+      kind: 2,
+      startMs: 0,
+      endMs: 30,
+      attributes: { 'x402.network': 'base', 'browser.init': how },
+    };
+    const child = {
+      traceId,
+      spanId: newSpanId(),
+      parentSpanId: root.spanId,
+      name: 'verify payment',
+      kind: 3,
+      startMs: 2,
+      endMs: 25.5,
+      attributes: { 'x402.amount': '250000', 'x402.valid': true, 'x402.attempt': 1 },
+    };
+    const out = await emitFromPage(
+      how,
+      {
+        endpoint: collector.url,
+        apiKey: collector.ingestKey,
+        collectorPublicKey: collector.publicKeyPem,
+        serviceName: 'checkout-page',
+        collectorFingerprint: collector.fingerprint,
+      },
+      [root, child],
+    );
     assert.equal(out.accepted, 2);
     assert.deepEqual(out.report, { spansDelivered: 2, spooled: 0, failed: 0, pending: 0, dropped: 0 });
     assert.equal(out.keyId, collector.fingerprint);
@@ -122,10 +162,15 @@ for (const how of ['default', 'module', 'bytes']) {
     const [r, c] = flatten(body.spans);
     assert.equal(r.name, 'GET /checkout');
     assert.equal(r.service_name, 'checkout-page');
-    assert.deepEqual(attrs(r.attributes), { 'x402.network': { stringValue: 'base' }, 'browser.init': { stringValue: how } });
+    assert.deepEqual(attrs(r.attributes), {
+      'x402.network': { stringValue: 'base' },
+      'browser.init': { stringValue: how },
+    });
     assert.equal(c.parent_span_id, hex(root.spanId));
     assert.deepEqual(attrs(c.attributes), {
-      'x402.amount': { stringValue: '250000' }, 'x402.valid': { boolValue: true }, 'x402.attempt': { intValue: '1' },
+      'x402.amount': { stringValue: '250000' },
+      'x402.valid': { boolValue: true },
+      'x402.attempt': { intValue: '1' },
     });
   });
 }
@@ -139,14 +184,20 @@ test('the user-facing Tracer in a page: init first, then nested spans reach the 
     assert.equal(early.code, 'TRACEX_CONFIG');
     assert.match(early.message, /await init\(\)/);
     const { ids, report } = await page.evaluate((o) => window.traceCheckout(o), {
-      endpoint: collector.url, apiKey: collector.ingestKey, collectorPublicKey: collector.publicKeyPem, serviceName: 'checkout-page',
+      endpoint: collector.url,
+      apiKey: collector.ingestKey,
+      collectorPublicKey: collector.publicKeyPem,
+      serviceName: 'checkout-page',
     });
     assert.deepEqual(report, { spansDelivered: 2, spooled: 0, failed: 0, pending: 0, dropped: 0 });
     const { status, body } = await collector.trace(ids.traceId);
     assert.equal(status, 200, JSON.stringify(body));
     const [root, child] = flatten(body.spans);
     assert.equal(root.span_id, ids.rootId);
-    assert.deepEqual(attrs(root.attributes), { 'x402.network': { stringValue: 'base-sepolia' }, 'page.items': { intValue: '3' } });
+    assert.deepEqual(attrs(root.attributes), {
+      'x402.network': { stringValue: 'base-sepolia' },
+      'page.items': { intValue: '3' },
+    });
     assert.equal(child.span_id, ids.childId);
     assert.equal(child.parent_span_id, ids.rootId);
     assert.deepEqual(attrs(child.attributes), { 'dom.nodes': { intValue: '1200' } });
@@ -159,12 +210,27 @@ test('a collector that does not allow the page origin gets nothing, and the page
   const closed = await startCollector(); // no CORS origins
   try {
     const traceId = newTraceId();
-    const out = await emitFromPage('default', {
-      endpoint: closed.url, apiKey: closed.ingestKey, collectorPublicKey: closed.publicKeyPem, serviceName: 'page',
-    }, [{ traceId, spanId: newSpanId(), name: 'x', startMs: 0, endMs: 1 }], 2000);
+    const out = await emitFromPage(
+      'default',
+      {
+        endpoint: closed.url,
+        apiKey: closed.ingestKey,
+        collectorPublicKey: closed.publicKeyPem,
+        serviceName: 'page',
+      },
+      [{ traceId, spanId: newSpanId(), name: 'x', startMs: 0, endMs: 1 }],
+      2000,
+    );
     // Chromium hides the CORS refusal from the page: the reason is a bare network error. The batch
     // is retried within the flush, then kept for the next one.
-    assert.deepEqual(out.report, { spansDelivered: 0, spooled: 0, failed: 0, pending: 1, dropped: 0, lastError: 'Failed to fetch' });
+    assert.deepEqual(out.report, {
+      spansDelivered: 0,
+      spooled: 0,
+      failed: 0,
+      pending: 1,
+      dropped: 0,
+      lastError: 'Failed to fetch',
+    });
     assert.ok(out.stats.batchesRetried >= 3, `retried ${out.stats.batchesRetried} times`);
     assert.equal((await closed.trace(hex(traceId))).status, 404);
   } finally {

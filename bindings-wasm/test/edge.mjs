@@ -12,8 +12,11 @@ export const BUN = process.env.TRACEX_BUN ?? join(BIN, 'bun');
 
 export const PAYER = '0x857b06519E91e3A54538791bDbb0E22373e36b66';
 export const REQUIREMENTS = {
-  scheme: 'exact', network: 'base', maxAmountRequired: '10000',
-  asset: '0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913', payTo: '0x209693Bc6afc0C5328bA36FaF03C514EF312287C',
+  scheme: 'exact',
+  network: 'base',
+  maxAmountRequired: '10000',
+  asset: '0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913',
+  payTo: '0x209693Bc6afc0C5328bA36FaF03C514EF312287C',
 };
 
 /** The JSON body of a `POST /verify` paying `value` with the given 32-byte `nonce` (hex, no 0x). */
@@ -23,11 +26,20 @@ export function verifyBody(value, nonce) {
     x402Version: 1,
     paymentRequirements: REQUIREMENTS,
     paymentPayload: {
-      x402Version: 1, scheme: 'exact', network: 'base',
-      payload: { signature: '0x…', authorization: {
-        from: PAYER, to: REQUIREMENTS.payTo, value,
-        validAfter: String(now - 60), validBefore: String(now + 600), nonce: `0x${nonce}`,
-      } },
+      x402Version: 1,
+      scheme: 'exact',
+      network: 'base',
+      payload: {
+        signature: '0x…',
+        authorization: {
+          from: PAYER,
+          to: REQUIREMENTS.payTo,
+          value,
+          validAfter: String(now - 60),
+          validBefore: String(now + 600),
+          nonce: `0x${nonce}`,
+        },
+      },
     },
   });
 }
@@ -39,7 +51,9 @@ export async function spansOf(collector, service) {
   do {
     const q = new URLSearchParams({ service, limit: '1000' });
     if (cursor) q.set('cursor', cursor);
-    const r = await fetch(`${collector.url}/api/v1/traces?${q}`, { headers: { authorization: `Bearer ${collector.readKey}` } });
+    const r = await fetch(`${collector.url}/api/v1/traces?${q}`, {
+      headers: { authorization: `Bearer ${collector.readKey}` },
+    });
     const body = await r.json();
     if (r.status !== 200) throw new Error(`list traces: HTTP ${r.status} ${JSON.stringify(body)}`);
     ids.push(...body.traces.map((t) => t.trace_id));
@@ -77,7 +91,10 @@ export function runTool(cmd, args, options = {}) {
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
     const timer = options.timeoutMs
-      ? setTimeout(() => { child.kill('SIGKILL'); stderr += `\n[killed after ${options.timeoutMs} ms]`; }, options.timeoutMs)
+      ? setTimeout(() => {
+          child.kill('SIGKILL');
+          stderr += `\n[killed after ${options.timeoutMs} ms]`;
+        }, options.timeoutMs)
       : null;
     child.once('error', reject);
     child.once('exit', (code, signal) => {

@@ -16,7 +16,10 @@ export const COLLECTOR_BIN =
   join(process.env.CARGO_TARGET_DIR ?? join(ROOT, 'target'), 'debug', 'tracex-collector');
 
 function cli(dataDir, ...args) {
-  return execFileSync(COLLECTOR_BIN, ['--data-dir', dataDir, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  return execFileSync(COLLECTOR_BIN, ['--data-dir', dataDir, ...args], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
 }
 
 /** Starts a collector; `corsOrigins` go to `--cors-origin`. Call `stop()` when done. */
@@ -31,7 +34,10 @@ export async function startCollector({ corsOrigins = [] } = {}) {
   const serve = async (listen) => {
     const args = ['--data-dir', dataDir, 'serve', '--listen', listen];
     for (const o of corsOrigins) args.push('--cors-origin', o);
-    child = spawn(COLLECTOR_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TRACEX_LOG: 'warn' } });
+    child = spawn(COLLECTOR_BIN, args, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, TRACEX_LOG: 'warn' },
+    });
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
     const line = await new Promise((resolve, reject) => {
@@ -42,7 +48,10 @@ export async function startCollector({ corsOrigins = [] } = {}) {
     const m = line.match(/^tracex-collector listening on (http:\/\/\S+)$/);
     if (!m) throw new Error(`unexpected collector output: ${line}`);
     for (let i = 0; i < 200; i++) {
-      const ok = await fetch(`${m[1]}/readyz`).then((r) => r.ok, () => false);
+      const ok = await fetch(`${m[1]}/readyz`).then(
+        (r) => r.ok,
+        () => false,
+      );
       if (ok) break;
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -50,7 +59,12 @@ export async function startCollector({ corsOrigins = [] } = {}) {
   };
   const url = await serve('127.0.0.1:0');
   return {
-    url, dataDir, ingestKey, readKey, publicKeyPem, fingerprint,
+    url,
+    dataDir,
+    ingestKey,
+    readKey,
+    publicKeyPem,
+    fingerprint,
     async trace(traceId) {
       const r = await fetch(`${url}/api/v1/traces/${traceId}`, { headers: { authorization: `Bearer ${readKey}` } });
       return { status: r.status, body: await r.json() };
@@ -93,9 +107,15 @@ export const newSpanId = () => new Uint8Array(randomBytes(8));
 // === a minimal record buffer writer (literal strings; strings, bools, ints and doubles) ===
 
 class Writer {
-  constructor() { this.parts = []; }
-  bytes(b) { this.parts.push(Buffer.from(b)); }
-  u8(n) { this.parts.push(Buffer.from([n])); }
+  constructor() {
+    this.parts = [];
+  }
+  bytes(b) {
+    this.parts.push(Buffer.from(b));
+  }
+  u8(n) {
+    this.parts.push(Buffer.from([n]));
+  }
   varint(n) {
     let v = BigInt(n);
     const out = [];
@@ -107,17 +127,42 @@ class Writer {
     } while (v > 0n);
     this.bytes(out);
   }
-  f64(x) { const b = Buffer.alloc(8); b.writeDoubleLE(x); this.bytes(b); }
-  u64(x) { const b = Buffer.alloc(8); b.writeBigUInt64LE(BigInt(x)); this.bytes(b); }
-  i64(x) { const b = Buffer.alloc(8); b.writeBigInt64LE(BigInt(x)); this.bytes(b); }
-  str(s) { const b = Buffer.from(s, 'utf8'); this.varint(b.length * 2); this.bytes(b); }
-  value(v) {
-    if (typeof v === 'string') { this.u8(0); this.str(v); }
-    else if (typeof v === 'boolean') this.u8(v ? 2 : 1);
-    else if (typeof v === 'bigint' || Number.isInteger(v)) { this.u8(3); this.i64(v); }
-    else { this.u8(4); this.f64(v); }
+  f64(x) {
+    const b = Buffer.alloc(8);
+    b.writeDoubleLE(x);
+    this.bytes(b);
   }
-  finish() { return new Uint8Array(Buffer.concat(this.parts)); }
+  u64(x) {
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64LE(BigInt(x));
+    this.bytes(b);
+  }
+  i64(x) {
+    const b = Buffer.alloc(8);
+    b.writeBigInt64LE(BigInt(x));
+    this.bytes(b);
+  }
+  str(s) {
+    const b = Buffer.from(s, 'utf8');
+    this.varint(b.length * 2);
+    this.bytes(b);
+  }
+  value(v) {
+    if (typeof v === 'string') {
+      this.u8(0);
+      this.str(v);
+    } else if (typeof v === 'boolean') this.u8(v ? 2 : 1);
+    else if (typeof v === 'bigint' || Number.isInteger(v)) {
+      this.u8(3);
+      this.i64(v);
+    } else {
+      this.u8(4);
+      this.f64(v);
+    }
+  }
+  finish() {
+    return new Uint8Array(Buffer.concat(this.parts));
+  }
 }
 
 /**
@@ -144,7 +189,10 @@ export function recordBuffer(spans, { anchorNs = BigInt(Date.now()) * 1_000_000n
     w.str(s.statusMessage ?? '');
     const entries = Object.entries(s.attributes ?? {});
     w.varint(entries.length);
-    for (const [k, v] of entries) { w.str(k); w.value(v); }
+    for (const [k, v] of entries) {
+      w.str(k);
+      w.value(v);
+    }
     w.varint(0); // dropped attributes
     w.varint(0); // events
     w.varint(0); // dropped events
@@ -154,7 +202,8 @@ export function recordBuffer(spans, { anchorNs = BigInt(Date.now()) * 1_000_000n
   return w.finish();
 }
 
-export const vectors = (file = 'envelope-v1.json') => JSON.parse(readFileSync(join(ROOT, 'tests', 'vectors', file), 'utf8'));
+export const vectors = (file = 'envelope-v1.json') =>
+  JSON.parse(readFileSync(join(ROOT, 'tests', 'vectors', file), 'utf8'));
 
 /** The package as installed next to the tests (the packed release tarball). */
 export const INSTALLED = join(ROOT, 'bindings-wasm', 'node_modules', 'tracex-wasm');

@@ -41,7 +41,15 @@ test('every module of the installed package loads without randomness, timers or 
   const files = jsFiles(INSTALLED);
   const names = files.map((f) => relative(INSTALLED, f));
   // The entries, the glue and the whole shared layer must all be covered.
-  for (const f of ['index.js', 'node.js', 'platform.js', 'tracex_wasm.js', 'shared/index.js', 'shared/ids.js', 'shared/tracer.js']) {
+  for (const f of [
+    'index.js',
+    'node.js',
+    'platform.js',
+    'tracex_wasm.js',
+    'shared/index.js',
+    'shared/ids.js',
+    'shared/tracer.js',
+  ]) {
     assert.ok(names.includes(f), `${f} is in the package`);
   }
   // The universal entry first, alone, as workerd loads it; then the rest, node.js included: it

@@ -25,19 +25,45 @@ const options = (extra = {}) => ({
 
 function paymentTrace() {
   const traceId = newTraceId();
-  const root = { traceId, spanId: newSpanId(), name: 'POST /verify', kind: 2, startMs: 0, endMs: 12.5,
-    attributes: { 'x402.phase': 'verify', 'x402.network': 'base', 'x402.amount': '1000000', 'http.response.status_code': 200 } };
-  const child = { traceId, spanId: newSpanId(), parentSpanId: root.spanId, name: 'rpc eth_call', kind: 3,
-    status: 2, statusMessage: 'nonce reused', startMs: 1.25, endMs: 9.75,
-    attributes: { 'x402.valid': false, 'rpc.latency_ratio': 0.375, 'x402.attempt': 2 } };
+  const root = {
+    traceId,
+    spanId: newSpanId(),
+    name: 'POST /verify',
+    kind: 2,
+    startMs: 0,
+    endMs: 12.5,
+    attributes: {
+      'x402.phase': 'verify',
+      'x402.network': 'base',
+      'x402.amount': '1000000',
+      'http.response.status_code': 200,
+    },
+  };
+  const child = {
+    traceId,
+    spanId: newSpanId(),
+    parentSpanId: root.spanId,
+    name: 'rpc eth_call',
+    kind: 3,
+    status: 2,
+    statusMessage: 'nonce reused',
+    startMs: 1.25,
+    endMs: 9.75,
+    attributes: { 'x402.valid': false, 'rpc.latency_ratio': 0.375, 'x402.attempt': 2 },
+  };
   return { traceId, root, child };
 }
 
 test('spans ingested through the WASM module are sealed, delivered and stored exactly', async () => {
-  const tracer = new NativeTracer(options({
-    serviceVersion: '1.2.3', environment: 'test', operatorId: 'edge-7', operatorRole: 'facilitator',
-    resourceAttributes: { 'cloud.region': 'eu-west', 'edge.shard': 4, 'edge.canary': true },
-  }));
+  const tracer = new NativeTracer(
+    options({
+      serviceVersion: '1.2.3',
+      environment: 'test',
+      operatorId: 'edge-7',
+      operatorRole: 'facilitator',
+      resourceAttributes: { 'cloud.region': 'eu-west', 'edge.shard': 4, 'edge.canary': true },
+    }),
+  );
   assert.equal(tracer.keyId, collector.fingerprint);
   assert.equal(tracer.sampleRatio, 1);
   const { traceId, root, child } = paymentTrace();
@@ -88,9 +114,19 @@ test('spans ingested through the WASM module are sealed, delivered and stored ex
 });
 
 test('compressed batches and several batches per flush are delivered', async () => {
-  const tracer = new NativeTracer(options({ compression: true, maxExportBatchSize: 3, sdkName: 'tracex-js', sdkVersion: '9.9.9' }));
+  const tracer = new NativeTracer(
+    options({ compression: true, maxExportBatchSize: 3, sdkName: 'tracex-js', sdkVersion: '9.9.9' }),
+  );
   const traces = Array.from({ length: 4 }, paymentTrace);
-  assert.equal(tracer.ingest(recordBuffer(traces.flatMap((t) => [t.root, t.child]), { sampledOut: 5 })), 8);
+  assert.equal(
+    tracer.ingest(
+      recordBuffer(
+        traces.flatMap((t) => [t.root, t.child]),
+        { sampledOut: 5 },
+      ),
+    ),
+    8,
+  );
   const report = await tracer.flush();
   assert.deepEqual(report, { spansDelivered: 8, spooled: 0, failed: 0, pending: 0, dropped: 0 });
   assert.equal(tracer.stats().batchesSent, 3);
@@ -123,12 +159,19 @@ test('bad options throw errors with TRACEX_* codes', () => {
   assert.equal(code(options({ serviceName: 42 }))[0], 'TRACEX_CONFIG');
   assert.equal(code(options({ resourceAttributes: { bad: {} } }))[0], 'TRACEX_CONFIG');
   assert.equal(code(options({ collectorPublicKey: 'not a key' }))[0], 'TRACEX_PUBLIC_KEY');
-  assert.equal(code(options({ collectorPublicKey: '-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----' }))[0], 'TRACEX_PUBLIC_KEY');
+  assert.equal(
+    code(options({ collectorPublicKey: '-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----' }))[0],
+    'TRACEX_PUBLIC_KEY',
+  );
   assert.equal(code(options({ collectorFingerprint: '00'.repeat(32) }))[0], 'TRACEX_FINGERPRINT_MISMATCH');
   assert.equal(code({ ...options(), collectorPublicKey: undefined })[0], 'TRACEX_CONFIG');
   assert.equal(code({ ...options(), collectorPublicKey: undefined, collectorFingerprint: 'abc' })[0], 'TRACEX_CONFIG');
   // A fingerprint alone is enough: the key is fetched by the first flushes.
-  const pinned = new NativeTracer({ ...options(), collectorPublicKey: undefined, collectorFingerprint: collector.fingerprint });
+  const pinned = new NativeTracer({
+    ...options(),
+    collectorPublicKey: undefined,
+    collectorFingerprint: collector.fingerprint,
+  });
   assert.equal(pinned.keyId, collector.fingerprint);
   // A matching pin is accepted; the ratio is resolved.
   const t = new NativeTracer(options({ collectorFingerprint: collector.fingerprint, sampleRatio: 0.25 }));
@@ -139,7 +182,10 @@ test('an invalid record buffer is rejected whole with TRACEX_INVALID_RECORDS', (
   const tracer = new NativeTracer(options());
   const good = recordBuffer([paymentTrace().root]);
   for (const bad of [good.slice(0, good.length - 3), new Uint8Array([1, 2, 3]), Uint8Array.of(...good, 0)]) {
-    assert.throws(() => tracer.ingest(bad), (e) => e.code === 'TRACEX_INVALID_RECORDS');
+    assert.throws(
+      () => tracer.ingest(bad),
+      (e) => e.code === 'TRACEX_INVALID_RECORDS',
+    );
   }
   assert.equal(tracer.stats().spansRecorded, 0);
 });
@@ -173,8 +219,14 @@ test('a rejected batch (bad API key) fails at once, without retries', async () =
   const tracer = new NativeTracer(options({ apiKey: 'tx_ingest_not_a_real_key' }));
   tracer.ingest(recordBuffer([paymentTrace().root, paymentTrace().root]));
   const report = await tracer.flush();
-  assert.deepEqual(report, { spansDelivered: 0, spooled: 0, failed: 2, pending: 0, dropped: 0,
-    lastError: 'HTTP 401: {"error":{"code":"unauthorized","message":"invalid API key"}}' });
+  assert.deepEqual(report, {
+    spansDelivered: 0,
+    spooled: 0,
+    failed: 2,
+    pending: 0,
+    dropped: 0,
+    lastError: 'HTTP 401: {"error":{"code":"unauthorized","message":"invalid API key"}}',
+  });
   assert.equal(tracer.stats().batchesRetried, 0);
 });
 
@@ -191,7 +243,11 @@ test('a batch the collector asks to retry later stays pending and goes out with 
       res.end('{"error":{"code":"overloaded","message":"try later"}}');
       return;
     }
-    const r = await fetch(`${collector.url}${req.url}`, { method: 'POST', headers: { authorization: req.headers.authorization, 'content-type': req.headers['content-type'] }, body: Buffer.concat(chunks) });
+    const r = await fetch(`${collector.url}${req.url}`, {
+      method: 'POST',
+      headers: { authorization: req.headers.authorization, 'content-type': req.headers['content-type'] },
+      body: Buffer.concat(chunks),
+    });
     res.writeHead(r.status, { 'content-type': 'application/json' });
     res.end(await r.text());
   });
@@ -201,8 +257,14 @@ test('a batch the collector asks to retry later stays pending and goes out with 
     const t = paymentTrace();
     tracer.ingest(recordBuffer([t.root, t.child]));
     const first = await tracer.flush(5_000);
-    assert.deepEqual(first, { spansDelivered: 0, spooled: 0, failed: 0, pending: 2, dropped: 0,
-      lastError: 'HTTP 503: {"error":{"code":"overloaded","message":"try later"}}' });
+    assert.deepEqual(first, {
+      spansDelivered: 0,
+      spooled: 0,
+      failed: 0,
+      pending: 2,
+      dropped: 0,
+      lastError: 'HTTP 503: {"error":{"code":"overloaded","message":"try later"}}',
+    });
     assert.equal(seen, 1, 'Retry-After beyond the deadline: no second attempt in this flush');
     open = true;
     const second = await tracer.flush(5_000);
@@ -232,4 +294,3 @@ test('a full buffer drops and counts instead of growing', async () => {
   assert.equal(tracer.stats().spansDropped, 1);
   assert.deepEqual(await tracer.flush(), { spansDelivered: 2, spooled: 0, failed: 0, pending: 0, dropped: 0 });
 });
-

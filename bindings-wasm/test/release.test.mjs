@@ -14,8 +14,9 @@ test('the installed package exports no test-only function', async () => {
   for (const name of TEST_ONLY) assert.equal(tracex[name], undefined, name);
   const glue = readFileSync(join(INSTALLED, 'tracex_wasm.js'), 'utf8');
   for (const name of TEST_ONLY) assert.ok(!glue.includes(name), `tracex_wasm.js mentions ${name}`);
-  const exports = WebAssembly.Module.exports(new WebAssembly.Module(readFileSync(join(INSTALLED, 'tracex_wasm_bg.wasm'))))
-    .map((e) => e.name);
+  const exports = WebAssembly.Module.exports(
+    new WebAssembly.Module(readFileSync(join(INSTALLED, 'tracex_wasm_bg.wasm'))),
+  ).map((e) => e.name);
   assert.ok(exports.includes('nativetracer_new'), exports.join(' '));
   for (const snake of ['sealwithfixedinputs', 'openwithdatakey', 'coreerror']) {
     assert.ok(!exports.some((e) => e.toLowerCase().replaceAll('_', '').includes(snake)), `${snake} exported`);

@@ -64,7 +64,10 @@ async function checkDelivered(result, service, runtimePrefix) {
     amounts.add(a['x402.amount'].stringValue);
     const child = children.find((c) => c.trace_id === root.trace_id);
     assert.equal(child.parent_span_id, root.span_id, 'the child nests under its payment');
-    assert.equal(Number(attrs(child.attributes)['x402.tx_index'].intValue), Number(a['x402.amount'].stringValue) - 1000);
+    assert.equal(
+      Number(attrs(child.attributes)['x402.tx_index'].intValue),
+      Number(a['x402.amount'].stringValue) - 1000,
+    );
   }
   assert.equal(amounts.size, PAYMENTS);
   assert.equal(new Set(roots.map((r) => r.trace_id)).size, PAYMENTS, 'one trace per payment');
@@ -72,17 +75,24 @@ async function checkDelivered(result, service, runtimePrefix) {
 
 test('Deno: init() and a flush deliver exactly the recorded spans', async () => {
   const port = new URL(collector.url).port;
-  const result = await runTool(DENO, [
-    'run', '--no-config', '--no-lock',
-    `--allow-read=${PKG},${SCRIPT}`, `--allow-net=127.0.0.1:${port}`,
-    '--allow-env=TRACEX_WASM_ENTRY,TRACEX_ENDPOINT,TRACEX_API_KEY,TRACEX_COLLECTOR_PUBLIC_KEY,TRACEX_PAYMENTS',
-    SCRIPT,
-  ], {
-    cwd: scratch,
-    // No update check (there is no network) and a throwaway module cache.
-    env: { ...envFor(), DENO_NO_UPDATE_CHECK: '1', DENO_DIR: join(scratch, 'deno'), NO_COLOR: '1' },
-    timeoutMs: 60000,
-  });
+  const result = await runTool(
+    DENO,
+    [
+      'run',
+      '--no-config',
+      '--no-lock',
+      `--allow-read=${PKG},${SCRIPT}`,
+      `--allow-net=127.0.0.1:${port}`,
+      '--allow-env=TRACEX_WASM_ENTRY,TRACEX_ENDPOINT,TRACEX_API_KEY,TRACEX_COLLECTOR_PUBLIC_KEY,TRACEX_PAYMENTS',
+      SCRIPT,
+    ],
+    {
+      cwd: scratch,
+      // No update check (there is no network) and a throwaway module cache.
+      env: { ...envFor(), DENO_NO_UPDATE_CHECK: '1', DENO_DIR: join(scratch, 'deno'), NO_COLOR: '1' },
+      timeoutMs: 60000,
+    },
+  );
   await checkDelivered(result, 'settler-deno', 'deno');
 });
 

@@ -22,8 +22,11 @@ after(async () => {
 });
 
 const options = (extra = {}) => ({
-  endpoint: collector.url, apiKey: collector.ingestKey, collectorPublicKey: collector.publicKeyPem,
-  serviceName: 'wasm-semantics', ...extra,
+  endpoint: collector.url,
+  apiKey: collector.ingestKey,
+  collectorPublicKey: collector.publicKeyPem,
+  serviceName: 'wasm-semantics',
+  ...extra,
 });
 
 function jsValue(v) {
@@ -86,7 +89,8 @@ test('attribute replacement, limits and values match the core', async () => {
   assert.ok(doc.attributes.length >= 10);
   const spans = await stored('attributes', doc.attributes, (span, ops) => {
     for (const op of ops) {
-      if (!Array.isArray(op)) { // (an array has a `fill` method: test for the op's shape)
+      if (!Array.isArray(op)) {
+        // (an array has a `fill` method: test for the op's shape)
         for (let n = op.fill.from; n < op.fill.from + op.fill.count; n++) span.setAttribute(`${op.fill.prefix}${n}`, n);
       } else {
         span.setAttribute(op[0], jsValue(op[1]));
@@ -96,7 +100,11 @@ test('attribute replacement, limits and values match the core', async () => {
   for (const k of doc.attributes) {
     const s = spans.get(`attributes:${k.name}`);
     assert.ok(s, k.name);
-    assert.deepEqual(s.attributes.map(({ key, value }) => [key, vectorValue(value)]), k.expect.attributes, k.name);
+    assert.deepEqual(
+      s.attributes.map(({ key, value }) => [key, vectorValue(value)]),
+      k.expect.attributes,
+      k.name,
+    );
     assert.equal(s.dropped_attributes_count || 0, k.expect.dropped_attributes_count, k.name);
   }
 });
@@ -115,13 +123,19 @@ test('traceparent and tracestate are parsed and injected as the core does', asyn
     }
     assert.ok(ctx, `${k.name}: must be accepted`);
     const sc = ctx.spanContext();
-    assert.deepEqual([sc.traceId, sc.spanId, sc.traceFlags, sc.traceState || null, sc.isRemote],
-      [w.trace_id, w.span_id, w.trace_flags, w.trace_state, true], k.name);
+    assert.deepEqual(
+      [sc.traceId, sc.spanId, sc.traceFlags, sc.traceState || null, sc.isRemote],
+      [w.trace_id, w.span_id, w.trace_flags, w.trace_state, true],
+      k.name,
+    );
     assert.equal(inject(ctx, {}).traceparent, w.inject, k.name);
     const child = tracer.startSpan('child', { parent: ctx });
     const cc = child.spanContext();
-    assert.deepEqual([cc.traceFlags, cc.traceState || null, child.isRecording()],
-      [w.child_trace_flags, w.child_trace_state, w.sampled], k.name);
+    assert.deepEqual(
+      [cc.traceFlags, cc.traceState || null, child.isRecording()],
+      [w.child_trace_flags, w.child_trace_state, w.sampled],
+      k.name,
+    );
   }
   await tracer.shutdown();
 });

@@ -14,24 +14,31 @@ after(async () => {
 });
 
 const options = (extra = {}) => ({
-  endpoint: collector.url, apiKey: collector.ingestKey, collectorPublicKey: collector.publicKeyPem,
-  serviceName: 'node-edge', ...extra,
+  endpoint: collector.url,
+  apiKey: collector.ingestKey,
+  collectorPublicKey: collector.publicKeyPem,
+  serviceName: 'node-edge',
+  ...extra,
 });
 
 test('nested traces across awaits are delivered with their parents and attributes', async () => {
   const tracer = new Tracer(options());
   assert.equal(tracer.collectorKeyId, collector.fingerprint);
   let traceId, rootId;
-  const result = await tracer.trace('POST /settle', { kind: 'server', attributes: { 'x402.phase': 'settle' } }, async (span) => {
-    traceId = span.traceId;
-    rootId = span.spanId;
-    span.setAttribute('x402.network', 'base').setAttribute('x402.amount', '10000');
-    await tracer.trace('rpc eth_sendRawTransaction', { kind: 'client' }, async (rpc) => {
-      await new Promise((r) => setTimeout(r, 5));
-      rpc.setAttributes({ 'x402.attempt': 2, 'rpc.system': 'jsonrpc', 'x402.ok': true, 'gas.ratio': 0.5 });
-    });
-    return 'settled';
-  });
+  const result = await tracer.trace(
+    'POST /settle',
+    { kind: 'server', attributes: { 'x402.phase': 'settle' } },
+    async (span) => {
+      traceId = span.traceId;
+      rootId = span.spanId;
+      span.setAttribute('x402.network', 'base').setAttribute('x402.amount', '10000');
+      await tracer.trace('rpc eth_sendRawTransaction', { kind: 'client' }, async (rpc) => {
+        await new Promise((r) => setTimeout(r, 5));
+        rpc.setAttributes({ 'x402.attempt': 2, 'rpc.system': 'jsonrpc', 'x402.ok': true, 'gas.ratio': 0.5 });
+      });
+      return 'settled';
+    },
+  );
   assert.equal(result, 'settled');
   const report = await tracer.flush();
   assert.deepEqual(report, { spansDelivered: 2, spooled: 0, failed: 0, pending: 0, dropped: 0 });
@@ -42,13 +49,18 @@ test('nested traces across awaits are delivered with their parents and attribute
   assert.equal(root.span_id, rootId);
   assert.equal(root.kind, 'server');
   assert.deepEqual(attrs(root.attributes), {
-    'x402.phase': { stringValue: 'settle' }, 'x402.network': { stringValue: 'base' }, 'x402.amount': { stringValue: '10000' },
+    'x402.phase': { stringValue: 'settle' },
+    'x402.network': { stringValue: 'base' },
+    'x402.amount': { stringValue: '10000' },
   });
   assert.equal(rpc.name, 'rpc eth_sendRawTransaction');
   assert.equal(rpc.parent_span_id, rootId, 'the child found its parent across an await (AsyncLocalStorage)');
   assert.equal(rpc.kind, 'client');
   assert.deepEqual(attrs(rpc.attributes), {
-    'x402.attempt': { intValue: '2' }, 'rpc.system': { stringValue: 'jsonrpc' }, 'x402.ok': { boolValue: true }, 'gas.ratio': { doubleValue: 0.5 },
+    'x402.attempt': { intValue: '2' },
+    'rpc.system': { stringValue: 'jsonrpc' },
+    'x402.ok': { boolValue: true },
+    'gas.ratio': { doubleValue: 0.5 },
   });
   assert.ok(BigInt(rpc.duration_ns) >= 4_000_000n, `rpc took ${rpc.duration_ns} ns`);
   assert.deepEqual(attrs(root.resource.attributes)['telemetry.sdk.name'], { stringValue: 'tracex-wasm' });
@@ -57,10 +69,13 @@ test('nested traces across awaits are delivered with their parents and attribute
 test('a thrown error ends the span with status error and is rethrown', async () => {
   const tracer = new Tracer(options());
   let traceId;
-  await assert.rejects(tracer.trace('verify', async (span) => {
-    traceId = span.traceId;
-    throw new Error('invalid signature');
-  }), /invalid signature/);
+  await assert.rejects(
+    tracer.trace('verify', async (span) => {
+      traceId = span.traceId;
+      throw new Error('invalid signature');
+    }),
+    /invalid signature/,
+  );
   assert.equal((await tracer.flush()).spansDelivered, 1);
   const [span] = flatten((await collector.trace(traceId)).body.spans);
   assert.deepEqual(span.status, { code: 'error', message: 'invalid signature' });
@@ -68,8 +83,14 @@ test('a thrown error ends the span with status error and is rethrown', async () 
 
 test('init() is a no-op in Node and bad options throw TracexErrors with codes', async () => {
   await init();
-  assert.throws(() => new Tracer({ ...options(), endpoint: undefined }), (e) => e instanceof ConfigError && e.code === 'TRACEX_CONFIG');
-  assert.throws(() => new Tracer(options({ collectorPublicKey: 'nope' })), (e) => e instanceof TracexError && e.code === 'TRACEX_PUBLIC_KEY');
+  assert.throws(
+    () => new Tracer({ ...options(), endpoint: undefined }),
+    (e) => e instanceof ConfigError && e.code === 'TRACEX_CONFIG',
+  );
+  assert.throws(
+    () => new Tracer(options({ collectorPublicKey: 'nope' })),
+    (e) => e instanceof TracexError && e.code === 'TRACEX_PUBLIC_KEY',
+  );
 });
 
 test('with the collector down, flush resolves with the spans pending; shutdown counts them failed', async () => {
@@ -92,9 +113,19 @@ test('limits and batching come from the core; counts are checked once, with one 
   assert.equal(tracer._batch, 7);
   assert.equal(tracer._limits.maxLinks, 128);
   await tracer.shutdown();
-  for (const [k, v] of [['maxQueueSize', 0], ['maxExportBatchSize', 1.5], ['maxQueueSize', -1]]) {
-    assert.throws(() => new Tracer(options({ [k]: v })), (e) => e instanceof ConfigError && e.code === 'TRACEX_CONFIG'
-      && e.message === `invalid configuration: ${k} must be a positive integer, got ${v}`, `${k}: ${v}`);
+  for (const [k, v] of [
+    ['maxQueueSize', 0],
+    ['maxExportBatchSize', 1.5],
+    ['maxQueueSize', -1],
+  ]) {
+    assert.throws(
+      () => new Tracer(options({ [k]: v })),
+      (e) =>
+        e instanceof ConfigError &&
+        e.code === 'TRACEX_CONFIG' &&
+        e.message === `invalid configuration: ${k} must be a positive integer, got ${v}`,
+      `${k}: ${v}`,
+    );
   }
 });
 
@@ -103,7 +134,10 @@ test('the collector down at start-up: the tracer constructs, fetches the key by 
   await down.stop({ keep: true });
   try {
     const tracer = new Tracer({
-      endpoint: down.url, apiKey: down.ingestKey, collectorFingerprint: down.fingerprint, serviceName: 'edge-down-at-start',
+      endpoint: down.url,
+      apiKey: down.ingestKey,
+      collectorFingerprint: down.fingerprint,
+      serviceName: 'edge-down-at-start',
     });
     assert.equal(tracer.collectorKeyId, down.fingerprint);
     let traceId;

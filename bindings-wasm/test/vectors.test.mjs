@@ -14,9 +14,20 @@ const doc = vectors();
 
 function seal(pem, c) {
   const h = c.header;
-  return sealWithFixedInputs(pem, unhex(c.data_key), unhex(c.oaep_seed), h.flags, unhex(h.batch_id),
-    unhex(h.instance_id), BigInt(h.sequence), BigInt(h.created_at_unix_nano), h.sdk_name, h.sdk_version,
-    unhex(h.nonce), unhex(c.payload));
+  return sealWithFixedInputs(
+    pem,
+    unhex(c.data_key),
+    unhex(c.oaep_seed),
+    h.flags,
+    unhex(h.batch_id),
+    unhex(h.instance_id),
+    BigInt(h.sequence),
+    BigInt(h.created_at_unix_nano),
+    h.sdk_name,
+    h.sdk_version,
+    unhex(h.nonce),
+    unhex(c.payload),
+  );
 }
 
 test('the test key has the vectors key id', () => {
@@ -40,9 +51,11 @@ test('every tampered vector is refused in WASM', () => {
   let checked = 0;
   for (const c of doc.cases) {
     for (const t of c.tampered) {
-      assert.throws(() => openWithDataKey(unhex(t.envelope), unhex(c.data_key)),
+      assert.throws(
+        () => openWithDataKey(unhex(t.envelope), unhex(c.data_key)),
         (e) => ['TRACEX_OPEN_FAILED', 'TRACEX_MALFORMED_ENVELOPE', 'TRACEX_UNSUPPORTED_VERSION'].includes(e.code),
-        `${c.name} offset ${t.offset}`);
+        `${c.name} offset ${t.offset}`,
+      );
       checked++;
     }
   }

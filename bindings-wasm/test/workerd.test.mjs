@@ -63,12 +63,14 @@ after(async () => {
 test('workerd.capnp lists every module of the package the worker can load', () => {
   // workerd resolves no packages: a module missing from the config would fail only at load.
   const pkg = join(EXAMPLE, 'node_modules', 'tracex-wasm');
-  const files = readdirSync(pkg, { recursive: true }).map(String)
+  const files = readdirSync(pkg, { recursive: true })
+    .map(String)
     .filter((f) => f.endsWith('.js') && f !== 'node.js') // node.js: the Node-only entry
     .map((f) => relative(pkg, join(pkg, f)));
   const config = readFileSync(CONFIG, 'utf8');
   assert.ok(files.length >= 12, files.join());
-  for (const f of files) assert.match(config, new RegExp(`embed "node_modules/tracex-wasm/${f.replace('.', '\\.')}"`), f);
+  for (const f of files)
+    assert.match(config, new RegExp(`embed "node_modules/tracex-wasm/${f.replace('.', '\\.')}"`), f);
   assert.match(config, /wasm = embed "node_modules\/tracex-wasm\/tracex_wasm_bg\.wasm"/);
 });
 
@@ -82,8 +84,9 @@ test('the example worker in workerd delivers exactly the spans it recorded, with
     // The example's two payments, one after the other (the first instantiates the module and
     // creates the tracer inside the handler), with a caller's traceparent on the first.
     const callerTrace = randomBytes(16).toString('hex');
-    const valid = await post(workerd.url, verifyBody('10000', 'ab'.repeat(32)),
-      { traceparent: `00-${callerTrace}-${'cd'.repeat(8)}-01` });
+    const valid = await post(workerd.url, verifyBody('10000', 'ab'.repeat(32)), {
+      traceparent: `00-${callerTrace}-${'cd'.repeat(8)}-01`,
+    });
     assert.equal(valid.status, 200, workerd.logs());
     assert.deepEqual(await valid.json(), { isValid: true, payer: PAYER });
     assert.equal(valid.headers.get('traceparent').split('-')[1], callerTrace);
@@ -116,7 +119,8 @@ test('the example worker in workerd delivers exactly the spans it recorded, with
     }
     const byNonce = new Map(spans.map((s) => [attrs(s.attributes)['x402.nonce'].stringValue, s]));
     assert.equal(byNonce.size, N + 2, 'every request is stored once');
-    for (const n of nonces) assert.deepEqual(attrs(byNonce.get(`0x${n}`).attributes)['x402.valid'], { boolValue: true });
+    for (const n of nonces)
+      assert.deepEqual(attrs(byNonce.get(`0x${n}`).attributes)['x402.valid'], { boolValue: true });
 
     const ok = byNonce.get(`0x${'ab'.repeat(32)}`);
     assert.equal(ok.trace_id, callerTrace, 'continues the caller trace');

@@ -52,7 +52,11 @@ export default {
     } finally {
       // Seal and send after the response has gone out. Nobody awaits a waitUntil promise, so a
       // failed send (wrong endpoint, key or network rule) is only visible if it is logged here.
-      ctx.waitUntil(tracer.flush().then(logFailures, (e) => console.error(`tracex: flush failed: ${e.code ?? e.name}: ${e.message}`)));
+      ctx.waitUntil(
+        tracer
+          .flush()
+          .then(logFailures, (e) => console.error(`tracex: flush failed: ${e.code ?? e.name}: ${e.message}`)),
+      );
     }
   },
 };
@@ -63,7 +67,9 @@ function logFailures(report) {
   // `pending` alone is no failure: under concurrent requests it counts spans that another
   // request's flush is sending at that moment. A send that failed sets `lastError`.
   if (failed > 0 || dropped > 0 || lastError !== undefined) {
-    console.error(`tracex: ${failed} span(s) failed, ${pending} pending, ${dropped} dropped: ${lastError ?? 'no reason reported'}`);
+    console.error(
+      `tracex: ${failed} span(s) failed, ${pending} pending, ${dropped} dropped: ${lastError ?? 'no reason reported'}`,
+    );
   }
   return report;
 }

@@ -10,25 +10,40 @@ import http from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Tracer } from 'tracex';
 
-const tracer = new Tracer({ serviceName: 'x402-facilitator', operatorId: process.env.FACILITATOR_ID || 'fac-local', operatorRole: 'facilitator' });
+const tracer = new Tracer({
+  serviceName: 'x402-facilitator',
+  operatorId: process.env.FACILITATOR_ID || 'fac-local',
+  operatorRole: 'facilitator',
+});
 
 /** The middleware: one server span per request, current for everything the handler awaits. */
 function traced(handler) {
   return (req, res) => {
     const parent = tracer.extract(req.headers);
-    tracer.trace(`${req.method} ${req.url}`, { kind: 'server', parent, attributes: {
-      'http.request.method': req.method, 'url.path': req.url,
-    } }, async (span) => {
-      try {
-        const status = await handler(req, res);
-        span.setAttribute('http.response.status_code', status);
-        if (status >= 500) span.setStatus('error', `HTTP ${status}`);
-      } catch (err) {
-        span.setAttribute('http.response.status_code', 500);
-        if (!res.headersSent) res.writeHead(500).end(JSON.stringify({ error: String(err.message) }));
-        throw err; // recorded on the span by tracer.trace
-      }
-    }).catch(() => {});
+    tracer
+      .trace(
+        `${req.method} ${req.url}`,
+        {
+          kind: 'server',
+          parent,
+          attributes: {
+            'http.request.method': req.method,
+            'url.path': req.url,
+          },
+        },
+        async (span) => {
+          try {
+            const status = await handler(req, res);
+            span.setAttribute('http.response.status_code', status);
+            if (status >= 500) span.setStatus('error', `HTTP ${status}`);
+          } catch (err) {
+            span.setAttribute('http.response.status_code', 500);
+            if (!res.headersSent) res.writeHead(500).end(JSON.stringify({ error: String(err.message) }));
+            throw err; // recorded on the span by tracer.trace
+          }
+        },
+      )
+      .catch(() => {});
   };
 }
 
@@ -46,18 +61,28 @@ function reply(res, status, json) {
 
 /** Simulated chain RPC: occasionally slow or failing, so retries show up in the traces. */
 async function rpc(method, attempt) {
-  return tracer.trace(method, { kind: 'client', attributes: { 'rpc.method': method, 'x402.attempt': attempt } }, async () => {
-    await sleep(5 + Math.random() * 20);
-    if (Math.random() < 0.15) throw Object.assign(new Error('nonce too low'), { code: 'NONCE' });
-    return `0x${Math.random().toString(16).slice(2).padEnd(64, '0')}`;
-  });
+  return tracer.trace(
+    method,
+    { kind: 'client', attributes: { 'rpc.method': method, 'x402.attempt': attempt } },
+    async () => {
+      await sleep(5 + Math.random() * 20);
+      if (Math.random() < 0.15) throw Object.assign(new Error('nonce too low'), { code: 'NONCE' });
+      return `0x${Math.random().toString(16).slice(2).padEnd(64, '0')}`;
+    },
+  );
 }
 
 async function verify(req, res) {
   const p = await body(req);
   const span = tracer.activeSpan();
-  span.setAttributes({ 'x402.phase': 'verify', 'x402.scheme': p.scheme || 'exact', 'x402.network': p.network || 'base-sepolia',
-    'x402.asset': p.asset || 'USDC', 'x402.amount': String(p.amount || '0'), 'x402.payer': p.payer || 'unknown' });
+  span.setAttributes({
+    'x402.phase': 'verify',
+    'x402.scheme': p.scheme || 'exact',
+    'x402.network': p.network || 'base-sepolia',
+    'x402.asset': p.asset || 'USDC',
+    'x402.amount': String(p.amount || '0'),
+    'x402.payer': p.payer || 'unknown',
+  });
   await tracer.trace('verify.signature', () => sleep(2));
   const valid = BigInt(p.amount || 0) > 0n;
   if (!valid) span.setStatus('error', 'amount must be positive');
@@ -67,9 +92,15 @@ async function verify(req, res) {
 async function settle(req, res) {
   const p = await body(req);
   const span = tracer.activeSpan();
-  span.setAttributes({ 'x402.phase': 'settle', 'x402.scheme': p.scheme || 'exact', 'x402.network': p.network || 'base-sepolia',
-    'x402.asset': p.asset || 'USDC', 'x402.amount': String(p.amount || '0'), 'x402.payer': p.payer || 'unknown',
-    'x402.pay_to': p.payTo || '0xfacade' });
+  span.setAttributes({
+    'x402.phase': 'settle',
+    'x402.scheme': p.scheme || 'exact',
+    'x402.network': p.network || 'base-sepolia',
+    'x402.asset': p.asset || 'USDC',
+    'x402.amount': String(p.amount || '0'),
+    'x402.payer': p.payer || 'unknown',
+    'x402.pay_to': p.payTo || '0xfacade',
+  });
   for (let attempt = 1; attempt <= 3; attempt++) {
     try {
       const txHash = await rpc('eth_sendRawTransaction', attempt);
@@ -84,18 +115,24 @@ async function settle(req, res) {
 }
 
 const routes = { '/verify': verify, '/settle': settle };
-const server = http.createServer(traced(async (req, res) => {
-  const route = req.method === 'POST' && routes[req.url];
-  if (!route) return reply(res, 404, { error: 'not found' });
-  return route(req, res);
-}));
+const server = http.createServer(
+  traced(async (req, res) => {
+    const route = req.method === 'POST' && routes[req.url];
+    if (!route) return reply(res, 404, { error: 'not found' });
+    return route(req, res);
+  }),
+);
 
 const port = Number(process.env.PORT || 4021);
-server.listen(port, '127.0.0.1', () => console.log(`facilitator listening on http://127.0.0.1:${server.address().port}`));
+server.listen(port, '127.0.0.1', () =>
+  console.log(`facilitator listening on http://127.0.0.1:${server.address().port}`),
+);
 
 process.on('SIGTERM', async () => {
   server.close();
   const report = await tracer.shutdown(5000);
-  console.log(`tracex: delivered ${report.spansDelivered}, undelivered ${report.failed + report.pending + report.spooled}`);
+  console.log(
+    `tracex: delivered ${report.spansDelivered}, undelivered ${report.failed + report.pending + report.spooled}`,
+  );
   process.exit(0);
 });

@@ -21,7 +21,7 @@ function trap(owner, name, label) {
   if (owner == null) return;
   const original = owner[name];
   if (typeof original !== 'function') return;
-  const guarded = function () {
+  const guarded = () => {
     calls.push(label);
     throw new Error(`Disallowed operation called within global scope: ${label}`);
   };
@@ -34,7 +34,20 @@ function trap(owner, name, label) {
 const c = globalThis.crypto;
 trap(c, 'getRandomValues', 'crypto.getRandomValues');
 trap(c, 'randomUUID', 'crypto.randomUUID');
-for (const m of ['encrypt', 'decrypt', 'sign', 'verify', 'digest', 'generateKey', 'importKey', 'exportKey', 'deriveKey', 'deriveBits', 'wrapKey', 'unwrapKey']) {
+for (const m of [
+  'encrypt',
+  'decrypt',
+  'sign',
+  'verify',
+  'digest',
+  'generateKey',
+  'importKey',
+  'exportKey',
+  'deriveKey',
+  'deriveBits',
+  'wrapKey',
+  'unwrapKey',
+]) {
   trap(c?.subtle, m, `crypto.subtle.${m}`);
 }
 trap(Math, 'random', 'Math.random');
@@ -53,7 +66,7 @@ for (const spec of process.argv.slice(2)) {
     await import(target);
     loaded.push(spec);
   } catch (e) {
-    failed.push({ specifier: spec, error: String(e && e.stack ? e.stack : e) });
+    failed.push({ specifier: spec, error: String(e?.stack ? e.stack : e) });
   }
 }
 for (const undo of restore.reverse()) undo();

@@ -2,9 +2,9 @@
 # mypy's stubtest in scripts/test-python.sh: keep in step with the #[pymethods].
 import contextvars
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Generator, Literal, Optional, Union, final
+from typing import Any, Literal, Optional, Union, final
 
 from typing_extensions import Self, TypeAlias, disjoint_base
 
