@@ -139,9 +139,11 @@ struct KeyFetch {
 }
 
 impl KeyFetch {
-    /// One attempt when one is due (or `now_anyway`, for a flush or shutdown); true once the key
-    /// is installed. A wrong key (fingerprint mismatch) is retried like an unreachable collector:
-    /// the right one may be deployed meanwhile.
+    /// One attempt when one is due (or `now_anyway`: the last chance at shutdown); true once the
+    /// key is installed. Flushes do not bring attempts forward, so a service that flushes on every
+    /// request during an outage does not send the collector a key request each time. A wrong key
+    /// (fingerprint mismatch) is retried like an unreachable collector: the right one may be
+    /// deployed meanwhile.
     fn poll(&mut self, core: &Core, now_anyway: bool) -> bool {
         if !core.needs_key() {
             return true;
@@ -154,7 +156,7 @@ impl KeyFetch {
             return true;
         }
         self.attempts = self.attempts.saturating_add(1);
-        // At least the first backoff ceiling apart, so a flush loop cannot hammer the collector.
+        // Full jitter can draw ~0: keep attempts at least the first ceiling apart.
         let wait = self.retry.backoff(self.attempts, random_unit()).max(self.retry.initial_backoff);
         self.next_try = Instant::now() + wait;
         false
@@ -192,7 +194,7 @@ fn batcher_loop(
                 Some(Control::Shutdown(tx))
             }
         };
-        key.poll(core, ctl.is_some());
+        key.poll(core, matches!(ctl, Some(Control::Shutdown(_))));
         let timer = Instant::now() >= deadline;
         core.collect(timer || ctl.is_some(), &mut |batch| hand_off(core, out, spool, batch));
         if timer || ctl.is_some() {

@@ -273,7 +273,7 @@ fn a_served_key_that_is_not_the_pinned_one_is_never_used() {
     for _ in 0..4 {
         tracer.span("settle").end();
     }
-    // The flush makes a fetch attempt of its own and returns once it is done.
+    // The worker tries the key as it starts; the flush is answered after that attempt.
     let report = tracer.flush(Duration::from_secs(10)).unwrap();
     assert_eq!(report.spans_pending, 4, "{report:?}");
     assert!(tracer.needs_collector_key());
@@ -382,4 +382,27 @@ fn past_the_spool_cap_the_oldest_batches_are_evicted_and_counted_and_the_rest_ar
         .collect();
     let first = 12 - i64::try_from(spooled).unwrap();
     assert_eq!(order, (first..12).map(tracex_core::Value::from).collect::<Vec<_>>());
+}
+
+#[test]
+fn flushing_during_an_outage_does_not_bring_key_fetches_forward() {
+    let server = Server::start("127.0.0.1:0", |_, _| Response::status(503));
+    let tracer = pinned(&server.url(), &"ab".repeat(32))
+        .with_retry_policy(RetryPolicy {
+            initial_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(1),
+            ..fast_retry()
+        })
+        .build()
+        .unwrap();
+    let until = Instant::now() + Duration::from_millis(1500);
+    let mut flushes = 0;
+    while Instant::now() < until {
+        tracer.span("settle").end();
+        let _ = tracer.flush(Duration::from_millis(50)).unwrap();
+        flushes += 1;
+    }
+    let fetches = server.requests().iter().filter(|r| r.path == "/v1/public-key").count();
+    // Attempts at least 500 ms apart: at most 4 in 1.5 s, whatever the number of flushes.
+    assert!(flushes > 20 && (1..=4).contains(&fetches), "{flushes} flushes, {fetches} key requests");
 }
