@@ -2,11 +2,10 @@
 //! defaults and `TRACEX_*` environment variables, resolved in one place: the core's `build()`.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use napi::bindgen_prelude::Either3;
-use tracex_core::config::BatchConfig;
-use tracex_core::{Sampler, Tracer, TracerBuilder, Value};
+use tracex_core::options::{Options, Spelling};
+use tracex_core::{Tracer, TracerBuilder, Value};
 
 use napi::Env;
 
@@ -55,69 +54,42 @@ pub struct NativeOptions {
     pub sdk_version: Option<String>,
 }
 
-/// Builds the core tracer from JS options.
+/// Builds the core tracer from JS options: a copy into the core's `Options`, which checks them.
 pub fn build(env: &Env, o: NativeOptions) -> napi::Result<Tracer> {
-    let mut b: TracerBuilder = Tracer::builder();
-    macro_rules! set {
-        ($field:expr, $with:ident) => {
-            if let Some(v) = $field {
-                b = b.$with(v);
-            }
-        };
-    }
-    set!(o.endpoint, with_endpoint);
-    set!(o.api_key, with_api_key);
-    set!(o.service_name, with_service_name);
-    set!(o.service_version, with_service_version);
-    set!(o.environment, with_environment);
-    set!(o.operator_id, with_operator_id);
-    set!(o.operator_role, with_operator_role);
-    set!(o.collector_public_key, with_collector_public_key_pem);
-    set!(o.collector_fingerprint, with_collector_fingerprint);
-    set!(o.spool_dir, with_spool_dir);
-    set!(o.compression, with_compression);
-    if let Some(r) = o.sample_ratio {
-        let r = tracex_core::config::sample_ratio("sampleRatio", r).map_err(|e| to_js(env, &e))?;
-        b = b.with_sampler(Sampler::ratio(r));
-    }
-    for (k, v) in o.resource_attributes.unwrap_or_default() {
-        let v: Value = match v {
-            Either3::A(s) => s.into(),
-            Either3::B(n) => Value::from_js_number(n),
-            Either3::C(flag) => flag.into(),
-        };
-        b = b.with_resource_attribute(k, v);
-    }
-    let mut batch = BatchConfig::default();
-    if let Some(n) = o.max_queue_size {
-        batch.max_queue_size = positive(env, n, "maxQueueSize")? as usize;
-    }
-    if let Some(n) = o.max_export_batch_size {
-        batch.max_batch_size = positive(env, n, "maxExportBatchSize")? as usize;
-    }
-    if let Some(ms) = o.scheduled_delay_millis {
-        batch.scheduled_delay = Duration::from_millis(u64::from(positive(env, ms, "scheduledDelayMillis")?));
-    }
-    b = b.with_batch_config(batch);
-    b = b.with_sdk(
-        o.sdk_name.unwrap_or_else(|| "tracex-node".into()),
-        o.sdk_version.unwrap_or_else(|| env!("CARGO_PKG_VERSION").into()),
-    );
-    b.build().map_err(|e| to_js(env, &e))
-}
-
-/// The JS number as given (a `u32` field would silently truncate 1.5 or wrap -1), checked by the
-/// core's one rule for counts.
-fn positive(env: &Env, n: f64, name: &str) -> napi::Result<u32> {
-    tracex_core::config::positive_integer(name, n).map_err(|e| to_js(env, &e))
-}
-
-/// The ratio the JS layer applies to root spans, read back from the core's resolved sampler.
-pub fn root_ratio(s: &Sampler) -> f64 {
-    match s {
-        Sampler::AlwaysOn => 1.0,
-        Sampler::AlwaysOff => 0.0,
-        Sampler::TraceIdRatio(r) => *r,
-        Sampler::ParentBased(root) => root_ratio(root),
-    }
+    let resource_attributes = o
+        .resource_attributes
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| {
+            let v: Value = match v {
+                Either3::A(s) => s.into(),
+                Either3::B(n) => Value::from_js_number(n),
+                Either3::C(flag) => flag.into(),
+            };
+            (k, v)
+        })
+        .collect();
+    let options = Options {
+        endpoint: o.endpoint,
+        api_key: o.api_key,
+        service_name: o.service_name,
+        service_version: o.service_version,
+        environment: o.environment,
+        operator_id: o.operator_id,
+        operator_role: o.operator_role,
+        collector_public_key: o.collector_public_key,
+        collector_fingerprint: o.collector_fingerprint,
+        sample_ratio: o.sample_ratio,
+        resource_attributes,
+        max_queue_size: o.max_queue_size,
+        max_batch_size: o.max_export_batch_size,
+        scheduled_delay: o.scheduled_delay_millis,
+        retry_timeout: None,
+        request_timeout: None,
+        spool_dir: o.spool_dir.map(Into::into),
+        compression: o.compression,
+        sdk_name: Some(o.sdk_name.unwrap_or_else(|| "tracex-node".into())),
+        sdk_version: o.sdk_version,
+    };
+    options.into_builder(Spelling::Camel).and_then(TracerBuilder::build).map_err(|e| to_js(env, &e))
 }

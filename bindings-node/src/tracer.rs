@@ -10,7 +10,7 @@ use napi_derive::napi;
 use tracex_core::{FlushReport, Tracer};
 
 use crate::error::to_js;
-use crate::options::{NativeOptions, build, root_ratio};
+use crate::options::{NativeOptions, build};
 
 const DEFAULT_TIMEOUT_MS: u32 = 10_000;
 
@@ -173,7 +173,7 @@ impl NativeTracer {
     /// The head-sampling ratio for root spans, as resolved by the core (options or env).
     #[napi(getter)]
     pub fn sample_ratio(&self) -> f64 {
-        root_ratio(self.tracer.sampler())
+        self.tracer.sampler().root_ratio()
     }
 
     /// The limits and batching the core resolved, which the JS layer applies on its side.

@@ -507,17 +507,17 @@ test('limits and batching come from the core; counts are checked once, with one 
   assert.equal(tracer._batch, 7);
   assert.equal(tracer._limits.maxAttributes, 128);
   await tracer.shutdown();
-  for (const [k, v] of [
-    ['maxQueueSize', 0],
-    ['maxExportBatchSize', 1.5],
-    ['scheduledDelayMillis', -1],
+  for (const [k, v, rule] of [
+    ['maxQueueSize', 0, 'a positive integer'],
+    ['maxExportBatchSize', 1.5, 'a positive integer'],
+    ['scheduledDelayMillis', -1, 'a non-negative number of milliseconds'],
   ]) {
     assert.throws(
       () => new Tracer(c.options({ [k]: v })),
       (e) =>
         e instanceof ConfigError &&
         e.code === 'TRACEX_CONFIG' &&
-        e.message === `invalid configuration: ${k} must be a positive integer, got ${v}`,
+        e.message === `invalid configuration: ${k} must be ${rule}, got ${v}`,
       `${k}: ${v}`,
     );
   }

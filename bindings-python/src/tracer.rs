@@ -5,9 +5,8 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
-use tracex_core::config::BatchConfig;
-use tracex_core::transport::RetryPolicy;
-use tracex_core::{FlushReport, Sampler, Tracer};
+use tracex_core::options::{Options, Spelling};
+use tracex_core::{FlushReport, Tracer};
 
 use crate::error::{self, IntoPyResult};
 use crate::span::{self, PySpan};
@@ -38,15 +37,10 @@ pub struct PyTracer {
     pub(crate) shared: Arc<Shared>,
 }
 
+/// A `timeout=` argument of flush/shutdown.
 fn seconds(py: Python<'_>, name: &str, v: f64) -> PyResult<Duration> {
     Duration::try_from_secs_f64(v)
         .map_err(|_| error::config(py, format!("{name} must be a non-negative number of seconds, got {v}")))
-}
-
-fn positive(py: Python<'_>, name: &str, v: usize) -> PyResult<usize> {
-    // The core's one rule for counts, so the message is the same in every language.
-    #[allow(clippy::cast_precision_loss)] // beyond 2^53 it fails the check either way
-    tracex_core::config::positive_integer(name, v as f64).map(|n| n as usize).py_err(py)
 }
 
 #[pymethods]
@@ -97,56 +91,35 @@ impl PyTracer {
         request_timeout: Option<f64>,
         compression: bool,
     ) -> PyResult<Self> {
-        let mut b =
-            Tracer::builder().with_sdk("tracex-python", env!("CARGO_PKG_VERSION")).with_compression(compression);
-        macro_rules! opt {
-            ($v:expr, $m:ident) => {
-                if let Some(v) = $v {
-                    b = b.$m(v);
-                }
-            };
-        }
-        opt!(endpoint, with_endpoint);
-        opt!(api_key, with_api_key);
-        opt!(service_name, with_service_name);
-        opt!(service_version, with_service_version);
-        opt!(environment, with_environment);
-        opt!(collector_fingerprint, with_collector_fingerprint);
-        opt!(spool_dir, with_spool_dir);
-        opt!(operator_id, with_operator_id);
-        opt!(operator_role, with_operator_role);
-        if let Some(pem) = collector_public_key {
-            b = b.with_collector_public_key_pem(pem);
-        }
-        if let Some(r) = sample_ratio {
-            // The core's rule, under the name the caller wrote.
-            b = b.with_sampler(Sampler::ratio(tracex_core::config::sample_ratio("sample_ratio", r).py_err(py)?));
-        }
-        if let Some(attrs) = resource_attributes.filter(|a| !a.is_none()) {
-            for kv in span::to_key_values(attrs)? {
-                b = b.with_resource_attribute(kv.key, kv.value);
-            }
-        }
-        let mut batch = BatchConfig::default();
-        if let Some(n) = max_queue_size {
-            batch.max_queue_size = positive(py, "max_queue_size", n)?;
-        }
-        if let Some(n) = max_batch_size {
-            batch.max_batch_size = positive(py, "max_batch_size", n)?;
-        }
-        if let Some(s) = scheduled_delay {
-            batch.scheduled_delay = seconds(py, "scheduled_delay", s)?;
-        }
-        b = b.with_batch_config(batch);
-        let mut retry = RetryPolicy::default();
-        if let Some(s) = retry_timeout {
-            retry.max_elapsed = seconds(py, "retry_timeout", s)?;
-        }
-        if let Some(s) = request_timeout {
-            retry.request_timeout = seconds(py, "request_timeout", s)?;
-        }
-        b = b.with_retry_policy(retry);
-        // Building may fetch the collector key over HTTP: never with the GIL held.
+        let resource_attributes = match resource_attributes.filter(|a| !a.is_none()) {
+            Some(attrs) => span::to_key_values(attrs)?.into_iter().map(|kv| (kv.key.to_string(), kv.value)).collect(),
+            None => Vec::new(),
+        };
+        #[allow(clippy::cast_precision_loss)] // beyond 2^53 a count fails the core's check either way
+        let options = Options {
+            endpoint,
+            api_key,
+            service_name,
+            service_version,
+            environment,
+            operator_id,
+            operator_role,
+            collector_public_key,
+            collector_fingerprint,
+            sample_ratio,
+            resource_attributes,
+            max_queue_size: max_queue_size.map(|n| n as f64),
+            max_batch_size: max_batch_size.map(|n| n as f64),
+            scheduled_delay,
+            retry_timeout,
+            request_timeout,
+            spool_dir,
+            compression: Some(compression),
+            sdk_name: Some("tracex-python".into()),
+            sdk_version: None,
+        };
+        let b = options.into_builder(Spelling::Snake).py_err(py)?;
+        // Opening the HTTP client loads the TLS roots: not with the GIL held.
         let tracer = py.detach(move || b.build()).py_err(py)?;
         Ok(Self { shared: Arc::new(Shared { tracer: RwLock::new(tracer) }) })
     }

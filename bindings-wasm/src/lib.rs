@@ -25,7 +25,7 @@ mod testing;
 mod tracer;
 mod transport;
 
-pub use config::{DEFAULT_SDK_NAME, Endpoint, Options};
+pub use config::{DEFAULT_SDK_NAME, Endpoint};
 pub use seal::collector_key_id;
 #[cfg(feature = "testing")]
 pub use testing::{core_error, open_with_data_key, seal_with_fixed_inputs};

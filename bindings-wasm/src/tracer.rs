@@ -16,7 +16,7 @@ use tracex_core::seal::SealedBatch;
 use tracex_core::{Error, FlushReport, StatsSnapshot, Tracer};
 use wasm_bindgen::prelude::*;
 
-use crate::config::{Endpoint, Options};
+use crate::config::{self, Endpoint};
 use crate::error::to_js;
 use crate::transport::{self, DEFAULT_FLUSH_TIMEOUT_MS};
 
@@ -69,11 +69,11 @@ impl NativeTracer {
     /// `TRACEX_*` code (`TRACEX_CONFIG`, `TRACEX_PUBLIC_KEY`, `TRACEX_FINGERPRINT_MISMATCH`).
     #[wasm_bindgen(constructor)]
     pub fn new(#[wasm_bindgen(unchecked_param_type = "NativeOptions")] options: JsValue) -> Result<Self, JsValue> {
-        let options = Options::from_js(&options).map_err(|e| to_js(&e))?;
+        let options = config::from_js(&options).map_err(|e| to_js(&e))?;
         if cfg!(all(target_arch = "wasm32", target_os = "unknown")) && !transport::has_fetch() {
             return Err(to_js(&crate::error::config("this host has no global fetch() to send batches with")));
         }
-        let built = options.build(clock()).map_err(|e| to_js(&e))?;
+        let built = config::build(options, clock()).map_err(|e| to_js(&e))?;
         Ok(Self {
             shared: Rc::new(Shared {
                 tracer: built.tracer,

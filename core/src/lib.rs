@@ -38,6 +38,7 @@ pub mod encode;
 pub mod error;
 pub mod ids;
 pub mod model;
+pub mod options;
 pub mod records;
 pub mod redact;
 pub mod sampler;

@@ -29,6 +29,17 @@ impl Sampler {
         Self::ParentBased(Box::new(Self::TraceIdRatio(ratio)))
     }
 
+    /// The share of root spans recorded (1 always on, 0 always off): what a host that starts spans
+    /// on its own side (the JS layer) applies to roots.
+    pub fn root_ratio(&self) -> f64 {
+        match self {
+            Self::AlwaysOn => 1.0,
+            Self::AlwaysOff => 0.0,
+            Self::TraceIdRatio(r) => *r,
+            Self::ParentBased(root) => root.root_ratio(),
+        }
+    }
+
     /// Decides whether a new span in `trace_id` under `parent` is recorded.
     pub fn should_sample(&self, parent: Option<&SpanContext>, trace_id: TraceId) -> bool {
         match self {

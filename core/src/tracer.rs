@@ -264,7 +264,7 @@ impl Tracer {
 
     /// The pump, for hosts without a worker: drains the buffer and returns the batches that are due
     /// (a full batch, or anything pending once the scheduled delay has passed; everything when
-    /// `force`). The host sends them and reports the outcome with [`Tracer::note_delivery`].
+    /// `force`). The host sends them and reports each attempt with [`Tracer::after_attempt`].
     pub fn collect_sealed(&self, force: bool) -> Result<Vec<SealedBatch>> {
         if self.has_worker() {
             return Err(Error::Config("this tracer has a background worker; use flush() instead".into()));
@@ -590,9 +590,7 @@ impl TracerBuilder {
 
         let endpoint = self.endpoint.or_else(|| config::env(config::ENV_ENDPOINT));
         if let Some(e) = &endpoint {
-            if !(e.starts_with("http://") || e.starts_with("https://")) {
-                return Err(Error::Config(format!("endpoint must start with http:// or https://: {e:?}")));
-            }
+            crate::options::check_endpoint(e)?;
         }
         let api_key = self.api_key.or_else(|| config::env(config::ENV_API_KEY));
         let fingerprint = self.fingerprint.or_else(|| config::env(config::ENV_COLLECTOR_FINGERPRINT));

@@ -132,11 +132,7 @@ impl std::fmt::Debug for HttpTransport {
 impl HttpTransport {
     /// A transport for `endpoint` (base URL) authenticating with `api_key`.
     pub fn new(endpoint: &str, api_key: &str, timeout: Duration) -> crate::Result<Self> {
-        if api_key.is_empty() || api_key.chars().any(|c| c.is_control() || c == ' ') {
-            return Err(crate::Error::Config(
-                "API key must be non-empty and contain no spaces or control characters".into(),
-            ));
-        }
+        crate::options::check_api_key("API key", api_key)?;
         let client = reqwest::blocking::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(5)))

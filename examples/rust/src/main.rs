@@ -130,7 +130,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for b in &batches {
             let path = dir.join(format!("batch-{:06}.trxb", b.sequence));
             std::fs::write(&path, &b.bytes)?;
-            tracer.note_delivery(b, true);
+            // Written out instead of sent: reported to the core's delivery accounting as delivered.
+            let mut progress = tracex_core::delivery::Progress::default();
+            let delivered = tracex_core::transport::SendOutcome::Delivered;
+            tracer.after_attempt(b, &mut progress, &delivered, Duration::ZERO, Duration::ZERO, None);
             println!("sealed {} spans into {} ({} bytes)", b.span_count, path.display(), b.bytes.len());
         }
         println!("collector key {}: only its private key opens these batches", tracer.collector_key_id());
