@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import tracex
-from conftest import VECTORS, Collector
+from conftest import VECTORS, Collector, attrs
 
 
 def closed_port_url() -> str:
@@ -175,18 +175,21 @@ def test_collector_down_without_spool_counts_failures(make_tracer) -> None:
 
 def test_collector_down_with_spool_loses_nothing(collector: Collector, make_tracer, tmp_path: Path) -> None:
     spool = tmp_path / "spool"
-    down = make_tracer(endpoint=closed_port_url(), retry_timeout=0.3, spool_dir=spool)
-    with down.span("spooled") as span:
-        pass
+    down = make_tracer(endpoint=closed_port_url(), retry_timeout=0.3, spool_dir=spool, max_batch_size=10)
+    with down.span("root", root=True) as root:
+        for i in range(49):
+            with down.span("spooled") as span:
+                span.set_attribute("i", i)
     report = down.flush(timeout=10)
-    assert report.spans_spooled == 1, report
+    assert report.spans_spooled == 50 and report.spans_failed == 0, report
     down.shutdown(timeout=2)
-    assert list(spool.glob("*.trxb")), "the sealed batch waits on disk"
+    assert len(list(spool.glob("*.trxb"))) == 5, "the sealed batches wait on disk"
 
     up = make_tracer(spool_dir=spool)  # same spool, collector reachable: replays it
-    spans = collector.wait_spans(span.trace_id, 1, timeout=30)
-    assert [s["name"] for s in spans] == ["spooled"]
-    assert up.stats()["spans_unspooled"] == 1
+    spans = collector.wait_spans(root.trace_id, 50, timeout=30)
+    assert len(spans) == 50 and len({s["span_id"] for s in spans}) == 50, "each span exactly once"
+    assert sorted(attrs(s).get("i", -1) for s in spans) == [-1, *range(49)]
+    assert up.stats()["spans_unspooled"] == 50
 
 
 def test_shutdown_then_use(make_tracer) -> None:
