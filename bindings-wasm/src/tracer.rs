@@ -198,8 +198,7 @@ impl Shared {
         let Err(why) = installed else { return None };
         let failures = self.key_failures.get().saturating_add(1);
         self.key_failures.set(failures);
-        let policy = self.tracer.retry_policy();
-        let wait = policy.backoff(failures, random_unit()).max(policy.initial_backoff);
+        let wait = self.tracer.retry_policy().key_fetch_backoff(failures, random_unit());
         self.next_key_fetch.set(js_sys::Date::now() + wait.as_secs_f64() * 1000.0);
         Some(why)
     }

@@ -143,10 +143,14 @@ impl Core {
 
     /// Spans recorded but not yet delivered, spooled or given up on.
     pub(crate) fn in_flight(&self) -> u64 {
-        let s = self.snapshot();
-        s.spans_recorded
-            .saturating_sub(s.spans_sent - s.spans_unspooled + s.spans_failed - s.spans_spool_failed + s.spans_spooled)
+        pending(&self.snapshot())
     }
+}
+
+/// Spans in `s` recorded but not yet delivered, spooled or given up on.
+fn pending(s: &StatsSnapshot) -> u64 {
+    s.spans_recorded
+        .saturating_sub(s.spans_sent - s.spans_unspooled + s.spans_failed - s.spans_spool_failed + s.spans_spooled)
 }
 
 /// What `flush` or `shutdown` achieved.
@@ -188,7 +192,7 @@ impl FlushReport {
             spans_delivered: sent1.saturating_sub(sent0),
             spans_spooled: after.spans_spooled.saturating_sub(before.spans_spooled),
             spans_failed: failed1.saturating_sub(failed0),
-            spans_pending: core.in_flight(),
+            spans_pending: pending(&after),
             spans_dropped: after.spans_dropped.saturating_sub(before.spans_dropped),
         }
     }

@@ -246,7 +246,7 @@ impl Tracer {
 
     /// Self-telemetry counters.
     pub fn stats(&self) -> StatsSnapshot {
-        self.inner.core.stats.snapshot(self.inner.core.buffer.len() as u64)
+        self.inner.core.snapshot()
     }
 
     /// True when a background worker delivers batches (native, with a transport); false when the

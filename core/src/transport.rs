@@ -64,6 +64,14 @@ impl RetryPolicy {
         self.initial_backoff.saturating_mul(factor).min(self.max_backoff)
     }
 
+    /// The wait before fetching the collector key again after `failures` failed fetches: the
+    /// full-jitter backoff, but never under the first ceiling (jitter can draw ~0, and a key fetch
+    /// is not worth hammering a collector that is down). The native batcher and the WASM flush both
+    /// pace their fetches with it.
+    pub fn key_fetch_backoff(&self, failures: u32, random: f64) -> Duration {
+        self.backoff(failures, random).max(self.initial_backoff)
+    }
+
     /// A full-jitter backoff before attempt `attempt`, from a uniform `random` in `[0, 1)`.
     pub fn backoff(&self, attempt: u32, random: f64) -> Duration {
         self.ceiling(attempt).mul_f64(random.clamp(0.0, 1.0))

@@ -156,8 +156,7 @@ impl KeyFetch {
             return true;
         }
         self.attempts = self.attempts.saturating_add(1);
-        // Full jitter can draw ~0: keep attempts at least the first ceiling apart.
-        let wait = self.retry.backoff(self.attempts, random_unit()).max(self.retry.initial_backoff);
+        let wait = self.retry.key_fetch_backoff(self.attempts, random_unit());
         self.next_try = Instant::now() + wait;
         false
     }
