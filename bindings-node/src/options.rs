@@ -44,8 +44,16 @@ pub struct NativeOptions {
     pub max_export_batch_size: Option<f64>,
     /// Longest wait before a partial batch is sent, in ms (default 1,000).
     pub scheduled_delay_millis: Option<f64>,
+    /// Time spent retrying one batch before it is spooled or counted as failed, in ms (default
+    /// 30,000).
+    pub retry_timeout_millis: Option<f64>,
+    /// Timeout of one request to the collector, in ms (default 10,000).
+    pub request_timeout_millis: Option<f64>,
     /// Directory for batches that could not be delivered (env `TRACEX_SPOOL_DIR`).
     pub spool_dir: Option<String>,
+    /// Spool size limit in bytes (default 64 MiB); past it the oldest spooled batches are evicted
+    /// and counted as failed (`spansSpoolFailed`).
+    pub spool_max_bytes: Option<f64>,
     /// Deflate the plaintext before sealing (default false).
     pub compression: Option<bool>,
     /// SDK name written into each batch header (the JS layer sets `tracex-node`).
@@ -84,9 +92,10 @@ pub fn build(env: &Env, o: NativeOptions) -> napi::Result<Tracer> {
         max_queue_size: o.max_queue_size,
         max_batch_size: o.max_export_batch_size,
         scheduled_delay: o.scheduled_delay_millis,
-        retry_timeout: None,
-        request_timeout: None,
+        retry_timeout: o.retry_timeout_millis,
+        request_timeout: o.request_timeout_millis,
         spool_dir: o.spool_dir.map(Into::into),
+        spool_max_bytes: o.spool_max_bytes,
         compression: o.compression,
         sdk_name: Some(o.sdk_name.unwrap_or_else(|| "tracex-node".into())),
         sdk_version: o.sdk_version,

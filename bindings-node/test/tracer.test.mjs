@@ -340,6 +340,38 @@ test('collector down: spans wait for the retry budget, shutdown spools them, and
   assert.equal(traces.length, 10, 'each span exactly once');
 });
 
+test('past spoolMaxBytes the oldest spooled batches are evicted and counted; the newest arrive once', async () => {
+  const spoolDir = `${c.dataDir}/spool-evict`;
+  const tracer = new Tracer(
+    c.options({
+      endpoint: 'http://127.0.0.1:9',
+      spoolDir,
+      spoolMaxBytes: 4000, // room for a few single-span batches of ~700 bytes
+      retryTimeoutMillis: 200,
+      serviceName: 'evict',
+      maxExportBatchSize: 1,
+    }),
+  );
+  for (let i = 0; i < 12; i++) tracer.startSpan('settle', { attributes: { i } }).end();
+  const last = await tracer.shutdown(20_000);
+  const s = tracer.stats();
+  assert.deepEqual([last.spooled, last.pending], [12, 0], JSON.stringify(last));
+  assert.ok(s.spansSpoolFailed > 0 && s.spansSpoolFailed < 12, JSON.stringify(s));
+  assert.equal(s.spansFailed, s.spansSpoolFailed, 'evictions are the only failures');
+  const kept = 12 - s.spansSpoolFailed;
+
+  const again = new Tracer(c.options({ spoolDir, serviceName: 'evict' }));
+  for (let i = 0; i < 100 && again.stats().spansUnspooled < kept; i++) await sleep(100);
+  await again.shutdown(10_000);
+  assert.equal(again.stats().spansUnspooled, kept);
+  const traces = await c.traces('&service=evict');
+  const got = [];
+  for (const t of traces) for (const span of await c.trace(t.trace_id)) got.push(attrs(span.attributes).i);
+  got.sort((a, b) => a - b);
+  const newest = Array.from({ length: kept }, (_, k) => 12 - kept + k);
+  assert.deepEqual(got, newest, 'the newest survived, each exactly once');
+});
+
 test('the collector down at start-up: the tracer constructs at once, and every span arrives once it is up', async () => {
   const d = await startCollector('down-at-start');
   await d.stop();
@@ -514,6 +546,8 @@ test('limits and batching come from the core; counts are checked once, with one 
     ['maxQueueSize', 0, 'a positive integer'],
     ['maxExportBatchSize', 1.5, 'a positive integer'],
     ['scheduledDelayMillis', -1, 'a non-negative number of milliseconds'],
+    ['spoolMaxBytes', 0, 'a positive integer'],
+    ['retryTimeoutMillis', -5, 'a non-negative number of milliseconds'],
   ]) {
     assert.throws(
       () => new Tracer(c.options({ [k]: v })),

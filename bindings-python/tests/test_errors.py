@@ -192,6 +192,39 @@ def test_collector_down_with_spool_loses_nothing(collector: Collector, make_trac
     assert up.stats()["spans_unspooled"] == 50
 
 
+def test_past_spool_max_bytes_the_oldest_batches_are_evicted_and_counted(
+    collector: Collector, make_tracer, tmp_path: Path
+) -> None:
+    spool = tmp_path / "spool"
+    # Room for a few single-span batches of ~700 bytes.
+    down = make_tracer(
+        endpoint=closed_port_url(), retry_timeout=0.2, spool_dir=spool, spool_max_bytes=4000, max_batch_size=1
+    )
+    with down.span("root", root=True) as root:
+        for i in range(11):
+            with down.span("settle") as span:
+                span.set_attribute("i", i)
+    report = down.shutdown(timeout=20)
+    stats = down.stats()
+    assert report.spans_spooled == 12 and report.spans_pending == 0, report
+    assert 0 < stats["spans_spool_failed"] < 12, stats
+    assert stats["spans_failed"] == stats["spans_spool_failed"], "evictions are the only failures"
+    kept = 12 - stats["spans_spool_failed"]
+    assert len(list(spool.glob("*.trxb"))) == kept
+
+    up = make_tracer(spool_dir=spool)
+    spans = collector.wait_spans(root.trace_id, kept, timeout=30)
+    # The newest survived (the root ended last), each exactly once.
+    assert len(spans) == kept and len({s["span_id"] for s in spans}) == kept
+    assert sorted(attrs(s).get("i", -1) for s in spans) == [-1, *range(12 - kept, 11)]
+    assert up.stats()["spans_unspooled"] == kept
+
+
+def test_spool_max_bytes_must_be_positive(make_tracer) -> None:
+    with pytest.raises(tracex.ConfigError, match="spool_max_bytes must be a positive integer, got 0"):
+        make_tracer(spool_max_bytes=0)
+
+
 def test_shutdown_then_use(make_tracer) -> None:
     tracer = make_tracer()
     report = tracer.shutdown(timeout=5)

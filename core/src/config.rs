@@ -46,9 +46,20 @@ pub const ENV_SPOOL_DIR: &str = "TRACEX_SPOOL_DIR";
 /// assert_eq!(err.to_string(), "invalid configuration: maxQueueSize must be a positive integer, got 1.5");
 /// ```
 pub fn positive_integer(name: &str, v: f64) -> crate::Result<u32> {
-    if v.fract() == 0.0 && (1.0..=f64::from(u32::MAX)).contains(&v) {
+    #[allow(clippy::cast_possible_truncation)] // at most u32::MAX, checked by positive_up_to
+    positive_up_to(name, v, f64::from(u32::MAX)).map(|n| n as u32)
+}
+
+/// The same rule for sizes in bytes (`spoolMaxBytes`), which may pass 4 GiB: up to 2^53, the
+/// largest integer a JS number holds exactly.
+pub fn positive_size(name: &str, v: f64) -> crate::Result<u64> {
+    positive_up_to(name, v, 9_007_199_254_740_992.0)
+}
+
+fn positive_up_to(name: &str, v: f64, max: f64) -> crate::Result<u64> {
+    if v.fract() == 0.0 && (1.0..=max).contains(&v) {
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // checked just above
-        Ok(v as u32)
+        Ok(v as u64)
     } else {
         Err(crate::Error::Config(format!("{name} must be a positive integer, got {v}")))
     }

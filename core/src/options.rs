@@ -36,6 +36,7 @@ const MAX_BATCH_SIZE: Name = Name { camel: "maxExportBatchSize", snake: "max_bat
 const SCHEDULED_DELAY: Name = Name { camel: "scheduledDelayMillis", snake: "scheduled_delay" };
 const RETRY_TIMEOUT: Name = Name { camel: "retryTimeoutMillis", snake: "retry_timeout" };
 const REQUEST_TIMEOUT: Name = Name { camel: "requestTimeoutMillis", snake: "request_timeout" };
+const SPOOL_MAX_BYTES: Name = Name { camel: "spoolMaxBytes", snake: "spool_max_bytes" };
 const API_KEY: Name = Name { camel: "apiKey", snake: "api_key" };
 const COLLECTOR_PUBLIC_KEY: Name = Name { camel: "collectorPublicKey", snake: "collector_public_key" };
 
@@ -100,6 +101,9 @@ pub struct Options {
     pub request_timeout: Option<f64>,
     /// Directory for batches that could not be delivered (`TRACEX_SPOOL_DIR`).
     pub spool_dir: Option<PathBuf>,
+    /// Spool size limit in bytes (default [`config::DEFAULT_SPOOL_MAX_BYTES`]); past it the oldest
+    /// spooled batches are evicted and counted as failed.
+    pub spool_max_bytes: Option<f64>,
     /// DEFLATE batches before sealing (default off).
     pub compression: Option<bool>,
     /// SDK name in batch headers and `telemetry.sdk.name` (each binding passes its own).
@@ -165,6 +169,9 @@ impl Options {
         b = b.with_batch_config(batch).with_retry_policy(retry).with_compression(self.compression.unwrap_or(false));
         if let Some(dir) = self.spool_dir {
             b = b.with_spool_dir(dir);
+        }
+        if let Some(n) = self.spool_max_bytes {
+            b = b.with_spool_max_bytes(config::positive_size(spelling.name(SPOOL_MAX_BYTES), n)?);
         }
         if let Some(name) = self.sdk_name {
             b = b.with_sdk(name, self.sdk_version.unwrap_or_else(|| env!("CARGO_PKG_VERSION").into()));

@@ -46,6 +46,7 @@ class Tracer:
         collector_fingerprint: Optional[str] = None,
         sample_ratio: Optional[float] = None,
         spool_dir: Optional[Union[str, os.PathLike[str]]] = None,
+        spool_max_bytes: Optional[int] = None,
         resource_attributes: Optional[Mapping[str, AttributeValue]] = None,
         operator_id: Optional[str] = None,
         operator_role: Optional[str] = None,
