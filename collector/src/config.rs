@@ -73,6 +73,14 @@ pub struct Config {
     /// `["https://app.example.com"]`, or `["*"]` for any (`TRACEX_CORS_ORIGINS`, comma-separated;
     /// `--cors-origin`). Default: none, and no CORS headers are sent.
     pub cors_allowed_origins: Vec<String>,
+    /// Live-tail streams (`GET /api/v1/live`) one read key may hold open at once (default 16);
+    /// past it, 429 `too_many_streams`.
+    pub live_max_streams_per_key: usize,
+    /// Live-tail streams open at once, all keys together (default 256).
+    pub live_max_streams: usize,
+    /// Rendered spans queued for one live viewer that has not read them yet (default 1 MiB); past
+    /// it, spans are skipped for that viewer and reported to it as `lagged`.
+    pub live_buffer_bytes: usize,
 }
 
 impl Default for Config {
@@ -100,6 +108,9 @@ impl Default for Config {
             data_key_cache: 4096,
             log_format: LogFormat::Text,
             cors_allowed_origins: Vec::new(),
+            live_max_streams_per_key: 16,
+            live_max_streams: 256,
+            live_buffer_bytes: 1024 * 1024,
         }
     }
 }
@@ -117,6 +128,15 @@ impl Config {
             max_spans: crate::services::validate::MAX_SPANS_PER_BATCH,
             max_items: self.max_items_per_batch,
             max_decoded_bytes: self.max_decoded_bytes,
+        }
+    }
+
+    /// The live tail's limits.
+    pub fn live_limits(&self) -> crate::live::LiveLimits {
+        crate::live::LiveLimits {
+            per_key: self.live_max_streams_per_key,
+            total: self.live_max_streams,
+            buffer_bytes: self.live_buffer_bytes,
         }
     }
 

@@ -15,12 +15,14 @@
 //!      200 ◀──────────── store (SQLite WAL, or PostgreSQL) ─ durable before the answer
 //!
 //! GET /api/v1/traces[/{id}] ─▶ endpoints::query ─▶ store (read connections)
+//! GET /api/v1/live ◀── SSE ── live (fan-out after each commit, bounded per viewer)
 //! ```
 
 pub mod auth;
 pub mod config;
 pub mod endpoints;
 pub mod keys;
+pub mod live;
 pub mod logs;
 pub mod metrics;
 pub mod private;
@@ -72,21 +74,39 @@ pub struct AppState {
     pub decoded_budget: tokio::sync::Semaphore,
     /// Requests per second per API key.
     pub rate_limits: ratelimit::RateLimiter,
+    /// Live-tail viewers.
+    pub live: live::LiveHub,
+}
+
+/// Declares the API's routes once: the router is built from this list, and the OpenAPI document
+/// (`endpoints::openapi`) is checked against it in a test, so neither can drift from the other.
+macro_rules! api_routes {
+    ($($method:ident $path:literal => $handler:path,)*) => {
+        /// `(method, path)` of every API route, in axum's path syntax (which is OpenAPI's).
+        pub const API_ROUTES: &[(&str, &str)] = &[$((stringify!($method), $path)),*];
+
+        fn api_router() -> Router<Arc<AppState>> {
+            Router::new()$(.route($path, $method($handler)))*
+        }
+    };
+}
+
+api_routes! {
+    post "/v1/batches" => endpoints::ingest::post_batch,
+    get "/v1/public-key" => endpoints::keys::public_key,
+    get "/api/v1/traces" => endpoints::query::list,
+    get "/api/v1/traces/{trace_id}" => endpoints::query::get,
+    get "/api/v1/live" => endpoints::live::live,
+    get "/api/v1/openapi.json" => endpoints::openapi::document,
+    get "/healthz" => endpoints::health::healthz,
+    get "/readyz" => endpoints::health::readyz,
+    get "/metrics" => endpoints::health::metrics,
 }
 
 /// The routes.
 pub fn app(state: Arc<AppState>) -> Router {
     let cors = axum::middleware::from_fn_with_state(state.clone(), endpoints::cors::cors);
-    Router::new()
-        .route("/v1/batches", post(endpoints::ingest::post_batch))
-        .route("/v1/public-key", get(endpoints::keys::public_key))
-        .route("/api/v1/traces", get(endpoints::query::list))
-        .route("/api/v1/traces/{trace_id}", get(endpoints::query::get))
-        .route("/healthz", get(endpoints::health::healthz))
-        .route("/readyz", get(endpoints::health::readyz))
-        .route("/metrics", get(endpoints::health::metrics))
-        .layer(cors)
-        .with_state(state)
+    api_router().layer(cors).with_state(state)
 }
 
 /// Opens the configured store and runs its migrations.
@@ -129,9 +149,12 @@ impl Collector {
         tracing::info!(key_id = %ring.current().key_id, keys = ring.len(), "collector key loaded");
         let store = open_store(&config)?;
         let metrics = Arc::new(Metrics::default());
+        let live = live::LiveHub::spawn(config.live_limits(), metrics.clone())
+            .map_err(|e| format!("starting the live tail: {e}"))?;
         let (writer, writer_thread) = Writer::spawn(
             store.clone(),
             metrics.clone(),
+            live.clone(),
             config.commit_max_batches,
             Duration::from_millis(config.commit_max_wait_ms),
             config.writer_queue,
@@ -166,6 +189,7 @@ impl Collector {
             decode_slots,
             decoded_budget,
             rate_limits,
+            live,
         });
         Ok(Self { state, writer_thread, listener })
     }
@@ -183,11 +207,14 @@ impl Collector {
         // A writer that dies (it only ends on its own by panicking) stops the server too: a
         // collector that can no longer store must not keep accepting connections.
         let writer_stopped = state.writer.stopped();
+        let live = state.live.clone();
         let shutdown = async move {
             tokio::select! {
                 () = shutdown => {},
                 () = writer_stopped => tracing::error!("the writer stopped; shutting down"),
             }
+            // Live streams never end on their own: end them, or the drain waits out its grace.
+            live.close();
         };
         server::serve(listener, router, state.config.server_limits(), shutdown).await;
         // The router (and its state clones) are gone once serve returns; dropping the last state

@@ -78,6 +78,13 @@ pub struct Metrics {
     pub writer_queue_depth: AtomicI64,
     /// Transactions committed by the writer.
     pub commits: AtomicU64,
+    /// Live-tail streams open.
+    pub live_viewers: AtomicI64,
+    /// Spans sent to live viewers (once per viewer).
+    pub live_spans_sent: AtomicU64,
+    /// Spans skipped for live viewers that were behind (once per viewer), reported to them as
+    /// `lagged`.
+    pub live_spans_skipped: AtomicU64,
     /// Time to open (decrypt, inflate) and decode a batch.
     pub decrypt_seconds: Histogram,
     /// Time of one group commit.
@@ -139,6 +146,13 @@ impl Metrics {
             r(&self.data_key_cache_hits),
         );
         counter(&mut out, "tracex_commits_total", "Group-commit transactions.", r(&self.commits));
+        counter(&mut out, "tracex_live_spans_sent_total", "Spans sent to live-tail viewers.", r(&self.live_spans_sent));
+        counter(
+            &mut out,
+            "tracex_live_spans_skipped_total",
+            "Spans skipped for live-tail viewers that fell behind (reported to them as lagged).",
+            r(&self.live_spans_skipped),
+        );
         let _ = writeln!(
             out,
             "# HELP tracex_batches_rejected_total Batches rejected, by reason.\n# TYPE tracex_batches_rejected_total counter"
@@ -150,6 +164,11 @@ impl Metrics {
             out,
             "# HELP tracex_writer_queue_depth Ingest requests waiting for the writer.\n# TYPE tracex_writer_queue_depth gauge\ntracex_writer_queue_depth {}",
             self.writer_queue_depth.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP tracex_live_viewers Live-tail streams open.\n# TYPE tracex_live_viewers gauge\ntracex_live_viewers {}",
+            self.live_viewers.load(Ordering::Relaxed)
         );
         self.decrypt_seconds.render("tracex_decrypt_seconds", "Time to open and decode one batch.", &mut out);
         self.commit_seconds.render("tracex_commit_seconds", "Time of one group commit.", &mut out);

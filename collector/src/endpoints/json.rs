@@ -4,7 +4,7 @@
 
 use base64::Engine;
 use serde_json::{Value as J, json};
-use tracex_core::{KeyValue, SpanData, Value};
+use tracex_core::{InstrumentationScope, KeyValue, Resource, SpanData, Value};
 
 use crate::store::{StoredSpan, TraceSummary};
 
@@ -36,7 +36,11 @@ fn status_code(s: &SpanData) -> &'static str {
 
 /// One span with its resource and scope.
 pub fn span(s: &StoredSpan) -> J {
-    let d = &s.span;
+    span_parts(&s.resource, &s.scope, &s.span)
+}
+
+/// One span with its resource and scope, given apart (as a decoded batch holds them).
+pub fn span_parts(resource: &Resource, scope: &InstrumentationScope, d: &SpanData) -> J {
     json!({
         "trace_id": d.trace_id.to_hex(),
         "span_id": d.span_id.to_hex(),
@@ -67,9 +71,9 @@ pub fn span(s: &StoredSpan) -> J {
             "dropped_attributes_count": l.dropped_attributes_count,
         })).collect::<Vec<_>>(),
         "dropped_links_count": d.dropped_links_count,
-        "service_name": s.resource.service_name(),
-        "resource": { "attributes": attributes(&s.resource.attributes), "dropped_attributes_count": s.resource.dropped_attributes_count },
-        "scope": { "name": s.scope.name, "version": s.scope.version, "attributes": attributes(&s.scope.attributes) },
+        "service_name": resource.service_name(),
+        "resource": { "attributes": attributes(&resource.attributes), "dropped_attributes_count": resource.dropped_attributes_count },
+        "scope": { "name": scope.name, "version": scope.version, "attributes": attributes(&scope.attributes) },
     })
 }
 

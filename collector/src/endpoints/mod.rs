@@ -8,4 +8,6 @@ pub mod health;
 pub mod ingest;
 pub mod json;
 pub mod keys;
+pub mod live;
+pub mod openapi;
 pub mod query;

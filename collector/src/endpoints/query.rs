@@ -55,7 +55,7 @@ fn decode_component(s: &str) -> Result<String, ApiError> {
 }
 
 /// The decoded `key=value` pairs of a query string, in order (empty pairs skipped).
-fn query_pairs(raw: Option<&str>) -> impl Iterator<Item = Result<(String, String), ApiError>> + '_ {
+pub(crate) fn query_pairs(raw: Option<&str>) -> impl Iterator<Item = Result<(String, String), ApiError>> + '_ {
     raw.unwrap_or("").split('&').filter(|p| !p.is_empty()).map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         Ok((decode_component(k)?, decode_component(v)?))

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{oneshot, watch};
 
+use crate::live::LiveHub;
 use crate::metrics::Metrics;
 use crate::store::{CommitOutcome, NewBatch, Store};
 
@@ -50,10 +51,11 @@ impl Drop for AliveGuard {
 pub struct Overloaded;
 
 impl Writer {
-    /// Starts the writer thread.
+    /// Starts the writer thread; what it commits is handed to `live` viewers.
     pub fn spawn(
         store: Arc<dyn Store>,
         metrics: Arc<Metrics>,
+        live: LiveHub,
         max_batches: usize,
         max_wait: Duration,
         queue: usize,
@@ -62,14 +64,14 @@ impl Writer {
         let m = metrics.clone();
         // Freeing a committed group (hundreds of thousands of small allocations) is work the
         // writer should not do between commits: a second thread drops them.
-        let (drop_tx, drop_rx) = mpsc::channel::<Vec<NewBatch>>();
+        let (drop_tx, drop_rx) = mpsc::channel::<Arc<Vec<NewBatch>>>();
         std::thread::Builder::new().name("tracex-dropper".into()).spawn(move || drop_rx.into_iter().for_each(drop))?;
         let alive = Arc::new(AtomicBool::new(true));
         let (stopped_tx, stopped) = watch::channel(());
         let guard = AliveGuard { alive: alive.clone(), _stopped: stopped_tx };
         let handle = std::thread::Builder::new().name("tracex-writer".into()).spawn(move || {
             let _guard = guard;
-            run(&*store, &m, &rx, max_batches.max(1), max_wait, &drop_tx);
+            run(&*store, &m, &live, &rx, max_batches.max(1), max_wait, &drop_tx);
         })?;
         Ok((Self { tx, metrics, alive, stopped }, handle))
     }
@@ -101,10 +103,11 @@ impl Writer {
 fn run(
     store: &dyn Store,
     metrics: &Metrics,
+    live: &LiveHub,
     rx: &mpsc::Receiver<Job>,
     max_batches: usize,
     max_wait: Duration,
-    dropper: &mpsc::Sender<Vec<NewBatch>>,
+    dropper: &mpsc::Sender<Arc<Vec<NewBatch>>>,
 ) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
@@ -127,12 +130,18 @@ fn run(
         }
         metrics.writer_queue_depth.fetch_sub(jobs.len() as i64, Ordering::Relaxed);
         let (batches, replies): (Vec<NewBatch>, Vec<_>) = jobs.into_iter().map(|j| (j.batch, j.reply)).unzip();
+        // Shared with the live tail's fan-out thread; whichever lets go last frees it.
+        let batches = Arc::new(batches);
         let started = Instant::now();
         let result = store.commit(&batches);
         metrics.commit_seconds.observe(started.elapsed());
         match result {
             Ok(outcomes) => {
                 metrics.commits.fetch_add(1, Ordering::Relaxed);
+                // A batch of a trace at its span cap was stored only in part, and which spans were
+                // kept is the store's business: the live tail shows whole batches or nothing.
+                let stored = outcomes.iter().map(|o| matches!(o, CommitOutcome::Stored { over_cap: 0, .. })).collect();
+                live.publish(&batches, stored);
                 for (outcome, reply) in outcomes.into_iter().zip(replies) {
                     match outcome {
                         CommitOutcome::Stored { spans, over_cap } => {

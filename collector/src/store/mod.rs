@@ -131,6 +131,21 @@ pub struct TraceQuery {
     pub cursor: Option<String>,
 }
 
+impl TraceQuery {
+    /// True when one span satisfies every span-level filter (service, name, status, duration,
+    /// attributes): the rule the stores apply in SQL, for spans that do not come from a store (the
+    /// live tail). `text` is scratch space for rendering attribute values.
+    pub fn matches_span(&self, resource: &Resource, span: &SpanData, text: &mut String) -> bool {
+        let duration = span.duration_nanos();
+        self.service.as_deref().is_none_or(|s| resource.service_name() == Some(s))
+            && self.span_name.as_deref().is_none_or(|n| span.name == n)
+            && self.status.is_none_or(|s| span.status.code == s)
+            && self.min_duration_ns.is_none_or(|min| duration >= min)
+            && self.max_duration_ns.is_none_or(|max| duration <= max)
+            && common::span_matches_attrs(span, &self.attributes, text)
+    }
+}
+
 /// One trace in a listing.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TraceSummary {

@@ -1,0 +1,19 @@
+//! The live tail: spans fanned out to `GET /api/v1/live` viewers after their commit.
+//!
+//! ```text
+//! writer ── commit ──▶ LiveHub::publish ─ try_send (never waits) ─▶ tracex-live thread
+//!                                                                     │ filter per viewer, render
+//!                                                                     ▼ once per span
+//!                                        viewer queue (bounded in bytes) ─▶ SSE stream
+//! ```
+//!
+//! Viewers never slow ingest: the writer only hands the committed group (shared, not copied) to
+//! the fan-out thread, and when that thread is behind the group is skipped and counted. A viewer
+//! that does not read fills its own queue up to `live_buffer_bytes`; past it, spans are skipped
+//! for that viewer only and reported to it as one `lagged` event with their count.
+
+mod hub;
+mod viewer;
+
+pub use hub::{LiveHub, LiveLimits, Refused};
+pub use viewer::{Message, Subscription};

@@ -1,0 +1,327 @@
+//! The live tail (`GET /api/v1/live`) against the real collector binary, fed by the real SDK:
+//! filters and project scoping, many viewers while ingest runs (one never reading, told exactly
+//! what it missed), the per-key stream cap, bad input, disconnects and shutdown.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{Collector, create_key, metric, public_key_pem, temp_dir};
+use serde_json::Value as J;
+use tracex_core::Tracer;
+
+/// A Server-Sent Events reader over a blocking response.
+struct Sse {
+    reader: BufReader<reqwest::blocking::Response>,
+}
+
+/// One event: its type and its data as JSON.
+type Event = (String, J);
+
+fn sse_client() -> reqwest::blocking::Client {
+    // No total timeout: the stream is meant to stay open. Reads that stall past it fail the test.
+    reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().unwrap()
+}
+
+impl Sse {
+    fn open(base: &str, key: &str, query: &str) -> Result<Self, (u16, J)> {
+        let r = sse_client().get(format!("{base}/api/v1/live?{query}")).bearer_auth(key).send().unwrap();
+        if r.status() != 200 {
+            let status = r.status().as_u16();
+            return Err((status, r.json().unwrap_or(J::Null)));
+        }
+        assert_eq!(r.headers()["content-type"], "text/event-stream");
+        Ok(Self { reader: BufReader::new(r) })
+    }
+
+    /// The next event (comments skipped), `None` at the end of the stream.
+    fn next(&mut self) -> Option<Event> {
+        let (mut event, mut data) = (String::new(), String::new());
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if self.reader.read_line(&mut line).unwrap() == 0 {
+                return None;
+            }
+            let l = line.trim_end_matches(['\r', '\n']);
+            if l.is_empty() {
+                if !data.is_empty() {
+                    return Some((event, serde_json::from_str(&data).unwrap()));
+                }
+            } else if let Some(v) = l.strip_prefix("event:") {
+                event = v.trim().to_owned();
+            } else if let Some(v) = l.strip_prefix("data:") {
+                data.push_str(v.trim_start());
+            }
+        }
+    }
+
+    /// Span names and attribute values read until a span named `marker`: (spans before it, spans
+    /// reported missed).
+    fn until_marker(&mut self) -> (Vec<J>, u64) {
+        let (mut spans, mut missed) = (Vec::new(), 0);
+        while let Some((event, data)) = self.next() {
+            match event.as_str() {
+                "spans" => {
+                    for s in data["spans"].as_array().unwrap() {
+                        if s["name"] == "marker" {
+                            return (spans, missed);
+                        }
+                        spans.push(s.clone());
+                    }
+                }
+                "lagged" => missed += data["missed"].as_u64().unwrap(),
+                other => panic!("unexpected event {other:?}"),
+            }
+        }
+        panic!("the stream ended before the marker");
+    }
+}
+
+fn attr<'a>(span: &'a J, key: &str) -> Option<&'a J> {
+    span["attributes"].as_array().unwrap().iter().find(|a| a["key"] == key).map(|a| &a["value"])
+}
+
+struct Setup {
+    collector: Collector,
+    ingest: String,
+    read: String,
+    pem: String,
+}
+
+fn setup(tag: &str, toml: &str) -> Setup {
+    let dir = temp_dir(tag);
+    let ingest = create_key(&dir, "acme", "ingest");
+    let read = create_key(&dir, "acme", "read");
+    let pem = public_key_pem(&dir);
+    let config = dir.join("collector.toml");
+    std::fs::write(&config, toml).unwrap();
+    let collector = Collector::start_with(&dir, &["--config", config.to_str().unwrap()]);
+    Setup { collector, ingest, read, pem }
+}
+
+fn tracer(s: &Setup, service: &str, ingest: &str, batch: usize) -> Tracer {
+    Tracer::builder()
+        .with_service_name(service)
+        .with_endpoint(&s.collector.url)
+        .with_api_key(ingest)
+        .with_collector_public_key_pem(&s.pem)
+        .with_batch_config(tracex_core::config::BatchConfig {
+            max_batch_size: batch,
+            max_queue_size: 65_536,
+            ..Default::default()
+        })
+        .build()
+        .unwrap()
+}
+
+fn flush(t: &Tracer) {
+    let r = t.flush(Duration::from_secs(30)).unwrap();
+    assert!(r.is_complete() && r.spans_failed == 0, "{r:?}");
+}
+
+fn wait_for_viewers(base: &str, n: f64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while metric(base, "tracex_live_viewers") != n {
+        assert!(Instant::now() < deadline, "expected {n} live viewers");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn viewers_see_their_projects_committed_spans_that_match_their_filter() {
+    let s = setup("live-filter", "");
+    let dir = &s.collector.data_dir;
+    let other_ingest = create_key(dir, "other", "ingest");
+    let mut filtered = Sse::open(&s.collector.url, &s.read, "service=settler&attr.x402.network=base").unwrap();
+    let mut errors = Sse::open(&s.collector.url, &s.read, "status=error&min_duration_ms=0").unwrap();
+    let mut all = Sse::open(&s.collector.url, &s.read, "").unwrap();
+    wait_for_viewers(&s.collector.url, 3.0);
+
+    let settler = tracer(&s, "settler", &s.ingest, 8);
+    let facilitator = tracer(&s, "facilitator", &s.ingest, 8);
+    let other = tracer(&s, "settler", &other_ingest, 8);
+    for i in 0..30_i64 {
+        let mut span = settler.span("settle");
+        span.set_attribute("i", i);
+        span.set_attribute("x402.network", if i % 2 == 0 { "base" } else { "solana" });
+        if i % 10 == 0 {
+            span.set_status(tracex_core::Status::error("rpc timeout"));
+        }
+        span.end();
+        facilitator.span("verify").end();
+        let mut o = other.span("settle");
+        o.set_attribute("x402.network", "base");
+        o.end();
+    }
+    flush(&settler);
+    flush(&facilitator);
+    flush(&other);
+    // Committed after everything above: each viewer has seen all it will see of it once it reads
+    // the marker.
+    let mut marker = settler.span("marker");
+    marker.set_attribute("x402.network", "base");
+    marker.set_status(tracex_core::Status::error("end of test"));
+    marker.end();
+    flush(&settler);
+
+    let (spans, missed) = filtered.until_marker();
+    assert_eq!(missed, 0);
+    let mut seen: Vec<i64> = spans
+        .iter()
+        .map(|s| {
+            assert_eq!(s["service_name"], "settler");
+            assert_eq!(attr(s, "x402.network").unwrap()["stringValue"], "base");
+            attr(s, "i").unwrap()["intValue"].as_str().unwrap().parse().unwrap()
+        })
+        .collect();
+    seen.sort_unstable();
+    assert_eq!(seen, (0..30).step_by(2).collect::<Vec<_>>(), "every matching span once, and no other");
+
+    let (spans, _) = errors.until_marker();
+    assert_eq!(spans.len(), 3);
+    assert!(spans.iter().all(|s| s["status"]["code"] == "error" && s["status"]["message"] == "rpc timeout"));
+
+    // The other project's spans never reach this project's viewers.
+    let (spans, _) = all.until_marker();
+    assert_eq!(spans.len(), 60);
+    let by_service = |name: &str| spans.iter().filter(|s| s["service_name"] == name).count();
+    assert_eq!((by_service("settler"), by_service("facilitator")), (30, 30));
+    // Rendered like a trace's detail: the trace and span ids, times, resource and scope.
+    let first = &spans[0];
+    for field in ["trace_id", "span_id", "start_time_unix_nano", "duration_ns", "resource", "scope", "kind"] {
+        assert!(!first[field].is_null(), "{field} missing: {first}");
+    }
+
+    drop((filtered, errors, all));
+    wait_for_viewers(&s.collector.url, 0.0);
+}
+
+#[test]
+fn fifty_viewers_while_ingest_runs_one_never_reading_is_told_exactly_what_it_missed() {
+    const READERS: usize = 49;
+    // One SDK batch per flush: a commit's rendered spans (≈ 90 KB) stay within a viewer's budget.
+    const CHUNK: i64 = 100;
+    // A small budget, so the viewer that never reads falls behind once the kernel's socket buffers
+    // are full, without sending hundreds of megabytes.
+    let s = setup("live-fifty", "live_max_streams_per_key = 64\nlive_buffer_bytes = 262144\n");
+    let base = s.collector.url.clone();
+    let seen: Arc<Vec<AtomicU64>> = Arc::new((0..READERS).map(|_| AtomicU64::new(0)).collect());
+    let lagged = Arc::new(AtomicU64::new(0));
+    let mut readers = Vec::new();
+    for r in 0..READERS {
+        let mut sse = Sse::open(&base, &s.read, "").unwrap();
+        let seen = seen.clone();
+        let lagged = lagged.clone();
+        readers.push(std::thread::spawn(move || {
+            let mut ids = std::collections::HashSet::new();
+            let mut missed = 0;
+            while let Some((event, data)) = sse.next() {
+                match event.as_str() {
+                    "spans" => {
+                        for span in data["spans"].as_array().unwrap() {
+                            if span["name"] == "marker" {
+                                return (ids.len(), missed);
+                            }
+                            assert!(ids.insert(span["span_id"].as_str().unwrap().to_owned()), "a span twice");
+                        }
+                        seen[r].store(ids.len() as u64, Ordering::Release);
+                    }
+                    "lagged" => {
+                        missed += data["missed"].as_u64().unwrap();
+                        lagged.fetch_add(1, Ordering::Release);
+                    }
+                    other => panic!("unexpected event {other:?}"),
+                }
+            }
+            panic!("stream ended early");
+        }));
+    }
+    let mut idle = Sse::open(&base, &s.read, "").unwrap();
+    wait_for_viewers(&base, 50.0);
+
+    let t = tracer(&s, "settler", &s.ingest, CHUNK as usize);
+    let mut sent: u64 = 0;
+    // Chunks until the idle viewer has been skipped for a while; the reading viewers are waited
+    // for after each chunk, so what this checks is that none of them loses a span, not their speed.
+    let mut chunks_after_lag = 0;
+    for chunk in 0..1000 {
+        for i in 0..CHUNK {
+            let mut span = t.span("settle");
+            span.set_attribute("i", chunk * CHUNK + i);
+            span.set_attribute("x402.payer", "0x9a8f0e4c2b1d3a5e7f6c8b9a0d1e2f3a4b5c6d7e");
+            span.end();
+        }
+        flush(&t);
+        sent += CHUNK as u64;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while seen.iter().any(|n| n.load(Ordering::Acquire) < sent) {
+            assert_eq!(lagged.load(Ordering::Acquire), 0, "a reading viewer was skipped");
+            let behind: Vec<u64> = seen.iter().map(|n| n.load(Ordering::Acquire)).filter(|&n| n < sent).collect();
+            assert!(Instant::now() < deadline, "reading viewers fell behind: {behind:?} of {sent}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if metric(&base, "tracex_live_spans_skipped_total") > 0.0 {
+            chunks_after_lag += 1;
+            if chunks_after_lag == 3 {
+                break;
+            }
+        }
+    }
+    assert_eq!(chunks_after_lag, 3, "the idle viewer never fell behind ({sent} spans sent)");
+    assert_eq!(metric(&base, "tracex_spans_ingested_total") as u64, sent, "ingest went on");
+    t.span("marker").end();
+    flush(&t);
+
+    for r in readers {
+        let (spans, missed) = r.join().unwrap();
+        assert_eq!((spans as u64, missed), (sent, 0), "every reading viewer sees every span");
+    }
+    let (spans, missed) = idle.until_marker();
+    eprintln!("{sent} spans sent; the idle viewer got {} and was told it missed {missed}", spans.len());
+    assert!(missed > 0);
+    assert_eq!(spans.len() as u64 + missed, sent, "what the idle viewer got and was told it missed add up");
+    assert_eq!(metric(&base, "tracex_live_spans_skipped_total") as u64, missed);
+}
+
+#[test]
+fn streams_per_key_are_capped_and_bad_requests_get_json_errors() {
+    let s = setup("live-cap", "live_max_streams_per_key = 2\n");
+    let base = &s.collector.url;
+    let a = Sse::open(base, &s.read, "").unwrap();
+    let _b = Sse::open(base, &s.read, "service=x").unwrap();
+    let (status, body) = Sse::open(base, &s.read, "").err().unwrap();
+    assert_eq!((status, body["error"]["code"].as_str()), (429, Some("too_many_streams")), "{body}");
+    drop(a);
+    wait_for_viewers(base, 1.0);
+    let _c = Sse::open(base, &s.read, "").unwrap();
+
+    for (key, query, want, code) in [
+        ("", "", 401, "unauthorized"),
+        (s.ingest.as_str(), "", 403, "forbidden"),
+        (s.read.as_str(), "from=1", 400, "invalid_query"),
+        (s.read.as_str(), "limit=5", 400, "invalid_query"),
+        (s.read.as_str(), "status=bogus", 400, "invalid_query"),
+        (s.read.as_str(), "nope=1", 400, "invalid_query"),
+        (s.read.as_str(), "min_duration_ms=-1", 400, "invalid_query"),
+    ] {
+        let (status, body) = Sse::open(base, key, query).err().unwrap();
+        assert_eq!((status, body["error"]["code"].as_str()), (want, Some(code)), "{query}: {body}");
+    }
+}
+
+#[test]
+fn shutdown_ends_open_streams_instead_of_waiting_out_the_grace_period() {
+    let Setup { collector, read, .. } = setup("live-shutdown", "shutdown_grace_ms = 60000\n");
+    let mut sse = Sse::open(&collector.url, &read, "").unwrap();
+    wait_for_viewers(&collector.url, 1.0);
+    let started = Instant::now();
+    let status = collector.terminate();
+    assert!(status.success(), "{status:?}");
+    assert!(started.elapsed() < Duration::from_secs(20), "shutdown waited for the stream: {:?}", started.elapsed());
+    assert!(sse.next().is_none(), "the stream ends");
+}
