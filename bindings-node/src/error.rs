@@ -8,7 +8,7 @@ use napi::bindgen_prelude::{JsObjectValue, JsValue};
 use tracex_core::ErrorKind;
 
 /// Builds a JS `Error` with `message`, `code` and `kind`, carried as the thrown value.
-fn coded_error(env: &Env, code: &str, kind: ErrorKind, message: &str) -> napi::Error {
+fn coded_error(env: Env, code: &str, kind: ErrorKind, message: &str) -> napi::Error {
     let made = env.create_error(napi::Error::from_reason(message)).and_then(|mut obj| {
         obj.set_named_property("code", code)?;
         obj.set_named_property("kind", kind.class_name())?;
@@ -18,6 +18,6 @@ fn coded_error(env: &Env, code: &str, kind: ErrorKind, message: &str) -> napi::E
 }
 
 /// Maps a core error.
-pub fn to_js(env: &Env, e: &tracex_core::Error) -> napi::Error {
+pub fn to_js(env: Env, e: &tracex_core::Error) -> napi::Error {
     coded_error(env, e.code(), e.kind(), &e.to_string())
 }

@@ -63,7 +63,7 @@ pub struct NativeOptions {
 }
 
 /// Builds the core tracer from JS options: a copy into the core's `Options`, which checks them.
-pub fn build(env: &Env, o: NativeOptions) -> napi::Result<Tracer> {
+pub fn build(env: Env, o: NativeOptions) -> napi::Result<Tracer> {
     let resource_attributes = o
         .resource_attributes
         .unwrap_or_default()

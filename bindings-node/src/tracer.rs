@@ -111,11 +111,12 @@ impl NativeTracer {
     /// options. With only a fingerprint pinned, the key is fetched from the collector here.
     #[napi(constructor)]
     pub fn new(env: Env, options: Option<NativeOptions>) -> napi::Result<Self> {
-        Ok(Self { tracer: build(&env, options.unwrap_or_default())?, buffers: Arc::default() })
+        Ok(Self { tracer: build(env, options.unwrap_or_default())?, buffers: Arc::default() })
     }
 
     /// Hands a span record buffer to the core; resolves with the number of spans accepted.
     #[napi(ts_return_type = "Promise<number>")]
+    #[allow(clippy::needless_pass_by_value, reason = "napi hands JS arguments over owned")]
     pub fn ingest(&self, records: Uint8Array) -> AsyncTask<Ingest> {
         AsyncTask::new(Ingest {
             tracer: self.tracer.clone(),
@@ -226,7 +227,7 @@ impl Task for Ingest {
     }
 
     fn resolve(&mut self, env: Env, n: Self::Output) -> napi::Result<u32> {
-        n.map(|n| u32::try_from(n).unwrap_or(u32::MAX)).map_err(|e| to_js(&env, &e))
+        n.map(|n| u32::try_from(n).unwrap_or(u32::MAX)).map_err(|e| to_js(env, &e))
     }
 }
 
@@ -246,6 +247,6 @@ impl Task for Flush {
     }
 
     fn resolve(&mut self, env: Env, r: Self::Output) -> napi::Result<JsFlushReport> {
-        r.map(Into::into).map_err(|e| to_js(&env, &e))
+        r.map(Into::into).map_err(|e| to_js(env, &e))
     }
 }

@@ -13,7 +13,7 @@ use napi::Env;
 use crate::error::to_js;
 
 /// A configuration error for a malformed test input.
-fn config(env: &Env, message: impl Into<String>) -> napi::Error {
+fn config(env: Env, message: impl Into<String>) -> napi::Error {
     to_js(env, &tracex_core::Error::Config(message.into()))
 }
 
@@ -48,10 +48,10 @@ fn hex_bytes(env: &Env, s: &str, what: &str) -> napi::Result<Vec<u8>> {
 /// Wraps `dataKey` to `publicKeyPem` with the vector's fixed OAEP seed (hex in, hex out).
 #[napi(js_name = "vectorWrapKey")]
 pub fn vector_wrap_key(env: Env, public_key_pem: String, data_key: String, oaep_seed: String) -> napi::Result<String> {
-    let key = CollectorKey::from_pem(&public_key_pem).map_err(|e| to_js(&env, &e))?;
+    let key = CollectorKey::from_pem(&public_key_pem).map_err(|e| to_js(env, &e))?;
     let wrapped = key
         .wrap_with_seed(&hex_array(&env, &data_key, "dataKey")?, &hex_bytes(&env, &oaep_seed, "oaepSeed")?)
-        .map_err(|e| to_js(&env, &e))?;
+        .map_err(|e| to_js(env, &e))?;
     Ok(wrapped.iter().map(|b| format!("{b:02x}")).collect())
 }
 
@@ -65,37 +65,37 @@ pub fn vector_seal(
     data_key: Uint8Array,
     payload: Uint8Array,
 ) -> napi::Result<Uint8Array> {
-    let key = CollectorKey::from_pem(&public_key_pem).map_err(|e| to_js(&env, &e))?;
+    let key = CollectorKey::from_pem(&public_key_pem).map_err(|e| to_js(env, &e))?;
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let h = Header {
-        flags: u8::try_from(header.flags).map_err(|_| config(&env, "flags must fit a byte"))?,
+        flags: u8::try_from(header.flags).map_err(|_| config(env, "flags must fit a byte"))?,
         key_id: key.key_id(),
         batch_id: hex_array(&env, &header.batch_id, "batchId")?,
         instance_id: hex_array(&env, &header.instance_id, "instanceId")?,
         sequence: header.sequence as u64,
-        created_at_unix_nano: header.created_at_unix_nano.parse().map_err(|_| config(&env, "createdAtUnixNano"))?,
+        created_at_unix_nano: header.created_at_unix_nano.parse().map_err(|_| config(env, "createdAtUnixNano"))?,
         sdk_name: header.sdk_name,
         sdk_version: header.sdk_version,
         wrapped_key: wrapped_key.to_vec(),
         nonce: hex_array(&env, &header.nonce, "nonce")?,
     };
-    let dk: [u8; 32] = data_key.to_vec().try_into().map_err(|_| config(&env, "dataKey must be 32 bytes"))?;
-    Ok(seal::seal_payload(&h, &dk, &payload).map_err(|e| to_js(&env, &e))?.into())
+    let dk: [u8; 32] = data_key.to_vec().try_into().map_err(|_| config(env, "dataKey must be 32 bytes"))?;
+    Ok(seal::seal_payload(&h, &dk, &payload).map_err(|e| to_js(env, &e))?.into())
 }
 
 /// Opens an envelope with a known data key; returns the plaintext (OTLP protobuf) or throws with
 /// the core's code (`TRACEX_OPEN_FAILED`, `TRACEX_MALFORMED_ENVELOPE`, …).
 #[napi(js_name = "vectorOpen")]
 pub fn vector_open(env: Env, envelope: Uint8Array, data_key: Uint8Array) -> napi::Result<Uint8Array> {
-    let dk: [u8; 32] = data_key.to_vec().try_into().map_err(|_| config(&env, "dataKey must be 32 bytes"))?;
-    let sealed = seal::parse(&envelope).map_err(|e| to_js(&env, &e))?;
-    Ok(sealed.open(&dk, 16 << 20).map_err(|e| to_js(&env, &e))?.into())
+    let dk: [u8; 32] = data_key.to_vec().try_into().map_err(|_| config(env, "dataKey must be 32 bytes"))?;
+    let sealed = seal::parse(&envelope).map_err(|e| to_js(env, &e))?;
+    Ok(sealed.open(&dk, 16 << 20).map_err(|e| to_js(env, &e))?.into())
 }
 
 /// Decodes an OTLP plaintext into its span names (in order), to check a vector's `expect`.
 #[napi(js_name = "vectorSpanNames")]
 pub fn vector_span_names(env: Env, otlp: Uint8Array) -> napi::Result<Vec<String>> {
-    let req = tracex_core::decode::decode_request(&otlp).map_err(|e| to_js(&env, &e))?;
+    let req = tracex_core::decode::decode_request(&otlp).map_err(|e| to_js(env, &e))?;
     Ok(req.spans().map(|(_, _, s)| s.name.to_string()).collect())
 }
 
@@ -130,7 +130,7 @@ pub fn records_json(env: Env, bytes: Uint8Array) -> napi::Result<String> {
         J::Array(kvs.iter().map(|kv| json!([kv.key, value(&kv.value)])).collect())
     }
 
-    let records = tracex_core::records::decode_records(&bytes).map_err(|e| to_js(&env, &e))?;
+    let records = tracex_core::records::decode_records(&bytes).map_err(|e| to_js(env, &e))?;
     let spans: Vec<J> = records
         .spans
         .iter()
@@ -166,6 +166,6 @@ pub fn records_json(env: Env, bytes: Uint8Array) -> napi::Result<String> {
 pub fn core_error(env: Env, code: String) -> napi::Result<()> {
     let all = tracex_core::Error::one_of_each();
     let e =
-        all.iter().find(|e| e.code() == code).ok_or_else(|| config(&env, format!("no core error has code {code}")))?;
-    Err(to_js(&env, e))
+        all.iter().find(|e| e.code() == code).ok_or_else(|| config(env, format!("no core error has code {code}")))?;
+    Err(to_js(env, e))
 }

@@ -68,6 +68,7 @@ impl NativeTracer {
     /// Validates the options and creates the tracer. Throws an `Error` whose `.code` is the core's
     /// `TRACEX_*` code (`TRACEX_CONFIG`, `TRACEX_PUBLIC_KEY`, `TRACEX_FINGERPRINT_MISMATCH`).
     #[wasm_bindgen(constructor)]
+    #[allow(clippy::needless_pass_by_value, reason = "wasm-bindgen hands JS arguments over owned")]
     pub fn new(#[wasm_bindgen(unchecked_param_type = "NativeOptions")] options: JsValue) -> Result<Self, JsValue> {
         let options = config::from_js(&options).map_err(|e| to_js(&e))?;
         if cfg!(all(target_arch = "wasm32", target_os = "unknown")) && !transport::has_fetch() {

@@ -1,6 +1,16 @@
 //! Shared by the collector benches: a real collector in this process (its own 2-thread runtime,
 //! a temporary data dir), an ingest key and the collector's public key.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, missing_docs)]
+// Casts: test and benchmark arithmetic on small, known numbers.
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_docs,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    clippy::cast_precision_loss
+)]
 
 use std::path::PathBuf;
 use std::sync::Arc;

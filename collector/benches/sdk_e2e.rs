@@ -4,7 +4,18 @@
 //! process, its own threads, not counted) and every span is acknowledged after commit.
 //!
 //! `cargo bench -p tracex-collector --bench sdk_e2e`
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout, missing_docs)]
+// Casts: test and benchmark arithmetic on small, known numbers.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout,
+    missing_docs,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    clippy::cast_precision_loss
+)]
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

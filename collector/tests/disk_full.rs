@@ -5,7 +5,17 @@
 //!
 //! Mounting a tmpfs needs root (CAP_SYS_ADMIN), which the test machine and CI have; elsewhere the
 //! test fails unless `TRACEX_SKIP_TMPFS=1` says to skip it.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+// Casts: test and benchmark arithmetic on small, known numbers.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    missing_docs,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    clippy::cast_precision_loss
+)]
 
 mod common;
 

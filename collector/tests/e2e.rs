@@ -1,7 +1,17 @@
 //! End to end: the real collector binary, the Rust SDK over real HTTP, real SQLite.
 //! 100,000 spans in many batches round-trip exactly; every kind of bad input is rejected with its
 //! status and code and stores nothing.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+// Casts: test and benchmark arithmetic on small, known numbers.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    missing_docs,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    clippy::cast_precision_loss
+)]
 
 mod common;
 

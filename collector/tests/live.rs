@@ -1,7 +1,17 @@
 //! The live tail (`GET /api/v1/live`) against the real collector binary, fed by the real SDK:
 //! filters and project scoping, many viewers while ingest runs (one never reading, told exactly
 //! what it missed), the per-key stream cap, bad input, disconnects and shutdown.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+// Casts: test and benchmark arithmetic on small, known numbers.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    missing_docs,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    clippy::cast_precision_loss
+)]
 
 mod common;
 

@@ -1,6 +1,18 @@
 //! Shared by the benches: the test collector key, a transport that discards, and ratio printing
 //! from criterion's own estimates.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+// Casts: test and benchmark arithmetic on small, known numbers.
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    missing_docs,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    clippy::cast_precision_loss,
+    clippy::missing_panics_doc
+)]
 
 use std::path::PathBuf;
 
@@ -50,7 +62,7 @@ pub fn mean_ns(group: &str, id: &str) -> Option<f64> {
 pub fn print_ratio(group: &str, ours: &str, theirs: &str) {
     match (mean_ns(group, ours), mean_ns(group, theirs)) {
         (Some(a), Some(b)) => {
-            println!("\n== {group}: {ours} {a:.1} ns vs {theirs} {b:.1} ns -> {ours} is {:.2}x faster\n", b / a)
+            println!("\n== {group}: {ours} {a:.1} ns vs {theirs} {b:.1} ns -> {ours} is {:.2}x faster\n", b / a);
         }
         _ => println!("\n== {group}: estimates not found (filtered run?)\n"),
     }

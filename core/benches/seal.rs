@@ -2,7 +2,17 @@
 //! payload), and the whole redact → encode → seal pipeline per span.
 //!
 //! `cargo bench -p tracex-core --bench seal`
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+// Casts: test and benchmark arithmetic on small, known numbers.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    missing_docs,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    clippy::cast_precision_loss
+)]
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -88,8 +98,8 @@ fn bench(c: &mut Criterion) {
                 sealer
                     .seal_with(1, |out| tracex_core::encode::encode_spans(&resource, &scope, black_box(&spans), out))
                     .unwrap(),
-            )
-        })
+            );
+        });
     });
 
     let redactor = Redactor::default();
@@ -104,10 +114,10 @@ fn bench(c: &mut Criterion) {
                     sealer
                         .seal_with(1, |out| tracex_core::encode::encode_spans(&resource, &scope, &spans, out))
                         .unwrap(),
-                )
+                );
             },
             BatchSize::LargeInput,
-        )
+        );
     });
     g.finish();
 

@@ -180,11 +180,13 @@ impl<'a> Reader<'a> {
     }
 
     /// `uint32`: protobuf keeps the low 32 bits of a longer varint.
+    #[allow(clippy::cast_possible_truncation, reason = "protobuf keeps the low 32 bits")]
     fn u32_field(&mut self, field: &str, wt: u8) -> Result<u32> {
         self.varint_field(field, wt).map(|v| v as u32)
     }
 
     /// `int32` / enum: the low 32 bits, as two's complement.
+    #[allow(clippy::cast_possible_truncation, reason = "protobuf keeps the low 32 bits")]
     fn i32_field(&mut self, field: &str, wt: u8) -> Result<i32> {
         self.varint_field(field, wt).map(|v| v as i32)
     }
@@ -505,7 +507,7 @@ fn merge_any_value(slot: &mut Option<Value>, bytes: &[u8], depth: usize, b: &mut
                 *slot = Some(Value::String(v));
             }
             2 => *slot = Some(Value::Bool(r.varint_field("bool_value", wt)? != 0)),
-            3 => *slot = Some(Value::Int(r.varint_field("int_value", wt)? as i64)),
+            3 => *slot = Some(Value::Int(int64_of_bits(r.varint_field("int_value", wt)?))),
             4 => *slot = Some(Value::Double(f64::from_bits(r.fixed64_field("double_value", wt)?))),
             5 => {
                 let body = r.bytes_field("array_value", wt)?;
@@ -563,6 +565,12 @@ fn merge_key_value_list(kvs: &mut Vec<KeyValue>, bytes: &[u8], depth: usize, b: 
         }
     }
     Ok(())
+}
+
+/// An `int64` from its varint payload (two's-complement bits).
+#[allow(clippy::cast_possible_wrap, reason = "protobuf encodes int64 as its two's-complement bits")]
+fn int64_of_bits(v: u64) -> i64 {
+    v as i64
 }
 
 #[cfg(test)]

@@ -52,8 +52,15 @@ pub(crate) const fn varint_len(v: u64) -> usize {
     ((((v | 1).leading_zeros() ^ 63) * 9 + 73) / 64) as usize
 }
 
+/// An `int64`'s varint payload: its two's-complement bits (negative values take ten bytes).
+#[allow(clippy::cast_sign_loss, reason = "protobuf encodes int64 as its two's-complement bits")]
+fn int64_bits(i: i64) -> u64 {
+    i as u64
+}
+
 /// Appends `v` as a varint.
 #[inline]
+#[allow(clippy::cast_possible_truncation, reason = "each byte takes the low 7 bits")]
 pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
@@ -139,7 +146,7 @@ fn any_value_len(v: &Value) -> usize {
     match v {
         Value::String(s) => len_delimited(s.len()),
         Value::Bool(_) => 2,
-        Value::Int(i) => 1 + varint_len(*i as u64),
+        Value::Int(i) => 1 + varint_len(int64_bits(*i)),
         Value::Double(_) => 9,
         Value::Bytes(b) => len_delimited(b.len()),
         Value::Array(values) => len_delimited(array_value_len(values)),
@@ -174,7 +181,7 @@ fn put_any_value(out: &mut Vec<u8>, v: &Value) {
         }
         Value::Int(i) => {
             out.push(k!(3, WT_VARINT));
-            put_varint(out, *i as u64);
+            put_varint(out, int64_bits(*i));
         }
         Value::Double(d) => {
             out.push(k!(4, WT_FIXED64));

@@ -40,7 +40,7 @@ fn seed() -> [u64; 4] {
     if fill_random(&mut bytes).is_err() {
         // No OS randomness (should not happen): fall back to the address of a stack slot and the
         // clock, which still gives distinct streams per thread.
-        let addr = &bytes as *const _ as u64;
+        let addr = std::ptr::from_ref(&bytes) as usize as u64;
         bytes[..8].copy_from_slice(&addr.to_le_bytes());
         bytes[8..16].copy_from_slice(&crate::clock::Clock::now_unix_nanos(&crate::clock::SystemClock).to_le_bytes());
     }

@@ -6,6 +6,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
+use crate::encode::put_varint as varint;
 use crate::error::{Error, Result};
 use crate::model::{Event, KeyValue, Link, SpanData, SpanId, SpanKind, Status, StatusCode, Str, TraceId, Value};
 
@@ -481,14 +482,6 @@ impl Encoder {
     }
 }
 
-fn varint(buf: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        buf.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    buf.push(v as u8);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -631,6 +624,7 @@ mod tests {
         assert!(err(&time).contains("out of range"));
 
         let mut before_epoch = header(1);
+        #[allow(clippy::cast_precision_loss, reason = "a millisecond offset well before the epoch")]
         span_prefix(&mut before_epoch, -(ANCHOR as f64) / 1e6 - 1000.0);
         assert!(err(&before_epoch).contains("out of range"));
 

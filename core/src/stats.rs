@@ -152,7 +152,9 @@ mod tests {
                 std::thread::spawn(move || (0..1000).for_each(|_| s.sampled_out()))
             })
             .collect();
-        hs.into_iter().for_each(|h| h.join().unwrap());
+        for h in hs {
+            h.join().unwrap();
+        }
         assert_eq!(s.snapshot(5).spans_sampled_out, 8000);
         assert_eq!(s.snapshot(5).spans_recorded, 5);
     }

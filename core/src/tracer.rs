@@ -254,7 +254,7 @@ impl Tracer {
     pub fn has_worker(&self) -> bool {
         #[cfg(feature = "worker")]
         {
-            self.inner.worker.lock().map(|w| w.is_some()).unwrap_or(false)
+            self.inner.worker.lock().is_ok_and(|w| w.is_some())
         }
         #[cfg(not(feature = "worker"))]
         {
@@ -735,6 +735,7 @@ impl TracerBuilder {
 
 /// Starts a tracer from a resolved configuration: buffer, pipeline (with a new sealer, hence a new
 /// envelope instance id) and, with a transport, the worker threads.
+#[cfg_attr(not(feature = "worker"), allow(clippy::unnecessary_wraps, reason = "only starting threads can fail"))]
 fn start(bp: Arc<Blueprint>, #[cfg(feature = "worker")] transport: Option<Box<dyn Transport>>) -> Result<Tracer> {
     let now = bp.clock.now_unix_nanos();
     let pipeline = Pipeline::new(
@@ -764,7 +765,7 @@ fn start(bp: Arc<Blueprint>, #[cfg(feature = "worker")] transport: Option<Box<dy
                 None => None,
             };
             let key_source = d.key_source.as_ref().map(|make| make());
-            Some(crate::worker::Worker::spawn(core.clone(), t, key_source, bp.retry, spool)?)
+            Some(crate::worker::Worker::spawn(&core, t, key_source, bp.retry, spool)?)
         }
         _ => None,
     };

@@ -59,7 +59,7 @@ pub(crate) struct Worker {
 
 impl Worker {
     pub(crate) fn spawn(
-        core: Arc<Core>,
+        core: &Arc<Core>,
         transport: Box<dyn Transport>,
         key_source: Option<KeySource>,
         retry: RetryPolicy,
@@ -81,8 +81,10 @@ impl Worker {
             spool_attempts: 0,
         };
         let key = KeyFetch { source: key_source, retry, attempts: 0, next_try: Instant::now() };
-        let sender =
-            thread::Builder::new().name("tracex-sender".into()).spawn(move || sender.run(out_rx)).map_err(spawn_err)?;
+        let sender = thread::Builder::new()
+            .name("tracex-sender".into())
+            .spawn(move || sender.run(&out_rx))
+            .map_err(spawn_err)?;
         let batcher_core = core.clone();
         let batcher = thread::Builder::new()
             .name("tracex-batcher".into())
@@ -223,7 +225,7 @@ fn batcher_loop(
 /// up as counted drops at the span buffer, never as silently discarded sealed batches.
 fn hand_off(core: &Core, out: &mpsc::SyncSender<Outgoing>, spool: &SharedSpool, batch: SealedBatch) {
     match out.try_send(Outgoing::Batch(batch)) {
-        Ok(()) => {}
+        Ok(()) | Err(TrySendError::Disconnected(Outgoing::Marker(_) | Outgoing::Stop(_))) => {}
         Err(TrySendError::Full(Outgoing::Batch(b))) if spool.is_some() => spool_or_fail(core, spool, &b),
         Err(TrySendError::Full(msg)) => {
             if let Err(mpsc::SendError(Outgoing::Batch(b))) = out.send(msg) {
@@ -231,7 +233,6 @@ fn hand_off(core: &Core, out: &mpsc::SyncSender<Outgoing>, spool: &SharedSpool, 
             }
         }
         Err(TrySendError::Disconnected(Outgoing::Batch(b))) => spool_or_fail(core, spool, &b),
-        Err(TrySendError::Disconnected(_)) => {}
     }
 }
 
@@ -274,10 +275,10 @@ struct SenderLoop {
 }
 
 impl SenderLoop {
-    fn run(mut self, rx: mpsc::Receiver<Outgoing>) {
+    fn run(mut self, rx: &mpsc::Receiver<Outgoing>) {
         loop {
             match rx.recv_timeout(SPOOL_POLL) {
-                Ok(Outgoing::Batch(b)) => self.deliver(b),
+                Ok(Outgoing::Batch(b)) => self.deliver(&b),
                 Ok(Outgoing::Marker(reply)) => {
                     let _ = reply.send(());
                 }
@@ -300,11 +301,11 @@ impl SenderLoop {
         self.abort.load(Ordering::Acquire)
     }
 
-    fn deliver(&mut self, batch: SealedBatch) {
+    fn deliver(&mut self, batch: &SealedBatch) {
         let mut progress = Progress::default();
         loop {
             if self.aborted() {
-                spool_or_fail(&self.core, &self.spool, &batch);
+                spool_or_fail(&self.core, &self.spool, batch);
                 return;
             }
             let started = Instant::now();
@@ -313,17 +314,16 @@ impl SenderLoop {
             let now = self.epoch.elapsed();
             let meta = (batch.span_count, batch.bytes.len());
             match self.core.after_attempt(&mut progress, &outcome, took, now, None, meta) {
-                Step::Delivered => return,
-                Step::Rejected => return,
+                Step::Delivered | Step::Rejected => return,
                 Step::RetryIn(wait) => {
                     if !self.sleep(wait) {
-                        spool_or_fail(&self.core, &self.spool, &batch);
+                        spool_or_fail(&self.core, &self.spool, batch);
                         return;
                     }
                 }
                 // No deadline is given, so never deferred; treated like exhausted all the same.
                 Step::Exhausted | Step::Deferred => {
-                    spool_or_fail(&self.core, &self.spool, &batch);
+                    spool_or_fail(&self.core, &self.spool, batch);
                     return;
                 }
             }

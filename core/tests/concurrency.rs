@@ -1,6 +1,16 @@
 //! 8 threads record while the worker drains: nothing is lost or duplicated when the buffer is large
 //! enough, and drops are counted exactly when it is not.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+// Casts: test and benchmark arithmetic on small, known numbers.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    missing_docs,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    clippy::cast_precision_loss
+)]
 
 mod common;
 

@@ -235,7 +235,7 @@ pub fn write(root: &std::path::Path) {
         use rsa::pkcs8::DecodePublicKey;
         rsa::RsaPublicKey::from_public_key_pem(&public_pem).expect("pem")
     };
-    let out: Vec<J> = inputs.into_iter().map(|i| case(&key, &public, i)).collect();
+    let out: Vec<J> = inputs.iter().map(|i| case(&key, &public, i)).collect();
     let doc = json!({
         "format": "tracex envelope v1 test vectors; see docs/wire-format.md",
         "private_key_pem_file": "collector-test-key.pem",
@@ -250,7 +250,7 @@ pub fn write(root: &std::path::Path) {
     println!("wrote {}", path.display());
 }
 
-fn case(key: &CollectorKey, public: &rsa::RsaPublicKey, i: Input) -> J {
+fn case(key: &CollectorKey, public: &rsa::RsaPublicKey, i: &Input) -> J {
     let base = i.base;
     let data_key: [u8; 32] = arr(&seq(base, 32));
     let oaep_seed = seq(base.wrapping_add(0xa0), 32);
@@ -435,7 +435,7 @@ fn rejections(public: &rsa::RsaPublicKey, h: &Header, data_key: &[u8; 32], seed:
         ),
         (
             "wrapped_key_len 1025, correctly sealed",
-            with(&|r| r.wrapped_key = long_wk.clone()).seal(data_key, &[]),
+            with(&|r| r.wrapped_key.clone_from(&long_wk)).seal(data_key, &[]),
             "malformed_envelope",
         ),
         (
@@ -445,7 +445,7 @@ fn rejections(public: &rsa::RsaPublicKey, h: &Header, data_key: &[u8; 32], seed:
         ),
         (
             "the wrapped key unwraps to 16 zero bytes, not 32 (payload sealed under 32 zero bytes)",
-            with(&|r| r.wrapped_key = sixteen.clone()).seal(&ZERO, &[]),
+            with(&|r| r.wrapped_key.clone_from(&sixteen)).seal(&ZERO, &[]),
             "decrypt_failed",
         ),
         (

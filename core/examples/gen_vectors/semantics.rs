@@ -4,6 +4,8 @@
 //! batch, then opening it as the collector does), never written by hand. The layout is described in
 //! `docs/semantic-conventions.md`.
 
+use std::fmt::Write as _;
+
 use rsa::pkcs8::DecodePrivateKey;
 use rsa::{Oaep, RsaPrivateKey};
 use serde_json::{Value as J, json};
@@ -214,11 +216,11 @@ fn traceparent_cases(tracer: &Tracer) -> Vec<J> {
         let mut s = String::new();
         let mut k = 0;
         while s.len() + 16 + 16 < n {
-            s.push_str(&format!("k{k:03}=vvvvvvvvvv,"));
+            let _ = write!(s, "k{k:03}=vvvvvvvvvv,");
             k += 1;
         }
         let rest = n - s.len() - 5;
-        s.push_str(&format!("k{k:03}={}", "v".repeat(rest)));
+        let _ = write!(s, "k{k:03}={}", "v".repeat(rest));
         assert_eq!(s.len(), n);
         s
     };

@@ -419,6 +419,7 @@ fn next_rules_id() -> u64 {
 
 /// What a key alone decides.
 #[derive(Clone, Copy, Debug, Default)]
+#[allow(clippy::struct_excessive_bools, reason = "four independent facts about a key, each a yes or no")]
 struct KeyClass {
     /// A raw-payload key: removed unless payloads are captured.
     payload: bool,

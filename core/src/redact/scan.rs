@@ -23,8 +23,8 @@ pub(super) struct Found {
 }
 
 impl Found {
-    fn new(start: usize, end: usize) -> Option<Self> {
-        Some(Self { start, end, action: Action::Mask })
+    fn new(start: usize, end: usize) -> Self {
+        Self { start, end, action: Action::Mask }
     }
 }
 
@@ -154,7 +154,7 @@ pub(super) fn find_at(b: &[u8], i: usize, floor: usize, rules: &Rules, plain_num
     if c.is_ascii_lowercase() {
         let (words, end) = word_chain(b, i);
         if words >= 12 {
-            return Found::new(i, end);
+            return Some(Found::new(i, end));
         }
     }
     None
@@ -183,7 +183,7 @@ pub(super) fn auth_scheme(b: &[u8], i: usize) -> Option<Found> {
     } else {
         token.len() >= 8 && (token.len() >= 20 || token.iter().any(|c| !c.is_ascii_alphabetic()))
     };
-    if ok { Found::new(start, j) } else { None }
+    if ok { Some(Found::new(start, j)) } else { None }
 }
 
 /// Looks like base64 rather than a word: at least 8 characters with a digit, `+`, `/` or `=`, or
@@ -216,7 +216,7 @@ pub(super) fn jwt(b: &[u8], i: usize) -> Option<Found> {
         j -= 1;
         dots -= 1;
     }
-    if dots >= 2 && payload_ok { Found::new(i, j) } else { None }
+    if dots >= 2 && payload_ok { Some(Found::new(i, j)) } else { None }
 }
 
 /// Well-known API key prefixes and the minimum length of what follows.
@@ -248,7 +248,7 @@ pub(super) fn api_key(b: &[u8], i: usize) -> Option<Found> {
     while is_b64url(at(b, j)) {
         j += 1;
     }
-    if j - i >= prefix.len() + min { Found::new(i, j) } else { None }
+    if j - i >= prefix.len() + min { Some(Found::new(i, j)) } else { None }
 }
 
 /// A whole alphanumeric run that is a hex key or signature, a long base58 string, or an AWS key id.
@@ -274,16 +274,16 @@ pub(super) fn alnum_run(b: &[u8], i: usize) -> Option<Found> {
     }
     let len = j - i;
     if hex && (prefixed || hex_letter) && matches!(j - body, 64 | 128 | 130) {
-        return Found::new(i, j);
+        return Some(Found::new(i, j));
     }
     if b58 && (86..=88).contains(&len) && digit && upper && lower {
-        return Found::new(i, j);
+        return Some(Found::new(i, j));
     }
     if len == 20
         && (starts_with(b, i, b"AKIA") || starts_with(b, i, b"ASIA"))
         && b[i + 4..j].iter().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
     {
-        return Found::new(i, j);
+        return Some(Found::new(i, j));
     }
     None
 }
@@ -410,7 +410,7 @@ pub(super) fn url_password(b: &[u8], p: usize) -> Option<Found> {
     if colon + 1 >= at_sign || starts_with(b, colon + 1, REDACTED.as_bytes()) {
         return None;
     }
-    Found::new(colon + 1, at_sign)
+    Some(Found::new(colon + 1, at_sign))
 }
 
 pub(super) fn is_ident(c: u8) -> bool {
@@ -515,5 +515,5 @@ pub(super) fn pem(b: &[u8], i: usize) -> Option<Found> {
         }
         m += 1;
     }
-    Found::new(i, end)
+    Some(Found::new(i, end))
 }

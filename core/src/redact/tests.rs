@@ -7,7 +7,7 @@ use crate::model::{Event, Link, Status};
 fn red(key: &'static str, value: &'static str) -> Value {
     let mut span = SpanData { attributes: vec![KeyValue::new(key, value)], ..Default::default() };
     Redactor::default().redact_span(&mut span);
-    span.attributes.pop().map(|kv| kv.value).unwrap_or(Value::Bool(false))
+    span.attributes.pop().map_or(Value::Bool(false), |kv| kv.value)
 }
 
 fn text(s: &str) -> String {

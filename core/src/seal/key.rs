@@ -59,6 +59,7 @@ pub struct CollectorKey {
     key_id: KeyId,
 }
 
+#[allow(clippy::missing_fields_in_debug, reason = "the key is shown by its fingerprint and size")]
 impl fmt::Debug for CollectorKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CollectorKey").field("key_id", &self.key_id).field("bits", &self.bits()).finish()

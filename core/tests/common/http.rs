@@ -1,6 +1,7 @@
 //! A small real HTTP/1.1 server on loopback whose answers a test scripts, recording every request.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
@@ -117,7 +118,7 @@ fn serve(stream: TcpStream, handler: &Handler, reqs: &Mutex<Vec<Request>>) {
         let resp = handler(&req, index);
         let mut head = format!("HTTP/1.1 {} X\r\nContent-Length: {}\r\n", resp.status, resp.body.len());
         for (k, v) in &resp.headers {
-            head.push_str(&format!("{k}: {v}\r\n"));
+            let _ = write!(head, "{k}: {v}\r\n");
         }
         head.push_str("\r\n");
         if out.write_all(head.as_bytes()).and_then(|()| out.write_all(resp.body.as_bytes())).is_err() {
