@@ -15,6 +15,7 @@
 //!      200 ◀──────────── store (SQLite WAL, or PostgreSQL) ─ durable before the answer
 //!
 //! GET /api/v1/traces[/{id}] ─▶ endpoints::query ─▶ store (read connections)
+//! GET /api/v1/{stats,services,attributes} ─▶ endpoints::stats ─▶ stats (merge sketches) ─▶ store
 //! ```
 
 pub mod auth;
@@ -27,6 +28,7 @@ pub mod private;
 pub mod ratelimit;
 pub mod server;
 pub mod services;
+pub mod stats;
 pub mod store;
 
 use std::sync::Arc;
@@ -82,6 +84,10 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/v1/public-key", get(endpoints::keys::public_key))
         .route("/api/v1/traces", get(endpoints::query::list))
         .route("/api/v1/traces/{trace_id}", get(endpoints::query::get))
+        .route("/api/v1/stats", get(endpoints::stats::stats))
+        .route("/api/v1/services", get(endpoints::stats::services))
+        .route("/api/v1/attributes", get(endpoints::stats::attribute_keys))
+        .route("/api/v1/attributes/{key}/values", get(endpoints::stats::attribute_values))
         .route("/healthz", get(endpoints::health::healthz))
         .route("/readyz", get(endpoints::health::readyz))
         .route("/metrics", get(endpoints::health::metrics))

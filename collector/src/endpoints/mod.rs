@@ -9,3 +9,4 @@ pub mod ingest;
 pub mod json;
 pub mod keys;
 pub mod query;
+pub mod stats;

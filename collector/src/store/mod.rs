@@ -5,7 +5,7 @@
 //! Methods are synchronous and called from blocking threads (`spawn_blocking` or the writer's own
 //! thread); implementations are internally synchronised.
 
-mod common;
+pub(crate) mod common;
 pub use common::MAX_SPANS_PER_TRACE;
 mod plan;
 mod pool;
@@ -14,7 +14,10 @@ pub mod sqlite;
 
 #[cfg(test)]
 pub(crate) mod conformance;
+#[cfg(test)]
+pub(crate) mod conformance_stats;
 
+use crate::stats::{StatFilter, StatRecord};
 use tracex_core::{InstrumentationScope, Resource, SpanData, StatusCode, TraceId, TraceRequest};
 
 /// A storage failure. The message is for logs; HTTP answers hide it behind a 5xx.
@@ -230,6 +233,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// Revokes a key at `now`: true if it existed and was not revoked yet.
     fn revoke_api_key(&self, id: &str, now_unix_nano: u64) -> StoreResult<bool>;
+
+    /// The statistics rows `filter` selects (see [`crate::stats`]), in no particular order; merging
+    /// them is shared ([`crate::stats::query::answer`]).
+    fn stat_rows(&self, filter: &StatFilter) -> StoreResult<Vec<StatRecord>>;
+
+    /// Up to `max_spans` spans of the project's newest traces (by trace start), only those of
+    /// `service` when given: the bounded sample attribute suggestions are counted over.
+    fn recent_spans(&self, project: &str, service: Option<&str>, max_spans: usize) -> StoreResult<Vec<SpanData>>;
 
     /// Checks that the store answers (for `/readyz`).
     fn ping(&self) -> StoreResult<()>;

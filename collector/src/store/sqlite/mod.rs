@@ -19,6 +19,7 @@
 //! | `spans` | `(trace_seq, span_id)` (clustered, `WITHOUT ROWID`) | name, service, kind, start, end, duration, status and parent as columns, `resource_id`, and the span itself as OTLP protobuf (`body`) |
 //! | `trace_attrs` | `(project_id, attr_hash, trace_seq)` | the attribute index (below) |
 //! | `api_keys` | `id` | API keys (hash of the secret only) |
+//! | `span_stats` | `(project_id, dim_key, minute, service, name, status, dim_value)` | (migration 4) per-minute latency sketches with exact counts and maxima, written with the spans (see [`crate::stats`]) |
 //!
 //! Write locality drives the layout. Trace and span ids are random, and a B-tree keyed by a random
 //! value dirties one page per insert all over the file once it outgrows the cache (and every dirty
@@ -89,13 +90,16 @@ mod commit;
 mod keys;
 mod list;
 mod schema;
+mod stats;
 
 use std::path::Path;
 use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
-use tracex_core::TraceId;
+use tracex_core::{SpanData, TraceId};
+
+use crate::stats::{StatFilter, StatRecord};
 
 pub use super::common::{DRIVER_THRESHOLD, SCAN_BUDGET, is_indexed_key};
 use super::common::{Tuning, lock, unns};
@@ -360,6 +364,14 @@ impl Store for SqliteStore {
 
     fn revoke_api_key(&self, id: &str, now_unix_nano: u64) -> StoreResult<bool> {
         keys::revoke(&lock(&self.writer).conn, id, now_unix_nano)
+    }
+
+    fn stat_rows(&self, filter: &StatFilter) -> StoreResult<Vec<StatRecord>> {
+        self.read(|conn| Self::stat_rows_in(conn, filter))
+    }
+
+    fn recent_spans(&self, project: &str, service: Option<&str>, max_spans: usize) -> StoreResult<Vec<SpanData>> {
+        self.read(|conn| Self::recent_spans_in(conn, project, service, max_spans))
     }
 
     fn ping(&self) -> StoreResult<()> {

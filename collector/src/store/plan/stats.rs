@@ -1,0 +1,212 @@
+//! The statistics part of a commit (see [`crate::stats`] for what the rows mean): the spans a
+//! commit inserted are added up per statistics key in memory, the rows already stored under those
+//! keys are read (and, in PostgreSQL, locked) inside the transaction, merged with, and written
+//! back; keys not stored yet are inserted. Both stores run this same step.
+
+use std::collections::HashMap;
+
+use tracex_core::SpanData;
+
+use crate::stats::{DIMENSION_KEYS, LatencySketch, MAX_DIMENSION_VALUE_LEN, minute_of};
+use crate::store::StoreError;
+use crate::store::common::{ns, render_value};
+
+/// A `span_stats` key; the field order is the table's primary key order, so sorted keys are
+/// written in index order (and PostgreSQL locks them in one order: no deadlock between writers).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct StatKey<'a> {
+    pub(crate) project_id: i64,
+    /// `""` for the base row, else one of [`DIMENSION_KEYS`].
+    pub(crate) dim_key: &'static str,
+    pub(crate) minute: i64,
+    /// `""` when the resource has no `service.name`.
+    pub(crate) service: &'a str,
+    pub(crate) name: &'a str,
+    pub(crate) status: i32,
+    pub(crate) dim_value: String,
+}
+
+/// A row as stored: the exact aggregates and the encoded sketch.
+#[derive(Debug)]
+pub(crate) struct StoredStat {
+    pub(crate) count: i64,
+    pub(crate) max_ns: i64,
+    pub(crate) last_start_ns: i64,
+    pub(crate) sketch: Vec<u8>,
+}
+
+/// A row to insert or write back.
+#[derive(Debug)]
+pub(crate) struct StatRow<'a> {
+    pub(crate) key: StatKey<'a>,
+    pub(crate) stat: StoredStat,
+}
+
+/// This commit's spans per key.
+#[derive(Default)]
+struct Delta {
+    count: i64,
+    max_ns: i64,
+    last_start_ns: i64,
+    sketch: LatencySketch,
+}
+
+/// Adds up a commit's inserted spans per statistics key.
+#[derive(Default)]
+pub(crate) struct StatsAcc<'a> {
+    deltas: HashMap<StatKey<'a>, Delta>,
+    text: String,
+}
+
+impl<'a> StatsAcc<'a> {
+    /// Counts one inserted span of project `project_id`.
+    pub(crate) fn add(&mut self, project_id: i64, service: Option<&'a str>, span: &'a SpanData) {
+        let base = StatKey {
+            project_id,
+            dim_key: "",
+            minute: minute_of(span.start_time_unix_nano),
+            service: service.unwrap_or(""),
+            name: &span.name,
+            status: span.status.code as i32,
+            dim_value: String::new(),
+        };
+        let duration = span.duration_nanos();
+        let start = ns(span.start_time_unix_nano);
+        for dim in DIMENSION_KEYS {
+            if let Some(v) = span.attribute(dim)
+                && render_value(v, &mut self.text)
+                && self.text.len() <= MAX_DIMENSION_VALUE_LEN
+            {
+                let key = StatKey { dim_key: dim, dim_value: self.text.clone(), ..base.clone() };
+                Self::count(self.deltas.entry(key).or_default(), duration, start);
+            }
+        }
+        Self::count(self.deltas.entry(base).or_default(), duration, start);
+    }
+
+    fn count(d: &mut Delta, duration: u64, start: i64) {
+        d.count += 1;
+        d.max_ns = d.max_ns.max(ns(duration));
+        d.last_start_ns = d.last_start_ns.max(start);
+        d.sketch.add_ns(duration);
+    }
+
+    /// The keys touched, sorted.
+    pub(crate) fn keys(&self) -> Vec<StatKey<'a>> {
+        let mut keys: Vec<StatKey<'a>> = self.deltas.keys().cloned().collect();
+        keys.sort_unstable();
+        keys
+    }
+
+    /// The rows to write for `keys` (from [`Self::keys`]) given what each has stored: `(new rows,
+    /// merged existing rows)`, both in key order.
+    pub(crate) fn rows(
+        mut self,
+        keys: Vec<StatKey<'a>>,
+        stored: Vec<Option<StoredStat>>,
+    ) -> Result<(Vec<StatRow<'a>>, Vec<StatRow<'a>>), StoreError> {
+        if stored.len() != keys.len() {
+            return Err(StoreError::Database("statistics lookup returned the wrong number of rows".into()));
+        }
+        let (mut fresh, mut existing) = (Vec::new(), Vec::new());
+        for (key, old) in keys.into_iter().zip(stored) {
+            let d =
+                self.deltas.remove(&key).ok_or_else(|| StoreError::Database("a statistics key went missing".into()))?;
+            match old {
+                None => fresh.push(StatRow {
+                    key,
+                    stat: StoredStat {
+                        count: d.count,
+                        max_ns: d.max_ns,
+                        last_start_ns: d.last_start_ns,
+                        sketch: d.sketch.encode(),
+                    },
+                }),
+                Some(old) => {
+                    let mut sketch = LatencySketch::decode(&old.sketch)
+                        .map_err(|e| StoreError::Corrupt(format!("statistics row: {e}")))?;
+                    sketch.merge(&d.sketch).map_err(|e| StoreError::Corrupt(format!("statistics row: {e}")))?;
+                    existing.push(StatRow {
+                        key,
+                        stat: StoredStat {
+                            count: old.count + d.count,
+                            max_ns: old.max_ns.max(d.max_ns),
+                            last_start_ns: old.last_start_ns.max(d.last_start_ns),
+                            sketch: sketch.encode(),
+                        },
+                    });
+                }
+            }
+        }
+        Ok((fresh, existing))
+    }
+}
+
+// === reading ===
+
+/// A parameter of a statistics read.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum StatParam<'a> {
+    Int(i64),
+    Text(&'a str),
+}
+
+/// The columns a statistics read selects, in [`crate::stats::StatRecord`] order (the sketch or
+/// NULL last).
+const STAT_COLUMNS: &str = "minute, service, name, status, dim_value, count, max_ns, last_start_ns";
+
+/// The `SELECT` reading the rows `f` selects for project `project_id`, with its parameters;
+/// `placeholder(i)` spells parameter `i` (0-based) in the store's dialect. One index range:
+/// `(project_id, dim_key, minute)` leads the primary key.
+pub(crate) fn stat_rows_sql<'a>(
+    f: &'a crate::stats::StatFilter,
+    project_id: i64,
+    placeholder: impl Fn(usize) -> String,
+) -> (String, Vec<StatParam<'a>>) {
+    let mut params = vec![
+        StatParam::Int(project_id),
+        StatParam::Text(&f.dim_key),
+        StatParam::Int(f.from_minute),
+        StatParam::Int(f.to_minute),
+    ];
+    // A NULL of the column's type in both dialects (a bare NULL is text to PostgreSQL).
+    let sketch = if f.with_sketches { "sketch" } else { "CASE WHEN 1 = 0 THEN sketch END" };
+    let mut sql = format!(
+        "SELECT {STAT_COLUMNS}, {sketch} FROM span_stats WHERE project_id = {} AND dim_key = {} \
+         AND minute >= {} AND minute < {}",
+        placeholder(0),
+        placeholder(1),
+        placeholder(2),
+        placeholder(3)
+    );
+    let mut add = |column: &str, p: StatParam<'a>| {
+        params.push(p);
+        sql.push_str(&format!(" AND {column} = {}", placeholder(params.len() - 1)));
+    };
+    if let Some(s) = &f.service {
+        add("service", StatParam::Text(s));
+    }
+    if let Some(n) = &f.name {
+        add("name", StatParam::Text(n));
+    }
+    if let Some(s) = f.status {
+        add("status", StatParam::Int(i64::from(s)));
+    }
+    if let Some(v) = &f.dim_value {
+        add("dim_value", StatParam::Text(v));
+    }
+    (sql, params)
+}
+
+/// The `SELECT` of span bodies for attribute suggestions: the spans of the project's newest
+/// `max` traces (by start), `max` spans at most, only `service`'s when the query has one.
+/// Parameters: project id, `max`, then the service if any (`placeholder` as in [`stat_rows_sql`]).
+pub(crate) fn recent_spans_sql(with_service: bool, placeholder: impl Fn(usize) -> String) -> String {
+    let service = if with_service { format!(" WHERE s.service = {}", placeholder(2)) } else { String::new() };
+    format!(
+        "SELECT s.body FROM (SELECT id FROM traces WHERE project_id = {p} ORDER BY start_ns DESC LIMIT {m}) t \
+         JOIN spans s ON s.trace_seq = t.id{service} LIMIT {m}",
+        p = placeholder(0),
+        m = placeholder(1),
+    )
+}
