@@ -512,9 +512,10 @@ pub(crate) fn run<S: CommitSql>(
 
     // --- statistics: read what the keys hold, merge, write back
     fault.step(&mut step)?;
+    let stats = stats.finish();
     let stat_keys = stats.keys();
     let stored_stats = if stat_keys.is_empty() { Vec::new() } else { sql.stored_stats(&stat_keys)? };
-    let (new_stats, merged_stats) = stats.rows(stat_keys, stored_stats)?;
+    let (new_stats, merged_stats) = stats.rows(stored_stats)?;
     fault.step(&mut step)?;
     if !new_stats.is_empty() {
         sql.insert_stats(&new_stats)?;

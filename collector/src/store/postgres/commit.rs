@@ -485,7 +485,7 @@ impl<'a> StatKeyColumns<'a> {
             service: keys.clone().map(|k| k.service).collect(),
             name: keys.clone().map(|k| k.name).collect(),
             status: keys.clone().map(|k| k.status).collect(),
-            dim_value: keys.map(|k| k.dim_value.as_str()).collect(),
+            dim_value: keys.map(|k| &*k.dim_value).collect(),
         }
     }
 

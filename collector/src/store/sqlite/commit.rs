@@ -230,7 +230,7 @@ impl CommitSql for Sql<'_> {
             .map(|k| {
                 select
                     .query_row(
-                        params![k.project_id, k.dim_key, k.minute, k.service, k.name, k.status, k.dim_value],
+                        params![k.project_id, k.dim_key, k.minute, k.service, k.name, k.status, &*k.dim_value],
                         |r| {
                             Ok(StoredStat {
                                 count: r.get(0)?,
