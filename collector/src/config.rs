@@ -73,6 +73,12 @@ pub struct Config {
     /// `["https://app.example.com"]`, or `["*"]` for any (`TRACEX_CORS_ORIGINS`, comma-separated;
     /// `--cors-origin`). Default: none, and no CORS headers are sent.
     pub cors_allowed_origins: Vec<String>,
+    /// Days spans (and their statistics) are kept (`TRACEX_RETENTION_DAYS`, `--retention-days`;
+    /// default 30; 0 keeps everything). See `services::retention`.
+    pub retention_days: u32,
+    /// Per-project retention in days, over `retention_days` (TOML: `[retention_days_by_project]`,
+    /// `acme = 7`; 0 keeps everything).
+    pub retention_days_by_project: std::collections::HashMap<String, u32>,
 }
 
 impl Default for Config {
@@ -100,6 +106,8 @@ impl Default for Config {
             data_key_cache: 4096,
             log_format: LogFormat::Text,
             cors_allowed_origins: Vec::new(),
+            retention_days: crate::services::retention::DEFAULT_RETENTION_DAYS,
+            retention_days_by_project: std::collections::HashMap::new(),
         }
     }
 }
@@ -109,6 +117,14 @@ impl Config {
     pub fn from_toml_file(path: &Path) -> Result<Self, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
         toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// How long each project's spans are kept.
+    pub fn retention(&self) -> crate::services::retention::RetentionPolicy {
+        crate::services::retention::RetentionPolicy {
+            default_days: self.retention_days,
+            by_project: self.retention_days_by_project.clone(),
+        }
     }
 
     /// Limits enforced while decoding a batch.

@@ -195,7 +195,9 @@ impl Collector {
                 () = writer_stopped => tracing::error!("the writer stopped; shutting down"),
             }
         };
+        let retention = tokio::spawn(services::retention::run(state.store.clone(), state.config.retention()));
         server::serve(listener, router, state.config.server_limits(), shutdown).await;
+        retention.abort();
         // The router (and its state clones) are gone once serve returns; dropping the last state
         // closes the writer's queue, and the writer exits after committing what it holds.
         drop(state);

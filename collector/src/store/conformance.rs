@@ -33,6 +33,7 @@ pub(crate) fn run_all(store: &dyn Store) {
     trace_summary(store);
     api_keys(store);
     super::conformance_stats::statistics_match_the_raw_spans(store);
+    super::conformance_stats::retention_deletes_old_spans_and_their_statistics(store);
 }
 
 // === builders ===

@@ -226,3 +226,88 @@ pub(crate) fn statistics_match_the_raw_spans(store: &dyn Store) {
     assert_eq!(store.recent_spans(other, None, 10_000).unwrap().len(), 50);
     assert!(store.recent_spans("conf-stats-nobody", None, 10).unwrap().is_empty());
 }
+
+/// Retention: chunks delete the project's traces that started before the cutoff (spans, index
+/// rows, counters) and its statistics rows before the cutoff's minute; newer ones and other
+/// projects stay.
+pub(crate) fn retention_deletes_old_spans_and_their_statistics(store: &dyn Store) {
+    use super::{AttributeFilter, TraceQuery};
+    store.migrate().unwrap();
+    let (p, other) = ("conf-ttl", "conf-ttl-other");
+    let old = T0;
+    let new = T0 + 100 * MINUTE_NS;
+    let net = |mut s: SpanData| {
+        s.attributes = vec![KeyValue::new("x402.network", "base")];
+        s
+    };
+    let old_spans: Vec<SpanData> = (0..5u32)
+        .flat_map(|t| {
+            (1..=3u32).map(move |i| {
+                net(span(
+                    tid(61, t),
+                    i,
+                    None,
+                    "verify",
+                    old + u64::from(t) * MINUTE_NS,
+                    old + u64::from(t) * MINUTE_NS + 5,
+                ))
+            })
+        })
+        .collect();
+    let new_spans: Vec<SpanData> = (1..=2u32).map(|i| net(span(tid(62, 0), i, None, "verify", new, new + 7))).collect();
+    let mut all = old_spans.clone();
+    all.extend(new_spans.iter().cloned());
+    store.commit(&[batch(p, 1, request("svc", all.clone()))]).unwrap();
+    store.commit(&[batch(other, 1, request("svc", all))]).unwrap();
+    assert_eq!(store.span_count(p).unwrap(), 17);
+
+    let mut calls = 0;
+    loop {
+        calls += 1;
+        let e = store.expire(p, new - MINUTE_NS, 2, 2).unwrap();
+        assert!(e.traces <= 2 && calls < 20, "{e:?}");
+        if e.done {
+            break;
+        }
+    }
+    assert!(calls >= 3, "bounded chunks: 5 old traces at 2 a call took {calls} calls");
+    let q = |project: &str| TraceQuery {
+        project: project.into(),
+        attributes: vec![AttributeFilter { key: "x402.network".into(), value: "base".into() }],
+        limit: 100,
+        ..TraceQuery::default()
+    };
+    let listed: Vec<_> = store.list_traces(&q(p)).unwrap().traces.iter().map(|t| t.trace_id).collect();
+    assert_eq!(listed, [tid(62, 0)]);
+    assert!(store.get_trace(p, tid(61, 0)).unwrap().is_empty());
+    assert_eq!(store.get_trace(p, tid(62, 0)).unwrap().len(), 2);
+    assert_eq!(store.span_count(p).unwrap(), 2);
+    let minutes = |project: &str, dim: &str| -> Vec<(i64, u64)> {
+        let mut rows: Vec<(i64, u64)> = store
+            .stat_rows(&StatFilter {
+                project: project.into(),
+                dim_key: dim.into(),
+                from_minute: 0,
+                to_minute: i64::MAX,
+                ..StatFilter::default()
+            })
+            .unwrap()
+            .iter()
+            .map(|r| (r.minute - crate::stats::minute_of(T0), r.count))
+            .collect();
+        rows.sort_unstable();
+        rows
+    };
+    assert_eq!(minutes(p, ""), [(100, 2)], "old statistics went with their spans");
+    assert_eq!(minutes(p, "x402.network"), [(100, 2)]);
+    // The other project keeps everything.
+    assert_eq!(store.span_count(other).unwrap(), 17);
+    assert!((0..5).all(|t| store.get_trace(other, tid(61, t)).unwrap().len() == 3));
+    assert_eq!(minutes(other, "").len(), 6);
+    // Nothing left to do; an unknown project is done at once.
+    assert_eq!(
+        store.expire(p, new - MINUTE_NS, 2, 2).unwrap(),
+        crate::store::Expired { done: true, ..Default::default() }
+    );
+    assert!(store.expire("conf-ttl-nobody", new, 2, 2).unwrap().done);
+}

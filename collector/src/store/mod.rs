@@ -162,6 +162,19 @@ pub struct TracePage {
     pub next_cursor: Option<String>,
 }
 
+/// What one retention chunk ([`Store::expire`]) deleted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Expired {
+    /// Traces deleted.
+    pub traces: u64,
+    /// Spans deleted.
+    pub spans: u64,
+    /// Statistics rows deleted.
+    pub stat_rows: u64,
+    /// Whether nothing older is left (fewer traces than asked and no statistics rows went).
+    pub done: bool,
+}
+
 /// What an API key may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeyScope {
@@ -241,6 +254,15 @@ pub trait Store: Send + Sync + 'static {
     /// Up to `max_spans` spans of the project's newest traces (by trace start), only those of
     /// `service` when given: the bounded sample attribute suggestions are counted over.
     fn recent_spans(&self, project: &str, service: Option<&str>, max_spans: usize) -> StoreResult<Vec<SpanData>>;
+
+    /// Every project's name.
+    fn project_names(&self) -> StoreResult<Vec<String>>;
+
+    /// Retention, one bounded chunk in one transaction: deletes up to `max_traces` of the
+    /// project's traces that started before `before_ns` (oldest first), with their spans and
+    /// attribute index rows, and the project's statistics rows of up to `max_minutes` minutes
+    /// before the minute of `before_ns`. Call again until [`Expired::done`].
+    fn expire(&self, project: &str, before_ns: u64, max_traces: usize, max_minutes: i64) -> StoreResult<Expired>;
 
     /// Checks that the store answers (for `/readyz`).
     fn ping(&self) -> StoreResult<()>;

@@ -29,10 +29,7 @@ use std::collections::{HashMap, HashSet};
 use tracex_core::{SpanData, StatusCode};
 
 use super::stats::{StatKey, StatRow, StatsAcc, StoredStat};
-use crate::store::common::{
-    SERVICE_KEY, TraceCap, attr_hash, encode_resource_body, encode_span_body, is_indexed_key, ns, render_value,
-    same_envelope,
-};
+use crate::store::common::{TraceCap, encode_resource_body, encode_span_body, ns, same_envelope, span_attr_hashes};
 use crate::store::{CommitOutcome, NewBatch, StoreError};
 
 /// Resource hashes remembered by the writer; the map is simply cleared when it grows past this.
@@ -469,20 +466,11 @@ pub(crate) fn run<S: CommitSql>(
             row.root = Some((span.name.to_string(), s.service.map(str::to_owned)));
         }
         let hashes = &mut agg.hashes;
-        let mut add = |h: i64| {
+        span_attr_hashes(s.service, span, &mut text, |h| {
             if !hashes.contains(&h) {
                 hashes.push(h);
             }
-        };
-        if let Some(service) = s.service {
-            add(attr_hash(SERVICE_KEY, service));
-        }
-        // (span names are not indexed: see the SQLite store's module docs)
-        for kv in &span.attributes {
-            if is_indexed_key(&kv.key) && render_value(&kv.value, &mut text) {
-                add(attr_hash(kv.key.as_bytes(), &text));
-            }
-        }
+        });
     }
 
     // --- trace rows, in sequence order: insert the new, update the existing

@@ -51,6 +51,7 @@
 
 mod client;
 mod commit;
+mod expire;
 mod keys;
 mod list;
 mod schema;
@@ -69,7 +70,9 @@ use self::client::{Db, OwnedRuntime, block_on, get, open_connection};
 use super::common::{Tuning, lock, unns};
 use super::plan::commit::{FaultHook, WriterCache};
 use super::pool::Pool;
-use super::{ApiKeyRecord, CommitOutcome, NewBatch, Store, StoreError, StoreResult, StoredSpan, TracePage, TraceQuery};
+use super::{
+    ApiKeyRecord, CommitOutcome, Expired, NewBatch, Store, StoreError, StoreResult, StoredSpan, TracePage, TraceQuery,
+};
 
 /// Read connections in the pool.
 pub const READERS: usize = 4;
@@ -231,6 +234,14 @@ impl Store for PostgresStore {
 
     fn recent_spans(&self, project: &str, service: Option<&str>, max_spans: usize) -> StoreResult<Vec<SpanData>> {
         self.read(|client| Self::recent_spans_in(client, project, service, max_spans))
+    }
+
+    fn project_names(&self) -> StoreResult<Vec<String>> {
+        self.read(Self::project_names_in)
+    }
+
+    fn expire(&self, project: &str, before_ns: u64, max_traces: usize, max_minutes: i64) -> StoreResult<Expired> {
+        self.write(|client, _| Self::expire_in(client, project, before_ns, max_traces, max_minutes))
     }
 
     fn get_trace(&self, project: &str, trace_id: TraceId) -> StoreResult<Vec<StoredSpan>> {
