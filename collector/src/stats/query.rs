@@ -178,6 +178,13 @@ impl Acc {
         self.sketch.merge(sketch)
     }
 
+    fn absorb(&mut self, other: &Self) -> Result<(), SketchError> {
+        self.count += other.count;
+        self.errors += other.errors;
+        self.max_ns = self.max_ns.max(other.max_ns);
+        self.sketch.merge(&other.sketch)
+    }
+
     fn stat(&self, sla_ms: Option<f64>) -> Stat {
         let empty = self.count == 0;
         Stat {
@@ -197,27 +204,32 @@ pub fn answer(q: StatsQuery, rows: Vec<StatRecord>) -> Result<StatsAnswer, Answe
     let step_minutes = i64::try_from(q.step_seconds / 60).unwrap_or(i64::MAX);
     let first = super::minute_of(q.from_ns);
     let n = q.buckets();
-    let mut groups: HashMap<GroupKey, (Acc, BTreeMap<usize, Acc>)> = HashMap::new();
-    for r in rows {
+    // Rows merge into their bucket only; a group's total merges its buckets once at the end (one
+    // merge per bucket instead of one more per row).
+    let mut groups: HashMap<GroupKey, BTreeMap<usize, Acc>> = HashMap::new();
+    for mut r in rows {
         let bucket = usize::try_from((r.minute - first) / step_minutes).ok().filter(|b| *b < n);
         let Some(bucket) = bucket else { continue };
         let sketch = match &r.sketch {
             Some(bytes) => LatencySketch::decode(bytes)?,
             None => return Err(AnswerError::Corrupt("a statistics row without its sketch".into())),
         };
-        let key = (r.service.clone(), r.name.clone(), q.group_by.then(|| r.dim_value.clone()));
+        let group = q.group_by.then(|| std::mem::take(&mut r.dim_value));
+        let key = (std::mem::take(&mut r.service), std::mem::take(&mut r.name), group);
         if !groups.contains_key(&key) && groups.len() == MAX_GROUPS {
             return Err(AnswerError::TooManyGroups);
         }
-        let (total, buckets) = groups.entry(key).or_default();
-        total.add(&r, &sketch)?;
-        buckets.entry(bucket).or_default().add(&r, &sketch)?;
+        groups.entry(key).or_default().entry(bucket).or_default().add(&r, &sketch)?;
     }
     let step_ns = q.step_seconds * 1_000_000_000;
     let empty = Acc::default().stat(None);
-    let mut out: Vec<StatsGroup> = groups
-        .into_iter()
-        .map(|((service, name, group), (total, buckets))| StatsGroup {
+    let mut out: Vec<StatsGroup> = Vec::with_capacity(groups.len());
+    for ((service, name, group), buckets) in groups {
+        let mut total = Acc::default();
+        for b in buckets.values() {
+            total.absorb(b)?;
+        }
+        out.push(StatsGroup {
             service,
             name,
             group,
@@ -228,8 +240,8 @@ pub fn answer(q: StatsQuery, rows: Vec<StatRecord>) -> Result<StatsAnswer, Answe
                     (start, buckets.get(&i).map_or_else(|| empty.clone(), |a| a.stat(q.sla_ms)))
                 })
                 .collect(),
-        })
-        .collect();
+        });
+    }
     out.sort_by(|a, b| (&a.service, &a.name, &a.group).cmp(&(&b.service, &b.name, &b.group)));
     Ok(StatsAnswer { query: q, groups: out })
 }

@@ -68,14 +68,10 @@ impl LatencySketch {
         self.0.to_java_bytes()
     }
 
-    /// Reads a stored sketch; an error unless it has this build's configuration (its γ).
+    /// Reads a stored sketch. One of another configuration (another γ) decodes, but every merge
+    /// with it fails: the check happens there, once per merge, not twice per row read.
     pub fn decode(bytes: &[u8]) -> Result<Self, SketchError> {
-        let decoded = DDSketch::from_java_bytes(bytes).map_err(|e| SketchError(format!("{e:?}")))?;
-        // Merging checks the configuration: a sketch of another accuracy is refused here, at
-        // decoding, instead of answering with a silently different error bound.
-        let mut s = Self::default();
-        s.merge(&Self(decoded))?;
-        Ok(s)
+        DDSketch::from_java_bytes(bytes).map(Self).map_err(|e| SketchError(format!("{e:?}")))
     }
 
     /// The `q`-quantile (0..=1) in ms, `None` when empty. Exact for 0 (the minimum) and 1 (the
@@ -191,5 +187,16 @@ mod tests {
     fn garbage_is_an_error() {
         assert!(LatencySketch::decode(b"").is_err());
         assert!(LatencySketch::decode(&[0xff, 1, 2]).is_err());
+    }
+
+    #[test]
+    fn a_sketch_of_another_accuracy_never_merges() {
+        let mut coarse = DDSketch::new(Config::new(0.02, 2048, 1e-9));
+        coarse.add(5.0);
+        let theirs = LatencySketch::decode(&coarse.to_java_bytes()).unwrap();
+        let mut ours = LatencySketch::default();
+        ours.add_ns(5_000_000);
+        assert!(ours.merge(&theirs).is_err());
+        assert!(ours.merge(&LatencySketch::decode(&ours.encode()).unwrap()).is_ok());
     }
 }
