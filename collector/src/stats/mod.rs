@@ -8,7 +8,9 @@
 //! the *base* row (dimension `''`, value `''`) and one row for each [`DIMENSION_KEYS`] attribute the
 //! span carries (value rendered as text, as the trace filters render it). A row holds the exact
 //! span count, the exact largest duration, the latest start, and a [`LatencySketch`] of the
-//! durations. Rows already stored are merged into (read, merge, write back, inside the
+//! durations. Each minute row is rolled up into an hourly row too (same key, the hour's first
+//! minute, resolution 60), so steps of whole hours read 60 times fewer rows. Rows already stored
+//! are merged into (read, merge, write back, inside the
 //! transaction), so statistics never disagree with the stored spans and a retry that stores
 //! nothing adds nothing.
 //!
@@ -45,12 +47,15 @@ pub fn minute_of(start_ns: u64) -> i64 {
 
 /// Which stored statistics rows a read wants: one dimension (`""` for the base rows), a range of
 /// minutes and the key filters.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StatFilter {
     /// The project.
     pub project: String,
     /// Dimension attribute key, `""` for the base rows.
     pub dim_key: String,
+    /// Minutes per row: 1 (the minute rows) or 60 (their hourly rollups); `from_minute` and
+    /// `to_minute` must then be whole hours.
+    pub resolution: i64,
     /// First minute (inclusive).
     pub from_minute: i64,
     /// Last minute (exclusive).
@@ -65,6 +70,24 @@ pub struct StatFilter {
     pub dim_value: Option<String>,
     /// Whether to read the sketches (a services listing does not need them).
     pub with_sketches: bool,
+}
+
+impl Default for StatFilter {
+    /// The base minute rows of no project over no minutes (set the fields).
+    fn default() -> Self {
+        Self {
+            project: String::new(),
+            dim_key: String::new(),
+            resolution: 1,
+            from_minute: 0,
+            to_minute: 0,
+            service: None,
+            name: None,
+            status: None,
+            dim_value: None,
+            with_sketches: false,
+        }
+    }
 }
 
 /// One stored statistics row.

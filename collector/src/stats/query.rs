@@ -98,6 +98,8 @@ impl StatsQuery {
         StatFilter {
             project: self.project.clone(),
             dim_key: self.dim_key.clone().unwrap_or_default(),
+            // Steps of whole hours start on whole hours (steps align to the epoch): hourly rows.
+            resolution: if self.step_seconds % 3_600 == 0 { 60 } else { 1 },
             from_minute: super::minute_of(self.from_ns),
             to_minute: super::minute_of(self.to_ns),
             service: self.service.clone(),

@@ -145,6 +145,19 @@ pub(crate) fn statistics_match_the_raw_spans(store: &dyn Store) {
     assert_eq!(a.groups.len(), 1);
     check(&a.groups[0].buckets[4].1, &[], 250.0, "empty bucket");
 
+    // Whole-hour steps read the hourly rollups: the same answer from one row per key and hour.
+    let a = stats(store, p, 3_600, |_| {});
+    assert_eq!(a.query.filter().resolution, 60);
+    assert_eq!(a.groups.len(), 3);
+    for g in &a.groups {
+        assert_eq!(g.buckets.len(), 1);
+        check(&g.total, &group(&g.service, &g.name), 250.0, &format!("hourly {}", g.name));
+    }
+    let hourly = store.stat_rows(&a.query.filter()).unwrap();
+    assert!(hourly.iter().all(|r| r.minute % 60 == 0), "hourly rows start on the hour");
+    assert_eq!(hourly.len(), 6, "(3 operations × 2 statuses) rows for the hour");
+    assert_eq!(hourly.iter().map(|r| r.count).sum::<u64>(), 1_800);
+
     // Grouped by network, filtered by status and network.
     let a = stats(store, p, 180, |q| {
         q.dim_key = Some("x402.network".into());
@@ -300,6 +313,11 @@ pub(crate) fn retention_deletes_old_spans_and_their_statistics(store: &dyn Store
     };
     assert_eq!(minutes(p, ""), [(100, 2)], "old statistics went with their spans");
     assert_eq!(minutes(p, "x402.network"), [(100, 2)]);
+    let hours = |project: &str| -> u64 {
+        let f = StatFilter { project: project.into(), resolution: 60, to_minute: i64::MAX, ..StatFilter::default() };
+        store.stat_rows(&f).unwrap().iter().map(|r| r.count).sum()
+    };
+    assert_eq!((hours(p), hours(other)), (2, 17), "the old spans' hour went; the new spans' hour stays");
     // The other project keeps everything.
     assert_eq!(store.span_count(other).unwrap(), 17);
     assert!((0..5).all(|t| store.get_trace(other, tid(61, t)).unwrap().len() == 3));

@@ -500,7 +500,7 @@ pub(crate) fn run<S: CommitSql>(
 
     // --- statistics: read what the keys hold, merge, write back
     fault.step(&mut step)?;
-    let stats = stats.finish();
+    let stats = stats.finish()?;
     let stat_keys = stats.keys();
     let stored_stats = if stat_keys.is_empty() { Vec::new() } else { sql.stored_stats(&stat_keys)? };
     let (new_stats, merged_stats) = stats.rows(stored_stats)?;

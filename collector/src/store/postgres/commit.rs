@@ -359,12 +359,13 @@ impl CommitSql for Sql<'_> {
             // (keys come sorted, so writers lock in one order).
             let rows = block_on(self.tx.query_typed(
                 "SELECT u.n, s.count, s.max_ns, s.last_start_ns, s.sketch FROM UNNEST($1::bigint[], $2::text[], \
-                 $3::bigint[], $4::text[], $5::text[], $6::int[], $7::text[]) WITH ORDINALITY \
-                 AS u(project_id, dim_key, minute, service, name, status, dim_value, n) \
+                 $3::bigint[], $4::text[], $5::text[], $6::int[], $7::text[], $8::bigint[]) WITH ORDINALITY \
+                 AS u(project_id, dim_key, minute, service, name, status, dim_value, resolution, n) \
                  JOIN span_stats s ON s.project_id = u.project_id AND s.dim_key = u.dim_key \
-                 AND s.minute = u.minute AND s.service = u.service AND s.name = u.name AND s.status = u.status \
-                 AND s.dim_value = u.dim_value ORDER BY u.n FOR UPDATE OF s",
-                &c.params(),
+                 AND s.resolution = u.resolution AND s.minute = u.minute AND s.service = u.service \
+                 AND s.name = u.name AND s.status = u.status AND s.dim_value = u.dim_value \
+                 ORDER BY u.n FOR UPDATE OF s",
+                &c.params_with_resolution(),
             ))?;
             for row in rows {
                 let n: i64 = get(&row, 0)?;
@@ -390,11 +391,12 @@ impl CommitSql for Sql<'_> {
             let v = StatValueColumns::of(chunk);
             let mut params = c.params();
             params.extend(v.params());
+            params.push((&c.resolution, Type::INT8_ARRAY));
             let n = block_on(self.tx.execute_typed(
                 "INSERT INTO span_stats (project_id, dim_key, minute, service, name, status, dim_value, count, \
-                 max_ns, last_start_ns, sketch) SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], \
-                 $4::text[], $5::text[], $6::int[], $7::text[], $8::bigint[], $9::bigint[], $10::bigint[], \
-                 $11::bytea[]) ON CONFLICT DO NOTHING",
+                 max_ns, last_start_ns, sketch, resolution) SELECT * FROM UNNEST($1::bigint[], $2::text[], \
+                 $3::bigint[], $4::text[], $5::text[], $6::int[], $7::text[], $8::bigint[], $9::bigint[], \
+                 $10::bigint[], $11::bytea[], $12::bigint[]) ON CONFLICT DO NOTHING",
                 &params,
             ))?;
             if n != chunk.len() as u64 {
@@ -410,13 +412,15 @@ impl CommitSql for Sql<'_> {
             let v = StatValueColumns::of(chunk);
             let mut params = c.params();
             params.extend(v.params());
+            params.push((&c.resolution, Type::INT8_ARRAY));
             block_on(self.tx.execute_typed(
                 "UPDATE span_stats s SET count = u.count, max_ns = u.max_ns, last_start_ns = u.last_start_ns, \
                  sketch = u.sketch FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[], \
-                 $6::int[], $7::text[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bytea[]) \
+                 $6::int[], $7::text[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bytea[], $12::bigint[]) \
                  AS u(project_id, dim_key, minute, service, name, status, dim_value, count, max_ns, \
-                 last_start_ns, sketch) \
+                 last_start_ns, sketch, resolution) \
                  WHERE s.project_id = u.project_id AND s.dim_key = u.dim_key AND s.minute = u.minute \
+                 AND s.resolution = u.resolution \
                  AND s.service = u.service AND s.name = u.name AND s.status = u.status \
                  AND s.dim_value = u.dim_value",
                 &params,
@@ -474,6 +478,7 @@ struct StatKeyColumns<'a> {
     name: Vec<&'a str>,
     status: Vec<i32>,
     dim_value: Vec<&'a str>,
+    resolution: Vec<i64>,
 }
 
 impl<'a> StatKeyColumns<'a> {
@@ -485,7 +490,8 @@ impl<'a> StatKeyColumns<'a> {
             service: keys.clone().map(|k| k.service).collect(),
             name: keys.clone().map(|k| k.name).collect(),
             status: keys.clone().map(|k| k.status).collect(),
-            dim_value: keys.map(|k| &*k.dim_value).collect(),
+            dim_value: keys.clone().map(|k| &*k.dim_value).collect(),
+            resolution: keys.map(|k| k.resolution).collect(),
         }
     }
 
@@ -499,6 +505,13 @@ impl<'a> StatKeyColumns<'a> {
             (&self.status, Type::INT4_ARRAY),
             (&self.dim_value, Type::TEXT_ARRAY),
         ]
+    }
+
+    /// [`Self::params`], then the resolutions.
+    fn params_with_resolution(&self) -> Vec<(&(dyn tokio_postgres::types::ToSql + Sync), Type)> {
+        let mut p = self.params();
+        p.push((&self.resolution, Type::INT8_ARRAY));
+        p
     }
 }
 

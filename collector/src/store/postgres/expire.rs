@@ -11,6 +11,7 @@ use super::PostgresStore;
 use super::client::{Db, block_on, get};
 use crate::stats::{DIMENSION_KEYS, minute_of};
 use crate::store::common::{decode_span_body, ns, span_attr_hashes};
+use crate::store::plan::stats::{HOUR, MINUTE};
 use crate::store::{Expired, StoreResult};
 
 impl PostgresStore {
@@ -72,17 +73,22 @@ impl PostgresStore {
         }
         let before_minute = minute_of(before_ns);
         for dim in std::iter::once("").chain(DIMENSION_KEYS.iter().copied()) {
-            out.stat_rows += block_on(tx.execute_typed(
-                "DELETE FROM span_stats WHERE project_id = $1 AND dim_key = $2 AND minute < LEAST($3, \
-                 (SELECT min(minute) FROM span_stats WHERE project_id = $1 AND dim_key = $2) + $4)",
-                &[
-                    (&project_id, Type::INT8),
-                    (&dim, Type::TEXT),
-                    (&before_minute, Type::INT8),
-                    (&max_minutes, Type::INT8),
-                ],
-            ))
-            .db()?;
+            for resolution in [MINUTE, HOUR] {
+                // As SQLite's: rows whose whole period is before the cutoff, a bounded range.
+                out.stat_rows += block_on(tx.execute_typed(
+                    "DELETE FROM span_stats WHERE project_id = $1 AND dim_key = $2 AND resolution = $5 \
+                     AND minute < LEAST($3 - $5 + 1, (SELECT min(minute) FROM span_stats WHERE project_id = $1 \
+                     AND dim_key = $2 AND resolution = $5) + $4)",
+                    &[
+                        (&project_id, Type::INT8),
+                        (&dim, Type::TEXT),
+                        (&before_minute, Type::INT8),
+                        (&max_minutes, Type::INT8),
+                        (&resolution, Type::INT8),
+                    ],
+                ))
+                .db()?;
+            }
         }
         block_on(tx.commit()).db()?;
         out.done = out.traces < max_traces as u64 && out.stat_rows == 0;

@@ -92,6 +92,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE TABLE span_stats (
         project_id BIGINT NOT NULL,
         dim_key TEXT NOT NULL,
+        resolution INTEGER NOT NULL,
         minute BIGINT NOT NULL,
         service TEXT NOT NULL,
         name TEXT NOT NULL,
@@ -101,7 +102,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
         max_ns BIGINT NOT NULL,
         last_start_ns BIGINT NOT NULL,
         sketch BYTEA NOT NULL,
-        PRIMARY KEY (project_id, dim_key, minute, service, name, status, dim_value)
+        PRIMARY KEY (project_id, dim_key, resolution, minute, service, name, status, dim_value)
     );
     ",
 ];

@@ -223,14 +223,23 @@ impl CommitSql for Sql<'_> {
             .conn
             .prepare(
                 "SELECT count, max_ns, last_start_ns, sketch FROM span_stats WHERE project_id = ?1 AND dim_key = ?2 \
-                 AND minute = ?3 AND service = ?4 AND name = ?5 AND status = ?6 AND dim_value = ?7",
+                 AND minute = ?3 AND service = ?4 AND name = ?5 AND status = ?6 AND dim_value = ?7 AND resolution = ?8",
             )
             .db()?;
         keys.iter()
             .map(|k| {
                 select
                     .query_row(
-                        params![k.project_id, k.dim_key, k.minute, k.service, k.name, k.status, &*k.dim_value],
+                        params![
+                            k.project_id,
+                            k.dim_key,
+                            k.minute,
+                            k.service,
+                            k.name,
+                            k.status,
+                            &*k.dim_value,
+                            k.resolution
+                        ],
                         |r| {
                             Ok(StoredStat {
                                 count: r.get(0)?,
@@ -249,7 +258,7 @@ impl CommitSql for Sql<'_> {
     fn insert_stats(&mut self, rows: &[StatRow<'_>]) -> StoreResult<()> {
         self.write_stats(
             "INSERT INTO span_stats (project_id, dim_key, minute, service, name, status, dim_value, count, max_ns, \
-             last_start_ns, sketch) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+             last_start_ns, sketch, resolution) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             rows,
         )
     }
@@ -258,7 +267,7 @@ impl CommitSql for Sql<'_> {
         self.write_stats(
             "UPDATE span_stats SET count = ?8, max_ns = ?9, last_start_ns = ?10, sketch = ?11 \
              WHERE project_id = ?1 AND dim_key = ?2 AND minute = ?3 AND service = ?4 AND name = ?5 \
-             AND status = ?6 AND dim_value = ?7",
+             AND status = ?6 AND dim_value = ?7 AND resolution = ?12",
             rows,
         )
     }
@@ -288,7 +297,8 @@ impl Sql<'_> {
                     s.count,
                     s.max_ns,
                     s.last_start_ns,
-                    s.sketch
+                    s.sketch,
+                    k.resolution
                 ])
                 .db()?;
             if n != 1 {

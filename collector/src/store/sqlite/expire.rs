@@ -8,6 +8,7 @@ use rusqlite::{Connection, TransactionBehavior, params};
 use super::{Db, SqliteStore, blob};
 use crate::stats::{DIMENSION_KEYS, minute_of};
 use crate::store::common::{decode_span_body, ns, span_attr_hashes};
+use crate::store::plan::stats::{HOUR, MINUTE};
 use crate::store::{Expired, StoreResult};
 
 /// Free pages one chunk gives back to the file system (`PRAGMA incremental_vacuum`): 16 MiB of
@@ -73,16 +74,21 @@ impl SqliteStore {
             params![project_id, i64::try_from(out.spans).unwrap_or(i64::MAX)],
         )
         .db()?;
-        // Statistics rows by minute: at most `max_minutes` of the oldest minutes per dimension.
+        // Statistics rows whose whole period is before the cutoff: at most `max_minutes` of the
+        // oldest minutes per dimension and resolution (an hourly row goes once its hour has).
         let before_minute = minute_of(before_ns);
         let mut stats = tx
             .prepare(
-                "DELETE FROM span_stats WHERE project_id = ?1 AND dim_key = ?2 AND minute < min(?3, \
-                 (SELECT min(minute) FROM span_stats WHERE project_id = ?1 AND dim_key = ?2) + ?4)",
+                "DELETE FROM span_stats WHERE project_id = ?1 AND dim_key = ?2 AND resolution = ?5 \
+                 AND minute < min(?3 - ?5 + 1, (SELECT min(minute) FROM span_stats WHERE project_id = ?1 \
+                 AND dim_key = ?2 AND resolution = ?5) + ?4)",
             )
             .db()?;
         for dim in std::iter::once("").chain(DIMENSION_KEYS.iter().copied()) {
-            out.stat_rows += stats.execute(params![project_id, dim, before_minute, max_minutes]).db()? as u64;
+            for resolution in [MINUTE, HOUR] {
+                out.stat_rows +=
+                    stats.execute(params![project_id, dim, before_minute, max_minutes, resolution]).db()? as u64;
+            }
         }
         drop(stats);
         tx.commit().db()?;

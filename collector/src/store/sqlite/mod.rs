@@ -629,6 +629,10 @@ mod tests {
             println!("{what}: {groups} groups, median {:.1} ms, max {:.1} ms", times[2], times[4]);
         };
         run("one service by span name", &|q| q.service = Some("settler".into()));
+        run("one service by span name, hourly steps (rollup rows)", &|q| {
+            q.service = Some("settler".into());
+            (q.from_ns, q.to_ns, q.step_seconds) = StatsQuery::range(q.from_ns, q.to_ns, Some(3_600)).unwrap();
+        });
         run("every service by span name", &|_| {});
         run("one service, name, by x402.network", &|q| {
             q.service = Some("settler".into());
