@@ -114,18 +114,21 @@ fn statistics_services_and_suggestions_round_trip_from_the_sdk() {
     assert_eq!((groups[0]["total"]["count"].as_u64(), f(&groups[0]["total"]["error_rate"])), (Some(20), 1.0));
 
     // Services and suggestions.
-    let (status, body) = get_json(&format!("{url}/api/v1/services"), &read);
-    assert_eq!(status, 200, "{body}");
-    let services = body["services"].as_array().unwrap();
-    assert_eq!(services.len(), 1);
-    assert_eq!(services[0]["name"], "facilitator");
-    let ops = services[0]["operations"].as_array().unwrap();
-    assert_eq!(
-        ops.iter().map(|o| (o["name"].as_str().unwrap(), o["count"].as_u64().unwrap())).collect::<Vec<_>>(),
-        [("settle", 100), ("verify", 200)]
-    );
-    assert_eq!(ops[1]["last_seen_unix_nano"], (base + 200 * MS).to_string());
-    assert_eq!(services[0]["last_seen_unix_nano"], (base + 200 * MS).to_string());
+    // The default range (24 hours) reads hourly rows; a short one minute rows: the same answer.
+    for query in [String::new(), format!("?from={}", base - 60_000 * MS)] {
+        let (status, body) = get_json(&format!("{url}/api/v1/services{query}"), &read);
+        assert_eq!(status, 200, "{body}");
+        let services = body["services"].as_array().unwrap();
+        assert_eq!(services.len(), 1);
+        assert_eq!(services[0]["name"], "facilitator");
+        let ops = services[0]["operations"].as_array().unwrap();
+        assert_eq!(
+            ops.iter().map(|o| (o["name"].as_str().unwrap(), o["count"].as_u64().unwrap())).collect::<Vec<_>>(),
+            [("settle", 100), ("verify", 200)]
+        );
+        assert_eq!(ops[1]["last_seen_unix_nano"], (base + 200 * MS).to_string());
+        assert_eq!(services[0]["last_seen_unix_nano"], (base + 200 * MS).to_string());
+    }
     let (status, body) = get_json(&format!("{url}/api/v1/attributes?prefix=x402."), &read);
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["keys"], serde_json::json!([{"key": "x402.network", "count": 200}]));

@@ -21,6 +21,8 @@ use crate::store::StoreError;
 
 /// Range of a services listing that gives no `from`: the last 24 hours.
 pub const SERVICES_DEFAULT_RANGE_NS: u64 = 86_400 * 1_000_000_000;
+/// A services listing over a longer range than this reads hourly rows (minute rows otherwise).
+pub const SERVICES_HOURLY_OVER_NS: u64 = 6 * 3_600 * 1_000_000_000;
 
 fn bad(message: impl Into<String>) -> ApiError {
     ApiError::bad_request("invalid_query", message)
@@ -219,10 +221,14 @@ pub async fn services(
         if k == "from" { from = Some(n) } else { to = Some(n) }
     }
     let (from, to) = range(from, to, SERVICES_DEFAULT_RANGE_NS)?;
+    // Long ranges read the hourly rollups (the range widened to whole hours): 60 times fewer rows.
+    let (from_minute, to_minute) = (minute_of(from), minute_of(to.saturating_add(MINUTE_NS - 1)));
+    let hourly = to - from > SERVICES_HOURLY_OVER_NS;
     let filter = StatFilter {
         project,
-        from_minute: minute_of(from),
-        to_minute: minute_of(to.saturating_add(MINUTE_NS - 1)),
+        resolution: if hourly { 60 } else { 1 },
+        from_minute: if hourly { from_minute - from_minute.rem_euclid(60) } else { from_minute },
+        to_minute: if hourly { to_minute + (60 - to_minute.rem_euclid(60)) % 60 } else { to_minute },
         ..StatFilter::default()
     };
     let store = app.store.clone();
