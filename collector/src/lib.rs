@@ -16,7 +16,11 @@
 //!
 //! GET /api/v1/traces[/{id}] ─▶ endpoints::query ─▶ store (read connections)
 //! GET /api/v1/{stats,services,attributes} ─▶ endpoints::stats ─▶ stats (merge sketches) ─▶ store
+//! every minute: services::retention ─▶ store (old traces, their spans and statistics, in chunks)
 //! ```
+//!
+//! The writer's transaction also merges each stored span into its per-minute and hourly latency
+//! sketches (`stats`), so statistics never disagree with the stored spans.
 
 pub mod auth;
 pub mod config;
