@@ -81,6 +81,12 @@ pub struct Config {
     /// Rendered spans queued for one live viewer that has not read them yet (default 1 MiB); past
     /// it, spans are skipped for that viewer and reported to it as `lagged`.
     pub live_buffer_bytes: usize,
+    /// Days spans (and their statistics) are kept (`TRACEX_RETENTION_DAYS`, `--retention-days`;
+    /// default 30; 0 keeps everything). See `services::retention`.
+    pub retention_days: u32,
+    /// Per-project retention in days, over `retention_days` (TOML: `[retention_days_by_project]`,
+    /// `acme = 7`; 0 keeps everything).
+    pub retention_days_by_project: std::collections::HashMap<String, u32>,
 }
 
 impl Default for Config {
@@ -111,6 +117,8 @@ impl Default for Config {
             live_max_streams_per_key: 16,
             live_max_streams: 256,
             live_buffer_bytes: 1024 * 1024,
+            retention_days: crate::services::retention::DEFAULT_RETENTION_DAYS,
+            retention_days_by_project: std::collections::HashMap::new(),
         }
     }
 }
@@ -120,6 +128,14 @@ impl Config {
     pub fn from_toml_file(path: &Path) -> Result<Self, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
         toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// How long each project's spans are kept.
+    pub fn retention(&self) -> crate::services::retention::RetentionPolicy {
+        crate::services::retention::RetentionPolicy {
+            default_days: self.retention_days,
+            by_project: self.retention_days_by_project.clone(),
+        }
     }
 
     /// Limits enforced while decoding a batch.

@@ -16,7 +16,12 @@
 //!
 //! GET /api/v1/traces[/{id}] ─▶ endpoints::query ─▶ store (read connections)
 //! GET /api/v1/live ◀── SSE ── live (fan-out after each commit, bounded per viewer)
+//! GET /api/v1/{stats,services,attributes} ─▶ endpoints::stats ─▶ stats (merge sketches) ─▶ store
+//! every minute: services::retention ─▶ store (old traces, their spans and statistics, in chunks)
 //! ```
+//!
+//! The writer's transaction also merges each stored span into its per-minute and hourly latency
+//! sketches (`stats`), so statistics never disagree with the stored spans.
 
 pub mod auth;
 pub mod config;
@@ -29,6 +34,7 @@ pub mod private;
 pub mod ratelimit;
 pub mod server;
 pub mod services;
+pub mod stats;
 pub mod store;
 
 use std::sync::Arc;
@@ -96,6 +102,10 @@ api_routes! {
     get "/v1/public-key" => endpoints::keys::public_key,
     get "/api/v1/traces" => endpoints::query::list,
     get "/api/v1/traces/{trace_id}" => endpoints::query::get,
+    get "/api/v1/stats" => endpoints::stats::stats,
+    get "/api/v1/services" => endpoints::stats::services,
+    get "/api/v1/attributes" => endpoints::stats::attribute_keys,
+    get "/api/v1/attributes/{key}/values" => endpoints::stats::attribute_values,
     get "/api/v1/live" => endpoints::live::live,
     get "/api/v1/openapi.json" => endpoints::openapi::document,
     get "/healthz" => endpoints::health::healthz,
@@ -216,7 +226,9 @@ impl Collector {
             // Live streams never end on their own: end them, or the drain waits out its grace.
             live.close();
         };
+        let retention = tokio::spawn(services::retention::run(state.store.clone(), state.config.retention()));
         server::serve(listener, router, state.config.server_limits(), shutdown).await;
+        retention.abort();
         // The router (and its state clones) are gone once serve returns; dropping the last state
         // closes the writer's queue, and the writer exits after committing what it holds.
         drop(state);

@@ -40,6 +40,9 @@ enum Command {
         /// Browser origin allowed to send batches (CORS), repeatable; `*` for any [default: none].
         #[arg(long = "cors-origin", env = "TRACEX_CORS_ORIGINS", value_delimiter = ',')]
         cors_origins: Vec<String>,
+        /// Days spans and their statistics are kept; 0 keeps everything [default: 30].
+        #[arg(long, env = "TRACEX_RETENTION_DAYS")]
+        retention_days: Option<u32>,
     },
     /// Show or rotate the collector key.
     Keys {
@@ -120,7 +123,10 @@ fn main() -> std::process::ExitCode {
 fn run(cli: Cli) -> Result<(), String> {
     let mut cfg = config(&cli)?;
     match cli.command {
-        Command::Serve { listen, log_format, cors_origins } => {
+        Command::Serve { listen, log_format, cors_origins, retention_days } => {
+            if let Some(d) = retention_days {
+                cfg.retention_days = d;
+            }
             if let Some(l) = listen {
                 cfg.listen = l;
             }

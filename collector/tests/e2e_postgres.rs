@@ -177,6 +177,47 @@ fn postgres_end_to_end() {
     assert_eq!(rows.len() as i64, SPANS_PER_TRACE, "every span once");
     assert_eq!(rows.iter().filter(|r| r["depth"] == 0).count(), 1, "one root, the rest beneath it");
 
+    // Statistics, from the sketches PostgreSQL stored in the spans' transactions.
+    let (status, body) = get_json(&format!("{url}/api/v1/stats?sla_ms=60000"), &read);
+    assert_eq!(status, 200, "{body}");
+    let groups = body["groups"].as_array().unwrap();
+    let summary: Vec<(&str, i64, i64, f64)> = groups
+        .iter()
+        .map(|g| {
+            let t = &g["total"];
+            (
+                g["name"].as_str().unwrap(),
+                t["count"].as_i64().unwrap(),
+                t["errors"].as_i64().unwrap(),
+                t["sla_compliance"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [("POST /settle", TRACES, 0, 1.0), ("rpc", TRACES * (SPANS_PER_TRACE - 1), TRACES * 5, 1.0)],
+        "counts and errors exact; every span is under a minute"
+    );
+    let (status, body) = get_json(&format!("{url}/api/v1/stats?name=rpc&group_by=x402.network&step=3600"), &read);
+    assert_eq!(status, 200, "{body}");
+    let by_network: Vec<(&str, i64)> = body["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| (g["group"].as_str().unwrap(), g["total"]["count"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(by_network, {
+        let n = TRACES / 3 * (SPANS_PER_TRACE - 1);
+        [("base", n), ("base-sepolia", n), ("solana", n)]
+    });
+    let (status, body) = get_json(&format!("{url}/api/v1/services"), &read);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["services"][0]["name"], "settler");
+    assert_eq!(body["services"][0]["operations"].as_array().unwrap().len(), 2);
+    let (status, body) = get_json(&format!("{url}/api/v1/attributes/x402.network/values"), &read);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["values"].as_array().unwrap().len(), 3);
+
     // A replayed batch is a duplicate; a tampered one is rejected; neither stores anything.
     let key = CollectorKey::from_pem(&pem).unwrap();
     let by_hand = SpanData {

@@ -11,3 +11,4 @@ pub mod keys;
 pub mod live;
 pub mod openapi;
 pub mod query;
+pub mod stats;

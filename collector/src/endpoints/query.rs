@@ -16,11 +16,11 @@ use super::json;
 use crate::AppState;
 use crate::store::{AttributeFilter, KeyScope, StoreError, TraceQuery};
 
-async fn project_of(app: &Arc<AppState>, headers: &HeaderMap) -> Result<String, ApiError> {
+pub(crate) async fn project_of(app: &Arc<AppState>, headers: &HeaderMap) -> Result<String, ApiError> {
     Ok(super::access::authorize(app, headers, KeyScope::Read).await?.project)
 }
 
-fn store_error(e: StoreError) -> ApiError {
+pub(crate) fn store_error(e: StoreError) -> ApiError {
     match e {
         StoreError::InvalidQuery(m) => ApiError::bad_request("invalid_query", m),
         other => {
@@ -68,6 +68,18 @@ pub const MAX_ATTRIBUTE_FILTERS: usize = 16;
 /// Longest filter value or attribute key in a query (bytes).
 pub const MAX_FILTER_LEN: usize = 1024;
 
+/// A `status` filter: `ok`, `error` or `unset`.
+pub(crate) fn parse_status(v: &str) -> Result<tracex_core::StatusCode, ApiError> {
+    match v {
+        "ok" => Ok(tracex_core::StatusCode::Ok),
+        "error" => Ok(tracex_core::StatusCode::Error),
+        "unset" => Ok(tracex_core::StatusCode::Unset),
+        other => {
+            Err(ApiError::bad_request("invalid_query", format!("status must be ok, error or unset, got {other:?}")))
+        }
+    }
+}
+
 /// Parses a listing's query string into filters for `project` (public for the fuzz target).
 pub fn parse_query(raw: Option<&str>, project: String) -> Result<TraceQuery, ApiError> {
     let mut q = TraceQuery { project, limit: 50, ..TraceQuery::default() };
@@ -105,17 +117,7 @@ pub fn parse_query(raw: Option<&str>, project: String) -> Result<TraceQuery, Api
             "service" => q.service = Some(v),
             "name" => q.span_name = Some(v),
             "status" => {
-                q.status = Some(match v.as_str() {
-                    "ok" => tracex_core::StatusCode::Ok,
-                    "error" => tracex_core::StatusCode::Error,
-                    "unset" => tracex_core::StatusCode::Unset,
-                    other => {
-                        return Err(ApiError::bad_request(
-                            "invalid_query",
-                            format!("status must be ok, error or unset, got {other:?}"),
-                        ));
-                    }
-                });
+                q.status = Some(parse_status(&v)?);
             }
             "min_duration_ns" => q.min_duration_ns = Some(num(&k, &v)?),
             "max_duration_ns" => q.max_duration_ns = Some(num(&k, &v)?),

@@ -86,6 +86,21 @@ pub(crate) fn attr_hash(key: &[u8], text: &str) -> i64 {
 /// Pseudo-key for the span's `service.name` (starts with `0xFE`: no UTF-8 key collides).
 pub(crate) const SERVICE_KEY: &[u8] = b"\xfeservice";
 
+/// The `trace_attrs` hashes one span contributes (its service, then each indexed scalar
+/// attribute), passed to `add` (duplicates included); `text` is scratch space. Shared by the
+/// commit (which inserts them) and retention (which deletes them).
+pub(crate) fn span_attr_hashes(service: Option<&str>, span: &SpanData, text: &mut String, mut add: impl FnMut(i64)) {
+    if let Some(service) = service {
+        add(attr_hash(SERVICE_KEY, service));
+    }
+    // (span names are not indexed: see the SQLite store's module docs)
+    for kv in &span.attributes {
+        if is_indexed_key(&kv.key) && render_value(&kv.value, text) {
+            add(attr_hash(kv.key.as_bytes(), text));
+        }
+    }
+}
+
 /// Renders a scalar value as filter text into `out` (cleared first); false for bytes, arrays and
 /// maps, which no filter matches.
 pub(crate) fn render_value(v: &Value, out: &mut String) -> bool {

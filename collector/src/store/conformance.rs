@@ -32,6 +32,8 @@ pub(crate) fn run_all(store: &dyn Store) {
     bad_cursor_is_invalid_query(store);
     trace_summary(store);
     api_keys(store);
+    super::conformance_stats::statistics_match_the_raw_spans(store);
+    super::conformance_stats::retention_deletes_old_spans_and_their_statistics(store);
 }
 
 // === builders ===
@@ -501,6 +503,11 @@ pub(crate) fn a_failed_commit_stores_nothing_of_any_batch(store: &dyn Store) {
         let mut q = query(old);
         q.attributes = vec![attr("x402.network", "base")];
         assert!(ids(store, &q).is_empty(), "{why}");
+        let stats = |project: &str| {
+            let f = crate::stats::StatFilter { project: project.into(), to_minute: 1, ..Default::default() };
+            store.stat_rows(&f).unwrap().iter().map(|r| r.count).sum::<u64>()
+        };
+        assert_eq!((stats(old), stats(new)), (1, 0), "{why}: statistics hold the stored spans only");
     };
     let mut failures = 0;
     let out = loop {

@@ -5,7 +5,7 @@
 //! Methods are synchronous and called from blocking threads (`spawn_blocking` or the writer's own
 //! thread); implementations are internally synchronised.
 
-mod common;
+pub(crate) mod common;
 pub use common::MAX_SPANS_PER_TRACE;
 mod plan;
 mod pool;
@@ -14,7 +14,10 @@ pub mod sqlite;
 
 #[cfg(test)]
 pub(crate) mod conformance;
+#[cfg(test)]
+pub(crate) mod conformance_stats;
 
+use crate::stats::{StatFilter, StatRecord};
 use tracex_core::{InstrumentationScope, Resource, SpanData, StatusCode, TraceId, TraceRequest};
 
 /// A storage failure. The message is for logs; HTTP answers hide it behind a 5xx.
@@ -174,6 +177,19 @@ pub struct TracePage {
     pub next_cursor: Option<String>,
 }
 
+/// What one retention chunk ([`Store::expire`]) deleted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Expired {
+    /// Traces deleted.
+    pub traces: u64,
+    /// Spans deleted.
+    pub spans: u64,
+    /// Statistics rows deleted.
+    pub stat_rows: u64,
+    /// Whether nothing older is left (fewer traces than asked and no statistics rows went).
+    pub done: bool,
+}
+
 /// What an API key may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeyScope {
@@ -245,6 +261,23 @@ pub trait Store: Send + Sync + 'static {
 
     /// Revokes a key at `now`: true if it existed and was not revoked yet.
     fn revoke_api_key(&self, id: &str, now_unix_nano: u64) -> StoreResult<bool>;
+
+    /// The statistics rows `filter` selects (see [`crate::stats`]), in no particular order; merging
+    /// them is shared ([`crate::stats::query::answer`]).
+    fn stat_rows(&self, filter: &StatFilter) -> StoreResult<Vec<StatRecord>>;
+
+    /// Up to `max_spans` spans of the project's newest traces (by trace start), only those of
+    /// `service` when given: the bounded sample attribute suggestions are counted over.
+    fn recent_spans(&self, project: &str, service: Option<&str>, max_spans: usize) -> StoreResult<Vec<SpanData>>;
+
+    /// Every project's name.
+    fn project_names(&self) -> StoreResult<Vec<String>>;
+
+    /// Retention, one bounded chunk in one transaction: deletes up to `max_traces` of the
+    /// project's traces that started before `before_ns` (oldest first), with their spans and
+    /// attribute index rows, and the project's statistics rows of up to `max_minutes` minutes
+    /// before the minute of `before_ns`. Call again until [`Expired::done`].
+    fn expire(&self, project: &str, before_ns: u64, max_traces: usize, max_minutes: i64) -> StoreResult<Expired>;
 
     /// Checks that the store answers (for `/readyz`).
     fn ping(&self) -> StoreResult<()>;

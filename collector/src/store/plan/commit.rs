@@ -15,8 +15,11 @@
 //! 8. the spans actually inserted are aggregated per trace in arrival order (the first parentless
 //!    one is the root; start min, end max, span and error counts, the distinct attribute index
 //!    hashes); rows of new traces are inserted (8) and existing ones updated (9), by sequence;
-//! 10. the attribute index rows, sorted, and (11) the per-project counters;
-//! 12. nothing more (a fault injected here fails the commit after every statement ran).
+//! 10. the attribute index rows, sorted;
+//! 11. the statistics rows of the inserted spans (see [`super::stats`]): the stored ones read
+//!     (locked in PostgreSQL), 12. new ones inserted and (13) existing ones merged into;
+//! 14. the per-project counters;
+//! 15. nothing more (a fault injected here fails the commit after every statement ran).
 //!
 //! Project and resource ids handed out in the transaction are remembered only once it committed
 //! ([`WriterCache::remember`]): a rolled-back id must never be reused from the cache.
@@ -25,10 +28,8 @@ use std::collections::{HashMap, HashSet};
 
 use tracex_core::{SpanData, StatusCode};
 
-use crate::store::common::{
-    SERVICE_KEY, TraceCap, attr_hash, encode_resource_body, encode_span_body, is_indexed_key, ns, render_value,
-    same_envelope,
-};
+use super::stats::{StatKey, StatRow, StatsAcc, StoredStat};
+use crate::store::common::{TraceCap, encode_resource_body, encode_span_body, ns, same_envelope, span_attr_hashes};
 use crate::store::{CommitOutcome, NewBatch, StoreError};
 
 /// Resource hashes remembered by the writer; the map is simply cleared when it grows past this.
@@ -212,6 +213,16 @@ pub(crate) trait CommitSql {
 
     /// Inserts attribute index rows (sorted) not stored yet.
     fn insert_trace_attrs(&mut self, rows: &[AttrRow]) -> Result<(), Self::Error>;
+
+    /// The statistics rows stored under `keys` (sorted), one answer per key; PostgreSQL locks them
+    /// until the transaction ends.
+    fn stored_stats(&mut self, keys: &[StatKey<'_>]) -> Result<Vec<Option<StoredStat>>, Self::Error>;
+
+    /// Inserts statistics rows under keys not stored yet (sorted).
+    fn insert_stats(&mut self, rows: &[StatRow<'_>]) -> Result<(), Self::Error>;
+
+    /// Overwrites statistics rows with their merged values (sorted).
+    fn update_stats(&mut self, rows: &[StatRow<'_>]) -> Result<(), Self::Error>;
 
     /// Adds to the projects' span and batch counters (sorted by project).
     fn add_to_counters(&mut self, rows: &[CounterRow]) -> Result<(), Self::Error>;
@@ -422,12 +433,14 @@ pub(crate) fn run<S: CommitSql>(
     let mut stored = vec![0usize; batches.len()];
     let mut aggs: Vec<Option<TraceAgg>> = traces.iter().map(|_| None).collect();
     let mut text = String::with_capacity(128);
+    let mut stats = StatsAcc::default();
     for (i, s) in spans.iter().enumerate() {
         if !inserted[i] {
             continue;
         }
         stored[s.batch] += 1;
         let t = &traces[s.trace];
+        stats.add(t.key.0, s.service, s.span);
         let agg = aggs[s.trace].get_or_insert_with(|| TraceAgg {
             row: TraceRow {
                 seq: t.seq,
@@ -453,20 +466,11 @@ pub(crate) fn run<S: CommitSql>(
             row.root = Some((span.name.to_string(), s.service.map(str::to_owned)));
         }
         let hashes = &mut agg.hashes;
-        let mut add = |h: i64| {
+        span_attr_hashes(s.service, span, &mut text, |h| {
             if !hashes.contains(&h) {
                 hashes.push(h);
             }
-        };
-        if let Some(service) = s.service {
-            add(attr_hash(SERVICE_KEY, service));
-        }
-        // (span names are not indexed: see the SQLite store's module docs)
-        for kv in &span.attributes {
-            if is_indexed_key(&kv.key) && render_value(&kv.value, &mut text) {
-                add(attr_hash(kv.key.as_bytes(), &text));
-            }
-        }
+        });
     }
 
     // --- trace rows, in sequence order: insert the new, update the existing
@@ -492,6 +496,21 @@ pub(crate) fn run<S: CommitSql>(
     attr_rows.sort_unstable();
     if !attr_rows.is_empty() {
         sql.insert_trace_attrs(&attr_rows)?;
+    }
+
+    // --- statistics: read what the keys hold, merge, write back
+    fault.step(&mut step)?;
+    let stats = stats.finish()?;
+    let stat_keys = stats.keys();
+    let stored_stats = if stat_keys.is_empty() { Vec::new() } else { sql.stored_stats(&stat_keys)? };
+    let (new_stats, merged_stats) = stats.rows(stored_stats)?;
+    fault.step(&mut step)?;
+    if !new_stats.is_empty() {
+        sql.insert_stats(&new_stats)?;
+    }
+    fault.step(&mut step)?;
+    if !merged_stats.is_empty() {
+        sql.update_stats(&merged_stats)?;
     }
 
     // --- outcomes and counters

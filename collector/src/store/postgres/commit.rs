@@ -14,6 +14,7 @@ use crate::store::common::{ns, unns};
 use crate::store::plan::commit::{
     AttrRow, BatchKey, BatchRow, CommitSql, Committed, CounterRow, ResourceRow, SpanRow, TraceKey, TraceRow, run,
 };
+use crate::store::plan::stats::{StatKey, StatRow, StoredStat};
 use crate::store::{CommitOutcome, NewBatch, StoreError, StoreResult};
 
 /// Why a commit attempt failed.
@@ -348,6 +349,86 @@ impl CommitSql for Sql<'_> {
         Ok(())
     }
 
+    fn stored_stats(&mut self, keys: &[StatKey<'_>]) -> Result<Vec<Option<StoredStat>>, CommitError> {
+        let mut out: Vec<Option<StoredStat>> = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+            let base = out.len();
+            out.extend(std::iter::repeat_with(|| None).take(chunk.len()));
+            let c = StatKeyColumns::of(chunk.iter());
+            // FOR UPDATE: a concurrent writer merging into the same rows waits for this commit
+            // (keys come sorted, so writers lock in one order).
+            let rows = block_on(self.tx.query_typed(
+                "SELECT u.n, s.count, s.max_ns, s.last_start_ns, s.sketch FROM UNNEST($1::bigint[], $2::text[], \
+                 $3::bigint[], $4::text[], $5::text[], $6::int[], $7::text[], $8::bigint[]) WITH ORDINALITY \
+                 AS u(project_id, dim_key, minute, service, name, status, dim_value, resolution, n) \
+                 JOIN span_stats s ON s.project_id = u.project_id AND s.dim_key = u.dim_key \
+                 AND s.resolution = u.resolution AND s.minute = u.minute AND s.service = u.service \
+                 AND s.name = u.name AND s.status = u.status AND s.dim_value = u.dim_value \
+                 ORDER BY u.n FOR UPDATE OF s",
+                &c.params_with_resolution(),
+            ))?;
+            for row in rows {
+                let n: i64 = get(&row, 0)?;
+                let slot = usize::try_from(n - 1)
+                    .ok()
+                    .filter(|n| *n < chunk.len())
+                    .and_then(|n| out.get_mut(base + n))
+                    .ok_or_else(|| StoreError::Database("statistics lookup out of range".into()))?;
+                *slot = Some(StoredStat {
+                    count: get(&row, 1)?,
+                    max_ns: get(&row, 2)?,
+                    last_start_ns: get(&row, 3)?,
+                    sketch: get(&row, 4)?,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    fn insert_stats(&mut self, rows: &[StatRow<'_>]) -> Result<(), CommitError> {
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let c = StatKeyColumns::of(chunk.iter().map(|r| &r.key));
+            let v = StatValueColumns::of(chunk);
+            let mut params = c.params();
+            params.extend(v.params());
+            params.push((&c.resolution, Type::INT8_ARRAY));
+            let n = block_on(self.tx.execute_typed(
+                "INSERT INTO span_stats (project_id, dim_key, minute, service, name, status, dim_value, count, \
+                 max_ns, last_start_ns, sketch, resolution) SELECT * FROM UNNEST($1::bigint[], $2::text[], \
+                 $3::bigint[], $4::text[], $5::text[], $6::int[], $7::text[], $8::bigint[], $9::bigint[], \
+                 $10::bigint[], $11::bytea[], $12::bigint[]) ON CONFLICT DO NOTHING",
+                &params,
+            ))?;
+            if n != chunk.len() as u64 {
+                return Err(CommitError::Retry("a statistics row was created by a concurrent commit".into()));
+            }
+        }
+        Ok(())
+    }
+
+    fn update_stats(&mut self, rows: &[StatRow<'_>]) -> Result<(), CommitError> {
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let c = StatKeyColumns::of(chunk.iter().map(|r| &r.key));
+            let v = StatValueColumns::of(chunk);
+            let mut params = c.params();
+            params.extend(v.params());
+            params.push((&c.resolution, Type::INT8_ARRAY));
+            block_on(self.tx.execute_typed(
+                "UPDATE span_stats s SET count = u.count, max_ns = u.max_ns, last_start_ns = u.last_start_ns, \
+                 sketch = u.sketch FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[], \
+                 $6::int[], $7::text[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bytea[], $12::bigint[]) \
+                 AS u(project_id, dim_key, minute, service, name, status, dim_value, count, max_ns, \
+                 last_start_ns, sketch, resolution) \
+                 WHERE s.project_id = u.project_id AND s.dim_key = u.dim_key AND s.minute = u.minute \
+                 AND s.resolution = u.resolution \
+                 AND s.service = u.service AND s.name = u.name AND s.status = u.status \
+                 AND s.dim_value = u.dim_value",
+                &params,
+            ))?;
+        }
+        Ok(())
+    }
+
     fn add_to_counters(&mut self, rows: &[CounterRow]) -> Result<(), CommitError> {
         let pid: Vec<i64> = rows.iter().map(|c| c.0).collect();
         let spans: Vec<i64> = rows.iter().map(|c| c.1).collect();
@@ -385,5 +466,79 @@ impl<'a> TraceColumns<'a> {
             span_count: rows.iter().map(|t| t.spans).collect(),
             error_count: rows.iter().map(|t| t.errors).collect(),
         }
+    }
+}
+
+/// The key columns of statistics rows, for one chunk.
+struct StatKeyColumns<'a> {
+    project_id: Vec<i64>,
+    dim_key: Vec<&'a str>,
+    minute: Vec<i64>,
+    service: Vec<&'a str>,
+    name: Vec<&'a str>,
+    status: Vec<i32>,
+    dim_value: Vec<&'a str>,
+    resolution: Vec<i64>,
+}
+
+impl<'a> StatKeyColumns<'a> {
+    fn of<'k: 'a>(keys: impl Iterator<Item = &'a StatKey<'k>> + Clone) -> Self {
+        Self {
+            project_id: keys.clone().map(|k| k.project_id).collect(),
+            dim_key: keys.clone().map(|k| k.dim_key).collect(),
+            minute: keys.clone().map(|k| k.minute).collect(),
+            service: keys.clone().map(|k| k.service).collect(),
+            name: keys.clone().map(|k| k.name).collect(),
+            status: keys.clone().map(|k| k.status).collect(),
+            dim_value: keys.clone().map(|k| &*k.dim_value).collect(),
+            resolution: keys.map(|k| k.resolution).collect(),
+        }
+    }
+
+    fn params(&self) -> Vec<(&(dyn tokio_postgres::types::ToSql + Sync), Type)> {
+        vec![
+            (&self.project_id, Type::INT8_ARRAY),
+            (&self.dim_key, Type::TEXT_ARRAY),
+            (&self.minute, Type::INT8_ARRAY),
+            (&self.service, Type::TEXT_ARRAY),
+            (&self.name, Type::TEXT_ARRAY),
+            (&self.status, Type::INT4_ARRAY),
+            (&self.dim_value, Type::TEXT_ARRAY),
+        ]
+    }
+
+    /// [`Self::params`], then the resolutions.
+    fn params_with_resolution(&self) -> Vec<(&(dyn tokio_postgres::types::ToSql + Sync), Type)> {
+        let mut p = self.params();
+        p.push((&self.resolution, Type::INT8_ARRAY));
+        p
+    }
+}
+
+/// The value columns of statistics rows, for one chunk.
+struct StatValueColumns<'a> {
+    count: Vec<i64>,
+    max_ns: Vec<i64>,
+    last_start_ns: Vec<i64>,
+    sketch: Vec<&'a [u8]>,
+}
+
+impl<'a> StatValueColumns<'a> {
+    fn of(rows: &'a [StatRow<'_>]) -> Self {
+        Self {
+            count: rows.iter().map(|r| r.stat.count).collect(),
+            max_ns: rows.iter().map(|r| r.stat.max_ns).collect(),
+            last_start_ns: rows.iter().map(|r| r.stat.last_start_ns).collect(),
+            sketch: rows.iter().map(|r| r.stat.sketch.as_slice()).collect(),
+        }
+    }
+
+    fn params(&self) -> Vec<(&(dyn tokio_postgres::types::ToSql + Sync), Type)> {
+        vec![
+            (&self.count, Type::INT8_ARRAY),
+            (&self.max_ns, Type::INT8_ARRAY),
+            (&self.last_start_ns, Type::INT8_ARRAY),
+            (&self.sketch, Type::BYTEA_ARRAY),
+        ]
     }
 }

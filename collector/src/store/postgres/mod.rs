@@ -23,7 +23,8 @@
 //!   UNNEST($1::bytea[], $2::bigint[], …)`, at most [`ROWS_PER_STATEMENT`] rows each), never a round
 //!   trip per span: projects, batches (`ON CONFLICT DO NOTHING RETURNING` tells the duplicates),
 //!   resources, the lookup of existing traces, spans, new trace rows, updates of existing trace
-//!   rows, `trace_attrs`, counters. It returns once PostgreSQL acknowledged the `COMMIT` (durable
+//!   rows, `trace_attrs`, the statistics rows (read `FOR UPDATE`, merged, written back; a row inserted
+//!   by a concurrent writer meanwhile retries the commit), counters. It returns once PostgreSQL acknowledged the `COMMIT` (durable
 //!   under the default `synchronous_commit = on`).
 //! * Listings read inside one `REPEATABLE READ READ ONLY` transaction (one snapshot). When
 //!   attribute filters need decoding, candidates are fetched in chunks (keyset pagination on the
@@ -50,22 +51,28 @@
 
 mod client;
 mod commit;
+mod expire;
 mod keys;
 mod list;
 mod schema;
+mod stats;
 
 use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Config, IsolationLevel};
-use tracex_core::TraceId;
+use tracex_core::{SpanData, TraceId};
+
+use crate::stats::{StatFilter, StatRecord};
 
 use self::client::{Db, OwnedRuntime, block_on, get, open_connection};
 use super::common::{Tuning, lock, unns};
 use super::plan::commit::{FaultHook, WriterCache};
 use super::pool::Pool;
-use super::{ApiKeyRecord, CommitOutcome, NewBatch, Store, StoreError, StoreResult, StoredSpan, TracePage, TraceQuery};
+use super::{
+    ApiKeyRecord, CommitOutcome, Expired, NewBatch, Store, StoreError, StoreResult, StoredSpan, TracePage, TraceQuery,
+};
 
 /// Read connections in the pool.
 pub const READERS: usize = 4;
@@ -219,6 +226,22 @@ impl Store for PostgresStore {
             block_on(tx.commit()).db()?;
             Ok(out)
         })
+    }
+
+    fn stat_rows(&self, filter: &StatFilter) -> StoreResult<Vec<StatRecord>> {
+        self.read(|client| Self::stat_rows_in(client, filter))
+    }
+
+    fn recent_spans(&self, project: &str, service: Option<&str>, max_spans: usize) -> StoreResult<Vec<SpanData>> {
+        self.read(|client| Self::recent_spans_in(client, project, service, max_spans))
+    }
+
+    fn project_names(&self) -> StoreResult<Vec<String>> {
+        self.read(Self::project_names_in)
+    }
+
+    fn expire(&self, project: &str, before_ns: u64, max_traces: usize, max_minutes: i64) -> StoreResult<Expired> {
+        self.write(|client, _| Self::expire_in(client, project, before_ns, max_traces, max_minutes))
     }
 
     fn get_trace(&self, project: &str, trace_id: TraceId) -> StoreResult<Vec<StoredSpan>> {

@@ -87,6 +87,24 @@ pub(super) const MIGRATIONS: &[&str] = &[
     "ALTER TABLE batches ADD COLUMN envelope_sha256 BYTEA;",
     // 3: API keys can be revoked.
     "ALTER TABLE api_keys ADD COLUMN revoked_at_ns BIGINT;",
+    // 4: as SQLite's migration 4 (per-minute latency sketches).
+    "
+    CREATE TABLE span_stats (
+        project_id BIGINT NOT NULL,
+        dim_key TEXT NOT NULL,
+        resolution INTEGER NOT NULL,
+        minute BIGINT NOT NULL,
+        service TEXT NOT NULL,
+        name TEXT NOT NULL,
+        status INTEGER NOT NULL,
+        dim_value TEXT NOT NULL,
+        count BIGINT NOT NULL,
+        max_ns BIGINT NOT NULL,
+        last_start_ns BIGINT NOT NULL,
+        sketch BYTEA NOT NULL,
+        PRIMARY KEY (project_id, dim_key, resolution, minute, service, name, status, dim_value)
+    );
+    ",
 ];
 
 /// Creates or upgrades the schema (idempotent), under an advisory lock so collectors starting

@@ -10,6 +10,7 @@ use crate::store::common::{ns, unns};
 use crate::store::plan::commit::{
     AttrRow, BatchKey, BatchRow, CommitSql, CounterRow, ResourceRow, SpanRow, TraceKey, TraceRow, run,
 };
+use crate::store::plan::stats::{StatKey, StatRow, StoredStat};
 use crate::store::{CommitOutcome, NewBatch, StoreError, StoreResult};
 
 impl SqliteStore {
@@ -217,6 +218,60 @@ impl CommitSql for Sql<'_> {
         self.each("INSERT OR IGNORE INTO trace_attrs (project_id, attr_hash, trace_seq) VALUES (?1, ?2, ?3)", rows)
     }
 
+    fn stored_stats(&mut self, keys: &[StatKey<'_>]) -> StoreResult<Vec<Option<StoredStat>>> {
+        let mut select = self
+            .conn
+            .prepare(
+                "SELECT count, max_ns, last_start_ns, sketch FROM span_stats WHERE project_id = ?1 AND dim_key = ?2 \
+                 AND minute = ?3 AND service = ?4 AND name = ?5 AND status = ?6 AND dim_value = ?7 AND resolution = ?8",
+            )
+            .db()?;
+        keys.iter()
+            .map(|k| {
+                select
+                    .query_row(
+                        params![
+                            k.project_id,
+                            k.dim_key,
+                            k.minute,
+                            k.service,
+                            k.name,
+                            k.status,
+                            &*k.dim_value,
+                            k.resolution
+                        ],
+                        |r| {
+                            Ok(StoredStat {
+                                count: r.get(0)?,
+                                max_ns: r.get(1)?,
+                                last_start_ns: r.get(2)?,
+                                sketch: r.get(3)?,
+                            })
+                        },
+                    )
+                    .optional()
+                    .db()
+            })
+            .collect()
+    }
+
+    fn insert_stats(&mut self, rows: &[StatRow<'_>]) -> StoreResult<()> {
+        self.write_stats(
+            "INSERT INTO span_stats (project_id, dim_key, minute, service, name, status, dim_value, count, max_ns, \
+             last_start_ns, sketch, resolution) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            rows,
+        )
+    }
+
+    fn update_stats(&mut self, rows: &[StatRow<'_>]) -> StoreResult<()> {
+        self.write_stats(
+            "UPDATE span_stats SET count = ?8, max_ns = ?9, last_start_ns = ?10, sketch = ?11 \
+             WHERE project_id = ?1 AND dim_key = ?2 AND minute = ?3 AND service = ?4 AND name = ?5 \
+             AND status = ?6 AND dim_value = ?7 AND resolution = ?12",
+            rows,
+        )
+    }
+
     fn add_to_counters(&mut self, rows: &[CounterRow]) -> StoreResult<()> {
         self.each(
             "UPDATE projects SET span_count = span_count + ?2, batch_count = batch_count + ?3 WHERE id = ?1",
@@ -226,6 +281,33 @@ impl CommitSql for Sql<'_> {
 }
 
 impl Sql<'_> {
+    /// Runs `sql` once per statistics row (parameters: the key, then the values).
+    fn write_stats(&self, sql: &str, rows: &[StatRow<'_>]) -> StoreResult<()> {
+        let mut stmt = self.conn.prepare(sql).db()?;
+        for StatRow { key: k, stat: s } in rows {
+            let n = stmt
+                .execute(params![
+                    k.project_id,
+                    k.dim_key,
+                    k.minute,
+                    k.service,
+                    k.name,
+                    k.status,
+                    k.dim_value,
+                    s.count,
+                    s.max_ns,
+                    s.last_start_ns,
+                    s.sketch,
+                    k.resolution
+                ])
+                .db()?;
+            if n != 1 {
+                return Err(StoreError::Database("a statistics row was not written".into()));
+            }
+        }
+        Ok(())
+    }
+
     /// Runs `sql` once per row of three integers.
     fn each(&self, sql: &str, rows: &[(i64, i64, i64)]) -> StoreResult<()> {
         let mut stmt = self.conn.prepare(sql).db()?;

@@ -19,6 +19,7 @@
 //! | `spans` | `(trace_seq, span_id)` (clustered, `WITHOUT ROWID`) | name, service, kind, start, end, duration, status and parent as columns, `resource_id`, and the span itself as OTLP protobuf (`body`) |
 //! | `trace_attrs` | `(project_id, attr_hash, trace_seq)` | the attribute index (below) |
 //! | `api_keys` | `id` | API keys (hash of the secret only) |
+//! | `span_stats` | `(project_id, dim_key, minute, service, name, status, dim_value)` | (migration 4) per-minute latency sketches with exact counts and maxima, written with the spans (see [`crate::stats`]) |
 //!
 //! Write locality drives the layout. Trace and span ids are random, and a B-tree keyed by a random
 //! value dirties one page per insert all over the file once it outgrows the cache (and every dirty
@@ -86,22 +87,28 @@
 //! bounded.
 
 mod commit;
+mod expire;
 mod keys;
 mod list;
 mod schema;
+mod stats;
 
 use std::path::Path;
 use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
-use tracex_core::TraceId;
+use tracex_core::{SpanData, TraceId};
+
+use crate::stats::{StatFilter, StatRecord};
 
 pub use super::common::{DRIVER_THRESHOLD, SCAN_BUDGET, is_indexed_key};
 use super::common::{Tuning, lock, unns};
 use super::plan::commit::{FaultHook, WriterCache};
 use super::pool::Pool;
-use super::{ApiKeyRecord, CommitOutcome, NewBatch, Store, StoreError, StoreResult, StoredSpan, TracePage, TraceQuery};
+use super::{
+    ApiKeyRecord, CommitOutcome, Expired, NewBatch, Store, StoreError, StoreResult, StoredSpan, TracePage, TraceQuery,
+};
 
 /// Read connections in the pool.
 const READERS: usize = 4;
@@ -244,6 +251,9 @@ impl SqliteStore {
         // 8 KiB pages (only takes effect on a new file, before WAL is enabled): span rows carry
         // their OTLP body (≈ 400 bytes), so bigger pages mean fewer splits per commit.
         conn.pragma_update(None, "page_size", 8192).db()?;
+        // Incremental auto-vacuum (also only on a new file): retention deletes in chunks and
+        // each chunk gives its free pages back (`expire`), never a whole-file VACUUM.
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL").db()?;
         // WAL: readers never block the writer nor the writer readers, and a commit appends to the
         // log instead of rewriting pages in place. Persistent in the file; must hold before the
         // readers open.
@@ -362,6 +372,24 @@ impl Store for SqliteStore {
         keys::revoke(&lock(&self.writer).conn, id, now_unix_nano)
     }
 
+    fn stat_rows(&self, filter: &StatFilter) -> StoreResult<Vec<StatRecord>> {
+        self.read(|conn| Self::stat_rows_in(conn, filter))
+    }
+
+    fn recent_spans(&self, project: &str, service: Option<&str>, max_spans: usize) -> StoreResult<Vec<SpanData>> {
+        self.read(|conn| Self::recent_spans_in(conn, project, service, max_spans))
+    }
+
+    fn project_names(&self) -> StoreResult<Vec<String>> {
+        self.read(Self::project_names_in)
+    }
+
+    fn expire(&self, project: &str, before_ns: u64, max_traces: usize, max_minutes: i64) -> StoreResult<Expired> {
+        let out = Self::expire_in(&mut lock(&self.writer).conn, project, before_ns, max_traces, max_minutes)?;
+        self.checkpointer.poke();
+        Ok(out)
+    }
+
     fn ping(&self) -> StoreResult<()> {
         self.read(|conn| conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).db().map(drop))
     }
@@ -445,6 +473,36 @@ mod tests {
         store.commit(&[batch("p", 1, request("s", vec![span(tid(9, 1), 1, None, "x", 1, 2)]))]).unwrap();
     }
 
+    /// Retention leaves no index or statistics rows behind, and the file shrinks (incremental
+    /// auto-vacuum), chunk by chunk.
+    #[test]
+    fn retention_removes_every_row_and_gives_pages_back() {
+        let dir = TempDir::new();
+        let store = SqliteStore::open(&dir.db()).unwrap();
+        store.migrate().unwrap();
+        let mut rng = bench_data::Rng(5);
+        let batches: Vec<_> = (0..8)
+            .map(|n| batch("ttl", n, bench_data::realistic_request(&mut rng, "svc", 1_750_000_000_000_000_000)))
+            .collect();
+        store.commit(&batches).unwrap();
+        let raw = Connection::open(dir.db()).unwrap();
+        let count =
+            |table: &str| -> i64 { raw.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0)).unwrap() };
+        let pages = || -> i64 { raw.query_row("PRAGMA page_count", [], |r| r.get(0)).unwrap() };
+        assert!(count("trace_attrs") > 1_000 && count("span_stats") > 10);
+        let (full, mut chunks) = (pages(), 0);
+        while !store.expire("ttl", u64::MAX >> 1, 100, 60).unwrap().done {
+            chunks += 1;
+        }
+        assert!(chunks >= 5, "512 traces at 100 a chunk: {chunks}");
+        // The checkpointer copies the log into the file in the background: do it here.
+        raw.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).unwrap();
+        for table in ["traces", "spans", "trace_attrs", "span_stats"] {
+            assert_eq!(count(table), 0, "{table}");
+        }
+        assert!(pages() < full / 4, "the file gave its pages back: {} of {full}", pages());
+    }
+
     #[test]
     fn reopened_file_keeps_everything() {
         let dir = TempDir::new();
@@ -505,6 +563,89 @@ mod tests {
         assert!(p.contains("SEARCH t USING INTEGER PRIMARY KEY"), "{p}");
         let p = plan("SELECT resource_id, body FROM spans WHERE trace_seq = 3 ORDER BY start_ns, span_id");
         assert!(p.contains("SEARCH spans USING INDEX spans_by_trace (trace_seq=?)"), "{p}");
+    }
+
+    // === statistics timing ===
+
+    /// Statistics over a day: `cargo test -p tracex-collector --lib store::sqlite::tests::stats_query_timing
+    /// -- --ignored --nocapture`. One 512-span batch per minute for `TRACEX_BENCH_MINUTES` (default
+    /// 1440) minutes from 3 services (`TRACEX_BENCH_SPANS_PER_MINUTE` of its spans, default all), then
+    /// the API's queries, timed (store read + merge).
+    #[test]
+    #[ignore = "timing"]
+    fn stats_query_timing() {
+        use crate::stats::query::{StatsQuery, answer};
+        use std::time::Instant;
+        let minutes: u64 = std::env::var("TRACEX_BENCH_MINUTES").ok().and_then(|v| v.parse().ok()).unwrap_or(1440);
+        // Fewer spans a minute still touch every key (8 spans a trace, each name once): the rows,
+        // which the queries' time depends on, stay nearly the same; the spans to commit do not.
+        let per_minute: usize =
+            std::env::var("TRACEX_BENCH_SPANS_PER_MINUTE").ok().and_then(|v| v.parse().ok()).unwrap_or(512);
+        let dir = TempDir::new();
+        let store = SqliteStore::open(&dir.db()).unwrap();
+        store.migrate().unwrap();
+        let t0 = 29_166_720 * crate::stats::MINUTE_NS;
+        let mut rng = bench_data::Rng(3);
+        let t = Instant::now();
+        for chunk in (0..minutes).collect::<Vec<_>>().chunks(60) {
+            let batches: Vec<_> = chunk
+                .iter()
+                .map(|m| {
+                    let service = ["facilitator", "settler", "gateway"][(m % 3) as usize];
+                    let mut req = bench_data::realistic_request(&mut rng, service, t0 + m * crate::stats::MINUTE_NS);
+                    req.resource_spans[0].scope_spans[0].spans.truncate(per_minute);
+                    batch("bench", u32::try_from(*m).unwrap(), req)
+                })
+                .collect();
+            store.commit(&batches).unwrap();
+        }
+        let rows: i64 =
+            lock(&store.writer).conn.query_row("SELECT count(*) FROM span_stats", [], |r| r.get(0)).unwrap();
+        println!(
+            "{} spans over {minutes} min committed in {:.1} s; {rows} statistics rows",
+            minutes * per_minute as u64,
+            t.elapsed().as_secs_f64()
+        );
+        let run = |what: &str, tweak: &dyn Fn(&mut StatsQuery)| {
+            let (from_ns, to_ns, step_seconds) =
+                StatsQuery::range(t0, t0 + minutes * crate::stats::MINUTE_NS, None).unwrap();
+            let mut q = StatsQuery {
+                project: "bench".into(),
+                from_ns,
+                to_ns,
+                step_seconds,
+                service: None,
+                name: None,
+                status: None,
+                dim_key: None,
+                dim_value: None,
+                group_by: false,
+                sla_ms: Some(3.0),
+            };
+            tweak(&mut q);
+            let mut times = Vec::new();
+            let mut groups = 0;
+            for _ in 0..5 {
+                let t = Instant::now();
+                let rows = store.stat_rows(&q.filter()).unwrap();
+                groups = answer(q.clone(), rows).unwrap().groups.len();
+                times.push(t.elapsed().as_secs_f64() * 1e3);
+            }
+            times.sort_by(f64::total_cmp);
+            println!("{what}: {groups} groups, median {:.1} ms, max {:.1} ms", times[2], times[4]);
+        };
+        run("one service by span name", &|q| q.service = Some("settler".into()));
+        run("one service by span name, hourly steps (rollup rows)", &|q| {
+            q.service = Some("settler".into());
+            (q.from_ns, q.to_ns, q.step_seconds) = StatsQuery::range(q.from_ns, q.to_ns, Some(3_600)).unwrap();
+        });
+        run("every service by span name", &|_| {});
+        run("one service, name, by x402.network", &|q| {
+            q.service = Some("settler".into());
+            q.name = Some("settle".into());
+            q.dim_key = Some("x402.network".into());
+            q.group_by = true;
+        });
     }
 
     // === ingest timing ===

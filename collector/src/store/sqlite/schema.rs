@@ -86,6 +86,27 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE batches ADD COLUMN envelope_sha256 BLOB;",
     // 3: API keys can be revoked.
     "ALTER TABLE api_keys ADD COLUMN revoked_at_ns INTEGER;",
+    // 4: per-minute latency sketches (see `crate::stats`), written with the spans from now on
+    // (spans stored before this step are not counted in statistics). Keyed dimension first so
+    // base-row queries never read dimension rows, then resolution (1: a minute, 60: an hour) and
+    // minute so a range is one index range.
+    "
+    CREATE TABLE span_stats (
+        project_id INTEGER NOT NULL,
+        dim_key TEXT NOT NULL,
+        resolution INTEGER NOT NULL,
+        minute INTEGER NOT NULL,
+        service TEXT NOT NULL,
+        name TEXT NOT NULL,
+        status INTEGER NOT NULL,
+        dim_value TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        max_ns INTEGER NOT NULL,
+        last_start_ns INTEGER NOT NULL,
+        sketch BLOB NOT NULL,
+        PRIMARY KEY (project_id, dim_key, resolution, minute, service, name, status, dim_value)
+    ) WITHOUT ROWID;
+    ",
 ];
 
 /// Creates or upgrades the schema (idempotent): runs the steps `PRAGMA user_version` says are missing.

@@ -1,0 +1,119 @@
+//! Retention: every [`RETENTION_INTERVAL`], each project's traces older than its time-to-live are
+//! deleted with their spans, index rows and statistics, in bounded chunks
+//! ([`crate::store::Store::expire`]: at most [`TRACES_PER_CHUNK`] traces and
+//! [`MINUTES_PER_CHUNK`] minutes of statistics per transaction), pausing [`CHUNK_PAUSE`] between
+//! chunks so ingest's commits get the writer in between: retention never holds it for long.
+//!
+//! Age is the trace's start (a trace goes whole, spans and all), and for statistics the minute of
+//! the span start: both age out at the same cutoff.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::store::{Expired, Store, StoreResult};
+
+/// How often a retention pass runs.
+pub const RETENTION_INTERVAL: Duration = Duration::from_secs(60);
+/// Most traces deleted per transaction.
+pub const TRACES_PER_CHUNK: usize = 1_000;
+/// Most minutes of statistics rows deleted per transaction.
+pub const MINUTES_PER_CHUNK: i64 = 60;
+/// Pause between two chunks.
+pub const CHUNK_PAUSE: Duration = Duration::from_millis(20);
+/// Default time-to-live of a project's spans, in days (`retention_days`).
+pub const DEFAULT_RETENTION_DAYS: u32 = 30;
+
+const DAY_NS: u64 = 86_400 * 1_000_000_000;
+
+/// How long each project's spans are kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RetentionPolicy {
+    /// Days for projects without their own setting; 0 keeps everything.
+    pub default_days: u32,
+    /// Per-project days (0 keeps everything).
+    pub by_project: HashMap<String, u32>,
+}
+
+impl RetentionPolicy {
+    /// The start before which `project`'s traces go at `now` (unix ns), `None` to keep all.
+    pub fn cutoff(&self, project: &str, now_ns: u64) -> Option<u64> {
+        let days = self.by_project.get(project).copied().unwrap_or(self.default_days);
+        (days > 0).then(|| now_ns.saturating_sub(u64::from(days) * DAY_NS))
+    }
+}
+
+/// One pass over every project at `now` (unix ns); returns the totals deleted.
+pub fn run_pass(store: &dyn Store, policy: &RetentionPolicy, now_ns: u64, pause: Duration) -> StoreResult<Expired> {
+    let mut total = Expired { done: true, ..Expired::default() };
+    for project in store.project_names()? {
+        let Some(before) = policy.cutoff(&project, now_ns) else { continue };
+        loop {
+            let e = store.expire(&project, before, TRACES_PER_CHUNK, MINUTES_PER_CHUNK)?;
+            total.traces += e.traces;
+            total.spans += e.spans;
+            total.stat_rows += e.stat_rows;
+            if e.done {
+                break;
+            }
+            std::thread::sleep(pause);
+        }
+    }
+    Ok(total)
+}
+
+/// Runs passes forever on the runtime (stop it by aborting the task); a failed pass is logged and
+/// retried at the next interval.
+pub async fn run(store: Arc<dyn Store>, policy: RetentionPolicy) {
+    loop {
+        tokio::time::sleep(RETENTION_INTERVAL).await;
+        let (store, policy) = (store.clone(), policy.clone());
+        let pass =
+            tokio::task::spawn_blocking(move || run_pass(&*store, &policy, crate::now_unix_nano(), CHUNK_PAUSE)).await;
+        match pass {
+            Ok(Ok(e)) if e.traces > 0 || e.stat_rows > 0 => {
+                tracing::info!(traces = e.traces, spans = e.spans, stat_rows = e.stat_rows, "retention deleted");
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "retention pass failed; retrying at the next interval"),
+            Err(e) => tracing::warn!(error = %e, "retention pass panicked"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::conformance::{batch, request, span, tid};
+    use crate::store::sqlite::SqliteStore;
+
+    #[test]
+    fn each_project_keeps_its_own_days() {
+        let dir = std::env::temp_dir().join(format!("tracex-retention-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = SqliteStore::open(&dir.join("t.db")).unwrap();
+        store.migrate().unwrap();
+        let now = 100 * DAY_NS;
+        for (n, project) in ["short", "default", "forever"].iter().enumerate() {
+            let spans = vec![
+                span(tid(70, 1), 1, None, "old", now - 3 * DAY_NS, now - 3 * DAY_NS + 5),
+                span(tid(70, 2), 1, None, "new", now - DAY_NS / 2, now - DAY_NS / 2 + 5),
+            ];
+            store.commit(&[batch(project, n as u32, request("svc", spans))]).unwrap();
+        }
+        let policy = RetentionPolicy {
+            default_days: 2,
+            by_project: HashMap::from([("short".to_owned(), 1), ("forever".to_owned(), 0)]),
+        };
+        let e = run_pass(&store, &policy, now, Duration::ZERO).unwrap();
+        assert_eq!((e.traces, e.spans), (2, 2), "{e:?}");
+        for (project, left) in [("short", 1), ("default", 1), ("forever", 2)] {
+            assert_eq!(store.span_count(project).unwrap(), left, "{project}");
+        }
+        assert!(store.get_trace("short", tid(70, 2)).unwrap().len() == 1);
+        let e = run_pass(&store, &policy, now, Duration::ZERO).unwrap();
+        assert_eq!((e.traces, e.stat_rows), (0, 0), "a second pass finds nothing");
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
