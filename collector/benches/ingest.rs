@@ -14,7 +14,9 @@
     clippy::cast_possible_truncation,
     clippy::cast_possible_wrap,
     clippy::cast_sign_loss,
-    clippy::cast_precision_loss
+    clippy::cast_precision_loss,
+    clippy::needless_pass_by_value,
+    clippy::missing_panics_doc
 )]
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -131,7 +133,7 @@ fn main() {
             let s = spans(512);
             sealer
                 .seal_with(tracex_collector::now_unix_nano(), |out| {
-                    tracex_core::encode::encode_spans(&resource, &scope, &s, out)
+                    tracex_core::encode::encode_spans(&resource, &scope, &s, out);
                 })
                 .unwrap()
                 .bytes

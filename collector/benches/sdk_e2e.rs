@@ -14,7 +14,9 @@
     clippy::cast_possible_truncation,
     clippy::cast_possible_wrap,
     clippy::cast_sign_loss,
-    clippy::cast_precision_loss
+    clippy::cast_precision_loss,
+    clippy::needless_pass_by_value,
+    clippy::missing_panics_doc
 )]
 
 use std::collections::HashMap;
@@ -35,7 +37,7 @@ fn cpu_by_thread() -> HashMap<String, f64> {
         let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default().trim().to_owned();
         let stat = std::fs::read_to_string(dir.join("stat")).unwrap_or_default();
         // Fields after the ")" of the command: utime is the 12th, stime the 13th.
-        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
         let f: Vec<&str> = rest.split_whitespace().collect();
         let (u, s): (f64, f64) = (
             f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0),

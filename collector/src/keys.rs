@@ -7,6 +7,7 @@
 //! stay in the ring so batches sealed (or spooled) before a rotation still open.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -102,7 +103,7 @@ fn pem(label: &str, der: &[u8]) -> String {
         s.push_str(&String::from_utf8_lossy(chunk));
         s.push('\n');
     }
-    s.push_str(&format!("-----END {label}-----\n"));
+    let _ = writeln!(s, "-----END {label}-----");
     s
 }
 

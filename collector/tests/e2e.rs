@@ -10,7 +10,9 @@
     clippy::cast_possible_truncation,
     clippy::cast_possible_wrap,
     clippy::cast_sign_loss,
-    clippy::cast_precision_loss
+    clippy::cast_precision_loss,
+    clippy::needless_pass_by_value,
+    clippy::missing_panics_doc
 )]
 
 mod common;

@@ -11,11 +11,14 @@
     clippy::cast_possible_truncation,
     clippy::cast_possible_wrap,
     clippy::cast_sign_loss,
-    clippy::cast_precision_loss
+    clippy::cast_precision_loss,
+    clippy::needless_pass_by_value,
+    clippy::missing_panics_doc
 )]
 
 mod common;
 
+use std::fmt::Write as _;
 use std::process::{Command, Stdio};
 
 use common::{Collector, client, create_key, get_json, post_batch, public_key_pem, temp_dir};
@@ -211,7 +214,10 @@ fn unbounded_fields_and_times_are_rejected() {
 #[test]
 fn too_many_filters_is_a_client_error_and_bearer_is_case_insensitive() {
     let s = setup("filters");
-    let filters: String = (0..1100).map(|i| format!("&attr.k{i}=v")).collect();
+    let filters: String = (0..1100).fold(String::new(), |mut s, i| {
+        let _ = write!(s, "&attr.k{i}=v");
+        s
+    });
     let (status, body) = get_json(&format!("{}/api/v1/traces?limit=10{filters}", s.collector.url), &s.read);
     assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_query")), "{body}");
     for scheme in ["Bearer", "bearer", "BEARER"] {

@@ -10,7 +10,9 @@
     clippy::cast_possible_truncation,
     clippy::cast_possible_wrap,
     clippy::cast_sign_loss,
-    clippy::cast_precision_loss
+    clippy::cast_precision_loss,
+    clippy::needless_pass_by_value,
+    clippy::missing_panics_doc
 )]
 
 mod common;
@@ -63,7 +65,7 @@ impl Sse {
                     return Some((event, serde_json::from_str(&data).unwrap()));
                 }
             } else if let Some(v) = l.strip_prefix("event:") {
-                event = v.trim().to_owned();
+                v.trim().clone_into(&mut event);
             } else if let Some(v) = l.strip_prefix("data:") {
                 data.push_str(v.trim_start());
             }

@@ -29,6 +29,7 @@ fn reject(app: &AppState, e: ApiError) -> ApiError {
     e
 }
 
+#[allow(clippy::redundant_closure_for_method_calls, reason = "the path form does not type-check on `&&dyn Error`")]
 fn over_limit(e: &axum::Error) -> bool {
     std::iter::successors(Some(e as &(dyn std::error::Error + 'static)), |e| e.source())
         .any(|e| e.is::<http_body_util::LengthLimitError>())

@@ -142,7 +142,9 @@ pub fn tree_order(spans: &[StoredSpan]) -> Vec<TreeRow> {
     }
     let key = |&i: &usize| (spans[i].span.start_time_unix_nano, spans[i].span.span_id);
     roots.sort_by_key(|(i, _)| key(i));
-    children.iter_mut().for_each(|c| c.sort_by_key(key));
+    for c in &mut children {
+        c.sort_by_key(key);
+    }
     let mut visited = vec![false; spans.len()];
     let mut out = Vec::with_capacity(spans.len());
     for &(r, detached) in &roots {

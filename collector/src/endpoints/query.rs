@@ -3,7 +3,7 @@
 //! and `GET /api/v1/traces/{trace_id}?limit=&cursor=` (the trace's spans as waterfall rows: depth-first
 //! pre-order with each span's depth, a page at a time).
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, State};
@@ -83,7 +83,7 @@ pub(crate) fn parse_status(v: &str) -> Result<tracex_core::StatusCode, ApiError>
 /// Parses a listing's query string into filters for `project` (public for the fuzz target).
 pub fn parse_query(raw: Option<&str>, project: String) -> Result<TraceQuery, ApiError> {
     let mut q = TraceQuery { project, limit: 50, ..TraceQuery::default() };
-    let mut seen: HashMap<String, ()> = HashMap::new();
+    let mut seen: HashSet<String> = HashSet::new();
     for pair in query_pairs(raw) {
         let (k, v) = pair?;
         if k.len() > MAX_FILTER_LEN + 5 || v.len() > MAX_FILTER_LEN {
@@ -110,7 +110,7 @@ pub fn parse_query(raw: Option<&str>, project: String) -> Result<TraceQuery, Api
             q.attributes.push(AttributeFilter { key: attr.to_owned(), value: v });
             continue;
         }
-        if seen.insert(k.clone(), ()).is_some() {
+        if !seen.insert(k.clone()) {
             return Err(ApiError::bad_request("invalid_query", format!("{k} given twice")));
         }
         match k.as_str() {

@@ -139,12 +139,12 @@ impl Unsealer {
     /// with `tracex-collector keys rotate` is picked up without a restart).
     pub fn current_key(&self) -> Arc<CollectorKeyPair> {
         self.maybe_reload();
-        self.ring.read().map(|r| r.current()).unwrap_or_else(|p| p.into_inner().current())
+        self.ring.read().map_or_else(|p| p.into_inner().current(), |r| r.current())
     }
 
     /// Number of keys loaded.
     pub fn key_count(&self) -> usize {
-        self.ring.read().map(|r| r.len()).unwrap_or(0)
+        self.ring.read().map_or(0, |r| r.len())
     }
 
     fn maybe_reload(&self) -> bool {

@@ -128,7 +128,7 @@ fn run(
                 }
             }
         }
-        metrics.writer_queue_depth.fetch_sub(jobs.len() as i64, Ordering::Relaxed);
+        metrics.writer_queue_depth.fetch_sub(i64::try_from(jobs.len()).unwrap_or(i64::MAX), Ordering::Relaxed);
         let (batches, replies): (Vec<NewBatch>, Vec<_>) = jobs.into_iter().map(|j| (j.batch, j.reply)).unzip();
         // Shared with the live tail's fan-out thread; whichever lets go last frees it.
         let batches = Arc::new(batches);

@@ -125,6 +125,12 @@ impl LatencySketch {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    reason = "test arithmetic on small, known numbers"
+)]
 mod tests {
     use super::*;
 
@@ -152,7 +158,9 @@ mod tests {
         let mut merged = LatencySketch::default();
         for part in values.chunks(777) {
             let mut s = LatencySketch::default();
-            part.iter().for_each(|v| s.add_ns(*v));
+            for v in part {
+                s.add_ns(*v);
+            }
             let stored = LatencySketch::decode(&s.encode()).unwrap();
             merged.merge(&stored).unwrap();
         }
@@ -170,7 +178,9 @@ mod tests {
     fn shares_stay_within_the_documented_bound() {
         let values = sample(5_000, 11);
         let mut s = LatencySketch::default();
-        values.iter().for_each(|v| s.add_ns(*v));
+        for v in &values {
+            s.add_ns(*v);
+        }
         let ms: Vec<f64> = values.iter().map(|v| *v as f64 / 1e6).collect();
         let share = |t: f64| ms.iter().filter(|v| **v <= t).count() as f64 / ms.len() as f64;
         for t in [0.01, 0.06, 0.3, 1.0, 7.5, 40.0, 250.0, 1000.0, 5e4, 1e9] {

@@ -78,6 +78,7 @@ fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
 
 /// Hash of an attribute `key` with its value rendered as `text` (`0xFF` never occurs in UTF-8, so
 /// the separator is unambiguous). Stable across builds: it is stored on disk.
+#[allow(clippy::cast_possible_wrap, reason = "the hash's 64 bits, stored in a signed BIGINT")]
 pub(crate) fn attr_hash(key: &[u8], text: &str) -> i64 {
     let h = fnv(fnv(fnv(FNV_OFFSET, key), &[0xff]), text.as_bytes());
     h as i64
@@ -281,6 +282,12 @@ pub(crate) fn api_key_record(
 
 /// Realistic ingest data for the stores' timing tests.
 #[cfg(test)]
+#[allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    reason = "test arithmetic on small, known numbers"
+)]
 pub(crate) mod bench_data {
     use tracex_core::{
         InstrumentationScope, KeyValue, Resource, ResourceSpans, ScopeSpans, SpanData, SpanId, SpanKind, Status,
@@ -440,7 +447,7 @@ pub(crate) mod bench_data {
             total_time.as_secs_f64(),
             total_spans as f64 / total_time.as_secs_f64(),
             per_call,
-            size_bytes as f64 / 1048576.0,
+            size_bytes as f64 / 1_048_576.0,
             size_bytes as f64 / total_spans as f64
         );
         let listing = TraceQuery {

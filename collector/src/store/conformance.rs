@@ -1024,7 +1024,7 @@ pub(crate) fn a_reopened_store_keeps_everything(open: &dyn Fn() -> Box<dyn Store
 
 /// Readers running while one writer commits never see a partial commit (checked on span counts and
 /// trace summaries); every store must give its readers transaction-consistent snapshots.
-pub(crate) fn readers_never_see_partial_commits(store: std::sync::Arc<dyn Store>) {
+pub(crate) fn readers_never_see_partial_commits(store: &std::sync::Arc<dyn Store>) {
     store.migrate().unwrap();
     let writer = {
         let store = store.clone();

@@ -151,7 +151,8 @@ pub fn all_traces(base: &str, read_key: &str, query: &str) -> Vec<serde_json::Va
     loop {
         let mut url = format!("{base}/api/v1/traces?limit=1000{query}");
         if let Some(c) = &cursor {
-            url.push_str(&format!("&cursor={c}"));
+            url.push_str("&cursor=");
+            url.push_str(c);
         }
         let (status, body) = get_json(&url, read_key);
         assert_eq!(status, 200, "{body}");

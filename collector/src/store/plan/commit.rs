@@ -88,7 +88,7 @@ impl BatchRow<'_> {
 
     /// Spans the batch carries (stored or not).
     pub(crate) fn span_total(&self) -> i64 {
-        self.batch.request.span_count() as i64
+        i64::try_from(self.batch.request.span_count()).unwrap_or(i64::MAX)
     }
 }
 
@@ -245,6 +245,10 @@ impl FaultHook {
     }
 
     /// Counts a step; an error when a test chose to fail it.
+    #[cfg_attr(
+        not(test),
+        allow(clippy::unused_self, clippy::unnecessary_wraps, reason = "the fault hook is compiled in tests only")
+    )]
     fn step(&self, n: &mut usize) -> Result<(), StoreError> {
         *n += 1;
         #[cfg(test)]
@@ -520,7 +524,7 @@ pub(crate) fn run<S: CommitSql>(
     for (i, key) in keys.iter().enumerate() {
         if accepted[i] {
             let c = counters.entry(key.0).or_default();
-            c.0 += stored[i] as i64;
+            c.0 += i64::try_from(stored[i]).unwrap_or(i64::MAX);
             c.1 += 1;
             outcomes.push(CommitOutcome::Stored { spans: stored[i], over_cap: over_cap[i] });
         } else {

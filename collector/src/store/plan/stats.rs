@@ -5,6 +5,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::fmt::Write as _;
 
 use tracex_core::{SpanData, Value};
 
@@ -258,7 +259,7 @@ pub(crate) fn stat_rows_sql<'a>(
     );
     let mut add = |column: &str, p: StatParam<'a>| {
         params.push(p);
-        sql.push_str(&format!(" AND {column} = {}", placeholder(params.len() - 1)));
+        let _ = write!(sql, " AND {column} = {}", placeholder(params.len() - 1));
     };
     if let Some(s) = &f.service {
         add("service", StatParam::Text(s));

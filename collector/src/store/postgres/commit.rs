@@ -205,7 +205,7 @@ impl CommitSql for Sql<'_> {
     fn new_trace_seqs(&mut self, n: usize) -> Result<Vec<i64>, CommitError> {
         let rows = block_on(self.tx.query_typed(
             "SELECT nextval('trace_seq') FROM generate_series(1, $1::bigint)",
-            &[(&(n as i64), Type::INT8)],
+            &[(&i64::try_from(n).unwrap_or(i64::MAX), Type::INT8)],
         ))?;
         let mut seqs = Vec::with_capacity(rows.len());
         for row in rows {

@@ -111,7 +111,7 @@ impl PostgresStore {
                 p.push(Param::Int(start));
                 p.push(Param::Int(seq));
             }
-            p.push(Param::Int(want as i64));
+            p.push(Param::Int(i64::try_from(want).unwrap_or(i64::MAX)));
             let query = if bound.is_some() { &with_bound } else { &without_bound };
             let rows = block_on(tx.query_typed(query, &typed(&p))).db()?;
             let fetched = rows.len();

@@ -283,6 +283,12 @@ impl Store for PostgresStore {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    reason = "test arithmetic on small, known numbers"
+)]
 mod tests {
     //! These need a PostgreSQL server: `scripts/with-postgres.sh cargo test -p tracex-collector --lib
     //! -- --ignored postgres` (each test creates and drops a database of its own).
@@ -507,7 +513,7 @@ mod tests {
     #[ignore = "needs PostgreSQL: run under scripts/with-postgres.sh"]
     fn postgres_reads_run_while_commits_are_in_progress() {
         let db = TestDb::new();
-        conformance::readers_never_see_partial_commits(Arc::new(db.store()));
+        conformance::readers_never_see_partial_commits(&(Arc::new(db.store()) as Arc<dyn Store>));
     }
 
     /// Two collectors sharing one database write spans of the same (new) traces at once: conflicts

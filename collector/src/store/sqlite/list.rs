@@ -78,7 +78,7 @@ impl SqliteStore {
             |h| bind(&mut params, h),
             |p| format!("EXISTS (SELECT 1 FROM trace_attrs a WHERE a.project_id = ?1 AND a.attr_hash = {p} AND a.trace_seq = t.id)"),
         ));
-        params.push(SqlValue::Integer(plan.candidates() as i64));
+        params.push(SqlValue::Integer(i64::try_from(plan.candidates()).unwrap_or(i64::MAX)));
         let _ = write!(sql, " ORDER BY t.start_ns DESC, t.id DESC LIMIT ?{}", params.len());
 
         // Decoding check of one candidate trace (only with attribute filters): ?1 = trace, ?2

@@ -124,7 +124,7 @@ pub(super) fn migrate(conn: &mut Connection) -> StoreResult<()> {
         tx.execute_batch(step).db()?;
     }
     if done < MIGRATIONS.len() {
-        tx.pragma_update(None, "user_version", MIGRATIONS.len() as i64).db()?;
+        tx.pragma_update(None, "user_version", i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX)).db()?;
     }
     tx.commit().db()
 }
