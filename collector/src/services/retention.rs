@@ -82,12 +82,6 @@ pub async fn run(store: Arc<dyn Store>, policy: RetentionPolicy) {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::cast_possible_truncation,
-    clippy::cast_possible_wrap,
-    clippy::cast_sign_loss,
-    reason = "test arithmetic on small, known numbers"
-)]
 mod tests {
     use super::*;
     use crate::store::conformance::{batch, request, span, tid};

@@ -125,12 +125,6 @@ impl LatencySketch {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::cast_possible_truncation,
-    clippy::cast_possible_wrap,
-    clippy::cast_sign_loss,
-    reason = "test arithmetic on small, known numbers"
-)]
 mod tests {
     use super::*;
 

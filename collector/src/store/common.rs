@@ -282,12 +282,6 @@ pub(crate) fn api_key_record(
 
 /// Realistic ingest data for the stores' timing tests.
 #[cfg(test)]
-#[allow(
-    clippy::cast_possible_truncation,
-    clippy::cast_possible_wrap,
-    clippy::cast_sign_loss,
-    reason = "test arithmetic on small, known numbers"
-)]
 pub(crate) mod bench_data {
     use tracex_core::{
         InstrumentationScope, KeyValue, Resource, ResourceSpans, ScopeSpans, SpanData, SpanId, SpanKind, Status,

@@ -13,20 +13,8 @@ pub mod postgres;
 pub mod sqlite;
 
 #[cfg(test)]
-#[allow(
-    clippy::cast_possible_truncation,
-    clippy::cast_possible_wrap,
-    clippy::cast_sign_loss,
-    reason = "test arithmetic on small, known numbers"
-)]
 pub(crate) mod conformance;
 #[cfg(test)]
-#[allow(
-    clippy::cast_possible_truncation,
-    clippy::cast_possible_wrap,
-    clippy::cast_sign_loss,
-    reason = "test arithmetic on small, known numbers"
-)]
 pub(crate) mod conformance_stats;
 
 use crate::stats::{StatFilter, StatRecord};

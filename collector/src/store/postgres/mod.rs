@@ -283,12 +283,6 @@ impl Store for PostgresStore {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::cast_possible_truncation,
-    clippy::cast_possible_wrap,
-    clippy::cast_sign_loss,
-    reason = "test arithmetic on small, known numbers"
-)]
 mod tests {
     //! These need a PostgreSQL server: `scripts/with-postgres.sh cargo test -p tracex-collector --lib
     //! -- --ignored postgres` (each test creates and drops a database of its own).
