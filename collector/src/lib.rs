@@ -15,6 +15,7 @@
 //!      200 ◀──────────── store (SQLite WAL, or PostgreSQL) ─ durable before the answer
 //!
 //! GET /api/v1/traces[/{id}] ─▶ endpoints::query ─▶ store (read connections)
+//! GET / , /assets/* ─▶ endpoints::dashboard (embedded with feature `dashboard`)
 //! ```
 
 pub mod auth;
@@ -82,6 +83,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/v1/public-key", get(endpoints::keys::public_key))
         .route("/api/v1/traces", get(endpoints::query::list))
         .route("/api/v1/traces/{trace_id}", get(endpoints::query::get))
+        .route("/", get(endpoints::dashboard::index))
+        .route("/assets/{*path}", get(endpoints::dashboard::asset))
         .route("/healthz", get(endpoints::health::healthz))
         .route("/readyz", get(endpoints::health::readyz))
         .route("/metrics", get(endpoints::health::metrics))
