@@ -32,11 +32,29 @@ export function clock(ns: string | number): string {
   return d.toLocaleTimeString(undefined, { hour12: false });
 }
 
-/** A stable colour per service, readable on light and dark backgrounds. */
+/** Well-separated hues that read on light and dark backgrounds. */
+const PALETTE = [
+  '#2563eb',
+  '#16a34a',
+  '#9333ea',
+  '#ea580c',
+  '#0891b2',
+  '#c026d3',
+  '#ca8a04',
+  '#4f46e5',
+  '#0d9488',
+  '#e11d48',
+];
+
+/** A stable colour per service: FNV-1a of the name, mixed (similar names differ in their last
+ * bits only, which plain FNV modulo 10 maps together), into the palette. */
 export function serviceColor(name: string): string {
-  let h = 0;
-  for (let i = 0; i < name.length; i++) h = (h * 31 + name.charCodeAt(i)) >>> 0;
-  return `hsl(${h % 360} 65% 50%)`;
+  let h = 0x811c9dc5;
+  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193);
+  h ^= h >>> 15;
+  h = Math.imul(h, 0x2c1b3c6d);
+  h ^= h >>> 12;
+  return PALETTE[(h >>> 0) % PALETTE.length];
 }
 
 export const nowNs = (): bigint => BigInt(Date.now()) * 1_000_000n;

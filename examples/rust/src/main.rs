@@ -70,6 +70,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let manual = std::env::var("TRACEX_ENDPOINT").is_err();
     let tracer = builder.build()?;
+    // The paid API in front of the facilitator: a second service in the same traces.
+    let mut resource =
+        Tracer::builder().with_service_name("demo-resource-server").with_service_version(env!("CARGO_PKG_VERSION"));
+    if let Some(path) = &args.public_key {
+        resource = resource.with_collector_public_key_pem(std::fs::read_to_string(path)?);
+    }
+    let resource = resource.build()?;
 
     let mut rng = traffic::Rng::seeded();
     let spread_ns = args.spread_s.saturating_mul(1_000_000_000);
@@ -77,13 +84,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for i in 0..args.requests {
         // Spread: payment i ends at its slot in the window; otherwise it ends now.
         let end = if spread_ns > 0 { start + spread_ns / args.requests.max(1) * (i + 1) } else { traffic::now_ns() };
-        traffic::payment(&tracer, &mut rng, i, end);
+        traffic::payment(&resource, &tracer, &mut rng, i, end);
         if args.interval_ms > 0 {
             std::thread::sleep(Duration::from_millis(args.interval_ms));
         }
     }
 
     if manual {
+        // The sealed batches of the facilitator only: enough to show what leaves the process.
+        drop(resource);
         let dir = args.out.unwrap_or_else(|| PathBuf::from("demo-batches"));
         std::fs::create_dir_all(&dir)?;
         let batches = tracer.collect_sealed(true)?;
@@ -98,6 +107,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         println!("collector key {}: only its private key opens these batches", tracer.collector_key_id());
     } else {
+        resource.shutdown(Duration::from_secs(10))?;
         let report = tracer.shutdown(Duration::from_secs(10))?;
         let s = tracer.stats();
         println!(

@@ -93,8 +93,9 @@ fn fail(span: &mut tracex_core::Span<'_>, at: u64, reason: &str, message: &str) 
     span.set_status(Status::error(message.to_owned()));
 }
 
-/// One payment ending at `end` (unix ns): its spans, ended with explicit times.
-pub fn payment(tracer: &Tracer, rng: &mut Rng, i: u64, end: u64) {
+/// One payment ending at `end` (unix ns): the resource server's span (`resource`, its own service)
+/// around the facilitator's (`tracer`), all ended with explicit times.
+pub fn payment(resource: &Tracer, tracer: &Tracer, rng: &mut Rng, i: u64, end: u64) {
     let (network, slow) = network(rng);
     let amount = (10_000 + (i * 7919) % 990_000).to_string();
     let payer = format!("0x{:040x}", 0x857b_0651_9e91u64.wrapping_mul(i + 1));
@@ -112,7 +113,7 @@ pub fn payment(tracer: &Tracer, rng: &mut Rng, i: u64, end: u64) {
     let total = 2 * MS + verify_ns + MS + settle_ns + 2 * MS;
     let t0 = end.saturating_sub(total);
 
-    let mut root = tracer
+    let mut root = resource
         .span_builder("POST /resource")
         .kind(SpanKind::Server)
         .root()
