@@ -38,10 +38,20 @@ export class SseParser {
   }
 }
 
-/** Streams `path`'s events to `onEvent` until the stream ends or `signal` aborts; throws an ApiError on a non-2xx answer. */
-export async function stream(path: string, signal: AbortSignal, onEvent: (e: SseEvent) => void): Promise<void> {
+/**
+ * Streams `path`'s events to `onEvent` until the stream ends or `signal` aborts; calls `onOpen` once
+ * the collector has accepted the stream (before any event: a quiet stream sends only comments).
+ * Throws an ApiError on a non-2xx answer.
+ */
+export async function stream(
+  path: string,
+  signal: AbortSignal,
+  onOpen: () => void,
+  onEvent: (e: SseEvent) => void,
+): Promise<void> {
   const resp = await fetch(`/api/v1${path}`, { headers: { ...authHeaders(), Accept: 'text/event-stream' }, signal });
   if (!resp.ok) throw await errorOf(resp);
+  onOpen();
   if (!resp.body) return;
   const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
   const parser = new SseParser();

@@ -47,9 +47,11 @@ export function Live({ route }: { route: Route }) {
       while (!ac.signal.aborted) {
         setStatus({ state: 'connecting' });
         try {
-          await stream(path, ac.signal, (e) => {
+          const opened = () => {
             setStatus({ state: 'live' });
             delay = 500;
+          };
+          await stream(path, ac.signal, opened, (e) => {
             if (e.event === 'spans') {
               const got: Span[] = JSON.parse(e.data).spans ?? [];
               arrivals.current.push({ t: Date.now(), n: got.length });

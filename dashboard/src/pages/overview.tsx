@@ -197,7 +197,7 @@ function OperationCard({ g, seconds, range, tick }: { g: StatGroup; seconds: num
               }
             }}
           />{' '}
-          ms: {compliance.error ? 'n/a' : pct(share, 2)}
+          ms: {compliance.error ? 'n/a' : compliance.data ? pct(share, 2) : '…'}
         </span>
       </header>
       <Numbers s={g.total} seconds={seconds} />
