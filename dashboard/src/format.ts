@@ -32,7 +32,7 @@ export function clock(ns: string | number): string {
   return d.toLocaleTimeString(undefined, { hour12: false });
 }
 
-/** Well-separated hues that read on light and dark backgrounds. */
+/** Well-separated hues that read on light and dark backgrounds; no red, which marks errors. */
 const PALETTE = [
   '#2563eb',
   '#16a34a',
@@ -43,7 +43,7 @@ const PALETTE = [
   '#ca8a04',
   '#4f46e5',
   '#0d9488',
-  '#e11d48',
+  '#65a30d',
 ];
 
 /** A stable colour per service: FNV-1a of the name, mixed (similar names differ in their last

@@ -44,7 +44,7 @@ export function Trace({ route }: { route: Route }) {
       </h1>
       <ErrorBox error={state.error} what="This trace" />
       {!state.spans && !state.error && <p class="muted">Loading… {state.loaded || ''}</p>}
-      {state.spans && <Waterfall spans={state.spans} route={route} />}
+      {state.spans && <Waterfall key={id} spans={state.spans} route={route} />}
     </section>
   );
 }
@@ -185,7 +185,14 @@ function Waterfall({ spans, route }: { spans: Span[]; route: Route }) {
                         backgroundColor: serviceColor(r.span.service_name),
                       }}
                     />
-                    <span class="wf-dur" style={{ left: `${Math.min((100 * (r.start + r.dur)) / total, 85)}%` }}>
+                    <span
+                      class={`wf-dur${(r.start + r.dur) / total > 0.8 ? ' inside' : ''}`}
+                      style={
+                        (r.start + r.dur) / total > 0.8
+                          ? { right: `${100 - (100 * (r.start + r.dur)) / total}%` }
+                          : { left: `${(100 * (r.start + r.dur)) / total}%` }
+                      }
+                    >
                       {ms(r.dur)}
                     </span>
                   </div>
