@@ -107,12 +107,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         println!("collector key {}: only its private key opens these batches", tracer.collector_key_id());
     } else {
-        resource.shutdown(Duration::from_secs(10))?;
-        let report = tracer.shutdown(Duration::from_secs(10))?;
-        let s = tracer.stats();
+        // Both services' totals: scripts/soak.sh compares this line with what the collector stored.
+        let (ra, rb) = (resource.shutdown(Duration::from_secs(10))?, tracer.shutdown(Duration::from_secs(10))?);
+        let (sa, sb) = (resource.stats(), tracer.stats());
         println!(
             "delivered {} spans in {} batches; at shutdown: {} spooled, {} failed, {} pending",
-            s.spans_sent, s.batches_sent, report.spans_spooled, report.spans_failed, report.spans_pending
+            sa.spans_sent + sb.spans_sent,
+            sa.batches_sent + sb.batches_sent,
+            ra.spans_spooled + rb.spans_spooled,
+            ra.spans_failed + rb.spans_failed,
+            ra.spans_pending + rb.spans_pending
         );
     }
     let s = tracer.stats();
