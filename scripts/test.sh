@@ -2,7 +2,7 @@
 # Every test, on a fresh machine: installs what it needs, then runs the Rust tests (unit, property,
 # vectors, concurrency, HTTP, the collector end to end), clippy, the JS/Python linters (Biome, ruff),
 # proves the core builds for wasm32-unknown-unknown, and runs each language package's tests against
-# the real collector (the WASM package also in headless Chromium).
+# the real collector (the WASM package and the dashboard also in headless Chromium).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v cargo >/dev/null || { echo "cargo not found: install Rust with rustup" >&2; exit 1; }
@@ -47,6 +47,9 @@ scripts/test-node.sh
 
 step "WASM package: build (size budget), Node + headless Chromium against the collector, wire vectors"
 scripts/test-wasm.sh
+
+step "Dashboard: build (size budget), headless Chromium against the collector holding the Rust demo's spans"
+scripts/test-dashboard.sh
 
 step "Python binding: wheel in a fresh venv, pytest against the real collector, stubtest"
 scripts/test-python.sh

@@ -3,10 +3,13 @@
 //! envelopes reproduced with fixed inputs and opened, the core's sampling decision, one error of
 //! each kind — and decoding of JS-written record buffers, all through the same compiled core that
 //! seals real batches.
+#![allow(clippy::needless_pass_by_value, reason = "napi hands JS arguments over owned")]
 
 use napi::bindgen_prelude::Uint8Array;
 use napi_derive::napi;
 use tracex_core::seal::{self, CollectorKey, Header};
+
+use std::fmt::Write as _;
 
 use napi::Env;
 
@@ -30,12 +33,19 @@ pub struct VectorHeader {
     pub nonce: String,
 }
 
-fn hex_array<const N: usize>(env: &Env, s: &str, what: &str) -> napi::Result<[u8; N]> {
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+fn hex_array<const N: usize>(env: Env, s: &str, what: &str) -> napi::Result<[u8; N]> {
     let v = hex_bytes(env, s, what)?;
     v.try_into().map_err(|_| config(env, format!("{what} must be {N} bytes")))
 }
 
-fn hex_bytes(env: &Env, s: &str, what: &str) -> napi::Result<Vec<u8>> {
+fn hex_bytes(env: Env, s: &str, what: &str) -> napi::Result<Vec<u8>> {
     if s.len() % 2 != 0 {
         return Err(config(env, format!("{what}: odd-length hex")));
     }
@@ -50,9 +60,9 @@ fn hex_bytes(env: &Env, s: &str, what: &str) -> napi::Result<Vec<u8>> {
 pub fn vector_wrap_key(env: Env, public_key_pem: String, data_key: String, oaep_seed: String) -> napi::Result<String> {
     let key = CollectorKey::from_pem(&public_key_pem).map_err(|e| to_js(env, &e))?;
     let wrapped = key
-        .wrap_with_seed(&hex_array(&env, &data_key, "dataKey")?, &hex_bytes(&env, &oaep_seed, "oaepSeed")?)
+        .wrap_with_seed(&hex_array(env, &data_key, "dataKey")?, &hex_bytes(env, &oaep_seed, "oaepSeed")?)
         .map_err(|e| to_js(env, &e))?;
-    Ok(wrapped.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hex(&wrapped))
 }
 
 /// Seals `payload` under `dataKey` with a fixed header (what the vector's `envelope` must equal).
@@ -70,14 +80,14 @@ pub fn vector_seal(
     let h = Header {
         flags: u8::try_from(header.flags).map_err(|_| config(env, "flags must fit a byte"))?,
         key_id: key.key_id(),
-        batch_id: hex_array(&env, &header.batch_id, "batchId")?,
-        instance_id: hex_array(&env, &header.instance_id, "instanceId")?,
+        batch_id: hex_array(env, &header.batch_id, "batchId")?,
+        instance_id: hex_array(env, &header.instance_id, "instanceId")?,
         sequence: header.sequence as u64,
         created_at_unix_nano: header.created_at_unix_nano.parse().map_err(|_| config(env, "createdAtUnixNano"))?,
         sdk_name: header.sdk_name,
         sdk_version: header.sdk_version,
         wrapped_key: wrapped_key.to_vec(),
-        nonce: hex_array(&env, &header.nonce, "nonce")?,
+        nonce: hex_array(env, &header.nonce, "nonce")?,
     };
     let dk: [u8; 32] = data_key.to_vec().try_into().map_err(|_| config(env, "dataKey must be 32 bytes"))?;
     Ok(seal::seal_payload(&h, &dk, &payload).map_err(|e| to_js(env, &e))?.into())
@@ -103,7 +113,7 @@ pub fn vector_span_names(env: Env, otlp: Uint8Array) -> napi::Result<Vec<String>
 /// JS layer applies the same rule at `startSpan`, and the tests compare the two.
 #[napi(js_name = "coreSampled")]
 pub fn core_sampled(env: Env, ratio: f64, trace_id: String) -> napi::Result<bool> {
-    let id = tracex_core::TraceId(hex_array(&env, &trace_id, "traceId")?);
+    let id = tracex_core::TraceId(hex_array(env, &trace_id, "traceId")?);
     Ok(tracex_core::Sampler::ratio(ratio).should_sample(None, id))
 }
 
@@ -121,7 +131,7 @@ pub fn records_json(env: Env, bytes: Uint8Array) -> napi::Result<String> {
             Value::Bool(b) => json!({ "b": b }),
             Value::Int(i) => json!({ "i": i.to_string() }),
             Value::Double(d) => json!({ "d": d }),
-            Value::Bytes(b) => json!({ "x": b.iter().map(|b| format!("{b:02x}")).collect::<String>() }),
+            Value::Bytes(b) => json!({ "x": hex(b) }),
             Value::Array(a) => json!({ "a": a.iter().map(value).collect::<Vec<_>>() }),
             Value::Map(m) => json!({ "m": attrs(m) }),
         }

@@ -38,13 +38,13 @@ fn wrap_key<'py>(
     py: Python<'py>,
     public_pem: &str,
     data_key: &[u8],
-    oaep_seed: Vec<u8>,
+    oaep_seed: &[u8],
 ) -> PyResult<Bound<'py, PyBytes>> {
     if oaep_seed.is_empty() {
         return Err(PyValueError::new_err("oaep_seed must not be empty"));
     }
     let key = CollectorKey::from_pem(public_pem).py_err(py)?;
-    let wrapped = key.wrap_with_seed(&fixed("data_key", data_key)?, &oaep_seed).py_err(py)?;
+    let wrapped = key.wrap_with_seed(&fixed("data_key", data_key)?, oaep_seed).py_err(py)?;
     Ok(PyBytes::new(py, &wrapped))
 }
 

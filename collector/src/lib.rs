@@ -18,6 +18,7 @@
 //! GET /api/v1/live ◀── SSE ── live (fan-out after each commit, bounded per viewer)
 //! GET /api/v1/{stats,services,attributes} ─▶ endpoints::stats ─▶ stats (merge sketches) ─▶ store
 //! every minute: services::retention ─▶ store (old traces, their spans and statistics, in chunks)
+//! GET / , /assets/* ─▶ endpoints::dashboard (embedded with feature `dashboard`)
 //! ```
 //!
 //! The writer's transaction also merges each stored span into its per-minute and hourly latency
@@ -120,7 +121,12 @@ api_routes! {
 /// The routes.
 pub fn app(state: Arc<AppState>) -> Router {
     let cors = axum::middleware::from_fn_with_state(state.clone(), endpoints::cors::cors);
-    api_router().layer(cors).with_state(state)
+    // The dashboard's page and assets are not part of the API (nor of its OpenAPI document).
+    api_router()
+        .route("/", get(endpoints::dashboard::index))
+        .route("/assets/{*path}", get(endpoints::dashboard::asset))
+        .layer(cors)
+        .with_state(state)
 }
 
 /// Opens the configured store and runs its migrations.

@@ -1,4 +1,12 @@
-//! A demo x402 facilitator that traces verify/settle requests with tracex.
+//! A demo x402 facilitator that traces realistic payment traffic with tracex.
+//!
+//! Each payment is one trace: the resource server's `POST /resource` around the facilitator's
+//! `POST /verify` (≈ 20–80 ms, signature check inside) and `POST /settle` (≈ 0.3–3 s: an
+//! `eth_sendRawTransaction` RPC, retried now and then, and the wait for the receipt). A few percent
+//! fail with an `x402.error` reason; payments spread over several networks, each with its own
+//! latency. Spans carry explicit start and end times, so the demo never sleeps to look realistic:
+//! `--spread-s` lays the payments out over the last S seconds (history for charts), and without it
+//! each payment ends at the moment it is recorded.
 //!
 //! With an endpoint (`TRACEX_ENDPOINT`, `TRACEX_API_KEY`, `TRACEX_COLLECTOR_PUBLIC_KEY` or
 //! `TRACEX_COLLECTOR_FINGERPRINT`) it sends sealed batches to the collector; without one it seals the
@@ -7,100 +15,47 @@
 //!
 //! ```text
 //! cargo run -p tracex-example-rust -- --requests 200
-//! cargo run -p tracex-example-rust -- --requests 200 --out ./sealed   # no collector needed
+//! cargo run -p tracex-example-rust -- --requests 2000 --spread-s 3600   # an hour of history at once
+//! cargo run -p tracex-example-rust -- --requests 200 --out ./sealed     # no collector needed
 //! ```
 #![allow(clippy::print_stdout)]
+
+mod traffic;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tracex_core::{KeyValue, SpanContext, SpanKind, Status, Tracer};
-
-const NETWORKS: [&str; 3] = ["base", "base-sepolia", "avalanche"];
-const USDC_BASE: &str = "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913";
+use tracex_core::Tracer;
 
 struct Args {
     requests: u64,
     out: Option<PathBuf>,
     interval_ms: u64,
+    spread_s: u64,
     public_key: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut args = Args { requests: 100, out: None, interval_ms: 0, public_key: None };
+    let mut args = Args { requests: 100, out: None, interval_ms: 0, spread_s: 0, public_key: None };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{a} needs a value"));
         match a.as_str() {
             "--requests" => args.requests = value()?.parse().map_err(|e| format!("--requests: {e}"))?,
             "--interval-ms" => args.interval_ms = value()?.parse().map_err(|e| format!("--interval-ms: {e}"))?,
+            "--spread-s" => args.spread_s = value()?.parse().map_err(|e| format!("--spread-s: {e}"))?,
             "--out" => args.out = Some(PathBuf::from(value()?)),
             "--public-key" => args.public_key = Some(PathBuf::from(value()?)),
             "-h" | "--help" => {
-                println!("usage: tracex-demo [--requests N] [--interval-ms MS] [--out DIR] [--public-key PEM_FILE]");
+                println!(
+                    "usage: tracex-demo [--requests N] [--interval-ms MS] [--spread-s S] [--out DIR] [--public-key PEM_FILE]"
+                );
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other}")),
         }
     }
     Ok(args)
-}
-
-/// One request through the facilitator: verify, then settle with an RPC child span and a retry now
-/// and then; every tenth settle fails.
-fn handle(tracer: &Tracer, i: u64, incoming: Option<&SpanContext>) {
-    let network = NETWORKS[(i % 3) as usize];
-    let amount = (10_000 + (i * 7919) % 990_000).to_string();
-    let payer = format!("0x{:040x}", 0x857b_0651_9e91u64.wrapping_mul(i + 1));
-
-    let mut builder = tracer.span_builder("POST /verify").kind(SpanKind::Server);
-    if let Some(cx) = incoming {
-        builder = builder.child_of(cx.clone());
-    }
-    let mut verify = builder.start();
-    verify.set_attributes([
-        KeyValue::new("x402.phase", "verify"),
-        KeyValue::new("x402.scheme", "exact"),
-        KeyValue::new("x402.network", network),
-        KeyValue::new("x402.asset", USDC_BASE),
-        KeyValue::new("x402.amount", amount.clone()),
-        KeyValue::new("x402.payer", payer.clone()),
-        // Secrets like these never leave the process: redaction masks them before sealing.
-        KeyValue::new("http.request.header.authorization", "Bearer sk_live_51HxYzDemoDemoDemoDemo"),
-    ]);
-    {
-        let _in_verify = verify.enter();
-        tracer.span("eip3009.verify_signature").set_attribute("x402.network", network);
-    }
-    verify.set_status(Status::ok());
-    let traceparent = verify.traceparent();
-    verify.end();
-
-    let parent = SpanContext::from_traceparent(&traceparent, None).ok();
-    let mut settle = tracer.span_builder("POST /settle").kind(SpanKind::Server).parent(match parent {
-        Some(cx) => tracex_core::Parent::Context(cx),
-        None => tracex_core::Parent::Root,
-    });
-    settle =
-        settle.attribute("x402.phase", "settle").attribute("x402.network", network).attribute("x402.amount", amount);
-    let mut settle = settle.start();
-    let _in_settle = settle.enter();
-    let attempts = if i.is_multiple_of(5) { 2 } else { 1 };
-    for attempt in 1..=attempts {
-        let mut rpc = tracer.span_builder("eth_sendRawTransaction").kind(SpanKind::Client).start();
-        rpc.set_attribute("x402.attempt", i64::from(attempt)).set_attribute("rpc.system", "jsonrpc");
-        if attempt < attempts {
-            rpc.set_status(Status::error("nonce too low"));
-            settle.add_event("retry", vec![KeyValue::new("x402.attempt", i64::from(attempt + 1))]);
-        }
-    }
-    settle.set_attribute("x402.attempt", i64::from(attempts));
-    if i % 10 == 9 {
-        settle.record_error(&std::io::Error::other("insufficient funds for gas"));
-    } else {
-        settle.set_attribute("x402.tx_hash", format!("0x{:064x}", u128::from(i).wrapping_mul(0x9e37_79b9_7f4a_7c15)));
-        settle.set_status(Status::ok());
-    }
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -115,15 +70,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let manual = std::env::var("TRACEX_ENDPOINT").is_err();
     let tracer = builder.build()?;
+    // The paid API in front of the facilitator: a second service in the same traces.
+    let mut resource =
+        Tracer::builder().with_service_name("demo-resource-server").with_service_version(env!("CARGO_PKG_VERSION"));
+    if let Some(path) = &args.public_key {
+        resource = resource.with_collector_public_key_pem(std::fs::read_to_string(path)?);
+    }
+    let resource = resource.build()?;
 
+    let mut rng = traffic::Rng::seeded();
+    let spread_ns = args.spread_s.saturating_mul(1_000_000_000);
+    let start = traffic::now_ns().saturating_sub(spread_ns);
     for i in 0..args.requests {
-        handle(&tracer, i, None);
+        // Spread: payment i ends at its slot in the window; otherwise it ends now.
+        let end = if spread_ns > 0 { start + spread_ns / args.requests.max(1) * (i + 1) } else { traffic::now_ns() };
+        traffic::payment(&resource, &tracer, &mut rng, i, end);
         if args.interval_ms > 0 {
             std::thread::sleep(Duration::from_millis(args.interval_ms));
         }
     }
 
     if manual {
+        // The sealed batches of the facilitator only: enough to show what leaves the process.
+        drop(resource);
         let dir = args.out.unwrap_or_else(|| PathBuf::from("demo-batches"));
         std::fs::create_dir_all(&dir)?;
         let batches = tracer.collect_sealed(true)?;
@@ -138,11 +107,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         println!("collector key {}: only its private key opens these batches", tracer.collector_key_id());
     } else {
-        let report = tracer.shutdown(Duration::from_secs(10))?;
-        let s = tracer.stats();
+        // Both services' totals: scripts/soak.sh compares this line with what the collector stored.
+        let (ra, rb) = (resource.shutdown(Duration::from_secs(10))?, tracer.shutdown(Duration::from_secs(10))?);
+        let (sa, sb) = (resource.stats(), tracer.stats());
         println!(
             "delivered {} spans in {} batches; at shutdown: {} spooled, {} failed, {} pending",
-            s.spans_sent, s.batches_sent, report.spans_spooled, report.spans_failed, report.spans_pending
+            sa.spans_sent + sb.spans_sent,
+            sa.batches_sent + sb.batches_sent,
+            ra.spans_spooled + rb.spans_spooled,
+            ra.spans_failed + rb.spans_failed,
+            ra.spans_pending + rb.spans_pending
         );
     }
     let s = tracer.stats();

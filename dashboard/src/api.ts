@@ -1,0 +1,162 @@
+// The one place the dashboard talks to the collector: every call carries the read key as a bearer
+// header and every failure becomes an ApiError the page shows (never a blank panel).
+import { getKey } from './auth';
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+  /** A route this collector does not have (it answers 404 without a JSON error body). */
+  get notAvailable(): boolean {
+    return this.code === 'not_available';
+  }
+}
+
+export type Params = Record<string, string | number | undefined | null>;
+
+export function query(params: Params): string {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== '') q.set(k, String(v));
+  const s = q.toString();
+  return s ? `?${s}` : '';
+}
+
+/** Turns a non-2xx answer into an ApiError with the collector's code and message. */
+export async function errorOf(resp: Response): Promise<ApiError> {
+  const text = await resp.text().catch(() => '');
+  try {
+    const body = JSON.parse(text);
+    if (body?.error?.code) return new ApiError(resp.status, body.error.code, body.error.message ?? '');
+  } catch {
+    // not JSON: handled below
+  }
+  if (resp.status === 404) return new ApiError(404, 'not_available', 'not available on this collector');
+  return new ApiError(resp.status, `http_${resp.status}`, text.slice(0, 200) || resp.statusText);
+}
+
+export function authHeaders(): HeadersInit {
+  return { Authorization: `Bearer ${getKey() ?? ''}` };
+}
+
+export async function get<T>(path: string, params: Params = {}, signal?: AbortSignal): Promise<T> {
+  let resp: Response;
+  try {
+    resp = await fetch(`/api/v1${path}${query(params)}`, { headers: authHeaders(), signal });
+  } catch (e) {
+    if ((e as Error).name === 'AbortError') throw e;
+    throw new ApiError(0, 'network', `cannot reach the collector: ${(e as Error).message}`);
+  }
+  if (!resp.ok) throw await errorOf(resp);
+  return (await resp.json()) as T;
+}
+
+// === the collector's answers ===
+
+export type AnyValue =
+  | { stringValue: string }
+  | { intValue: string }
+  | { doubleValue: number }
+  | { boolValue: boolean }
+  | { bytesValue: string }
+  | { arrayValue: { values: AnyValue[] } }
+  | { kvlistValue: { values: KeyValue[] } };
+export interface KeyValue {
+  key: string;
+  value: AnyValue;
+}
+export interface SpanEvent {
+  time_unix_nano: string;
+  name: string;
+  attributes: KeyValue[];
+}
+export interface Span {
+  trace_id: string;
+  span_id: string;
+  parent_span_id: string | null;
+  name: string;
+  kind?: string;
+  service_name: string;
+  start_time_unix_nano: string;
+  end_time_unix_nano?: string;
+  duration_ns: number;
+  status: { code: 'ok' | 'error' | 'unset'; message: string };
+  attributes: KeyValue[];
+  events?: SpanEvent[];
+  resource?: { attributes: KeyValue[] };
+  scope?: { name: string; version: string };
+  depth?: number;
+  detached?: string;
+}
+export interface TraceSummary {
+  trace_id: string;
+  root_name: string;
+  root_service: string;
+  start_time_unix_nano: string;
+  end_time_unix_nano: string;
+  duration_ns: number;
+  span_count: number;
+  error_count: number;
+}
+export interface TraceList {
+  traces: TraceSummary[];
+  next_cursor: string | null;
+}
+export interface TracePage {
+  trace_id: string;
+  span_count: number;
+  spans: Span[];
+  next_cursor: string | null;
+}
+export interface Stat {
+  count: number;
+  errors: number;
+  error_rate: number | null;
+  p50_ms: number | null;
+  p90_ms: number | null;
+  p95_ms: number | null;
+  p99_ms: number | null;
+  p999_ms: number | null;
+  max_ms: number | null;
+  sla_compliance: number | null;
+}
+export interface StatGroup {
+  service: string;
+  name: string;
+  group_by: string | null;
+  group: string | null;
+  total: Stat;
+  buckets: (Stat & { start_unix_nano: string })[];
+}
+export interface Stats {
+  from_unix_nano: string;
+  to_unix_nano: string;
+  step_seconds: number;
+  relative_accuracy: number;
+  sla_ms: number | null;
+  groups: StatGroup[];
+}
+export interface Services {
+  services: { name: string; last_seen_unix_nano: string; operations: { name: string; count: number }[] }[];
+}
+
+/** Text of an OTLP/JSON value. */
+export function valueText(v: AnyValue): string {
+  if ('stringValue' in v) return v.stringValue;
+  if ('intValue' in v) return v.intValue;
+  if ('doubleValue' in v) return String(v.doubleValue);
+  if ('boolValue' in v) return String(v.boolValue);
+  if ('bytesValue' in v) return `base64:${v.bytesValue}`;
+  if ('arrayValue' in v) return `[${(v.arrayValue.values ?? []).map(valueText).join(', ')}]`;
+  if ('kvlistValue' in v)
+    return `{${(v.kvlistValue.values ?? []).map((kv) => `${kv.key}: ${valueText(kv.value)}`).join(', ')}}`;
+  return JSON.stringify(v);
+}
+
+export function attr(attrs: KeyValue[] | undefined, key: string): string | undefined {
+  const kv = attrs?.find((a) => a.key === key);
+  return kv ? valueText(kv.value) : undefined;
+}

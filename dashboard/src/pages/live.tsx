@@ -1,0 +1,173 @@
+// Live: spans as the collector commits them (SSE over fetch), with the search filters, pause and
+// resume, and a rate counter; a click opens the span's trace. A dropped stream reconnects with a
+// growing pause; `lagged` events (spans this viewer missed while slow) are counted on screen.
+import { useEffect, useRef, useState } from 'preact/hooks';
+import { ApiError, query, type Span } from '../api';
+import { ErrorBox } from '../components/errors';
+import { clock, ms, serviceColor } from '../format';
+import { href, navigate, type Route } from '../route';
+import { stream } from '../sse';
+
+const KEEP = 500;
+const RATE_WINDOW_MS = 10_000;
+
+export function Live({ route }: { route: Route }) {
+  const p = route.params;
+  const filters = {
+    service: p.get('service') ?? '',
+    name: p.get('name') ?? '',
+    status: p.get('status') ?? '',
+    min: p.get('min') ?? '',
+    attr: p.get('attr') ?? '',
+  };
+  const [form, setForm] = useState(filters);
+  const [spans, setSpans] = useState<Span[]>([]);
+  const [status, setStatus] = useState<{ state: string; error?: unknown }>({ state: 'connecting' });
+  const [missed, setMissed] = useState(0);
+  const [paused, setPaused] = useState(false);
+  const [held, setHeld] = useState(0);
+  const [perSecond, setPerSecond] = useState(0);
+  const pausedRef = useRef(false);
+  const buffer = useRef<Span[]>([]);
+  const arrivals = useRef<{ t: number; n: number }[]>([]);
+  const key = p.toString();
+
+  useEffect(() => {
+    const ac = new AbortController();
+    const [k, v] = filters.attr.includes('=') ? filters.attr.split(/=(.*)/s) : ['', ''];
+    const path = `/live${query({
+      service: filters.service,
+      name: filters.name,
+      status: filters.status,
+      min_duration_ms: filters.min,
+      ...(k ? { [`attr.${k}`]: v } : {}),
+    })}`;
+    let delay = 500;
+    (async () => {
+      while (!ac.signal.aborted) {
+        setStatus({ state: 'connecting' });
+        try {
+          const opened = () => {
+            setStatus({ state: 'live' });
+            delay = 500;
+          };
+          await stream(path, ac.signal, opened, (e) => {
+            if (e.event === 'spans') {
+              const got: Span[] = JSON.parse(e.data).spans ?? [];
+              arrivals.current.push({ t: Date.now(), n: got.length });
+              buffer.current = [...got.reverse(), ...buffer.current].slice(0, KEEP);
+              if (pausedRef.current) setHeld((h) => h + got.length);
+              else setSpans(buffer.current);
+            } else if (e.event === 'lagged') {
+              setMissed((m) => m + (JSON.parse(e.data).missed ?? 0));
+            }
+          });
+          if (ac.signal.aborted) return;
+          setStatus({ state: 'the stream ended; reconnecting' });
+        } catch (error) {
+          if (ac.signal.aborted) return;
+          // Reconnecting cannot fix a missing endpoint or a refused key.
+          if (error instanceof ApiError && [401, 403, 404].includes(error.status))
+            return setStatus({ state: 'stopped', error });
+          setStatus({ state: 'reconnecting', error });
+        }
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(delay * 2, 15_000);
+      }
+    })();
+    return () => ac.abort();
+  }, [key]);
+
+  useEffect(() => {
+    const t = setInterval(() => {
+      const now = Date.now();
+      arrivals.current = arrivals.current.filter((a) => now - a.t < RATE_WINDOW_MS);
+      setPerSecond(arrivals.current.reduce((s, a) => s + a.n, 0) / (RATE_WINDOW_MS / 1000));
+    }, 1000);
+    return () => clearInterval(t);
+  }, []);
+
+  const togglePause = () => {
+    pausedRef.current = !paused;
+    setPaused(!paused);
+    if (paused) {
+      setSpans(buffer.current);
+      setHeld(0);
+    }
+  };
+  const apply = (e: Event) => {
+    e.preventDefault();
+    navigate(href('live', '', form));
+  };
+
+  return (
+    <section aria-labelledby="live-h">
+      <div class="toolbar">
+        <h1 id="live-h">Live</h1>
+        <span class={`pill ${status.state === 'live' ? 'good' : ''}`} data-testid="live-state">
+          {status.state}
+        </span>
+        <span data-testid="live-rate">{perSecond.toFixed(1)} spans/s</span>
+        {missed > 0 && <span class="pill warn">{missed} missed while this page was slow</span>}
+        <button type="button" onClick={togglePause} aria-pressed={paused} data-testid="pause">
+          {paused ? `Resume${held ? ` (${held} new)` : ''}` : 'Pause'}
+        </button>
+      </div>
+      <form class="filters" onSubmit={apply}>
+        {(['service', 'name', 'min', 'attr'] as const).map((f) => (
+          <label>
+            {{ service: 'Service', name: 'Span name', min: 'Min ms', attr: 'Attribute key=value' }[f]}
+            <input value={form[f]} onInput={(e) => setForm({ ...form, [f]: e.currentTarget.value })} name={f} />
+          </label>
+        ))}
+        <label>
+          Status
+          <select value={form.status} onChange={(e) => setForm({ ...form, status: e.currentTarget.value })}>
+            <option value="">any</option>
+            <option value="ok">ok</option>
+            <option value="error">error</option>
+            <option value="unset">unset</option>
+          </select>
+        </label>
+        <div class="actions">
+          <button type="submit" class="primary">
+            Apply
+          </button>
+        </div>
+      </form>
+      <ErrorBox error={status.error} what="Live tail" />
+      <div class="scroll-x">
+        <table class="results" data-testid="live-table">
+          <thead>
+            <tr>
+              <th>time</th>
+              <th>service</th>
+              <th>span</th>
+              <th>status</th>
+              <th class="num">duration</th>
+            </tr>
+          </thead>
+          <tbody>
+            {spans.map((s) => (
+              <tr key={s.span_id} class={s.status.code === 'error' ? 'has-error' : ''}>
+                <td>{clock(s.start_time_unix_nano)}</td>
+                <td>
+                  <span class="dot" style={{ background: serviceColor(s.service_name) }} />
+                  {s.service_name}
+                </td>
+                <td>
+                  <a href={`${href('trace', s.trace_id)}?span=${s.span_id}`} data-testid="live-span">
+                    {s.name}
+                  </a>
+                </td>
+                <td class={s.status.code === 'error' ? 'bad' : ''}>{s.status.code}</td>
+                <td class="num">{ms(s.duration_ns / 1e6)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+      {spans.length === 0 && status.state === 'live' && <p class="muted">Waiting for spans…</p>}
+    </section>
+  );
+}

@@ -1,0 +1,206 @@
+// The dashboard in headless Chromium (Debian's, driven by playwright-core) against the real
+// collector holding spans the real Rust SDK sent (tracex-demo): sign in, overview charts with data,
+// a filtered search that matches the API's answer, a trace's span attributes in the side panel, a
+// freshly sent span in Live within 2 s, sign out. Any console error fails the test. Screenshots go
+// to $SCREENSHOTS (default out/dashboard-screenshots/).
+//
+// Endpoints still being built elsewhere (stats, services, live) may answer 404 on this collector:
+// the test probes them first and then asserts that the page says "not available" instead; their 404
+// resource loads are the only console errors it tolerates.
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { chromium } from 'playwright-core';
+import { startCollector } from './collector.mjs';
+
+const SCREENSHOTS = process.env.SCREENSHOTS ?? join(import.meta.dirname, '..', '..', 'out', 'dashboard-screenshots');
+const CHROMIUM = process.env.TRACEX_CHROMIUM ?? '/usr/bin/chromium';
+
+let collector, browser, page;
+const consoleErrors = [];
+const missing = new Set(); // API paths this collector answers 404 to
+let signingInWithABadKey = false; // the one step whose 401 is expected
+
+before(async () => {
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  collector = await startCollector();
+  // Half an hour of payments, laid out in the past by their explicit times (no sleeping).
+  const out = await collector.demo('--requests', '400', '--spread-s', '1800');
+  assert.match(out, /delivered \d+ spans/);
+  for (const path of ['/stats', '/services', '/attributes', '/live']) {
+    const r = await collector.api(path);
+    if (r.status === 404 && !r.headers.get('content-type')?.includes('json')) missing.add(path);
+    await r.body?.cancel();
+  }
+  if (missing.size) console.log(`# not on this collector (404): ${[...missing].join(', ')}`);
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+  page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  page.on('console', (msg) => {
+    if (msg.type() !== 'error') return;
+    const where = new URL(msg.location().url || 'http://x/', 'http://x/').pathname;
+    const tolerated =
+      (/status of 404/.test(msg.text()) && [...missing].some((p) => where.startsWith(`/api/v1${p}`))) ||
+      (signingInWithABadKey && /status of 401/.test(msg.text()) && where === '/api/v1/traces');
+    if (!tolerated) consoleErrors.push(`${msg.text()} (${msg.location().url})`);
+  });
+  page.on('pageerror', (e) => consoleErrors.push(`uncaught: ${e.message}`));
+});
+
+after(async () => {
+  await browser?.close();
+  await collector?.stop();
+  assert.deepEqual(consoleErrors, [], 'console errors');
+});
+
+const nav = (name) => page.getByRole('navigation').getByRole('link', { name });
+const shot = (name) => page.screenshot({ path: join(SCREENSHOTS, `${name}.png`) });
+const api = async (path) => (await collector.api(path)).json();
+
+test('the page is served with its caching and security headers', async () => {
+  const index = await fetch(`${collector.url}/`, { headers: { 'accept-encoding': 'br, gzip' } });
+  assert.equal(index.status, 200);
+  assert.equal(index.headers.get('cache-control'), 'no-cache');
+  assert.match(index.headers.get('content-security-policy'), /default-src 'self'/);
+  const html = await index.text();
+  const js = html.match(/src="(\/assets\/app-[A-Z0-9]+\.js)"/)?.[1];
+  assert.ok(js, `a hashed bundle in ${html}`);
+  const bundle = await fetch(`${collector.url}${js}`, { headers: { 'accept-encoding': 'gzip' } });
+  assert.equal(bundle.headers.get('cache-control'), 'public, max-age=31536000, immutable');
+  assert.equal(bundle.headers.get('content-encoding'), 'gzip');
+});
+
+test('sign in with the read key', async () => {
+  await page.goto(`${collector.url}/`);
+  signingInWithABadKey = true;
+  await page.getByLabel('Read key').fill('not-a-key');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('alert').filter({ hasText: 'Sign-in' }).waitFor();
+  signingInWithABadKey = false;
+  await shot('signin');
+  await page.getByLabel('Read key').fill(collector.readKey);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { name: 'Overview' }).waitFor();
+});
+
+test('the overview draws charts from the stored spans', async () => {
+  // Latest traces: from the trace listing, which every collector has.
+  const recent = page.getByTestId('recent');
+  await recent.waitFor();
+  const listed = (await api(`/traces?limit=500&from=${(Date.now() - 3600_000) * 1e6}`)).traces.length;
+  assert.ok(listed > 0);
+  await recent.getByText(`${listed} latest traces`).waitFor();
+  assert.equal((await recent.locator('canvas').count()) > 0, true, 'a chart canvas');
+  if (missing.has('/stats')) {
+    assert.ok((await page.getByTestId('not-available').count()) >= 2, 'stats panels say not available');
+  } else {
+    const cards = page.getByTestId('operation');
+    await cards.first().waitFor();
+    assert.ok((await cards.count()) >= 3, 'verify, settle and more');
+    await page.getByText('POST /verify').first().waitFor();
+    await page.getByTestId('networks').getByText('polygon').first().waitFor();
+  }
+  await shot('overview');
+});
+
+test('a filtered search lists exactly what the API returns', async () => {
+  await nav('Search').click();
+  await page.getByRole('button', { name: '+ attribute' }).click();
+  await page.getByLabel('attribute 1 value').fill('polygon');
+  await page.locator('select[name=range]').selectOption('all');
+  await page.getByRole('button', { name: 'Search', exact: true }).click();
+  await page.waitForURL(/attr=x402\.network%3Dpolygon/);
+  const want = await api('/traces?limit=50&attr.x402.network=polygon');
+  assert.ok(want.traces.length > 0, 'the demo sent polygon payments');
+  const links = page.getByTestId('trace-link');
+  await page.waitForFunction(
+    (n) => document.querySelectorAll('[data-testid=trace-link]').length === n,
+    want.traces.length,
+  );
+  const shown = await links.evaluateAll((as) => as.map((a) => a.getAttribute('href').split('/').pop()));
+  assert.deepEqual(
+    shown,
+    want.traces.map((t) => t.trace_id),
+  );
+  await shot('search');
+  // Back to the unfiltered search and forward again: the URL is the query.
+  await page.goBack();
+  await page.waitForURL((u) => !u.hash.includes('attr='));
+  await page.goForward();
+  await page.waitForURL(/attr=x402\.network%3Dpolygon/);
+});
+
+test('a trace opens as a waterfall and the side panel shows span attributes', async () => {
+  // A payment that failed, if the page has one: its panel shows the exception (README screenshot).
+  const failed = page.locator('tr.has-error [data-testid=trace-link]');
+  await ((await failed.count()) ? failed : page.getByTestId('trace-link')).first().click();
+  await page.getByTestId('waterfall').waitFor();
+  const rows = page.getByTestId('span-row');
+  assert.ok((await rows.count()) >= 4, 'resource, verify, signature, settle…');
+  await rows.filter({ hasText: 'POST /verify' }).click();
+  const panel = page.getByTestId('span-panel');
+  await panel.getByRole('heading', { name: 'POST /verify' }).waitFor();
+  const attrs = panel.getByTestId('span-attributes');
+  const network = attrs.locator('tr').filter({ hasText: 'x402.network' }).locator('td');
+  assert.equal(await network.textContent(), 'polygon');
+  // Redacted before sealing: the secret never reached the collector.
+  const auth = attrs.locator('tr').filter({ hasText: 'http.request.header.authorization' }).locator('td');
+  assert.doesNotMatch((await auth.textContent()) ?? '', /sk_live/);
+  // Keyboard: arrow keys move the selection.
+  await page.getByTestId('waterfall').focus();
+  await page.keyboard.press('ArrowDown');
+  await panel.getByRole('heading', { name: 'eip3009.verify_signature' }).waitFor();
+  const errored = page.locator('.wf-row.wf-err');
+  if (await errored.count()) {
+    await errored.last().click();
+    await panel.locator('dd.bad').getByText('error').waitFor();
+  }
+  await shot('trace');
+});
+
+test('a freshly sent span appears in Live within 2 s', async () => {
+  await nav('Live').click();
+  if (missing.has('/live')) {
+    await page.getByTestId('not-available').waitFor();
+    await shot('live');
+    return;
+  }
+  await page.getByTestId('live-state').getByText('live').waitFor();
+  await collector.demo('--requests', '1');
+  const sent = Date.now();
+  await page.getByTestId('live-span').filter({ hasText: 'POST /resource' }).first().waitFor({ timeout: 2000 });
+  console.log(`# live: shown ${Date.now() - sent} ms after the demo flushed`);
+  await shot('live');
+});
+
+test('phone width stays readable', async () => {
+  await page.setViewportSize({ width: 390, height: 844 });
+  await nav('Overview').click();
+  await page.getByTestId('recent').waitFor();
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 1, `no sideways scrolling of the page (${overflow}px)`);
+  await shot('overview-phone');
+  await page.setViewportSize({ width: 1280, height: 800 });
+});
+
+test('sign out forgets the key; a #key= link signs in again', async () => {
+  await page.getByTestId('sign-out').click();
+  await page.getByLabel('Read key').waitFor();
+  assert.equal(await page.evaluate(() => localStorage.getItem('tracex.readKey')), null);
+  await page.goto(`${collector.url}/#key=${encodeURIComponent(collector.readKey)}`);
+  await page.getByRole('heading', { name: 'Overview' }).waitFor();
+  assert.doesNotMatch(page.url(), /key=/, 'the key left the address bar');
+});

@@ -1,0 +1,73 @@
+// The dashboard's pure parts, compiled from the TypeScript sources by esbuild (as the bundle is):
+// the SSE parser the live tail reads with, and the waterfall's subtree, collapse and critical-path
+// computations.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { build } from 'esbuild';
+
+const dir = mkdtempSync(join(tmpdir(), 'tracex-dashboard-units-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+async function load(entry) {
+  const outfile = join(dir, `${entry.replaceAll('/', '_')}.mjs`);
+  await build({
+    entryPoints: [join(import.meta.dirname, '..', 'src', entry)],
+    bundle: true,
+    format: 'esm',
+    outfile,
+    logLevel: 'error',
+  });
+  return import(outfile);
+}
+
+test('SSE: events split across chunks, comments, CRLF, multi-line data', async () => {
+  const { SseParser } = await load('sse.ts');
+  const p = new SseParser();
+  assert.deepEqual(p.push(': keep-alive\n\nevent: spa'), []);
+  assert.deepEqual(p.push('ns\ndata: {"spans":[]}\n'), []);
+  assert.deepEqual(p.push('\nevent: lagged\r\ndata: {"missed":3}\r\n\r\ndata:a\ndata: b\n\n'), [
+    { event: 'spans', data: '{"spans":[]}' },
+    { event: 'lagged', data: '{"missed":3}' },
+    { event: 'message', data: 'a\nb' },
+  ]);
+});
+
+const span = (id, depth, startMs, durMs, code = 'ok') => ({
+  span_id: id,
+  depth,
+  start_time_unix_nano: String(1_700_000_000_000_000_000n + BigInt(startMs) * 1_000_000n),
+  duration_ns: durMs * 1e6,
+  status: { code, message: '' },
+});
+
+test('waterfall: subtrees, collapsing, and the critical path', async () => {
+  const { rowsOf, visibleRows, criticalPath } = await load('waterfall.ts');
+  // root ─┬ verify ── sig        (0-40, sig 5-10)
+  //       └ settle ─┬ rpc (fail) (50-150)
+  //                 ├ rpc        (150-200)
+  //                 └ receipt    (200-900)
+  // plus a concurrent short side call inside settle (60-70) that the end never waited on
+  const spans = [
+    span('root', 0, 0, 1000),
+    span('verify', 1, 0, 40),
+    span('sig', 2, 5, 5),
+    span('settle', 1, 50, 950),
+    span('rpc1', 2, 50, 100, 'error'),
+    span('side', 2, 60, 10),
+    span('rpc2', 2, 150, 50),
+    span('receipt', 2, 200, 700),
+  ];
+  const { rows, total } = rowsOf(spans);
+  assert.equal(total, 1000);
+  assert.deepEqual(
+    rows.map((r) => r.end),
+    [8, 3, 3, 8, 5, 6, 7, 8],
+  );
+  assert.equal(rows[4].error, true);
+  assert.deepEqual(visibleRows(rows, new Set([3])), [0, 1, 2, 3]);
+  assert.deepEqual(visibleRows(rows, new Set([0])), [0]);
+  const path = [...criticalPath(rows)].map((i) => spans[i].span_id).sort();
+  assert.deepEqual(path, ['receipt', 'root', 'rpc1', 'rpc2', 'settle', 'sig', 'verify'].sort());
+});
