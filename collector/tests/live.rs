@@ -337,3 +337,20 @@ fn shutdown_ends_open_streams_instead_of_waiting_out_the_grace_period() {
     assert!(started.elapsed() < Duration::from_secs(20), "shutdown waited for the stream: {:?}", started.elapsed());
     assert!(sse.next().is_none(), "the stream ends");
 }
+
+#[test]
+fn an_event_larger_than_a_viewers_whole_budget_still_reaches_it_when_it_has_read_everything() {
+    let s = setup("live-budget", "live_buffer_bytes = 1024\n");
+    let mut sse = Sse::open(&s.collector.url, &s.read, "").unwrap();
+    wait_for_viewers(&s.collector.url, 1.0);
+    let t = tracer(&s, "settler", &s.ingest, 64);
+    for i in 0..20_i64 {
+        let mut span = t.span("settle");
+        span.set_attribute("i", i);
+        span.end();
+    }
+    flush(&t);
+    // One batch, one commit, one event of ≈ 18 KB against a 1 KiB budget, into an empty queue.
+    let (event, data) = sse.next().unwrap();
+    assert_eq!((event.as_str(), data["spans"].as_array().unwrap().len()), ("spans", 20), "{data}");
+}

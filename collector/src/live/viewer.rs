@@ -75,10 +75,13 @@ impl Viewer {
     }
 
     /// Queues `count` rendered spans, or, when the viewer's queue is over its budget, counts them
-    /// as missed. Missed spans are reported before the next spans that get through.
+    /// as missed. Missed spans are reported before the next spans that get through. An event larger
+    /// than the whole budget (256 spans with large attributes) still goes to a viewer that has read
+    /// everything, or such spans would be skipped for every viewer for ever.
     pub(crate) fn offer(&self, json: String, count: usize) {
         let len = json.len();
-        if self.queued_bytes.load(Ordering::Acquire) + len > self.budget {
+        let queued = self.queued_bytes.load(Ordering::Acquire);
+        if queued > 0 && queued + len > self.budget {
             self.missed.fetch_add(count as u64, Ordering::AcqRel);
             self.metrics.live_spans_skipped.fetch_add(count as u64, Ordering::Relaxed);
             return;
