@@ -1,18 +1,6 @@
 //! Shared by the collector benches: a real collector in this process (its own 2-thread runtime,
 //! a temporary data dir), an ingest key and the collector's public key.
-// Casts: test and benchmark arithmetic on small, known numbers.
-#![allow(
-    dead_code,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    missing_docs,
-    clippy::cast_possible_truncation,
-    clippy::cast_possible_wrap,
-    clippy::cast_sign_loss,
-    clippy::cast_precision_loss,
-    clippy::needless_pass_by_value,
-    clippy::missing_panics_doc
-)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, missing_docs, clippy::missing_panics_doc)]
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -4,7 +4,6 @@
 //!
 //! `cargo bench -p tracex-collector --bench ingest` (env: `INGEST_BATCHES`, default 400;
 //! `INGEST_CLIENTS`, default 64: concurrent connections, as many SDK instances would hold)
-// Casts: test and benchmark arithmetic on small, known numbers.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -12,11 +11,7 @@
     clippy::print_stdout,
     missing_docs,
     clippy::cast_possible_truncation,
-    clippy::cast_possible_wrap,
-    clippy::cast_sign_loss,
-    clippy::cast_precision_loss,
-    clippy::needless_pass_by_value,
-    clippy::missing_panics_doc
+    clippy::cast_sign_loss
 )]
 
 use std::io::{BufRead, BufReader, Read, Write};

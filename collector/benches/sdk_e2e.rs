@@ -4,19 +4,13 @@
 //! process, its own threads, not counted) and every span is acknowledged after commit.
 //!
 //! `cargo bench -p tracex-collector --bench sdk_e2e`
-// Casts: test and benchmark arithmetic on small, known numbers.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
     clippy::print_stdout,
     missing_docs,
-    clippy::cast_possible_truncation,
-    clippy::cast_possible_wrap,
-    clippy::cast_sign_loss,
-    clippy::cast_precision_loss,
-    clippy::needless_pass_by_value,
-    clippy::missing_panics_doc
+    clippy::cast_possible_wrap
 )]
 
 use std::collections::HashMap;

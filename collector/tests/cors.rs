@@ -1,18 +1,6 @@
 //! CORS on the SDK endpoints, against the real binary: off by default; with configured origins,
 //! preflights from them are answered, others are refused, and answers carry the CORS headers.
-// Casts: test and benchmark arithmetic on small, known numbers.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    missing_docs,
-    clippy::cast_possible_truncation,
-    clippy::cast_possible_wrap,
-    clippy::cast_sign_loss,
-    clippy::cast_precision_loss,
-    clippy::needless_pass_by_value,
-    clippy::missing_panics_doc
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod common;
 

@@ -5,18 +5,13 @@
 //!
 //! Mounting a tmpfs needs root (CAP_SYS_ADMIN), which the test machine and CI have; elsewhere the
 //! test fails unless `TRACEX_SKIP_TMPFS=1` says to skip it.
-// Casts: test and benchmark arithmetic on small, known numbers.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
     missing_docs,
     clippy::cast_possible_truncation,
-    clippy::cast_possible_wrap,
-    clippy::cast_sign_loss,
-    clippy::cast_precision_loss,
-    clippy::needless_pass_by_value,
-    clippy::missing_panics_doc
+    clippy::cast_sign_loss
 )]
 
 mod common;

@@ -1,7 +1,6 @@
 //! End to end: the real collector binary, the Rust SDK over real HTTP, real SQLite.
 //! 100,000 spans in many batches round-trip exactly; every kind of bad input is rejected with its
 //! status and code and stores nothing.
-// Casts: test and benchmark arithmetic on small, known numbers.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -10,9 +9,7 @@
     clippy::cast_possible_truncation,
     clippy::cast_possible_wrap,
     clippy::cast_sign_loss,
-    clippy::cast_precision_loss,
-    clippy::needless_pass_by_value,
-    clippy::missing_panics_doc
+    clippy::needless_pass_by_value
 )]
 
 mod common;

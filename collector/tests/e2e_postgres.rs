@@ -1,7 +1,6 @@
 //! End to end on PostgreSQL: the real collector binary with `--database-url postgres://…`, the Rust
 //! SDK over real HTTP. Needs a server: `scripts/with-postgres.sh cargo test -p tracex-collector
 //! --test e2e_postgres -- --ignored` (the test creates and drops a database of its own).
-// Casts: test and benchmark arithmetic on small, known numbers.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -9,10 +8,7 @@
     missing_docs,
     clippy::cast_possible_truncation,
     clippy::cast_possible_wrap,
-    clippy::cast_sign_loss,
-    clippy::cast_precision_loss,
-    clippy::needless_pass_by_value,
-    clippy::missing_panics_doc
+    clippy::cast_sign_loss
 )]
 
 mod common;

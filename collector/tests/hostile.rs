@@ -2,19 +2,7 @@
 //! the collector, each reproduced against the real binary over real HTTP: the crash, the memory
 //! blow-ups, the echoed bomb, hidden spans, unbounded fields, an outage reported for a client error,
 //! world-readable files, a broken log sink. Each test failed before its fix.
-// Casts: test and benchmark arithmetic on small, known numbers.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    missing_docs,
-    clippy::cast_possible_truncation,
-    clippy::cast_possible_wrap,
-    clippy::cast_sign_loss,
-    clippy::cast_precision_loss,
-    clippy::needless_pass_by_value,
-    clippy::missing_panics_doc
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs, clippy::cast_possible_truncation)]
 
 mod common;
 

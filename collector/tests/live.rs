@@ -1,18 +1,13 @@
 //! The live tail (`GET /api/v1/live`) against the real collector binary, fed by the real SDK:
 //! filters and project scoping, many viewers while ingest runs (one never reading, told exactly
 //! what it missed), the per-key stream cap, bad input, disconnects and shutdown.
-// Casts: test and benchmark arithmetic on small, known numbers.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
     missing_docs,
     clippy::cast_possible_truncation,
-    clippy::cast_possible_wrap,
-    clippy::cast_sign_loss,
-    clippy::cast_precision_loss,
-    clippy::needless_pass_by_value,
-    clippy::missing_panics_doc
+    clippy::cast_sign_loss
 )]
 
 mod common;

@@ -3,18 +3,13 @@
 //! accepts a request and never answers. Through every phase the caller is never blocked, the SDK's
 //! memory stays within its bounds, and at the end every span is accounted for exactly once: stored
 //! by the collector (each once), or counted as dropped or failed by the SDK.
-// Casts: test and benchmark arithmetic on small, known numbers.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
     missing_docs,
     clippy::cast_possible_truncation,
-    clippy::cast_possible_wrap,
-    clippy::cast_sign_loss,
-    clippy::cast_precision_loss,
-    clippy::needless_pass_by_value,
-    clippy::missing_panics_doc
+    clippy::cast_sign_loss
 )]
 
 mod common;

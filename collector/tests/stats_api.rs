@@ -1,14 +1,7 @@
 //! The statistics API end to end: the real collector binary over real HTTP, spans sent by the real
 //! Rust SDK with explicit start and end times, statistics checked against the exact values of
 //! those spans; malformed filters and missing keys answer JSON errors.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    missing_docs,
-    clippy::needless_pass_by_value,
-    clippy::missing_panics_doc
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs, clippy::needless_pass_by_value)]
 
 mod common;
 

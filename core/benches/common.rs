@@ -1,18 +1,6 @@
 //! Shared by the benches: the test collector key, a transport that discards, and ratio printing
 //! from criterion's own estimates.
-// Casts: test and benchmark arithmetic on small, known numbers.
-#![allow(
-    dead_code,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    missing_docs,
-    clippy::cast_possible_truncation,
-    clippy::cast_possible_wrap,
-    clippy::cast_sign_loss,
-    clippy::cast_precision_loss,
-    clippy::missing_panics_doc
-)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs, clippy::missing_panics_doc)]
 
 use std::path::PathBuf;
 

@@ -2,17 +2,7 @@
 //! payload), and the whole redact → encode → seal pipeline per span.
 //!
 //! `cargo bench -p tracex-core --bench seal`
-// Casts: test and benchmark arithmetic on small, known numbers.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    missing_docs,
-    clippy::cast_possible_truncation,
-    clippy::cast_possible_wrap,
-    clippy::cast_sign_loss,
-    clippy::cast_precision_loss
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::hint::black_box;
 use std::time::Duration;

@@ -6,17 +6,7 @@
 //! default queue (OpenTelemetry's), and both are flushed between chunks outside the timing.
 //!
 //! `cargo bench -p tracex-core --bench span`
-// Casts: test and benchmark arithmetic on small, known numbers.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    missing_docs,
-    clippy::cast_possible_truncation,
-    clippy::cast_possible_wrap,
-    clippy::cast_sign_loss,
-    clippy::cast_precision_loss
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs, clippy::cast_possible_wrap)]
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};

@@ -1,16 +1,6 @@
 //! A plain hot loop for profilers (`perf record`): 4 million spans with 4 attributes through a
 //! tracer whose worker seals every batch and discards it.
-// Casts: test and benchmark arithmetic on small, known numbers.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    missing_docs,
-    clippy::cast_possible_truncation,
-    clippy::cast_possible_wrap,
-    clippy::cast_sign_loss,
-    clippy::cast_precision_loss
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::time::{Duration, Instant};
 

@@ -1,17 +1,7 @@
 //! `Tracer::after_fork_in_child`: what a forked child does to get a working pipeline of its own.
 //! A real `fork()` is exercised end to end by the Python binding's tests (tests/test_fork.py); here
 //! the same call runs in-process, which checks everything except the dead threads themselves.
-// Casts: test and benchmark arithmetic on small, known numbers.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    missing_docs,
-    clippy::cast_possible_truncation,
-    clippy::cast_possible_wrap,
-    clippy::cast_sign_loss,
-    clippy::cast_precision_loss
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod common;
 

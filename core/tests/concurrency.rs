@@ -1,6 +1,5 @@
 //! 8 threads record while the worker drains: nothing is lost or duplicated when the buffer is large
 //! enough, and drops are counted exactly when it is not.
-// Casts: test and benchmark arithmetic on small, known numbers.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -8,8 +7,7 @@
     missing_docs,
     clippy::cast_possible_truncation,
     clippy::cast_possible_wrap,
-    clippy::cast_sign_loss,
-    clippy::cast_precision_loss
+    clippy::cast_sign_loss
 )]
 
 mod common;

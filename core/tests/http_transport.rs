@@ -1,17 +1,7 @@
 //! The HTTP transport against a real HTTP server on loopback: bearer auth, retries with backoff and
 //! `Retry-After`, permanent rejections, a collector that is down (spooled, replayed later — also by
 //! the next process — or counted as lost), and fetching the collector key by pinned fingerprint.
-// Casts: test and benchmark arithmetic on small, known numbers.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    missing_docs,
-    clippy::cast_possible_truncation,
-    clippy::cast_possible_wrap,
-    clippy::cast_sign_loss,
-    clippy::cast_precision_loss
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod common;
 

@@ -2,17 +2,7 @@
 //! implementation: prost, with the OTLP trace messages declared here by hand after the official
 //! `opentelemetry/proto/{collector/trace,trace,common,resource}/v1/*.proto` (field numbers and
 //! types), not generated from or shared with the code under test.
-// Casts: test and benchmark arithmetic on small, known numbers.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    missing_docs,
-    clippy::cast_possible_truncation,
-    clippy::cast_possible_wrap,
-    clippy::cast_sign_loss,
-    clippy::cast_precision_loss
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 // Helpers outside `#[test]` functions expect well-formed fixtures.
 

@@ -1,16 +1,6 @@
 //! The redaction corpus: realistic secrets that must be masked or removed, and look-alikes (addresses,
 //! hashes, nonces, amounts, ids, prose) that must survive untouched. Public API only.
-// Casts: test and benchmark arithmetic on small, known numbers.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    missing_docs,
-    clippy::cast_possible_truncation,
-    clippy::cast_possible_wrap,
-    clippy::cast_sign_loss,
-    clippy::cast_precision_loss
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::time::Instant;
 

@@ -1,15 +1,5 @@
 //! Property tests of sealing: any plaintext round-trips, and any single tampered byte fails to open.
-// Casts: test and benchmark arithmetic on small, known numbers.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    missing_docs,
-    clippy::cast_possible_truncation,
-    clippy::cast_possible_wrap,
-    clippy::cast_sign_loss,
-    clippy::cast_precision_loss
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod common;
 

@@ -2,17 +2,7 @@
 //! core's public API: status transitions, attribute replacement and limits, `traceparent` /
 //! `tracestate` parsing and injection, and sampling decisions. The Node, Python and WASM suites
 //! replay the same file through their own packages.
-// Casts: test and benchmark arithmetic on small, known numbers.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    missing_docs,
-    clippy::cast_possible_truncation,
-    clippy::cast_possible_wrap,
-    clippy::cast_sign_loss,
-    clippy::cast_precision_loss
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs, clippy::cast_possible_wrap)]
 
 mod common;
 

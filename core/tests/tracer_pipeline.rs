@@ -1,17 +1,7 @@
 //! The tracer end to end without a network: spans recorded through the public API come out of the
 //! pump (and out of the worker, through the in-memory transport) sealed, and open to exactly what was
 //! recorded — with secrets redacted before sealing.
-// Casts: test and benchmark arithmetic on small, known numbers.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    missing_docs,
-    clippy::cast_possible_truncation,
-    clippy::cast_possible_wrap,
-    clippy::cast_sign_loss,
-    clippy::cast_precision_loss
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod common;
 

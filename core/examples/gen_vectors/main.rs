@@ -7,17 +7,7 @@
 //!
 //! Run from the repository root: `cargo run -p tracex-core --example gen_vectors`. The output is
 //! deterministic; `scripts/test.sh` regenerates it and fails when it differs from what is checked in.
-// Casts: test and benchmark arithmetic on small, known numbers.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    missing_docs,
-    clippy::cast_possible_truncation,
-    clippy::cast_possible_wrap,
-    clippy::cast_sign_loss,
-    clippy::cast_precision_loss
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs, clippy::cast_possible_truncation)]
 
 mod envelope;
 mod errors;
