@@ -373,8 +373,12 @@ fn public_key_health_and_metrics_endpoints() {
     ] {
         assert!(text.contains(name), "{name} missing");
     }
-    let (status, body) = get_json(&format!("{url}/api/v1/traces?limit=0"), &s.read);
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_query")));
+    for query in ["limit=0", "sort=longest", "sort=duration&sort=start", "sort=duration&cursor=01"] {
+        let (status, body) = get_json(&format!("{url}/api/v1/traces?{query}"), &s.read);
+        assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_query")), "{query}: {body}");
+    }
+    let (status, body) = get_json(&format!("{url}/api/v1/traces?sort=duration"), &s.read);
+    assert_eq!((status, body["traces"].as_array().map(Vec::len)), (200, Some(1)), "{body}");
     let (status, _) = get_json(&format!("{url}/api/v1/traces"), &s.ingest);
     assert_eq!(status, 403, "ingest keys cannot read");
 }

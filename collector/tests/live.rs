@@ -312,6 +312,7 @@ fn streams_per_key_are_capped_and_bad_requests_get_json_errors() {
         (s.ingest.as_str(), "", 403, "forbidden"),
         (s.read.as_str(), "from=1", 400, "invalid_query"),
         (s.read.as_str(), "limit=5", 400, "invalid_query"),
+        (s.read.as_str(), "sort=duration", 400, "invalid_query"),
         (s.read.as_str(), "status=bogus", 400, "invalid_query"),
         (s.read.as_str(), "nope=1", 400, "invalid_query"),
         (s.read.as_str(), "min_duration_ms=-1", 400, "invalid_query"),

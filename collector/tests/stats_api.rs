@@ -65,6 +65,8 @@ fn statistics_services_and_suggestions_round_trip_from_the_sdk() {
     assert_eq!(body["step_seconds"], 60);
     assert_eq!(body["relative_accuracy"], 0.01);
     assert_eq!(f(&body["sla_ms"]), 100.0);
+    let thresholds: Vec<f64> = body["exact_sla_thresholds_ms"].as_array().unwrap().iter().map(f).collect();
+    assert!(thresholds.len() == 73 && [0.1, 100.0, 250.0, 1500.0, 100_000.0].iter().all(|t| thresholds.contains(t)));
     let from: u64 = body["from_unix_nano"].as_str().unwrap().parse().unwrap();
     let to: u64 = body["to_unix_nano"].as_str().unwrap().parse().unwrap();
     assert!(from <= base && base + 3_000 * MS <= to && (to - from) / 60_000_000_000 == 61, "{from} {to}");
@@ -85,18 +87,29 @@ fn statistics_services_and_suggestions_round_trip_from_the_sdk() {
         let got = f(&t[field]);
         assert!((got - exact).abs() <= exact * 0.01, "{field}: {got} vs {exact}");
     }
-    // SLA 100 ms: 100 of 200 spans are at or under it; the documented bound allows the spans
-    // within 1 % of the threshold (99 ms .. 101 ms) to fall either way.
-    let sla = f(&t["sla_compliance"]);
-    assert!((0.495..=0.505).contains(&sla), "{sla}");
+    // SLA 100 ms, one of the SLA thresholds: exactly 100 of 200 spans are at or under it (one
+    // at exactly 100 ms, one at 101 ms, closer than the sketch can tell apart).
+    assert_eq!((f(&t["sla_compliance"]), t["sla_exact"].as_bool()), (0.5, Some(true)));
     assert_eq!(f(&groups[0]["total"]["sla_compliance"]), 0.0, "every settle is over 100 ms: exact");
+    // 101.5 ms is not a threshold: the documented bound allows the spans within 1 % of it
+    // (100.5 ms .. 102.5 ms) to fall either way (the exact share is 0.505), and the answer says it is not exact.
+    let (_, body) = get_json(&format!("{url}/api/v1/stats?sla_ms=101.5&name=verify"), &read);
+    let t = &body["groups"][0]["total"];
+    let sla = f(&t["sla_compliance"]);
+    assert!((0.5..=0.51).contains(&sla) && t["sla_exact"] == false, "{t}");
     let buckets = verify["buckets"].as_array().unwrap();
     assert_eq!(buckets.len(), 61, "every bucket of the range");
     assert_eq!(buckets.iter().map(|b| b["count"].as_u64().unwrap()).sum::<u64>(), 200);
     let starts: Vec<u64> = buckets.iter().map(|b| b["start_unix_nano"].as_str().unwrap().parse().unwrap()).collect();
     assert!(starts.windows(2).all(|w| w[1] - w[0] == 60_000_000_000) && starts[0] == from);
     let empty = buckets.iter().find(|b| b["count"] == 0).unwrap();
-    assert!(empty["p50_ms"].is_null() && empty["max_ms"].is_null() && empty["sla_compliance"].is_null(), "{empty}");
+    assert!(
+        empty["p50_ms"].is_null()
+            && empty["max_ms"].is_null()
+            && empty["sla_compliance"].is_null()
+            && empty["sla_exact"].is_null(),
+        "{empty}"
+    );
 
     // Grouped by network, and filtered.
     let (status, body) = get_json(&format!("{url}/api/v1/stats?name=verify&group_by=x402.network&step=3600"), &read);

@@ -58,10 +58,11 @@ fn int64_bits(i: i64) -> u64 {
     i as u64
 }
 
-/// Appends `v` as a varint.
+/// Appends `v` as a varint (protobuf's base-128, least significant group first; the collector's
+/// stored statistics use it too).
 #[inline]
 #[allow(clippy::cast_possible_truncation, reason = "each byte takes the low 7 bits")]
-pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;

@@ -122,6 +122,8 @@ export interface Stat {
   p999_ms: number | null;
   max_ms: number | null;
   sla_compliance: number | null;
+  /** Whether sla_compliance is exact (the threshold is one of exact_sla_thresholds_ms). */
+  sla_exact: boolean | null;
 }
 export interface StatGroup {
   service: string;
@@ -137,6 +139,7 @@ export interface Stats {
   step_seconds: number;
   relative_accuracy: number;
   sla_ms: number | null;
+  exact_sla_thresholds_ms: number[];
   groups: StatGroup[];
 }
 export interface Services {

@@ -112,6 +112,20 @@ test('the overview draws charts from the stored spans', async () => {
     assert.ok((await cards.count()) >= 3, 'verify, settle and more');
     await page.getByText('POST /verify').first().waitFor();
     await page.getByTestId('networks').getByText('polygon').first().waitFor();
+    // SLA badges: the demo's verify takes 20–80 ms. At 50 ms (one of the collector's exact
+    // thresholds) the share is exact; at 51 ms it is the sketch's, marked "≈".
+    const badge = cards.filter({ hasText: 'POST /verify' }).first().locator('.badge');
+    const input = badge.locator('input');
+    const threshold = async (ms) => {
+      await input.fill(ms); // the field takes a value on change (commit), not on each keystroke
+      await input.blur();
+    };
+    await threshold('51');
+    await badge.getByText(/ms: ≈\d+\.\d\d %/).waitFor();
+    await threshold('50');
+    await badge.getByText(/ms: \d+\.\d\d %/).waitFor();
+    await threshold('100');
+    await badge.getByText(/ms: \d+\.\d\d %/).waitFor();
   }
   await shot('overview');
 });
@@ -141,6 +155,25 @@ test('a filtered search lists exactly what the API returns', async () => {
   await page.waitForURL((u) => !u.hash.includes('attr='));
   await page.goForward();
   await page.waitForURL(/attr=x402\.network%3Dpolygon/);
+  // Longest first is the collector's order over every matching trace, not a re-sort of a page.
+  await page.locator('select[name=sort]').selectOption('duration');
+  await page.getByRole('button', { name: 'Search', exact: true }).click();
+  await page.waitForURL(/sort=duration/);
+  const longest = await api('/traces?limit=50&attr.x402.network=polygon&sort=duration');
+  const durations = longest.traces.map((t) => t.duration_ns);
+  assert.ok(
+    durations.every((d, i) => i === 0 || durations[i - 1] >= d),
+    'longest first',
+  );
+  await page.waitForFunction(
+    (first) => document.querySelector('[data-testid=trace-link]')?.getAttribute('href').endsWith(first),
+    longest.traces[0].trace_id,
+  );
+  const sorted = await links.evaluateAll((as) => as.map((a) => a.getAttribute('href').split('/').pop()));
+  assert.deepEqual(
+    sorted,
+    longest.traces.map((t) => t.trace_id),
+  );
 });
 
 test('a trace opens as a waterfall and the side panel shows span attributes', async () => {

@@ -33,7 +33,7 @@ use crate::store::KeyScope;
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// Parameters of a trace search that make no sense for spans that have not happened yet.
-const NOT_LIVE: [&str; 4] = ["from", "to", "limit", "cursor"];
+const NOT_LIVE: [&str; 5] = ["from", "to", "limit", "cursor", "sort"];
 
 /// Opens a live stream.
 pub async fn live(

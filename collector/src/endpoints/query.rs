@@ -14,7 +14,7 @@ use tracex_core::TraceId;
 use super::error::ApiError;
 use super::json;
 use crate::AppState;
-use crate::store::{AttributeFilter, KeyScope, StoreError, TraceQuery};
+use crate::store::{AttributeFilter, KeyScope, StoreError, TraceOrder, TraceQuery};
 
 pub(crate) async fn project_of(app: &Arc<AppState>, headers: &HeaderMap) -> Result<String, ApiError> {
     Ok(super::access::authorize(app, headers, KeyScope::Read).await?.project)
@@ -133,6 +133,18 @@ pub fn parse_query(raw: Option<&str>, project: String) -> Result<TraceQuery, Api
                 q.limit = usize::try_from(n).unwrap_or(1000);
             }
             "cursor" => q.cursor = Some(v),
+            "sort" => {
+                q.order = match v.as_str() {
+                    "start" => TraceOrder::Newest,
+                    "duration" => TraceOrder::Longest,
+                    _ => {
+                        return Err(ApiError::bad_request(
+                            "invalid_query",
+                            format!("sort must be start (newest first) or duration (longest first), got {v:?}"),
+                        ));
+                    }
+                }
+            }
             other => return Err(ApiError::bad_request("invalid_query", format!("unknown parameter {other:?}"))),
         }
     }

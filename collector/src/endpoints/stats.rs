@@ -14,6 +14,7 @@ use serde_json::{Value as J, json};
 use super::error::ApiError;
 use super::query::{MAX_FILTER_LEN, parse_status, project_of, query_pairs, store_error};
 use crate::AppState;
+use crate::stats::ladder::SLA_THRESHOLDS_NS;
 use crate::stats::query::{AnswerError, DEFAULT_RANGE_NS, MAX_RANGE_NS, Stat, StatsAnswer, StatsQuery};
 use crate::stats::suggest::{DEFAULT_SUGGESTIONS, MAX_SUGGESTIONS, SUGGEST_SCAN_SPANS};
 use crate::stats::{DIMENSION_KEYS, MINUTE_NS, RELATIVE_ACCURACY, StatFilter, minute_of, query, suggest};
@@ -149,7 +150,8 @@ fn stat_json(s: &Stat) -> serde_json::Map<String, J> {
         "error_rate": s.error_rate(),
         "p50_ms": p50, "p90_ms": p90, "p95_ms": p95, "p99_ms": p99, "p999_ms": p999,
         "max_ms": s.max_ms,
-        "sla_compliance": s.sla_compliance,
+        "sla_compliance": s.sla_compliance.map(|c| c.value),
+        "sla_exact": s.sla_compliance.map(|c| c.exact),
     }) else {
         return serde_json::Map::new();
     };
@@ -166,6 +168,7 @@ pub fn stats_json(a: &StatsAnswer) -> J {
         "step_seconds": q.step_seconds,
         "relative_accuracy": RELATIVE_ACCURACY,
         "sla_ms": q.sla_ms,
+        "exact_sla_thresholds_ms": SLA_THRESHOLDS_NS.iter().map(|t| *t as f64 / 1e6).collect::<Vec<_>>(),
         "groups": a.groups.iter().map(|g| json!({
             "service": g.service,
             "name": g.name,

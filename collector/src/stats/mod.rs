@@ -8,7 +8,7 @@
 //! the *base* row (dimension `''`, value `''`) and one row for each [`DIMENSION_KEYS`] attribute the
 //! span carries (value rendered as text, as the trace filters render it). A row holds the exact
 //! span count, the exact largest duration, the latest start, and a [`LatencySketch`] of the
-//! durations. Each minute row is rolled up into an hourly row too (same key, the hour's first
+//! durations with exact counts at the SLA thresholds ([`ladder`]). Each minute row is rolled up into an hourly row too (same key, the hour's first
 //! minute, resolution 60), so steps of whole hours read 60 times fewer rows. Rows already stored
 //! are merged into (read, merge, write back, inside the
 //! transaction), so statistics never disagree with the stored spans and a retry that stores
@@ -22,11 +22,12 @@
 //! supported ones rather than scanning raw spans (a 30-day statistic must stay cheap whatever the
 //! filter). One dimension per query: `group_by=k` alone, `attr.k=v` alone, or both on the same key.
 
+pub mod ladder;
 pub mod query;
 pub mod sketch;
 pub mod suggest;
 
-pub use sketch::{LatencySketch, RELATIVE_ACCURACY, SketchError};
+pub use sketch::{LatencySketch, RELATIVE_ACCURACY, Share, SketchError};
 
 /// The span attributes statistics can be filtered and grouped by. Each costs one more sketch row
 /// per (minute, service, name, status, value) a commit touches, so only low-cardinality keys

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use tracex_core::StatusCode;
 
-use super::{LatencySketch, SketchError, StatFilter, StatRecord};
+use super::{LatencySketch, Share, SketchError, StatFilter, StatRecord};
 
 /// Range of a query that gives no `from`: the last hour.
 pub const DEFAULT_RANGE_NS: u64 = 3_600 * 1_000_000_000;
@@ -126,8 +126,9 @@ pub struct Stat {
     pub quantiles_ms: [Option<f64>; 5],
     /// Largest duration (ms, exact; `None` when empty).
     pub max_ms: Option<f64>,
-    /// Share of spans at or under the SLA threshold (`None` without a threshold or spans).
-    pub sla_compliance: Option<f64>,
+    /// Share of spans at or under the SLA threshold, and whether it is exact (`None` without a
+    /// threshold or spans).
+    pub sla_compliance: Option<Share>,
 }
 
 impl Stat {

@@ -1,13 +1,27 @@
-//! The latency sketch stored per statistics row: a DDSketch (`sketches-ddsketch`) with a relative
-//! accuracy of [`RELATIVE_ACCURACY`], over span durations in milliseconds.
+//! The latency summary stored per statistics row: a DDSketch (`sketches-ddsketch`) with a relative
+//! accuracy of [`RELATIVE_ACCURACY`], over span durations in milliseconds, and the exact counts at
+//! the SLA thresholds ([`super::ladder`]).
 //!
 //! Why DDSketch: two sketches of the same configuration merge exactly (bins add up), so a minute's
 //! sketch can be merged into by later commits and a 30-day percentile is the merge of the minutes'
 //! sketches, with the same error bound as one sketch over all the spans. The bytes are the crate's
 //! Java-compatible encoding (stable, documented by DataDog's `sketches-java`), so a stored row does
 //! not depend on this crate's in-memory layout.
+//!
+//! Stored form: [`FORMAT_TAG`], a version byte, a byte saying whether the SLA counts follow, the
+//! counts, then the sketch's bytes. Rows written before the counts existed hold the sketch's bytes
+//! alone (their first byte is a flag of that encoding, never [`FORMAT_TAG`]); they decode with the
+//! counts unknown, and stay so when merged into (their earlier spans were never counted).
 
 use sketches_ddsketch::{Config, DDSketch};
+
+use super::ladder::{LadderCounts, threshold_index};
+
+/// First byte of the stored form. In the Java encoding a first byte is a flag, `subflag << 2 |
+/// type`, and `0xFE` would be the index-mapping type with subflag 63, which does not exist (0–4).
+const FORMAT_TAG: u8 = 0xFE;
+/// Version of the stored form.
+const FORMAT_VERSION: u8 = 1;
 
 /// Relative accuracy of every quantile the statistics API answers: the value returned for a
 /// quantile is within ± 1 % of the duration of the span at that rank.
@@ -26,14 +40,29 @@ fn config() -> Config {
     c
 }
 
-/// A mergeable latency sketch.
+/// A mergeable latency sketch with exact counts at the SLA thresholds (`None`: unknown, for rows
+/// stored before they were kept).
 #[derive(Clone)]
-pub struct LatencySketch(DDSketch);
+pub struct LatencySketch {
+    sketch: DDSketch,
+    ladder: Option<LadderCounts>,
+}
 
 impl Default for LatencySketch {
     fn default() -> Self {
-        Self(DDSketch::new(config()))
+        Self { sketch: DDSketch::new(config()), ladder: Some(LadderCounts::default()) }
     }
+}
+
+/// A share of spans at or under a threshold.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Share {
+    /// 0..=1.
+    pub value: f64,
+    /// Whether it is exact: the threshold is one of the SLA thresholds and every merged row kept
+    /// their counts, or it is under the fastest or at or over the slowest span. Otherwise it is
+    /// within the sketch's bound (see [`LatencySketch::share_at_or_under`]).
+    pub exact: bool,
 }
 
 impl std::fmt::Debug for LatencySketch {
@@ -50,57 +79,88 @@ pub struct SketchError(String);
 impl LatencySketch {
     /// Adds one duration (ns).
     pub fn add_ns(&mut self, duration_ns: u64) {
-        self.0.add(duration_ns as f64 / NS_PER_MS);
+        self.sketch.add(duration_ns as f64 / NS_PER_MS);
+        if let Some(l) = &mut self.ladder {
+            l.add_ns(duration_ns);
+        }
     }
 
     /// Adds every value of `other`.
     pub fn merge(&mut self, other: &Self) -> Result<(), SketchError> {
-        self.0.merge(&other.0).map_err(|e| SketchError(e.to_string()))
+        self.sketch.merge(&other.sketch).map_err(|e| SketchError(e.to_string()))?;
+        match (&mut self.ladder, &other.ladder) {
+            (Some(a), Some(b)) => a.merge(b),
+            (a, _) => *a = None,
+        }
+        Ok(())
     }
 
     /// Durations added.
     pub fn count(&self) -> u64 {
-        self.0.count() as u64
+        self.sketch.count() as u64
     }
 
     /// The stored form.
     pub fn encode(&self) -> Vec<u8> {
-        self.0.to_java_bytes()
+        let mut out = vec![FORMAT_TAG, FORMAT_VERSION, u8::from(self.ladder.is_some())];
+        if let Some(l) = &self.ladder {
+            l.encode_into(&mut out);
+        }
+        out.extend_from_slice(&self.sketch.to_java_bytes());
+        out
     }
 
     /// Reads a stored sketch. One of another configuration (another γ) decodes, but every merge
     /// with it fails: the check happens there, once per merge, not twice per row read.
     pub fn decode(bytes: &[u8]) -> Result<Self, SketchError> {
-        DDSketch::from_java_bytes(bytes).map(Self).map_err(|e| SketchError(format!("{e:?}")))
+        let (ladder, rest) = match bytes {
+            [FORMAT_TAG, FORMAT_VERSION, 0, rest @ ..] => (None, rest),
+            [FORMAT_TAG, FORMAT_VERSION, 1, rest @ ..] => {
+                let (l, rest) =
+                    LadderCounts::decode_from(rest).ok_or_else(|| SketchError("malformed SLA counts".into()))?;
+                (Some(l), rest)
+            }
+            [FORMAT_TAG, ..] => return Err(SketchError("unknown stored form".into())),
+            java => (None, java),
+        };
+        let sketch = DDSketch::from_java_bytes(rest).map_err(|e| SketchError(format!("{e:?}")))?;
+        if ladder.as_ref().is_some_and(|l| l.total() != sketch.count() as u64) {
+            return Err(SketchError("SLA counts disagree with the sketch".into()));
+        }
+        Ok(Self { sketch, ladder })
     }
 
     /// The `q`-quantile (0..=1) in ms, `None` when empty. Exact for 0 (the minimum) and 1 (the
     /// maximum); within [`RELATIVE_ACCURACY`] of the value at rank `⌊q · (count − 1)⌋` otherwise.
     pub fn quantile_ms(&self, q: f64) -> Option<f64> {
-        self.0.quantile(q.clamp(0.0, 1.0)).ok().flatten()
+        self.sketch.quantile(q.clamp(0.0, 1.0)).ok().flatten()
     }
 
-    /// The share (0..=1) of durations at or under `threshold_ms`, `None` when empty.
+    /// The share of durations at or under `threshold_ms`, `None` when empty.
     ///
-    /// The sketch does not keep exact values, so this counts the ranks whose estimated value is at
-    /// or under the threshold (a binary search over ranks, each estimate within ± α of the value at
-    /// that rank). Hence the bound the API documents: the answer lies between the exact share at
-    /// `threshold / (1 + α)` and the exact share at `threshold / (1 − α)`; only spans within about
-    /// ± 1 % of the threshold can be counted on the wrong side. Exact when the threshold is under
-    /// the smallest or at or over the largest duration (both are kept exactly). Exact shares at an
-    /// arbitrary threshold chosen at query time would need every duration; that is what the raw
-    /// spans are for.
-    pub fn share_at_or_under(&self, threshold_ms: f64) -> Option<f64> {
+    /// Exact at the SLA thresholds ([`super::ladder::SLA_THRESHOLDS_NS`]) when the counts are
+    /// known, and when the threshold is under the smallest or at or over the largest duration
+    /// (both are kept exactly). Otherwise the sketch, which does not keep exact values, answers:
+    /// this counts the ranks whose estimated value is at or under the threshold (a binary search
+    /// over ranks, each estimate within ± α of the value at that rank). Hence the bound the API
+    /// documents: the answer lies between the exact share at `threshold / (1 + α)` and the exact
+    /// share at `threshold / (1 − α)`; only spans within about ± 1 % of the threshold can be
+    /// counted on the wrong side.
+    pub fn share_at_or_under(&self, threshold_ms: f64) -> Option<Share> {
         let n = self.count();
         if n == 0 {
             return None;
         }
-        let (min, max) = (self.0.min()?, self.0.max()?);
+        let exact = |value| Some(Share { value, exact: true });
+        let (min, max) = (self.sketch.min()?, self.sketch.max()?);
         if threshold_ms >= max {
-            return Some(1.0);
+            return exact(1.0);
         }
         if threshold_ms < min {
-            return Some(0.0);
+            return exact(0.0);
+        }
+        if let (Some(l), Some(i)) = (&self.ladder, threshold_index(threshold_ms)) {
+            return exact(l.at_or_under(i) as f64 / n as f64);
         }
         // Ranks 0..n; find the first rank whose estimate is over the threshold. Rank r is read as
         // quantile (r + 0.5) / (n − 1), which the crate floors back to rank r exactly.
@@ -120,7 +180,7 @@ impl LatencySketch {
                 hi = mid;
             }
         }
-        Some(lo as f64 / n as f64)
+        Some(Share { value: lo as f64 / n as f64, exact: false })
     }
 }
 
@@ -169,28 +229,64 @@ mod tests {
     }
 
     #[test]
-    fn shares_stay_within_the_documented_bound() {
+    fn shares_are_exact_at_the_sla_thresholds_and_within_the_bound_elsewhere() {
         let values = sample(5_000, 11);
         let mut s = LatencySketch::default();
-        for v in &values {
-            s.add_ns(*v);
+        for part in values.chunks(333) {
+            let mut p = LatencySketch::default();
+            for v in part {
+                p.add_ns(*v);
+            }
+            s.merge(&LatencySketch::decode(&p.encode()).unwrap()).unwrap();
         }
-        let ms: Vec<f64> = values.iter().map(|v| *v as f64 / 1e6).collect();
-        let share = |t: f64| ms.iter().filter(|v| **v <= t).count() as f64 / ms.len() as f64;
-        for t in [0.01, 0.06, 0.3, 1.0, 7.5, 40.0, 250.0, 1000.0, 5e4, 1e9] {
+        let share = |t_ns: f64| values.iter().filter(|v| **v as f64 <= t_ns).count() as f64 / values.len() as f64;
+        for t in [0.01, 0.3, 1.0, 7.5, 40.0, 250.0, 1000.0, 5e4, 1e9] {
             let got = s.share_at_or_under(t).unwrap();
-            let (lo, hi) = (share(t / (1.0 + RELATIVE_ACCURACY)), share(t / (1.0 - RELATIVE_ACCURACY)));
-            assert!(lo <= got && got <= hi, "threshold {t}: {got} not in [{lo}, {hi}]");
+            assert!(got.exact, "{t} is a threshold (or past the largest)");
+            assert_eq!(got.value, share(t * 1e6), "threshold {t}");
         }
-        assert_eq!(s.share_at_or_under(1e9), Some(1.0));
-        assert_eq!(s.share_at_or_under(0.0), Some(0.0));
+        for t in [0.06, 0.07, 0.33, 1.1, 7.7, 41.0, 333.0, 1234.0] {
+            let got = s.share_at_or_under(t).unwrap();
+            assert!(!got.exact, "{t}");
+            let (lo, hi) = (share(t * 1e6 / (1.0 + RELATIVE_ACCURACY)), share(t * 1e6 / (1.0 - RELATIVE_ACCURACY)));
+            assert!(lo <= got.value && got.value <= hi, "threshold {t}: {} not in [{lo}, {hi}]", got.value);
+        }
+        assert_eq!(s.share_at_or_under(1e9), Some(Share { value: 1.0, exact: true }));
+        assert_eq!(s.share_at_or_under(0.0), Some(Share { value: 0.0, exact: true }));
         assert_eq!(LatencySketch::default().share_at_or_under(1.0), None);
+    }
+
+    #[test]
+    fn rows_stored_before_the_sla_counts_merge_into_bounded_shares() {
+        let mut old = DDSketch::new(config());
+        old.add(90.0);
+        let old = LatencySketch::decode(&old.to_java_bytes()).unwrap();
+        let mut s = LatencySketch::default();
+        s.add_ns(100_000_000);
+        s.add_ns(200_000_000);
+        assert!(s.share_at_or_under(100.0).unwrap().exact);
+        s.merge(&old).unwrap();
+        assert_eq!(s.count(), 3);
+        let share = s.share_at_or_under(100.0).unwrap();
+        // Within the bound: 90 ms is under it, 200 ms over it, 100 ms within 1 % of it.
+        assert!(!share.exact && (1.0 / 3.0..=2.0 / 3.0).contains(&share.value), "{share:?}");
+        // And they stay unknown once written back.
+        assert!(!LatencySketch::decode(&s.encode()).unwrap().share_at_or_under(100.0).unwrap().exact);
     }
 
     #[test]
     fn garbage_is_an_error() {
         assert!(LatencySketch::decode(b"").is_err());
         assert!(LatencySketch::decode(&[0xff, 1, 2]).is_err());
+        let good = LatencySketch::default().encode();
+        let mut wrong_version = good.clone();
+        wrong_version[1] = 9;
+        assert!(LatencySketch::decode(&wrong_version).is_err());
+        let mut s = LatencySketch::default();
+        s.add_ns(5);
+        let mut counts_disagree = s.encode();
+        counts_disagree[5] = 2; // the one interval's count
+        assert!(LatencySketch::decode(&counts_disagree).is_err());
     }
 
     #[test]

@@ -12,7 +12,7 @@ use tracex_core::decode::decode_request;
 use tracex_core::encode::encode_spans;
 use tracex_core::{InstrumentationScope, Resource, SpanData, Value};
 
-use super::{ApiKeyRecord, AttributeFilter, KeyScope, StoreError, StoreResult};
+use super::{ApiKeyRecord, AttributeFilter, KeyScope, StoreError, StoreResult, TraceOrder};
 
 /// An indexed filter matching fewer traces than this drives the listing query (see the module docs of [`super::sqlite`]).
 pub const DRIVER_THRESHOLD: usize = 10_000;
@@ -23,8 +23,10 @@ pub const SCAN_BUDGET: usize = 20_000;
 /// Largest page.
 pub(crate) const MAX_LIMIT: usize = 1000;
 
-/// Cursor format version.
+/// Cursor format version of a listing newest first (the key is the trace's start).
 const CURSOR_VERSION: u8 = 1;
+/// Cursor format version of a listing longest first (the key is the trace's duration).
+const CURSOR_VERSION_LONGEST: u8 = 2;
 
 /// Span attribute keys (besides every `x402.*` key) that `trace_attrs` indexes: well-known keys
 /// with few distinct values, worth a filter.
@@ -130,26 +132,37 @@ pub(crate) fn span_matches_attrs(span: &SpanData, filters: &[AttributeFilter], b
 
 // === cursor ===
 
-pub(crate) fn encode_cursor(start_ns: i64, seq: i64) -> String {
+pub(crate) fn encode_cursor(order: TraceOrder, key: i64, seq: i64) -> String {
     let mut bytes = Vec::with_capacity(17);
-    bytes.push(CURSOR_VERSION);
-    bytes.extend_from_slice(&start_ns.to_be_bytes());
+    bytes.push(cursor_version(order));
+    bytes.extend_from_slice(&key.to_be_bytes());
     bytes.extend_from_slice(&seq.to_be_bytes());
     hex::encode(bytes)
 }
 
-/// `(start_ns, trace sequence number)` of the last trace of the previous page.
-pub(crate) fn decode_cursor(s: &str) -> StoreResult<(i64, i64)> {
+fn cursor_version(order: TraceOrder) -> u8 {
+    match order {
+        TraceOrder::Newest => CURSOR_VERSION,
+        TraceOrder::Longest => CURSOR_VERSION_LONGEST,
+    }
+}
+
+/// `(sort key, trace sequence number)` of the last trace of the previous page of a listing in
+/// `order`: a cursor of another order is refused, not misread.
+pub(crate) fn decode_cursor(s: &str, order: TraceOrder) -> StoreResult<(i64, i64)> {
     let bad = || StoreError::InvalidQuery("malformed cursor".into());
     let bytes = hex::decode(s).map_err(|_| bad())?;
-    if bytes.len() != 17 || bytes[0] != CURSOR_VERSION {
+    if bytes.len() != 17 || !matches!(bytes[0], CURSOR_VERSION | CURSOR_VERSION_LONGEST) {
         return Err(bad());
     }
-    let mut start = [0u8; 8];
-    start.copy_from_slice(&bytes[1..9]);
+    if bytes[0] != cursor_version(order) {
+        return Err(StoreError::InvalidQuery("the cursor belongs to a listing in another order".into()));
+    }
+    let mut key = [0u8; 8];
+    key.copy_from_slice(&bytes[1..9]);
     let mut seq = [0u8; 8];
     seq.copy_from_slice(&bytes[9..17]);
-    Ok((i64::from_be_bytes(start), i64::from_be_bytes(seq)))
+    Ok((i64::from_be_bytes(key), i64::from_be_bytes(seq)))
 }
 
 /// Decodes a span body (a request holding exactly one span).

@@ -10,8 +10,8 @@ use tracex_core::{
 };
 
 use super::{
-    ApiKeyRecord, AttributeFilter, CommitOutcome, KeyScope, NewBatch, Store, StoreError, StoredSpan, TraceQuery,
-    TraceSummary,
+    ApiKeyRecord, AttributeFilter, CommitOutcome, KeyScope, NewBatch, Store, StoreError, StoredSpan, TraceOrder,
+    TraceQuery, TraceSummary,
 };
 
 /// Runs every check on `store` (which must not have been migrated yet, or migrated any number of
@@ -30,6 +30,7 @@ pub(crate) fn run_all(store: &dyn Store) {
     pagination_with_decoded_filters(store);
     limit_is_clamped(store);
     bad_cursor_is_invalid_query(store);
+    longest_first_walks_every_trace_once(store);
     trace_summary(store);
     api_keys(store);
     super::conformance_stats::statistics_match_the_raw_spans(store);
@@ -891,6 +892,79 @@ fn bad_cursor_is_invalid_query(store: &dyn Store) {
         store.list_traces(&TraceQuery { cursor: Some("zz".into()), ..query("conf-never") }),
         Err(StoreError::InvalidQuery(_))
     ));
+}
+
+/// Longest first: durations never increase down the pages (ties in a stable order), every trace
+/// once at every page size, with filters, time range and decoded attribute filters; a cursor of
+/// the other order is refused.
+fn longest_first_walks_every_trace_once(store: &dyn Store) {
+    let project = "conf-longest";
+    let traces: Vec<TraceId> = (0..40).map(|i| tid(7, i)).collect();
+    let mut batches = Vec::new();
+    for (i, t) in traces.iter().enumerate() {
+        let i = i as u64;
+        let start = 50_000 + i * 1000;
+        // Durations 0..=6 × 100 ns plus a child that may outlast the root: seven ties each.
+        let mut root = span(*t, 1, None, "op", start, start + (i % 7) * 100);
+        if i % 2 == 0 {
+            root.attributes = vec![KeyValue::new("plain.even", "yes")];
+        }
+        let mut spans = vec![root];
+        if i % 5 == 0 {
+            spans.push(with_status(span(*t, 2, Some(1), "child", start, start + 650), StatusCode::Error));
+        }
+        batches.push(batch(project, (i as u32 * 11) % 40, request("svc", spans)));
+    }
+    store.commit(&batches[..15]).unwrap();
+    store.commit(&batches[15..]).unwrap();
+    let longest = |q: TraceQuery| TraceQuery { order: TraceOrder::Longest, ..q };
+    let duration = |t: &TraceSummary| t.end_unix_nano - t.start_unix_nano;
+
+    let full = store.list_traces(&longest(query(project))).unwrap();
+    assert_eq!((full.traces.len(), full.next_cursor.as_deref()), (40, None));
+    assert!(full.traces.windows(2).all(|w| duration(&w[0]) >= duration(&w[1])), "longest first");
+    assert_eq!(duration(&full.traces[0]), 650, "a child's end counts");
+    let mut ids: Vec<TraceId> = full.traces.iter().map(|t| t.trace_id).collect();
+    ids.sort();
+    assert_eq!(ids, {
+        let mut t = traces.clone();
+        t.sort();
+        t
+    });
+    for limit in [1, 2, 6, 7, 39, 40, 41] {
+        assert_eq!(walk(store, &longest(TraceQuery { limit, ..query(project) })), full.traces, "limit {limit}");
+    }
+    // Filters combine with the order: the same traces in the same order as the full listing.
+    let within = |t: &TraceSummary| (60_000..80_000).contains(&t.start_unix_nano);
+    for (q, keep) in [
+        (
+            TraceQuery { start_from_ns: Some(60_000), start_to_ns: Some(80_000), ..query(project) },
+            Box::new(within) as Box<dyn Fn(&TraceSummary) -> bool>,
+        ),
+        (
+            TraceQuery { status: Some(StatusCode::Error), ..query(project) },
+            Box::new(|t: &TraceSummary| t.error_count > 0),
+        ),
+        (
+            TraceQuery { attributes: vec![attr("plain.even", "yes")], ..query(project) },
+            Box::new(|t: &TraceSummary| traces.iter().position(|x| *x == t.trace_id).is_some_and(|i| i % 2 == 0)),
+        ),
+    ] {
+        let want: Vec<TraceSummary> = full.traces.iter().filter(|t| keep(t)).cloned().collect();
+        assert!(!want.is_empty() && want.len() < 40);
+        for limit in [1, 3, 50] {
+            assert_eq!(walk(store, &longest(TraceQuery { limit, ..q.clone() })), want, "{q:?} limit {limit}");
+        }
+    }
+    // A cursor belongs to its order.
+    let newest = store.list_traces(&TraceQuery { limit: 1, ..query(project) }).unwrap().next_cursor.unwrap();
+    let long = store.list_traces(&longest(TraceQuery { limit: 1, ..query(project) })).unwrap().next_cursor.unwrap();
+    for (q, cursor) in [(longest(query(project)), newest), (query(project), long)] {
+        match store.list_traces(&TraceQuery { cursor: Some(cursor), ..q }) {
+            Err(StoreError::InvalidQuery(m)) => assert!(m.contains("another order"), "{m}"),
+            other => panic!("expected InvalidQuery, got {other:?}"),
+        }
+    }
 }
 
 fn trace_summary(store: &dyn Store) {

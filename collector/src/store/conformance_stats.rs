@@ -1,6 +1,6 @@
 //! Store conformance for statistics (part of [`super::conformance::run_all`]): the sketches written
-//! with the spans answer within the stated accuracy of what the raw spans say, counts and errors
-//! exactly, per bucket and per group; services and suggestions; projects stay apart.
+//! with the spans answer within the stated accuracy of what the raw spans say, counts, errors and
+//! SLA shares at the SLA thresholds exactly, per bucket and per group; services and suggestions; projects stay apart.
 
 use std::collections::BTreeMap;
 
@@ -8,8 +8,9 @@ use tracex_core::{KeyValue, SpanData, Status, StatusCode};
 
 use super::Store;
 use super::conformance::{batch, request, span, tid};
+use crate::stats::ladder::threshold_index;
 use crate::stats::query::{QUANTILES, Stat, StatsAnswer, StatsQuery, answer, services};
-use crate::stats::{MINUTE_NS, RELATIVE_ACCURACY, StatFilter, suggest};
+use crate::stats::{MINUTE_NS, RELATIVE_ACCURACY, Share, StatFilter, suggest};
 
 /// A whole minute in 2025, a multiple of three minutes (the 180 s steps below align to it).
 const T0: u64 = 29_166_669 * MINUTE_NS;
@@ -25,7 +26,12 @@ fn spans() -> Vec<(&'static str, SpanData)> {
         x ^= x >> 7;
         x ^= x << 17;
         let e = (x % 1_000_000) as f64 / 1e6;
-        let duration = (50_000.0 * (e * 14.0).exp()) as u64;
+        let mut duration = (50_000.0 * (e * 14.0).exp()) as u64;
+        if i % 10 == 0 {
+            // Around the 250 ms SLA threshold, closer than the sketch can tell apart: only exact
+            // counts put these on the right side.
+            duration = [249_000_000, 250_000_000, 250_000_001, 251_000_000][(i / 10 % 4) as usize];
+        }
         let start = T0 + u64::from(i) * (MINUTES * MINUTE_NS / 1_800);
         let (service, name) = match i % 3 {
             0 => ("facilitator", "verify"),
@@ -82,10 +88,16 @@ fn check(got: &Stat, spans: &[&SpanData], sla_ms: f64, what: &str) {
         let v = v.unwrap();
         assert!((v - want).abs() <= want * RELATIVE_ACCURACY + 1e-9, "{what}: q{q} = {v}, exact {want}");
     }
-    let share = |t: f64| ms.iter().filter(|v| **v <= t).count() as f64 / ms.len() as f64;
+    let share = |t_ms: f64| {
+        spans.iter().filter(|s| s.duration_nanos() as f64 <= t_ms * 1e6).count() as f64 / spans.len() as f64
+    };
     let sla = got.sla_compliance.unwrap();
-    let (lo, hi) = (share(sla_ms / (1.0 + RELATIVE_ACCURACY)), share(sla_ms / (1.0 - RELATIVE_ACCURACY)));
-    assert!(lo <= sla && sla <= hi, "{what}: SLA share {sla} outside [{lo}, {hi}]");
+    if threshold_index(sla_ms).is_some() {
+        assert_eq!(sla, Share { value: share(sla_ms), exact: true }, "{what}: the SLA share at a threshold is exact");
+    } else {
+        let (lo, hi) = (share(sla_ms / (1.0 + RELATIVE_ACCURACY)), share(sla_ms / (1.0 - RELATIVE_ACCURACY)));
+        assert!(lo <= sla.value && sla.value <= hi, "{what}: SLA share {sla:?} outside [{lo}, {hi}]");
+    }
 }
 
 pub(crate) fn statistics_match_the_raw_spans(store: &dyn Store) {
@@ -131,6 +143,13 @@ pub(crate) fn statistics_match_the_raw_spans(store: &dyn Store) {
             assert_eq!(*start, T0 + m as u64 * MINUTE_NS);
             check(b, &in_minute(&exact, m as u64), 250.0, &format!("{} minute {m}", g.name));
         }
+    }
+
+    // A threshold that is not one of the SLA thresholds: within the sketch's bound, marked so.
+    let a = stats(store, p, 60, |q| q.sla_ms = Some(333.0));
+    for g in &a.groups {
+        check(&g.total, &group(&g.service, &g.name), 333.0, &format!("{} {} at 333 ms", g.service, g.name));
+        assert!(!g.total.sla_compliance.unwrap().exact);
     }
 
     // One bucket of three minutes; a wider range has empty buckets with null percentiles.

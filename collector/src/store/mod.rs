@@ -130,8 +130,20 @@ pub struct TraceQuery {
     pub attributes: Vec<AttributeFilter>,
     /// Page size (1..=1000).
     pub limit: usize,
-    /// Opaque cursor from a previous page.
+    /// Opaque cursor from a previous page (of the same order).
     pub cursor: Option<String>,
+    /// Which traces come first.
+    pub order: TraceOrder,
+}
+
+/// The order of a listing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TraceOrder {
+    /// Newest trace start first.
+    #[default]
+    Newest,
+    /// Longest trace (last end − first start) first.
+    Longest,
 }
 
 impl TraceQuery {

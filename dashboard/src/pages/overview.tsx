@@ -105,6 +105,11 @@ export function Overview({ route }: { route: Route }) {
 
       <h2>Operations</h2>
       <ErrorBox error={stats.error} what="Statistics" />
+      <datalist id="sla-thresholds">
+        {(stats.data?.exact_sla_thresholds_ms ?? []).map((t) => (
+          <option value={t} />
+        ))}
+      </datalist>
       {stats.data && groups.length === 0 && <p class="muted">No spans in this range.</p>}
       <div class="grid">
         {groups.map((g) => (
@@ -159,7 +164,10 @@ function OperationCard({ g, seconds, range, tick }: { g: StatGroup; seconds: num
     },
     [seconds, sla, tick],
   );
-  const share = compliance.data?.groups.find((x) => x.name === g.name)?.total.sla_compliance ?? null;
+  const total = compliance.data?.groups.find((x) => x.name === g.name)?.total;
+  const share = total?.sla_compliance ?? null;
+  // Shares are exact at the collector's SLA thresholds, within the sketch's ±1 % elsewhere.
+  const approx = total?.sla_exact === false ? '≈' : '';
   const { latency, traffic } = useMemo(() => {
     const x = g.buckets.map((b) => Number(BigInt(b.start_unix_nano) / 1_000_000_000n));
     const step = seconds / Math.max(g.buckets.length, 1);
@@ -182,12 +190,16 @@ function OperationCard({ g, seconds, range, tick }: { g: StatGroup; seconds: num
           <span class="dot" style={{ background: serviceColor(g.service) }} />
           {g.service} · <a href={href('search', '', { service: g.service, name: g.name, range })}>{g.name}</a>
         </h3>
-        <span class={`badge ${badge}`} title="share of spans at or under the threshold in this range">
+        <span
+          class={`badge ${badge}`}
+          title={`share of spans at or under the threshold in this range${approx ? ' (approximate: exact at the suggested thresholds)' : ''}`}
+        >
           SLA ≤{' '}
           <input
             type="number"
             min="1"
             value={sla}
+            list="sla-thresholds"
             aria-label={`SLA threshold for ${g.name} in ms`}
             onChange={(e) => {
               const v = Number(e.currentTarget.value);
@@ -197,7 +209,7 @@ function OperationCard({ g, seconds, range, tick }: { g: StatGroup; seconds: num
               }
             }}
           />{' '}
-          ms: {compliance.error ? 'n/a' : compliance.data ? pct(share, 2) : '…'}
+          ms: {compliance.error ? 'n/a' : compliance.data ? approx + pct(share, 2) : '…'}
         </span>
       </header>
       <Numbers s={g.total} seconds={seconds} />

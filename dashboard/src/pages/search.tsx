@@ -53,6 +53,8 @@ function apiParams(f: Form, cursor: string | null): Params {
     max_duration_ms: f.max,
     limit: 50,
     cursor,
+    // The collector sorts (longest first across every matching trace, not just this page).
+    sort: f.sort === 'duration' ? 'duration' : undefined,
   };
   if (f.range !== 'all') p.from = lastNs(rangeSeconds(f.range))[0];
   for (const a of f.attrs) if (a.key.trim()) p[`attr.${a.key.trim()}`] = a.value;
@@ -113,8 +115,7 @@ export function Search({ route }: { route: Route }) {
     navigate(hashOf(form));
   };
 
-  const rows = [...(result.data?.traces ?? [])];
-  if (applied.sort === 'duration') rows.sort((a, b) => b.duration_ns - a.duration_ns);
+  const rows = result.data?.traces ?? [];
   const maxDur = Math.max(1, ...rows.map((r) => r.duration_ns));
 
   return (
@@ -181,7 +182,7 @@ export function Search({ route }: { route: Route }) {
           Sort
           <select value={form.sort} onChange={(e) => update({ sort: e.currentTarget.value })} name="sort">
             <option value="time">newest first</option>
-            <option value="duration">longest first (this page)</option>
+            <option value="duration">longest first</option>
           </select>
         </label>
         <fieldset class="attrs">

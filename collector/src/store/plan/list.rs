@@ -13,7 +13,9 @@ use crate::store::common::{
     MAX_LIMIT, SERVICE_KEY, Tuning, attr_hash, decode_cursor, decode_span_body, encode_cursor, is_indexed_key, ns,
     span_matches_attrs, unns,
 };
-use crate::store::{AttributeFilter, StoreError, StoreResult, StoredSpan, TracePage, TraceQuery, TraceSummary};
+use crate::store::{
+    AttributeFilter, StoreError, StoreResult, StoredSpan, TraceOrder, TracePage, TraceQuery, TraceSummary,
+};
 
 /// The `traces` columns a listing selects, in the order [`summary`] takes them.
 pub(crate) const SUMMARY_COLUMNS: &str =
@@ -41,7 +43,9 @@ pub(crate) struct SpanFilter {
 /// What one listing asks of the tables.
 #[derive(Debug)]
 pub(crate) struct ListPlan<'q> {
-    /// `(start_ns, trace sequence number)` of the last trace of the previous page.
+    /// Which traces come first.
+    pub(crate) order: TraceOrder,
+    /// `(sort key, trace sequence number)` of the last trace of the previous page.
     pub(crate) cursor: Option<(i64, i64)>,
     /// Page size.
     pub(crate) limit: usize,
@@ -68,7 +72,7 @@ pub(crate) struct ListPlan<'q> {
 impl<'q> ListPlan<'q> {
     /// The plan of `q` (an invalid cursor is an error before anything is read).
     pub(crate) fn new(q: &'q TraceQuery, tuning: Tuning) -> StoreResult<Self> {
-        let cursor = q.cursor.as_deref().map(decode_cursor).transpose()?;
+        let cursor = q.cursor.as_deref().map(|c| decode_cursor(c, q.order)).transpose()?;
         let mut span_filters = Vec::new();
         let mut add = |clause, value| span_filters.push(SpanFilter { clause, value });
         if let Some(service) = &q.service {
@@ -95,6 +99,7 @@ impl<'q> ListPlan<'q> {
         let mut indexed: Vec<i64> = q.service.iter().map(|s| attr_hash(SERVICE_KEY, s)).collect();
         indexed.extend(&attr_hashes);
         Ok(Self {
+            order: q.order,
             cursor,
             limit: q.limit.clamp(1, MAX_LIMIT),
             span_filters,
@@ -107,6 +112,24 @@ impl<'q> ListPlan<'q> {
             budget: tuning.scan_budget.max(1),
             driver_threshold: tuning.driver_threshold,
         })
+    }
+
+    /// The sort key of a `traces t` row as SQL (both dialects): the listing is ordered by it, then
+    /// by `t.id`, both descending. Longest first sorts every candidate of the range (`LIMIT` keeps
+    /// the sort bounded to a page); newest first walks the start index.
+    pub(crate) fn key_sql(&self) -> &'static str {
+        match self.order {
+            TraceOrder::Newest => "t.start_ns",
+            TraceOrder::Longest => "(t.end_ns - t.start_ns)",
+        }
+    }
+
+    /// The sort key of a trace that starts at `start` and ends at `end` (ns), as [`Self::key_sql`].
+    pub(crate) fn key(&self, start: i64, end: i64) -> i64 {
+        match self.order {
+            TraceOrder::Newest => start,
+            TraceOrder::Longest => end.saturating_sub(start),
+        }
     }
 
     /// Whether candidates must be decoded to check attribute filters exactly (the index only
@@ -213,9 +236,10 @@ pub(crate) fn summary(
     })
 }
 
-/// One page being collected from candidates examined newest first.
+/// One page being collected from candidates examined in the listing's order.
 #[derive(Debug)]
 pub(crate) struct Page {
+    order: TraceOrder,
     limit: usize,
     verify: bool,
     budget: usize,
@@ -227,6 +251,7 @@ pub(crate) struct Page {
 impl Page {
     pub(crate) fn new(plan: &ListPlan<'_>) -> Self {
         Self {
+            order: plan.order,
             limit: plan.limit,
             verify: plan.verify(),
             budget: plan.budget,
@@ -236,15 +261,15 @@ impl Page {
         }
     }
 
-    /// Counts candidate `(start, seq)` as examined.
-    pub(crate) fn examine(&mut self, start: i64, seq: i64) {
+    /// Counts candidate `(sort key, seq)` as examined.
+    pub(crate) fn examine(&mut self, key: i64, seq: i64) {
         self.scanned += 1;
-        self.last_scanned = Some((start, seq));
+        self.last_scanned = Some((key, seq));
     }
 
     /// Keeps the candidate examined last.
-    pub(crate) fn keep(&mut self, start: i64, seq: i64, summary: TraceSummary) {
-        self.out.push((start, seq, summary));
+    pub(crate) fn keep(&mut self, key: i64, seq: i64, summary: TraceSummary) {
+        self.out.push((key, seq, summary));
     }
 
     /// True once the page is full (it holds one more than the limit) or the budget is spent.
@@ -261,7 +286,7 @@ impl Page {
         self.scanned
     }
 
-    /// `(start, seq)` of the last candidate examined, where a next chunk of candidates starts.
+    /// `(sort key, seq)` of the last candidate examined, where a next chunk of candidates starts.
     pub(crate) fn last_scanned(&self) -> Option<(i64, i64)> {
         self.last_scanned
     }
@@ -271,9 +296,9 @@ impl Page {
     pub(crate) fn finish(mut self) -> TracePage {
         let next_cursor = if self.out.len() > self.limit {
             self.out.truncate(self.limit);
-            self.out.last().map(|(start, seq, _)| encode_cursor(*start, *seq))
+            self.out.last().map(|(key, seq, _)| encode_cursor(self.order, *key, *seq))
         } else if self.budget_spent() {
-            self.last_scanned.map(|(start, seq)| encode_cursor(start, seq))
+            self.last_scanned.map(|(key, seq)| encode_cursor(self.order, key, seq))
         } else {
             None
         };

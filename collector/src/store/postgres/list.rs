@@ -88,9 +88,10 @@ impl PostgresStore {
         ));
         // The keyset bound ($n, $n+1) and the limit ($n+2) are appended per chunk.
         let n = params.len() + 1;
-        let with_bound = format!("{sql} AND (t.start_ns, t.id) < (${n}, ${}) ", n + 1);
-        let with_bound = format!("{with_bound} ORDER BY t.start_ns DESC, t.id DESC LIMIT ${}", n + 2);
-        let without_bound = format!("{sql} ORDER BY t.start_ns DESC, t.id DESC LIMIT ${n}");
+        let key = plan.key_sql();
+        let with_bound = format!("{sql} AND ({key}, t.id) < (${n}, ${}) ", n + 1);
+        let with_bound = format!("{with_bound} ORDER BY {key} DESC, t.id DESC LIMIT ${}", n + 2);
+        let without_bound = format!("{sql} ORDER BY {key} DESC, t.id DESC LIMIT ${n}");
 
         let verify = plan.verify();
         // Decoding check (only with attribute filters): the bodies of a chunk's candidate spans
@@ -134,8 +135,8 @@ impl PostgresStore {
 
             for row in &rows {
                 let seq: i64 = get(row, 0)?;
-                let start: i64 = get(row, 2)?;
-                page.examine(start, seq);
+                let (start, end): (i64, i64) = (get(row, 2)?, get(row, 3)?);
+                page.examine(plan.key(start, end), seq);
                 if verify && !matching.contains(&seq) {
                     if page.is_done() {
                         break;
@@ -144,7 +145,11 @@ impl PostgresStore {
                 }
                 let has_root: bool = get(row, 4)?;
                 let root = if has_root { Some((get(row, 5)?, get(row, 6)?)) } else { None };
-                page.keep(start, seq, summary(get(row, 1)?, start, get(row, 3)?, root, get(row, 7)?, get(row, 8)?)?);
+                page.keep(
+                    plan.key(start, end),
+                    seq,
+                    summary(get(row, 1)?, start, end, root, get(row, 7)?, get(row, 8)?)?,
+                );
                 if page.is_done() {
                     break;
                 }

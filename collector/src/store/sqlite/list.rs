@@ -65,10 +65,11 @@ impl SqliteStore {
             sql.push_str("traces t INDEXED BY traces_by_start WHERE t.project_id = ?1");
         }
         sql.push_str(&plan.trace_bounds_sql(|v| bind(&mut params, v)));
-        if let Some((start, seq)) = plan.cursor {
-            params.push(SqlValue::Integer(start));
+        let key = plan.key_sql();
+        if let Some((k, seq)) = plan.cursor {
+            params.push(SqlValue::Integer(k));
             params.push(SqlValue::Integer(seq));
-            let _ = write!(sql, " AND (t.start_ns, t.id) < (?{}, ?{})", params.len() - 1, params.len());
+            let _ = write!(sql, " AND ({key}, t.id) < (?{}, ?{})", params.len() - 1, params.len());
         }
         if !span_sql.is_empty() {
             let _ = write!(sql, " AND EXISTS (SELECT 1 FROM spans s WHERE s.trace_seq = t.id{span_sql})");
@@ -79,7 +80,7 @@ impl SqliteStore {
             |p| format!("EXISTS (SELECT 1 FROM trace_attrs a WHERE a.project_id = ?1 AND a.attr_hash = {p} AND a.trace_seq = t.id)"),
         ));
         params.push(SqlValue::Integer(i64::try_from(plan.candidates()).unwrap_or(i64::MAX)));
-        let _ = write!(sql, " ORDER BY t.start_ns DESC, t.id DESC LIMIT ?{}", params.len());
+        let _ = write!(sql, " ORDER BY {key} DESC, t.id DESC LIMIT ?{}", params.len());
 
         // Decoding check of one candidate trace (only with attribute filters): ?1 = trace, ?2
         // unused, ?3.. = span filters.
@@ -95,8 +96,8 @@ impl SqliteStore {
         let mut page = Page::new(&plan);
         while let Some(row) = rows.next().db()? {
             let seq: i64 = row.get(0).db()?;
-            let start: i64 = row.get(2).db()?;
-            page.examine(start, seq);
+            let (start, end): (i64, i64) = (row.get(2).db()?, row.get(3).db()?);
+            page.examine(plan.key(start, end), seq);
             if let Some(check) = check.as_mut() {
                 let mut p: Vec<SqlValue> = vec![SqlValue::Integer(seq)];
                 if !span_params.is_empty() {
@@ -120,8 +121,8 @@ impl SqliteStore {
             }
             let has_root: i64 = row.get(4).db()?;
             let root = if has_root != 0 { Some((row.get(5).db()?, row.get(6).db()?)) } else { None };
-            let summary = summary(blob(row, 1)?, start, row.get(3).db()?, root, row.get(7).db()?, row.get(8).db()?)?;
-            page.keep(start, seq, summary);
+            let summary = summary(blob(row, 1)?, start, end, root, row.get(7).db()?, row.get(8).db()?)?;
+            page.keep(plan.key(start, end), seq, summary);
             if page.is_done() {
                 break;
             }
