@@ -167,6 +167,8 @@ export declare class FlushTimeoutError extends ExportError {}
 export declare class SpoolError extends ExportError {}
 /** A malformed span record buffer: a bug in tracex (`TRACEX_INVALID_RECORDS`). */
 export declare class InvalidRecordsError extends TracexError {}
+/** An audit proof, checkpoint, receipt or verifier key did not verify (`TRACEX_AUDIT`). */
+export declare class AuditError extends TracexError {}
 /** @deprecated the 0.1 name of `PublicKeyError`. */
 export declare const KeyError: typeof PublicKeyError;
 /** @deprecated the 0.1 name of `InvalidContextError`. */

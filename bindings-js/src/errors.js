@@ -54,6 +54,8 @@ export const FlushTimeoutError = kind('FlushTimeoutError', ExportError, 'TRACEX_
 export const SpoolError = kind('SpoolError', ExportError, 'TRACEX_SPOOL');
 /** A span record buffer the package wrote was malformed: a bug in tracex (`TRACEX_INVALID_RECORDS`). */
 export const InvalidRecordsError = kind('InvalidRecordsError', TracexError, 'TRACEX_INVALID_RECORDS');
+/** An audit proof, checkpoint, receipt or verifier key did not verify or is malformed (`TRACEX_AUDIT`). */
+export const AuditError = kind('AuditError', TracexError, 'TRACEX_AUDIT');
 
 /** @deprecated the 0.1 name of `PublicKeyError` (the same class). */
 export const KeyError = PublicKeyError;
@@ -77,6 +79,7 @@ export const CLASSES = Object.freeze({
   FlushTimeoutError,
   InvalidRecordsError,
   SpoolError,
+  AuditError,
 });
 
 /**

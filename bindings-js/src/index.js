@@ -17,6 +17,7 @@ export {
   FlushTimeoutError,
   SpoolError,
   InvalidRecordsError,
+  AuditError,
   KeyError,
   ContextError,
   CLASSES as ERROR_CLASSES,

@@ -77,6 +77,7 @@ export {
   FlushTimeoutError,
   SpoolError,
   InvalidRecordsError,
+  AuditError,
   KeyError,
   ContextError,
 } from './shared/index.js';

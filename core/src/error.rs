@@ -68,6 +68,9 @@ pub enum Error {
     /// The on-disk spool could not be read or written (e.g. disk full).
     #[error("spool: {0}")]
     Spool(#[source] std::io::Error),
+    /// An audit proof, checkpoint, receipt or verifier key did not verify or is malformed.
+    #[error("audit verification failed: {0}")]
+    Audit(String),
 }
 
 impl Error {
@@ -91,6 +94,7 @@ impl Error {
             Self::LimitExceeded(_) => "TRACEX_LIMIT_EXCEEDED",
             Self::InvalidRecords(_) => "TRACEX_INVALID_RECORDS",
             Self::Spool(_) => "TRACEX_SPOOL",
+            Self::Audit(_) => "TRACEX_AUDIT",
         }
     }
 }
@@ -116,6 +120,7 @@ impl Error {
             Self::Timeout(_) => ErrorKind::Timeout,
             Self::InvalidRecords(_) => ErrorKind::InvalidRecords,
             Self::Spool(_) => ErrorKind::Spool,
+            Self::Audit(_) => ErrorKind::Audit,
         }
     }
 
@@ -141,6 +146,7 @@ impl Error {
             Self::LimitExceeded("example".into()),
             Self::InvalidRecords("example".into()),
             Self::Spool(std::io::Error::other("example")),
+            Self::Audit("example".into()),
         ]
     }
 }
@@ -173,11 +179,13 @@ pub enum ErrorKind {
     InvalidRecords,
     /// The on-disk spool could not be read or written.
     Spool,
+    /// An audit proof, checkpoint or receipt did not verify.
+    Audit,
 }
 
 impl ErrorKind {
     /// Every kind.
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 13] = [
         Self::Config,
         Self::PublicKey,
         Self::FingerprintMismatch,
@@ -190,6 +198,7 @@ impl ErrorKind {
         Self::Timeout,
         Self::InvalidRecords,
         Self::Spool,
+        Self::Audit,
     ];
 
     /// The exception class for this kind, the same name in JS and Python (`err.kind` in JS).
@@ -207,6 +216,7 @@ impl ErrorKind {
             Self::Timeout => "FlushTimeoutError",
             Self::InvalidRecords => "InvalidRecordsError",
             Self::Spool => "SpoolError",
+            Self::Audit => "AuditError",
         }
     }
 }
@@ -239,6 +249,7 @@ mod tests {
             Error::LimitExceeded(_) => 14,
             Error::InvalidRecords(_) => 15,
             Error::Spool(_) => 16,
+            Error::Audit(_) => 17,
         }
     }
 
@@ -246,7 +257,7 @@ mod tests {
     fn one_of_each_covers_every_variant_in_order() {
         let all = Error::one_of_each();
         let idx: Vec<_> = all.iter().map(variant_index).collect();
-        assert_eq!(idx, (0..17).collect::<Vec<_>>());
+        assert_eq!(idx, (0..18).collect::<Vec<_>>());
     }
 
     #[test]

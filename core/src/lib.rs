@@ -29,6 +29,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod audit;
 pub mod clock;
 pub mod config;
 pub mod context;

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, Union, overl
 
 from . import _native
 from ._errors import (
+    AuditError,
     ConfigError,
     EnvelopeError,
     FingerprintMismatchError,
@@ -65,6 +66,7 @@ __all__ = [
     "FlushTimeoutError",
     "SpoolError",
     "InvalidRecordsError",
+    "AuditError",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])

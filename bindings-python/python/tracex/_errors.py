@@ -24,6 +24,7 @@ __all__ = [
     "FlushTimeoutError",
     "SpoolError",
     "InvalidRecordsError",
+    "AuditError",
 ]
 
 
@@ -105,3 +106,10 @@ class InvalidRecordsError(TracexError, RuntimeError):
     """A span record buffer was malformed: a bug in tracex (``TRACEX_INVALID_RECORDS``)."""
 
     code = "TRACEX_INVALID_RECORDS"
+
+
+class AuditError(TracexError, ValueError):
+    """An audit proof, checkpoint, receipt or verifier key did not verify or is malformed
+    (``TRACEX_AUDIT``)."""
+
+    code = "TRACEX_AUDIT"

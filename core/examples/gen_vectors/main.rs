@@ -3,12 +3,14 @@
 //! - `envelope-v1.json`: the wire format (`envelope.rs`);
 //! - `span-semantics.json`: what the core does with status, attributes, `traceparent` and sampling
 //!   (`semantics.rs`);
-//! - `errors.json`: every error code, its kind and the class every binding raises (`errors.rs`).
+//! - `errors.json`: every error code, its kind and the class every binding raises (`errors.rs`);
+//! - `audit.json`: Merkle hashing and proofs, signed notes and checkpoints (`audit.rs`).
 //!
 //! Run from the repository root: `cargo run -p tracex-core --example gen_vectors`. The output is
 //! deterministic; `scripts/test.sh` regenerates it and fails when it differs from what is checked in.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs, clippy::cast_possible_truncation)]
 
+mod audit;
 mod envelope;
 mod errors;
 mod semantics;
@@ -20,6 +22,7 @@ fn main() {
     envelope::write(&root);
     semantics::write(&root);
     errors::write(&root);
+    audit::write(&root);
 }
 
 /// Writes `doc` as JSON: nested values that fit on a line stay on one line, so a case with a
