@@ -94,6 +94,7 @@ mod scan;
 #[cfg(test)]
 mod tests;
 
+use cache::Memo;
 use keys::*;
 use scan::scan;
 
@@ -264,15 +265,7 @@ impl Redactor {
         if !self.rules.enabled {
             return 0;
         }
-        let mut n = self.text(&mut span.name) + self.text(&mut span.status.message);
-        n += self.attributes(&mut span.attributes);
-        for event in &mut span.events {
-            n += self.text(&mut event.name) + self.attributes(&mut event.attributes);
-        }
-        for link in &mut span.links {
-            n += self.attributes(&mut link.attributes);
-        }
-        n
+        cache::with(&self.rules, |m| self.span(m, span))
     }
 
     /// Redacts a resource's attributes in place; returns the count as [`redact_span`](Self::redact_span) does.
@@ -286,7 +279,7 @@ impl Redactor {
         if !self.rules.enabled {
             return 0;
         }
-        self.attributes(attributes)
+        cache::with(&self.rules, |m| self.attributes(m, attributes))
     }
 
     /// Redacts a whole export request: resources, scope attributes and spans. Returns the total count.
@@ -294,45 +287,65 @@ impl Redactor {
         if !self.rules.enabled {
             return 0;
         }
-        let mut n = 0;
-        for rs in &mut request.resource_spans {
-            n += self.attributes(&mut rs.resource.attributes);
-            for ss in &mut rs.scope_spans {
-                n += self.attributes(&mut ss.scope.attributes);
-                for span in &mut ss.spans {
-                    n += self.redact_span(span);
+        cache::with(&self.rules, |m| {
+            let mut n = 0;
+            for rs in &mut request.resource_spans {
+                n += self.attributes(m, &mut rs.resource.attributes);
+                for ss in &mut rs.scope_spans {
+                    n += self.attributes(m, &mut ss.scope.attributes);
+                    for span in &mut ss.spans {
+                        n += self.span(m, span);
+                    }
                 }
             }
+            n
+        })
+    }
+
+    // --- internals: the memo is borrowed once per call above and handed down ---
+
+    fn span(&self, m: &mut Memo, span: &mut SpanData) -> u32 {
+        let mut n = self.text(&mut span.name) + self.text(&mut span.status.message);
+        n += self.attributes(m, &mut span.attributes);
+        for event in &mut span.events {
+            n += self.text(&mut event.name) + self.attributes(m, &mut event.attributes);
+        }
+        for link in &mut span.links {
+            n += self.attributes(m, &mut link.attributes);
         }
         n
     }
 
-    // --- internals ---
-
-    fn attributes(&self, attributes: &mut Vec<KeyValue>) -> u32 {
+    /// One pass: each key is classified once, payloads removed in place, the rest redacted.
+    fn attributes(&self, m: &mut Memo, attributes: &mut Vec<KeyValue>) -> u32 {
         let mut n = 0u32;
-        if !self.rules.capture_payloads {
-            let before = attributes.len();
-            attributes.retain(|kv| !self.classify(&kv.key).payload);
-            n = n.saturating_add(u32::try_from(before - attributes.len()).unwrap_or(u32::MAX));
+        let mut removed = 0usize;
+        for i in 0..attributes.len() {
+            let class = self.classify(m, &attributes[i].key);
+            if class.payload && !self.rules.capture_payloads {
+                removed += 1;
+                continue;
+            }
+            if removed > 0 {
+                attributes.swap(i - removed, i);
+            }
+            let kv = &mut attributes[i - removed];
+            n = n.saturating_add(if class.masked {
+                mask_whole(&mut kv.value)
+            } else {
+                self.value(m, &mut kv.value, Ctx { skip: class.skip, numeric: class.numeric })
+            });
         }
-        for kv in attributes.iter_mut() {
-            n = n.saturating_add(self.keyed(&kv.key, &mut kv.value));
+        if removed > 0 {
+            attributes.truncate(attributes.len() - removed);
+            n = n.saturating_add(u32::try_from(removed).unwrap_or(u32::MAX));
         }
         n
-    }
-
-    fn keyed(&self, key: &str, value: &mut Value) -> u32 {
-        let class = self.classify(key);
-        if class.masked {
-            return mask_whole(value);
-        }
-        self.value(value, Ctx { skip: class.skip, numeric: class.numeric })
     }
 
     /// Everything decided by the key alone, memoised per thread (keys repeat across spans).
-    fn classify(&self, key: &str) -> KeyClass {
-        cache::key_class(&self.rules, key, || {
+    fn classify(&self, m: &mut Memo, key: &Str) -> KeyClass {
+        m.key_class(key, || {
             let rules = &*self.rules;
             let k = key.as_bytes();
             let allowed = rules.allow_keys.iter().any(|a| a == key);
@@ -345,18 +358,18 @@ impl Redactor {
         })
     }
 
-    fn value(&self, value: &mut Value, ctx: Ctx) -> u32 {
+    fn value(&self, m: &mut Memo, value: &mut Value, ctx: Ctx) -> u32 {
         match value {
             Value::String(s) => {
                 if ctx.skip {
                     return 0;
                 }
                 // A `&'static str` never changes: once found clean, it stays clean.
-                let static_id = match s {
-                    Cow::Borrowed(b) => Some((b.as_ptr() as usize, b.len(), ctx.numeric)),
+                let static_str = match s {
+                    Cow::Borrowed(b) => Some(*b),
                     Cow::Owned(_) => None,
                 };
-                if static_id.is_some_and(|id| cache::is_clean_static(&self.rules, id)) {
+                if static_str.is_some_and(|b| m.is_clean_static(b, ctx.numeric)) {
                     return 0;
                 }
                 match self.string(s, ctx.numeric) {
@@ -365,16 +378,16 @@ impl Redactor {
                         1
                     }
                     None => {
-                        if let Some(id) = static_id {
-                            cache::mark_clean_static(&self.rules, id);
+                        if let Some(b) = static_str {
+                            m.mark_clean_static(b, ctx.numeric);
                         }
                         0
                     }
                 }
             }
             Value::Array(items) if !ctx.skip && self.rules.defaults && is_word_list(items) => mask_whole(value),
-            Value::Array(items) => items.iter_mut().fold(0u32, |n, item| n.saturating_add(self.value(item, ctx))),
-            Value::Map(kvs) => self.attributes(kvs),
+            Value::Array(items) => items.iter_mut().fold(0u32, |n, item| n.saturating_add(self.value(m, item, ctx))),
+            Value::Map(kvs) => self.attributes(m, kvs),
             Value::Bool(_) | Value::Int(_) | Value::Double(_) | Value::Bytes(_) => 0,
         }
     }
@@ -395,7 +408,10 @@ impl Redactor {
         let rules = &*self.rules;
         let scanned = if rules.defaults { scan(s, rules, numeric && is_plain_number(s)) } else { None };
         let current: &str = scanned.as_deref().unwrap_or(s);
-        if current != REDACTED && rules.value_rules.iter().any(|r| (r.predicate)(current)) {
+        if !rules.value_rules.is_empty()
+            && current != REDACTED
+            && rules.value_rules.iter().any(|r| (r.predicate)(current))
+        {
             return Some(Cow::Borrowed(REDACTED));
         }
         scanned.map(Cow::Owned)

@@ -61,9 +61,24 @@ impl Out<'_> {
     }
 }
 
+/// The shortest secret a rule finds in a string holding no `:`, `=` or `-` (the bytes URL
+/// passwords, `key=value` pairs, PEM blocks and dashed key prefixes start at): a JWT, `eyJ.eyJ.x`
+/// (the next shortest are 13-digit card numbers). Shorter strings without those bytes — most
+/// attribute values: `exact`, `base`, amounts, status words — are not scanned at all.
+pub(super) const MIN_SECRET_WITHOUT_MARKERS: usize = 9;
+
 /// Runs the default value rules over `s`; the new string if anything was masked.
 /// `plain_number` turns the card rule off (a bare number under an amount-like key).
 pub(super) fn scan(s: &str, rules: &Rules, plain_number: bool) -> Option<String> {
+    let b = s.as_bytes();
+    if b.len() < MIN_SECRET_WITHOUT_MARKERS && !b.iter().any(|c| matches!(c, b':' | b'=' | b'-')) {
+        return None;
+    }
+    scan_every_position(s, rules, plain_number)
+}
+
+/// [`scan`] without the length shortcut (the tests check the shortcut against it).
+pub(super) fn scan_every_position(s: &str, rules: &Rules, plain_number: bool) -> Option<String> {
     let b = s.as_bytes();
     let mut out = Out { src: s, buf: None, copied: 0 };
     // `floor`: where the last claimed span ended; look-behind never crosses it, so a second pass

@@ -315,6 +315,23 @@ mod prop {
             prop_assert_eq!(once, twice);
         }
 
+        /// The length shortcut skips nothing a rule would find: every string under
+        /// `MIN_SECRET_WITHOUT_MARKERS` bytes without `:`, `=` or `-` is clean to the full scan
+        /// (secret-shaped fragments included: `eyJ.eyJ.` is one byte short of a JWT).
+        #[test]
+        fn short_strings_without_markers_hold_no_secret(
+            s in proptest::string::string_regex("([a-zA-Z0-9 ./+_~]|eyJ|Bearer|basic|AKIA|sk_|0x|4111){0,8}").unwrap()
+        ) {
+            let rules = &Redactor::default().rules;
+            for plain_number in [false, true] {
+                let full = crate::redact::scan::scan_every_position(&s, rules, plain_number);
+                if s.len() < crate::redact::scan::MIN_SECRET_WITHOUT_MARKERS {
+                    prop_assert_eq!(&full, &None, "{:?}", s);
+                }
+                prop_assert_eq!(crate::redact::scan::scan(&s, rules, plain_number), full);
+            }
+        }
+
         #[test]
         fn idempotent_on_secret_shaped_strings(parts in proptest::collection::vec(fragment(), 0..16)) {
             let s = parts.concat();
