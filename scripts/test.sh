@@ -2,7 +2,8 @@
 # Every test, on a fresh machine: installs what it needs, then runs the Rust tests (unit, property,
 # vectors, concurrency, HTTP, the collector end to end), clippy, the JS/Python linters (Biome, ruff),
 # proves the core builds for wasm32-unknown-unknown, and runs each language package's tests against
-# the real collector (the WASM package and the dashboard also in headless Chromium).
+# the real collector (the WASM package and the dashboard also in headless Chromium), and stock
+# OpenTelemetry exporters against its OTLP/HTTP endpoint.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v cargo >/dev/null || { echo "cargo not found: install Rust with rustup" >&2; exit 1; }
@@ -19,7 +20,7 @@ step "PostgreSQL store: unit, conformance and end-to-end tests on a throwaway se
 # starts one. The filter selects exactly them (names contain "postgres"; the store's timing test
 # is skipped). A run that selects no test fails: the tests must really have run.
 pg_log="$(mktemp)"
-scripts/with-postgres.sh cargo test -p tracex-collector --locked --lib --test e2e_postgres -- \
+scripts/with-postgres.sh cargo test -p tracex-collector --locked --lib --test e2e_postgres --test otlp_http -- \
     --ignored --test-threads=2 postgres --skip ingest_throughput 2>&1 | tee "$pg_log"
 pg_ran="$(sed -n 's/^test result: ok\. \([0-9]*\) passed.*/\1/p' "$pg_log" | awk '{s += $1} END {print s + 0}')"
 rm -f "$pg_log"
@@ -53,5 +54,8 @@ scripts/test-dashboard.sh
 
 step "Python binding: wheel in a fresh venv, pytest against the real collector, stubtest"
 scripts/test-python.sh
+
+step "Stock OpenTelemetry exporters (Python, JS protobuf and JSON, Rust) over OTLP/HTTP against the collector"
+scripts/test-otlp.sh
 
 step "all tests passed"

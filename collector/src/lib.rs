@@ -14,6 +14,10 @@
 //!        ▼                    ▼
 //!      200 ◀──────────── store (SQLite WAL, or PostgreSQL) ─ durable before the answer
 //!
+//! POST /v1/traces (OTLP/HTTP, clear text) ─▶ endpoints::otlp ─ same auth and limits
+//!        └─▶ services::otlp: gunzip ─ decode (protobuf | JSON) ─ redact (the SDKs' rules)
+//!            ─ validate (invalid spans answered as a partial success) ─▶ services::writer
+//!
 //! GET /api/v1/traces[/{id}] ─▶ endpoints::query ─▶ store (read connections)
 //! GET /api/v1/live ◀── SSE ── live (fan-out after each commit, bounded per viewer)
 //! GET /api/v1/{stats,services,attributes} ─▶ endpoints::stats ─▶ stats (merge sketches) ─▶ store
@@ -87,6 +91,8 @@ pub struct AppState {
     pub rate_limits: ratelimit::RateLimiter,
     /// Live-tail viewers.
     pub live: live::LiveHub,
+    /// Redacts clear-text OTLP spans with the rules the SDKs apply before sealing.
+    pub redactor: tracex_core::redact::Redactor,
 }
 
 /// Declares the API's routes once: the router is built from this list, and the OpenAPI document
@@ -104,6 +110,7 @@ macro_rules! api_routes {
 
 api_routes! {
     post "/v1/batches" => endpoints::ingest::post_batch,
+    post "/v1/traces" => endpoints::otlp::post_traces,
     get "/v1/public-key" => endpoints::keys::public_key,
     get "/api/v1/traces" => endpoints::query::list,
     get "/api/v1/traces/{trace_id}" => endpoints::query::get,
@@ -210,6 +217,7 @@ impl Collector {
             decoded_budget,
             rate_limits,
             live,
+            redactor: tracex_core::redact::Redactor::default(),
         });
         Ok(Self { state, writer_thread, listener })
     }

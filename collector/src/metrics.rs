@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Reasons a batch is rejected (the `reason` label).
-pub const REJECT_REASONS: [&str; 16] = [
+pub const REJECT_REASONS: [&str; 18] = [
     "unauthorized",
     "forbidden",
     "payload_too_large",
@@ -22,6 +22,8 @@ pub const REJECT_REASONS: [&str; 16] = [
     "rate_limited",
     "overloaded",
     "store_unavailable",
+    "malformed_compression",
+    "unsupported_media_type",
 ];
 
 /// Upper bounds (seconds) of the latency buckets.
@@ -80,6 +82,10 @@ pub struct Metrics {
     pub commits: AtomicU64,
     /// Live-tail streams open.
     pub live_viewers: AtomicI64,
+    /// Clear-text OTLP spans that failed validation and were answered as rejected (partial success).
+    pub otlp_spans_rejected: AtomicU64,
+    /// Attribute values (and names, messages) masked or removed in clear-text OTLP spans.
+    pub otlp_values_redacted: AtomicU64,
     /// Spans sent to live viewers (once per viewer).
     pub live_spans_sent: AtomicU64,
     /// Spans skipped for live viewers that were behind (once per viewer), reported to them as
@@ -146,6 +152,18 @@ impl Metrics {
             r(&self.data_key_cache_hits),
         );
         counter(&mut out, "tracex_commits_total", "Group-commit transactions.", r(&self.commits));
+        counter(
+            &mut out,
+            "tracex_otlp_spans_rejected_total",
+            "Clear-text OTLP spans that failed validation (answered as a partial success, not stored).",
+            r(&self.otlp_spans_rejected),
+        );
+        counter(
+            &mut out,
+            "tracex_otlp_values_redacted_total",
+            "Values masked or removed by the redaction rules in clear-text OTLP spans.",
+            r(&self.otlp_values_redacted),
+        );
         counter(&mut out, "tracex_live_spans_sent_total", "Spans sent to live-tail viewers.", r(&self.live_spans_sent));
         counter(
             &mut out,

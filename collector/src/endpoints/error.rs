@@ -27,7 +27,7 @@ pub struct ApiError {
 pub const MAX_MESSAGE_LEN: usize = 512;
 
 /// `message` cut to [`MAX_MESSAGE_LEN`] bytes at a character boundary, marked with `…` when cut.
-fn bounded(mut message: String) -> String {
+pub(crate) fn bounded(mut message: String) -> String {
     if message.len() > MAX_MESSAGE_LEN {
         let mut end = MAX_MESSAGE_LEN - '…'.len_utf8();
         while !message.is_char_boundary(end) {
@@ -88,10 +88,15 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = serde_json::json!({ "error": { "code": self.code, "message": self.message } });
-        let mut resp = (self.status, axum::Json(body)).into_response();
+impl ApiError {
+    /// `body` (of `content_type`) answered with this error's status and headers: for endpoints
+    /// whose protocol fixes the error body (OTLP's `google.rpc.Status`).
+    pub fn with_body(self, content_type: &'static str, body: Vec<u8>) -> Response {
+        let resp = (self.status, [(header::CONTENT_TYPE, content_type)], body).into_response();
+        self.headers(resp)
+    }
+
+    fn headers(&self, mut resp: Response) -> Response {
         if let Some(secs) = self.retry_after {
             resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
@@ -99,6 +104,14 @@ impl IntoResponse for ApiError {
             resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         resp
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "error": { "code": self.code, "message": self.message } });
+        let resp = (self.status, axum::Json(body)).into_response();
+        self.headers(resp)
     }
 }
 

@@ -20,11 +20,13 @@ use crate::store::{CommitOutcome, KeyScope, NewBatch};
 /// per acquisition).
 pub const BUDGET_UNIT: usize = 1024;
 
-fn budget_units(bytes: usize) -> u32 {
+/// `bytes` in budget units, rounded up.
+pub(super) fn budget_units(bytes: usize) -> u32 {
     u32::try_from(bytes.div_ceil(BUDGET_UNIT)).unwrap_or(u32::MAX)
 }
 
-fn reject(app: &AppState, e: ApiError) -> ApiError {
+/// Counts a rejection by its code.
+pub(super) fn reject(app: &AppState, e: ApiError) -> ApiError {
     app.metrics.reject(e.code);
     e
 }
@@ -35,15 +37,9 @@ fn over_limit(e: &axum::Error) -> bool {
         .any(|e| e.is::<http_body_util::LengthLimitError>())
 }
 
-/// Accepts one sealed batch.
-pub async fn post_batch(
-    State(app): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, ApiError> {
-    let key =
-        super::access::authorize(&app, &headers, KeyScope::Ingest).await.map_err(|e| reject(&app, e.closing()))?;
-
+/// Reads a request body within `max_body_bytes` (413 past it, before reading when the length is
+/// declared) and `body_read_timeout_ms` (408).
+pub(super) async fn read_body(app: &AppState, headers: &HeaderMap, body: Body) -> Result<axum::body::Bytes, ApiError> {
     let limit = app.config.max_body_bytes;
     let too_large = || {
         ApiError::new(
@@ -56,24 +52,36 @@ pub async fn post_batch(
     let declared =
         headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
-        return Err(reject(&app, too_large()));
+        return Err(reject(app, too_large()));
     }
     // A client that stops sending mid-body must not hold the connection (and its memory) for ever.
     let read_timeout = std::time::Duration::from_millis(app.config.body_read_timeout_ms);
-    let bytes = match tokio::time::timeout(read_timeout, axum::body::to_bytes(body, limit)).await {
-        Ok(Ok(bytes)) => bytes,
+    match tokio::time::timeout(read_timeout, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
         // Over the limit, or the body itself broke (a malformed chunk, a reset mid-body): only the
         // first is the client's size problem.
-        Ok(Err(e)) if over_limit(&e) => return Err(reject(&app, too_large())),
+        Ok(Err(e)) if over_limit(&e) => Err(reject(app, too_large())),
         Ok(Err(_)) => {
             let e = ApiError::bad_request("body_read_failed", "the request body could not be read to its end");
-            return Err(reject(&app, e.closing()));
+            Err(reject(app, e.closing()))
         }
         Err(_) => {
             let e = ApiError::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", "the body did not arrive in time");
-            return Err(reject(&app, e.closing()));
+            Err(reject(app, e.closing()))
         }
-    };
+    }
+}
+
+/// Accepts one sealed batch.
+pub async fn post_batch(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let key =
+        super::access::authorize(&app, &headers, KeyScope::Ingest).await.map_err(|e| reject(&app, e.closing()))?;
+
+    let bytes = read_body(&app, &headers, body).await?;
     if bytes.is_empty() {
         return Err(reject(&app, ApiError::bad_request("malformed_envelope", "empty body")));
     }
@@ -92,11 +100,7 @@ pub async fn post_batch(
     .map_err(|e| ApiError::internal(&e.to_string()))?;
     let ((header, request, decoded_bytes), envelope_sha256) = opened.map_err(|e: OpenError| {
         tracing::debug!(code = e.code(), project = %key.project, "batch rejected");
-        let status = match e {
-            OpenError::Limit(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            _ => StatusCode::BAD_REQUEST,
-        };
-        reject(&app, ApiError::new(status, e.code(), e.message()))
+        reject(&app, ApiError::new(e.status(), e.code(), e.message()))
     })?;
     drop(slot);
     // Decoded batches wait for the writer: their memory is budgeted until the commit answers, so

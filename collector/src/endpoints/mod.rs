@@ -11,5 +11,6 @@ pub mod json;
 pub mod keys;
 pub mod live;
 pub mod openapi;
+pub mod otlp;
 pub mod query;
 pub mod stats;

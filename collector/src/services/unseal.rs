@@ -37,6 +37,10 @@ pub enum OpenError {
     InvalidSpan(String),
     /// The batch exceeds a limit enforced while decoding (spans, items, decoded size).
     Limit(String),
+    /// A clear-text OTLP body whose `Content-Encoding` does not decompress (bad gzip).
+    Compression(String),
+    /// A clear-text OTLP body in a content type or encoding this collector does not read.
+    MediaType(String),
 }
 
 impl OpenError {
@@ -50,6 +54,24 @@ impl OpenError {
             Self::Payload(_) => "malformed_payload",
             Self::InvalidSpan(_) => "invalid_span",
             Self::Limit(_) => "limit_exceeded",
+            Self::Compression(_) => "malformed_compression",
+            Self::MediaType(_) => "unsupported_media_type",
+        }
+    }
+
+    /// The HTTP status of the answer.
+    pub fn status(&self) -> axum::http::StatusCode {
+        use axum::http::StatusCode;
+        match self {
+            Self::Limit(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::MediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Malformed(_)
+            | Self::Version(_)
+            | Self::UnknownKey(_)
+            | Self::Decrypt
+            | Self::Payload(_)
+            | Self::InvalidSpan(_)
+            | Self::Compression(_) => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -67,6 +89,8 @@ impl OpenError {
             Self::Payload(m) => format!("malformed OTLP payload: {m}"),
             Self::InvalidSpan(m) => format!("invalid span: {m}"),
             Self::Limit(m) => format!("batch exceeds a limit: {m}"),
+            Self::Compression(m) => format!("the body does not decompress: {m}"),
+            Self::MediaType(m) => m.clone(),
         }
     }
 }

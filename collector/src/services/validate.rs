@@ -1,7 +1,8 @@
-//! Validation of every span of a decrypted batch. A batch with one invalid span is rejected whole
-//! (400 `invalid_span`, nothing stored), naming the span and the rule, so the SDK bug is findable.
+//! Validation of every span of a decrypted batch. A sealed batch with one invalid span is rejected
+//! whole (400 `invalid_span`, nothing stored), naming the span and the rule, so the SDK bug is
+//! findable; clear-text OTLP keeps the valid spans and reports the others ([`retain_valid`]).
 
-use tracex_core::{KeyValue, TraceRequest, Value};
+use tracex_core::{KeyValue, ResourceSpans, ScopeSpans, SpanData, TraceRequest, Value};
 
 /// Most spans in one batch.
 pub const MAX_SPANS_PER_BATCH: usize = 100_000;
@@ -74,59 +75,119 @@ pub fn validate(req: &TraceRequest, now_unix_nano: u64) -> Result<usize, String>
     }
     let latest = now_unix_nano.saturating_add(MAX_FUTURE_NANOS);
     for rs in &req.resource_spans {
-        check_attrs(&rs.resource.attributes, "resource")?;
-        check_text("resource", "schema URL", &rs.schema_url)?;
+        check_resource(rs)?;
         for ss in &rs.scope_spans {
-            check_attrs(&ss.scope.attributes, "scope")?;
-            check_text("scope", "schema URL", &ss.schema_url)?;
-            check_text("scope", "name", &ss.scope.name)?;
-            check_text("scope", "version", &ss.scope.version)?;
+            check_scope(ss)?;
         }
     }
     for (i, (_, _, s)) in req.spans().enumerate() {
-        let what = format!("span #{i} ({}/{})", s.trace_id, s.span_id);
-        if !s.trace_id.is_valid() {
-            return Err(format!("span #{i}: trace id is missing or all zero"));
-        }
-        if !s.span_id.is_valid() {
-            return Err(format!("span #{i}: span id is missing or all zero"));
-        }
-        if s.parent_span_id.is_some_and(|p| p == s.span_id) {
-            return Err(format!("{what}: span is its own parent"));
-        }
-        if s.name.is_empty() || s.name.len() > MAX_NAME_LEN {
-            return Err(format!("{what}: name of {} bytes (1..={MAX_NAME_LEN})", s.name.len()));
-        }
-        check_time(&what, "start time", s.start_time_unix_nano, latest)?;
-        if s.end_time_unix_nano < s.start_time_unix_nano {
-            return Err(format!("{what}: ends before it starts"));
-        }
-        check_time(&what, "end time", s.end_time_unix_nano, latest)?;
-        check_text(&what, "status message", &s.status.message)?;
-        check_text(&what, "tracestate", &s.trace_state)?;
-        if s.events.len() > MAX_ITEMS || s.links.len() > MAX_ITEMS {
-            return Err(format!("{what}: more than {MAX_ITEMS} events or links"));
-        }
-        check_attrs(&s.attributes, &what)?;
-        for e in &s.events {
-            if e.name.len() > MAX_NAME_LEN {
-                return Err(format!("{what}: event name of {} bytes", e.name.len()));
-            }
-            check_time(&what, "event time", e.time_unix_nano, latest)?;
-            check_attrs(&e.attributes, &what)?;
-        }
-        for l in &s.links {
-            check_text(&what, "link tracestate", &l.trace_state)?;
-            check_attrs(&l.attributes, &what)?;
-        }
+        check_span(i, s, latest)?;
     }
     Ok(count)
+}
+
+/// What [`retain_valid`] took out of a request.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Rejected {
+    /// Spans removed.
+    pub spans: usize,
+    /// Why the first of them was removed (the message [`validate`] would give).
+    pub first: Option<String>,
+}
+
+/// Removes the spans that fail validation, with the same rules and messages as [`validate`]: a
+/// resource or scope that fails takes all of its spans with it. For clear-text OTLP, whose
+/// protocol answers such spans with a partial success instead of refusing the whole request.
+/// The span limit is the decoder's business ([`crate::config::Config::decode_limits`]).
+pub fn retain_valid(req: &mut TraceRequest, now_unix_nano: u64) -> Rejected {
+    let latest = now_unix_nano.saturating_add(MAX_FUTURE_NANOS);
+    let mut rejected = Rejected::default();
+    let mut reject = |n: usize, why: String| {
+        rejected.spans += n;
+        rejected.first.get_or_insert(why);
+    };
+    let mut i = 0;
+    req.resource_spans.retain_mut(|rs| {
+        if let Err(why) = check_resource(rs) {
+            let n: usize = rs.scope_spans.iter().map(|ss| ss.spans.len()).sum();
+            i += n;
+            reject(n, why);
+            return false;
+        }
+        rs.scope_spans.retain_mut(|ss| {
+            if let Err(why) = check_scope(ss) {
+                i += ss.spans.len();
+                reject(ss.spans.len(), why);
+                return false;
+            }
+            ss.spans.retain(|s| {
+                let ok = check_span(i, s, latest).map_err(|why| reject(1, why)).is_ok();
+                i += 1;
+                ok
+            });
+            !ss.spans.is_empty()
+        });
+        !rs.scope_spans.is_empty()
+    });
+    rejected
+}
+
+fn check_resource(rs: &ResourceSpans) -> Result<(), String> {
+    check_attrs(&rs.resource.attributes, "resource")?;
+    check_text("resource", "schema URL", &rs.schema_url)
+}
+
+fn check_scope(ss: &ScopeSpans) -> Result<(), String> {
+    check_attrs(&ss.scope.attributes, "scope")?;
+    check_text("scope", "schema URL", &ss.schema_url)?;
+    check_text("scope", "name", &ss.scope.name)?;
+    check_text("scope", "version", &ss.scope.version)
+}
+
+/// The rules for span `#i` of its request.
+fn check_span(i: usize, s: &SpanData, latest: u64) -> Result<(), String> {
+    if !s.trace_id.is_valid() {
+        return Err(format!("span #{i}: trace id is missing or all zero"));
+    }
+    if !s.span_id.is_valid() {
+        return Err(format!("span #{i}: span id is missing or all zero"));
+    }
+    let what = format!("span #{i} ({}/{})", s.trace_id, s.span_id);
+    if s.parent_span_id.is_some_and(|p| p == s.span_id) {
+        return Err(format!("{what}: span is its own parent"));
+    }
+    if s.name.is_empty() || s.name.len() > MAX_NAME_LEN {
+        return Err(format!("{what}: name of {} bytes (1..={MAX_NAME_LEN})", s.name.len()));
+    }
+    check_time(&what, "start time", s.start_time_unix_nano, latest)?;
+    if s.end_time_unix_nano < s.start_time_unix_nano {
+        return Err(format!("{what}: ends before it starts"));
+    }
+    check_time(&what, "end time", s.end_time_unix_nano, latest)?;
+    check_text(&what, "status message", &s.status.message)?;
+    check_text(&what, "tracestate", &s.trace_state)?;
+    if s.events.len() > MAX_ITEMS || s.links.len() > MAX_ITEMS {
+        return Err(format!("{what}: more than {MAX_ITEMS} events or links"));
+    }
+    check_attrs(&s.attributes, &what)?;
+    for e in &s.events {
+        if e.name.len() > MAX_NAME_LEN {
+            return Err(format!("{what}: event name of {} bytes", e.name.len()));
+        }
+        check_time(&what, "event time", e.time_unix_nano, latest)?;
+        check_attrs(&e.attributes, &what)?;
+    }
+    for l in &s.links {
+        check_text(&what, "link tracestate", &l.trace_state)?;
+        check_attrs(&l.attributes, &what)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tracex_core::{Event, ResourceSpans, ScopeSpans, SpanData, SpanId, Status, TraceId};
+    use tracex_core::{Event, Resource, SpanId, Status, TraceId};
 
     fn req(span: SpanData) -> TraceRequest {
         TraceRequest {
@@ -177,5 +238,38 @@ mod tests {
             let err = validate(&req(span), now).unwrap_err();
             assert!(err.contains(want), "{err} should mention {want}");
         }
+    }
+
+    #[test]
+    fn retain_valid_keeps_the_valid_spans_and_names_the_first_rejected() {
+        let now = 1_763_900_000_000_000_000;
+        let bad_resource = ResourceSpans {
+            resource: Resource { attributes: vec![KeyValue::new("", 1i64)], ..Default::default() },
+            ..req(good()).resource_spans[0].clone()
+        };
+        let mut r = TraceRequest {
+            resource_spans: vec![
+                ResourceSpans {
+                    scope_spans: vec![ScopeSpans {
+                        spans: vec![
+                            good(),
+                            SpanData { span_id: SpanId::INVALID, ..good() },
+                            SpanData { span_id: SpanId([3; 8]), ..good() },
+                            SpanData { name: "".into(), ..good() },
+                        ],
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                },
+                bad_resource,
+            ],
+        };
+        let rejected = retain_valid(&mut r, now);
+        assert_eq!(rejected.spans, 3);
+        assert_eq!(rejected.first.as_deref(), Some("span #1: span id is missing or all zero"));
+        let kept: Vec<_> = r.spans().map(|(_, _, s)| s.span_id).collect();
+        assert_eq!(kept, [SpanId([2; 8]), SpanId([3; 8])]);
+        assert_eq!(r.resource_spans.len(), 1, "a resource left without spans goes");
+        assert_eq!(validate(&r, now), Ok(2));
     }
 }

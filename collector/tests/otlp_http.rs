@@ -1,0 +1,503 @@
+//! OTLP/HTTP (`POST /v1/traces`) against the real collector binary over real HTTP: protobuf and
+//! JSON (hex ids), gzip, answers in the request's content type, partial success for invalid spans
+//! (nothing of them stored), 400/401/403/413/415/429, a retried export stored once, and secrets
+//! redacted at rest. The store cases also run on PostgreSQL (`postgres_*`, ignored without a
+//! server: `scripts/with-postgres.sh cargo test -p tracex-collector --test otlp_http -- --ignored`).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    missing_docs,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss
+)]
+
+mod common;
+
+use std::io::Write as _;
+use std::path::Path;
+
+use common::{Collector, client, create_key, get_json, metric, temp_dir};
+use tracex_core::{
+    Event, InstrumentationScope, KeyValue, Resource, ResourceSpans, ScopeSpans, SpanData, SpanId, SpanKind, Status,
+    TraceId, TraceRequest,
+};
+
+const PROTOBUF: &str = "application/x-protobuf";
+const JSON: &str = "application/json";
+/// A secret the redaction rules mask (an EVM private key), placed in an attribute.
+const SECRET: &str = "0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318";
+
+fn now() -> u64 {
+    tracex_collector::now_unix_nano()
+}
+
+struct Answer {
+    status: u16,
+    content_type: String,
+    retry_after: Option<String>,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    /// The `message` of a protobuf `google.rpc.Status`, or the `error_message` of a protobuf
+    /// `ExportTraceServiceResponse`'s partial success with its `rejected_spans`.
+    fn protobuf_fields(&self) -> (Option<u64>, String) {
+        let b = &self.body;
+        let mut i = 0;
+        let (mut num, mut text) = (None, String::new());
+        let varint = |i: &mut usize| {
+            let (mut v, mut shift) = (0u64, 0);
+            loop {
+                let byte = b[*i];
+                *i += 1;
+                v |= u64::from(byte & 0x7f) << shift;
+                shift += 7;
+                if byte < 0x80 {
+                    return v;
+                }
+            }
+        };
+        // A response wraps the partial success in field 1; a Status starts with field 1 as a varint.
+        if b.first() == Some(&0x0a) {
+            i = 1;
+            varint(&mut i);
+        }
+        while i < b.len() {
+            let key = varint(&mut i);
+            match key & 7 {
+                0 => num = Some(varint(&mut i)),
+                2 => {
+                    let n = varint(&mut i) as usize;
+                    text = String::from_utf8(b[i..i + n].to_vec()).unwrap();
+                    i += n;
+                }
+                wt => panic!("wire type {wt}"),
+            }
+        }
+        (num, text)
+    }
+}
+
+fn post(base: &str, key: Option<&str>, content_type: &str, gzip: bool, body: Vec<u8>) -> Answer {
+    let mut req = client().post(format!("{base}/v1/traces")).header("content-type", content_type);
+    if let Some(key) = key {
+        req = req.bearer_auth(key);
+    }
+    let body = if gzip {
+        req = req.header("content-encoding", "gzip");
+        gz(&body)
+    } else {
+        body
+    };
+    let r = req.body(body).send().unwrap();
+    let header = |n: &str| r.headers().get(n).map(|v| v.to_str().unwrap().to_owned());
+    let (status, content_type, retry_after) =
+        (r.status().as_u16(), header("content-type").unwrap(), header("retry-after"));
+    Answer { status, content_type, retry_after, body: r.bytes().unwrap().to_vec() }
+}
+
+fn gz(bytes: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+fn protobuf(spans: Vec<SpanData>) -> Vec<u8> {
+    let req = TraceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Resource::new("otlp-svc").with("deployment.environment", "test"),
+            scope_spans: vec![ScopeSpans {
+                scope: InstrumentationScope { name: "otlp-test".into(), version: "1.0".into(), ..Default::default() },
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    let mut out = Vec::new();
+    tracex_core::encode::encode_request(&req, &mut out);
+    out
+}
+
+fn span(trace: u8, span: u8, name: &'static str) -> SpanData {
+    let start = now() - 1_000_000_000;
+    SpanData {
+        trace_id: TraceId([trace; 16]),
+        span_id: SpanId([span; 8]),
+        name: name.into(),
+        kind: SpanKind::Server,
+        start_time_unix_nano: start,
+        end_time_unix_nano: start + 250_000_000,
+        attributes: vec![KeyValue::new("x402.network", "base"), KeyValue::new("attempt", 2i64)],
+        events: vec![Event {
+            time_unix_nano: start + 1000,
+            name: "retry".into(),
+            attributes: vec![KeyValue::new("delay_ms", 50i64)],
+            ..Default::default()
+        }],
+        status: Status::error("nonce too low"),
+        ..Default::default()
+    }
+}
+
+/// An OTLP/JSON request holding one span of trace `trace` with the ids in hex (upper case, as the
+/// spec allows) and the times as strings.
+fn json_request(trace: &str, span: &str, name: &str, secret: &str) -> Vec<u8> {
+    let start = now() - 2_000_000_000;
+    serde_json::json!({"resourceSpans": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "otlp-json-svc"}}]},
+        "scopeSpans": [{"scope": {"name": "json-test"}, "spans": [{
+            "traceId": trace, "spanId": span, "name": name, "kind": 3,
+            "startTimeUnixNano": start.to_string(), "endTimeUnixNano": (start + 5_000_000).to_string(),
+            "attributes": [
+                {"key": "wallet.private_key", "value": {"stringValue": secret}},
+                {"key": "note", "value": {"stringValue": format!("signed with {secret}")}},
+                {"key": "amount", "value": {"intValue": "10000"}},
+                {"key": "ok", "value": {"boolValue": true}}
+            ],
+            "events": [{"timeUnixNano": (start + 10).to_string(), "name": "sent",
+                        "attributes": [{"key": "rpc", "value": {"stringValue": "base"}}]}],
+            "status": {"code": 1}
+        }]}]
+    }]})
+    .to_string()
+    .into_bytes()
+}
+
+fn trace_spans(base: &str, read: &str, trace_hex: &str) -> Vec<serde_json::Value> {
+    let (status, body) = get_json(&format!("{base}/api/v1/traces/{trace_hex}"), read);
+    if status == 404 {
+        return Vec::new();
+    }
+    assert_eq!(status, 200, "{body}");
+    body["spans"].as_array().unwrap().clone()
+}
+
+fn attr<'a>(span: &'a serde_json::Value, key: &str) -> &'a serde_json::Value {
+    span["attributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["key"] == key)
+        .map_or(&serde_json::Value::Null, |a| &a["value"])
+}
+
+/// What the store holds, looked at directly: span rows, and whether `needle` appears in any byte
+/// the store keeps.
+trait AtRest {
+    fn spans(&self) -> i64;
+    fn contains(&self, needle: &str) -> bool;
+}
+
+struct SqliteFiles(std::path::PathBuf);
+
+impl AtRest for SqliteFiles {
+    fn spans(&self) -> i64 {
+        let conn = rusqlite::Connection::open(self.0.join("tracex.db")).unwrap();
+        conn.query_row("SELECT count(*) FROM spans", [], |r| r.get(0)).unwrap()
+    }
+
+    fn contains(&self, needle: &str) -> bool {
+        std::fs::read_dir(&self.0).unwrap().any(|e| {
+            let path = e.unwrap().path();
+            path.file_name().unwrap().to_string_lossy().starts_with("tracex.db")
+                && std::fs::read(&path).unwrap().windows(needle.len()).any(|w| w == needle.as_bytes())
+        })
+    }
+}
+
+/// The store cases, on whichever store `collector` runs.
+fn store_cases(c: &Collector, ingest: &str, read: &str, at_rest: &dyn AtRest) {
+    let url = &c.url;
+
+    // Protobuf, plain: every span with its attributes, events and status; the answer is an empty
+    // ExportTraceServiceResponse in protobuf.
+    let spans = vec![span(1, 1, "verify"), SpanData { parent_span_id: Some(SpanId([1; 8])), ..span(1, 2, "rpc") }];
+    let a = post(url, Some(ingest), PROTOBUF, false, protobuf(spans));
+    assert_eq!((a.status, a.content_type.as_str(), a.body.len()), (200, PROTOBUF, 0));
+    let stored = trace_spans(url, read, &"01".repeat(16));
+    assert_eq!(stored.len(), 2);
+    let root = &stored[0];
+    assert_eq!((root["name"].as_str(), root["kind"].as_str()), (Some("verify"), Some("server")));
+    assert_eq!(root["service_name"], "otlp-svc");
+    assert_eq!(root["scope"]["name"], "otlp-test");
+    assert_eq!(attr(root, "x402.network"), &serde_json::json!({"stringValue": "base"}));
+    assert_eq!(attr(root, "attempt"), &serde_json::json!({"intValue": "2"}));
+    assert_eq!(root["events"][0]["name"], "retry");
+    assert_eq!(root["events"][0]["attributes"][0]["value"]["intValue"], "50");
+    assert_eq!(root["status"], serde_json::json!({"code": "error", "message": "nonce too low"}));
+    assert_eq!(stored[1]["parent_span_id"], "01".repeat(8));
+
+    // JSON, gzip, hex ids in upper case, the secret redacted before it was stored: the answer is
+    // JSON.
+    let trace = "5B8EFFF798038103D269B633813FC60C";
+    let a = post(url, Some(ingest), JSON, true, json_request(trace, "EEE19B7EC3C1B174", "settle", SECRET));
+    assert_eq!((a.status, a.content_type.as_str()), (200, JSON));
+    assert_eq!(a.json(), serde_json::json!({}));
+    let stored = trace_spans(url, read, &trace.to_lowercase());
+    assert_eq!(stored.len(), 1);
+    let s = &stored[0];
+    assert_eq!((s["span_id"].as_str(), s["kind"].as_str()), (Some("eee19b7ec3c1b174"), Some("client")));
+    assert_eq!(attr(s, "wallet.private_key")["stringValue"], "[REDACTED]");
+    assert_eq!(attr(s, "note")["stringValue"], "signed with [REDACTED]");
+    assert_eq!(attr(s, "amount"), &serde_json::json!({"intValue": "10000"}));
+    assert_eq!(attr(s, "ok"), &serde_json::json!({"boolValue": true}));
+    assert_eq!(s["events"][0]["name"], "sent");
+    assert_eq!(s["status"]["code"], "ok");
+    assert!(at_rest.contains("nonce too low"), "the probe sees stored span bodies");
+    assert!(!at_rest.contains(&SECRET[2..]), "the secret is nowhere in the store");
+    assert!(metric(url, "tracex_otlp_values_redacted_total") >= 2.0);
+
+    // Partial success: two invalid spans beside a valid one; only the valid one is stored, the
+    // answer says how many were rejected and why (protobuf here).
+    let before = at_rest.spans();
+    let spans = vec![
+        span(3, 1, "kept"),
+        SpanData { span_id: SpanId::INVALID, ..span(3, 2, "no id") },
+        SpanData { end_time_unix_nano: 1, ..span(4, 1, "ends before it starts") },
+    ];
+    let a = post(url, Some(ingest), PROTOBUF, true, protobuf(spans));
+    assert_eq!((a.status, a.content_type.as_str()), (200, PROTOBUF));
+    let (rejected, message) = a.protobuf_fields();
+    assert_eq!(rejected, Some(2));
+    assert!(message.contains("span id is missing"), "{message}");
+    assert_eq!(at_rest.spans(), before + 1);
+    assert_eq!(trace_spans(url, read, &"03".repeat(16)).len(), 1);
+    assert!(trace_spans(url, read, &"04".repeat(16)).is_empty(), "nothing of the rejected spans");
+    // The same in JSON: rejectedSpans is an int64, a decimal string.
+    let a = post(url, Some(ingest), JSON, false, json_request(&"0a".repeat(16), "", "no span id", "x"));
+    assert_eq!(a.status, 200);
+    let j = a.json();
+    assert_eq!(j["partialSuccess"]["rejectedSpans"], "1", "{j}");
+    assert!(j["partialSuccess"]["errorMessage"].as_str().unwrap().contains("span id"), "{j}");
+    assert_eq!(at_rest.spans(), before + 1);
+
+    // A retried export (same bytes) is stored once; so is the same span batched differently
+    // (another format, another neighbour): identity is (project, trace id, span id).
+    let body = protobuf(vec![span(5, 1, "retried"), span(5, 2, "retried")]);
+    let spans_before = at_rest.spans();
+    let dup_before = metric(url, "tracex_batches_duplicate_total");
+    for _ in 0..3 {
+        let a = post(url, Some(ingest), PROTOBUF, false, body.clone());
+        assert_eq!((a.status, a.body.len()), (200, 0));
+    }
+    let again = protobuf(vec![span(5, 2, "retried"), span(5, 3, "retried")]);
+    assert_eq!(post(url, Some(ingest), PROTOBUF, true, again).status, 200);
+    assert_eq!(at_rest.spans(), spans_before + 3, "spans 1, 2 and 3 once each");
+    assert_eq!(trace_spans(url, read, &"05".repeat(16)).len(), 3);
+    assert_eq!(metric(url, "tracex_batches_duplicate_total") - dup_before, 2.0);
+    let (status, list) = get_json(&format!("{url}/api/v1/traces?name=retried"), read);
+    assert_eq!(status, 200);
+    assert_eq!(list["traces"][0]["span_count"], 3);
+    // Statistics count each span once.
+    let (status, stats) = get_json(&format!("{url}/api/v1/stats?name=retried"), read);
+    assert_eq!(status, 200, "{stats}");
+    assert_eq!(stats["groups"][0]["total"]["count"], 3, "{stats}");
+}
+
+#[test]
+fn otlp_http_on_sqlite() {
+    let dir = temp_dir("otlp-sqlite");
+    let ingest = create_key(&dir, "acme", "ingest");
+    let read = create_key(&dir, "acme", "read");
+    let c = Collector::start(&dir);
+    store_cases(&c, &ingest, &read, &SqliteFiles(dir.clone()));
+    drop(c);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn otlp_http_errors_answer_in_the_request_content_type() {
+    let dir = temp_dir("otlp-errors");
+    let ingest = create_key(&dir, "acme", "ingest");
+    let read = create_key(&dir, "acme", "read");
+    let config = dir.join("small.toml");
+    std::fs::write(&config, "max_body_bytes = 4096\nmax_plaintext_bytes = 65536\n").unwrap();
+    let c = Collector::start_with(&dir, &["--config", config.to_str().unwrap()]);
+    let url = &c.url;
+    let ok = protobuf(vec![span(9, 1, "x")]);
+
+    // Authentication: missing, unknown, and a read key.
+    let a = post(url, None, PROTOBUF, false, ok.clone());
+    assert_eq!((a.status, a.content_type.as_str()), (401, PROTOBUF));
+    let (code, message) = a.protobuf_fields();
+    assert_eq!(code, Some(16), "UNAUTHENTICATED");
+    assert!(message.starts_with("unauthorized: "), "{message}");
+    let a = post(url, Some("trx_ingest_000000000000_0000"), JSON, false, b"{}".to_vec());
+    assert_eq!(a.status, 401);
+    assert!(a.json()["message"].as_str().unwrap().starts_with("unauthorized"));
+    let a = post(url, Some(&read), JSON, false, b"{}".to_vec());
+    assert_eq!((a.status, a.json()["code"].as_i64()), (403, Some(7)));
+
+    // Undecodable bodies: 400 malformed_payload, in the request's content type.
+    let a = post(url, Some(&ingest), PROTOBUF, false, vec![0x0a, 0xff, 0xff]);
+    assert_eq!((a.status, a.content_type.as_str()), (400, PROTOBUF));
+    assert!(a.protobuf_fields().1.starts_with("malformed_payload: "), "{}", a.protobuf_fields().1);
+    let a = post(url, Some(&ingest), JSON, false, b"{\"resourceSpans\": [".to_vec());
+    assert_eq!((a.status, a.content_type.as_str()), (400, JSON));
+    assert!(a.json()["message"].as_str().unwrap().starts_with("malformed_payload: "));
+    let a = post(url, Some(&ingest), JSON, false, json_request("xyz", "EEE19B7EC3C1B174", "bad id", "x"));
+    assert_eq!(a.status, 400);
+    assert!(a.json()["message"].as_str().unwrap().contains("Span.traceId"), "{}", a.json());
+    // A body that says gzip and is not.
+    let a = client()
+        .post(format!("{url}/v1/traces"))
+        .bearer_auth(&ingest)
+        .header("content-type", JSON)
+        .header("content-encoding", "gzip")
+        .body("{}")
+        .send()
+        .unwrap();
+    assert_eq!(a.status().as_u16(), 400);
+    assert!(a.text().unwrap().contains("malformed_compression"));
+    // Unsupported content type or encoding: 415.
+    let a = post(url, Some(&ingest), "text/plain", false, b"hi".to_vec());
+    assert_eq!((a.status, a.content_type.as_str()), (415, JSON));
+    let a = client()
+        .post(format!("{url}/v1/traces"))
+        .bearer_auth(&ingest)
+        .header("content-type", PROTOBUF)
+        .header("content-encoding", "br")
+        .body(ok.clone())
+        .send()
+        .unwrap();
+    assert_eq!(a.status().as_u16(), 415);
+
+    // Over the body limit (4 KiB here), and a small gzip body inflating past the plaintext limit
+    // (64 KiB): 413.
+    let big = protobuf((0..200).map(|i| span(9, i + 1, "big")).collect());
+    assert!(big.len() > 4096);
+    let a = post(url, Some(&ingest), PROTOBUF, false, big);
+    assert_eq!(a.status, 413);
+    assert!(a.protobuf_fields().1.starts_with("payload_too_large: "));
+    let bomb = vec![b' '; 1 << 20];
+    let a = post(url, Some(&ingest), JSON, true, bomb);
+    assert_eq!(a.status, 413);
+    assert!(a.json()["message"].as_str().unwrap().starts_with("limit_exceeded: "), "{}", a.json());
+
+    // Nothing of any of that was stored; a good request still is.
+    assert_eq!(metric(url, "tracex_spans_ingested_total"), 0.0);
+    assert_eq!(post(url, Some(&ingest), PROTOBUF, false, ok).status, 200);
+    assert_eq!(metric(url, "tracex_spans_ingested_total"), 1.0);
+    drop(c);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn otlp_http_rate_limit_answers_429_with_retry_after() {
+    let dir = temp_dir("otlp-429");
+    let ingest = create_key(&dir, "acme", "ingest");
+    let config = dir.join("slow.toml");
+    std::fs::write(&config, "rate_limit_per_key_per_second = 0.01\nrate_limit_burst_per_key = 1\n").unwrap();
+    let c = Collector::start_with(&dir, &["--config", config.to_str().unwrap()]);
+    let body = protobuf(vec![span(7, 1, "x")]);
+    assert_eq!(post(&c.url, Some(&ingest), PROTOBUF, false, body.clone()).status, 200);
+    let a = post(&c.url, Some(&ingest), PROTOBUF, false, body);
+    assert_eq!(a.status, 429);
+    assert!(a.retry_after.as_deref().is_some_and(|s| s.parse::<u32>().unwrap() >= 1), "Retry-After");
+    assert_eq!(a.protobuf_fields().0, Some(8), "RESOURCE_EXHAUSTED");
+    assert!(a.protobuf_fields().1.starts_with("rate_limited: "));
+    drop(c);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// === PostgreSQL ===
+
+fn admin_url() -> String {
+    std::env::var("TRACEX_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| panic!("TRACEX_TEST_POSTGRES_URL is not set: run under scripts/with-postgres.sh"))
+}
+
+fn with_client<T>(url: &str, f: impl AsyncFnOnce(&tokio_postgres::Client) -> T) -> T {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+        let conn = tokio::spawn(connection);
+        let out = f(&client).await;
+        drop(client);
+        let _ = conn.await;
+        out
+    })
+}
+
+/// A database of its own, dropped at the end.
+struct PgDb {
+    name: String,
+    url: String,
+}
+
+impl PgDb {
+    fn new() -> Self {
+        let name = format!("tracex_otlp_{}", std::process::id());
+        with_client(&admin_url(), async |c| {
+            c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await.unwrap();
+            c.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+        });
+        let admin = admin_url();
+        let (base, _) = admin.rsplit_once('/').unwrap();
+        Self { url: format!("{base}/{name}"), name }
+    }
+}
+
+impl AtRest for PgDb {
+    fn spans(&self) -> i64 {
+        with_client(&self.url, async |c| c.query_one("SELECT count(*) FROM spans", &[]).await.unwrap().get(0))
+    }
+
+    fn contains(&self, needle: &str) -> bool {
+        // Every text and bytea column of every table the collector writes.
+        with_client(&self.url, async |c| {
+            let cols = c
+                .query(
+                    "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'public' \
+                     AND data_type IN ('text', 'bytea')",
+                    &[],
+                )
+                .await
+                .unwrap();
+            for col in cols {
+                let (t, k): (String, String) = (col.get(0), col.get(1));
+                let sql = format!("SELECT count(*) FROM {t} WHERE position(convert_to($1, 'UTF8') in {k}::bytea) > 0");
+                let n: i64 = c.query_one(&sql, &[&needle]).await.unwrap().get(0);
+                if n > 0 {
+                    return true;
+                }
+            }
+            false
+        })
+    }
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        let _ = std::panic::catch_unwind(|| with_client(&admin_url(), async |c| c.batch_execute(&sql).await.unwrap()));
+    }
+}
+
+fn pg_key(dir: &Path, db: &PgDb, scope: &str) -> String {
+    let (ok, out, err) =
+        common::cli(dir, &["--database-url", &db.url, "apikey", "create", "--project", "acme", "--scope", scope]);
+    assert!(ok, "{err}");
+    out.trim().to_owned()
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: run under scripts/with-postgres.sh"]
+fn otlp_http_on_postgres() {
+    let db = PgDb::new();
+    let dir = temp_dir("otlp-postgres");
+    let ingest = pg_key(&dir, &db, "ingest");
+    let read = pg_key(&dir, &db, "read");
+    let c = Collector::start_with(&dir, &["--database-url", &db.url]);
+    assert!(db.contains("acme") && !db.contains("no such text anywhere"), "the at-rest probe sees the data");
+    store_cases(&c, &ingest, &read, &db);
+    drop(c);
+    let _ = std::fs::remove_dir_all(&dir);
+}
