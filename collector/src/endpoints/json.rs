@@ -365,3 +365,99 @@ pub fn tree_row(s: &StoredSpan, row: &TreeRow) -> J {
     serde_json::to_value(SpanJson { resource: &s.resource, scope: &s.scope, span: &s.span, row: Some(row) })
         .unwrap_or(J::Null)
 }
+
+#[cfg(test)]
+mod tests {
+    use tracex_core::{Event, InstrumentationScope, KeyValue, Link, Resource, SpanData, SpanId, SpanKind, Status, TraceId, Value};
+
+    use super::*;
+
+    /// The OTLP/JSON mapping, spelled out: what the span renderings must produce (they used to be
+    /// built with `json!` exactly like this).
+    #[test]
+    fn spans_render_every_value_type_events_and_links() {
+        let (t, s, p) = (TraceId([1; 16]), SpanId([2; 8]), SpanId([3; 8]));
+        let values = vec![
+            KeyValue::new("s", "text \"quoted\""),
+            KeyValue::new("b", true),
+            KeyValue::new("i", -42i64),
+            KeyValue::new("d", 1.5f64),
+            KeyValue::new("nan", f64::NAN),
+            KeyValue::new("bytes", Value::Bytes(vec![0, 255])),
+            KeyValue::new("arr", Value::Array(vec![Value::Int(1), Value::String("x".into())])),
+            KeyValue::new("map", Value::Map(vec![KeyValue::new("k", 7i64)])),
+        ];
+        let span = SpanData {
+            trace_id: t,
+            span_id: s,
+            parent_span_id: Some(p),
+            trace_state: "a=b".into(),
+            flags: 1,
+            name: "settle".into(),
+            kind: SpanKind::Client,
+            start_time_unix_nano: 1_700_000_000_000_000_001,
+            end_time_unix_nano: 1_700_000_000_000_000_101,
+            attributes: values,
+            dropped_attributes_count: 1,
+            events: vec![Event {
+                time_unix_nano: 1_700_000_000_000_000_050,
+                name: "exception".into(),
+                attributes: vec![KeyValue::new("exception.message", "boom")],
+                dropped_attributes_count: 2,
+            }],
+            dropped_events_count: 3,
+            links: vec![Link {
+                trace_id: t,
+                span_id: p,
+                trace_state: String::new(),
+                attributes: vec![KeyValue::new("why", "retry")],
+                dropped_attributes_count: 0,
+                flags: 1,
+            }],
+            dropped_links_count: 4,
+            status: Status::error("failed"),
+        };
+        let mut resource = Resource::new("facilitator");
+        resource.attributes.push(KeyValue::new("service.version", "1.2"));
+        let scope = InstrumentationScope { name: "tracex-rust".into(), version: "0.1.0".into(), ..Default::default() };
+        let want = json!({
+            "trace_id": t.to_hex(), "span_id": s.to_hex(), "parent_span_id": p.to_hex(), "trace_state": "a=b",
+            "flags": 1, "name": "settle", "kind": "client",
+            "start_time_unix_nano": "1700000000000000001", "end_time_unix_nano": "1700000000000000101", "duration_ns": 100,
+            "status": { "code": "error", "message": "failed" },
+            "attributes": [
+                { "key": "s", "value": { "stringValue": "text \"quoted\"" } },
+                { "key": "b", "value": { "boolValue": true } },
+                { "key": "i", "value": { "intValue": "-42" } },
+                { "key": "d", "value": { "doubleValue": 1.5 } },
+                { "key": "nan", "value": { "doubleValue": null } },
+                { "key": "bytes", "value": { "bytesValue": "AP8=" } },
+                { "key": "arr", "value": { "arrayValue": { "values": [{ "intValue": "1" }, { "stringValue": "x" }] } } },
+                { "key": "map", "value": { "kvlistValue": { "values": [{ "key": "k", "value": { "intValue": "7" } }] } } },
+            ],
+            "dropped_attributes_count": 1,
+            "events": [{ "time_unix_nano": "1700000000000000050", "name": "exception",
+                         "attributes": [{ "key": "exception.message", "value": { "stringValue": "boom" } }],
+                         "dropped_attributes_count": 2 }],
+            "dropped_events_count": 3,
+            "links": [{ "trace_id": t.to_hex(), "span_id": p.to_hex(), "trace_state": "", "flags": 1,
+                        "attributes": [{ "key": "why", "value": { "stringValue": "retry" } }], "dropped_attributes_count": 0 }],
+            "dropped_links_count": 4,
+            "service_name": "facilitator",
+            "resource": { "attributes": [
+                { "key": "service.name", "value": { "stringValue": "facilitator" } },
+                { "key": "service.version", "value": { "stringValue": "1.2" } },
+            ], "dropped_attributes_count": 0 },
+            "scope": { "name": "tracex-rust", "version": "0.1.0", "attributes": [] },
+        });
+        assert_eq!(span_parts(&resource, &scope, &span), want);
+        // The text is what `Value` prints (sorted keys): the same bytes as before.
+        assert_eq!(span_text(&resource, &scope, &span), want.to_string());
+        let stored = StoredSpan { resource, scope, span };
+        let row = TreeRow { index: 0, depth: 2, detached: Some(Detached::ParentNotStored) };
+        let mut with_row = want;
+        with_row["depth"] = json!(2);
+        with_row["detached"] = json!("parent_not_stored");
+        assert_eq!(tree_row(&stored, &row).to_string(), with_row.to_string());
+    }
+}
