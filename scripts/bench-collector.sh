@@ -22,7 +22,7 @@
 # A data dir that holds a completed load (its bench-meta.json) is reused as it is: loading 10 M
 # spans takes minutes and ≈ 10 GB of disk. Without BENCH_KEEP_DATA=1 the data dir is deleted at
 # the end (also when it was reused). Other knobs: BENCH_QUERY_RUNS (50), BENCH_RENDER_RUNS (15),
-# BENCH_LOAD_THREADS (4), BENCH_LIVE_ROUNDS (2), BENCH_PHASE_BATCHES (400), BENCH_LAG_SECONDS (30, twice: without and with the 50 viewers),
+# BENCH_LOAD_THREADS (6), BENCH_LIVE_ROUNDS (2), BENCH_PHASE_BATCHES (400), BENCH_LAG_SECONDS (30, twice: without and with the 50 viewers),
 # BENCH_LAG_RATE (20000 background spans/s during the lag phase).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -57,6 +57,7 @@ COLLECTOR_BIN="$TMP/tracex-collector"
 BENCH_BIN="$TMP/tracex-bench-collector"
 
 COLLECTOR=""
+OWN_DATA=""   # set once $DATA is known to be this script's
 stop_collector() {
   if [ -n "$COLLECTOR" ]; then
     kill -TERM "$COLLECTOR" 2>/dev/null || true
@@ -64,13 +65,22 @@ stop_collector() {
     COLLECTOR=""
   fi
 }
+# Long steps run in the background and are waited for, so that a signal reaches the trap at once
+# (bash runs traps only between foreground commands) and the trap can stop them.
+CHILD=""
+step() {
+  "$@" &
+  CHILD=$!
+  wait "$CHILD"
+  CHILD=""
+}
 cleanup() {
+  if [ -n "$CHILD" ]; then kill -TERM "$CHILD" 2>/dev/null || true; wait "$CHILD" 2>/dev/null || true; fi
   stop_collector
-  # Children of this script (the bench program, node and its Chromium) end with it.
-  jobs -p | xargs -r kill -TERM 2>/dev/null || true
-  wait 2>/dev/null || true
   rm -rf "$TMP"
-  if [ "${BENCH_KEEP_DATA:-0}" != 1 ]; then rm -rf "$DATA"; else echo "bench-collector: data kept in $DATA" >&2; fi
+  if [ -z "$OWN_DATA" ]; then :
+  elif [ "${BENCH_KEEP_DATA:-0}" != 1 ]; then rm -rf "$DATA"
+  else echo "bench-collector: data kept in $DATA" >&2; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -78,6 +88,13 @@ trap 'exit 130' INT TERM
 loadavg() { echo "$1: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/loadavg.txt"; }
 loadavg "start"
 
+# The data dir is deleted at the end (and replaced when a load did not complete): never one that
+# this script did not create.
+if [ -d "$DATA" ] && [ -n "$(ls -A "$DATA")" ] && [ ! -f "$DATA/bench-keys.env" ]; then
+  echo "bench-collector: $DATA holds something else; choose an empty or new BENCH_DATA_DIR" >&2
+  exit 1
+fi
+OWN_DATA=1
 if [ ! -f "$DATA/bench-meta.json" ]; then
   avail_kb=$(df -Pk "$(dirname "$DATA")" | awk 'NR==2 {print $4}')
   need_kb=$(( SPANS / 1000 * 1000 ))   # ≈ 600 B a span stored, plus room for the WAL
@@ -142,8 +159,8 @@ disk_usage() {
 if [ ! -f "$DATA/bench-meta.json" ]; then
   start_collector
   loadavg "before load"
-  "$BENCH_BIN" load --url "$URL" --ingest-key "$INGEST_KEY" --read-key "$READ_KEY" --spans "$SPANS" --days 30 \
-    --threads "${BENCH_LOAD_THREADS:-4}" --meta "$DATA/bench-meta.tmp.json"
+  step "$BENCH_BIN" load --url "$URL" --ingest-key "$INGEST_KEY" --read-key "$READ_KEY" --spans "$SPANS" --days 30 \
+    --threads "${BENCH_LOAD_THREADS:-6}" --meta "$DATA/bench-meta.tmp.json"
   loadavg "after load"
   stop_collector
   node -e '
@@ -164,10 +181,12 @@ node -e '
 start_collector
 # A fresh collector process: the first queries warm the page cache (the bench program warms up too).
 loadavg "before queries"
-"$BENCH_BIN" query --url "$URL" --read-key "$READ_KEY" --meta "$OUT/meta.json" --runs "${BENCH_QUERY_RUNS:-50}" --out "$OUT/query.json"
+step "$BENCH_BIN" query --url "$URL" --read-key "$READ_KEY" --meta "$OUT/meta.json" --runs "${BENCH_QUERY_RUNS:-50}" --out "$OUT/query.json"
 loadavg "before browser and live"
-(cd dashboard && BENCH_URL="$URL" BENCH_READ_KEY="$READ_KEY" BENCH_LIVE_READ_KEY="$LIVE_READ_KEY" \
+# node ends its Chromium and the live benchmark it spawns when it is stopped (they are its children
+# and playwright closes the browser on SIGTERM).
+step env BENCH_URL="$URL" BENCH_READ_KEY="$READ_KEY" BENCH_LIVE_READ_KEY="$LIVE_READ_KEY" \
   BENCH_LIVE_INGEST_KEY="$LIVE_INGEST_KEY" BENCH_META="$OUT/meta.json" BENCH_OUT="$OUT" BENCH_BIN="$BENCH_BIN" \
-  BENCH_COLLECTOR_PID="$COLLECTOR" node bench/collector.mjs)
+  BENCH_COLLECTOR_PID="$COLLECTOR" node dashboard/bench/collector.mjs
 loadavg "end"
 node dashboard/bench/collector.mjs summary "$OUT"

@@ -218,7 +218,18 @@ async function run() {
     ];
     const code = await new Promise((resolve) => {
       const child = spawn(env('BENCH_BIN'), args, { stdio: 'inherit' });
-      child.on('exit', resolve);
+      // Stopped from outside (the script's trap): the benchmark program stops too.
+      const stop = () => {
+        child.kill('SIGTERM');
+        process.exit(143);
+      };
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+      child.on('exit', (c) => {
+        process.off('SIGTERM', stop);
+        process.off('SIGINT', stop);
+        resolve(c);
+      });
     });
     if (code !== 0) throw new Error(`tracex-bench-collector live exited with ${code}`);
     await lp.waitForTimeout(500);

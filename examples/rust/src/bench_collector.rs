@@ -146,7 +146,7 @@ fn load(a: &Args) -> Res<()> {
     let read_key = a.s("read-key")?;
     let target = a.n("spans", 10_000_000)?;
     let days = a.n("days", 30)?;
-    let threads = a.n("threads", 4)?.max(1);
+    let threads = a.n("threads", 6)?.max(1);
     let http = reqwest::blocking::Client::new();
     let pem = public_key_pem(&http, &url)?;
     // History ends a minute ago and starts `days` earlier (minus an hour, so that a range of
