@@ -168,7 +168,10 @@ async function run() {
     await lp.evaluate(() => {
       location.hash = '#/live?name=live-probe';
     });
-    await lp.getByTestId('live-state').filter({ hasText: /^live$/ }).waitFor();
+    await lp
+      .getByTestId('live-state')
+      .filter({ hasText: /^live$/ })
+      .waitFor();
     await lp.evaluate(() => {
       window.__probes = {};
       const tbody = document.querySelector('[data-testid=live-table] tbody');
@@ -250,7 +253,14 @@ async function run() {
         fromSend.push(s.frame - p.sent_unix_ms);
         fromAck.push(s.frame - p.acked_unix_ms);
       }
-      const r = { viewers, probes: these.length, missing, from_send: stats(fromSend), from_ack: stats(fromAck), clock_skew_ms: skew };
+      const r = {
+        viewers,
+        probes: these.length,
+        missing,
+        from_send: stats(fromSend),
+        from_ack: stats(fromAck),
+        clock_skew_ms: skew,
+      };
       results.lag_page.push(r);
       console.log(
         `Live page (${viewers} other viewers): ${r.probes} probes, ${missing} not shown; lag from send p50 ${r.from_send.p50?.toFixed(1)} ` +
@@ -286,25 +296,52 @@ function summary(dir) {
   const row = (what, target, result, met) => rows.push([what, target, result, verdict(met)]);
   // The lag lies between its lower bound (from the acknowledgement) and its upper bound (from the
   // request), so the target is met when the upper bound meets it, missed when the lower one does not.
-  const lagVerdict = (l) => l.missing > 0 || l.from_ack.p99 > 250 ? false : l.from_send.p99 <= 250 ? true : 'undecided';
+  const lagVerdict = (l) =>
+    l.missing > 0 || l.from_ack.p99 > 250 ? false : l.from_send.p99 <= 250 ? true : 'undecided';
   const s = q['search: all'];
-  row('filtered trace search (all kinds)', 'p95 ≤ 50 ms', s && `p50 ${f(s.p50)} / p95 ${f(s.p95)} / max ${f(s.max)} ms (${s.n} runs)`, s && s.p95 <= 50);
+  row(
+    'filtered trace search (all kinds)',
+    'p95 ≤ 50 ms',
+    s && `p50 ${f(s.p50)} / p95 ${f(s.p95)} / max ${f(s.max)} ms (${s.n} runs)`,
+    s && s.p95 <= 50,
+  );
   for (const [k, v] of Object.entries(q)) {
-    if (k.startsWith('search: ') && k !== 'search: all') row(`  ${k.slice(8)}`, '', `p50 ${f(v.p50)} / p95 ${f(v.p95)} / max ${f(v.max)} ms`);
+    if (k.startsWith('search: ') && k !== 'search: all')
+      row(`  ${k.slice(8)}`, '', `p50 ${f(v.p50)} / p95 ${f(v.p95)} / max ${f(v.max)} ms`);
   }
   const d = q['stats: 24 h, one service by span name'];
-  row('24-hour stats, one service by span name', 'p95 ≤ 100 ms', d && `p50 ${f(d.p50)} / p95 ${f(d.p95)} / max ${f(d.max)} ms`, d && d.p95 <= 100);
-  for (const k of ['stats: 30 d, one service by span name', 'stats: 30 d, every service', 'stats: 30 d, one service, by x402.network']) {
+  row(
+    '24-hour stats, one service by span name',
+    'p95 ≤ 100 ms',
+    d && `p50 ${f(d.p50)} / p95 ${f(d.p95)} / max ${f(d.max)} ms`,
+    d && d.p95 <= 100,
+  );
+  for (const k of [
+    'stats: 30 d, one service by span name',
+    'stats: 30 d, every service',
+    'stats: 30 d, one service, by x402.network',
+  ]) {
     const v = q[k];
-    row(`30-day stats (${k.slice(12)})`, '≤ 300 ms', v && `p50 ${f(v.p50)} / p95 ${f(v.p95)} / max ${f(v.max)} ms`, v && v.max <= 300);
+    row(
+      `30-day stats (${k.slice(12)})`,
+      '≤ 300 ms',
+      v && `p50 ${f(v.p50)} / p95 ${f(v.p95)} / max ${f(v.max)} ms`,
+      v && v.max <= 300,
+    );
   }
   const t = q['trace: the 10,000-span trace'];
-  row('10,000-span trace served', '≤ 100 ms', t && `p50 ${f(t.p50)} / p95 ${f(t.p95)} / max ${f(t.max)} ms`, t && t.p95 <= 100);
+  row(
+    '10,000-span trace served',
+    '≤ 100 ms',
+    t && `p50 ${f(t.p50)} / p95 ${f(t.p95)} / max ${f(t.max)} ms`,
+    t && t.p95 <= 100,
+  );
   const w = b.waterfall_route?.painted;
   row(
     'waterfall render in Chromium (route change)',
     '≤ 500 ms',
-    w && `p50 ${f(w.p50, 0)} / p95 ${f(w.p95, 0)} / max ${f(w.max, 0)} ms (${w.n} runs; fetch p50 ${f(b.waterfall_route.fetch.p50, 0)} ms)`,
+    w &&
+      `p50 ${f(w.p50, 0)} / p95 ${f(w.p95, 0)} / max ${f(w.max, 0)} ms (${w.n} runs; fetch p50 ${f(b.waterfall_route.fetch.p50, 0)} ms)`,
     w && w.p95 <= 500,
   );
   const c = b.waterfall_cold?.painted;
@@ -333,13 +370,23 @@ function summary(dir) {
     th && th.ratio >= 0.9,
   );
   if (meta) {
-    row('load through the Rust SDK', '', `${meta.spans} spans in ${f(meta.load_seconds, 0)} s: ${f(meta.load_spans_per_second, 0)} spans/s`);
-    row('bytes on disk per stored span', 'report', `${f(meta.disk.bytes_per_span, 0)} B (${f(meta.disk.db_bytes / 1e9, 2)} GB database, WAL checkpointed)`);
+    row(
+      'load through the Rust SDK',
+      '',
+      `${meta.spans} spans in ${f(meta.load_seconds, 0)} s: ${f(meta.load_spans_per_second, 0)} spans/s`,
+    );
+    row(
+      'bytes on disk per stored span',
+      'report',
+      `${f(meta.disk.bytes_per_span, 0)} B (${f(meta.disk.db_bytes / 1e9, 2)} GB database, WAL checkpointed)`,
+    );
   }
   const wid = [0, 1, 2].map((i) => Math.max(...rows.map((r) => String(r[i] ?? '').length)));
   console.log('\n== scripts/bench-collector.sh summary');
   for (const r of [['benchmark', 'target', 'result', ''], ...rows])
-    console.log(`${String(r[0] ?? '').padEnd(wid[0])}  ${String(r[1] ?? '').padEnd(wid[1])}  ${String(r[2] ?? 'n/a').padEnd(wid[2])}  ${r[3]}`);
+    console.log(
+      `${String(r[0] ?? '').padEnd(wid[0])}  ${String(r[1] ?? '').padEnd(wid[1])}  ${String(r[2] ?? 'n/a').padEnd(wid[2])}  ${r[3]}`,
+    );
   try {
     console.log(`\nload average:\n${readFileSync(join(dir, 'loadavg.txt'), 'utf8')}`);
   } catch {}
