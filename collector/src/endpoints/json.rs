@@ -368,7 +368,9 @@ pub fn tree_row(s: &StoredSpan, row: &TreeRow) -> J {
 
 #[cfg(test)]
 mod tests {
-    use tracex_core::{Event, InstrumentationScope, KeyValue, Link, Resource, SpanData, SpanId, SpanKind, Status, TraceId, Value};
+    use tracex_core::{
+        Event, InstrumentationScope, KeyValue, Link, Resource, SpanData, SpanId, SpanKind, Status, TraceId, Value,
+    };
 
     use super::*;
 

@@ -153,7 +153,8 @@ fn load(a: &Args) -> Res<()> {
     // exactly `days` ending now still holds every span).
     let end_ns = traffic::now_ns() - 60 * SEC;
     let start_ns = end_ns - days * DAY + 3600 * SEC;
-    let payments_per_thread = ((target.saturating_sub(BIG_TRACE_SPANS)) as f64 / threads as f64 / SPANS_PER_PAYMENT) as u64;
+    let payments_per_thread =
+        ((target.saturating_sub(BIG_TRACE_SPANS)) as f64 / threads as f64 / SPANS_PER_PAYMENT) as u64;
     let quota = target.saturating_sub(BIG_TRACE_SPANS) / threads;
     let resources = ["weather-api", "market-data-api", "inference-api", "news-api"];
     let facilitators = ["facilitator-us", "facilitator-eu"];
@@ -187,15 +188,20 @@ fn load(a: &Args) -> Res<()> {
                     let end = (start_ns + (i as f64 * step) as u64 + t * 7_919_000).min(end_ns);
                     traffic::payment(&resource, &facilitator, &mut rng, i * threads + t, end);
                     i += 1;
-                    if i % 64 == 0 {
+                    if i.is_multiple_of(64) {
                         pace(&resource, 8192);
                         pace(&facilitator, 8192);
                     }
                 }
-                let (ra, fa) = (resource.shutdown(Duration::from_secs(120))?, facilitator.shutdown(Duration::from_secs(120))?);
+                let (ra, fa) =
+                    (resource.shutdown(Duration::from_mins(2))?, facilitator.shutdown(Duration::from_mins(2))?);
                 let (rs, fs) = (resource.stats(), facilitator.stats());
                 if !ra.is_complete() || !fa.is_complete() || rs.spans_dropped + fs.spans_dropped > 0 {
-                    return Err(format!("thread {t}: not all delivered: {ra:?} {fa:?}, dropped {}", rs.spans_dropped + fs.spans_dropped).into());
+                    return Err(format!(
+                        "thread {t}: not all delivered: {ra:?} {fa:?}, dropped {}",
+                        rs.spans_dropped + fs.spans_dropped
+                    )
+                    .into());
                 }
                 Ok((rs.spans_sent + fs.spans_sent, rs.batches_sent + fs.batches_sent, i))
             })
@@ -207,11 +213,17 @@ fn load(a: &Args) -> Res<()> {
         let d = done.clone();
         let h = std::thread::spawn(move || {
             let t0 = Instant::now();
+            let mut next = Duration::from_secs(15);
             while !d.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(200));
-                if t0.elapsed().as_secs() % 15 == 0 && t0.elapsed().subsec_millis() < 200 {
+                if t0.elapsed() >= next {
+                    next += Duration::from_secs(15);
                     let n = progress.load(Ordering::Relaxed);
-                    eprintln!("  load: {n} spans recorded after {:.0} s ({:.0} spans/s)", t0.elapsed().as_secs_f64(), n as f64 / t0.elapsed().as_secs_f64());
+                    eprintln!(
+                        "  load: {n} spans recorded after {:.0} s ({:.0} spans/s)",
+                        t0.elapsed().as_secs_f64(),
+                        n as f64 / t0.elapsed().as_secs_f64()
+                    );
                 }
             }
         });
@@ -230,7 +242,13 @@ fn load(a: &Args) -> Res<()> {
     // The big trace, an hour before the end of history.
     let treasury = tracer(&url, &key, &pem, "treasury-settler")?;
     let t0 = end_ns - 3600 * SEC;
-    let mut root = treasury.span_builder("settle-batch").kind(SpanKind::Internal).root().start_time(t0).attribute("x402.batch_size", 99i64).start();
+    let mut root = treasury
+        .span_builder("settle-batch")
+        .kind(SpanKind::Internal)
+        .root()
+        .start_time(t0)
+        .attribute("x402.batch_size", 99i64)
+        .start();
     let root_cx = root.context().clone();
     let big_trace_id = root_cx.trace_id.to_hex();
     let mut t = t0 + SEC / 1000;
@@ -240,14 +258,22 @@ fn load(a: &Args) -> Res<()> {
             .kind(SpanKind::Internal)
             .child_of(root_cx.clone())
             .start_time(t)
-            .attributes([KeyValue::new("x402.network", ["base", "polygon", "avalanche"][p as usize % 3]), KeyValue::new("x402.amount", (10_000 + p * 17).to_string())])
+            .attributes([
+                KeyValue::new("x402.network", ["base", "polygon", "avalanche"][p as usize % 3]),
+                KeyValue::new("x402.amount", (10_000 + p * 17).to_string()),
+            ])
             .start();
         let cx = settle.context().clone();
-        let s0 = t;
         for r in 0..100u64 {
             let name = if r % 10 == 9 { "eth_getTransactionReceipt" } else { "eth_call" };
             let d = 2_000_000 + (p * 7 + r * 13) % 40 * 1_000_000;
-            let mut rpc = treasury.span_builder(name).kind(SpanKind::Client).child_of(cx.clone()).start_time(t).attribute("rpc.system", "jsonrpc").start();
+            let mut rpc = treasury
+                .span_builder(name)
+                .kind(SpanKind::Client)
+                .child_of(cx.clone())
+                .start_time(t)
+                .attribute("rpc.system", "jsonrpc")
+                .start();
             if (p + r) % 97 == 0 {
                 rpc.set_status(Status::error("upstream timeout"));
             }
@@ -256,13 +282,12 @@ fn load(a: &Args) -> Res<()> {
         }
         settle.set_status(Status::ok());
         settle.end_at(t);
-        let _ = s0;
         t += 1_000_000;
         pace(&treasury, 8192);
     }
     root.set_status(Status::ok());
     root.end_at(t);
-    let rep = treasury.shutdown(Duration::from_secs(60))?;
+    let rep = treasury.shutdown(Duration::from_mins(1))?;
     let ts = treasury.stats();
     if !rep.is_complete() || ts.spans_sent != BIG_TRACE_SPANS {
         return Err(format!("big trace: {} of {BIG_TRACE_SPANS} spans delivered: {rep:?}", ts.spans_sent).into());
@@ -272,9 +297,16 @@ fn load(a: &Args) -> Res<()> {
     let seconds = started.elapsed().as_secs_f64();
 
     // Every acknowledged span is stored: the statistics count what each commit stored.
-    let stats = api(&http, &url, &read_key, &format!("/stats?from={}&to={}&step=86400", end_ns - days * DAY, end_ns + 3600 * SEC))?;
-    let stored: u64 = stats["groups"].as_array().map_or(0, |g| g.iter().map(|g| g["total"]["count"].as_u64().unwrap_or(0)).sum());
-    let big = api(&http, &url, &read_key, &format!("/traces/{big_trace_id}?limit=1"))?;
+    let stats = api(
+        &http,
+        &url,
+        &read_key,
+        &format!("/stats?from={}&to={}&step=86400", end_ns - days * DAY, end_ns + 3600 * SEC),
+    )?;
+    let stored: u64 =
+        stats["groups"].as_array().map_or(0, |g| g.iter().map(|g| g["total"]["count"].as_u64().unwrap_or(0)).sum());
+    // The big trace is there (a 404 is an error).
+    api(&http, &url, &read_key, &format!("/traces/{big_trace_id}?limit=1"))?;
     println!(
         "load: {sent} spans ({payments} payments + the big trace) acknowledged in {batches} batches, {seconds:.1} s: {:.0} spans/s; \
          {stored} counted by /api/v1/stats",
@@ -283,10 +315,10 @@ fn load(a: &Args) -> Res<()> {
     if stored != sent {
         return Err(format!("{sent} spans acknowledged but {stored} counted by the statistics").into());
     }
-    let _ = big;
     // A few small traces for the browser script to flip to between renders of the big one.
     let small = api(&http, &url, &read_key, &format!("/traces?limit=5&service=facilitator-us&to={end_ns}"))?;
-    let small: Vec<J> = small["traces"].as_array().cloned().unwrap_or_default().iter().map(|t| t["trace_id"].clone()).collect();
+    let small: Vec<J> =
+        small["traces"].as_array().cloned().unwrap_or_default().iter().map(|t| t["trace_id"].clone()).collect();
     let meta = json!({
         "spans": sent, "payments": payments, "batches": batches, "load_seconds": seconds,
         "load_spans_per_second": sent as f64 / seconds, "start_ns": start_ns.to_string(), "end_ns": end_ns.to_string(),
@@ -336,7 +368,7 @@ fn query(a: &Args) -> Res<()> {
     let end: u64 = meta["end_ns"].as_str().unwrap_or("0").parse()?;
     let days = meta["days"].as_u64().unwrap_or(30);
     let big = meta["big_trace_id"].as_str().unwrap_or_default().to_owned();
-    let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(120)).build()?;
+    let http = reqwest::blocking::Client::builder().timeout(Duration::from_mins(2)).build()?;
     // xorshift64: which filter values and windows to query, nothing secret.
     let mut state = traffic::now_ns() | 1;
     let mut pick = |n: usize| {
@@ -349,8 +381,21 @@ fn query(a: &Args) -> Res<()> {
     let fac = ["facilitator-us", "facilitator-eu"];
     let res = ["weather-api", "market-data-api", "inference-api", "news-api"];
     let networks = ["base", "base-sepolia", "avalanche", "polygon"];
-    let errors = ["invalid_signature", "authorization_expired", "insufficient_balance", "insufficient_funds_for_gas", "transaction_reverted", "rpc_timeout"];
-    let fac_names = ["POST /verify", "POST /settle", "eth_sendRawTransaction", "eth_getTransactionReceipt", "eip3009.verify_signature"];
+    let errors = [
+        "invalid_signature",
+        "authorization_expired",
+        "insufficient_balance",
+        "insufficient_funds_for_gas",
+        "transaction_reverted",
+        "rpc_timeout",
+    ];
+    let fac_names = [
+        "POST /verify",
+        "POST /settle",
+        "eth_sendRawTransaction",
+        "eth_getTransactionReceipt",
+        "eip3009.verify_signature",
+    ];
     let span = days * DAY;
     let mut t = Timings { kinds: Vec::new() };
     let mut answers: HashMap<String, (u64, u64)> = HashMap::new(); // kind → (answers with traces, answers)
@@ -398,10 +443,18 @@ fn query(a: &Args) -> Res<()> {
         timed(&mut t, "search: status=error, 24 h", &format!("/traces?status=error&from={from}&to={to}"))?;
         let (from, to) = window(DAY, &mut pick);
         let min = 500 + pick(2000);
-        timed(&mut t, "search: service + min duration, 24 h", &format!("/traces?service={f}&min_duration_ms={min}&from={from}&to={to}"))?;
+        timed(
+            &mut t,
+            "search: service + min duration, 24 h",
+            &format!("/traces?service={f}&min_duration_ms={min}&from={from}&to={to}"),
+        )?;
         let (from, to) = window(DAY, &mut pick);
         let net = networks[pick(networks.len())];
-        timed(&mut t, "search: attr x402.network, 24 h", &format!("/traces?attr.x402.network={net}&from={from}&to={to}"))?;
+        timed(
+            &mut t,
+            "search: attr x402.network, 24 h",
+            &format!("/traces?attr.x402.network={net}&from={from}&to={to}"),
+        )?;
         let (from, to) = window(7 * DAY, &mut pick);
         let e = errors[pick(errors.len())];
         timed(&mut t, "search: attr x402.error, 7 d", &format!("/traces?attr.x402.error={e}&from={from}&to={to}"))?;
@@ -410,22 +463,37 @@ fn query(a: &Args) -> Res<()> {
         timed(
             &mut t,
             "search: service + status=error + attr + max duration, 30 d",
-            &format!("/traces?service={r}&status=error&attr.x402.network={net}&max_duration_ms=2000&from={}&to={end}", end - span),
+            &format!(
+                "/traces?service={r}&status=error&attr.x402.network={net}&max_duration_ms=2000&from={}&to={end}",
+                end - span
+            ),
         )?;
         timed(&mut t, "search: no filter, newest", "/traces")?;
     }
     for _ in 0..runs {
         let s = services[pick(services.len())];
         let (from, to) = window(DAY, &mut pick);
-        timed(&mut t, "stats: 24 h, one service by span name", &format!("/stats?service={s}&from={from}&to={to}&sla_ms=500"))?;
+        timed(
+            &mut t,
+            "stats: 24 h, one service by span name",
+            &format!("/stats?service={s}&from={from}&to={to}&sla_ms=500"),
+        )?;
     }
     for _ in 0..runs {
         let s = services[pick(services.len())];
-        timed(&mut t, "stats: 30 d, one service by span name", &format!("/stats?service={s}&from={}&to={end}&sla_ms=500", end - span))?;
+        timed(
+            &mut t,
+            "stats: 30 d, one service by span name",
+            &format!("/stats?service={s}&from={}&to={end}&sla_ms=500", end - span),
+        )?;
         timed(&mut t, "stats: 30 d, every service", &format!("/stats?from={}&to={end}&sla_ms=500", end - span))?;
         let net = if pick(2) == 0 { "" } else { "&group_by=x402.network" };
         let f = fac[pick(2)];
-        timed(&mut t, "stats: 30 d, one service, by x402.network", &format!("/stats?service={f}&name=POST%20%2Fsettle{net}&from={}&to={end}&sla_ms=500", end - span))?;
+        timed(
+            &mut t,
+            "stats: 30 d, one service, by x402.network",
+            &format!("/stats?service={f}&name=POST%20%2Fsettle{net}&from={}&to={end}&sla_ms=500", end - span),
+        )?;
     }
     let mut spans = 0;
     for _ in 0..runs {
@@ -444,7 +512,13 @@ fn query(a: &Args) -> Res<()> {
         }
         let s = summary(v);
         let hits = answers.get(kind).map(|(h, n)| format!("  ({h}/{n} answers held traces)")).unwrap_or_default();
-        println!("{kind:<62} {:>5} {:>9.1} {:>9.1} {:>9.1}{hits}", v.len(), s["p50"].as_f64().unwrap_or(0.0), s["p95"].as_f64().unwrap_or(0.0), s["max"].as_f64().unwrap_or(0.0));
+        println!(
+            "{kind:<62} {:>5} {:>9.1} {:>9.1} {:>9.1}{hits}",
+            v.len(),
+            s["p50"].as_f64().unwrap_or(0.0),
+            s["p95"].as_f64().unwrap_or(0.0),
+            s["max"].as_f64().unwrap_or(0.0)
+        );
         let mut s = s;
         if let Some((h, n)) = answers.get(kind) {
             s["with_traces"] = json!(h);
@@ -453,7 +527,14 @@ fn query(a: &Args) -> Res<()> {
         results.insert(kind.clone(), s);
     }
     let s = summary(&all_search);
-    println!("{:<62} {:>5} {:>9.1} {:>9.1} {:>9.1}", "search: all of the above", all_search.len(), s["p50"].as_f64().unwrap_or(0.0), s["p95"].as_f64().unwrap_or(0.0), s["max"].as_f64().unwrap_or(0.0));
+    println!(
+        "{:<62} {:>5} {:>9.1} {:>9.1} {:>9.1}",
+        "search: all of the above",
+        all_search.len(),
+        s["p50"].as_f64().unwrap_or(0.0),
+        s["p95"].as_f64().unwrap_or(0.0),
+        s["max"].as_f64().unwrap_or(0.0)
+    );
     results.insert("search: all".into(), s);
     write_json(&out, &J::Object(results))
 }
@@ -526,10 +607,10 @@ impl RawClient {
             if h.is_empty() {
                 break;
             }
-            if let Some((k, v)) = h.split_once(':') {
-                if k.eq_ignore_ascii_case("content-length") {
-                    len = v.trim().parse()?;
-                }
+            if let Some((k, v)) = h.split_once(':')
+                && k.eq_ignore_ascii_case("content-length")
+            {
+                len = v.trim().parse()?;
             }
         }
         let mut buf = vec![0; len];
@@ -545,10 +626,18 @@ struct Viewer {
     handle: std::thread::JoinHandle<Res<u64>>,
 }
 
-fn open_viewer(addr: &str, key: &str, query: &str, probes: Option<Arc<Mutex<HashMap<String, Instant>>>>) -> Res<Viewer> {
+fn open_viewer(
+    addr: &str,
+    key: &str,
+    query: &str,
+    probes: Option<Arc<Mutex<HashMap<String, Instant>>>>,
+) -> Res<Viewer> {
     let mut s = TcpStream::connect(addr)?;
     s.set_read_timeout(Some(Duration::from_millis(200)))?;
-    write!(s, "GET /api/v1/live{query} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\nAccept: text/event-stream\r\n\r\n")?;
+    write!(
+        s,
+        "GET /api/v1/live{query} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\nAccept: text/event-stream\r\n\r\n"
+    )?;
     // The status line, before the stream counts as open.
     let mut head = Vec::new();
     let mut b = [0u8; 1];
@@ -669,7 +758,10 @@ impl Prober {
         };
         let id = span.span_id.to_hex();
         let (resource, scope) = (&self.resource, &self.scope);
-        let body = self.sealer.seal_with(now, |out| tracex_core::encode::encode_spans(resource, scope, std::slice::from_ref(&span), out))?.bytes;
+        let body = self
+            .sealer
+            .seal_with(now, |out| tracex_core::encode::encode_spans(resource, scope, std::slice::from_ref(&span), out))?
+            .bytes;
         let sent_unix = traffic::now_ns();
         let sent = Instant::now();
         let (status, text) = conn.post(addr, key, &body)?;
@@ -690,19 +782,29 @@ fn seal_batches(pem: &str, n: usize, seq0: u64) -> Res<Vec<Vec<u8>>> {
     (0..n)
         .map(|i| {
             let s = background_spans(512, seq0 + i as u64);
-            Ok(sealer.seal_with(traffic::now_ns(), |out| tracex_core::encode::encode_spans(&resource, &scope, &s, out))?.bytes)
+            Ok(sealer
+                .seal_with(traffic::now_ns(), |out| tracex_core::encode::encode_spans(&resource, &scope, &s, out))?
+                .bytes)
         })
         .collect()
 }
 
 /// Posts `bodies` over `clients` keep-alive connections as fast as acknowledgements allow; paced
 /// to `rate` batches per second when `rate` > 0. Returns (seconds, batches).
-fn ingest(addr: &str, key: &str, bodies: Arc<Vec<Vec<u8>>>, clients: usize, rate: f64, stop: Option<Arc<AtomicBool>>) -> Res<(f64, usize)> {
+fn ingest(
+    addr: &str,
+    key: &str,
+    bodies: &Arc<Vec<Vec<u8>>>,
+    clients: usize,
+    rate: f64,
+    stop: Option<&Arc<AtomicBool>>,
+) -> Res<(f64, usize)> {
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let handles: Vec<_> = (0..clients)
         .map(|_| {
-            let (bodies, next, addr, key, stop) = (bodies.clone(), next.clone(), addr.to_owned(), key.to_owned(), stop.clone());
+            let (bodies, next, addr, key, stop) =
+                (bodies.clone(), next.clone(), addr.to_owned(), key.to_owned(), stop.cloned());
             std::thread::Builder::new().name("ingest-client".into()).spawn(move || -> Res<()> {
                 let mut conn = RawClient::connect(&addr)?;
                 loop {
@@ -747,7 +849,9 @@ fn live(a: &Args) -> Res<()> {
     let mut results = serde_json::Map::new();
 
     // --- Ingest throughput: none vs `viewers_n` viewers, alternating, fresh batches each phase.
-    println!("live: ingest throughput, {rounds} rounds of [no viewer, {viewers_n} viewers], {phase_batches} batches of 512 spans per phase, {clients} connections");
+    println!(
+        "live: ingest throughput, {rounds} rounds of [no viewer, {viewers_n} viewers], {phase_batches} batches of 512 spans per phase, {clients} connections"
+    );
     let mut table: Vec<(String, f64, f64, f64)> = Vec::new();
     let mut seq = 0u64;
     let mut per_mode: HashMap<&str, Vec<f64>> = HashMap::new();
@@ -762,7 +866,7 @@ fn live(a: &Args) -> Res<()> {
             };
             std::thread::sleep(Duration::from_millis(300));
             let (cpu_c0, cpu_v0) = (process_cpu(collector_pid), thread_cpu("live-viewer"));
-            let (secs, n) = ingest(&addr, &key, bodies, clients, 0.0, None)?;
+            let (secs, n) = ingest(&addr, &key, &bodies, clients, 0.0, None)?;
             let (cpu_c, cpu_v) = (process_cpu(collector_pid) - cpu_c0, thread_cpu("live-viewer") - cpu_v0);
             let bytes = close_viewers(viewers)?;
             let rate = (n * 512) as f64 / secs;
@@ -792,7 +896,9 @@ fn live(a: &Args) -> Res<()> {
     let mut log = Vec::new();
     let mut lag = Vec::new();
     for others in [0, viewers_n] {
-        println!("live: lag, a probe every 100 ms for {lag_seconds} s, background ingest {lag_rate:.0} spans/s, {others} other viewers reading everything");
+        println!(
+            "live: lag, a probe every 100 ms for {lag_seconds} s, background ingest {lag_rate:.0} spans/s, {others} other viewers reading everything"
+        );
         let probe_seen = Arc::new(Mutex::new(HashMap::new()));
         let probe_viewer = open_viewer(&addr, &read_key, "?name=live-probe", Some(probe_seen.clone()))?;
         let viewers = (0..others).map(|_| open_viewer(&addr, &read_key, "", None)).collect::<Res<Vec<_>>>()?;
@@ -802,7 +908,7 @@ fn live(a: &Args) -> Res<()> {
         let stop = Arc::new(AtomicBool::new(false));
         let bg = {
             let (addr, key, stop) = (addr.clone(), key.clone(), stop.clone());
-            std::thread::spawn(move || ingest(&addr, &key, bodies, 8, lag_rate / 512.0, Some(stop)))
+            std::thread::spawn(move || ingest(&addr, &key, &bodies, 8, lag_rate / 512.0, Some(&stop)))
         };
         let mut prober = Prober {
             sealer: Sealer::new(CollectorKey::from_pem(&pem)?, SealerConfig::default())?,
@@ -835,7 +941,11 @@ fn live(a: &Args) -> Res<()> {
             match seen.get(id) {
                 Some(at) => {
                     upper.push(at.saturating_duration_since(*s).as_secs_f64() * 1e3);
-                    lower.push(if *at >= *a { (*at - *a).as_secs_f64() * 1e3 } else { -((*a - *at).as_secs_f64() * 1e3) });
+                    lower.push(if *at >= *a {
+                        (*at - *a).as_secs_f64() * 1e3
+                    } else {
+                        -((*a - *at).as_secs_f64() * 1e3)
+                    });
                 }
                 None => missing += 1,
             }
@@ -844,7 +954,15 @@ fn live(a: &Args) -> Res<()> {
         let g = |v: &J, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
         println!(
             "  SSE client: {} probes, {missing} not seen; lag from send p50 {:.1} p99 {:.1} max {:.1} ms; from ack p50 {:.1} p99 {:.1} max {:.1} ms; probe ack p50 {:.1} p99 {:.1} ms",
-            sent.len(), g(&su, "p50"), g(&su, "p99"), g(&su, "max"), g(&sl, "p50"), g(&sl, "p99"), g(&sl, "max"), g(&sa, "p50"), g(&sa, "p99"),
+            sent.len(),
+            g(&su, "p50"),
+            g(&su, "p99"),
+            g(&su, "max"),
+            g(&sl, "p50"),
+            g(&sl, "p99"),
+            g(&sl, "max"),
+            g(&sa, "p50"),
+            g(&sa, "p99"),
         );
         lag.push(json!({"viewers": others, "probes": sent.len(), "missing": missing, "from_send": su, "from_ack": sl, "ack": sa, "background_spans_per_s": lag_rate}));
     }
