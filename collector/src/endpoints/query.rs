@@ -223,12 +223,16 @@ pub async fn get(
         let page = order.get(offset..).unwrap_or_default();
         let page = &page[..page.len().min(limit)];
         let end = offset.saturating_add(page.len());
-        Ok(Some(serde_json::json!({
-            "trace_id": id.to_hex(),
-            "span_count": spans.len(),
-            "spans": page.iter().map(|row| json::tree_row(&spans[row.index], row)).collect::<Vec<_>>(),
-            "next_cursor": (end < order.len()).then(|| end.to_string()),
-        })))
+        // Written straight to text (keys in the order a `json!` map printed them): see
+        // `json::SpanJson` for what building a `Value` tree first cost.
+        let rows = RowsJson { spans: &spans, rows: page };
+        let detail = DetailJson {
+            next_cursor: (end < order.len()).then(|| end.to_string()),
+            span_count: spans.len(),
+            spans: rows,
+            trace_id: id.to_hex(),
+        };
+        serde_json::to_vec(&detail).map(Some).map_err(|e| crate::store::StoreError::Database(e.to_string()))
     })
     .await
     .map_err(|e| ApiError::internal(&e.to_string()))?
@@ -236,7 +240,31 @@ pub async fn get(
     let Some(body) = body else {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no trace {trace_id} in this project")));
     };
-    Ok(axum::Json(body).into_response())
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// A page of a trace's detail, as `get` answers it.
+#[derive(serde::Serialize)]
+struct DetailJson<'a> {
+    next_cursor: Option<String>,
+    span_count: usize,
+    spans: RowsJson<'a>,
+    trace_id: String,
+}
+
+/// The page's rows, each a span with its depth.
+struct RowsJson<'a> {
+    spans: &'a [crate::store::StoredSpan],
+    rows: &'a [json::TreeRow],
+}
+
+impl serde::Serialize for RowsJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.rows.iter().map(|row| {
+            let st = &self.spans[row.index];
+            json::SpanJson { resource: &st.resource, scope: &st.scope, span: &st.span, row: Some(row) }
+        }))
+    }
 }
 
 #[cfg(test)]

@@ -225,7 +225,7 @@ fn fan_out(group: &Group, viewers: &[Arc<Viewer>], text: &mut String) {
                 if !viewers[i].filter.matches_span(resource, span, text) {
                     continue;
                 }
-                let r = rendered.get_or_insert_with(|| json::span_parts(resource, scope, span).to_string());
+                let r = rendered.get_or_insert_with(|| json::span_text(resource, scope, span));
                 let p = &mut pending[i];
                 if p.count > 0 {
                     p.json.push(',');
