@@ -26,6 +26,7 @@ export {
   FlushTimeoutError,
   SpoolError,
   InvalidRecordsError,
+  AuditError,
   KeyError,
   ContextError,
   extract,

@@ -21,6 +21,7 @@ export const {
   FlushTimeoutError,
   SpoolError,
   InvalidRecordsError,
+  AuditError,
   KeyError,
   ContextError,
   extract,
