@@ -144,7 +144,8 @@ fn viewers_see_their_projects_committed_spans_that_match_their_filter() {
     let s = setup("live-filter", "");
     let dir = &s.collector.data_dir;
     let other_ingest = create_key(dir, "other", "ingest");
-    let mut filtered = Sse::open(&s.collector.url, &s.read, "service=settler&attr.x402.network=base").unwrap();
+    let mut filtered =
+        Sse::open(&s.collector.url, &s.read, "service=settler&attr.x402.network=base&detail=full").unwrap();
     let mut errors = Sse::open(&s.collector.url, &s.read, "status=error&min_duration_ms=0").unwrap();
     let mut all = Sse::open(&s.collector.url, &s.read, "").unwrap();
     wait_for_viewers(&s.collector.url, 3.0);
@@ -182,6 +183,8 @@ fn viewers_see_their_projects_committed_spans_that_match_their_filter() {
         .iter()
         .map(|s| {
             assert_eq!(s["service_name"], "settler");
+            // detail=full: rendered like a trace's detail, resource and scope included.
+            assert!(!s["resource"].is_null() && !s["scope"].is_null(), "{s}");
             assert_eq!(attr(s, "x402.network").unwrap()["stringValue"], "base");
             attr(s, "i").unwrap()["intValue"].as_str().unwrap().parse().unwrap()
         })
@@ -192,17 +195,37 @@ fn viewers_see_their_projects_committed_spans_that_match_their_filter() {
     let (spans, _) = errors.until_marker();
     assert_eq!(spans.len(), 3);
     assert!(spans.iter().all(|s| s["status"]["code"] == "error" && s["status"]["message"] == "rpc timeout"));
+    // Without detail=full a viewer gets summaries: what a tail shows, the same values as the full
+    // span's fields of the same names.
+    let keys: Vec<&str> = spans[0].as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        [
+            "duration_ns",
+            "end_time_unix_nano",
+            "kind",
+            "name",
+            "parent_span_id",
+            "service_name",
+            "span_id",
+            "start_time_unix_nano",
+            "status",
+            "trace_id"
+        ]
+    );
+    assert!(spans.iter().all(|s| s["service_name"] == "settler" && s["name"] == "settle" && s["kind"] == "internal"));
 
     // The other project's spans never reach this project's viewers.
     let (spans, _) = all.until_marker();
     assert_eq!(spans.len(), 60);
     let by_service = |name: &str| spans.iter().filter(|s| s["service_name"] == name).count();
     assert_eq!((by_service("settler"), by_service("facilitator")), (30, 30));
-    // Rendered like a trace's detail: the trace and span ids, times, resource and scope.
+    // Summaries: ids, times and kind, not the resource.
     let first = &spans[0];
-    for field in ["trace_id", "span_id", "start_time_unix_nano", "duration_ns", "resource", "scope", "kind"] {
+    for field in ["trace_id", "span_id", "start_time_unix_nano", "duration_ns", "kind"] {
         assert!(!first[field].is_null(), "{field} missing: {first}");
     }
+    assert!(first["resource"].is_null() && first["attributes"].is_null(), "{first}");
 
     drop((filtered, errors, all));
     wait_for_viewers(&s.collector.url, 0.0);
@@ -313,6 +336,8 @@ fn streams_per_key_are_capped_and_bad_requests_get_json_errors() {
         (s.read.as_str(), "from=1", 400, "invalid_query"),
         (s.read.as_str(), "limit=5", 400, "invalid_query"),
         (s.read.as_str(), "sort=duration", 400, "invalid_query"),
+        (s.read.as_str(), "detail=everything", 400, "invalid_query"),
+        (s.read.as_str(), "detail=full&detail=summary", 400, "invalid_query"),
         (s.read.as_str(), "status=bogus", 400, "invalid_query"),
         (s.read.as_str(), "nope=1", 400, "invalid_query"),
         (s.read.as_str(), "min_duration_ms=-1", 400, "invalid_query"),

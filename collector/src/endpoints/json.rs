@@ -34,6 +34,12 @@ pub fn span_text(resource: &Resource, scope: &InstrumentationScope, d: &SpanData
     serde_json::to_string(&SpanJson { resource, scope, span: d, row: None }).unwrap_or_default()
 }
 
+/// A span's summary as JSON text (what a live tail sends unless asked for whole spans): the
+/// fields of [`span_text`] a tail shows, with the same names and values.
+pub fn span_summary_text(resource: &Resource, d: &SpanData) -> String {
+    serde_json::to_string(&SpanSummaryJson { resource, span: d }).unwrap_or_default()
+}
+
 // === impl Serialize for the span renderings ===
 //
 // Spans are written straight to JSON text rather than built as `serde_json::Value` trees first:
@@ -252,6 +258,30 @@ impl Serialize for SpanJson<'_> {
         m.serialize_entry("status", &StatusJson(d))?;
         m.serialize_entry("trace_id", &d.trace_id.to_hex())?;
         m.serialize_entry("trace_state", &d.trace_state)?;
+        m.end()
+    }
+}
+
+/// A span's summary: ids, name, kind, service, times and status.
+struct SpanSummaryJson<'a> {
+    resource: &'a Resource,
+    span: &'a SpanData,
+}
+
+impl Serialize for SpanSummaryJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let d = self.span;
+        let mut m = s.serialize_map(Some(10))?;
+        m.serialize_entry("duration_ns", &d.duration_nanos())?;
+        m.serialize_entry("end_time_unix_nano", &Decimal(d.end_time_unix_nano))?;
+        m.serialize_entry("kind", d.kind.as_str())?;
+        m.serialize_entry("name", &d.name)?;
+        m.serialize_entry("parent_span_id", &d.parent_span_id.map(|p| p.to_hex()))?;
+        m.serialize_entry("service_name", &self.resource.service_name())?;
+        m.serialize_entry("span_id", &d.span_id.to_hex())?;
+        m.serialize_entry("start_time_unix_nano", &Decimal(d.start_time_unix_nano))?;
+        m.serialize_entry("status", &StatusJson(d))?;
+        m.serialize_entry("trace_id", &d.trace_id.to_hex())?;
         m.end()
     }
 }

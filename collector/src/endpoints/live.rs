@@ -1,8 +1,10 @@
-//! `GET /api/v1/live?service=&name=&status=&min_duration_ms=&attr.<key>=<value>…`: Server-Sent
-//! Events of the read key's project's spans as they are committed, filtered like a trace search.
+//! `GET /api/v1/live?service=&name=&status=&min_duration_ms=&attr.<key>=<value>…&detail=`:
+//! Server-Sent Events of the read key's project's spans as they are committed, filtered like a
+//! trace search; `detail=summary` (the default: ids, name, kind, service, times, status) or
+//! `detail=full` (each span as in a trace's detail, about four times the bytes).
 //!
 //! ```text
-//! event: spans    data: {"spans":[<span as in a trace's detail>, …]}   (≤ 256 per event)
+//! event: spans    data: {"spans":[<span summary or span>, …]}   (≤ 256 per event)
 //! event: lagged   data: {"missed":N}    spans skipped because this viewer fell behind
 //! : keep-alive                          every 15 s, so proxies keep the connection open
 //! ```
@@ -25,7 +27,7 @@ use axum::response::{IntoResponse, Response};
 use super::error::ApiError;
 use super::query::{parse_query, query_pairs};
 use crate::AppState;
-use crate::live::{Message, Refused, Subscription};
+use crate::live::{Detail, Message, Refused, Subscription};
 use crate::store::KeyScope;
 
 /// Comment lines sent while nothing happens: idle connections through proxies and load balancers
@@ -42,17 +44,37 @@ pub async fn live(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let key = super::access::authorize(&app, &headers, KeyScope::Read).await?;
+    let mut detail = None;
     for pair in query_pairs(raw.as_deref()) {
-        let (k, _) = pair?;
+        let (k, v) = pair?;
         if NOT_LIVE.contains(&k.as_str()) {
             return Err(ApiError::bad_request(
                 "invalid_query",
                 format!("{k} does not apply to the live tail (it shows spans as they are committed)"),
             ));
         }
+        if k == "detail" {
+            if detail.is_some() {
+                return Err(ApiError::bad_request("invalid_query", "detail given twice"));
+            }
+            detail = Some(match v.as_str() {
+                "summary" => Detail::Summary,
+                "full" => Detail::Full,
+                _ => {
+                    return Err(ApiError::bad_request(
+                        "invalid_query",
+                        format!("detail must be summary or full, got {v:?}"),
+                    ));
+                }
+            });
+        }
     }
-    let filter = parse_query(raw.as_deref(), key.project.clone())?;
-    let sub = app.live.subscribe(&key.id, key.project, filter).map_err(|r| match r {
+    // The rest is a trace search's filter.
+    let filters: Option<String> = raw
+        .as_deref()
+        .map(|r| r.split('&').filter(|p| p.split('=').next() != Some("detail")).collect::<Vec<_>>().join("&"));
+    let filter = parse_query(filters.as_deref(), key.project.clone())?;
+    let sub = app.live.subscribe(&key.id, key.project, filter, detail.unwrap_or_default()).map_err(|r| match r {
         Refused::TooManyForKey => ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "too_many_streams",

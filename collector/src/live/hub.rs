@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use super::Detail;
 use super::viewer::{Subscription, Viewer};
 use crate::endpoints::json;
 use crate::metrics::Metrics;
@@ -122,7 +123,13 @@ impl LiveHub {
     }
 
     /// Registers a viewer of `project`'s spans that match `filter` for the API key `key_id`.
-    pub fn subscribe(&self, key_id: &str, project: String, filter: TraceQuery) -> Result<Subscription, Refused> {
+    pub fn subscribe(
+        &self,
+        key_id: &str,
+        project: String,
+        filter: TraceQuery,
+        detail: Detail,
+    ) -> Result<Subscription, Refused> {
         let limits = self.shared.limits;
         let mut r = self.shared.registry();
         if r.closed {
@@ -136,7 +143,7 @@ impl LiveHub {
             return Err(Refused::TooManyForKey);
         }
         *held += 1;
-        let (viewer, rx) = Viewer::new(project, filter, limits.buffer_bytes, self.shared.metrics.clone());
+        let (viewer, rx) = Viewer::new(project, filter, detail, limits.buffer_bytes, self.shared.metrics.clone());
         r.next_id += 1;
         let id = r.next_id;
         r.viewers.push((id, viewer.clone()));
@@ -208,7 +215,7 @@ impl Pending {
     }
 }
 
-/// Filters the group's spans for every viewer, rendering each span at most once.
+/// Filters the group's spans for every viewer, rendering each span at most once per detail.
 fn fan_out(group: &Group, viewers: &[Arc<Viewer>], text: &mut String) {
     let mut pending: Vec<Pending> =
         viewers.iter().map(|_| Pending { json: Pending::OPEN.to_owned(), count: 0 }).collect();
@@ -220,12 +227,15 @@ fn fan_out(group: &Group, viewers: &[Arc<Viewer>], text: &mut String) {
             continue;
         }
         for (resource, scope, span) in batch.request.spans() {
-            let mut rendered: Option<String> = None;
+            let (mut summary, mut full): (Option<String>, Option<String>) = (None, None);
             for &i in &interested {
                 if !viewers[i].filter.matches_span(resource, span, text) {
                     continue;
                 }
-                let r = rendered.get_or_insert_with(|| json::span_text(resource, scope, span));
+                let r = match viewers[i].detail {
+                    Detail::Summary => summary.get_or_insert_with(|| json::span_summary_text(resource, span)),
+                    Detail::Full => full.get_or_insert_with(|| json::span_text(resource, scope, span)),
+                };
                 let p = &mut pending[i];
                 if p.count > 0 {
                     p.json.push(',');

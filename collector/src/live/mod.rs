@@ -16,4 +16,15 @@ mod hub;
 mod viewer;
 
 pub use hub::{LiveHub, LiveLimits, Refused};
+
+/// How much of each span a viewer receives.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Detail {
+    /// What a tail shows — ids, name, kind, service, times, status (≈ 300 bytes a span, a quarter
+    /// of the whole span: viewers cost the collector in proportion to what they are sent).
+    #[default]
+    Summary,
+    /// The whole span, as in a trace's detail (attributes, events, links, resource, scope).
+    Full,
+}
 pub use viewer::{Message, Subscription};

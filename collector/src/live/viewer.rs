@@ -6,6 +6,7 @@ use std::task::{Context, Poll};
 
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
+use super::Detail;
 use crate::metrics::Metrics;
 use crate::store::TraceQuery;
 
@@ -33,6 +34,8 @@ pub(crate) struct Viewer {
     pub project: String,
     /// Only spans matching this (span-level filters only).
     pub filter: TraceQuery,
+    /// How much of each span it is sent.
+    pub detail: Detail,
     /// Bytes queued and not yet taken by the viewer's stream.
     queued_bytes: AtomicUsize,
     /// Spans skipped and not yet reported.
@@ -47,6 +50,7 @@ impl Viewer {
     pub(crate) fn new(
         project: String,
         filter: TraceQuery,
+        detail: Detail,
         budget: usize,
         metrics: Arc<Metrics>,
     ) -> (Arc<Self>, UnboundedReceiver<Message>) {
@@ -54,6 +58,7 @@ impl Viewer {
         let v = Self {
             project,
             filter,
+            detail,
             queued_bytes: AtomicUsize::new(0),
             missed: AtomicU64::new(0),
             budget,
