@@ -81,6 +81,12 @@ pub struct Config {
     /// Rendered spans queued for one live viewer that has not read them yet (default 1 MiB); past
     /// it, spans are skipped for that viewer and reported to it as `lagged`.
     pub live_buffer_bytes: usize,
+    /// Spans per second one live viewer is sent at most, with a burst of one second's worth
+    /// (default 2,000; 0: no limit); past it, spans are skipped for that viewer and reported to it
+    /// as `lagged`. Bounds what each viewer costs the collector whatever the ingest rate: 50
+    /// viewers each sent every span of 50,000 spans/s took 0.74 of the collector's ingest
+    /// throughput on 2 cores (`docs/benchmarks.md`), and a tail shows a few hundred rows.
+    pub live_max_spans_per_second: u32,
     /// Days spans (and their statistics) are kept (`TRACEX_RETENTION_DAYS`, `--retention-days`;
     /// default 30; 0 keeps everything). See `services::retention`.
     pub retention_days: u32,
@@ -117,6 +123,7 @@ impl Default for Config {
             live_max_streams_per_key: 16,
             live_max_streams: 256,
             live_buffer_bytes: 1024 * 1024,
+            live_max_spans_per_second: 2_000,
             retention_days: crate::services::retention::DEFAULT_RETENTION_DAYS,
             retention_days_by_project: std::collections::HashMap::new(),
         }
@@ -153,6 +160,7 @@ impl Config {
             per_key: self.live_max_streams_per_key,
             total: self.live_max_streams,
             buffer_bytes: self.live_buffer_bytes,
+            spans_per_second: self.live_max_spans_per_second,
         }
     }
 

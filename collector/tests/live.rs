@@ -238,7 +238,11 @@ fn fifty_viewers_while_ingest_runs_one_never_reading_is_told_exactly_what_it_mis
     const CHUNK: i64 = 100;
     // A small budget, so the viewer that never reads falls behind once the kernel's socket buffers
     // are full, without sending hundreds of megabytes.
-    let s = setup("live-fifty", "live_max_streams_per_key = 64\nlive_buffer_bytes = 262144\n");
+    // No rate limit: this checks the byte budget (the rate limit has its test below).
+    let s = setup(
+        "live-fifty",
+        "live_max_streams_per_key = 64\nlive_buffer_bytes = 262144\nlive_max_spans_per_second = 0\n",
+    );
     let base = s.collector.url.clone();
     let seen: Arc<Vec<AtomicU64>> = Arc::new((0..READERS).map(|_| AtomicU64::new(0)).collect());
     let lagged = Arc::new(AtomicU64::new(0));
@@ -345,6 +349,30 @@ fn streams_per_key_are_capped_and_bad_requests_get_json_errors() {
         let (status, body) = Sse::open(base, key, query).err().unwrap();
         assert_eq!((status, body["error"]["code"].as_str()), (want, Some(code)), "{query}: {body}");
     }
+}
+
+#[test]
+fn a_viewer_is_sent_at_most_its_rate_and_told_how_many_it_missed() {
+    let s = setup("live-rate", "live_max_spans_per_second = 200\n");
+    let mut sse = Sse::open(&s.collector.url, &s.read, "").unwrap();
+    wait_for_viewers(&s.collector.url, 1.0);
+    let t = tracer(&s, "settler", &s.ingest, 2_000);
+    let started = Instant::now();
+    for _ in 0..2_000 {
+        t.span("settle").end();
+    }
+    flush(&t);
+    let burst = started.elapsed();
+    // The allowance refills (a second's worth) before the marker, so the marker is sent.
+    std::thread::sleep(Duration::from_millis(1_500));
+    t.span("marker").end();
+    flush(&t);
+    let (spans, missed) = sse.until_marker();
+    // A burst of at most a second's worth, plus what the allowance earned while the 2,000 arrived.
+    let most = 200 + (burst.as_secs_f64() * 200.0).ceil() as usize;
+    assert!((200..=most).contains(&spans.len()), "{} sent, at most {most}", spans.len());
+    assert_eq!(spans.len() as u64 + missed, 2_000, "every span sent or reported missed");
+    assert!(metric(&s.collector.url, "tracex_live_spans_skipped_total") >= missed as f64);
 }
 
 #[test]

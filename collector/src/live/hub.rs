@@ -28,6 +28,40 @@ pub struct LiveLimits {
     pub total: usize,
     /// Bytes of rendered spans queued for one viewer before spans are skipped for it.
     pub buffer_bytes: usize,
+    /// Spans sent to one viewer per second at most (a second's worth in a burst); 0: no limit.
+    pub spans_per_second: u32,
+}
+
+/// A viewer's allowance of spans ([`LiveLimits::spans_per_second`]), kept by the fan-out thread.
+#[derive(Clone, Copy, Debug)]
+struct Allowance {
+    spans: f64,
+    at: std::time::Instant,
+}
+
+impl Allowance {
+    fn full(rate: u32, now: std::time::Instant) -> Self {
+        Self { spans: f64::from(rate), at: now }
+    }
+
+    fn refill(&mut self, rate: u32, now: std::time::Instant) {
+        let earned = now.saturating_duration_since(self.at).as_secs_f64() * f64::from(rate);
+        self.spans = (self.spans + earned).min(f64::from(rate));
+        self.at = now;
+    }
+
+    /// Takes one span's worth; false when none is left (the span is skipped for this viewer).
+    fn take(&mut self, rate: u32) -> bool {
+        if rate == 0 {
+            return true;
+        }
+        if self.spans >= 1.0 {
+            self.spans -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 /// Why a stream was not opened.
@@ -187,13 +221,29 @@ impl LiveHub {
 
 fn run(shared: &Shared, rx: &Receiver<Group>) {
     let mut text = String::new();
+    let rate = shared.limits.spans_per_second;
+    let mut allowances: HashMap<u64, Allowance> = HashMap::new();
     while let Ok(group) = rx.recv() {
-        let viewers: Vec<Arc<Viewer>> = shared.registry().viewers.iter().map(|(_, v)| v.clone()).collect();
+        let (ids, viewers): (Vec<u64>, Vec<Arc<Viewer>>) =
+            shared.registry().viewers.iter().map(|(id, v)| (*id, v.clone())).unzip();
         let skipped = std::mem::take(&mut *shared.skipped.lock().unwrap_or_else(PoisonError::into_inner));
         for (project, n) in skipped {
             viewers.iter().filter(|v| v.project == project).for_each(|v| v.skip(n));
         }
-        fan_out(&group, &viewers, &mut text);
+        let now = std::time::Instant::now();
+        allowances.retain(|id, _| ids.contains(id));
+        let mut allowed: Vec<Allowance> = ids
+            .iter()
+            .map(|id| {
+                let a = allowances.entry(*id).or_insert_with(|| Allowance::full(rate, now));
+                a.refill(rate, now);
+                *a
+            })
+            .collect();
+        fan_out(&group, &viewers, &mut allowed, rate, &mut text);
+        for (id, a) in ids.iter().zip(allowed) {
+            allowances.insert(*id, a);
+        }
     }
 }
 
@@ -216,10 +266,12 @@ impl Pending {
 }
 
 /// Filters the group's spans for every viewer, rendering each span at most once per detail.
-fn fan_out(group: &Group, viewers: &[Arc<Viewer>], text: &mut String) {
+fn fan_out(group: &Group, viewers: &[Arc<Viewer>], allowed: &mut [Allowance], rate: u32, text: &mut String) {
     let mut pending: Vec<Pending> =
         viewers.iter().map(|_| Pending { json: Pending::OPEN.to_owned(), count: 0 }).collect();
     let mut interested = Vec::with_capacity(viewers.len());
+    // Spans over each viewer's allowance, reported once per group (not an event per span).
+    let mut capped = vec![0u64; viewers.len()];
     for (batch, _) in group.batches.iter().zip(&group.stored).filter(|(_, s)| **s) {
         interested.clear();
         interested.extend((0..viewers.len()).filter(|&i| viewers[i].project == batch.project));
@@ -230,6 +282,10 @@ fn fan_out(group: &Group, viewers: &[Arc<Viewer>], text: &mut String) {
             let (mut summary, mut full): (Option<String>, Option<String>) = (None, None);
             for &i in &interested {
                 if !viewers[i].filter.matches_span(resource, span, text) {
+                    continue;
+                }
+                if !allowed[i].take(rate) {
+                    capped[i] += 1;
                     continue;
                 }
                 let r = match viewers[i].detail {
@@ -248,7 +304,10 @@ fn fan_out(group: &Group, viewers: &[Arc<Viewer>], text: &mut String) {
             }
         }
     }
-    for (p, v) in pending.iter_mut().zip(viewers) {
+    for ((p, v), n) in pending.iter_mut().zip(viewers).zip(capped) {
         p.flush(v);
+        if n > 0 {
+            v.skip(n);
+        }
     }
 }

@@ -1,6 +1,7 @@
 // Live: spans as the collector commits them (SSE over fetch), with the search filters, pause and
 // resume, and a rate counter; a click opens the span's trace. A dropped stream reconnects with a
-// growing pause; `lagged` events (spans this viewer missed while slow) are counted on screen.
+// growing pause; `lagged` events (spans not sent to this viewer: past its rate, or while it was slow)
+// are counted on screen and in the rate.
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, query, type Span } from '../api';
 import { ErrorBox } from '../components/errors';
@@ -59,7 +60,11 @@ export function Live({ route }: { route: Route }) {
               if (pausedRef.current) setHeld((h) => h + got.length);
               else setSpans(buffer.current);
             } else if (e.event === 'lagged') {
-              setMissed((m) => m + (JSON.parse(e.data).missed ?? 0));
+              // Skipped for this page (past the collector's per-viewer rate, or while it was slow):
+              // still spans that happened, so they count in the rate.
+              const n = JSON.parse(e.data).missed ?? 0;
+              arrivals.current.push({ t: Date.now(), n });
+              setMissed((m) => m + n);
             }
           });
           if (ac.signal.aborted) return;
@@ -108,7 +113,11 @@ export function Live({ route }: { route: Route }) {
           {status.state}
         </span>
         <span data-testid="live-rate">{perSecond.toFixed(1)} spans/s</span>
-        {missed > 0 && <span class="pill warn">{missed} missed while this page was slow</span>}
+        {missed > 0 && (
+          <span class="pill warn" title="past the collector's live rate per viewer, or while this page was slow">
+            {missed} not shown
+          </span>
+        )}
         <button type="button" onClick={togglePause} aria-pressed={paused} data-testid="pause">
           {paused ? `Resume${held ? ` (${held} new)` : ''}` : 'Pause'}
         </button>
