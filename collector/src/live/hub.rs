@@ -274,7 +274,15 @@ fn fan_out(group: &Group, viewers: &[Arc<Viewer>], allowed: &mut [Allowance], ra
     let mut capped = vec![0u64; viewers.len()];
     for (batch, _) in group.batches.iter().zip(&group.stored).filter(|(_, s)| **s) {
         interested.clear();
-        interested.extend((0..viewers.len()).filter(|&i| viewers[i].project == batch.project));
+        for i in (0..viewers.len()).filter(|&i| viewers[i].project == batch.project) {
+            // A viewer without filters whose allowance is spent misses the whole batch: counted
+            // at once rather than span by span (the allowance refills only between groups).
+            if rate > 0 && allowed[i].spans < 1.0 && viewers[i].filter.is_unfiltered() {
+                capped[i] += batch.request.span_count() as u64;
+            } else {
+                interested.push(i);
+            }
+        }
         if interested.is_empty() {
             continue;
         }

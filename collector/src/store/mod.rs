@@ -147,6 +147,16 @@ pub enum TraceOrder {
 }
 
 impl TraceQuery {
+    /// True when it has no span-level filter: every span of the project matches.
+    pub fn is_unfiltered(&self) -> bool {
+        self.service.is_none()
+            && self.span_name.is_none()
+            && self.status.is_none()
+            && self.min_duration_ns.is_none()
+            && self.max_duration_ns.is_none()
+            && self.attributes.is_empty()
+    }
+
     /// True when one span satisfies every span-level filter (service, name, status, duration,
     /// attributes): the rule the stores apply in SQL, for spans that do not come from a store (the
     /// live tail). `text` is scratch space for rendering attribute values.
