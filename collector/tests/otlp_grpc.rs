@@ -3,7 +3,7 @@
 //! success for invalid spans, a retried export (over gRPC, then over HTTP) stored once, secrets
 //! redacted at rest, and the status codes of the OTLP specification (UNAUTHENTICATED,
 //! PERMISSION_DENIED, INVALID_ARGUMENT, RESOURCE_EXHAUSTED with or without RetryInfo,
-//! UNIMPLEMENTED); SIGTERM stops both listeners cleanly. The store cases also run on PostgreSQL
+//! DEADLINE_EXCEEDED for a stalled message, UNIMPLEMENTED); SIGTERM stops both listeners cleanly. The store cases also run on PostgreSQL
 //! (`otlp_grpc_on_postgres`, ignored without a server:
 //! `scripts/with-postgres.sh cargo test -p tracex-collector --test otlp_grpc -- --ignored`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs, clippy::cast_possible_truncation)]
@@ -51,6 +51,28 @@ impl Client {
 
     fn export(&self, key: Option<&str>, gzip: bool, body: Vec<u8>) -> Result<Vec<u8>, tonic::Status> {
         self.call(EXPORT, key, gzip, body)
+    }
+
+    /// Opens an `Export` call whose message never comes.
+    fn export_stalled(&self, key: &str) -> Result<Vec<u8>, tonic::Status> {
+        self.rt.block_on(async {
+            let mut grpc = tonic::client::Grpc::new(self.channel.clone());
+            grpc.ready().await.unwrap();
+            let mut req = tonic::Request::new(Never);
+            req.metadata_mut().insert("authorization", format!("Bearer {key}").parse().unwrap());
+            let path = axum::http::uri::PathAndQuery::from_static(EXPORT);
+            grpc.client_streaming(req, path, Raw).await.map(|r| r.into_inner().to_vec())
+        })
+    }
+}
+
+/// A request stream that never yields its message.
+struct Never;
+
+impl futures_core::Stream for Never {
+    type Item = Bytes;
+    fn poll_next(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<Option<Bytes>> {
+        std::task::Poll::Pending
     }
 }
 
@@ -208,7 +230,8 @@ fn otlp_grpc_status_codes() {
     let ingest = create_key(&dir, "acme", "ingest");
     let read = create_key(&dir, "acme", "read");
     let config = dir.join("small.toml");
-    std::fs::write(&config, "max_body_bytes = 4096\nmax_plaintext_bytes = 65536\n").unwrap();
+    std::fs::write(&config, "max_body_bytes = 4096\nmax_plaintext_bytes = 65536\nbody_read_timeout_ms = 300\n")
+        .unwrap();
     let c = Collector::start_with_grpc(&dir, &["--config", config.to_str().unwrap()]);
     let grpc = Client::connect(c.grpc.as_deref().unwrap());
     let ok = protobuf(vec![span(9, 1, "x")]);
@@ -240,6 +263,13 @@ fn otlp_grpc_status_codes() {
     let e = grpc.export(Some(&ingest), true, bomb).unwrap_err();
     assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
     assert!(!has_retry_info(&e));
+
+    // A message that does not arrive within body_read_timeout_ms: DEADLINE_EXCEEDED.
+    let started = std::time::Instant::now();
+    let e = grpc.export_stalled(&ingest).unwrap_err();
+    assert_eq!(e.code(), Code::DeadlineExceeded, "{e:?}");
+    assert!(e.message().starts_with("request_timeout: "), "{}", e.message());
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
 
     // Another method of another service: UNIMPLEMENTED.
     let e = grpc.call("/opentelemetry.proto.collector.logs.v1.LogsService/Export", Some(&ingest), false, vec![]);

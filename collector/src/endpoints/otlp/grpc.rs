@@ -3,7 +3,7 @@
 //! (`otlp_grpc_listen`, off by default) over HTTP/2 by the same accept loop as the HTTP API.
 //! Translation only: authenticate with the `authorization: Bearer …` metadata before the message
 //! is read (as OTLP/HTTP does before its body), let tonic unframe and inflate it (gzip) within the
-//! size limits, call [`super::export`], and answer an `ExportTraceServiceResponse` with its partial
+//! size limits and the body read timeout, call [`super::export`], and answer an `ExportTraceServiceResponse` with its partial
 //! success, or a status ([`super::grpc_code`]) whose message starts with the collector's stable
 //! error code; pressure and unavailability carry a `google.rpc.RetryInfo`.
 //!
@@ -15,13 +15,15 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Bytes, HttpBody};
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use bytes::{Buf as _, BufMut as _};
+use hyper::body::Frame;
 use tonic::Status;
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
 
@@ -52,30 +54,69 @@ async fn export(State(app): State<Arc<AppState>>, req: Request) -> Response {
         Err(e) => return status(&reject(&app, e)).into_http::<axum::body::Body>(),
     };
     let c = &app.config;
-    // The wire bytes within max_body_bytes (plus the 5-byte gRPC frame header), as an HTTP body;
-    // tonic inflates within max_plaintext_bytes.
+    // The wire bytes within max_body_bytes (plus the 5-byte gRPC frame header) and within
+    // body_read_timeout_ms, as an HTTP body; tonic inflates within max_plaintext_bytes.
     let wire_limit = c.max_body_bytes.saturating_add(5);
-    let too_large = ApiError::new(
+    let too_large = status(&ApiError::new(
         axum::http::StatusCode::PAYLOAD_TOO_LARGE,
         "payload_too_large",
         format!("messages are limited to {} bytes", c.max_body_bytes),
-    );
-    let too_large = status(&too_large);
+    ));
+    let too_slow = status(&ApiError::new(
+        axum::http::StatusCode::REQUEST_TIMEOUT,
+        "request_timeout",
+        "the message did not arrive in time",
+    ));
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(c.body_read_timeout_ms);
     let metrics = app.metrics.clone();
-    let req = req.map(move |body| {
-        http_body_util::BodyExt::map_err(http_body_util::Limited::new(body, wire_limit), move |e| {
+    let req = req.map(move |body| Deadline {
+        body: http_body_util::BodyExt::map_err(http_body_util::Limited::new(body, wire_limit), move |e| {
             if e.is::<http_body_util::LengthLimitError>() {
                 metrics.reject("payload_too_large");
                 too_large.clone()
             } else {
                 Status::from_error(e)
             }
-        })
+        }),
+        sleep: Box::pin(tokio::time::sleep_until(deadline)),
+        expired: Some(too_slow),
     });
     let mut grpc = tonic::server::Grpc::new(PassThrough)
         .accept_compressed(CompressionEncoding::Gzip)
         .max_decoding_message_size(c.max_plaintext_bytes);
     grpc.unary(Export { app: app.clone(), key: Some(key) }, req).await.into_response()
+}
+
+/// A request body that fails with `expired` once its deadline passes: a client that stops sending
+/// mid-message must not hold its stream (and the memory read so far) for ever, as with
+/// `body_read_timeout_ms` over HTTP.
+struct Deadline<B> {
+    body: B,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    expired: Option<Status>,
+}
+
+impl<B> HttpBody for Deadline<B>
+where
+    B: HttpBody<Error = Status> + Unpin,
+{
+    type Data = B::Data;
+    type Error = Status;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<B::Data>, Status>>> {
+        let this = &mut *self;
+        if let Poll::Ready(frame) = Pin::new(&mut this.body).poll_frame(cx) {
+            return Poll::Ready(frame);
+        }
+        match this.sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(this.expired.take().map(Err)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
 }
 
 /// A gRPC status for an error: its code, `<code>: <message>`, and `RetryInfo` when the error says
