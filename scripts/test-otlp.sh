@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Stock, unmodified OpenTelemetry exporters from the registries sending to the real collector over
-# OTLP/HTTP, configured only by the standard OTEL_* variables (OTEL_EXPORTER_OTLP_ENDPOINT,
-# OTEL_EXPORTER_OTLP_HEADERS, OTEL_SERVICE_NAME): Python opentelemetry-exporter-otlp-proto-http,
+# OTLP/HTTP and OTLP/gRPC, configured only by the standard OTEL_* variables
+# (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_HEADERS, OTEL_SERVICE_NAME): Python
+# opentelemetry-exporter-otlp-proto-http and -proto-grpc (the collector's --otlp-grpc-listen),
 # JS @opentelemetry/exporter-trace-otlp-proto and -http (JSON), Rust opentelemetry-otlp
 # (http-proto). Each sends the same two-span trace (tests/otlp/); tests/otlp/check.py then reads it
 # back through the query API — spans, attributes with their types, event, statuses, parent link —
@@ -44,7 +45,7 @@ step "collector on a free port"
 DATA="$RUN/data"
 INGEST="$("$COLLECTOR" --data-dir "$DATA" apikey create --project otlp --scope ingest 2>/dev/null)"
 READ="$("$COLLECTOR" --data-dir "$DATA" apikey create --project otlp --scope read 2>/dev/null)"
-"$COLLECTOR" --data-dir "$DATA" serve --listen 127.0.0.1:0 >"$RUN/stdout" 2>"$RUN/log" &
+"$COLLECTOR" --data-dir "$DATA" serve --listen 127.0.0.1:0 --otlp-grpc-listen 127.0.0.1:0 >"$RUN/stdout" 2>"$RUN/log" &
 PID=$!
 URL=""
 for _ in $(seq 1 200); do
@@ -53,6 +54,8 @@ for _ in $(seq 1 200); do
     sleep 0.1
 done
 [ -n "$URL" ] || { cat "$RUN/log" >&2; echo "the collector did not start" >&2; exit 1; }
+GRPC="$(sed -n 's/^tracex-collector OTLP\/gRPC listening on //p' "$RUN/stdout")"
+[ -n "$GRPC" ] || { cat "$RUN/log" >&2; echo "no OTLP/gRPC listener" >&2; exit 1; }
 
 # Only the standard variables configure the exporters; nothing inherited may change them.
 while read -r name; do unset "$name"; done < <(env | sed -n 's/^\(OTEL_[A-Z_]*\)=.*/\1/p')
@@ -69,7 +72,9 @@ exporter() {
 
 started=$SECONDS
 exporter otlp-python-proto "$VENV/bin/python" tests/otlp/emit.py
+# The gRPC exporter: the listener's http:// endpoint (plain text, as the scheme says).
+OTEL_EXPORTER_OTLP_ENDPOINT="$GRPC" exporter otlp-python-grpc "$VENV/bin/python" tests/otlp/emit.py grpc
 exporter otlp-js-proto node tests/otlp/node/emit.mjs proto
 exporter otlp-js-json node tests/otlp/node/emit.mjs json
 exporter otlp-rust-proto "$TARGET/debug/tracex-otlp-rust-exporter"
-step "four exporters checked in $((SECONDS - started)) s"
+step "five exporters checked in $((SECONDS - started)) s"

@@ -10,6 +10,8 @@ use tracex_collector::store::{KeyScope, Store};
 
 pub struct BenchCollector {
     pub url: String,
+    /// `http://addr` of the OTLP/gRPC listener, when started with one.
+    pub grpc_url: Option<String>,
     pub store: Arc<dyn Store>,
     pub ingest_key: String,
     pub public_pem: String,
@@ -21,9 +23,19 @@ pub struct BenchCollector {
 
 impl BenchCollector {
     pub fn start(tag: &str) -> Self {
+        Self::start_with(tag, false)
+    }
+
+    /// With the OTLP/gRPC listener on a free port too, if `grpc`.
+    pub fn start_with(tag: &str, grpc: bool) -> Self {
         let dir = std::env::temp_dir().join(format!("tracex-{tag}-bench-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let config = Config { data_dir: dir.clone(), listen: "127.0.0.1:0".parse().unwrap(), ..Config::default() };
+        let config = Config {
+            data_dir: dir.clone(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            otlp_grpc_listen: grpc.then(|| "127.0.0.1:0".parse().unwrap()),
+            ..Config::default()
+        };
         // Two worker threads, like production on this machine; named so CPU accounting can tell
         // the collector's threads from the SDK's.
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -34,6 +46,7 @@ impl BenchCollector {
             .unwrap();
         let collector = runtime.block_on(tracex_collector::Collector::start(config.clone())).unwrap();
         let url = format!("http://{}", collector.local_addr().unwrap());
+        let grpc_url = collector.otlp_grpc_addr().map(|a| format!("http://{}", a.unwrap()));
         let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let server = runtime.spawn(collector.serve(async move {
             let _ = stop_rx.await;
@@ -48,7 +61,7 @@ impl BenchCollector {
             .unwrap()
             .text()
             .unwrap();
-        Self { url, store, ingest_key: key.key, public_pem, runtime, stop, server, dir }
+        Self { url, grpc_url, store, ingest_key: key.key, public_pem, runtime, stop, server, dir }
     }
 
     /// Graceful shutdown (the writer commits what is queued), then the data dir is removed.

@@ -1,9 +1,20 @@
-//! Ingest throughput: a load generator posts pre-sealed 512-span batches over loopback HTTP to a real
-//! collector (same process, its own runtime) storing into the embedded SQLite store; every request
-//! waits for its acknowledgement, which comes only after the group commit is durable.
+//! Ingest throughput, three ways into the same collector code, side by side in one run: a load
+//! generator sends 512-span requests over loopback to a real collector (same process, its own
+//! 2-thread runtime, release build) storing into the embedded SQLite store; every request waits for
+//! its acknowledgement, which comes only after the group commit is durable.
 //!
-//! `cargo bench -p tracex-collector --bench ingest` (env: `INGEST_BATCHES`, default 400;
-//! `INGEST_CLIENTS`, default 64: concurrent connections, as many SDK instances would hold)
+//! - `sealed`: pre-sealed batches, `POST /v1/batches` (the tracex SDKs' path);
+//! - `otlp-http`: the same plaintext (an `ExportTraceServiceRequest`) in clear, `POST /v1/traces`,
+//!   `application/x-protobuf` (decoded, redacted and validated by the collector);
+//! - `otlp-grpc`: the same message over OTLP/gRPC (`TraceService/Export`, `--otlp-grpc-listen`).
+//!
+//! Each round starts a fresh collector (an empty database) per path, and the paths take turns, so
+//! the machine's noise falls on all of them alike; the summary compares medians over the rounds.
+//!
+//! `cargo bench -p tracex-collector --bench ingest` (env: `INGEST_BATCHES`, default 400 requests of
+//! 512 spans per path and round; `INGEST_CLIENTS`, default 64: concurrent connections, as many SDK
+//! instances or exporters would hold; `INGEST_ROUNDS`, default 3; `INGEST_PATHS`, default
+//! `sealed,otlp-http,otlp-grpc`)
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -20,6 +31,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use bytes::{Buf as _, BufMut as _, Bytes};
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tracex_core::seal::{CollectorKey, Sealer, SealerConfig};
 use tracex_core::{InstrumentationScope, KeyValue, Resource, SpanData, SpanKind, Status, ids};
 
@@ -82,9 +95,13 @@ impl RawClient {
         Self { reader: BufReader::new(s.try_clone().unwrap()), writer: s }
     }
 
-    fn post(&mut self, host: &str, key: &str, body: &[u8]) -> (u16, String) {
+    fn post(&mut self, host: &str, path: Path, key: &str, body: &[u8]) -> (u16, String) {
+        let (target, content_type) = match path {
+            Path::OtlpHttp => ("/v1/traces", "application/x-protobuf"),
+            Path::Sealed | Path::OtlpGrpc => ("/v1/batches", "application/vnd.tracex.batch.v1"),
+        };
         let head = format!(
-            "POST /v1/batches HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\nContent-Type: application/vnd.tracex.batch.v1\r\nContent-Length: {}\r\n\r\n",
+            "POST {target} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
             body.len()
         );
         self.writer.write_all(head.as_bytes()).unwrap();
@@ -112,75 +129,214 @@ impl RawClient {
     }
 }
 
-fn main() {
-    let batches = env_usize("INGEST_BATCHES", 400);
-    let clients = env_usize("INGEST_CLIENTS", 64);
-    let collector = BenchCollector::start("ingest");
-    let (url, store) = (collector.url.clone(), collector.store.clone());
-    let collector_key = CollectorKey::from_pem(&collector.public_pem).unwrap();
+/// The way requests reach the collector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Path {
+    Sealed,
+    OtlpHttp,
+    OtlpGrpc,
+}
 
-    // Pre-seal every batch so the generator's cost is HTTP only.
+impl Path {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Sealed => "sealed",
+            Self::OtlpHttp => "otlp-http",
+            Self::OtlpGrpc => "otlp-grpc",
+        }
+    }
+}
+
+/// One path's run: spans/s acknowledged, and the acknowledgement latencies.
+struct Run {
+    spans_per_s: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+const EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+
+/// The gRPC generator's codec: the message is already encoded.
+#[derive(Clone, Copy, Default)]
+struct Raw;
+
+impl Codec for Raw {
+    type Encode = Bytes;
+    type Decode = Bytes;
+    type Encoder = Raw;
+    type Decoder = Raw;
+    fn encoder(&mut self) -> Raw {
+        Raw
+    }
+    fn decoder(&mut self) -> Raw {
+        Raw
+    }
+}
+
+impl Encoder for Raw {
+    type Item = Bytes;
+    type Error = tonic::Status;
+    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        dst.put(item);
+        Ok(())
+    }
+}
+
+impl Decoder for Raw {
+    type Item = Bytes;
+    type Error = tonic::Status;
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, tonic::Status> {
+        Ok(Some(src.copy_to_bytes(src.remaining())))
+    }
+}
+
+fn run(path: Path, batches: usize, clients: usize) -> Run {
+    let collector = BenchCollector::start_with("ingest", path == Path::OtlpGrpc);
+    let (url, store) = (collector.url.clone(), collector.store.clone());
+
+    // Every request is encoded (and sealed) before the clock starts, so the generator's cost is
+    // the transport only. The plaintext is the same on every path: an ExportTraceServiceRequest.
     let resource = Resource::new("bench-facilitator");
     let scope = InstrumentationScope { name: "tracex-rust".into(), version: "0.1.0".into(), ..Default::default() };
-    let mut sealer = Sealer::new(collector_key, SealerConfig::default()).unwrap();
-    let bodies: Vec<Vec<u8>> = (0..batches)
+    let mut sealer =
+        Sealer::new(CollectorKey::from_pem(&collector.public_pem).unwrap(), SealerConfig::default()).unwrap();
+    let bodies: Vec<Bytes> = (0..batches)
         .map(|_| {
             let s = spans(512);
-            sealer
-                .seal_with(tracex_collector::now_unix_nano(), |out| {
-                    tracex_core::encode::encode_spans(&resource, &scope, &s, out);
-                })
-                .unwrap()
-                .bytes
+            let encode = |out: &mut Vec<u8>| tracex_core::encode::encode_spans(&resource, &scope, &s, out);
+            Bytes::from(match path {
+                Path::Sealed => sealer.seal_with(tracex_collector::now_unix_nano(), encode).unwrap().bytes,
+                Path::OtlpHttp | Path::OtlpGrpc => {
+                    let mut out = Vec::new();
+                    encode(&mut out);
+                    out
+                }
+            })
         })
         .collect();
-    let bytes: usize = bodies.iter().map(Vec::len).sum();
-    println!("{batches} sealed batches of 512 spans ({:.1} MB), {clients} concurrent clients", bytes as f64 / 1e6);
+    let bytes: usize = bodies.iter().map(Bytes::len).sum();
 
     let bodies = Arc::new(bodies);
     let next = Arc::new(AtomicUsize::new(0));
     let addr = url.trim_start_matches("http://").to_owned();
+    let auth = collector.ingest_key.clone();
     let started = Instant::now();
-    // The generator is deliberately cheap (hand-written HTTP/1.1 over keep-alive sockets, no client
-    // library, no copies), so the two cores go to the collector.
-    let handles: Vec<_> = (0..clients)
-        .map(|_| {
-            let (bodies, next, addr, auth) = (bodies.clone(), next.clone(), addr.clone(), collector.ingest_key.clone());
-            std::thread::spawn(move || {
-                let mut conn = RawClient::connect(&addr);
-                let mut latencies = Vec::new();
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(body) = bodies.get(i) else { break };
-                    let t = Instant::now();
-                    let (status, text) = conn.post(&addr, &auth, body);
-                    assert_eq!(status, 200, "{text}");
-                    latencies.push(t.elapsed());
+    let mut latencies: Vec<Duration> = match path {
+        // The HTTP generator is deliberately cheap (hand-written HTTP/1.1 over keep-alive sockets,
+        // no client library, no copies), so the two cores go to the collector.
+        Path::Sealed | Path::OtlpHttp => {
+            let handles: Vec<_> = (0..clients)
+                .map(|_| {
+                    let (bodies, next, addr, auth) = (bodies.clone(), next.clone(), addr.clone(), auth.clone());
+                    std::thread::spawn(move || {
+                        let mut conn = RawClient::connect(&addr);
+                        let mut latencies = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(body) = bodies.get(i) else { break };
+                            let t = Instant::now();
+                            let (status, text) = conn.post(&addr, path, &auth, body);
+                            assert_eq!(status, 200, "{text}");
+                            // OTLP: an empty ExportTraceServiceResponse, no partial success.
+                            assert!(path == Path::Sealed || text.is_empty(), "{text}");
+                            latencies.push(t.elapsed());
+                        }
+                        latencies
+                    })
+                })
+                .collect();
+            handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        }
+        // gRPC: tonic's client (HTTP/2 is not hand-written in a few lines), one connection per
+        // client as separate exporters would hold, on one runtime thread of its own.
+        Path::OtlpGrpc => {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let grpc_url = collector.grpc_url.clone().unwrap();
+            rt.block_on(async {
+                let mut tasks = tokio::task::JoinSet::new();
+                for _ in 0..clients {
+                    let channel =
+                        tonic::transport::Endpoint::from_shared(grpc_url.clone()).unwrap().connect().await.unwrap();
+                    let (bodies, next, auth) = (bodies.clone(), next.clone(), format!("Bearer {auth}"));
+                    tasks.spawn(async move {
+                        let mut grpc = tonic::client::Grpc::new(channel);
+                        let mut latencies = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(body) = bodies.get(i) else { break };
+                            let t = Instant::now();
+                            let mut req = tonic::Request::new(body.clone());
+                            req.metadata_mut().insert("authorization", auth.parse().unwrap());
+                            grpc.ready().await.unwrap();
+                            let path = axum::http::uri::PathAndQuery::from_static(EXPORT);
+                            let answer = grpc.unary(req, path, Raw).await.unwrap().into_inner();
+                            assert!(answer.is_empty(), "a partial success");
+                            latencies.push(t.elapsed());
+                        }
+                        latencies
+                    });
                 }
-                latencies
+                tasks.join_all().await.into_iter().flatten().collect()
             })
-        })
-        .collect();
-    let mut latencies: Vec<Duration> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+        }
+    };
     let elapsed = started.elapsed();
     latencies.sort();
     let spans_total = batches * 512;
     assert_eq!(store.span_count("bench").unwrap(), spans_total as u64, "every acknowledged span is stored");
-    let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p) as usize];
-    println!(
-        "== ingest: {:.0} spans/s ({:.1} MB/s sealed), {} batches in {:.2} s; ack latency p50 {:.1} ms, p99 {:.1} ms",
-        spans_total as f64 / elapsed.as_secs_f64(),
-        bytes as f64 / 1e6 / elapsed.as_secs_f64(),
-        batches,
-        elapsed.as_secs_f64(),
-        pct(0.5).as_secs_f64() * 1e3,
-        pct(0.99).as_secs_f64() * 1e3
-    );
+    let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p) as usize].as_secs_f64() * 1e3;
+    let run = Run { spans_per_s: spans_total as f64 / elapsed.as_secs_f64(), p50_ms: pct(0.5), p99_ms: pct(0.99) };
     let metrics = reqwest::blocking::get(format!("{url}/metrics")).unwrap().text().unwrap();
-    for line in
-        metrics.lines().filter(|l| l.starts_with("tracex_commits_total") || l.starts_with("tracex_rsa_unwraps_total"))
-    {
-        println!("   {line}");
-    }
+    let commits = metrics.lines().find_map(|l| l.strip_prefix("tracex_commits_total ")).unwrap_or("?").to_owned();
+    println!(
+        "   {:<9} {:>8.0} spans/s ({:.1} MB/s), {batches} requests in {:.2} s; ack p50 {:.1} ms, p99 {:.1} ms; {commits} commits",
+        path.name(),
+        run.spans_per_s,
+        bytes as f64 / 1e6 / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64(),
+        run.p50_ms,
+        run.p99_ms,
+    );
     collector.stop();
+    run
+}
+
+fn main() {
+    let batches = env_usize("INGEST_BATCHES", 400);
+    let clients = env_usize("INGEST_CLIENTS", 64);
+    let rounds = env_usize("INGEST_ROUNDS", 3).max(1);
+    let paths: Vec<Path> = std::env::var("INGEST_PATHS")
+        .unwrap_or_else(|_| "sealed,otlp-http,otlp-grpc".to_owned())
+        .split(',')
+        .map(|p| match p.trim() {
+            "sealed" => Path::Sealed,
+            "otlp-http" => Path::OtlpHttp,
+            "otlp-grpc" => Path::OtlpGrpc,
+            other => panic!("unknown path {other:?}: sealed, otlp-http or otlp-grpc"),
+        })
+        .collect();
+    println!("{batches} requests of 512 spans per path and round, {clients} concurrent clients, {rounds} rounds");
+    let mut runs: Vec<(Path, Vec<Run>)> = paths.iter().map(|p| (*p, Vec::new())).collect();
+    for round in 1..=rounds {
+        println!("round {round}");
+        for (path, done) in &mut runs {
+            done.push(run(*path, batches, clients));
+        }
+    }
+    let median = |v: &[Run], f: fn(&Run) -> f64| {
+        let mut x: Vec<f64> = v.iter().map(f).collect();
+        x.sort_by(f64::total_cmp);
+        x[x.len() / 2]
+    };
+    let sealed = runs.iter().find(|(p, _)| *p == Path::Sealed).map(|(_, v)| median(v, |r| r.spans_per_s));
+    for (path, done) in &runs {
+        let rate = median(done, |r| r.spans_per_s);
+        let ratio = sealed.map_or_else(String::new, |s| format!(", {:.2}x sealed", rate / s));
+        println!(
+            "== ingest {:<9}: {rate:.0} spans/s median of {rounds}{ratio}; ack p50 {:.1} ms, p99 {:.1} ms",
+            path.name(),
+            median(done, |r| r.p50_ms),
+            median(done, |r| r.p99_ms),
+        );
+    }
 }

@@ -23,6 +23,11 @@ pub enum LogFormat {
 pub struct Config {
     /// Address to listen on (`TRACEX_LISTEN`, default `127.0.0.1:3002`).
     pub listen: SocketAddr,
+    /// Address of the OTLP/gRPC listener (`TraceService/Export`), e.g. `127.0.0.1:4317`, OTLP's
+    /// usual gRPC port (`TRACEX_OTLP_GRPC_LISTEN`, `--otlp-grpc-listen`). Default: none, no
+    /// listener: a second open port is the operator's choice, and OTLP/HTTP (`POST /v1/traces` on
+    /// `listen`) serves the same exporters without one.
+    pub otlp_grpc_listen: Option<SocketAddr>,
     /// Keys and the embedded database live here (`TRACEX_DATA_DIR`, default `./tracex-data`).
     pub data_dir: PathBuf,
     /// `sqlite:///path/to/file.db` (default: `<data_dir>/tracex.db`) or `postgres://…`
@@ -99,6 +104,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 3002)),
+            otlp_grpc_listen: None,
             data_dir: PathBuf::from("./tracex-data"),
             database_url: None,
             max_body_bytes: 8 * 1024 * 1024,
@@ -226,6 +232,9 @@ mod tests {
         let c: Config = toml::from_str("cors_allowed_origins = [\"https://app.example.com\"]").unwrap();
         assert_eq!(c.cors_allowed_origins, ["https://app.example.com"]);
         assert!(Config::default().cors_allowed_origins.is_empty());
+        assert_eq!(Config::default().otlp_grpc_listen, None, "no second port unless asked for");
+        let c: Config = toml::from_str("otlp_grpc_listen = \"127.0.0.1:4317\"").unwrap();
+        assert_eq!(c.otlp_grpc_listen, Some(SocketAddr::from(([127, 0, 0, 1], 4317))));
     }
 
     #[test]

@@ -14,7 +14,8 @@
 //!        ▼                    ▼
 //!      200 ◀──────────── store (SQLite WAL, or PostgreSQL) ─ durable before the answer
 //!
-//! POST /v1/traces (OTLP/HTTP, clear text) ─▶ endpoints::otlp ─ same auth and limits
+//! POST /v1/traces (OTLP/HTTP, clear text) ─▶ endpoints::otlp::http ─┐ same auth and limits,
+//! gRPC TraceService/Export (own listener) ─▶ endpoints::otlp::grpc ─┴▶ endpoints::otlp::export
 //!        └─▶ services::otlp: gunzip ─ decode (protobuf | JSON) ─ redact (the SDKs' rules)
 //!            ─ validate (invalid spans answered as a partial success) ─▶ services::writer
 //!
@@ -93,6 +94,9 @@ pub struct AppState {
     pub live: live::LiveHub,
     /// Redacts clear-text OTLP spans with the rules the SDKs apply before sealing.
     pub redactor: tracex_core::redact::Redactor,
+    /// Set when shutdown begins: requests that still arrive are refused (503, gRPC `UNAVAILABLE`)
+    /// while those in flight finish.
+    pub draining: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Declares the API's routes once: the router is built from this list, and the OpenAPI document
@@ -166,6 +170,7 @@ pub struct Collector {
     state: Arc<AppState>,
     writer_thread: std::thread::JoinHandle<()>,
     listener: tokio::net::TcpListener,
+    otlp_grpc: Option<tokio::net::TcpListener>,
 }
 
 impl Collector {
@@ -205,6 +210,14 @@ impl Collector {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|e| format!("listening on {}: {e}", config.listen))?;
+        let otlp_grpc = match config.otlp_grpc_listen {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| format!("listening for OTLP/gRPC on {addr}: {e}"))?,
+            ),
+            None => None,
+        };
         let state = Arc::new(AppState {
             auth: Authenticator::new(store.clone()),
             config,
@@ -218,8 +231,9 @@ impl Collector {
             rate_limits,
             live,
             redactor: tracex_core::redact::Redactor::default(),
+            draining: Arc::default(),
         });
-        Ok(Self { state, writer_thread, listener })
+        Ok(Self { state, writer_thread, listener, otlp_grpc })
     }
 
     /// The bound address (useful with port 0).
@@ -227,25 +241,46 @@ impl Collector {
         self.listener.local_addr()
     }
 
+    /// The OTLP/gRPC listener's bound address, if it is on.
+    pub fn otlp_grpc_addr(&self) -> Option<std::io::Result<std::net::SocketAddr>> {
+        self.otlp_grpc.as_ref().map(tokio::net::TcpListener::local_addr)
+    }
+
     /// Serves until `shutdown` resolves: then stops accepting, finishes in-flight requests, lets
     /// the writer commit everything queued, and returns.
     pub async fn serve(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), String> {
-        let Self { state, writer_thread, listener } = self;
+        let Self { state, writer_thread, listener, otlp_grpc } = self;
         let router = app(state.clone());
         // A writer that dies (it only ends on its own by panicking) stops the server too: a
         // collector that can no longer store must not keep accepting connections.
         let writer_stopped = state.writer.stopped();
         let live = state.live.clone();
+        let draining = state.draining.clone();
+        // Both listeners stop together: the HTTP one on the signal, the gRPC one when it fires.
+        let (stopping, stop) = tokio::sync::watch::channel(false);
         let shutdown = async move {
             tokio::select! {
                 () = shutdown => {},
                 () = writer_stopped => tracing::error!("the writer stopped; shutting down"),
             }
+            draining.store(true, std::sync::atomic::Ordering::Release);
+            let _ = stopping.send(true);
             // Live streams never end on their own: end them, or the drain waits out its grace.
             live.close();
         };
         let retention = tokio::spawn(services::retention::run(state.store.clone(), state.config.retention()));
-        server::serve(listener, router, state.config.server_limits(), shutdown).await;
+        let limits = state.config.server_limits();
+        let grpc = async {
+            if let Some(listener) = otlp_grpc {
+                let mut stop = stop;
+                let stopped = async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                };
+                let router = endpoints::otlp::grpc::router(state.clone());
+                server::serve(listener, router, limits, server::Protocol::Http2, stopped).await;
+            }
+        };
+        tokio::join!(server::serve(listener, router, limits, server::Protocol::Http1, shutdown), grpc);
         retention.abort();
         // The router (and its state clones) are gone once serve returns; dropping the last state
         // closes the writer's queue, and the writer exits after committing what it holds.

@@ -34,6 +34,9 @@ enum Command {
         /// Address to listen on [default: 127.0.0.1:3002].
         #[arg(long, env = "TRACEX_LISTEN")]
         listen: Option<std::net::SocketAddr>,
+        /// Also serve OTLP/gRPC (TraceService/Export) here, e.g. 127.0.0.1:4317 [default: off].
+        #[arg(long, env = "TRACEX_OTLP_GRPC_LISTEN")]
+        otlp_grpc_listen: Option<std::net::SocketAddr>,
         /// Log format.
         #[arg(long, env = "TRACEX_LOG_FORMAT", value_enum)]
         log_format: Option<LogFormat>,
@@ -123,12 +126,15 @@ fn main() -> std::process::ExitCode {
 fn run(cli: Cli) -> Result<(), String> {
     let mut cfg = config(&cli)?;
     match cli.command {
-        Command::Serve { listen, log_format, cors_origins, retention_days } => {
+        Command::Serve { listen, otlp_grpc_listen, log_format, cors_origins, retention_days } => {
             if let Some(d) = retention_days {
                 cfg.retention_days = d;
             }
             if let Some(l) = listen {
                 cfg.listen = l;
+            }
+            if let Some(g) = otlp_grpc_listen {
+                cfg.otlp_grpc_listen = Some(g);
             }
             if let Some(f) = log_format {
                 cfg.log_format = f;
@@ -147,6 +153,13 @@ fn run(cli: Cli) -> Result<(), String> {
                     &mut std::io::stdout(),
                     &format!("tracex-collector listening on http://{addr}"),
                 );
+                if let Some(grpc) = collector.otlp_grpc_addr().transpose().map_err(|e| e.to_string())? {
+                    tracing::info!(%grpc, "OTLP/gRPC listening");
+                    tracex_collector::logs::say(
+                        &mut std::io::stdout(),
+                        &format!("tracex-collector OTLP/gRPC listening on http://{grpc}"),
+                    );
+                }
                 collector.serve(tracex_collector::shutdown_signal()).await
             })
         }

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Reasons a batch is rejected (the `reason` label).
-pub const REJECT_REASONS: [&str; 18] = [
+pub const REJECT_REASONS: [&str; 19] = [
     "unauthorized",
     "forbidden",
     "payload_too_large",
@@ -24,6 +24,7 @@ pub const REJECT_REASONS: [&str; 18] = [
     "store_unavailable",
     "malformed_compression",
     "unsupported_media_type",
+    "shutting_down",
 ];
 
 /// Upper bounds (seconds) of the latency buckets.

@@ -1,7 +1,13 @@
 """Sends the shared scenario (see check.py) with the stock OpenTelemetry Python SDK and its
-OTLP/HTTP protobuf exporter, configured only by OTEL_* environment variables."""
+OTLP/HTTP protobuf exporter (`emit.py http`, the default) or its OTLP/gRPC exporter
+(`emit.py grpc`), configured only by OTEL_* environment variables."""
 
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+import sys
+
+if sys.argv[1:] == ["grpc"]:
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+else:
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor

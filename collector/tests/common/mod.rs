@@ -1,6 +1,8 @@
 //! Starts the real `tracex-collector` binary on a free loopback port with a temporary data dir.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+pub mod otlp;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -42,6 +44,8 @@ pub fn public_key_pem(data_dir: &Path) -> String {
 pub struct Collector {
     pub child: Child,
     pub url: String,
+    /// The OTLP/gRPC listener's `http://addr`, when it was asked for.
+    pub grpc: Option<String>,
     pub data_dir: PathBuf,
 }
 
@@ -51,33 +55,35 @@ impl Collector {
     }
 
     pub fn start_with(data_dir: &Path, extra: &[&str]) -> Self {
-        Self::spawn(data_dir, extra, Stdio::inherit())
+        Self::spawn(data_dir, extra, Stdio::inherit(), false)
+    }
+
+    /// With the OTLP/gRPC listener on a free port too (`grpc`).
+    pub fn start_with_grpc(data_dir: &Path, extra: &[&str]) -> Self {
+        Self::spawn(data_dir, extra, Stdio::inherit(), true)
     }
 
     /// With its log (stderr) going to `log`.
     pub fn start_logging_to(data_dir: &Path, log: std::fs::File) -> Self {
-        Self::spawn(data_dir, &[], Stdio::from(log))
+        Self::spawn(data_dir, &[], Stdio::from(log), false)
     }
 
-    fn spawn(data_dir: &Path, extra: &[&str], stderr: Stdio) -> Self {
-        let mut child = Command::new(BIN)
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(extra)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("tracex-collector listening on ")
-            .unwrap_or_else(|| panic!("unexpected output {line:?}"))
-            .to_owned();
-        let c = Self { child, url, data_dir: data_dir.to_owned() };
+    fn spawn(data_dir: &Path, extra: &[&str], stderr: Stdio, grpc: bool) -> Self {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--data-dir").arg(data_dir).args(extra).args(["serve", "--listen", "127.0.0.1:0"]);
+        if grpc {
+            cmd.args(["--otlp-grpc-listen", "127.0.0.1:0"]);
+        }
+        let mut child = cmd.stdout(Stdio::piped()).stderr(stderr).spawn().unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut read = |prefix: &str| {
+            let mut line = String::new();
+            stdout.read_line(&mut line).unwrap();
+            line.trim().strip_prefix(prefix).unwrap_or_else(|| panic!("unexpected output {line:?}")).to_owned()
+        };
+        let url = read("tracex-collector listening on ");
+        let grpc = grpc.then(|| read("tracex-collector OTLP/gRPC listening on "));
+        let c = Self { child, url, grpc, data_dir: data_dir.to_owned() };
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if client().get(format!("{}/readyz", c.url)).send().is_ok_and(|r| r.status().is_success()) {
