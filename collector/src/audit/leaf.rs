@@ -132,7 +132,9 @@ impl<'a> Reader<'a> {
     }
 
     fn array<const N: usize>(&mut self) -> Result<[u8; N], Malformed> {
-        Ok(self.take(N)?.try_into().expect("N bytes"))
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N)?);
+        Ok(out)
     }
 }
 
@@ -147,7 +149,9 @@ pub fn span_digest(trace_id: &[u8; 16], span_id: &[u8; 8], resource_sha256: &[u8
         .chain_update(resource_sha256)
         .chain_update(body)
         .finalize();
-    h[..DIGEST_LEN].try_into().expect("16 bytes")
+    let mut out = [0u8; DIGEST_LEN];
+    out.copy_from_slice(&h[..DIGEST_LEN]);
+    out
 }
 
 /// One span a batch inserted.
@@ -263,7 +267,8 @@ mod tests {
 
     #[test]
     fn claims_sort_group_and_round_trip() {
-        let c = |t: u8, s: u8| Claim { trace_id: [t; 16], span_id: [s; 8], start_unix_nano: u64::from(s), digest: [s; 16] };
+        let c =
+            |t: u8, s: u8| Claim { trace_id: [t; 16], span_id: [s; 8], start_unix_nano: u64::from(s), digest: [s; 16] };
         let mut claims = Claims(vec![c(2, 1), c(1, 3), c(1, 2)]);
         let enc = claims.encode();
         assert_eq!(enc.len(), 2 * 20 + 3 * 32);

@@ -31,7 +31,7 @@ fn get(nodes: &Nodes, id: NodeId) -> Result<Hash, MissingNode> {
 /// The largest power of two smaller than `n` (n ≥ 2).
 fn split(n: u64) -> u64 {
     debug_assert!(n >= 2);
-    1 << (63 - (n - 1).leading_zeros())
+    1 << (n - 1).ilog2()
 }
 
 /// The perfect subtrees that make up leaves `[start, end)` when `start` is a multiple of the
@@ -53,10 +53,10 @@ fn decompose(start: u64, end: u64, out: &mut Vec<NodeId>) {
 fn range_hash(start: u64, end: u64, nodes: &Nodes) -> Result<Hash, MissingNode> {
     let mut ids = Vec::with_capacity(8);
     decompose(start, end, &mut ids);
-    let mut ids = ids.into_iter().rev();
-    let mut h = get(nodes, ids.next().expect("a non-empty range"))?;
-    for id in ids {
-        h = node_hash(&get(nodes, id)?, &h);
+    let (last, rest) = ids.split_last().ok_or(MissingNode((0, start)))?;
+    let mut h = get(nodes, *last)?;
+    for id in rest.iter().rev() {
+        h = node_hash(&get(nodes, *id)?, &h);
     }
     Ok(h)
 }

@@ -122,6 +122,7 @@ pub async fn post_batch(
         created_at_unix_nano: header.created_at_unix_nano,
         received_at_unix_nano: crate::now_unix_nano(),
         envelope_sha256,
+        origin: crate::audit::leaf::Origin::Sealed,
         request,
     };
     let rx = app
@@ -130,8 +131,10 @@ pub async fn post_batch(
         .map_err(|_| reject(&app, ApiError::unavailable("overloaded", "the collector is busy; retry later", 1)))?;
     let outcome = rx.await.map_err(|_| ApiError::internal("writer stopped"))?;
     match outcome {
-        Ok(CommitOutcome::Stored { spans, over_cap }) => {
-            let mut ack = serde_json::json!({ "status": "stored", "batch_id": hex::encode(batch_id), "spans": spans });
+        Ok(CommitOutcome::Stored { spans, over_cap, leaf_index }) => {
+            let mut ack = serde_json::json!({
+                "status": "stored", "batch_id": hex::encode(batch_id), "spans": spans, "leaf_index": leaf_index,
+            });
             if over_cap > 0 {
                 // Stored and acknowledged, minus the spans past the per-trace cap (counted in
                 // tracex_spans_over_trace_cap_total): retrying would not store them either.

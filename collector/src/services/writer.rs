@@ -144,7 +144,7 @@ fn run(
                 live.publish(&batches, stored);
                 for (outcome, reply) in outcomes.into_iter().zip(replies) {
                     match outcome {
-                        CommitOutcome::Stored { spans, over_cap } => {
+                        CommitOutcome::Stored { spans, over_cap, .. } => {
                             metrics.batches_ingested.fetch_add(1, Ordering::Relaxed);
                             metrics.spans_ingested.fetch_add(spans as u64, Ordering::Relaxed);
                             metrics.spans_over_trace_cap.fetch_add(over_cap as u64, Ordering::Relaxed);

@@ -425,7 +425,7 @@ pub(crate) mod bench_data {
             let t0 = Instant::now();
             let out = store.commit(&batches).unwrap();
             let dt = t0.elapsed();
-            assert!(out.iter().all(|o| matches!(o, CommitOutcome::Stored { spans: 512, over_cap: 0 })));
+            assert!(out.iter().all(|o| matches!(o, CommitOutcome::Stored { spans: 512, over_cap: 0, .. })));
             total_spans += spans;
             total_time += dt;
             println!(

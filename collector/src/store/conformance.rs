@@ -35,6 +35,7 @@ pub(crate) fn run_all(store: &dyn Store) {
     api_keys(store);
     super::conformance_stats::statistics_match_the_raw_spans(store);
     super::conformance_stats::retention_deletes_old_spans_and_their_statistics(store);
+    super::conformance_audit::every_stored_batch_is_a_leaf_of_a_verifiable_log(store);
 }
 
 // === builders ===
@@ -97,6 +98,30 @@ fn request_multi(groups: Vec<(&str, Vec<SpanData>)>) -> TraceRequest {
 }
 
 /// A batch of `request` for `project` with batch id derived from `n`.
+/// A [`CommitOutcome::Stored`] as [`leafless`] leaves it.
+pub(crate) fn stored(spans: usize, over_cap: usize) -> CommitOutcome {
+    CommitOutcome::Stored { spans, over_cap, leaf_index: 0 }
+}
+
+/// A commit's outcomes with the leaf indexes zeroed, once checked: the stored batches of one call
+/// take consecutive leaves in call order (other tests share the store, so where they start varies).
+pub(crate) fn leafless(out: Vec<CommitOutcome>) -> Vec<CommitOutcome> {
+    let leaves: Vec<u64> = out
+        .iter()
+        .filter_map(|o| match o {
+            CommitOutcome::Stored { leaf_index, .. } => Some(*leaf_index),
+            _ => None,
+        })
+        .collect();
+    assert!(leaves.windows(2).all(|w| w[1] == w[0] + 1), "leaves {leaves:?}");
+    out.into_iter()
+        .map(|o| match o {
+            CommitOutcome::Stored { spans, over_cap, .. } => stored(spans, over_cap),
+            other => other,
+        })
+        .collect()
+}
+
 pub(crate) fn batch(project: &str, n: u32, request: TraceRequest) -> NewBatch {
     let mut batch_id = [0u8; 16];
     batch_id[..4].copy_from_slice(&n.to_be_bytes());
@@ -112,6 +137,7 @@ pub(crate) fn batch(project: &str, n: u32, request: TraceRequest) -> NewBatch {
         created_at_unix_nano: 1_700_000_000_000_000_000,
         received_at_unix_nano: 1_700_000_000_100_000_000,
         envelope_sha256: [n.to_be_bytes()[3]; 32],
+        origin: crate::audit::leaf::Origin::Sealed,
         request,
     }
 }
@@ -319,7 +345,7 @@ fn round_trip_is_exact(store: &dyn Store) {
         ],
     };
     let outcomes = store.commit(&[batch(project, 1, req.clone())]).unwrap();
-    assert_eq!(outcomes, vec![CommitOutcome::Stored { spans: 5, over_cap: 0 }]);
+    assert_eq!(leafless(outcomes), vec![stored(5, 0)]);
 
     let got = store.get_trace(project, t).unwrap();
     let want = expected_spans(&req);
@@ -361,7 +387,7 @@ fn duplicate_batches_write_nothing(store: &dyn Store) {
     let b1 = batch(project, 1, request("svc", spans));
 
     let out = store.commit(&[b1.clone(), b1.clone()]).unwrap();
-    assert_eq!(out, vec![CommitOutcome::Stored { spans: 3, over_cap: 0 }, CommitOutcome::Duplicate]);
+    assert_eq!(leafless(out), vec![stored(3, 0), CommitOutcome::Duplicate]);
     assert_eq!(store.commit(std::slice::from_ref(&b1)).unwrap(), vec![CommitOutcome::Duplicate]);
 
     // Same batch id with a different envelope: a conflict, nothing of it stored, whether the
@@ -374,8 +400,8 @@ fn duplicate_batches_write_nothing(store: &dyn Store) {
     let mut fresh_other = fresh.clone();
     fresh_other.envelope_sha256 = [0xef; 32];
     assert_eq!(
-        store.commit(&[b1_other, fresh, fresh_other]).unwrap(),
-        vec![CommitOutcome::Conflict, CommitOutcome::Stored { spans: 1, over_cap: 0 }, CommitOutcome::Conflict]
+        leafless(store.commit(&[b1_other, fresh, fresh_other]).unwrap()),
+        vec![CommitOutcome::Conflict, stored(1, 0), CommitOutcome::Conflict]
     );
     assert!(store.get_trace(project, t_other).unwrap().is_empty());
 
@@ -395,10 +421,7 @@ pub(crate) fn spans_past_the_trace_cap_are_counted_not_stored(store: &dyn Store)
     let project = "conf-cap";
     let (t, other) = (tid(12, 1), tid(12, 2));
     let first = request("svc", (1..=3).map(|i| span(t, i, None, "a", u64::from(i), 10)).collect());
-    assert_eq!(
-        store.commit(&[batch(project, 1, first)]).unwrap(),
-        vec![CommitOutcome::Stored { spans: 3, over_cap: 0 }]
-    );
+    assert_eq!(leafless(store.commit(&[batch(project, 1, first)]).unwrap()), vec![stored(3, 0)]);
     // One more fits; 5, 6 and (in the next batch of the same commit) 7 are over; the other trace is
     // unaffected.
     let second = request(
@@ -412,8 +435,8 @@ pub(crate) fn spans_past_the_trace_cap_are_counted_not_stored(store: &dyn Store)
     );
     let third = request("svc", vec![span(t, 7, None, "f", 7, 10), span(other, 2, None, "g", 2, 10)]);
     assert_eq!(
-        store.commit(&[batch(project, 2, second), batch(project, 3, third)]).unwrap(),
-        vec![CommitOutcome::Stored { spans: 2, over_cap: 2 }, CommitOutcome::Stored { spans: 1, over_cap: 1 }]
+        leafless(store.commit(&[batch(project, 2, second), batch(project, 3, third)]).unwrap()),
+        vec![stored(2, 2), stored(1, 1)]
     );
     let names: Vec<String> = store.get_trace(project, t).unwrap().iter().map(|s| s.span.name.to_string()).collect();
     assert_eq!(names, ["a", "a", "a", "b"]);
@@ -430,8 +453,8 @@ fn repeated_spans_are_stored_once(store: &dyn Store) {
     let b = with_status(span(t, 2, Some(1), "child", 200, 300), StatusCode::Error);
     let c = span(t, 3, Some(1), "late", 400, 500);
     assert_eq!(
-        store.commit(&[batch(project, 1, request("svc", vec![a.clone(), b.clone()]))]).unwrap(),
-        vec![CommitOutcome::Stored { spans: 2, over_cap: 0 }]
+        leafless(store.commit(&[batch(project, 1, request("svc", vec![a.clone(), b.clone()]))]).unwrap()),
+        vec![stored(2, 0)]
     );
     // A retry under a new batch id repeats both spans and adds one; then the exact same spans
     // again, in the same call.
@@ -441,10 +464,7 @@ fn repeated_spans_are_stored_once(store: &dyn Store) {
             batch(project, 3, request("svc", vec![c.clone(), a.clone()])),
         ])
         .unwrap();
-    assert_eq!(
-        out,
-        vec![CommitOutcome::Stored { spans: 1, over_cap: 0 }, CommitOutcome::Stored { spans: 0, over_cap: 0 }]
-    );
+    assert_eq!(leafless(out), vec![stored(1, 0), stored(0, 0)]);
 
     // A repeated span replaces nothing: the first copy stays.
     let mut renamed = a.clone();
@@ -488,7 +508,9 @@ pub(crate) fn a_failed_commit_stores_nothing_of_any_batch(store: &dyn Store) {
         ),
     );
     let calls = [first, good, bad];
+    let leaves = store.audit_size().unwrap();
     let unchanged = |why: &str| {
+        assert_eq!(store.audit_size().unwrap(), leaves, "{why}: the audit log");
         assert_eq!((store.batch_count(old).unwrap(), store.span_count(old).unwrap()), (1, 1), "{why}");
         assert_eq!((store.batch_count(new).unwrap(), store.span_count(new).unwrap()), (0, 0), "{why}");
         assert_eq!(store.get_trace(old, t0).unwrap().len(), 1, "{why}");
@@ -524,14 +546,7 @@ pub(crate) fn a_failed_commit_stores_nothing_of_any_batch(store: &dyn Store) {
     };
     store.fail_commits_at_step(None);
     assert!(failures >= 10, "the commit plan has more steps than {failures}");
-    assert_eq!(
-        out,
-        [
-            CommitOutcome::Duplicate,
-            CommitOutcome::Stored { spans: 1, over_cap: 0 },
-            CommitOutcome::Stored { spans: 2, over_cap: 0 }
-        ]
-    );
+    assert_eq!(leafless(out), [CommitOutcome::Duplicate, stored(1, 0), stored(2, 0)]);
     let got = store.get_trace(new, t1).unwrap();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].resource.service_name(), Some("fault-service"));
@@ -543,7 +558,7 @@ pub(crate) fn a_failed_commit_stores_nothing_of_any_batch(store: &dyn Store) {
     // The project and resource ids the store remembers now are the committed ones.
     let t3 = tid(13, 3);
     let next = batch(new, 4, request("fault-service", vec![span(t3, 1, None, "again", 5, 6)]));
-    assert_eq!(store.commit(&[next]).unwrap(), [CommitOutcome::Stored { spans: 1, over_cap: 0 }]);
+    assert_eq!(leafless(store.commit(&[next]).unwrap()), [stored(1, 0)]);
     assert_eq!(store.get_trace(new, t3).unwrap()[0].resource.service_name(), Some("fault-service"));
     assert_eq!((store.batch_count(new).unwrap(), store.span_count(new).unwrap()), (2, 2));
 }
@@ -556,10 +571,7 @@ fn projects_are_isolated(store: &dyn Store) {
     let ba =
         batch(pa, 1, request("svc-a", vec![span(t, 1, None, "in-a", 10, 20), span(only_a, 1, None, "a2", 30, 40)]));
     let bb = batch(pb, 1, request("svc-b", vec![span(t, 1, None, "in-b", 15, 25)]));
-    assert_eq!(
-        store.commit(&[ba, bb]).unwrap(),
-        vec![CommitOutcome::Stored { spans: 2, over_cap: 0 }, CommitOutcome::Stored { spans: 1, over_cap: 0 }]
-    );
+    assert_eq!(leafless(store.commit(&[ba, bb]).unwrap()), vec![stored(2, 0), stored(1, 0)]);
     let a = store.get_trace(pa, t).unwrap();
     let b = store.get_trace(pb, t).unwrap();
     assert_eq!(a.len(), 1);
@@ -1089,7 +1101,7 @@ pub(crate) fn a_reopened_store_keeps_everything(open: &dyn Fn() -> Box<dyn Store
     assert_eq!(store.commit(&[batch("p", 1, req)]).unwrap(), vec![CommitOutcome::Duplicate]);
     let t2 = tid(9, 3);
     let out = store.commit(&[batch("p", 2, request("svc", vec![span(t2, 1, None, "next", 100, 200)]))]).unwrap();
-    assert_eq!(out, vec![CommitOutcome::Stored { spans: 1, over_cap: 0 }]);
+    assert_eq!(leafless(out), vec![stored(1, 0)]);
     assert_eq!(store.get_trace("p", t2).unwrap()[0].span.name, "next");
     assert_eq!(store.get_trace("p", t).unwrap().len(), 2);
     let page = store.list_traces(&TraceQuery { project: "p".into(), limit: 10, ..Default::default() }).unwrap();

@@ -15,8 +15,12 @@ pub mod sqlite;
 #[cfg(test)]
 pub(crate) mod conformance;
 #[cfg(test)]
+pub(crate) mod conformance_audit;
+#[cfg(test)]
 pub(crate) mod conformance_stats;
 
+use crate::audit::tree::{NodeId, Nodes};
+use crate::audit::{LeafRecord, StoredCheckpoint};
 use crate::stats::{StatFilter, StatRecord};
 use tracex_core::{InstrumentationScope, Resource, SpanData, StatusCode, TraceId, TraceRequest};
 
@@ -61,6 +65,8 @@ pub struct NewBatch {
     /// SHA-256 of the sealed envelope as received: tells a retry (same bytes) from a different
     /// batch that reuses the id.
     pub envelope_sha256: [u8; 32],
+    /// Sealed by an SDK, or OTLP in clear text (for the audit log).
+    pub origin: crate::audit::leaf::Origin,
     /// The spans.
     pub request: TraceRequest,
 }
@@ -75,6 +81,8 @@ pub enum CommitOutcome {
         /// Spans not written because their trace holds the most spans a trace may
         /// (`max_spans_per_trace`).
         over_cap: usize,
+        /// The batch's leaf in the audit log.
+        leaf_index: u64,
     },
     /// The project already holds this batch id with the same envelope (a retry); nothing was
     /// written.
@@ -303,6 +311,30 @@ pub trait Store: Send + Sync + 'static {
 
     /// Checks that the store answers (for `/readyz`).
     fn ping(&self) -> StoreResult<()>;
+
+    /// Leaves in the audit log (see [`crate::audit`]).
+    fn audit_size(&self) -> StoreResult<u64>;
+
+    /// The stored audit nodes named (level 0: leaf hashes); absent ones are left out.
+    fn audit_nodes(&self, ids: &[NodeId]) -> StoreResult<Nodes>;
+
+    /// Up to `limit` leaves from index `from` on, in order.
+    fn audit_leaves(&self, from: u64, limit: usize) -> StoreResult<Vec<LeafRecord>>;
+
+    /// The leaf of a stored batch (`None` for a batch stored before the log existed, or unknown).
+    fn audit_leaf_of_batch(&self, project: &str, batch_id: &[u8; 16]) -> StoreResult<Option<u64>>;
+
+    /// The leaves of the batches that stored spans of a trace, ascending.
+    fn audit_leaves_of_trace(&self, project: &str, trace_id: TraceId) -> StoreResult<Vec<u64>>;
+
+    /// Stores a signed checkpoint; one of the same size already stored is kept.
+    fn insert_checkpoint(&self, checkpoint: &StoredCheckpoint) -> StoreResult<()>;
+
+    /// The largest checkpoint signed.
+    fn latest_checkpoint(&self) -> StoreResult<Option<StoredCheckpoint>>;
+
+    /// Up to `limit` checkpoints of size ≥ `from_size`, by size.
+    fn checkpoints(&self, from_size: u64, limit: usize) -> StoreResult<Vec<StoredCheckpoint>>;
 
     /// Makes later commits fail before step `step` of the commit plan (`None`: never), so the
     /// conformance suite can check that a failed commit stores nothing.

@@ -128,6 +128,7 @@ pub async fn export(
         created_at_unix_nano: now,
         received_at_unix_nano: now,
         envelope_sha256: digest,
+        origin: crate::audit::leaf::Origin::Otlp,
         request,
     };
     let rx = app.writer.submit(batch).map_err(|_| reject(app, busy()))?;

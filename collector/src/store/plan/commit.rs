@@ -19,7 +19,12 @@
 //! 11. the statistics rows of the inserted spans (see [`super::stats`]): the stored ones read
 //!     (locked in PostgreSQL), 12. new ones inserted and (13) existing ones merged into;
 //! 14. the per-project counters;
-//! 15. nothing more (a fault injected here fails the commit after every statement ran).
+//! 15. the audit log: each accepted batch is one leaf (index assigned before the spans are
+//!     inserted, step 7, so each span row names its leaf; PostgreSQL locks the log's head there),
+//!     committing to its identity and the digests of the span rows it inserted
+//!     ([`crate::audit::leaf`]); the log's right edge is read (16) and the leaves and the perfect
+//!     subtrees they complete are appended (17);
+//! 18. nothing more (a fault injected here fails the commit after every statement ran).
 //!
 //! Project and resource ids handed out in the transaction are remembered only once it committed
 //! ([`WriterCache::remember`]): a rolled-back id must never be reused from the cache.
@@ -29,6 +34,8 @@ use std::collections::{HashMap, HashSet};
 use tracex_core::{SpanData, StatusCode};
 
 use super::stats::{StatKey, StatRow, StatsAcc, StoredStat};
+use crate::audit::leaf::{Claim, Claims, Leaf, rows_sha256, span_digest};
+use crate::audit::tree::{self, NodeId, Nodes};
 use crate::store::common::{TraceCap, encode_resource_body, encode_span_body, ns, same_envelope, span_attr_hashes};
 use crate::store::{CommitOutcome, NewBatch, StoreError};
 
@@ -105,6 +112,10 @@ pub(crate) struct SpanRow<'a> {
     /// `service.name` of the span's resource.
     pub(crate) service: Option<&'a str>,
     pub(crate) span: &'a SpanData,
+    /// The span body (see `common::encode_span_body`): encoded once, for the row and its digest.
+    pub(crate) body: &'a [u8],
+    /// The audit log leaf of the batch that inserts it.
+    pub(crate) leaf_index: i64,
 }
 
 impl SpanRow<'_> {
@@ -135,11 +146,19 @@ impl SpanRow<'_> {
     pub(crate) fn status(&self) -> i32 {
         self.span.status.code as i32
     }
+}
 
-    /// The span body (see `common::encode_span_body`) into `out`, cleared first.
-    pub(crate) fn encode_body(&self, out: &mut Vec<u8>) {
-        encode_span_body(self.span, out);
-    }
+/// An `audit_leaves` row.
+pub(crate) struct AuditLeafRow {
+    pub(crate) index: i64,
+    pub(crate) project_id: i64,
+    pub(crate) batch_id: [u8; 16],
+    /// The leaf's canonical encoding.
+    pub(crate) leaf: Vec<u8>,
+    /// Its leaf hash.
+    pub(crate) hash: [u8; 32],
+    /// The encoded claims (`rows_sha256` of the leaf is their hash).
+    pub(crate) claims: Vec<u8>,
 }
 
 /// A `traces` row to insert, or the increments of an existing one (aggregates of the spans this
@@ -226,6 +245,22 @@ pub(crate) trait CommitSql {
 
     /// Adds to the projects' span and batch counters (sorted by project).
     fn add_to_counters(&mut self, rows: &[CounterRow]) -> Result<(), Self::Error>;
+
+    /// Leaves in the audit log; PostgreSQL locks the log's head until the transaction ends (leaf
+    /// indexes are handed out in order, one writer at a time).
+    fn audit_size(&mut self) -> Result<u64, Self::Error>;
+
+    /// The stored nodes named (level 0: leaf hashes); a node not stored is absent from the answer.
+    fn audit_nodes(&mut self, ids: &[NodeId]) -> Result<Nodes, Self::Error>;
+
+    /// Appends leaves (in index order, from `audit_size`) and the perfect subtrees of level ≥ 1
+    /// they complete; the log then holds `new_size` leaves.
+    fn append_audit(
+        &mut self,
+        leaves: &[AuditLeafRow],
+        nodes: &[(NodeId, [u8; 32])],
+        new_size: u64,
+    ) -> Result<(), Self::Error>;
 }
 
 /// In tests, makes commits fail before a chosen step (after the earlier steps' statements ran in
@@ -397,6 +432,13 @@ pub(crate) fn run<S: CommitSql>(
         }
     }
 
+    // --- the audit log: each accepted batch's leaf index, in call order
+    let first_leaf = if accepted.contains(&true) { sql.audit_size()? } else { 0 };
+    let mut leaf_of = vec![0u64; batches.len()];
+    for (n, i) in (0..batches.len()).filter(|i| accepted[*i]).enumerate() {
+        leaf_of[i] = first_leaf + n as u64;
+    }
+
     // --- spans: the first copy of each (trace, span id) in this call, in trace order, once the
     // per-trace cap admitted it (in arrival order)
     fault.step(&mut step)?;
@@ -415,23 +457,46 @@ pub(crate) fn run<S: CommitSql>(
         }
     }
     order.sort_by_key(|i| (traces[spans[*i].trace].seq, spans[*i].span.span_id.0));
+    // Bodies are encoded once into one buffer: the row stores them, the audit digest hashes them.
+    let mut bodies: Vec<u8> = Vec::with_capacity(order.len() * 256);
+    let mut ends: Vec<usize> = Vec::with_capacity(order.len());
+    for i in &order {
+        encode_span_body(spans[*i].span, &mut body);
+        bodies.extend_from_slice(&body);
+        ends.push(bodies.len());
+    }
     let rows: Vec<SpanRow<'_>> = order
         .iter()
-        .map(|i| {
+        .zip(&ends)
+        .scan(0, |from, (i, to)| {
             let s = &spans[*i];
-            SpanRow {
+            Some(SpanRow {
                 trace_seq: traces[s.trace].seq,
                 resource_id: resource_ids[s.resource],
                 service: s.service,
                 span: s.span,
-            }
+                body: &bodies[std::mem::replace(from, *to)..*to],
+                leaf_index: i64::try_from(leaf_of[s.batch]).unwrap_or(i64::MAX),
+            })
         })
         .collect();
     let done = if rows.is_empty() { Vec::new() } else { sql.insert_spans(&rows)? };
     let mut inserted = vec![false; spans.len()];
-    for (i, ok) in order.iter().zip(done) {
+    let mut claims: Vec<Claims> = vec![Claims::default(); batches.len()];
+    for ((i, ok), row) in order.iter().zip(done).zip(&rows) {
         inserted[*i] = ok;
+        if ok {
+            let s = &spans[*i];
+            let trace_id = &traces[s.trace].key.1;
+            claims[s.batch].0.push(Claim {
+                trace_id: *trace_id,
+                span_id: s.span.span_id.0,
+                start_unix_nano: s.span.start_time_unix_nano,
+                digest: span_digest(trace_id, &s.span.span_id.0, &resource_hashes[s.resource], row.body),
+            });
+        }
     }
+    drop(rows);
 
     // --- aggregates, in arrival order (the first parentless span is the root)
     let mut stored = vec![0usize; batches.len()];
@@ -526,7 +591,7 @@ pub(crate) fn run<S: CommitSql>(
             let c = counters.entry(key.0).or_default();
             c.0 += i64::try_from(stored[i]).unwrap_or(i64::MAX);
             c.1 += 1;
-            outcomes.push(CommitOutcome::Stored { spans: stored[i], over_cap: over_cap[i] });
+            outcomes.push(CommitOutcome::Stored { spans: stored[i], over_cap: over_cap[i], leaf_index: leaf_of[i] });
         } else {
             let stored = stored_envelopes.get(key).and_then(Option::as_deref);
             outcomes.push(same_envelope(stored, &batches[i].envelope_sha256));
@@ -536,6 +601,48 @@ pub(crate) fn run<S: CommitSql>(
     counters.sort_unstable();
     if !counters.is_empty() {
         sql.add_to_counters(&counters)?;
+    }
+
+    // --- the audit log: one leaf per accepted batch, then the subtrees they complete
+    fault.step(&mut step)?;
+    let mut leaves: Vec<AuditLeafRow> = Vec::new();
+    for (i, b) in batches.iter().enumerate() {
+        if !accepted[i] {
+            continue;
+        }
+        let encoded = claims[i].encode();
+        let leaf = Leaf {
+            project: b.project.clone(),
+            batch_id: b.batch_id,
+            instance_id: b.instance_id,
+            sequence: b.sequence,
+            created_at_unix_nano: b.created_at_unix_nano,
+            received_at_unix_nano: b.received_at_unix_nano,
+            envelope_sha256: b.envelope_sha256,
+            origin: b.origin,
+            spans: u32::try_from(stored[i]).unwrap_or(u32::MAX),
+            rows_sha256: rows_sha256(&encoded),
+        };
+        let leaf = leaf.encode();
+        leaves.push(AuditLeafRow {
+            index: i64::try_from(leaf_of[i]).unwrap_or(i64::MAX),
+            project_id: keys[i].0,
+            batch_id: b.batch_id,
+            hash: tracex_core::audit::leaf_hash(&leaf),
+            leaf,
+            claims: encoded,
+        });
+    }
+    fault.step(&mut step)?;
+    if leaves.is_empty() {
+        fault.step(&mut step)?;
+    } else {
+        let mut edge = sql.audit_nodes(&tree::frontier(first_leaf))?;
+        let hashes: Vec<[u8; 32]> = leaves.iter().map(|l| l.hash).collect();
+        let nodes = tree::append(first_leaf, &hashes, &mut edge).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let upper: Vec<(NodeId, [u8; 32])> = nodes.into_iter().filter(|((level, _), _)| *level > 0).collect();
+        fault.step(&mut step)?;
+        sql.append_audit(&leaves, &upper, first_leaf + leaves.len() as u64)?;
     }
     fault.step(&mut step)?;
     Ok(Committed { outcomes, ids: NewIds { projects: new_projects, resources: new_resource_ids } })

@@ -10,9 +10,11 @@ use tokio_postgres::{Client, Transaction};
 
 use super::client::{Db, block_on, describe, get};
 use super::{COMMIT_ATTEMPTS, PostgresStore, ROWS_PER_STATEMENT, Writer};
+use crate::audit::tree::{NodeId, Nodes};
 use crate::store::common::{ns, unns};
 use crate::store::plan::commit::{
-    AttrRow, BatchKey, BatchRow, CommitSql, Committed, CounterRow, ResourceRow, SpanRow, TraceKey, TraceRow, run,
+    AttrRow, AuditLeafRow, BatchKey, BatchRow, CommitSql, Committed, CounterRow, ResourceRow, SpanRow, TraceKey,
+    TraceRow, run,
 };
 use crate::store::plan::stats::{StatKey, StatRow, StoredStat};
 use crate::store::{CommitOutcome, NewBatch, StoreError, StoreResult};
@@ -217,17 +219,7 @@ impl CommitSql for Sql<'_> {
 
     fn insert_spans(&mut self, rows: &[SpanRow<'_>]) -> Result<Vec<bool>, CommitError> {
         let mut inserted = Vec::with_capacity(rows.len());
-        let mut body: Vec<u8> = Vec::with_capacity(1024);
-        let mut bodies: Vec<u8> = Vec::new();
-        let mut ends: Vec<usize> = Vec::new();
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            bodies.clear();
-            ends.clear();
-            for r in chunk {
-                r.encode_body(&mut body);
-                bodies.extend_from_slice(&body);
-                ends.push(bodies.len());
-            }
             let seq: Vec<i64> = chunk.iter().map(|r| r.trace_seq).collect();
             let sid: Vec<&[u8]> = chunk.iter().map(SpanRow::span_id).collect();
             let parent: Vec<Option<&[u8]>> = chunk.iter().map(SpanRow::parent_span_id).collect();
@@ -239,13 +231,13 @@ impl CommitSql for Sql<'_> {
             let duration: Vec<i64> = chunk.iter().map(SpanRow::duration_ns).collect();
             let status: Vec<i32> = chunk.iter().map(SpanRow::status).collect();
             let resource: Vec<i64> = chunk.iter().map(|r| r.resource_id).collect();
-            let body_refs: Vec<&[u8]> =
-                ends.iter().scan(0, |from, to| Some(&bodies[std::mem::replace(from, *to)..*to])).collect();
+            let body_refs: Vec<&[u8]> = chunk.iter().map(|r| r.body).collect();
+            let leaf: Vec<i64> = chunk.iter().map(|r| r.leaf_index).collect();
             let returned = block_on(self.tx.query_typed(
                 "INSERT INTO spans (trace_seq, span_id, parent_span_id, name, service, kind, start_ns, end_ns, \
-                 duration_ns, status, resource_id, body) \
+                 duration_ns, status, resource_id, body, leaf_index) \
                  SELECT * FROM UNNEST($1::bigint[], $2::bytea[], $3::bytea[], $4::text[], $5::text[], $6::int[], \
-                 $7::bigint[], $8::bigint[], $9::bigint[], $10::int[], $11::bigint[], $12::bytea[]) \
+                 $7::bigint[], $8::bigint[], $9::bigint[], $10::int[], $11::bigint[], $12::bytea[], $13::bigint[]) \
                  ON CONFLICT (trace_seq, span_id) DO NOTHING RETURNING trace_seq, span_id",
                 &[
                     (&seq, Type::INT8_ARRAY),
@@ -260,6 +252,7 @@ impl CommitSql for Sql<'_> {
                     (&status, Type::INT4_ARRAY),
                     (&resource, Type::INT8_ARRAY),
                     (&body_refs, Type::BYTEA_ARRAY),
+                    (&leaf, Type::INT8_ARRAY),
                 ],
             ))?;
             if returned.len() == chunk.len() {
@@ -438,6 +431,58 @@ impl CommitSql for Sql<'_> {
              FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[]) AS u(id, spans, batches) WHERE p.id = u.id",
             &[(&pid, Type::INT8_ARRAY), (&spans, Type::INT8_ARRAY), (&batches, Type::INT8_ARRAY)],
         ))?;
+        Ok(())
+    }
+
+    fn audit_size(&mut self) -> Result<u64, CommitError> {
+        // The head row is the log's lock: concurrent writers take leaf indexes one after another,
+        // and hold it from here to their commit (the spans, statistics and leaves that follow).
+        let row = block_on(self.tx.query_typed_one("SELECT size FROM audit_head WHERE id = 1 FOR UPDATE", &[]))?;
+        Ok(unns(get(&row, 0)?))
+    }
+
+    fn audit_nodes(&mut self, ids: &[NodeId]) -> Result<Nodes, CommitError> {
+        Ok(super::audit::nodes(self.tx.client(), ids)?)
+    }
+
+    fn append_audit(
+        &mut self,
+        leaves: &[AuditLeafRow],
+        nodes: &[(NodeId, [u8; 32])],
+        new_size: u64,
+    ) -> Result<(), CommitError> {
+        for chunk in leaves.chunks(ROWS_PER_STATEMENT) {
+            let idx: Vec<i64> = chunk.iter().map(|l| l.index).collect();
+            let pid: Vec<i64> = chunk.iter().map(|l| l.project_id).collect();
+            let bid: Vec<&[u8]> = chunk.iter().map(|l| &l.batch_id[..]).collect();
+            let leaf: Vec<&[u8]> = chunk.iter().map(|l| &l.leaf[..]).collect();
+            let hash: Vec<&[u8]> = chunk.iter().map(|l| &l.hash[..]).collect();
+            let claims: Vec<&[u8]> = chunk.iter().map(|l| &l.claims[..]).collect();
+            block_on(self.tx.execute_typed(
+                "INSERT INTO audit_leaves (idx, project_id, batch_id, leaf, hash, claims) \
+                 SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bytea[], $4::bytea[], $5::bytea[], $6::bytea[])",
+                &[
+                    (&idx, Type::INT8_ARRAY),
+                    (&pid, Type::INT8_ARRAY),
+                    (&bid, Type::BYTEA_ARRAY),
+                    (&leaf, Type::BYTEA_ARRAY),
+                    (&hash, Type::BYTEA_ARRAY),
+                    (&claims, Type::BYTEA_ARRAY),
+                ],
+            ))?;
+        }
+        for chunk in nodes.chunks(ROWS_PER_STATEMENT) {
+            let level: Vec<i32> = chunk.iter().map(|((l, _), _)| i32::try_from(*l).unwrap_or(i32::MAX)).collect();
+            let idx: Vec<i64> = chunk.iter().map(|((_, i), _)| ns(*i)).collect();
+            let hash: Vec<&[u8]> = chunk.iter().map(|(_, h)| &h[..]).collect();
+            block_on(self.tx.execute_typed(
+                "INSERT INTO audit_nodes (level, idx, hash) SELECT * FROM UNNEST($1::int[], $2::bigint[], $3::bytea[])",
+                &[(&level, Type::INT4_ARRAY), (&idx, Type::INT8_ARRAY), (&hash, Type::BYTEA_ARRAY)],
+            ))?;
+        }
+        block_on(
+            self.tx.execute_typed("UPDATE audit_head SET size = $1 WHERE id = 1", &[(&ns(new_size), Type::INT8)]),
+        )?;
         Ok(())
     }
 }

@@ -105,6 +105,37 @@ pub(super) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (project_id, dim_key, resolution, minute, service, name, status, dim_value)
     );
     ",
+    // 5: the audit log (see `crate::audit` and the SQLite store's step 5); `audit_head` holds the
+    // log's size and is the row writers lock to take leaf indexes in order.
+    "
+    ALTER TABLE spans ADD COLUMN leaf_index BIGINT;
+    CREATE TABLE audit_leaves (
+        idx BIGINT PRIMARY KEY,
+        project_id BIGINT NOT NULL,
+        batch_id BYTEA NOT NULL,
+        leaf BYTEA NOT NULL,
+        hash BYTEA NOT NULL,
+        claims BYTEA NOT NULL
+    );
+    CREATE UNIQUE INDEX audit_leaves_by_batch ON audit_leaves (project_id, batch_id);
+    CREATE TABLE audit_nodes (
+        level INTEGER NOT NULL,
+        idx BIGINT NOT NULL,
+        hash BYTEA NOT NULL,
+        PRIMARY KEY (level, idx)
+    );
+    CREATE TABLE audit_checkpoints (
+        size BIGINT PRIMARY KEY,
+        root BYTEA NOT NULL,
+        signed_at_ns BIGINT NOT NULL,
+        note TEXT NOT NULL
+    );
+    CREATE TABLE audit_head (
+        id SMALLINT PRIMARY KEY CHECK (id = 1),
+        size BIGINT NOT NULL
+    );
+    INSERT INTO audit_head (id, size) VALUES (1, 0);
+    ",
 ];
 
 /// Creates or upgrades the schema (idempotent), under an advisory lock so collectors starting

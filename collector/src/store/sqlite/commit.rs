@@ -6,9 +6,10 @@ use std::collections::HashMap;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::{Db, SqliteStore, Writer};
+use crate::audit::tree::{NodeId, Nodes};
 use crate::store::common::{ns, unns};
 use crate::store::plan::commit::{
-    AttrRow, BatchKey, BatchRow, CommitSql, CounterRow, ResourceRow, SpanRow, TraceKey, TraceRow, run,
+    AttrRow, AuditLeafRow, BatchKey, BatchRow, CommitSql, CounterRow, ResourceRow, SpanRow, TraceKey, TraceRow, run,
 };
 use crate::store::plan::stats::{StatKey, StatRow, StoredStat};
 use crate::store::{CommitOutcome, NewBatch, StoreError, StoreResult};
@@ -18,13 +19,7 @@ impl SqliteStore {
     pub(super) fn commit_in(&self, writer: &mut Writer, batches: &[NewBatch]) -> StoreResult<Vec<CommitOutcome>> {
         let Writer { conn, cache } = writer;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).db()?;
-        let committed = run(
-            &mut Sql { conn: &tx, body: Vec::with_capacity(1024) },
-            cache,
-            batches,
-            self.tuning.max_spans_per_trace,
-            &self.fault,
-        )?;
+        let committed = run(&mut Sql { conn: &tx }, cache, batches, self.tuning.max_spans_per_trace, &self.fault)?;
         tx.commit().db()?;
         cache.remember(committed.ids);
         Ok(committed.outcomes)
@@ -34,8 +29,6 @@ impl SqliteStore {
 /// The plan's statements on the writer's transaction.
 struct Sql<'a> {
     conn: &'a Connection,
-    /// Reused for span bodies.
-    body: Vec<u8>,
 }
 
 impl CommitSql for Sql<'_> {
@@ -130,14 +123,12 @@ impl CommitSql for Sql<'_> {
             .conn
             .prepare(
                 "INSERT OR IGNORE INTO spans (trace_seq, span_id, parent_span_id, name, service, kind, start_ns, \
-                 end_ns, duration_ns, status, resource_id, body) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                 end_ns, duration_ns, status, resource_id, body, leaf_index) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             )
             .db()?;
-        let body = &mut self.body;
         rows.iter()
             .map(|r| {
-                r.encode_body(body);
                 let n = insert
                     .execute(params![
                         r.trace_seq,
@@ -151,7 +142,8 @@ impl CommitSql for Sql<'_> {
                         r.duration_ns(),
                         r.status(),
                         r.resource_id,
-                        &body[..],
+                        r.body,
+                        r.leaf_index,
                     ])
                     .db()?;
                 Ok(n == 1)
@@ -277,6 +269,35 @@ impl CommitSql for Sql<'_> {
             "UPDATE projects SET span_count = span_count + ?2, batch_count = batch_count + ?3 WHERE id = ?1",
             rows,
         )
+    }
+
+    fn audit_size(&mut self) -> StoreResult<u64> {
+        // The writer is the only one: the next index is simply one past the last.
+        super::audit::size(self.conn)
+    }
+
+    fn audit_nodes(&mut self, ids: &[NodeId]) -> StoreResult<Nodes> {
+        super::audit::nodes(self.conn, ids)
+    }
+
+    fn append_audit(
+        &mut self,
+        leaves: &[AuditLeafRow],
+        nodes: &[(NodeId, [u8; 32])],
+        _new_size: u64,
+    ) -> StoreResult<()> {
+        let mut insert = self
+            .conn
+            .prepare("INSERT INTO audit_leaves (idx, project_id, batch_id, leaf, hash, claims) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+            .db()?;
+        for l in leaves {
+            insert.execute(params![l.index, l.project_id, &l.batch_id[..], &l.leaf, &l.hash[..], &l.claims]).db()?;
+        }
+        let mut insert = self.conn.prepare("INSERT INTO audit_nodes (level, idx, hash) VALUES (?1, ?2, ?3)").db()?;
+        for ((level, idx), hash) in nodes {
+            insert.execute(params![level, ns(*idx), &hash[..]]).db()?;
+        }
+        Ok(())
     }
 }
 

@@ -86,6 +86,7 @@
 //! its own page and ingest slows down accordingly. Retention (deleting old traces) keeps them
 //! bounded.
 
+mod audit;
 mod commit;
 mod expire;
 mod keys;
@@ -100,6 +101,8 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use tracex_core::{SpanData, TraceId};
 
+use crate::audit::tree::{NodeId, Nodes};
+use crate::audit::{LeafRecord, StoredCheckpoint};
 use crate::stats::{StatFilter, StatRecord};
 
 pub use super::common::{DRIVER_THRESHOLD, SCAN_BUDGET, is_indexed_key};
@@ -392,6 +395,38 @@ impl Store for SqliteStore {
 
     fn ping(&self) -> StoreResult<()> {
         self.read(|conn| conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).db().map(drop))
+    }
+
+    fn audit_size(&self) -> StoreResult<u64> {
+        self.read(audit::size)
+    }
+
+    fn audit_nodes(&self, ids: &[NodeId]) -> StoreResult<Nodes> {
+        self.read(|conn| audit::nodes(conn, ids))
+    }
+
+    fn audit_leaves(&self, from: u64, limit: usize) -> StoreResult<Vec<LeafRecord>> {
+        self.read(|conn| audit::leaves(conn, from, limit))
+    }
+
+    fn audit_leaf_of_batch(&self, project: &str, batch_id: &[u8; 16]) -> StoreResult<Option<u64>> {
+        self.read(|conn| audit::leaf_of_batch(conn, project, batch_id))
+    }
+
+    fn audit_leaves_of_trace(&self, project: &str, trace_id: TraceId) -> StoreResult<Vec<u64>> {
+        self.read(|conn| audit::leaves_of_trace(conn, project, &trace_id.0))
+    }
+
+    fn insert_checkpoint(&self, checkpoint: &StoredCheckpoint) -> StoreResult<()> {
+        audit::insert_checkpoint(&lock(&self.writer).conn, checkpoint)
+    }
+
+    fn latest_checkpoint(&self) -> StoreResult<Option<StoredCheckpoint>> {
+        self.read(audit::latest_checkpoint)
+    }
+
+    fn checkpoints(&self, from_size: u64, limit: usize) -> StoreResult<Vec<StoredCheckpoint>> {
+        self.read(|conn| audit::checkpoints(conn, from_size, limit))
     }
 
     #[cfg(test)]

@@ -107,6 +107,33 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (project_id, dim_key, resolution, minute, service, name, status, dim_value)
     ) WITHOUT ROWID;
     ",
+    // 5: the audit log (see `crate::audit`): one leaf per batch stored from now on, the perfect
+    // subtrees of level ≥ 1 (level 0 is the leaves' hash), signed checkpoints; each span row
+    // names its batch's leaf (NULL: stored before the log existed).
+    "
+    ALTER TABLE spans ADD COLUMN leaf_index INTEGER;
+    CREATE TABLE audit_leaves (
+        idx INTEGER PRIMARY KEY,
+        project_id INTEGER NOT NULL,
+        batch_id BLOB NOT NULL,
+        leaf BLOB NOT NULL,
+        hash BLOB NOT NULL,
+        claims BLOB NOT NULL
+    );
+    CREATE UNIQUE INDEX audit_leaves_by_batch ON audit_leaves (project_id, batch_id);
+    CREATE TABLE audit_nodes (
+        level INTEGER NOT NULL,
+        idx INTEGER NOT NULL,
+        hash BLOB NOT NULL,
+        PRIMARY KEY (level, idx)
+    ) WITHOUT ROWID;
+    CREATE TABLE audit_checkpoints (
+        size INTEGER PRIMARY KEY,
+        root BLOB NOT NULL,
+        signed_at_ns INTEGER NOT NULL,
+        note TEXT NOT NULL
+    );
+    ",
 ];
 
 /// Creates or upgrades the schema (idempotent): runs the steps `PRAGMA user_version` says are missing.

@@ -1,0 +1,170 @@
+//! The audit key: an Ed25519 key that signs checkpoints and receipts, separate from the RSA key
+//! (a leaked RSA key opens batches; a leaked audit key forges history — they are rotated and
+//! guarded for different reasons). Generated here, kept in `keys/audit-ed25519.key` (mode 0600,
+//! refused if others can read it, as the RSA keys are), never sent anywhere: only the public
+//! verifier key (`<name>+<hash>+<base64>`, the C2SP signed-note format) is published.
+//!
+//! The file holds one line in the format Go's `golang.org/x/mod/sumdb/note` signers use,
+//! `PRIVATE+KEY+<name>+<hash>+<base64(0x01 || seed)>`, so a fleet can share one key by copying
+//! the file, and tools that speak signed notes can read it.
+
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use ed25519_dalek::{Signer as _, SigningKey};
+use tracex_core::audit::note::{self, ED25519, VerifierKey};
+
+/// File name of the audit key in the keys directory.
+pub const FILE: &str = "audit-ed25519.key";
+
+/// An audit-key problem, reported at start.
+#[derive(Debug, thiserror::Error)]
+pub enum SignerError {
+    /// File system trouble.
+    #[error("{0}: {1}")]
+    Io(PathBuf, std::io::Error),
+    /// The key file is readable by group or others.
+    #[error("{0} is readable by other users (mode {1:o}); rotate the audit key and run `chmod 600`")]
+    Permissions(PathBuf, u32),
+    /// The file does not hold an audit key.
+    #[error("{0}: not a tracex audit key ({1})")]
+    BadKey(PathBuf, &'static str),
+    /// No randomness.
+    #[error("no randomness for a new audit key")]
+    Random,
+}
+
+/// Signs the log's checkpoints and receipts.
+pub struct AuditSigner {
+    key: SigningKey,
+    verifier: VerifierKey,
+}
+
+impl std::fmt::Debug for AuditSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditSigner").field("verifier", &self.verifier.to_string()).finish_non_exhaustive()
+    }
+}
+
+impl AuditSigner {
+    /// Loads the key from `keys_dir`, generating it (named `tracex-<8 hex digits of the public
+    /// key>`) if there is none.
+    pub fn load_or_create(keys_dir: &Path) -> Result<Self, SignerError> {
+        let path = keys_dir.join(FILE);
+        match fs::read_to_string(&path) {
+            Ok(text) => {
+                check_private_mode(&path)?;
+                Self::parse(text.trim()).ok_or(SignerError::BadKey(path, "malformed"))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut seed = [0u8; 32];
+                getrandom::getrandom(&mut seed).map_err(|_| SignerError::Random)?;
+                let public = SigningKey::from_bytes(&seed).verifying_key().to_bytes();
+                let name = format!("tracex-{}", hex::encode(&public[..4]));
+                let text = format!(
+                    "PRIVATE+KEY+{name}+{}+{}\n",
+                    hex::encode(note::key_hash(&name, &public)),
+                    B64.encode([&[ED25519][..], &seed].concat())
+                );
+                write_private(keys_dir, &path, text.as_bytes())?;
+                Self::parse(text.trim()).ok_or(SignerError::BadKey(path, "written but unreadable"))
+            }
+            Err(e) => Err(SignerError::Io(path, e)),
+        }
+    }
+
+    /// Parses the key file's line.
+    fn parse(line: &str) -> Option<Self> {
+        let rest = line.strip_prefix("PRIVATE+KEY+")?;
+        let mut parts = rest.split('+');
+        let (name, hash, key) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() {
+            return None;
+        }
+        let key = B64.decode(key).ok()?;
+        let (&[alg], seed) = key.split_first_chunk::<1>()?;
+        let seed: [u8; 32] = seed.try_into().ok()?;
+        if alg != ED25519 {
+            return None;
+        }
+        let key = SigningKey::from_bytes(&seed);
+        let verifier = VerifierKey::new(name, &key.verifying_key().to_bytes()).ok()?;
+        (hex::encode(verifier.hash()) == hash).then_some(Self { key, verifier })
+    }
+
+    /// The public verifier key, to publish and pin.
+    pub fn verifier(&self) -> &VerifierKey {
+        &self.verifier
+    }
+
+    /// The key's name: also the log's origin line in its checkpoints.
+    pub fn name(&self) -> &str {
+        self.verifier.name()
+    }
+
+    /// `text` (ending with a newline) as a note signed by this key.
+    pub fn sign_note(&self, text: &str) -> String {
+        debug_assert!(text.ends_with('\n'));
+        let signature = self.key.sign(text.as_bytes()).to_bytes();
+        format!("{text}\n{}", note::signature_line(self.name(), self.verifier.hash(), &signature))
+    }
+}
+
+fn check_private_mode(path: &Path) -> Result<(), SignerError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(path).map_err(|e| SignerError::Io(path.to_owned(), e))?.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(SignerError::Permissions(path.to_owned(), mode));
+        }
+    }
+    Ok(())
+}
+
+fn write_private(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), SignerError> {
+    fs::create_dir_all(dir).map_err(|e| SignerError::Io(dir.to_owned(), e))?;
+    let tmp = dir.join(".audit-key.tmp");
+    let mut opts = fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(&tmp).map_err(|e| SignerError::Io(tmp.clone(), e))?;
+    f.write_all(bytes).and_then(|()| f.sync_all()).map_err(|e| SignerError::Io(tmp.clone(), e))?;
+    fs::rename(&tmp, path).map_err(|e| SignerError::Io(path.to_owned(), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generates_once_signs_notes_the_core_opens_and_refuses_readable_files() {
+        let dir = std::env::temp_dir().join(format!("tracex-audit-key-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let a = AuditSigner::load_or_create(&dir).unwrap();
+        let b = AuditSigner::load_or_create(&dir).unwrap();
+        assert_eq!(a.verifier().to_string(), b.verifier().to_string(), "the second start loads the same key");
+        assert!(a.name().starts_with("tracex-"));
+        let signed = a.sign_note("hello\n");
+        assert_eq!(note::open(&signed, &VerifierKey::parse(&b.verifier().to_string()).unwrap()).unwrap(), "hello\n");
+        let mut forged = signed.clone();
+        forged.replace_range(0..1, "j");
+        assert!(note::open(&forged, b.verifier()).is_err());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let path = dir.join(FILE);
+            assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+            assert!(matches!(AuditSigner::load_or_create(&dir), Err(SignerError::Permissions(..))));
+        }
+        let _ = fs::remove_dir_all(&dir);
+    }
+}

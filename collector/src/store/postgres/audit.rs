@@ -1,0 +1,116 @@
+//! The audit log's reads and checkpoints (its appends are part of each commit, `commit.rs`).
+
+use tokio_postgres::types::Type;
+use tokio_postgres::{Client, Row};
+
+use super::client::{Db, block_on, get};
+use crate::audit::tree::{NodeId, Nodes};
+use crate::audit::{LeafRecord, StoredCheckpoint};
+use crate::store::common::{ns, unns};
+use crate::store::{StoreError, StoreResult};
+
+fn hash32(v: &[u8]) -> StoreResult<[u8; 32]> {
+    v.try_into().map_err(|_| StoreError::Corrupt("an audit hash is not 32 bytes".into()))
+}
+
+pub(super) fn size(client: &Client) -> StoreResult<u64> {
+    let row = block_on(client.query_typed_one("SELECT size FROM audit_head WHERE id = 1", &[])).db()?;
+    Ok(unns(get(&row, 0)?))
+}
+
+/// The stored audit nodes named (level 0 from the leaves), in one round trip; absent ones are
+/// left out.
+pub(super) fn nodes(client: &Client, ids: &[NodeId]) -> StoreResult<Nodes> {
+    let level: Vec<i32> = ids.iter().map(|(l, _)| i32::try_from(*l).unwrap_or(i32::MAX)).collect();
+    let idx: Vec<i64> = ids.iter().map(|(_, i)| ns(*i)).collect();
+    let rows = block_on(client.query_typed(
+        "SELECT u.level, u.idx, coalesce(n.hash, l.hash) FROM UNNEST($1::int[], $2::bigint[]) AS u(level, idx) \
+         LEFT JOIN audit_nodes n ON u.level > 0 AND n.level = u.level AND n.idx = u.idx \
+         LEFT JOIN audit_leaves l ON u.level = 0 AND l.idx = u.idx \
+         WHERE coalesce(n.hash, l.hash) IS NOT NULL",
+        &[(&level, Type::INT4_ARRAY), (&idx, Type::INT8_ARRAY)],
+    ))
+    .db()?;
+    let mut out = Nodes::with_capacity(rows.len());
+    for row in rows {
+        let level: i32 = get(&row, 0)?;
+        let idx: i64 = get(&row, 1)?;
+        out.insert((u32::try_from(level).unwrap_or(u32::MAX), unns(idx)), hash32(get(&row, 2)?)?);
+    }
+    Ok(out)
+}
+
+pub(super) fn leaves(client: &Client, from: u64, limit: usize) -> StoreResult<Vec<LeafRecord>> {
+    let rows = block_on(client.query_typed(
+        "SELECT idx, leaf, hash, claims FROM audit_leaves WHERE idx >= $1 ORDER BY idx LIMIT $2",
+        &[(&ns(from), Type::INT8), (&i64::try_from(limit).unwrap_or(i64::MAX), Type::INT8)],
+    ))
+    .db()?;
+    rows.iter()
+        .map(|r| {
+            Ok(LeafRecord { index: unns(get(r, 0)?), leaf: get(r, 1)?, hash: hash32(get(r, 2)?)?, claims: get(r, 3)? })
+        })
+        .collect()
+}
+
+pub(super) fn leaf_of_batch(client: &Client, project: &str, batch_id: &[u8; 16]) -> StoreResult<Option<u64>> {
+    let row = block_on(client.query_typed_opt(
+        "SELECT l.idx FROM audit_leaves l JOIN projects p ON p.id = l.project_id WHERE p.name = $1 AND l.batch_id = $2",
+        &[(&project, Type::TEXT), (&&batch_id[..], Type::BYTEA)],
+    ))
+    .db()?;
+    row.map(|r| get::<i64>(&r, 0).map(unns)).transpose()
+}
+
+pub(super) fn leaves_of_trace(client: &Client, project: &str, trace_id: &[u8; 16]) -> StoreResult<Vec<u64>> {
+    let rows = block_on(client.query_typed(
+        "SELECT DISTINCT s.leaf_index FROM spans s JOIN traces t ON t.id = s.trace_seq \
+         JOIN projects p ON p.id = t.project_id \
+         WHERE p.name = $1 AND t.trace_id = $2 AND s.leaf_index IS NOT NULL ORDER BY 1",
+        &[(&project, Type::TEXT), (&&trace_id[..], Type::BYTEA)],
+    ))
+    .db()?;
+    rows.iter().map(|r| get::<i64>(r, 0).map(unns)).collect()
+}
+
+pub(super) fn insert_checkpoint(client: &Client, c: &StoredCheckpoint) -> StoreResult<()> {
+    block_on(client.execute_typed(
+        "INSERT INTO audit_checkpoints (size, root, signed_at_ns, note) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (size) DO NOTHING",
+        &[
+            (&ns(c.size), Type::INT8),
+            (&&c.root[..], Type::BYTEA),
+            (&ns(c.signed_at_unix_nano), Type::INT8),
+            (&c.note, Type::TEXT),
+        ],
+    ))
+    .db()
+    .map(drop)
+}
+
+fn checkpoint(r: &Row) -> StoreResult<StoredCheckpoint> {
+    Ok(StoredCheckpoint {
+        size: unns(get(r, 0)?),
+        root: hash32(get(r, 1)?)?,
+        signed_at_unix_nano: unns(get(r, 2)?),
+        note: get(r, 3)?,
+    })
+}
+
+pub(super) fn latest_checkpoint(client: &Client) -> StoreResult<Option<StoredCheckpoint>> {
+    let row = block_on(client.query_typed_opt(
+        "SELECT size, root, signed_at_ns, note FROM audit_checkpoints ORDER BY size DESC LIMIT 1",
+        &[],
+    ))
+    .db()?;
+    row.as_ref().map(checkpoint).transpose()
+}
+
+pub(super) fn checkpoints(client: &Client, from_size: u64, limit: usize) -> StoreResult<Vec<StoredCheckpoint>> {
+    let rows = block_on(client.query_typed(
+        "SELECT size, root, signed_at_ns, note FROM audit_checkpoints WHERE size >= $1 ORDER BY size LIMIT $2",
+        &[(&ns(from_size), Type::INT8), (&i64::try_from(limit).unwrap_or(i64::MAX), Type::INT8)],
+    ))
+    .db()?;
+    rows.iter().map(checkpoint).collect()
+}

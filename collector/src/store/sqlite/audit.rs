@@ -1,0 +1,108 @@
+//! The audit log's reads and checkpoints (its appends are part of each commit, `commit.rs`).
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::Db;
+use crate::audit::tree::{NodeId, Nodes};
+use crate::audit::{LeafRecord, StoredCheckpoint};
+use crate::store::common::{ns, unns};
+use crate::store::{StoreError, StoreResult};
+
+fn hash32(v: Vec<u8>) -> StoreResult<[u8; 32]> {
+    v.try_into().map_err(|_| StoreError::Corrupt("an audit hash is not 32 bytes".into()))
+}
+
+pub(super) fn size(conn: &Connection) -> StoreResult<u64> {
+    let next: i64 = conn.query_row("SELECT coalesce(max(idx), -1) + 1 FROM audit_leaves", [], |r| r.get(0)).db()?;
+    Ok(unns(next))
+}
+
+/// The stored audit nodes named (level 0 from the leaves); absent ones are left out.
+pub(super) fn nodes(conn: &Connection, ids: &[NodeId]) -> StoreResult<Nodes> {
+    let mut leaf = conn.prepare("SELECT hash FROM audit_leaves WHERE idx = ?1").db()?;
+    let mut node = conn.prepare("SELECT hash FROM audit_nodes WHERE level = ?1 AND idx = ?2").db()?;
+    let mut out = Nodes::with_capacity(ids.len());
+    for &(level, idx) in ids {
+        let hash: Option<Vec<u8>> = if level == 0 {
+            leaf.query_row([ns(idx)], |r| r.get(0)).optional().db()?
+        } else {
+            node.query_row(params![level, ns(idx)], |r| r.get(0)).optional().db()?
+        };
+        if let Some(h) = hash {
+            let h: [u8; 32] = h.try_into().map_err(|_| StoreError::Corrupt("an audit node is not 32 bytes".into()))?;
+            out.insert((level, idx), h);
+        }
+    }
+    Ok(out)
+}
+
+pub(super) fn leaves(conn: &Connection, from: u64, limit: usize) -> StoreResult<Vec<LeafRecord>> {
+    let mut stmt =
+        conn.prepare("SELECT idx, leaf, hash, claims FROM audit_leaves WHERE idx >= ?1 ORDER BY idx LIMIT ?2").db()?;
+    let rows = stmt
+        .query_map(params![ns(from), i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, Vec<u8>>(2)?, r.get::<_, Vec<u8>>(3)?))
+        })
+        .db()?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (index, leaf, hash, claims) = row.db()?;
+        out.push(LeafRecord { index: unns(index), leaf, hash: hash32(hash)?, claims });
+    }
+    Ok(out)
+}
+
+pub(super) fn leaf_of_batch(conn: &Connection, project: &str, batch_id: &[u8; 16]) -> StoreResult<Option<u64>> {
+    let idx: Option<i64> = conn
+        .query_row(
+            "SELECT l.idx FROM audit_leaves l JOIN projects p ON p.id = l.project_id \
+             WHERE p.name = ?1 AND l.batch_id = ?2",
+            params![project, &batch_id[..]],
+            |r| r.get(0),
+        )
+        .optional()
+        .db()?;
+    Ok(idx.map(unns))
+}
+
+pub(super) fn leaves_of_trace(conn: &Connection, project: &str, trace_id: &[u8; 16]) -> StoreResult<Vec<u64>> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT DISTINCT s.leaf_index FROM spans s JOIN traces t ON t.id = s.trace_seq \
+             JOIN projects p ON p.id = t.project_id \
+             WHERE p.name = ?1 AND t.trace_id = ?2 AND s.leaf_index IS NOT NULL ORDER BY 1",
+        )
+        .db()?;
+    let rows = stmt.query_map(params![project, &trace_id[..]], |r| r.get::<_, i64>(0)).db()?;
+    rows.map(|r| r.db().map(unns)).collect()
+}
+
+pub(super) fn insert_checkpoint(conn: &Connection, c: &StoredCheckpoint) -> StoreResult<()> {
+    conn.execute(
+        "INSERT OR IGNORE INTO audit_checkpoints (size, root, signed_at_ns, note) VALUES (?1, ?2, ?3, ?4)",
+        params![ns(c.size), &c.root[..], ns(c.signed_at_unix_nano), &c.note],
+    )
+    .db()?;
+    Ok(())
+}
+
+const CHECKPOINT: &str = "SELECT size, root, signed_at_ns, note FROM audit_checkpoints";
+
+fn checkpoint(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, Vec<u8>, i64, String)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+}
+
+fn to_checkpoint((size, root, at, note): (i64, Vec<u8>, i64, String)) -> StoreResult<StoredCheckpoint> {
+    Ok(StoredCheckpoint { size: unns(size), root: hash32(root)?, signed_at_unix_nano: unns(at), note })
+}
+
+pub(super) fn latest_checkpoint(conn: &Connection) -> StoreResult<Option<StoredCheckpoint>> {
+    let row = conn.query_row(&format!("{CHECKPOINT} ORDER BY size DESC LIMIT 1"), [], checkpoint).optional().db()?;
+    row.map(to_checkpoint).transpose()
+}
+
+pub(super) fn checkpoints(conn: &Connection, from_size: u64, limit: usize) -> StoreResult<Vec<StoredCheckpoint>> {
+    let mut stmt = conn.prepare(&format!("{CHECKPOINT} WHERE size >= ?1 ORDER BY size LIMIT ?2")).db()?;
+    let rows = stmt.query_map(params![ns(from_size), i64::try_from(limit).unwrap_or(i64::MAX)], checkpoint).db()?;
+    rows.map(|r| r.db().and_then(to_checkpoint)).collect()
+}
