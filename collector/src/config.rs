@@ -17,6 +17,10 @@ pub enum LogFormat {
     Json,
 }
 
+/// Default of `audit_checkpoint_interval_ms`: half the 10 s the log promises, so a checkpoint
+/// that fails once (a busy database) is retried within the promise.
+pub const DEFAULT_AUDIT_CHECKPOINT_INTERVAL_MS: u64 = 5_000;
+
 /// Everything `serve` needs.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -98,6 +102,9 @@ pub struct Config {
     /// Per-project retention in days, over `retention_days` (TOML: `[retention_days_by_project]`,
     /// `acme = 7`; 0 keeps everything).
     pub retention_days_by_project: std::collections::HashMap<String, u32>,
+    /// How often the audit log's checkpoint is signed while leaves arrive (default 5,000 ms; the
+    /// log promises at most 10 s). Receipts promise inclusion in the next checkpoint.
+    pub audit_checkpoint_interval_ms: u64,
 }
 
 impl Default for Config {
@@ -132,6 +139,7 @@ impl Default for Config {
             live_max_spans_per_second: 2_000,
             retention_days: crate::services::retention::DEFAULT_RETENTION_DAYS,
             retention_days_by_project: std::collections::HashMap::new(),
+            audit_checkpoint_interval_ms: DEFAULT_AUDIT_CHECKPOINT_INTERVAL_MS,
         }
     }
 }

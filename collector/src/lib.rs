@@ -95,6 +95,8 @@ pub struct AppState {
     pub live: live::LiveHub,
     /// Redacts clear-text OTLP spans with the rules the SDKs apply before sealing.
     pub redactor: tracex_core::redact::Redactor,
+    /// Signs the audit log's checkpoints and each batch's receipt.
+    pub audit: Arc<audit::signer::AuditSigner>,
     /// Set when shutdown begins: requests that still arrive are refused (503, gRPC `UNAVAILABLE`)
     /// while those in flight finish.
     pub draining: Arc<std::sync::atomic::AtomicBool>,
@@ -117,6 +119,7 @@ api_routes! {
     post "/v1/batches" => endpoints::ingest::post_batch,
     post "/v1/traces" => endpoints::otlp::post_traces,
     get "/v1/public-key" => endpoints::keys::public_key,
+    get "/v1/audit-key" => endpoints::audit::audit_key,
     get "/api/v1/traces" => endpoints::query::list,
     get "/api/v1/traces/{trace_id}" => endpoints::query::get,
     get "/api/v1/stats" => endpoints::stats::stats,
@@ -124,6 +127,11 @@ api_routes! {
     get "/api/v1/attributes" => endpoints::stats::attribute_keys,
     get "/api/v1/attributes/{key}/values" => endpoints::stats::attribute_values,
     get "/api/v1/live" => endpoints::live::live,
+    get "/api/v1/audit/checkpoint" => endpoints::audit::checkpoint,
+    get "/api/v1/audit/checkpoints" => endpoints::audit::checkpoints,
+    get "/api/v1/audit/inclusion" => endpoints::audit::inclusion,
+    get "/api/v1/audit/consistency" => endpoints::audit::consistency,
+    get "/api/v1/audit/gaps" => endpoints::audit::gaps,
     get "/api/v1/openapi.json" => endpoints::openapi::document,
     get "/healthz" => endpoints::health::healthz,
     get "/readyz" => endpoints::health::readyz,
@@ -180,6 +188,9 @@ impl Collector {
         let cors = endpoints::cors::AllowedOrigins::parse(&config.cors_allowed_origins)?;
         let ring = KeyRing::load_or_create(&config.keys_dir()).map_err(|e| e.to_string())?;
         tracing::info!(key_id = %ring.current().key_id, keys = ring.len(), "collector key loaded");
+        let audit =
+            Arc::new(audit::signer::AuditSigner::load_or_create(&config.keys_dir()).map_err(|e| e.to_string())?);
+        tracing::info!(audit_key = %audit.verifier(), "audit key loaded");
         let store = open_store(&config)?;
         let metrics = Arc::new(Metrics::default());
         let live = live::LiveHub::spawn(config.live_limits(), metrics.clone())
@@ -232,6 +243,7 @@ impl Collector {
             rate_limits,
             live,
             redactor: tracex_core::redact::Redactor::default(),
+            audit,
             draining: Arc::default(),
         });
         Ok(Self { state, writer_thread, listener, otlp_grpc })
@@ -251,6 +263,7 @@ impl Collector {
     /// the writer commit everything queued, and returns.
     pub async fn serve(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), String> {
         let Self { state, writer_thread, listener, otlp_grpc } = self;
+        let (final_store, final_signer) = (state.store.clone(), state.audit.clone());
         let router = app(state.clone());
         // A writer that dies (it only ends on its own by panicking) stops the server too: a
         // collector that can no longer store must not keep accepting connections.
@@ -270,6 +283,12 @@ impl Collector {
             live.close();
         };
         let retention = tokio::spawn(services::retention::run(state.store.clone(), state.config.retention()));
+        let checkpointer = tokio::spawn(services::checkpointer::run(
+            state.store.clone(),
+            state.audit.clone(),
+            state.metrics.clone(),
+            Duration::from_millis(state.config.audit_checkpoint_interval_ms.max(1)),
+        ));
         let limits = state.config.server_limits();
         let grpc = async {
             if let Some(listener) = otlp_grpc {
@@ -283,6 +302,7 @@ impl Collector {
         };
         tokio::join!(server::serve(listener, router, limits, server::Protocol::Http1, shutdown), grpc);
         retention.abort();
+        checkpointer.abort();
         // The router (and its state clones) are gone once serve returns; dropping the last state
         // closes the writer's queue, and the writer exits after committing what it holds.
         drop(state);
@@ -290,6 +310,15 @@ impl Collector {
             .await
             .map_err(|e| e.to_string())?
             .map_err(|_| "the writer panicked".to_owned())?;
+        // Receipts promise the next checkpoint: the batches of the last commits get theirs now.
+        let signed = tokio::task::spawn_blocking(move || {
+            audit::checkpoints::sign_if_grown(&*final_store, &final_signer, now_unix_nano())
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        if let Err(e) = signed {
+            tracing::warn!(error = %e, "signing the last audit checkpoint failed; the next start signs it");
+        }
         tracing::info!("collector stopped cleanly");
         Ok(())
     }

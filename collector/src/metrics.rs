@@ -96,6 +96,10 @@ pub struct Metrics {
     pub decrypt_seconds: Histogram,
     /// Time of one group commit.
     pub commit_seconds: Histogram,
+    /// Audit checkpoints signed by this collector.
+    pub audit_checkpoints: AtomicU64,
+    /// Time to compute the root of and sign one audit checkpoint.
+    pub audit_checkpoint_seconds: Histogram,
 }
 
 impl Metrics {
@@ -155,6 +159,12 @@ impl Metrics {
         counter(&mut out, "tracex_commits_total", "Group-commit transactions.", r(&self.commits));
         counter(
             &mut out,
+            "tracex_audit_checkpoints_total",
+            "Audit log checkpoints signed by this collector.",
+            r(&self.audit_checkpoints),
+        );
+        counter(
+            &mut out,
             "tracex_otlp_spans_rejected_total",
             "Clear-text OTLP spans that failed validation (answered as a partial success, not stored).",
             r(&self.otlp_spans_rejected),
@@ -191,6 +201,11 @@ impl Metrics {
         );
         self.decrypt_seconds.render("tracex_decrypt_seconds", "Time to open and decode one batch.", &mut out);
         self.commit_seconds.render("tracex_commit_seconds", "Time of one group commit.", &mut out);
+        self.audit_checkpoint_seconds.render(
+            "tracex_audit_checkpoint_seconds",
+            "Time to compute the root of and sign one audit checkpoint.",
+            &mut out,
+        );
         out
     }
 }

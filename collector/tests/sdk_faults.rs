@@ -40,11 +40,15 @@ enum Fault {
     Reset = 4,
     /// Reads the request and never answers while the fault lasts.
     Stall = 5,
+    /// Once: keeps the request and answers `200 stored` without forwarding it — a middlebox that
+    /// drops a batch and lies about it. Then passes again.
+    Swallow = 6,
 }
 
 impl Fault {
     fn from_u8(v: u8) -> Self {
-        [Self::Pass, Self::Slow, Self::ServerError, Self::Throttle, Self::Reset, Self::Stall][usize::from(v)]
+        [Self::Pass, Self::Slow, Self::ServerError, Self::Throttle, Self::Reset, Self::Stall, Self::Swallow]
+            [usize::from(v)]
     }
 }
 
@@ -52,7 +56,9 @@ struct Proxy {
     url: String,
     fault: Arc<AtomicU8>,
     /// Requests answered with a fault, per fault.
-    faulted: Arc<[AtomicU64; 6]>,
+    faulted: Arc<[AtomicU64; 7]>,
+    /// Requests swallowed.
+    swallowed: Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
 }
 
 impl Proxy {
@@ -61,16 +67,17 @@ impl Proxy {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let upstream = upstream.trim_start_matches("http://").to_owned();
         let fault = Arc::new(AtomicU8::new(Fault::Pass as u8));
-        let faulted: Arc<[AtomicU64; 6]> = Arc::new(Default::default());
-        let (f, n) = (fault.clone(), faulted.clone());
+        let faulted: Arc<[AtomicU64; 7]> = Arc::new(Default::default());
+        let swallowed = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (f, n, w) = (fault.clone(), faulted.clone(), swallowed.clone());
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(conn) = conn else { continue };
-                let (f, n, upstream) = (f.clone(), n.clone(), upstream.clone());
-                std::thread::spawn(move || serve(conn, &upstream, &f, &n));
+                let (f, n, w, upstream) = (f.clone(), n.clone(), w.clone(), upstream.clone());
+                std::thread::spawn(move || serve(conn, &upstream, &f, &n, &w));
             }
         });
-        Self { url, fault, faulted }
+        Self { url, fault, faulted, swallowed }
     }
 
     fn set(&self, fault: Fault) {
@@ -101,7 +108,13 @@ fn read_message(r: &mut TcpStream) -> Option<Vec<u8>> {
     Some(buf)
 }
 
-fn serve(mut client: TcpStream, upstream: &str, fault: &AtomicU8, faulted: &[AtomicU64; 6]) {
+fn serve(
+    mut client: TcpStream,
+    upstream: &str,
+    fault: &AtomicU8,
+    faulted: &[AtomicU64; 7],
+    swallowed: &std::sync::Mutex<Vec<Vec<u8>>>,
+) {
     let mut server: Option<TcpStream> = None;
     while let Some(request) = read_message(&mut client) {
         let f = Fault::from_u8(fault.load(Ordering::SeqCst));
@@ -112,6 +125,15 @@ fn serve(mut client: TcpStream, upstream: &str, fault: &AtomicU8, faulted: &[Ato
             format!("HTTP/1.1 {status}\r\ncontent-type: application/json\r\n{extra}content-length: 2\r\n\r\n{{}}")
         };
         match f {
+            Fault::Swallow => {
+                let once = fault.compare_exchange(f as u8, Fault::Pass as u8, Ordering::SeqCst, Ordering::SeqCst);
+                if once.is_ok() {
+                    let body_at = request.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+                    swallowed.lock().unwrap().push(request[body_at..].to_vec());
+                    let _ = client.write_all(canned("200 OK", "").as_bytes());
+                    continue;
+                }
+            }
             Fault::ServerError => {
                 let _ = client.write_all(canned("500 Internal Server Error", "").as_bytes());
                 continue;
@@ -252,4 +274,54 @@ fn every_span_is_stored_once_or_counted_through_slow_failing_throttling_resettin
         all_traces(&collector.url, &read, "&service=faults").iter().map(|t| t["span_count"].as_u64().unwrap()).sum();
     assert_eq!(stored, s.spans_sent, "{s:?}");
     assert_eq!(metric(&collector.url, "tracex_spans_ingested_total") as u64, s.spans_sent);
+}
+
+/// A batch lost on the way (a middlebox answers 200 and drops it) shows as exactly one missing
+/// sequence number of the SDK instance in the audit log's gap report, with the instance's SDK and
+/// service; the batches around it are stored.
+#[test]
+fn a_batch_dropped_on_the_way_is_reported_as_a_sequence_gap() {
+    let dir = temp_dir("sdk-gap");
+    let ingest = create_key(&dir, "gaps", "ingest");
+    let read = create_key(&dir, "gaps", "read");
+    let pem = public_key_pem(&dir);
+    let collector = Collector::start(&dir);
+    let proxy = Proxy::start(&collector.url);
+    let tracer = Tracer::builder()
+        .with_service_name("settler")
+        .with_endpoint(&proxy.url)
+        .with_api_key(&ingest)
+        .with_collector_public_key_pem(pem)
+        .with_batch_config(BatchConfig { max_batch_size: 10, ..BatchConfig::default() })
+        .build()
+        .unwrap();
+    let round = |n: usize| {
+        for _ in 0..n {
+            tracer.span("settle").end();
+        }
+        tracer.flush(Duration::from_secs(10)).unwrap();
+    };
+    round(30);
+    proxy.set(Fault::Swallow);
+    round(10);
+    assert_eq!(proxy.faulted(Fault::Swallow), 1);
+    round(30);
+    tracer.shutdown(Duration::from_secs(10)).unwrap();
+
+    let swallowed = proxy.swallowed.lock().unwrap().clone();
+    assert_eq!(swallowed.len(), 1);
+    let lost = tracex_core::seal::parse(&swallowed[0]).unwrap();
+    let (status, report) = common::get_json(&format!("{}/api/v1/audit/gaps", collector.url), &read);
+    assert_eq!(status, 200, "{report}");
+    let instances = report["instances"].as_array().unwrap();
+    assert_eq!(instances.len(), 1, "{report}");
+    let i = &instances[0];
+    assert_eq!(i["instance_id"], hex::encode(lost.header.instance_id), "{report}");
+    assert_eq!((i["service"].as_str(), i["sdk_name"].as_str()), (Some("settler"), Some("tracex-rust")), "{report}");
+    assert_eq!(i["missing_total"], 1, "{report}");
+    assert_eq!(i["missing"][0]["first_sequence"].as_u64(), Some(lost.header.sequence), "{report}");
+    assert_eq!(i["missing"][0]["last_sequence"].as_u64(), Some(lost.header.sequence), "{report}");
+    assert!(i["last_sequence"].as_u64().unwrap() > lost.header.sequence, "{report}");
+    assert!(i["reused"].as_array().unwrap().is_empty());
+    assert_eq!(all_traces(&collector.url, &read, "").len() as u64, 70 - 10);
 }

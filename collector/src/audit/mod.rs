@@ -9,6 +9,8 @@
 //! Verification of what the log hands out (proofs, checkpoints, receipts) is the core's
 //! (`tracex_core::audit`): every runtime checks them with the same code.
 
+pub mod checkpoints;
+pub mod gaps;
 pub mod leaf;
 pub mod signer;
 pub mod tree;

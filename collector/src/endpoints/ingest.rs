@@ -13,8 +13,10 @@ use sha2::Digest;
 
 use super::error::ApiError;
 use crate::AppState;
+use crate::audit::checkpoints;
+use crate::audit::leaf::Leaf;
 use crate::services::unseal::OpenError;
-use crate::store::{CommitOutcome, KeyScope, NewBatch};
+use crate::store::{CommitOutcome, KeyScope, NewBatch, StoreError};
 
 /// The decoded-memory budget counts in KiB (a tokio semaphore holds at most `u32::MAX` permits
 /// per acquisition).
@@ -111,6 +113,8 @@ pub async fn post_batch(
         .map_err(|_| reject(&app, ApiError::unavailable("overloaded", "the collector is busy; retry later", 1)))?;
 
     let batch_id = header.batch_id;
+    let received_at_unix_nano = crate::now_unix_nano();
+    let project = key.project.clone();
     let batch = NewBatch {
         project: key.project,
         batch_id,
@@ -120,7 +124,7 @@ pub async fn post_batch(
         sdk_name: header.sdk_name,
         sdk_version: header.sdk_version,
         created_at_unix_nano: header.created_at_unix_nano,
-        received_at_unix_nano: crate::now_unix_nano(),
+        received_at_unix_nano,
         envelope_sha256,
         origin: crate::audit::leaf::Origin::Sealed,
         request,
@@ -132,8 +136,11 @@ pub async fn post_batch(
     let outcome = rx.await.map_err(|_| ApiError::internal("writer stopped"))?;
     match outcome {
         Ok(CommitOutcome::Stored { spans, over_cap, leaf_index }) => {
+            let receipt =
+                checkpoints::receipt(&app.audit, leaf_index, batch_id, envelope_sha256, received_at_unix_nano);
             let mut ack = serde_json::json!({
-                "status": "stored", "batch_id": hex::encode(batch_id), "spans": spans, "leaf_index": leaf_index,
+                "status": "stored", "batch_id": hex::encode(batch_id), "spans": spans,
+                "leaf_index": leaf_index, "receipt": receipt,
             });
             if over_cap > 0 {
                 // Stored and acknowledged, minus the spans past the per-trace cap (counted in
@@ -142,10 +149,15 @@ pub async fn post_batch(
             }
             Ok(axum::Json(ack).into_response())
         }
-        Ok(CommitOutcome::Duplicate) => Ok(axum::Json(serde_json::json!({
-            "status": "duplicate", "batch_id": hex::encode(batch_id), "spans": 0,
-        }))
-        .into_response()),
+        Ok(CommitOutcome::Duplicate) => {
+            let mut ack = serde_json::json!({ "status": "duplicate", "batch_id": hex::encode(batch_id), "spans": 0 });
+            // A retry whose first acknowledgement was lost: the receipt of the stored batch.
+            if let Some((leaf_index, receipt)) = stored_receipt(&app, project, batch_id).await {
+                ack["leaf_index"] = leaf_index.into();
+                ack["receipt"] = receipt.into();
+            }
+            Ok(axum::Json(ack).into_response())
+        }
         Ok(CommitOutcome::Conflict) => Err(reject(
             &app,
             ApiError::new(
@@ -169,5 +181,31 @@ pub async fn post_batch(
                 ),
             ))
         }
+    }
+}
+
+/// The receipt of a batch stored earlier (`None` if it was stored before the audit log existed,
+/// or the store cannot say now: the acknowledgement goes out without one).
+async fn stored_receipt(app: &Arc<AppState>, project: String, batch_id: [u8; 16]) -> Option<(u64, String)> {
+    let app = app.clone();
+    let found = tokio::task::spawn_blocking(move || {
+        let Some(index) = app.store.audit_leaf_of_batch(&project, &batch_id)? else { return Ok(None) };
+        let Some(record) = app.store.audit_leaves(index, 1)?.pop().filter(|r| r.index == index) else {
+            return Ok(None);
+        };
+        let leaf = Leaf::decode(&record.leaf).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok::<_, StoreError>(Some((
+            index,
+            checkpoints::receipt(&app.audit, index, leaf.batch_id, leaf.envelope_sha256, leaf.received_at_unix_nano),
+        )))
+    })
+    .await;
+    match found {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "no receipt for a duplicate batch");
+            None
+        }
+        Err(_) => None,
     }
 }

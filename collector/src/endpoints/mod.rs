@@ -2,6 +2,7 @@
 //! (`{"error": {"code": "...", "message": "..."}}`) with stable codes.
 
 pub mod access;
+pub mod audit;
 pub mod cors;
 pub mod dashboard;
 pub mod error;

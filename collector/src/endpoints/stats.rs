@@ -31,7 +31,7 @@ fn bad(message: impl Into<String>) -> ApiError {
 
 /// The decoded pairs of a query string, each parameter at most once and only the `allowed` ones
 /// (plus `attr.*` when `attrs` is true).
-fn pairs(raw: Option<&str>, allowed: &[&str], attrs: bool) -> Result<Vec<(String, String)>, ApiError> {
+pub(crate) fn pairs(raw: Option<&str>, allowed: &[&str], attrs: bool) -> Result<Vec<(String, String)>, ApiError> {
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     for pair in query_pairs(raw) {
@@ -184,7 +184,9 @@ pub fn stats_json(a: &StatsAnswer) -> J {
     })
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f).await.map_err(|e| ApiError::internal(&e.to_string()))?
 }
 

@@ -74,6 +74,17 @@ pub(crate) fn every_stored_batch_is_a_leaf_of_a_verifiable_log(store: &dyn Store
     let proof = tree::consistency(old, size, &store.audit_nodes(&tree::consistency_nodes(old, size)).unwrap()).unwrap();
     merkle::verify_consistency(old, size, &stored_root(store, old), &root, &proof).unwrap();
 
+    // The batches' places in their instance's sequence, for gap reports.
+    let seqs = store.batch_sequences(project, None, 10).unwrap();
+    assert_eq!(
+        seqs.iter().map(|s| (s.instance_id, s.sequence)).collect::<Vec<_>>(),
+        [(a.instance_id, 1), (a.instance_id, 2)]
+    );
+    assert_eq!(seqs[0].service.as_deref(), Some("svc"));
+    assert_eq!((seqs[1].batch_id, seqs[1].created_at_unix_nano), (b.batch_id, b.created_at_unix_nano));
+    assert!(store.batch_sequences(project, Some(a.instance_id), 10).unwrap().is_empty());
+    assert_eq!(store.batch_sequences(project, None, 1).unwrap().len(), 1);
+
     // Checkpoints: the first signed at a size is kept.
     let c = StoredCheckpoint { size, root, signed_at_unix_nano: 5, note: "note\n".into() };
     store.insert_checkpoint(&c).unwrap();

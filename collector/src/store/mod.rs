@@ -19,6 +19,7 @@ pub(crate) mod conformance_audit;
 #[cfg(test)]
 pub(crate) mod conformance_stats;
 
+use crate::audit::gaps::BatchSeq;
 use crate::audit::tree::{NodeId, Nodes};
 use crate::audit::{LeafRecord, StoredCheckpoint};
 use crate::stats::{StatFilter, StatRecord};
@@ -326,6 +327,16 @@ pub trait Store: Send + Sync + 'static {
 
     /// The leaves of the batches that stored spans of a trace, ascending.
     fn audit_leaves_of_trace(&self, project: &str, trace_id: TraceId) -> StoreResult<Vec<u64>>;
+
+    /// Up to `limit` of the project's sealed batches in `(instance, sequence)` order, from the
+    /// first instance after `after_instance` (`None`: from the start): what sequence gaps are
+    /// computed from ([`crate::audit::gaps`]).
+    fn batch_sequences(
+        &self,
+        project: &str,
+        after_instance: Option<[u8; 8]>,
+        limit: usize,
+    ) -> StoreResult<Vec<BatchSeq>>;
 
     /// Stores a signed checkpoint; one of the same size already stored is kept.
     fn insert_checkpoint(&self, checkpoint: &StoredCheckpoint) -> StoreResult<()>;

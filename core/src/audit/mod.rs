@@ -7,7 +7,9 @@
 pub mod checkpoint;
 pub mod merkle;
 pub mod note;
+pub mod receipt;
 
 pub use checkpoint::Checkpoint;
 pub use merkle::{Hash, leaf_hash, node_hash, verify_consistency, verify_inclusion};
 pub use note::VerifierKey;
+pub use receipt::Receipt;

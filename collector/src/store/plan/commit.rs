@@ -93,6 +93,11 @@ impl BatchRow<'_> {
         (self.project_id, self.batch.batch_id)
     }
 
+    /// `service.name` of the batch's first resource: names the SDK instance in gap reports.
+    pub(crate) fn service(&self) -> Option<&str> {
+        self.batch.request.resource_spans.first().and_then(|rs| rs.resource.service_name())
+    }
+
     /// Spans the batch carries (stored or not).
     pub(crate) fn span_total(&self) -> i64 {
         i64::try_from(self.batch.request.span_count()).unwrap_or(i64::MAX)

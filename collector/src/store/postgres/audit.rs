@@ -4,6 +4,7 @@ use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Row};
 
 use super::client::{Db, block_on, get};
+use crate::audit::gaps::BatchSeq;
 use crate::audit::tree::{NodeId, Nodes};
 use crate::audit::{LeafRecord, StoredCheckpoint};
 use crate::store::common::{ns, unns};
@@ -113,4 +114,38 @@ pub(super) fn checkpoints(client: &Client, from_size: u64, limit: usize) -> Stor
     ))
     .db()?;
     rows.iter().map(checkpoint).collect()
+}
+
+pub(super) fn batch_sequences(
+    client: &Client,
+    project: &str,
+    after_instance: Option<[u8; 8]>,
+    limit: usize,
+) -> StoreResult<Vec<BatchSeq>> {
+    let after = after_instance.map_or_else(Vec::new, |i| i.to_vec());
+    let rows = block_on(client.query_typed(
+        "SELECT b.instance_id, b.sequence, b.batch_id, b.sdk_name, b.sdk_version, b.service, b.created_at_ns, \
+         b.received_at_ns FROM batches b JOIN projects p ON p.id = b.project_id \
+         WHERE p.name = $1 AND b.instance_id > $2 ORDER BY b.instance_id, b.sequence LIMIT $3",
+        &[(&project, Type::TEXT), (&after, Type::BYTEA), (&i64::try_from(limit).unwrap_or(i64::MAX), Type::INT8)],
+    ))
+    .db()?;
+    rows.iter()
+        .map(|r| {
+            let instance: &[u8] = get(r, 0)?;
+            let batch: &[u8] = get(r, 2)?;
+            Ok(BatchSeq {
+                instance_id: instance
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("an instance id is not 8 bytes".into()))?,
+                sequence: unns(get(r, 1)?),
+                batch_id: batch.try_into().map_err(|_| StoreError::Corrupt("a batch id is not 16 bytes".into()))?,
+                sdk_name: get(r, 3)?,
+                sdk_version: get(r, 4)?,
+                service: get(r, 5)?,
+                created_at_unix_nano: unns(get(r, 6)?),
+                received_at_unix_nano: unns(get(r, 7)?),
+            })
+        })
+        .collect()
 }

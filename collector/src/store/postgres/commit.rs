@@ -121,11 +121,12 @@ impl CommitSql for Sql<'_> {
         let received: Vec<i64> = rows.iter().map(|r| ns(r.batch.received_at_unix_nano)).collect();
         let total: Vec<i64> = rows.iter().map(BatchRow::span_total).collect();
         let envelope: Vec<&[u8]> = rows.iter().map(|r| &r.batch.envelope_sha256[..]).collect();
+        let service: Vec<Option<&str>> = rows.iter().map(BatchRow::service).collect();
         let returned = block_on(self.tx.query_typed(
             "INSERT INTO batches (project_id, batch_id, key_id, instance_id, sequence, sdk_name, sdk_version, \
-             created_at_ns, received_at_ns, span_count, envelope_sha256) \
+             created_at_ns, received_at_ns, span_count, envelope_sha256, service) \
              SELECT * FROM UNNEST($1::bigint[], $2::bytea[], $3::bytea[], $4::bytea[], $5::bigint[], \
-             $6::text[], $7::text[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bytea[]) \
+             $6::text[], $7::text[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bytea[], $12::text[]) \
              ON CONFLICT (project_id, batch_id) DO NOTHING RETURNING project_id, batch_id",
             &[
                 (&pid, Type::INT8_ARRAY),
@@ -139,6 +140,7 @@ impl CommitSql for Sql<'_> {
                 (&received, Type::INT8_ARRAY),
                 (&total, Type::INT8_ARRAY),
                 (&envelope, Type::BYTEA_ARRAY),
+                (&service, Type::TEXT_ARRAY),
             ],
         ))?;
         let mut inserted: HashSet<BatchKey> = HashSet::with_capacity(returned.len());

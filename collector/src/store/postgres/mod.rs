@@ -65,6 +65,7 @@ use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Config, IsolationLevel};
 use tracex_core::{SpanData, TraceId};
 
+use crate::audit::gaps::BatchSeq;
 use crate::audit::tree::{NodeId, Nodes};
 use crate::audit::{LeafRecord, StoredCheckpoint};
 use crate::stats::{StatFilter, StatRecord};
@@ -297,6 +298,15 @@ impl Store for PostgresStore {
 
     fn audit_leaves_of_trace(&self, project: &str, trace_id: TraceId) -> StoreResult<Vec<u64>> {
         self.read(|client| audit::leaves_of_trace(client, project, &trace_id.0))
+    }
+
+    fn batch_sequences(
+        &self,
+        project: &str,
+        after_instance: Option<[u8; 8]>,
+        limit: usize,
+    ) -> StoreResult<Vec<BatchSeq>> {
+        self.read(|client| audit::batch_sequences(client, project, after_instance, limit))
     }
 
     fn insert_checkpoint(&self, checkpoint: &StoredCheckpoint) -> StoreResult<()> {

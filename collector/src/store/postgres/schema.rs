@@ -108,6 +108,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // 5: the audit log (see `crate::audit` and the SQLite store's step 5); `audit_head` holds the
     // log's size and is the row writers lock to take leaf indexes in order.
     "
+    ALTER TABLE batches ADD COLUMN service TEXT;
+    CREATE INDEX batches_by_instance ON batches (project_id, instance_id, sequence);
     ALTER TABLE spans ADD COLUMN leaf_index BIGINT;
     CREATE TABLE audit_leaves (
         idx BIGINT PRIMARY KEY,

@@ -3,6 +3,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::Db;
+use crate::audit::gaps::BatchSeq;
 use crate::audit::tree::{NodeId, Nodes};
 use crate::audit::{LeafRecord, StoredCheckpoint};
 use crate::store::common::{ns, unns};
@@ -105,4 +106,51 @@ pub(super) fn checkpoints(conn: &Connection, from_size: u64, limit: usize) -> St
     let mut stmt = conn.prepare(&format!("{CHECKPOINT} WHERE size >= ?1 ORDER BY size LIMIT ?2")).db()?;
     let rows = stmt.query_map(params![ns(from_size), i64::try_from(limit).unwrap_or(i64::MAX)], checkpoint).db()?;
     rows.map(|r| r.db().and_then(to_checkpoint)).collect()
+}
+
+pub(super) fn batch_sequences(
+    conn: &Connection,
+    project: &str,
+    after_instance: Option<[u8; 8]>,
+    limit: usize,
+) -> StoreResult<Vec<BatchSeq>> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT b.instance_id, b.sequence, b.batch_id, b.sdk_name, b.sdk_version, b.service, b.created_at_ns, \
+             b.received_at_ns FROM batches b JOIN projects p ON p.id = b.project_id \
+             WHERE p.name = ?1 AND b.instance_id > ?2 ORDER BY b.instance_id, b.sequence LIMIT ?3",
+        )
+        .db()?;
+    let after = after_instance.map_or_else(Vec::new, |i| i.to_vec());
+    let rows = stmt
+        .query_map(params![project, after, i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, Option<String>>(5)?,
+                r.get::<_, i64>(6)?,
+                r.get::<_, i64>(7)?,
+            ))
+        })
+        .db()?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (instance, sequence, batch, sdk_name, sdk_version, service, created, received) = row.db()?;
+        out.push(BatchSeq {
+            instance_id: instance
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("an instance id is not 8 bytes".into()))?,
+            sequence: unns(sequence),
+            batch_id: batch.try_into().map_err(|_| StoreError::Corrupt("a batch id is not 16 bytes".into()))?,
+            sdk_name,
+            sdk_version,
+            service,
+            created_at_unix_nano: unns(created),
+            received_at_unix_nano: unns(received),
+        });
+    }
+    Ok(out)
 }

@@ -51,8 +51,8 @@ impl CommitSql for Sql<'_> {
             .conn
             .prepare(
                 "INSERT OR IGNORE INTO batches (project_id, batch_id, key_id, instance_id, sequence, sdk_name, \
-                 sdk_version, created_at_ns, received_at_ns, span_count, envelope_sha256) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                 sdk_version, created_at_ns, received_at_ns, span_count, envelope_sha256, service) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             )
             .db()?;
         rows.iter()
@@ -71,6 +71,7 @@ impl CommitSql for Sql<'_> {
                         ns(b.received_at_unix_nano),
                         r.span_total(),
                         &b.envelope_sha256[..],
+                        r.service(),
                     ])
                     .db()?;
                 Ok(n == 1)

@@ -101,6 +101,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use tracex_core::{SpanData, TraceId};
 
+use crate::audit::gaps::BatchSeq;
 use crate::audit::tree::{NodeId, Nodes};
 use crate::audit::{LeafRecord, StoredCheckpoint};
 use crate::stats::{StatFilter, StatRecord};
@@ -415,6 +416,15 @@ impl Store for SqliteStore {
 
     fn audit_leaves_of_trace(&self, project: &str, trace_id: TraceId) -> StoreResult<Vec<u64>> {
         self.read(|conn| audit::leaves_of_trace(conn, project, &trace_id.0))
+    }
+
+    fn batch_sequences(
+        &self,
+        project: &str,
+        after_instance: Option<[u8; 8]>,
+        limit: usize,
+    ) -> StoreResult<Vec<BatchSeq>> {
+        self.read(|conn| audit::batch_sequences(conn, project, after_instance, limit))
     }
 
     fn insert_checkpoint(&self, checkpoint: &StoredCheckpoint) -> StoreResult<()> {

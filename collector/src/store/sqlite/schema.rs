@@ -109,8 +109,11 @@ const MIGRATIONS: &[&str] = &[
     ",
     // 5: the audit log (see `crate::audit`): one leaf per batch stored from now on, the perfect
     // subtrees of level ≥ 1 (level 0 is the leaves' hash), signed checkpoints; each span row
-    // names its batch's leaf (NULL: stored before the log existed).
+    // names its batch's leaf (NULL: stored before the log existed). Batches record their first
+    // resource's `service.name`, and are indexed by SDK instance and sequence number (gaps).
     "
+    ALTER TABLE batches ADD COLUMN service TEXT;
+    CREATE INDEX batches_by_instance ON batches (project_id, instance_id, sequence);
     ALTER TABLE spans ADD COLUMN leaf_index INTEGER;
     CREATE TABLE audit_leaves (
         idx INTEGER PRIMARY KEY,

@@ -1,0 +1,205 @@
+//! The audit trail over real HTTP against the real binary (SQLite): receipts in acknowledgements,
+//! signed checkpoints, inclusion and consistency proofs — each checked with the core's verifiers,
+//! as an SDK, a witness or an auditor would — and the API's answers to bad questions.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use common::{Collector, client, create_key, get_json, post_batch, public_key_pem, temp_dir};
+use serde_json::Value as J;
+use sha2::Digest as _;
+use tracex_core::audit::{Checkpoint, Receipt, VerifierKey, leaf_hash, verify_consistency, verify_inclusion};
+use tracex_core::seal::{CollectorKey, Sealer, SealerConfig};
+use tracex_core::{InstrumentationScope, Resource, SpanData, SpanId, TraceId};
+
+fn span(trace: u8, span: u8) -> SpanData {
+    SpanData {
+        trace_id: TraceId([trace; 16]),
+        span_id: SpanId([span; 8]),
+        name: "settle".into(),
+        start_time_unix_nano: 1_763_900_000_000_000_000,
+        end_time_unix_nano: 1_763_900_000_100_000_000,
+        ..Default::default()
+    }
+}
+
+fn seal(key: &CollectorKey, spans: &[SpanData]) -> (Vec<u8>, [u8; 16]) {
+    let mut sealer = Sealer::new(key.clone(), SealerConfig::default()).unwrap();
+    let (resource, scope) = (Resource::new("audited"), InstrumentationScope::default());
+    let sealed = sealer
+        .seal_with(1_763_900_000_000_000_000, |out| tracex_core::encode::encode_spans(&resource, &scope, spans, out))
+        .unwrap();
+    (sealed.bytes, sealed.batch_id)
+}
+
+fn hash(s: &J) -> [u8; 32] {
+    B64.decode(s.as_str().unwrap()).unwrap().try_into().unwrap()
+}
+
+fn hashes(v: &J) -> Vec<[u8; 32]> {
+    v.as_array().unwrap().iter().map(hash).collect()
+}
+
+fn get_text(url: &str, key: &str) -> (u16, String) {
+    let r = client().get(url).bearer_auth(key).send().unwrap();
+    (r.status().as_u16(), r.text().unwrap())
+}
+
+/// The latest checkpoint, once it covers `size` leaves.
+fn checkpoint_covering(url: &str, read: &str, key: &VerifierKey, size: u64) -> (Checkpoint, String) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, note) = get_text(&format!("{url}/api/v1/audit/checkpoint"), read);
+        if status == 200 {
+            let c = Checkpoint::open(&note, key.name(), key).unwrap();
+            if c.size >= size {
+                return (c, note);
+            }
+        }
+        assert!(Instant::now() < deadline, "no checkpoint of {size} leaves (last: {status} {note})");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn receipts_checkpoints_and_proofs_verify_with_the_core() {
+    let dir = temp_dir("audit");
+    let ingest = create_key(&dir, "acme", "ingest");
+    let read = create_key(&dir, "acme", "read");
+    let other_read = create_key(&dir, "other", "read");
+    let key = CollectorKey::from_pem(&public_key_pem(&dir)).unwrap();
+    let config = dir.join("collector.toml");
+    std::fs::write(&config, "audit_checkpoint_interval_ms = 100\n").unwrap();
+    let c = Collector::start_with(&dir, &["--config", config.to_str().unwrap()]);
+    let url = &c.url;
+
+    // The audit key is public.
+    let audit: J = client().get(format!("{url}/v1/audit-key")).send().unwrap().json().unwrap();
+    let vkey = VerifierKey::parse(audit["verifier_key"].as_str().unwrap()).unwrap();
+    assert_eq!(audit["origin"], vkey.name());
+
+    // Each acknowledgement carries a receipt for exactly the bytes sent.
+    let mut sent = Vec::new();
+    for i in 1..6u8 {
+        let (body, batch_id) = seal(&key, &[span(i, 1), span(i, 2)]);
+        let envelope: [u8; 32] = sha2::Sha256::digest(&body).into();
+        let (status, ack) = post_batch(url, &ingest, body.clone());
+        assert_eq!(status, 200, "{ack}");
+        let receipt = ack["receipt"].as_str().unwrap();
+        let r = Receipt::verify(receipt, &vkey, &batch_id, &envelope).unwrap();
+        assert_eq!(r.leaf_index, ack["leaf_index"].as_u64().unwrap());
+        // A flipped byte anywhere fails: in the text, or in the signature.
+        let mut flipped = receipt.as_bytes().to_vec();
+        for at in [25, flipped.len() - 10] {
+            flipped[at] ^= 1;
+            let bad = String::from_utf8_lossy(&flipped).into_owned();
+            assert!(Receipt::verify(&bad, &vkey, &batch_id, &envelope).is_err(), "flipped byte {at}");
+            flipped[at] ^= 1;
+        }
+        // Not a receipt for other bytes.
+        assert!(Receipt::verify(receipt, &vkey, &batch_id, &[0; 32]).is_err());
+        sent.push((body, batch_id, r.leaf_index, i));
+    }
+    // A retry gets the stored batch's receipt.
+    let (status, ack) = post_batch(url, &ingest, sent[1].0.clone());
+    assert_eq!((status, ack["status"].as_str()), (200, Some("duplicate")));
+    assert_eq!(ack["leaf_index"].as_u64(), Some(sent[1].2));
+    let envelope: [u8; 32] = sha2::Sha256::digest(&sent[1].0).into();
+    Receipt::verify(ack["receipt"].as_str().unwrap(), &vkey, &sent[1].1, &envelope).unwrap();
+
+    // The next checkpoint covers them; each batch's inclusion proof verifies against its root.
+    let last = sent.iter().map(|s| s.2).max().unwrap();
+    let (first_cp, _) = checkpoint_covering(url, &read, &vkey, last + 1);
+    for (_, batch_id, leaf, _) in &sent {
+        let (status, p) = get_json(&format!("{url}/api/v1/audit/inclusion?batch_id={}", hex::encode(batch_id)), &read);
+        assert_eq!(status, 200, "{p}");
+        assert_eq!(p["tree_size"].as_u64(), Some(first_cp.size));
+        let proof = &p["proofs"][0];
+        assert_eq!(proof["leaf_index"].as_u64(), Some(*leaf));
+        let leaf_bytes = B64.decode(proof["leaf"].as_str().unwrap()).unwrap();
+        assert_eq!(leaf_hash(&leaf_bytes), hash(&proof["leaf_hash"]));
+        verify_inclusion(&leaf_hash(&leaf_bytes), *leaf, first_cp.size, &hashes(&proof["hashes"]), &first_cp.root)
+            .unwrap();
+        // A proof for another leaf index does not verify.
+        assert!(
+            verify_inclusion(
+                &leaf_hash(&leaf_bytes),
+                leaf ^ 1,
+                first_cp.size,
+                &hashes(&proof["hashes"]),
+                &first_cp.root
+            )
+            .is_err()
+        );
+    }
+    // By trace id too.
+    let (status, p) = get_json(&format!("{url}/api/v1/audit/inclusion?trace_id={}", hex::encode([3u8; 16])), &read);
+    assert_eq!(status, 200, "{p}");
+    assert_eq!(p["proofs"].as_array().unwrap().len(), 1);
+
+    // More batches, a later checkpoint, and the log only grew between the two.
+    for i in 10..13u8 {
+        let (body, _) = seal(&key, &[span(i, 1)]);
+        assert_eq!(post_batch(url, &ingest, body).0, 200);
+    }
+    let (second_cp, _) = checkpoint_covering(url, &read, &vkey, first_cp.size + 3);
+    let (status, p) =
+        get_json(&format!("{url}/api/v1/audit/consistency?from={}&to={}", first_cp.size, second_cp.size), &read);
+    assert_eq!(status, 200, "{p}");
+    verify_consistency(first_cp.size, second_cp.size, &first_cp.root, &second_cp.root, &hashes(&p["hashes"])).unwrap();
+    let (_, listed) = get_json(&format!("{url}/api/v1/audit/checkpoints?from_size={}", first_cp.size), &read);
+    let sizes: Vec<u64> =
+        listed["checkpoints"].as_array().unwrap().iter().map(|c| c["size"].as_u64().unwrap()).collect();
+    assert!(sizes.contains(&first_cp.size) && sizes.contains(&second_cp.size), "old checkpoints are kept: {sizes:?}");
+
+    // Bad questions get clear answers.
+    let bad = |q: &str, key: &str| get_json(&format!("{url}/api/v1/audit/{q}"), key);
+    let id = hex::encode(sent[0].1);
+    for (q, status, code) in [
+        (format!("inclusion?batch_id={id}&trace_id={id}"), 400, "invalid_query"),
+        ("inclusion".to_owned(), 400, "invalid_query"),
+        ("inclusion?batch_id=zz".to_owned(), 400, "invalid_query"),
+        (format!("inclusion?batch_id={}", hex::encode([0xee; 16])), 404, "not_found"),
+        (format!("inclusion?batch_id={id}&size=99999999"), 400, "invalid_query"),
+        ("consistency".to_owned(), 400, "invalid_query"),
+        (format!("consistency?from={}&to=1", second_cp.size), 400, "invalid_query"),
+        ("checkpoints?limit=-1".to_owned(), 400, "invalid_query"),
+        ("checkpoints?bogus=1".to_owned(), 400, "invalid_query"),
+    ] {
+        let (s, body) = bad(&q, &read);
+        assert_eq!((s, body["error"]["code"].as_str()), (status, Some(code)), "{q}: {body}");
+    }
+    // Another project's read key does not see this project's batches; an ingest key reads nothing.
+    assert_eq!(bad(&format!("inclusion?batch_id={id}"), &other_read).0, 404);
+    assert_eq!(bad("checkpoint", &ingest).0, 403);
+    assert_eq!(bad("checkpoint", "tx_nope").0, 401);
+}
+
+#[test]
+fn the_last_batches_get_a_checkpoint_at_shutdown() {
+    let dir = temp_dir("audit-stop");
+    let ingest = create_key(&dir, "acme", "ingest");
+    let read = create_key(&dir, "acme", "read");
+    let key = CollectorKey::from_pem(&public_key_pem(&dir)).unwrap();
+    let config = dir.join("collector.toml");
+    // Never on a timer during the test: only the shutdown signs.
+    std::fs::write(&config, "audit_checkpoint_interval_ms = 3600000\n").unwrap();
+    let args = ["--config", config.to_str().unwrap()];
+    let c = Collector::start_with(&dir, &args);
+    // The first tick fires at start, on an empty log: nothing to sign.
+    std::thread::sleep(Duration::from_millis(300));
+    let (body, _) = seal(&key, &[span(1, 1)]);
+    let (_, ack) = post_batch(&c.url, &ingest, body);
+    let leaf = ack["leaf_index"].as_u64().unwrap();
+    assert!(c.terminate().success());
+    let c = Collector::start_with(&dir, &args);
+    let audit: J = client().get(format!("{}/v1/audit-key", c.url)).send().unwrap().json().unwrap();
+    let vkey = VerifierKey::parse(audit["verifier_key"].as_str().unwrap()).unwrap();
+    let (status, note) = get_text(&format!("{}/api/v1/audit/checkpoint", c.url), &read);
+    assert_eq!(status, 200, "{note}");
+    assert!(Checkpoint::open(&note, vkey.name(), &vkey).unwrap().size > leaf);
+}

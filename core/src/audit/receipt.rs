@@ -1,0 +1,147 @@
+//! Receipts: the collector's signed promise, given in the acknowledgement of a batch, that the
+//! batch is leaf `leaf_index` of its audit log and will be in the next checkpoint (a Certificate
+//! Transparency log's signed certificate timestamp, for telemetry). A receipt is a signed note
+//! (C2SP) whose text is:
+//!
+//! ```text
+//! tracex receipt v1
+//! <origin: the log's name, which is also the signing key's name>
+//! <leaf index, decimal>
+//! <batch id, 32 lower-case hex digits>
+//! <SHA-256 of the envelope as received, base64>
+//! <received at, unix ns, decimal>
+//! ```
+//!
+//! An SDK that pins the audit key checks each receipt against the batch it sent
+//! ([`Receipt::verify`]): a collector that answers without one, or with a receipt for other bytes,
+//! is counted.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+
+use super::note::{self, VerifierKey};
+use crate::error::{Error, Result};
+
+/// The first line of a receipt's text.
+pub const HEADER: &str = "tracex receipt v1";
+
+/// A receipt's content.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Receipt {
+    /// The log's name.
+    pub origin: String,
+    /// The batch's leaf.
+    pub leaf_index: u64,
+    /// The batch id.
+    pub batch_id: [u8; 16],
+    /// SHA-256 of the envelope as the collector received it.
+    pub envelope_sha256: [u8; 32],
+    /// When the collector received it (unix ns).
+    pub received_at_unix_nano: u64,
+}
+
+fn fail(why: &str) -> Error {
+    Error::Audit(format!("receipt: {why}"))
+}
+
+fn decimal(s: &str, what: &str) -> Result<u64> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) || s.len() > 1 && s.starts_with('0') {
+        return Err(fail(&format!("the {what} is not a decimal number")));
+    }
+    s.parse().map_err(|_| fail(&format!("the {what} is out of range")))
+}
+
+impl Receipt {
+    /// The text that is signed.
+    pub fn to_text(&self) -> String {
+        use std::fmt::Write as _;
+        let mut hex = String::with_capacity(32);
+        for b in self.batch_id {
+            let _ = write!(hex, "{b:02x}");
+        }
+        format!(
+            "{HEADER}\n{}\n{}\n{hex}\n{}\n{}\n",
+            self.origin,
+            self.leaf_index,
+            B64.encode(self.envelope_sha256),
+            self.received_at_unix_nano
+        )
+    }
+
+    /// Parses a receipt's text.
+    pub fn parse(text: &str) -> Result<Self> {
+        let body = text.strip_suffix('\n').ok_or_else(|| fail("the text must end with a newline"))?;
+        let lines: Vec<&str> = body.split('\n').collect();
+        let [header, origin, index, batch, envelope, received] = lines[..] else {
+            return Err(fail("not six lines"));
+        };
+        if header != HEADER {
+            return Err(fail("not a tracex receipt"));
+        }
+        if origin.is_empty() {
+            return Err(fail("no origin"));
+        }
+        if batch.len() != 32 || !batch.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return Err(fail("the batch id is not 32 lower-case hex digits"));
+        }
+        let mut batch_id = [0u8; 16];
+        for (i, b) in batch_id.iter_mut().enumerate() {
+            *b = u8::from_str_radix(&batch[2 * i..2 * i + 2], 16).map_err(|_| fail("the batch id is not hex"))?;
+        }
+        let envelope = B64.decode(envelope).map_err(|_| fail("the envelope hash is not base64"))?;
+        Ok(Self {
+            origin: origin.to_owned(),
+            leaf_index: decimal(index, "leaf index")?,
+            batch_id,
+            envelope_sha256: envelope.try_into().map_err(|_| fail("the envelope hash is not 32 bytes"))?,
+            received_at_unix_nano: decimal(received, "receipt time")?,
+        })
+    }
+
+    /// Verifies a signed receipt `note` by the audit key `key` (whose name is the log's origin)
+    /// and parses it.
+    pub fn open(note_text: &str, key: &VerifierKey) -> Result<Self> {
+        let r = Self::parse(note::open(note_text, key)?)?;
+        if r.origin != key.name() {
+            return Err(fail("signed for another log"));
+        }
+        Ok(r)
+    }
+
+    /// Verifies a signed receipt for the batch `batch_id` whose envelope hashes to
+    /// `envelope_sha256`: the signature, and that it is about those bytes.
+    pub fn verify(note_text: &str, key: &VerifierKey, batch_id: &[u8; 16], envelope_sha256: &[u8; 32]) -> Result<Self> {
+        let r = Self::open(note_text, key)?;
+        if r.batch_id != *batch_id {
+            return Err(fail("for another batch"));
+        }
+        if r.envelope_sha256 != *envelope_sha256 {
+            return Err(fail("for other bytes than were sent"));
+        }
+        Ok(r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_round_trips_and_malformed_text_is_refused() {
+        let r = Receipt {
+            origin: "tracex-0a1b2c3d".into(),
+            leaf_index: 42,
+            batch_id: [0xab; 16],
+            envelope_sha256: [7; 32],
+            received_at_unix_nano: 1_700_000_000_000_000_001,
+        };
+        let text = r.to_text();
+        assert_eq!(Receipt::parse(&text).unwrap(), r);
+        assert!(text.starts_with("tracex receipt v1\ntracex-0a1b2c3d\n42\nabababababababababababababababab\n"));
+        for (from, to) in [("\n42\n", "\n042\n"), ("abab", "ABAB"), ("v1", "v2"), ("\n42\n", "\n-1\n")] {
+            assert!(Receipt::parse(&text.replacen(from, to, 1)).is_err(), "{from} -> {to}");
+        }
+        assert!(Receipt::parse(text.trim_end()).is_err());
+        assert!(Receipt::parse(&format!("{text}extra\n")).is_err());
+    }
+}
