@@ -203,3 +203,67 @@ fn the_last_batches_get_a_checkpoint_at_shutdown() {
     assert_eq!(status, 200, "{note}");
     assert!(Checkpoint::open(&note, vkey.name(), &vkey).unwrap().size > leaf);
 }
+
+/// `tracex-collector audit verify` on the real binary's store: OK after a run; after one byte of
+/// one stored span changes, it names that batch and span and exits 1; after the log is rolled
+/// back, a checkpoint kept from before says so.
+#[test]
+fn audit_verify_cli_names_the_altered_span_and_a_rolled_back_log() {
+    let dir = temp_dir("audit-verify");
+    let ingest = create_key(&dir, "acme", "ingest");
+    let read = create_key(&dir, "acme", "read");
+    let key = CollectorKey::from_pem(&public_key_pem(&dir)).unwrap();
+    let c = Collector::start(&dir);
+    let mut acks = Vec::new();
+    for i in 1..=3u8 {
+        let (body, batch_id) = seal(&key, &[span(i, 1), span(i, 2)]);
+        let (status, ack) = post_batch(&c.url, &ingest, body);
+        assert_eq!(status, 200, "{ack}");
+        acks.push((batch_id, ack["leaf_index"].as_u64().unwrap()));
+    }
+    let vkey: J = client().get(format!("{}/v1/audit-key", c.url)).send().unwrap().json().unwrap();
+    let vkey = VerifierKey::parse(vkey["verifier_key"].as_str().unwrap()).unwrap();
+    let (_, kept) = checkpoint_covering(&c.url, &read, &vkey, 3);
+    let kept_path = dir.join("kept-checkpoint");
+    std::fs::write(&kept_path, &kept).unwrap();
+    assert!(c.terminate().success());
+
+    let (ok, out, err) = common::cli(&dir, &["audit", "verify", "--checkpoint", kept_path.to_str().unwrap()]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("3 leaves, 6 spans checked") && out.trim_end().ends_with("OK"), "{out}");
+
+    // One byte of the body of span 2 of trace 2, changed in the database file.
+    let db = rusqlite::Connection::open(dir.join("tracex.db")).unwrap();
+    let trace2 = [2u8; 16];
+    let span2 = [2u8; 8];
+    let seq: i64 = db.query_row("SELECT id FROM traces WHERE trace_id = ?1", [&trace2[..]], |r| r.get(0)).unwrap();
+    let mut body: Vec<u8> = db
+        .query_row("SELECT body FROM spans WHERE trace_seq = ?1 AND span_id = ?2", (seq, &span2[..]), |r| r.get(0))
+        .unwrap();
+    let last = body.len() - 1;
+    body[last] ^= 1;
+    db.execute("UPDATE spans SET body = ?1 WHERE trace_seq = ?2 AND span_id = ?3", (&body, seq, &span2[..])).unwrap();
+    let (ok, out, err) = common::cli(&dir, &["audit", "verify"]);
+    assert!(!ok, "{out}");
+    let (batch_id, leaf) = acks[1];
+    let expected = format!(
+        "altered: project \"acme\" batch {} (leaf {leaf}) span {}/{}",
+        hex::encode(batch_id),
+        hex::encode(trace2),
+        hex::encode(span2)
+    );
+    assert!(out.contains(&expected), "{out}");
+    assert!(out.contains("1 problems") && err.contains("does not verify"), "{out}{err}");
+    body[last] ^= 1;
+    db.execute("UPDATE spans SET body = ?1 WHERE trace_seq = ?2 AND span_id = ?3", (&body, seq, &span2[..])).unwrap();
+
+    // The last leaf removed (its checkpoints too): only the kept checkpoint can tell.
+    let last_leaf = i64::try_from(acks[2].1).unwrap();
+    db.execute("DELETE FROM audit_leaves WHERE idx = ?1", [last_leaf]).unwrap();
+    db.execute("DELETE FROM audit_checkpoints", []).unwrap();
+    db.execute("DELETE FROM spans WHERE leaf_index = ?1", [last_leaf]).unwrap();
+    let (ok, out, _) = common::cli(&dir, &["audit", "verify"]);
+    assert!(ok, "without the kept checkpoint the shorter log is self-consistent: {out}");
+    let (ok, out, _) = common::cli(&dir, &["audit", "verify", "--checkpoint", kept_path.to_str().unwrap()]);
+    assert!(!ok && out.contains("does not extend the kept checkpoint of size 3"), "{out}");
+}

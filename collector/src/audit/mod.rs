@@ -14,6 +14,7 @@ pub mod gaps;
 pub mod leaf;
 pub mod signer;
 pub mod tree;
+pub mod verify;
 
 /// One stored leaf.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,4 +40,58 @@ pub struct StoredCheckpoint {
     pub signed_at_unix_nano: u64,
     /// The signed note (C2SP checkpoint).
     pub note: String,
+}
+
+/// A span row as stored, with what `audit verify` recomputes its digest and checks its derived
+/// columns from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RowRecord {
+    /// The leaf the row names (`None`: stored before the log existed, or inserted outside it).
+    pub leaf_index: Option<u64>,
+    /// Derived columns, checked against the body.
+    pub parent_span_id: Option<Vec<u8>>,
+    /// Span name column.
+    pub name: String,
+    /// `service.name` column, checked against the resource.
+    pub service: Option<String>,
+    /// Kind column.
+    pub kind: i32,
+    /// Start column (unix ns).
+    pub start_ns: i64,
+    /// End column (unix ns).
+    pub end_ns: i64,
+    /// Duration column (ns).
+    pub duration_ns: i64,
+    /// Status column.
+    pub status: i32,
+    /// The span body.
+    pub body: Vec<u8>,
+    /// Its resource row.
+    pub resource_id: i64,
+}
+
+/// What the store holds for one claimed span.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RowLookup {
+    /// The row.
+    Found(RowRecord),
+    /// The trace has a row, the span none.
+    SpanGone,
+    /// The trace has no row at all (deleted whole, as retention does).
+    TraceGone,
+}
+
+/// A span row's identity, as `audit verify` scans every row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RowKey {
+    /// Its trace's sequence number (the scan's order, with the span id).
+    pub trace_seq: i64,
+    /// The project.
+    pub project: String,
+    /// Its trace.
+    pub trace_id: [u8; 16],
+    /// Its id.
+    pub span_id: [u8; 8],
+    /// The leaf it names.
+    pub leaf_index: Option<u64>,
 }

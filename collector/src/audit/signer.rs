@@ -76,6 +76,19 @@ impl AuditSigner {
         }
     }
 
+    /// Loads the key from `keys_dir`; `None` when there is none (nothing is created).
+    pub fn load(keys_dir: &Path) -> Result<Option<Self>, SignerError> {
+        let path = keys_dir.join(FILE);
+        match fs::read_to_string(&path) {
+            Ok(text) => {
+                check_private_mode(&path)?;
+                Self::parse(text.trim()).map(Some).ok_or(SignerError::BadKey(path, "malformed"))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(SignerError::Io(path, e)),
+        }
+    }
+
     /// Parses the key file's line.
     fn parse(line: &str) -> Option<Self> {
         let rest = line.strip_prefix("PRIVATE+KEY+")?;

@@ -27,7 +27,7 @@ pub const DEFAULT_RETENTION_DAYS: u32 = 30;
 const DAY_NS: u64 = 86_400 * 1_000_000_000;
 
 /// How long each project's spans are kept.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RetentionPolicy {
     /// Days for projects without their own setting; 0 keeps everything.
     pub default_days: u32,

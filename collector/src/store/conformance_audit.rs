@@ -5,11 +5,12 @@
 use tracex_core::audit::merkle;
 
 use super::Store;
-use super::conformance::{batch, request, span, tid};
+use super::conformance::{batch, request, sid, span, tid};
 use crate::audit::StoredCheckpoint;
 use crate::audit::leaf::{Claims, Leaf, Origin, rows_sha256};
 use crate::audit::tree;
 use crate::store::CommitOutcome;
+use tracex_core::TraceId;
 
 fn leaf_index(o: &CommitOutcome) -> u64 {
     match o {
@@ -92,4 +93,181 @@ pub(crate) fn every_stored_batch_is_a_leaf_of_a_verifiable_log(store: &dyn Store
     assert_eq!(store.latest_checkpoint().unwrap(), Some(c.clone()));
     assert_eq!(store.checkpoints(size, 10).unwrap(), [c]);
     assert!(store.checkpoints(size + 1, 10).unwrap().is_empty());
+}
+
+/// Raw SQL on a store's database, for tampering the way an administrator could.
+pub(crate) struct RawSql<'a> {
+    /// Runs statements.
+    pub exec: &'a dyn Fn(&str),
+    /// A blob literal in the store's SQL.
+    pub blob: fn(&[u8]) -> String,
+    /// PostgreSQL (it keeps the log's size in `audit_head`).
+    pub postgres: bool,
+}
+
+/// `audit verify` on a store of its own: clean, then each kind of tampering named exactly —
+/// an attribute altered in a span body, a derived column altered, rows inserted (naming a leaf,
+/// naming none), retention (expired, not deleted), a batch's rows deleted, a leaf rewritten (a
+/// fork), the log rolled back.
+pub(crate) fn verify_names_what_was_tampered(store: &dyn Store, raw: &RawSql<'_>) {
+    use crate::audit::checkpoints;
+    use crate::audit::signer::AuditSigner;
+    use crate::audit::verify::{Finding, Options, verify};
+    use crate::services::retention::RetentionPolicy;
+    use crate::store::common::encode_span_body;
+    use tracex_core::{KeyValue, Value};
+
+    store.migrate().unwrap();
+    let project = "conf-verify";
+    let now = crate::now_unix_nano();
+    let (t1, t2, t3, t_old) = (tid(50, 1), tid(50, 2), tid(50, 3), tid(50, 4));
+    let mut paid = span(t1, 2, Some(1), "pay", now - 2_000, now - 1_000);
+    paid.attributes = vec![KeyValue::new("x402.amount", "1000")];
+    let batches = [
+        batch(project, 1, request("svc", vec![span(t1, 1, None, "settle", now - 3_000, now), paid.clone()])),
+        batch(project, 2, request("svc", vec![span(t2, 1, None, "verify", now - 3_000, now)])),
+        batch(
+            project,
+            3,
+            request("svc", vec![span(t3, 1, None, "a", now - 3_000, now), span(t3, 2, Some(1), "b", now - 2_000, now)]),
+        ),
+        batch(project, 4, request("svc", vec![span(t_old, 1, None, "old", 1_000, 2_000)])),
+    ];
+    let leaves: Vec<u64> =
+        batches.iter().map(|b| leaf_index(&store.commit(std::slice::from_ref(b)).unwrap()[0])).collect();
+    let dir = std::env::temp_dir().join(format!("tracex-verify-{}-{}", std::process::id(), raw.postgres));
+    let _ = std::fs::remove_dir_all(&dir);
+    let signer = AuditSigner::load_or_create(&dir).unwrap();
+    let kept = checkpoints::sign_if_grown(store, &signer, now).unwrap().unwrap();
+    assert_eq!(kept.size, 4);
+    let opts = || Options {
+        key: Some(signer.verifier().clone()),
+        saved_checkpoints: vec![kept.note.clone()],
+        retention: RetentionPolicy::default(),
+        now_unix_nano: now,
+        unlogged_ok: false,
+    };
+    let run = |o: &Options| {
+        let r = verify(store, o).unwrap();
+        (r.problems, r.findings, r.spans_expired)
+    };
+    let clean = verify(store, &opts()).unwrap();
+    assert_eq!(
+        (clean.problems, clean.leaves, clean.spans_checked, clean.checkpoints),
+        (0, 4, 6, 1),
+        "{:?}",
+        clean.findings
+    );
+
+    let b = raw.blob;
+    let where_span = |t: TraceId, s: u32| {
+        format!("span_id = {} AND trace_seq = (SELECT id FROM traces WHERE trace_id = {})", b(&sid(s).0), b(&t.0))
+    };
+    let altered = |f: &Finding, index: u64, batch_id: [u8; 16], t: TraceId, s: u32, what: &str| {
+        matches!(f, Finding::SpanAltered { index: i, batch_id: bid, trace_id, span_id, what: w, project: p }
+            if *i == index && *bid == batch_id && *trace_id == t.0 && *span_id == sid(s).0 && w.contains(what) && p == project)
+    };
+
+    // An attribute of one span, altered in its body: that batch and span, nothing else.
+    let mut forged = paid.clone();
+    forged.attributes = vec![KeyValue::new("x402.amount", Value::from("999999"))];
+    let (mut original, mut body) = (Vec::new(), Vec::new());
+    encode_span_body(&paid, &mut original);
+    encode_span_body(&forged, &mut body);
+    (raw.exec)(&format!("UPDATE spans SET body = {} WHERE {}", b(&body), where_span(t1, 2)));
+    let (problems, findings, _) = run(&opts());
+    assert_eq!(problems, 1, "{findings:?}");
+    assert!(altered(&findings[0], leaves[0], batches[0].batch_id, t1, 2, "content"), "{findings:?}");
+    (raw.exec)(&format!("UPDATE spans SET body = {} WHERE {}", b(&original), where_span(t1, 2)));
+    assert_eq!(run(&opts()).0, 0);
+
+    // A derived column: the row still hashes, the column disagrees with the body.
+    (raw.exec)(&format!("UPDATE spans SET name = 'forged' WHERE {}", where_span(t2, 1)));
+    let (problems, findings, _) = run(&opts());
+    assert_eq!(problems, 1, "{findings:?}");
+    assert!(altered(&findings[0], leaves[1], batches[1].batch_id, t2, 1, "column name"), "{findings:?}");
+    (raw.exec)(&format!("UPDATE spans SET name = 'verify' WHERE {}", where_span(t2, 1)));
+
+    // Forged rows: one naming a leaf that never claimed it, one naming none.
+    let columns = "trace_seq, span_id, parent_span_id, name, service, kind, start_ns, end_ns, duration_ns, status, \
+                   resource_id, body";
+    for (id, leaf) in [(7, "leaf_index"), (8, "NULL")] {
+        (raw.exec)(&format!(
+            "INSERT INTO spans ({columns}, leaf_index) SELECT trace_seq, {}, parent_span_id, name, service, kind, \
+             start_ns, end_ns, duration_ns, status, resource_id, body, {leaf} FROM spans WHERE {}",
+            b(&sid(id).0),
+            where_span(t2, 1)
+        ));
+    }
+    let (problems, findings, _) = run(&opts());
+    assert_eq!(problems, 2, "{findings:?}");
+    for (id, names) in [(7, Some(leaves[1])), (8, None)] {
+        assert!(
+            findings.iter().any(|f| *f
+                == Finding::SpanInserted {
+                    project: project.into(),
+                    trace_id: t2.0,
+                    span_id: sid(id).0,
+                    names_leaf: names
+                }),
+            "{findings:?}"
+        );
+    }
+    // A store upgraded from before the log holds rows that name no leaf: counted, not reported.
+    let (problems, _, _) = run(&Options { unlogged_ok: true, ..opts() });
+    assert_eq!(problems, 1);
+    (raw.exec)(&format!("DELETE FROM spans WHERE span_id IN ({}, {})", b(&sid(7).0), b(&sid(8).0)));
+
+    // Retention removes the old trace: expired under the policy, deleted without one.
+    let expired = store.expire(project, now - 1_000_000_000, 100, 0).unwrap();
+    assert_eq!(expired.traces, 1);
+    let policy = RetentionPolicy { default_days: 1, by_project: std::collections::HashMap::new() };
+    let (problems, findings, spans_expired) = run(&Options { retention: policy, ..opts() });
+    assert_eq!((problems, spans_expired), (0, 1), "{findings:?}");
+    let (problems, findings, _) = run(&opts());
+    assert_eq!(problems, 1, "{findings:?}");
+    assert!(matches!(&findings[0], Finding::SpanDeleted { index, .. } if *index == leaves[3]), "{findings:?}");
+
+    // A batch's rows deleted: each of its spans, by batch.
+    (raw.exec)(&format!("DELETE FROM spans WHERE leaf_index = {}", leaves[2]));
+    let (problems, findings, _) = run(&opts());
+    assert_eq!(problems, 3, "{findings:?}");
+    for s in [1, 2] {
+        assert!(
+            findings.iter().any(|f| matches!(f, Finding::SpanDeleted { index, batch_id, trace_id, span_id, .. }
+                if *index == leaves[2] && *batch_id == batches[2].batch_id && *trace_id == t3.0 && *span_id == sid(s).0)),
+            "{findings:?}"
+        );
+    }
+
+    // A fork: leaf 0 rewritten with its hash (another receipt time): the stored checkpoint and the
+    // kept one no longer match the leaves, nor do the stored nodes.
+    let record = store.audit_leaves(leaves[0], 1).unwrap().remove(0);
+    let mut leaf = Leaf::decode(&record.leaf).unwrap();
+    leaf.received_at_unix_nano += 1;
+    (raw.exec)(&format!(
+        "UPDATE audit_leaves SET leaf = {}, hash = {} WHERE idx = {}",
+        b(&leaf.encode()),
+        b(&leaf.hash()),
+        leaves[0]
+    ));
+    let (_, findings, _) = run(&opts());
+    assert!(findings.iter().any(|f| matches!(f, Finding::NotAnExtension { size: 4, .. })), "{findings:?}");
+    assert!(findings.iter().any(|f| matches!(f, Finding::CheckpointBad { size: 4, .. })), "{findings:?}");
+    assert!(findings.iter().any(|f| matches!(f, Finding::TreeAltered { size: 4 })), "{findings:?}");
+    (raw.exec)(&format!(
+        "UPDATE audit_leaves SET leaf = {}, hash = {} WHERE idx = {}",
+        b(&record.leaf),
+        b(&record.hash),
+        leaves[0]
+    ));
+
+    // Rolled back: the last leaf removed; the kept checkpoint is no longer a prefix.
+    (raw.exec)(&format!("DELETE FROM audit_leaves WHERE idx = {}", leaves[3]));
+    if raw.postgres {
+        (raw.exec)("UPDATE audit_head SET size = size - 1");
+    }
+    let (_, findings, _) = run(&opts());
+    assert!(findings.iter().any(|f| matches!(f, Finding::NotAnExtension { size: 4, .. })), "{findings:?}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -21,7 +21,7 @@ pub(crate) mod conformance_stats;
 
 use crate::audit::gaps::BatchSeq;
 use crate::audit::tree::{NodeId, Nodes};
-use crate::audit::{LeafRecord, StoredCheckpoint};
+use crate::audit::{LeafRecord, RowKey, RowLookup, StoredCheckpoint};
 use crate::stats::{StatFilter, StatRecord};
 use tracex_core::{InstrumentationScope, Resource, SpanData, StatusCode, TraceId, TraceRequest};
 
@@ -337,6 +337,19 @@ pub trait Store: Send + Sync + 'static {
         after_instance: Option<[u8; 8]>,
         limit: usize,
     ) -> StoreResult<Vec<BatchSeq>>;
+
+    /// For `audit verify`: the rows of the project's spans `(trace id, span id)`, one answer each.
+    fn audit_rows(&self, project: &str, keys: &[([u8; 16], [u8; 8])]) -> StoreResult<Vec<RowLookup>>;
+
+    /// For `audit verify`: a resource row's stored hash and body.
+    fn audit_resource(&self, id: i64) -> StoreResult<Option<([u8; 32], Vec<u8>)>>;
+
+    /// For `audit verify`: span rows in all, and those that name a leaf.
+    fn audit_span_totals(&self) -> StoreResult<(u64, u64)>;
+
+    /// For `audit verify`: up to `limit` span rows after `after` (`(trace_seq, span_id)`), in that
+    /// order.
+    fn audit_scan_rows(&self, after: Option<(i64, [u8; 8])>, limit: usize) -> StoreResult<Vec<RowKey>>;
 
     /// Stores a signed checkpoint; one of the same size already stored is kept.
     fn insert_checkpoint(&self, checkpoint: &StoredCheckpoint) -> StoreResult<()>;

@@ -6,7 +6,7 @@ use tokio_postgres::{Client, Row};
 use super::client::{Db, block_on, get};
 use crate::audit::gaps::BatchSeq;
 use crate::audit::tree::{NodeId, Nodes};
-use crate::audit::{LeafRecord, StoredCheckpoint};
+use crate::audit::{LeafRecord, RowKey, RowLookup, RowRecord, StoredCheckpoint};
 use crate::store::common::{ns, unns};
 use crate::store::{StoreError, StoreResult};
 
@@ -145,6 +145,80 @@ pub(super) fn batch_sequences(
                 service: get(r, 5)?,
                 created_at_unix_nano: unns(get(r, 6)?),
                 received_at_unix_nano: unns(get(r, 7)?),
+            })
+        })
+        .collect()
+}
+
+pub(super) fn rows(client: &Client, project: &str, keys: &[([u8; 16], [u8; 8])]) -> StoreResult<Vec<RowLookup>> {
+    let traces: Vec<&[u8]> = keys.iter().map(|k| &k.0[..]).collect();
+    let spans: Vec<&[u8]> = keys.iter().map(|k| &k.1[..]).collect();
+    // One round trip for the whole batch: `ord` keeps the answers in the keys' order.
+    let rows = block_on(client.query_typed(
+        "SELECT k.ord, t.id IS NOT NULL, s.span_id IS NOT NULL, s.leaf_index, s.parent_span_id, s.name, s.service, \
+         s.kind, s.start_ns, s.end_ns, s.duration_ns, s.status, s.body, s.resource_id \
+         FROM UNNEST($2::bytea[], $3::bytea[]) WITH ORDINALITY AS k(trace_id, span_id, ord) \
+         LEFT JOIN traces t ON t.project_id = (SELECT id FROM projects WHERE name = $1) AND t.trace_id = k.trace_id \
+         LEFT JOIN spans s ON s.trace_seq = t.id AND s.span_id = k.span_id ORDER BY k.ord",
+        &[(&project, Type::TEXT), (&traces, Type::BYTEA_ARRAY), (&spans, Type::BYTEA_ARRAY)],
+    ))
+    .db()?;
+    rows.iter()
+        .map(|r| {
+            let (trace, span): (bool, bool) = (get(r, 1)?, get(r, 2)?);
+            if !trace {
+                return Ok(RowLookup::TraceGone);
+            }
+            if !span {
+                return Ok(RowLookup::SpanGone);
+            }
+            Ok(RowLookup::Found(RowRecord {
+                leaf_index: get::<Option<i64>>(r, 3)?.map(unns),
+                parent_span_id: get(r, 4)?,
+                name: get(r, 5)?,
+                service: get(r, 6)?,
+                kind: get(r, 7)?,
+                start_ns: get(r, 8)?,
+                end_ns: get(r, 9)?,
+                duration_ns: get(r, 10)?,
+                status: get(r, 11)?,
+                body: get(r, 12)?,
+                resource_id: get(r, 13)?,
+            }))
+        })
+        .collect()
+}
+
+pub(super) fn resource(client: &Client, id: i64) -> StoreResult<Option<([u8; 32], Vec<u8>)>> {
+    let row = block_on(client.query_typed_opt("SELECT hash, body FROM resources WHERE id = $1", &[(&id, Type::INT8)]))
+        .db()?;
+    row.map(|r| Ok((hash32(get(&r, 0)?)?, get(&r, 1)?))).transpose()
+}
+
+pub(super) fn span_totals(client: &Client) -> StoreResult<(u64, u64)> {
+    let row = block_on(client.query_typed_one("SELECT count(*), count(leaf_index) FROM spans", &[])).db()?;
+    Ok((unns(get(&row, 0)?), unns(get(&row, 1)?)))
+}
+
+pub(super) fn scan_rows(client: &Client, after: Option<(i64, [u8; 8])>, limit: usize) -> StoreResult<Vec<RowKey>> {
+    let (seq, span) = after.map_or((-1, Vec::new()), |(s, id)| (s, id.to_vec()));
+    let rows = block_on(client.query_typed(
+        "SELECT s.trace_seq, p.name, t.trace_id, s.span_id, s.leaf_index FROM spans s \
+         LEFT JOIN traces t ON t.id = s.trace_seq LEFT JOIN projects p ON p.id = t.project_id \
+         WHERE (s.trace_seq, s.span_id) > ($1, $2) ORDER BY s.trace_seq, s.span_id LIMIT $3",
+        &[(&seq, Type::INT8), (&span, Type::BYTEA), (&i64::try_from(limit).unwrap_or(i64::MAX), Type::INT8)],
+    ))
+    .db()?;
+    rows.iter()
+        .map(|r| {
+            let trace: Option<&[u8]> = get(r, 2)?;
+            let span: &[u8] = get(r, 3)?;
+            Ok(RowKey {
+                trace_seq: get(r, 0)?,
+                project: get::<Option<String>>(r, 1)?.unwrap_or_default(),
+                trace_id: trace.and_then(|t| t.try_into().ok()).unwrap_or([0; 16]),
+                span_id: span.try_into().map_err(|_| StoreError::Corrupt("a span id is not 8 bytes".into()))?,
+                leaf_index: get::<Option<i64>>(r, 4)?.map(unns),
             })
         })
         .collect()

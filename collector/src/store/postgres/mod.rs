@@ -67,7 +67,7 @@ use tracex_core::{SpanData, TraceId};
 
 use crate::audit::gaps::BatchSeq;
 use crate::audit::tree::{NodeId, Nodes};
-use crate::audit::{LeafRecord, StoredCheckpoint};
+use crate::audit::{LeafRecord, RowKey, RowLookup, StoredCheckpoint};
 use crate::stats::{StatFilter, StatRecord};
 
 use self::client::{Db, OwnedRuntime, block_on, get, open_connection};
@@ -309,6 +309,22 @@ impl Store for PostgresStore {
         self.read(|client| audit::batch_sequences(client, project, after_instance, limit))
     }
 
+    fn audit_rows(&self, project: &str, keys: &[([u8; 16], [u8; 8])]) -> StoreResult<Vec<RowLookup>> {
+        self.read(|client| audit::rows(client, project, keys))
+    }
+
+    fn audit_resource(&self, id: i64) -> StoreResult<Option<([u8; 32], Vec<u8>)>> {
+        self.read(|client| audit::resource(client, id))
+    }
+
+    fn audit_span_totals(&self) -> StoreResult<(u64, u64)> {
+        self.read(|client| audit::span_totals(client))
+    }
+
+    fn audit_scan_rows(&self, after: Option<(i64, [u8; 8])>, limit: usize) -> StoreResult<Vec<RowKey>> {
+        self.read(|client| audit::scan_rows(client, after, limit))
+    }
+
     fn insert_checkpoint(&self, checkpoint: &StoredCheckpoint) -> StoreResult<()> {
         self.write(|client, _| audit::insert_checkpoint(client, checkpoint))
     }
@@ -470,6 +486,20 @@ mod tests {
     fn postgres_conformance_suite() {
         let db = TestDb::new();
         conformance::run_all(&db.store());
+    }
+
+    #[test]
+    #[ignore = "needs PostgreSQL (scripts/with-postgres.sh)"]
+    fn postgres_audit_verify_names_what_was_tampered() {
+        let db = TestDb::new();
+        let store = db.store();
+        let exec = |sql: &str| execute(&db.url, sql);
+        let raw = super::super::conformance_audit::RawSql {
+            exec: &exec,
+            blob: |b| format!("'\\x{}'::bytea", hex::encode(b)),
+            postgres: true,
+        };
+        super::super::conformance_audit::verify_names_what_was_tampered(&store, &raw);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::Db;
 use crate::audit::gaps::BatchSeq;
 use crate::audit::tree::{NodeId, Nodes};
-use crate::audit::{LeafRecord, StoredCheckpoint};
+use crate::audit::{LeafRecord, RowKey, RowLookup, RowRecord, StoredCheckpoint};
 use crate::store::common::{ns, unns};
 use crate::store::{StoreError, StoreResult};
 
@@ -150,6 +150,105 @@ pub(super) fn batch_sequences(
             service,
             created_at_unix_nano: unns(created),
             received_at_unix_nano: unns(received),
+        });
+    }
+    Ok(out)
+}
+
+pub(super) fn rows(conn: &Connection, project: &str, keys: &[([u8; 16], [u8; 8])]) -> StoreResult<Vec<RowLookup>> {
+    let mut trace = conn
+        .prepare(
+            "SELECT t.id FROM traces t JOIN projects p ON p.id = t.project_id WHERE p.name = ?1 AND t.trace_id = ?2",
+        )
+        .db()?;
+    let mut span = conn
+        .prepare(
+            "SELECT leaf_index, parent_span_id, name, service, kind, start_ns, end_ns, duration_ns, status, body, \
+             resource_id FROM spans WHERE trace_seq = ?1 AND span_id = ?2",
+        )
+        .db()?;
+    let mut out = Vec::with_capacity(keys.len());
+    let mut last: Option<([u8; 16], Option<i64>)> = None;
+    for (trace_id, span_id) in keys {
+        let seq = match &last {
+            Some((t, seq)) if t == trace_id => *seq,
+            _ => {
+                let seq: Option<i64> =
+                    trace.query_row(params![project, &trace_id[..]], |r| r.get(0)).optional().db()?;
+                last = Some((*trace_id, seq));
+                seq
+            }
+        };
+        let Some(seq) = seq else {
+            out.push(RowLookup::TraceGone);
+            continue;
+        };
+        let row = span
+            .query_row(params![seq, &span_id[..]], |r| {
+                Ok(RowRecord {
+                    leaf_index: r.get::<_, Option<i64>>(0)?.map(unns),
+                    parent_span_id: r.get(1)?,
+                    name: r.get(2)?,
+                    service: r.get(3)?,
+                    kind: r.get(4)?,
+                    start_ns: r.get(5)?,
+                    end_ns: r.get(6)?,
+                    duration_ns: r.get(7)?,
+                    status: r.get(8)?,
+                    body: r.get(9)?,
+                    resource_id: r.get(10)?,
+                })
+            })
+            .optional()
+            .db()?;
+        out.push(row.map_or(RowLookup::SpanGone, RowLookup::Found));
+    }
+    Ok(out)
+}
+
+pub(super) fn resource(conn: &Connection, id: i64) -> StoreResult<Option<([u8; 32], Vec<u8>)>> {
+    let row: Option<(Vec<u8>, Vec<u8>)> = conn
+        .query_row("SELECT hash, body FROM resources WHERE id = ?1", [id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+        .db()?;
+    row.map(|(h, b)| Ok((hash32(h)?, b))).transpose()
+}
+
+pub(super) fn span_totals(conn: &Connection) -> StoreResult<(u64, u64)> {
+    let (all, logged): (i64, i64) =
+        conn.query_row("SELECT count(*), count(leaf_index) FROM spans", [], |r| Ok((r.get(0)?, r.get(1)?))).db()?;
+    Ok((unns(all), unns(logged)))
+}
+
+pub(super) fn scan_rows(conn: &Connection, after: Option<(i64, [u8; 8])>, limit: usize) -> StoreResult<Vec<RowKey>> {
+    let (seq, span) = after.map_or((-1, Vec::new()), |(s, id)| (s, id.to_vec()));
+    let mut stmt = conn
+        .prepare(
+            "SELECT s.trace_seq, p.name, t.trace_id, s.span_id, s.leaf_index FROM spans s \
+             LEFT JOIN traces t ON t.id = s.trace_seq LEFT JOIN projects p ON p.id = t.project_id \
+             WHERE (s.trace_seq, s.span_id) > (?1, ?2) ORDER BY s.trace_seq, s.span_id LIMIT ?3",
+        )
+        .db()?;
+    let rows = stmt
+        .query_map(params![seq, span, i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, Option<Vec<u8>>>(2)?,
+                r.get::<_, Vec<u8>>(3)?,
+                r.get::<_, Option<i64>>(4)?,
+            ))
+        })
+        .db()?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (trace_seq, project, trace_id, span_id, leaf) = row.db()?;
+        out.push(RowKey {
+            trace_seq,
+            project: project.unwrap_or_default(),
+            trace_id: trace_id.and_then(|t| t.try_into().ok()).unwrap_or([0; 16]),
+            span_id: span_id.try_into().map_err(|_| StoreError::Corrupt("a span id is not 8 bytes".into()))?,
+            leaf_index: leaf.map(unns),
         });
     }
     Ok(out)

@@ -103,7 +103,7 @@ use tracex_core::{SpanData, TraceId};
 
 use crate::audit::gaps::BatchSeq;
 use crate::audit::tree::{NodeId, Nodes};
-use crate::audit::{LeafRecord, StoredCheckpoint};
+use crate::audit::{LeafRecord, RowKey, RowLookup, StoredCheckpoint};
 use crate::stats::{StatFilter, StatRecord};
 
 pub use super::common::{DRIVER_THRESHOLD, SCAN_BUDGET, is_indexed_key};
@@ -427,6 +427,22 @@ impl Store for SqliteStore {
         self.read(|conn| audit::batch_sequences(conn, project, after_instance, limit))
     }
 
+    fn audit_rows(&self, project: &str, keys: &[([u8; 16], [u8; 8])]) -> StoreResult<Vec<RowLookup>> {
+        self.read(|conn| audit::rows(conn, project, keys))
+    }
+
+    fn audit_resource(&self, id: i64) -> StoreResult<Option<([u8; 32], Vec<u8>)>> {
+        self.read(|conn| audit::resource(conn, id))
+    }
+
+    fn audit_span_totals(&self) -> StoreResult<(u64, u64)> {
+        self.read(audit::span_totals)
+    }
+
+    fn audit_scan_rows(&self, after: Option<(i64, [u8; 8])>, limit: usize) -> StoreResult<Vec<RowKey>> {
+        self.read(|conn| audit::scan_rows(conn, after, limit))
+    }
+
     fn insert_checkpoint(&self, checkpoint: &StoredCheckpoint) -> StoreResult<()> {
         audit::insert_checkpoint(&lock(&self.writer).conn, checkpoint)
     }
@@ -497,6 +513,20 @@ mod tests {
         let mut store = SqliteStore::open(&dir.db()).unwrap();
         store.tuning = Tuning { driver_threshold: 0, scan_budget: 3, ..Tuning::default() };
         conformance::run_all(&store);
+    }
+
+    #[test]
+    fn audit_verify_names_what_was_tampered() {
+        let dir = TempDir::new();
+        let store = SqliteStore::open(&dir.db()).unwrap();
+        let conn = Connection::open(dir.db()).unwrap();
+        let exec = |sql: &str| conn.execute_batch(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let raw = super::super::conformance_audit::RawSql {
+            exec: &exec,
+            blob: |b| format!("x'{}'", hex::encode(b)),
+            postgres: false,
+        };
+        super::super::conformance_audit::verify_names_what_was_tampered(&store, &raw);
     }
 
     #[test]
