@@ -23,17 +23,18 @@ pub struct BenchCollector {
 
 impl BenchCollector {
     pub fn start(tag: &str) -> Self {
-        Self::start_with(tag, false)
+        Self::start_with(tag, false, true)
     }
 
-    /// With the OTLP/gRPC listener on a free port too, if `grpc`.
-    pub fn start_with(tag: &str, grpc: bool) -> Self {
+    /// With the OTLP/gRPC listener on a free port too, if `grpc`; the audit log on or off.
+    pub fn start_with(tag: &str, grpc: bool, audit_log: bool) -> Self {
         let dir = std::env::temp_dir().join(format!("tracex-{tag}-bench-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let config = Config {
             data_dir: dir.clone(),
             listen: "127.0.0.1:0".parse().unwrap(),
             otlp_grpc_listen: grpc.then(|| "127.0.0.1:0".parse().unwrap()),
+            audit_log,
             ..Config::default()
         };
         // Two worker threads, like production on this machine; named so CPU accounting can tell

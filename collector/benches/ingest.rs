@@ -6,7 +6,8 @@
 //! - `sealed`: pre-sealed batches, `POST /v1/batches` (the tracex SDKs' path);
 //! - `otlp-http`: the same plaintext (an `ExportTraceServiceRequest`) in clear, `POST /v1/traces`,
 //!   `application/x-protobuf` (decoded, redacted and validated by the collector);
-//! - `otlp-grpc`: the same message over OTLP/gRPC (`TraceService/Export`, `--otlp-grpc-listen`).
+//! - `otlp-grpc`: the same message over OTLP/gRPC (`TraceService/Export`, `--otlp-grpc-listen`);
+//! - `sealed-no-audit`: `sealed` with the audit log off (`audit_log = false`): what the log costs.
 //!
 //! Each round starts a fresh collector (an empty database) per path, and the paths take turns, so
 //! the machine's noise falls on all of them alike; the summary compares medians over the rounds.
@@ -14,7 +15,7 @@
 //! `cargo bench -p tracex-collector --bench ingest` (env: `INGEST_BATCHES`, default 400 requests of
 //! 512 spans per path and round; `INGEST_CLIENTS`, default 64: concurrent connections, as many SDK
 //! instances or exporters would hold; `INGEST_ROUNDS`, default 3; `INGEST_PATHS`, default
-//! `sealed,otlp-http,otlp-grpc`)
+//! `sealed,sealed-no-audit,otlp-http,otlp-grpc`)
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -98,7 +99,7 @@ impl RawClient {
     fn post(&mut self, host: &str, path: Path, key: &str, body: &[u8]) -> (u16, String) {
         let (target, content_type) = match path {
             Path::OtlpHttp => ("/v1/traces", "application/x-protobuf"),
-            Path::Sealed | Path::OtlpGrpc => ("/v1/batches", "application/vnd.tracex.batch.v1"),
+            Path::Sealed | Path::SealedNoAudit | Path::OtlpGrpc => ("/v1/batches", "application/vnd.tracex.batch.v1"),
         };
         let head = format!(
             "POST {target} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
@@ -133,6 +134,7 @@ impl RawClient {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Path {
     Sealed,
+    SealedNoAudit,
     OtlpHttp,
     OtlpGrpc,
 }
@@ -141,6 +143,7 @@ impl Path {
     fn name(self) -> &'static str {
         match self {
             Self::Sealed => "sealed",
+            Self::SealedNoAudit => "sealed-no-audit",
             Self::OtlpHttp => "otlp-http",
             Self::OtlpGrpc => "otlp-grpc",
         }
@@ -191,7 +194,7 @@ impl Decoder for Raw {
 }
 
 fn run(path: Path, batches: usize, clients: usize) -> Run {
-    let collector = BenchCollector::start_with("ingest", path == Path::OtlpGrpc);
+    let collector = BenchCollector::start_with("ingest", path == Path::OtlpGrpc, path != Path::SealedNoAudit);
     let (url, store) = (collector.url.clone(), collector.store.clone());
 
     // Every request is encoded (and sealed) before the clock starts, so the generator's cost is
@@ -205,7 +208,9 @@ fn run(path: Path, batches: usize, clients: usize) -> Run {
             let s = spans(512);
             let encode = |out: &mut Vec<u8>| tracex_core::encode::encode_spans(&resource, &scope, &s, out);
             Bytes::from(match path {
-                Path::Sealed => sealer.seal_with(tracex_collector::now_unix_nano(), encode).unwrap().bytes,
+                Path::Sealed | Path::SealedNoAudit => {
+                    sealer.seal_with(tracex_collector::now_unix_nano(), encode).unwrap().bytes
+                }
                 Path::OtlpHttp | Path::OtlpGrpc => {
                     let mut out = Vec::new();
                     encode(&mut out);
@@ -224,7 +229,7 @@ fn run(path: Path, batches: usize, clients: usize) -> Run {
     let mut latencies: Vec<Duration> = match path {
         // The HTTP generator is deliberately cheap (hand-written HTTP/1.1 over keep-alive sockets,
         // no client library, no copies), so the two cores go to the collector.
-        Path::Sealed | Path::OtlpHttp => {
+        Path::Sealed | Path::SealedNoAudit | Path::OtlpHttp => {
             let handles: Vec<_> = (0..clients)
                 .map(|_| {
                     let (bodies, next, addr, auth) = (bodies.clone(), next.clone(), addr.clone(), auth.clone());
@@ -306,13 +311,14 @@ fn main() {
     let clients = env_usize("INGEST_CLIENTS", 64);
     let rounds = env_usize("INGEST_ROUNDS", 3).max(1);
     let paths: Vec<Path> = std::env::var("INGEST_PATHS")
-        .unwrap_or_else(|_| "sealed,otlp-http,otlp-grpc".to_owned())
+        .unwrap_or_else(|_| "sealed,sealed-no-audit,otlp-http,otlp-grpc".to_owned())
         .split(',')
         .map(|p| match p.trim() {
             "sealed" => Path::Sealed,
+            "sealed-no-audit" => Path::SealedNoAudit,
             "otlp-http" => Path::OtlpHttp,
             "otlp-grpc" => Path::OtlpGrpc,
-            other => panic!("unknown path {other:?}: sealed, otlp-http or otlp-grpc"),
+            other => panic!("unknown path {other:?}: sealed, sealed-no-audit, otlp-http or otlp-grpc"),
         })
         .collect();
     println!("{batches} requests of 512 spans per path and round, {clients} concurrent clients, {rounds} rounds");
@@ -333,7 +339,7 @@ fn main() {
         let rate = median(done, |r| r.spans_per_s);
         let ratio = sealed.map_or_else(String::new, |s| format!(", {:.2}x sealed", rate / s));
         println!(
-            "== ingest {:<9}: {rate:.0} spans/s median of {rounds}{ratio}; ack p50 {:.1} ms, p99 {:.1} ms",
+            "== ingest {:<15}: {rate:.0} spans/s median of {rounds}{ratio}; ack p50 {:.1} ms, p99 {:.1} ms",
             path.name(),
             median(done, |r| r.p50_ms),
             median(done, |r| r.p99_ms),

@@ -105,6 +105,10 @@ pub struct Config {
     /// How often the audit log's checkpoint is signed while leaves arrive (default 5,000 ms; the
     /// log promises at most 10 s). Receipts promise inclusion in the next checkpoint.
     pub audit_checkpoint_interval_ms: u64,
+    /// Whether stored batches are appended to the audit log (default true; `docs/audit.md`). Off:
+    /// no leaves, receipts or checkpoints (batches stored meanwhile are outside the trail, and
+    /// `audit verify` reports their rows as naming no leaf).
+    pub audit_log: bool,
 }
 
 impl Default for Config {
@@ -140,6 +144,7 @@ impl Default for Config {
             retention_days: crate::services::retention::DEFAULT_RETENTION_DAYS,
             retention_days_by_project: std::collections::HashMap::new(),
             audit_checkpoint_interval_ms: DEFAULT_AUDIT_CHECKPOINT_INTERVAL_MS,
+            audit_log: true,
         }
     }
 }

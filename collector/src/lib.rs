@@ -161,12 +161,14 @@ pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, String> {
             private::sqlite_files(&path)?;
             let mut store = store::sqlite::SqliteStore::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
             store.set_max_spans_per_trace(config.max_spans_per_trace);
+            store.set_audit_log(config.audit_log);
             Arc::new(store)
         }
         Database::Postgres(url) => {
             let mut store =
                 store::postgres::PostgresStore::connect(&url).map_err(|e| format!("connecting to PostgreSQL: {e}"))?;
             store.set_max_spans_per_trace(config.max_spans_per_trace);
+            store.set_audit_log(config.audit_log);
             Arc::new(store)
         }
     };

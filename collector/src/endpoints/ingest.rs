@@ -136,12 +136,13 @@ pub async fn post_batch(
     let outcome = rx.await.map_err(|_| ApiError::internal("writer stopped"))?;
     match outcome {
         Ok(CommitOutcome::Stored { spans, over_cap, leaf_index }) => {
-            let receipt =
-                checkpoints::receipt(&app.audit, leaf_index, batch_id, envelope_sha256, received_at_unix_nano);
-            let mut ack = serde_json::json!({
-                "status": "stored", "batch_id": hex::encode(batch_id), "spans": spans,
-                "leaf_index": leaf_index, "receipt": receipt,
-            });
+            let mut ack = serde_json::json!({ "status": "stored", "batch_id": hex::encode(batch_id), "spans": spans });
+            if let Some(leaf_index) = leaf_index {
+                ack["leaf_index"] = leaf_index.into();
+                ack["receipt"] =
+                    checkpoints::receipt(&app.audit, leaf_index, batch_id, envelope_sha256, received_at_unix_nano)
+                        .into();
+            }
             if over_cap > 0 {
                 // Stored and acknowledged, minus the spans past the per-trace cap (counted in
                 // tracex_spans_over_trace_cap_total): retrying would not store them either.

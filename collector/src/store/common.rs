@@ -210,11 +210,18 @@ pub(crate) struct Tuning {
     pub(crate) scan_budget: usize,
     /// Most spans stored per trace.
     pub(crate) max_spans_per_trace: u64,
+    /// Whether commits append to the audit log (`audit_log`, default on).
+    pub(crate) audit_log: bool,
 }
 
 impl Default for Tuning {
     fn default() -> Self {
-        Self { driver_threshold: DRIVER_THRESHOLD, scan_budget: SCAN_BUDGET, max_spans_per_trace: MAX_SPANS_PER_TRACE }
+        Self {
+            driver_threshold: DRIVER_THRESHOLD,
+            scan_budget: SCAN_BUDGET,
+            max_spans_per_trace: MAX_SPANS_PER_TRACE,
+            audit_log: true,
+        }
     }
 }
 

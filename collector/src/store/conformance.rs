@@ -100,7 +100,7 @@ fn request_multi(groups: Vec<(&str, Vec<SpanData>)>) -> TraceRequest {
 /// A batch of `request` for `project` with batch id derived from `n`.
 /// A [`CommitOutcome::Stored`] as [`leafless`] leaves it.
 pub(crate) fn stored(spans: usize, over_cap: usize) -> CommitOutcome {
-    CommitOutcome::Stored { spans, over_cap, leaf_index: 0 }
+    CommitOutcome::Stored { spans, over_cap, leaf_index: None }
 }
 
 /// A commit's outcomes with the leaf indexes zeroed, once checked: the stored batches of one call
@@ -109,7 +109,7 @@ pub(crate) fn leafless(out: Vec<CommitOutcome>) -> Vec<CommitOutcome> {
     let leaves: Vec<u64> = out
         .iter()
         .filter_map(|o| match o {
-            CommitOutcome::Stored { leaf_index, .. } => Some(*leaf_index),
+            CommitOutcome::Stored { leaf_index, .. } => Some(leaf_index.expect("the audit log is on")),
             _ => None,
         })
         .collect();

@@ -14,7 +14,7 @@ use tracex_core::TraceId;
 
 fn leaf_index(o: &CommitOutcome) -> u64 {
     match o {
-        CommitOutcome::Stored { leaf_index, .. } => *leaf_index,
+        CommitOutcome::Stored { leaf_index: Some(i), .. } => *i,
         other => panic!("not stored: {other:?}"),
     }
 }

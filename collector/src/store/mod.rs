@@ -82,8 +82,8 @@ pub enum CommitOutcome {
         /// Spans not written because their trace holds the most spans a trace may
         /// (`max_spans_per_trace`).
         over_cap: usize,
-        /// The batch's leaf in the audit log.
-        leaf_index: u64,
+        /// The batch's leaf in the audit log (`None` with the log off).
+        leaf_index: Option<u64>,
     },
     /// The project already holds this batch id with the same envelope (a retry); nothing was
     /// written.

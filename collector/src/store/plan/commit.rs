@@ -19,7 +19,7 @@
 //! 11. the statistics rows of the inserted spans (see [`super::stats`]): the stored ones read
 //!     (locked in PostgreSQL), 12. new ones inserted and (13) existing ones merged into;
 //! 14. the per-project counters;
-//! 15. the audit log: each accepted batch is one leaf (index assigned before the spans are
+//! 15. the audit log (unless it is off): each accepted batch is one leaf (index assigned before the spans are
 //!     inserted, step 7, so each span row names its leaf; PostgreSQL locks the log's head there),
 //!     committing to its identity and the digests of the span rows it inserted
 //!     ([`crate::audit::leaf`]); the log's right edge is read (16) and the leaves and the perfect
@@ -119,8 +119,8 @@ pub(crate) struct SpanRow<'a> {
     pub(crate) span: &'a SpanData,
     /// The span body (see `common::encode_span_body`): encoded once, for the row and its digest.
     pub(crate) body: &'a [u8],
-    /// The audit log leaf of the batch that inserts it.
-    pub(crate) leaf_index: i64,
+    /// The audit log leaf of the batch that inserts it (`None` with the log off).
+    pub(crate) leaf_index: Option<i64>,
 }
 
 impl SpanRow<'_> {
@@ -331,6 +331,7 @@ pub(crate) fn run<S: CommitSql>(
     cache: &WriterCache,
     batches: &[NewBatch],
     max_spans: u64,
+    audit: bool,
     fault: &FaultHook,
 ) -> Result<Committed, S::Error> {
     let mut step = 0;
@@ -437,11 +438,13 @@ pub(crate) fn run<S: CommitSql>(
         }
     }
 
-    // --- the audit log: each accepted batch's leaf index, in call order
-    let first_leaf = if accepted.contains(&true) { sql.audit_size()? } else { 0 };
-    let mut leaf_of = vec![0u64; batches.len()];
-    for (n, i) in (0..batches.len()).filter(|i| accepted[*i]).enumerate() {
-        leaf_of[i] = first_leaf + n as u64;
+    // --- the audit log (when on): each accepted batch's leaf index, in call order
+    let first_leaf = if audit && accepted.contains(&true) { sql.audit_size()? } else { 0 };
+    let mut leaf_of: Vec<Option<u64>> = vec![None; batches.len()];
+    if audit {
+        for (n, i) in (0..batches.len()).filter(|i| accepted[*i]).enumerate() {
+            leaf_of[i] = Some(first_leaf + n as u64);
+        }
     }
 
     // --- spans: the first copy of each (trace, span id) in this call, in trace order, once the
@@ -481,7 +484,7 @@ pub(crate) fn run<S: CommitSql>(
                 service: s.service,
                 span: s.span,
                 body: &bodies[std::mem::replace(from, *to)..*to],
-                leaf_index: i64::try_from(leaf_of[s.batch]).unwrap_or(i64::MAX),
+                leaf_index: leaf_of[s.batch].map(ns),
             })
         })
         .collect();
@@ -490,7 +493,7 @@ pub(crate) fn run<S: CommitSql>(
     let mut claims: Vec<Claims> = vec![Claims::default(); batches.len()];
     for ((i, ok), row) in order.iter().zip(done).zip(&rows) {
         inserted[*i] = ok;
-        if ok {
+        if ok && audit {
             let s = &spans[*i];
             let trace_id = &traces[s.trace].key.1;
             claims[s.batch].0.push(Claim {
@@ -612,9 +615,7 @@ pub(crate) fn run<S: CommitSql>(
     fault.step(&mut step)?;
     let mut leaves: Vec<AuditLeafRow> = Vec::new();
     for (i, b) in batches.iter().enumerate() {
-        if !accepted[i] {
-            continue;
-        }
+        let Some(index) = leaf_of[i] else { continue };
         let encoded = claims[i].encode();
         let leaf = Leaf {
             project: b.project.clone(),
@@ -630,7 +631,7 @@ pub(crate) fn run<S: CommitSql>(
         };
         let leaf = leaf.encode();
         leaves.push(AuditLeafRow {
-            index: i64::try_from(leaf_of[i]).unwrap_or(i64::MAX),
+            index: ns(index),
             project_id: keys[i].0,
             batch_id: b.batch_id,
             hash: tracex_core::audit::leaf_hash(&leaf),

@@ -56,8 +56,14 @@ impl PostgresStore {
         let mut attempt = 1;
         loop {
             let tx = block_on(client.transaction()).db()?;
-            let planned =
-                run(&mut Sql { tx: &tx }, &writer.cache, batches, self.tuning.max_spans_per_trace, &self.fault);
+            let planned = run(
+                &mut Sql { tx: &tx },
+                &writer.cache,
+                batches,
+                self.tuning.max_spans_per_trace,
+                self.tuning.audit_log,
+                &self.fault,
+            );
             let result = planned.and_then(|out| block_on(tx.commit()).map(|()| out).map_err(CommitError::from));
             match result {
                 Ok(Committed { outcomes, ids }) => {
@@ -234,7 +240,7 @@ impl CommitSql for Sql<'_> {
             let status: Vec<i32> = chunk.iter().map(SpanRow::status).collect();
             let resource: Vec<i64> = chunk.iter().map(|r| r.resource_id).collect();
             let body_refs: Vec<&[u8]> = chunk.iter().map(|r| r.body).collect();
-            let leaf: Vec<i64> = chunk.iter().map(|r| r.leaf_index).collect();
+            let leaf: Vec<Option<i64>> = chunk.iter().map(|r| r.leaf_index).collect();
             let returned = block_on(self.tx.query_typed(
                 "INSERT INTO spans (trace_seq, span_id, parent_span_id, name, service, kind, start_ns, end_ns, \
                  duration_ns, status, resource_id, body, leaf_index) \

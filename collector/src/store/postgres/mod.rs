@@ -133,6 +133,11 @@ impl PostgresStore {
         self.tuning.max_spans_per_trace = n.max(1);
     }
 
+    /// Turns appending to the audit log on (the default) or off (`audit_log`).
+    pub fn set_audit_log(&mut self, on: bool) {
+        self.tuning.audit_log = on;
+    }
+
     /// Connects to the database at `url` (`postgres://user@host:port/db`, or the key/value form)
     /// and opens the writer and reader connections. Does not touch the schema: call
     /// [`Store::migrate`] next.

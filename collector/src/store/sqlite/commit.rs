@@ -19,7 +19,14 @@ impl SqliteStore {
     pub(super) fn commit_in(&self, writer: &mut Writer, batches: &[NewBatch]) -> StoreResult<Vec<CommitOutcome>> {
         let Writer { conn, cache } = writer;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).db()?;
-        let committed = run(&mut Sql { conn: &tx }, cache, batches, self.tuning.max_spans_per_trace, &self.fault)?;
+        let committed = run(
+            &mut Sql { conn: &tx },
+            cache,
+            batches,
+            self.tuning.max_spans_per_trace,
+            self.tuning.audit_log,
+            &self.fault,
+        )?;
         tx.commit().db()?;
         cache.remember(committed.ids);
         Ok(committed.outcomes)

@@ -314,6 +314,11 @@ impl SqliteStore {
         self.tuning.max_spans_per_trace = n.max(1);
     }
 
+    /// Turns appending to the audit log on (the default) or off (`audit_log`).
+    pub fn set_audit_log(&mut self, on: bool) {
+        self.tuning.audit_log = on;
+    }
+
     /// A project's id, if it has one.
     fn project_id(conn: &Connection, project: &str) -> StoreResult<Option<i64>> {
         conn.query_row("SELECT id FROM projects WHERE name = ?1", [project], |r| r.get(0)).optional().db()
@@ -527,6 +532,20 @@ mod tests {
             postgres: false,
         };
         super::super::conformance_audit::verify_names_what_was_tampered(&store, &raw);
+    }
+
+    #[test]
+    fn with_the_audit_log_off_batches_are_stored_without_leaves() {
+        let dir = TempDir::new();
+        let mut store = SqliteStore::open(&dir.db()).unwrap();
+        store.migrate().unwrap();
+        store.set_audit_log(false);
+        let out = store.commit(&[batch("p", 1, request("svc", vec![span(tid(1, 1), 1, None, "a", 1, 2)]))]).unwrap();
+        assert_eq!(out, [CommitOutcome::Stored { spans: 1, over_cap: 0, leaf_index: None }]);
+        assert_eq!((store.audit_size().unwrap(), store.audit_span_totals().unwrap()), (0, (1, 0)));
+        store.set_audit_log(true);
+        let out = store.commit(&[batch("p", 2, request("svc", vec![span(tid(1, 2), 1, None, "b", 1, 2)]))]).unwrap();
+        assert_eq!(out, [CommitOutcome::Stored { spans: 1, over_cap: 0, leaf_index: Some(0) }]);
     }
 
     #[test]
