@@ -101,9 +101,9 @@ fn fail(why: &str) -> Error {
     Error::Audit(why.to_owned())
 }
 
-/// Checks that `leaf` (a leaf hash) is leaf `index` of the tree of `size` leaves whose root is
-/// `root`, by its inclusion `proof` (RFC 9162 §2.1.3.2).
-pub fn verify_inclusion(leaf: &Hash, index: u64, size: u64, proof: &[Hash], root: &Hash) -> Result<()> {
+/// The root of the tree of `size` leaves in which `leaf` (a leaf hash) is leaf `index` with the
+/// inclusion `proof` (RFC 9162 §2.1.3.2): what a verifier compares with a signed root.
+pub fn root_from_inclusion_proof(leaf: &Hash, index: u64, size: u64, proof: &[Hash]) -> Result<Hash> {
     if index >= size {
         return Err(fail("inclusion proof: the leaf index is not in the tree"));
     }
@@ -131,7 +131,13 @@ pub fn verify_inclusion(leaf: &Hash, index: u64, size: u64, proof: &[Hash], root
     if s != 0 {
         return Err(fail("inclusion proof: shorter than the tree is deep"));
     }
-    if r != *root {
+    Ok(r)
+}
+
+/// Checks that `leaf` (a leaf hash) is leaf `index` of the tree of `size` leaves whose root is
+/// `root`, by its inclusion `proof` (RFC 9162 §2.1.3.2).
+pub fn verify_inclusion(leaf: &Hash, index: u64, size: u64, proof: &[Hash], root: &Hash) -> Result<()> {
+    if root_from_inclusion_proof(leaf, index, size, proof)? != *root {
         return Err(fail("inclusion proof: the leaf is not in the tree with this root"));
     }
     Ok(())
