@@ -96,6 +96,9 @@ pub struct Metrics {
     pub decrypt_seconds: Histogram,
     /// Time of one group commit.
     pub commit_seconds: Histogram,
+    /// Sealed batches whose sequence numbers were skipped since start and have not arrived
+    /// (`audit::gaps::Tracker`).
+    pub batches_missing: AtomicU64,
     /// Audit checkpoints signed by this collector.
     pub audit_checkpoints: AtomicU64,
     /// Time to compute the root of and sign one audit checkpoint.
@@ -193,6 +196,11 @@ impl Metrics {
             out,
             "# HELP tracex_writer_queue_depth Ingest requests waiting for the writer.\n# TYPE tracex_writer_queue_depth gauge\ntracex_writer_queue_depth {}",
             self.writer_queue_depth.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP tracex_batches_missing Sealed batches skipped in their SDK instance's sequence since start and not arrived (GET /api/v1/audit/gaps has the exact account).\n# TYPE tracex_batches_missing gauge\ntracex_batches_missing {}",
+            self.batches_missing.load(Ordering::Relaxed)
         );
         let _ = writeln!(
             out,

@@ -136,6 +136,28 @@ fn receipts_checkpoints_and_proofs_verify_with_the_core() {
             .is_err()
         );
     }
+    // OTLP requests get leaves too, marked as such, committing to the body as received.
+    let otlp_body = common::otlp::protobuf(vec![common::otlp::span(77, 1, "otlp-settle")]);
+    let r = client()
+        .post(format!("{url}/v1/traces"))
+        .bearer_auth(&ingest)
+        .header("content-type", "application/x-protobuf")
+        .body(otlp_body.clone())
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let (otlp_cp, _) = checkpoint_covering(url, &read, &vkey, first_cp.size + 1);
+    let (status, p) = get_json(&format!("{url}/api/v1/audit/inclusion?trace_id={}", hex::encode([77u8; 16])), &read);
+    assert_eq!(status, 200, "{p}");
+    let leaf = B64.decode(p["proofs"][0]["leaf"].as_str().unwrap()).unwrap();
+    let leaf = tracex_collector::audit::leaf::Leaf::decode(&leaf).unwrap();
+    assert_eq!(leaf.origin, tracex_collector::audit::leaf::Origin::Otlp);
+    // The request's identity: the format and the (inflated) body, the same for a gzipped retry.
+    let identity = sha2::Sha256::new().chain_update(b"otlp-protobuf\0").chain_update(&otlp_body).finalize();
+    assert_eq!(leaf.envelope_sha256, <[u8; 32]>::from(identity));
+    assert_eq!((leaf.spans, leaf.sequence), (1, 0));
+    assert_eq!(p["tree_size"].as_u64(), Some(otlp_cp.size));
+
     // By trace id too.
     let (status, p) = get_json(&format!("{url}/api/v1/audit/inclusion?trace_id={}", hex::encode([3u8; 16])), &read);
     assert_eq!(status, 200, "{p}");

@@ -324,4 +324,5 @@ fn a_batch_dropped_on_the_way_is_reported_as_a_sequence_gap() {
     assert!(i["last_sequence"].as_u64().unwrap() > lost.header.sequence, "{report}");
     assert!(i["reused"].as_array().unwrap().is_empty());
     assert_eq!(all_traces(&collector.url, &read, "").len() as u64, 70 - 10);
+    assert!((metric(&collector.url, "tracex_batches_missing") - 1.0).abs() < f64::EPSILON);
 }

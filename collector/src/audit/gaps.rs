@@ -5,6 +5,8 @@
 //!
 //! Computed on demand from the `batches` rows (kept by retention), in `(instance, sequence)` order.
 
+use std::collections::{BTreeSet, HashMap};
+
 /// The first sequence number an SDK instance gives (`Sealer::new`).
 pub const FIRST_SEQUENCE: u64 = 1;
 
@@ -127,6 +129,52 @@ pub fn report(rows: &[BatchSeq]) -> Vec<Instance> {
     out
 }
 
+/// Instances [`Tracker`] follows; past it, it starts over (the API stays exact).
+pub const TRACKED_INSTANCES: usize = 10_000;
+/// Missing numbers [`Tracker`] remembers per instance; a larger jump counts but is not remembered.
+pub const TRACKED_MISSING: usize = 1024;
+
+/// The writer's running view of gaps, for the `tracex_batches_missing` gauge: per instance seen
+/// since start, the highest number stored and the numbers skipped since. It starts from each
+/// instance's first batch after a restart (no history), so it alerts on losses as they happen;
+/// `GET /api/v1/audit/gaps` is the exact account.
+#[derive(Debug, Default)]
+pub struct Tracker {
+    instances: HashMap<(String, [u8; 8]), (u64, BTreeSet<u64>)>,
+    /// Numbers skipped and not (yet) filled, all instances together.
+    missing: u64,
+}
+
+impl Tracker {
+    /// A stored batch of `project`'s `instance` with `sequence`.
+    pub fn stored(&mut self, project: &str, instance: [u8; 8], sequence: u64) {
+        if instance == [0; 8] {
+            return;
+        }
+        if self.instances.len() >= TRACKED_INSTANCES && !self.instances.contains_key(&(project.to_owned(), instance)) {
+            self.instances.clear();
+            self.missing = 0;
+        }
+        let (max, holes) = self.instances.entry((project.to_owned(), instance)).or_insert((sequence, BTreeSet::new()));
+        if sequence > *max + 1 {
+            let skipped = sequence - *max - 1;
+            self.missing += skipped;
+            holes.extend((*max + 1..sequence).take(TRACKED_MISSING.saturating_sub(holes.len())));
+            *max = sequence;
+        } else if sequence > *max {
+            *max = sequence;
+        } else if holes.remove(&sequence) {
+            // A late batch (a retry, a spool replay) fills its gap.
+            self.missing -= 1;
+        }
+    }
+
+    /// Numbers skipped and not filled since start.
+    pub fn missing(&self) -> u64 {
+        self.missing
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,6 +190,22 @@ mod tests {
             created_at_unix_nano: sequence * 10,
             received_at_unix_nano: sequence * 10 + 1,
         }
+    }
+
+    #[test]
+    fn the_tracker_counts_skips_and_late_arrivals_fill_them() {
+        let mut t = Tracker::default();
+        for s in [5, 6, 9, 10] {
+            t.stored("p", [1; 8], s);
+        }
+        assert_eq!(t.missing(), 2, "7 and 8; nothing before the first batch seen");
+        t.stored("p", [1; 8], 8);
+        t.stored("p", [1; 8], 8);
+        assert_eq!(t.missing(), 1);
+        t.stored("q", [1; 8], 3);
+        t.stored("q", [1; 8], 5);
+        t.stored("p", [0; 8], 0);
+        assert_eq!(t.missing(), 2);
     }
 
     #[test]

@@ -26,7 +26,8 @@ pub type SpanDigest = [u8; DIGEST_LEN];
 pub enum Origin {
     /// A sealed envelope from a tracex SDK.
     Sealed = 0,
-    /// OTLP in clear text: `envelope_sha256` is the SHA-256 of the request body as received.
+    /// OTLP in clear text: `envelope_sha256` is the request's identity, the SHA-256 of its format
+    /// tag and inflated body (`services::otlp::Opened::digest`).
     Otlp = 1,
 }
 

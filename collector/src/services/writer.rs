@@ -109,6 +109,7 @@ fn run(
     max_wait: Duration,
     dropper: &mpsc::Sender<Arc<Vec<NewBatch>>>,
 ) {
+    let mut gaps = crate::audit::gaps::Tracker::default();
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         let deadline = Instant::now() + max_wait;
@@ -142,6 +143,12 @@ fn run(
                 // kept is the store's business: the live tail shows whole batches or nothing.
                 let stored = outcomes.iter().map(|o| matches!(o, CommitOutcome::Stored { over_cap: 0, .. })).collect();
                 live.publish(&batches, stored);
+                for (b, o) in batches.iter().zip(&outcomes) {
+                    if matches!(o, CommitOutcome::Stored { .. }) {
+                        gaps.stored(&b.project, b.instance_id, b.sequence);
+                    }
+                }
+                metrics.batches_missing.store(gaps.missing(), Ordering::Relaxed);
                 for (outcome, reply) in outcomes.into_iter().zip(replies) {
                     match outcome {
                         CommitOutcome::Stored { spans, over_cap, .. } => {

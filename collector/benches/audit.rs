@@ -1,0 +1,193 @@
+//! The audit log's costs, side by side in one run (`docs/audit.md`):
+//!
+//! - store commits with the log on beside off (two embedded stores fed the same batches in turns);
+//! - signing a checkpoint as the log grows (root from the stored nodes, Ed25519 signature);
+//! - inclusion proofs served from the store, and a proof for a log of 10^9 leaves: its size and
+//!   the time to verify it natively; verifying a receipt;
+//! - `audit verify` over the store, in spans/s.
+//!
+//! `cargo bench -p tracex-collector --bench audit` (env: `AUDIT_BATCHES`, default 10,000 batches
+//! of `AUDIT_SPANS`, default 100, spans)
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout,
+    missing_docs,
+    clippy::cast_possible_truncation,
+    clippy::cast_precision_loss,
+    clippy::cast_sign_loss
+)]
+
+use std::time::{Duration, Instant};
+
+use sha2::Digest as _;
+use tracex_collector::audit::signer::AuditSigner;
+use tracex_collector::audit::verify::{Options, verify};
+use tracex_collector::audit::{checkpoints, tree};
+use tracex_collector::store::sqlite::SqliteStore;
+use tracex_collector::store::{NewBatch, Store};
+use tracex_core::audit::merkle::{root_from_inclusion_proof, verify_inclusion};
+use tracex_core::audit::{Receipt, leaf_hash};
+use tracex_core::{
+    InstrumentationScope, KeyValue, Resource, ResourceSpans, ScopeSpans, SpanData, SpanId, TraceId, TraceRequest,
+};
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn batch(n: usize, spans: usize) -> NewBatch {
+    let now = tracex_collector::now_unix_nano();
+    let spans: Vec<SpanData> = (0..spans)
+        .map(|i| {
+            let mut t = [0u8; 16];
+            t[..8].copy_from_slice(&(n as u64).to_be_bytes());
+            t[8..].copy_from_slice(&((i / 8) as u64 + 1).to_be_bytes());
+            SpanData {
+                trace_id: TraceId(t),
+                span_id: SpanId(((i % 8) as u64 + 1).to_be_bytes()),
+                name: "settle".into(),
+                start_time_unix_nano: now - 1_000_000,
+                end_time_unix_nano: now,
+                attributes: vec![
+                    KeyValue::new("x402.network", "base"),
+                    KeyValue::new("x402.scheme", "exact"),
+                    KeyValue::new("http.response.status_code", 200i64),
+                ],
+                ..Default::default()
+            }
+        })
+        .collect();
+    let mut batch_id = [0u8; 16];
+    batch_id[..8].copy_from_slice(&(n as u64).to_be_bytes());
+    NewBatch {
+        project: "bench".into(),
+        batch_id,
+        key_id: [1; 32],
+        instance_id: [7; 8],
+        sequence: n as u64 + 1,
+        sdk_name: "tracex-rust".into(),
+        sdk_version: "0.1.0".into(),
+        created_at_unix_nano: now,
+        received_at_unix_nano: now,
+        envelope_sha256: sha2::Sha256::digest(batch_id).into(),
+        origin: tracex_collector::audit::leaf::Origin::Sealed,
+        request: TraceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Resource::new("bench-settler"),
+                scope_spans: vec![ScopeSpans {
+                    scope: InstrumentationScope::default(),
+                    spans,
+                    schema_url: String::new(),
+                }],
+                schema_url: String::new(),
+            }],
+        },
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    let batches = env_usize("AUDIT_BATCHES", 10_000);
+    let spans = env_usize("AUDIT_SPANS", 100);
+    let dir = std::env::temp_dir().join(format!("tracex-audit-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let on = SqliteStore::open(&dir.join("on.db")).unwrap();
+    let mut off = SqliteStore::open(&dir.join("off.db")).unwrap();
+    off.set_audit_log(false);
+    on.migrate().unwrap();
+    off.migrate().unwrap();
+    let signer = AuditSigner::load_or_create(&dir.join("keys")).unwrap();
+
+    // Commits of 20 batches (a group commit's worth), in turns; a checkpoint after each commit.
+    const GROUP: usize = 20;
+    let (mut t_on, mut t_off) = (Duration::ZERO, Duration::ZERO);
+    let mut signing = Vec::new();
+    for (g, start) in (0..batches).step_by(GROUP).enumerate() {
+        let group: Vec<NewBatch> = (start..(start + GROUP).min(batches)).map(|n| batch(n, spans)).collect();
+        let (first, second): (&SqliteStore, &SqliteStore) = if g % 2 == 0 { (&on, &off) } else { (&off, &on) };
+        for store in [first, second] {
+            let t = Instant::now();
+            store.commit(&group).unwrap();
+            let dt = t.elapsed();
+            if std::ptr::eq(store, &raw const on) { t_on += dt } else { t_off += dt }
+        }
+        let t = Instant::now();
+        checkpoints::sign_if_grown(&on, &signer, tracex_collector::now_unix_nano()).unwrap().unwrap();
+        signing.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    let total = (batches * spans) as f64;
+    let (rate_on, rate_off) = (total / t_on.as_secs_f64(), total / t_off.as_secs_f64());
+    println!("{batches} batches of {spans} spans, commits of {GROUP} batches, log on and off in turns");
+    println!("== store commits, log on : {rate_on:.0} spans/s");
+    println!("== store commits, log off: {rate_off:.0} spans/s ({:.3}x with the log)", rate_on / rate_off);
+    println!("== checkpoint (root from stored nodes + Ed25519 signature + insert): median {:.0} us", median(signing));
+
+    // Proofs served from the store.
+    let size = on.audit_size().unwrap();
+    let mut served = Vec::new();
+    let mut longest = 0;
+    for i in (0..size).step_by((size as usize / 1000).max(1)) {
+        let t = Instant::now();
+        let nodes = on.audit_nodes(&tree::inclusion_nodes(i, size)).unwrap();
+        let proof = tree::inclusion(i, size, &nodes).unwrap();
+        served.push(t.elapsed().as_secs_f64() * 1e6);
+        longest = longest.max(proof.len());
+    }
+    println!(
+        "== inclusion proof from the store ({size} leaves): median {:.0} us, at most {longest} hashes",
+        median(served)
+    );
+
+    // A proof in a log of 10^9 leaves: as long as that tree is deep; verified natively.
+    let n = 1_000_000_000u64;
+    let index = 987_654_321u64;
+    let hashes = (64 - (n - 1).leading_zeros()) as usize;
+    let proof: Vec<[u8; 32]> = (0..hashes as u32).map(|i| leaf_hash(&i.to_be_bytes())).collect();
+    let leaf = leaf_hash(b"leaf");
+    let root = root_from_inclusion_proof(&leaf, index, n, &proof).unwrap();
+    let reps = 100_000;
+    let t = Instant::now();
+    for _ in 0..reps {
+        verify_inclusion(std::hint::black_box(&leaf), index, n, &proof, &root).unwrap();
+    }
+    let per = t.elapsed().as_secs_f64() * 1e6 / f64::from(reps);
+    println!(
+        "== inclusion proof, 10^9 leaves: {} hashes = {} bytes; verifies in {per:.2} us",
+        proof.len(),
+        proof.len() * 32
+    );
+
+    // A receipt, as an SDK checks it.
+    let receipt = checkpoints::receipt(&signer, 42, [3; 16], [4; 32], 1);
+    let reps = 10_000;
+    let t = Instant::now();
+    for _ in 0..reps {
+        Receipt::verify(std::hint::black_box(&receipt), signer.verifier(), &[3; 16], &[4; 32]).unwrap();
+    }
+    println!("== receipt verification: {:.1} us", t.elapsed().as_secs_f64() * 1e6 / f64::from(reps));
+
+    // audit verify over the store.
+    let opts = Options {
+        key: Some(signer.verifier().clone()),
+        now_unix_nano: tracex_collector::now_unix_nano(),
+        ..Options::default()
+    };
+    let report = verify(&on, &opts).unwrap();
+    assert_eq!(report.problems, 0, "{:?}", report.findings);
+    println!(
+        "== audit verify: {} leaves, {} spans, {} checkpoints in {:.1} s: {:.0} spans/s",
+        report.leaves,
+        report.spans_checked,
+        report.checkpoints,
+        report.seconds,
+        report.spans_checked as f64 / report.seconds
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
