@@ -16,7 +16,7 @@ use crate::AppState;
 use crate::audit::checkpoints;
 use crate::audit::leaf::Leaf;
 use crate::services::unseal::OpenError;
-use crate::store::{CommitOutcome, KeyScope, NewBatch, StoreError};
+use crate::store::{CommitOutcome, KeyScope, NewBatch, PreparedSpans, StoreError};
 
 /// The decoded-memory budget counts in KiB (a tokio semaphore holds at most `u32::MAX` permits
 /// per acquisition).
@@ -96,11 +96,15 @@ pub async fn post_batch(
         let started = std::time::Instant::now();
         let r = open_app.unsealer.open(&bytes, crate::now_unix_nano());
         open_app.metrics.decrypt_seconds.observe(started.elapsed());
-        r.map(|opened| (opened, <[u8; 32]>::from(sha2::Sha256::digest(&bytes))))
+        // Span bodies and audit digests are computed here, off the writer thread.
+        r.map(|opened| {
+            let prepared = PreparedSpans::of(&opened.1, open_app.config.audit_log);
+            (opened, <[u8; 32]>::from(sha2::Sha256::digest(&bytes)), prepared)
+        })
     })
     .await
     .map_err(|e| ApiError::internal(&e.to_string()))?;
-    let ((header, request, decoded_bytes), envelope_sha256) = opened.map_err(|e: OpenError| {
+    let ((header, request, decoded_bytes), envelope_sha256, prepared) = opened.map_err(|e: OpenError| {
         tracing::debug!(code = e.code(), project = %key.project, "batch rejected");
         reject(&app, ApiError::new(e.status(), e.code(), e.message()))
     })?;
@@ -109,7 +113,7 @@ pub async fn post_batch(
     // a queue of large batches answers 503 (nothing stored, retry) instead of exhausting memory.
     let _held = app
         .decoded_budget
-        .try_acquire_many(budget_units(decoded_bytes))
+        .try_acquire_many(budget_units(decoded_bytes + prepared.bytes()))
         .map_err(|_| reject(&app, ApiError::unavailable("overloaded", "the collector is busy; retry later", 1)))?;
 
     let batch_id = header.batch_id;
@@ -127,6 +131,7 @@ pub async fn post_batch(
         received_at_unix_nano,
         envelope_sha256,
         origin: crate::audit::leaf::Origin::Sealed,
+        prepared: Some(prepared),
         request,
     };
     let rx = app

@@ -203,6 +203,66 @@ pub(crate) fn encode_span_body(span: &SpanData, out: &mut Vec<u8>) {
     encode_spans(&Resource::default(), &InstrumentationScope::default(), std::slice::from_ref(span), out);
 }
 
+/// A batch's span bodies and audit digests, computed where the batch is decoded (a blocking
+/// thread per request) rather than on the single writer thread, which is ingest's bottleneck:
+/// encoding and hashing every span there cost the writer ≈ 8 % of its throughput. In request
+/// order (resource, then scope, then span).
+#[derive(Clone, Debug, Default)]
+pub struct PreparedSpans {
+    bodies: Vec<u8>,
+    ends: Vec<usize>,
+    digests: Vec<crate::audit::leaf::SpanDigest>,
+}
+
+impl PreparedSpans {
+    /// Encodes every span of `request` (see [`encode_span_body`]) and, with `digests`, its audit
+    /// digest ([`crate::audit::leaf::span_digest`]).
+    pub fn of(request: &tracex_core::TraceRequest, digests: bool) -> Self {
+        let mut out = Self::default();
+        let (mut body, mut resource) = (Vec::with_capacity(512), Vec::with_capacity(256));
+        for rs in &request.resource_spans {
+            for ss in &rs.scope_spans {
+                if ss.spans.is_empty() {
+                    continue;
+                }
+                let resource_sha256 =
+                    if digests { encode_resource_body(&rs.resource, &ss.scope, &mut resource) } else { [0; 32] };
+                for span in &ss.spans {
+                    encode_span_body(span, &mut body);
+                    if digests {
+                        out.digests.push(crate::audit::leaf::span_digest(
+                            &span.trace_id.0,
+                            &span.span_id.0,
+                            &resource_sha256,
+                            &body,
+                        ));
+                    }
+                    out.bodies.extend_from_slice(&body);
+                    out.ends.push(out.bodies.len());
+                }
+            }
+        }
+        out
+    }
+
+    /// Bytes held (for the ingest memory budget).
+    pub fn bytes(&self) -> usize {
+        self.bodies.len() + self.ends.len() * 8 + self.digests.len() * 16
+    }
+
+    /// The body of the `k`-th span.
+    pub(crate) fn body(&self, k: usize) -> Option<&[u8]> {
+        let end = *self.ends.get(k)?;
+        let start = if k == 0 { 0 } else { self.ends[k - 1] };
+        self.bodies.get(start..end)
+    }
+
+    /// The digest of the `k`-th span, if computed.
+    pub(crate) fn digest(&self, k: usize) -> Option<crate::audit::leaf::SpanDigest> {
+        self.digests.get(k).copied()
+    }
+}
+
 /// Listing knobs ([`DRIVER_THRESHOLD`], [`SCAN_BUDGET`]); tests shrink them to reach every path.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Tuning {

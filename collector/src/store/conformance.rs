@@ -138,6 +138,7 @@ pub(crate) fn batch(project: &str, n: u32, request: TraceRequest) -> NewBatch {
         received_at_unix_nano: 1_700_000_000_100_000_000,
         envelope_sha256: [n.to_be_bytes()[3]; 32],
         origin: crate::audit::leaf::Origin::Sealed,
+        prepared: None,
         request,
     }
 }

@@ -56,6 +56,14 @@ pub(crate) fn every_stored_batch_is_a_leaf_of_a_verifiable_log(store: &dyn Store
         assert_eq!(leaf.rows_sha256, rows_sha256(&r.claims));
         let claims = Claims::decode(&r.claims).unwrap();
         assert_eq!(claims.0.len(), spans as usize);
+        // Each claim's digest is the digest of the row as stored.
+        let keys: Vec<([u8; 16], [u8; 8])> = claims.0.iter().map(|c| (c.trace_id, c.span_id)).collect();
+        for (c, row) in claims.0.iter().zip(store.audit_rows(project, &keys).unwrap()) {
+            let crate::audit::RowLookup::Found(row) = row else { panic!("claimed row missing") };
+            assert_eq!(row.leaf_index, Some(r.index));
+            let (resource_sha256, _) = store.audit_resource(row.resource_id).unwrap().unwrap();
+            assert_eq!(crate::audit::leaf::span_digest(&c.trace_id, &c.span_id, &resource_sha256, &row.body), c.digest);
+        }
     }
     assert_eq!(store.audit_leaf_of_batch(project, &b.batch_id).unwrap(), Some(lb));
     assert_eq!(store.audit_leaf_of_batch(project, &[9; 16]).unwrap(), None);

@@ -6,7 +6,7 @@
 //! thread); implementations are internally synchronised.
 
 pub(crate) mod common;
-pub use common::MAX_SPANS_PER_TRACE;
+pub use common::{MAX_SPANS_PER_TRACE, PreparedSpans};
 mod plan;
 mod pool;
 pub mod postgres;
@@ -68,6 +68,9 @@ pub struct NewBatch {
     pub envelope_sha256: [u8; 32],
     /// Sealed by an SDK, or OTLP in clear text (for the audit log).
     pub origin: crate::audit::leaf::Origin,
+    /// The spans' bodies and digests, if computed before the writer ([`PreparedSpans::of`]);
+    /// otherwise the commit computes them.
+    pub prepared: Option<PreparedSpans>,
     /// The spans.
     pub request: TraceRequest,
 }

@@ -92,11 +92,15 @@ pub async fn export(
             crate::now_unix_nano(),
         );
         open_app.metrics.decrypt_seconds.observe(started.elapsed());
-        r
+        // Span bodies and audit digests are computed here, off the writer thread.
+        r.map(|o| {
+            let prepared = crate::store::PreparedSpans::of(&o.request, c.audit_log);
+            (o, prepared)
+        })
     })
     .await
     .map_err(|e| ApiError::internal(&e.to_string()))?;
-    let Opened { request, decoded_bytes, rejected, redacted, digest } = opened.map_err(|e| {
+    let (Opened { request, decoded_bytes, rejected, redacted, digest }, prepared) = opened.map_err(|e| {
         tracing::debug!(code = e.code(), project = %key.project, "OTLP request rejected");
         refuse(e)
     })?;
@@ -113,7 +117,10 @@ pub async fn export(
         return Ok(invalid);
     }
 
-    let _held = app.decoded_budget.try_acquire_many(budget_units(decoded_bytes)).map_err(|_| reject(app, busy()))?;
+    let _held = app
+        .decoded_budget
+        .try_acquire_many(budget_units(decoded_bytes + prepared.bytes()))
+        .map_err(|_| reject(app, busy()))?;
     let now = crate::now_unix_nano();
     let mut batch_id = [0u8; 16];
     batch_id.copy_from_slice(&digest[..16]);
@@ -129,6 +136,7 @@ pub async fn export(
         received_at_unix_nano: now,
         envelope_sha256: digest,
         origin: crate::audit::leaf::Origin::Otlp,
+        prepared: Some(prepared),
         request,
     };
     let rx = app.writer.submit(batch).map_err(|_| reject(app, busy()))?;

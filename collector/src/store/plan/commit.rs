@@ -302,6 +302,8 @@ impl FaultHook {
 /// A span of an accepted batch, in arrival order.
 struct SpanIn<'a> {
     batch: usize,
+    /// Its place in its batch's request ([`crate::store::PreparedSpans`] order).
+    k: usize,
     trace: usize,
     resource: usize,
     service: Option<&'a str>,
@@ -382,6 +384,7 @@ pub(crate) fn run<S: CommitSql>(
             continue;
         }
         let project_id = keys[i].0;
+        let mut k = 0;
         for rs in &b.request.resource_spans {
             let service = rs.resource.service_name();
             for ss in &rs.scope_spans {
@@ -402,7 +405,8 @@ pub(crate) fn run<S: CommitSql>(
                         traces.push(TraceIn { key, seq: 0, is_new: true, stored_before: 0 });
                         traces.len() - 1
                     });
-                    spans.push(SpanIn { batch: i, trace, resource, service, span });
+                    spans.push(SpanIn { batch: i, k, trace, resource, service, span });
+                    k += 1;
                 }
             }
         }
@@ -465,12 +469,16 @@ pub(crate) fn run<S: CommitSql>(
         }
     }
     order.sort_by_key(|i| (traces[spans[*i].trace].seq, spans[*i].span.span_id.0));
-    // Bodies are encoded once into one buffer: the row stores them, the audit digest hashes them.
-    let mut bodies: Vec<u8> = Vec::with_capacity(order.len() * 256);
+    // Bodies are encoded once: the row stores them, the audit digest hashes them. Batches prepared
+    // before the writer bring theirs; the others are encoded here, into one buffer.
+    let prepared = |s: &SpanIn<'_>| batches[s.batch].prepared.as_ref().and_then(|p| p.body(s.k));
+    let mut bodies: Vec<u8> = Vec::new();
     let mut ends: Vec<usize> = Vec::with_capacity(order.len());
     for i in &order {
-        encode_span_body(spans[*i].span, &mut body);
-        bodies.extend_from_slice(&body);
+        if prepared(&spans[*i]).is_none() {
+            encode_span_body(spans[*i].span, &mut body);
+            bodies.extend_from_slice(&body);
+        }
         ends.push(bodies.len());
     }
     let rows: Vec<SpanRow<'_>> = order
@@ -478,12 +486,13 @@ pub(crate) fn run<S: CommitSql>(
         .zip(&ends)
         .scan(0, |from, (i, to)| {
             let s = &spans[*i];
+            let start = std::mem::replace(from, *to);
             Some(SpanRow {
                 trace_seq: traces[s.trace].seq,
                 resource_id: resource_ids[s.resource],
                 service: s.service,
                 span: s.span,
-                body: &bodies[std::mem::replace(from, *to)..*to],
+                body: prepared(s).unwrap_or(&bodies[start..*to]),
                 leaf_index: leaf_of[s.batch].map(ns),
             })
         })
@@ -500,7 +509,9 @@ pub(crate) fn run<S: CommitSql>(
                 trace_id: *trace_id,
                 span_id: s.span.span_id.0,
                 start_unix_nano: s.span.start_time_unix_nano,
-                digest: span_digest(trace_id, &s.span.span_id.0, &resource_hashes[s.resource], row.body),
+                digest: batches[s.batch].prepared.as_ref().and_then(|p| p.digest(s.k)).unwrap_or_else(|| {
+                    span_digest(trace_id, &s.span.span_id.0, &resource_hashes[s.resource], row.body)
+                }),
             });
         }
     }
