@@ -78,7 +78,7 @@ fn answers_to_allowed_origins_carry_the_cors_headers() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 400);
     assert_eq!(header(&r, "access-control-allow-origin").as_deref(), Some(APP));
-    assert_eq!(header(&r, "access-control-expose-headers").as_deref(), Some("retry-after"));
+    assert_eq!(header(&r, "access-control-expose-headers").as_deref(), Some("retry-after, tracex-receipt"));
     let r = client().get(format!("{}/v1/public-key", c.url)).header("origin", APP).send().unwrap();
     assert_eq!(r.status().as_u16(), 200);
     assert_eq!(header(&r, "access-control-allow-origin").as_deref(), Some(APP));

@@ -278,7 +278,8 @@ fn every_span_is_stored_once_or_counted_through_slow_failing_throttling_resettin
 
 /// A batch lost on the way (a middlebox answers 200 and drops it) shows as exactly one missing
 /// sequence number of the SDK instance in the audit log's gap report, with the instance's SDK and
-/// service; the batches around it are stored.
+/// service; the batches around it are stored. The SDK, with the audit key pinned, counts the one
+/// acknowledgement without a valid receipt.
 #[test]
 fn a_batch_dropped_on_the_way_is_reported_as_a_sequence_gap() {
     let dir = temp_dir("sdk-gap");
@@ -287,7 +288,10 @@ fn a_batch_dropped_on_the_way_is_reported_as_a_sequence_gap() {
     let pem = public_key_pem(&dir);
     let collector = Collector::start(&dir);
     let proxy = Proxy::start(&collector.url);
+    let audit: serde_json::Value =
+        common::client().get(format!("{}/v1/audit-key", collector.url)).send().unwrap().json().unwrap();
     let tracer = Tracer::builder()
+        .with_audit_key(audit["verifier_key"].as_str().unwrap())
         .with_service_name("settler")
         .with_endpoint(&proxy.url)
         .with_api_key(&ingest)
@@ -307,6 +311,9 @@ fn a_batch_dropped_on_the_way_is_reported_as_a_sequence_gap() {
     assert_eq!(proxy.faulted(Fault::Swallow), 1);
     round(30);
     tracer.shutdown(Duration::from_secs(10)).unwrap();
+    // The SDK noticed too: the dropped batch's "acknowledgement" carried no receipt.
+    let s = tracer.stats();
+    assert_eq!((s.receipts_verified, s.receipts_failed, s.batches_sent), (6, 1, 7), "{s:?}");
 
     let swallowed = proxy.swallowed.lock().unwrap().clone();
     assert_eq!(swallowed.len(), 1);

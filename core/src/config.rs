@@ -30,6 +30,9 @@ pub const ENV_ENVIRONMENT: &str = "TRACEX_ENVIRONMENT";
 pub const ENV_COLLECTOR_PUBLIC_KEY: &str = "TRACEX_COLLECTOR_PUBLIC_KEY";
 /// `TRACEX_COLLECTOR_FINGERPRINT`: pinned SHA-256 fingerprint of the collector key.
 pub const ENV_COLLECTOR_FINGERPRINT: &str = "TRACEX_COLLECTOR_FINGERPRINT";
+/// `TRACEX_AUDIT_KEY`: the collector's audit key (signed-note verifier key, `GET /v1/audit-key`)
+/// to check every acknowledgement's receipt against.
+pub const ENV_AUDIT_KEY: &str = "TRACEX_AUDIT_KEY";
 /// `TRACEX_SAMPLE_RATIO`: head-sampling ratio in `[0, 1]`.
 pub const ENV_SAMPLE_RATIO: &str = "TRACEX_SAMPLE_RATIO";
 /// `TRACEX_SPOOL_DIR`: directory for batches that could not be delivered.

@@ -27,6 +27,8 @@ pub struct Stats {
     pub(crate) spool_errors: AtomicU64,
     pub(crate) bytes_sent: AtomicU64,
     pub(crate) key_rotations: AtomicU64,
+    pub(crate) receipts_verified: AtomicU64,
+    pub(crate) receipts_failed: AtomicU64,
 }
 
 /// A point-in-time copy of [`Stats`].
@@ -70,6 +72,11 @@ pub struct StatsSnapshot {
     pub bytes_sent: u64,
     /// Data keys generated (one RSA wrap each).
     pub key_rotations: u64,
+    /// Acknowledged batches whose receipt verified against the pinned audit key.
+    pub receipts_verified: u64,
+    /// Acknowledged batches without a receipt, or with one that does not verify for the bytes sent
+    /// (with an audit key pinned): the collector did not promise to log them.
+    pub receipts_failed: u64,
 }
 
 impl Stats {
@@ -108,6 +115,8 @@ impl Stats {
             spool_errors: r(&self.spool_errors),
             bytes_sent: r(&self.bytes_sent),
             key_rotations: r(&self.key_rotations),
+            receipts_verified: r(&self.receipts_verified),
+            receipts_failed: r(&self.receipts_failed),
         }
     }
 }

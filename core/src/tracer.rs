@@ -69,6 +69,8 @@ struct Transports {
     factory: Option<TransportFactory>,
     key_source: Option<KeySourceFactory>,
     spool: Option<(PathBuf, u64)>,
+    /// The pinned audit key: every acknowledgement's receipt is checked against it.
+    audit_key: Option<crate::audit::VerifierKey>,
 }
 
 /// Fetches the collector's public key as PEM (checked against the pinned fingerprint by the caller).
@@ -408,6 +410,7 @@ pub struct TracerBuilder {
     retry: RetryPolicy,
     spool_dir: Option<PathBuf>,
     spool_max_bytes: Option<u64>,
+    audit_key: Option<String>,
     clock: Option<Arc<dyn Clock>>,
     sdk: Option<(String, String)>,
     #[cfg(feature = "worker")]
@@ -510,6 +513,14 @@ impl TracerBuilder {
     /// restarts (env `TRACEX_SPOOL_DIR`; default: no spool).
     pub fn with_spool_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.spool_dir = Some(dir.into());
+        self
+    }
+    /// Pins the collector's audit key (env `TRACEX_AUDIT_KEY`; its verifier key as
+    /// `GET /v1/audit-key` gives it, compared out of band): every acknowledgement must carry a
+    /// receipt signed by it for exactly the bytes sent, counted in `receipts_verified`, or the
+    /// batch is counted in `receipts_failed` (it is delivered all the same). See docs/audit.md.
+    pub fn with_audit_key(mut self, verifier_key: impl Into<String>) -> Self {
+        self.audit_key = Some(verifier_key.into());
         self
     }
     /// Spool size limit (default 64 MiB); beyond it the oldest spooled batches are evicted and
@@ -697,12 +708,18 @@ impl TracerBuilder {
             };
             let spool_dir = self.spool_dir.or_else(|| config::env(config::ENV_SPOOL_DIR).map(PathBuf::from));
             let spool = spool_dir.map(|d| (d, self.spool_max_bytes.unwrap_or(config::DEFAULT_SPOOL_MAX_BYTES)));
-            let delivery = transport.as_ref().map(|_| Transports { factory, key_source, spool });
+            let audit_key = match self.audit_key.or_else(|| config::env(config::ENV_AUDIT_KEY)) {
+                Some(k) => Some(crate::audit::VerifierKey::parse(k.trim()).map_err(|e| {
+                    Error::Config(format!("the audit key (audit key / TRACEX_AUDIT_KEY) is not a verifier key: {e}"))
+                })?),
+                None => None,
+            };
+            let delivery = transport.as_ref().map(|_| Transports { factory, key_source, spool, audit_key });
             (delivery, transport)
         };
         #[cfg(not(feature = "worker"))]
         {
-            let _ = (api_key, self.spool_dir, self.spool_max_bytes);
+            let _ = (api_key, self.spool_dir, self.spool_max_bytes, self.audit_key);
             if endpoint.is_some() {
                 return Err(Error::Config(
                     "this build has no HTTP transport (feature `http`); pump with collect_sealed()".into(),
@@ -765,7 +782,7 @@ fn start(bp: Arc<Blueprint>, #[cfg(feature = "worker")] transport: Option<Box<dy
                 None => None,
             };
             let key_source = d.key_source.as_ref().map(|make| make());
-            Some(crate::worker::Worker::spawn(&core, t, key_source, bp.retry, spool)?)
+            Some(crate::worker::Worker::spawn(&core, t, key_source, bp.retry, spool, d.audit_key.clone())?)
         }
         _ => None,
     };

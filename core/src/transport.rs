@@ -29,6 +29,22 @@ pub enum SendOutcome {
 pub trait Transport: Send + 'static {
     /// One attempt, no retries (the sender owns the retry loop).
     fn send(&mut self, body: &[u8]) -> SendOutcome;
+
+    /// The receipt (a signed note, see `audit::Receipt`) of the last delivered batch, taken: the
+    /// collector sends it base64-encoded in the [`RECEIPT_HEADER`] of its acknowledgement.
+    fn take_receipt(&mut self) -> Option<String> {
+        None
+    }
+}
+
+/// Response header of an acknowledgement that carries the batch's receipt, base64.
+pub const RECEIPT_HEADER: &str = "tracex-receipt";
+
+/// The receipt in a [`RECEIPT_HEADER`] value.
+pub fn decode_receipt_header(value: &str) -> Option<String> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(value.trim()).ok()?;
+    String::from_utf8(bytes).ok()
 }
 
 /// Retry settings. Backoff before attempt `n` (1-based) is uniform in
@@ -126,6 +142,8 @@ pub struct HttpTransport {
     client: reqwest::blocking::Client,
     url: String,
     authorization: String,
+    /// The last acknowledgement's receipt, until taken.
+    receipt: Option<String>,
 }
 
 #[cfg(feature = "http")]
@@ -154,6 +172,7 @@ impl HttpTransport {
             client,
             url: format!("{}{BATCHES_PATH}", endpoint.trim_end_matches('/')),
             authorization: format!("Bearer {api_key}"),
+            receipt: None,
         })
     }
 }
@@ -176,11 +195,20 @@ impl Transport for HttpTransport {
                     .get(reqwest::header::RETRY_AFTER)
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
+                self.receipt =
+                    resp.headers().get(RECEIPT_HEADER).and_then(|v| v.to_str().ok()).and_then(decode_receipt_header);
                 let text = if (200..300).contains(&status) { String::new() } else { resp.text().unwrap_or_default() };
                 classify_status(status, retry_after, &text)
             }
-            Err(e) => SendOutcome::Retry { after: None, reason: error_chain(&e) },
+            Err(e) => {
+                self.receipt = None;
+                SendOutcome::Retry { after: None, reason: error_chain(&e) }
+            }
         }
+    }
+
+    fn take_receipt(&mut self) -> Option<String> {
+        self.receipt.take()
     }
 }
 

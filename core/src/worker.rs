@@ -27,6 +27,9 @@ use crate::shared::{Core, FlushReport};
 use crate::spool::Spool;
 use crate::stats::Stats;
 use crate::tracer::KeySource;
+use sha2::Digest as _;
+
+use crate::audit::VerifierKey;
 use crate::transport::{RetryPolicy, SendOutcome, Transport};
 
 /// How often an idle sender looks at the spool.
@@ -64,6 +67,7 @@ impl Worker {
         key_source: Option<KeySource>,
         retry: RetryPolicy,
         spool: Option<Spool>,
+        audit_key: Option<VerifierKey>,
     ) -> Result<Self> {
         let (control, control_rx) = mpsc::channel();
         let (out_tx, out_rx) = mpsc::sync_channel(core.batch.max_pending_batches);
@@ -79,6 +83,7 @@ impl Worker {
             epoch: Instant::now(),
             next_spool_try: Instant::now(),
             spool_attempts: 0,
+            audit_key,
         };
         let key = KeyFetch { source: key_source, retry, attempts: 0, next_try: Instant::now() };
         let sender = thread::Builder::new()
@@ -272,9 +277,25 @@ struct SenderLoop {
     epoch: Instant,
     next_spool_try: Instant,
     spool_attempts: u32,
+    /// With an audit key pinned, each acknowledgement's receipt is checked.
+    audit_key: Option<VerifierKey>,
 }
 
 impl SenderLoop {
+    /// Checks the receipt of the batch `bytes` just acknowledged (with an audit key pinned): it
+    /// must be signed by the key, for this batch id and these exact bytes.
+    fn check_receipt(&mut self, bytes: &[u8]) {
+        let receipt = self.transport.take_receipt();
+        let Some(key) = &self.audit_key else { return };
+        let verified = receipt.is_some_and(|note| {
+            let Ok(envelope) = crate::seal::parse(bytes) else { return false };
+            let sha: [u8; 32] = sha2::Sha256::digest(bytes).into();
+            crate::audit::Receipt::verify(&note, key, &envelope.header.batch_id, &sha).is_ok()
+        });
+        let s = &self.core.stats;
+        Stats::add(if verified { &s.receipts_verified } else { &s.receipts_failed }, 1);
+    }
+
     fn run(mut self, rx: &mpsc::Receiver<Outgoing>) {
         loop {
             match rx.recv_timeout(SPOOL_POLL) {
@@ -314,7 +335,11 @@ impl SenderLoop {
             let now = self.epoch.elapsed();
             let meta = (batch.span_count, batch.bytes.len());
             match self.core.after_attempt(&mut progress, &outcome, took, now, None, meta) {
-                Step::Delivered | Step::Rejected => return,
+                Step::Delivered => {
+                    self.check_receipt(&batch.bytes);
+                    return;
+                }
+                Step::Rejected => return,
                 Step::RetryIn(wait) => {
                     if !self.sleep(wait) {
                         spool_or_fail(&self.core, &self.spool, batch);
@@ -351,7 +376,8 @@ impl SenderLoop {
         if self.aborted() || Instant::now() < self.next_spool_try {
             return;
         }
-        let s = &self.core.stats;
+        let core = self.core.clone();
+        let s = &core.stats;
         for _ in 0..max {
             let Ok(mut sp) = spool.lock() else { return };
             if sp.is_empty() {
@@ -374,6 +400,7 @@ impl SenderLoop {
             let n = u64::from(entry.span_count);
             match self.transport.send(&bytes) {
                 SendOutcome::Delivered => {
+                    self.check_receipt(&bytes);
                     Stats::add(&s.batches_sent, 1);
                     Stats::add(&s.spans_sent, n);
                     Stats::add(&s.bytes_sent, bytes.len() as u64);

@@ -293,6 +293,15 @@ fn bad_configuration_fails_with_a_clear_error() {
         .unwrap_err();
     assert!(err.to_string().contains("[0, 1]"), "{err}");
 
+    let err = Tracer::builder()
+        .with_collector_public_key_pem(common::public_pem())
+        .with_transport(Box::new(tracex_core::transport::MemoryTransport::default()))
+        .with_audit_key("not a verifier key")
+        .build()
+        .unwrap_err();
+    assert_eq!(err.code(), "TRACEX_CONFIG");
+    assert!(err.to_string().contains("audit key"), "{err}");
+
     let err = Tracer::builder().with_collector_public_key_pem("/nonexistent/collector.pem").build().unwrap_err();
     assert!(err.to_string().contains("neither PEM nor a readable file"), "{err}");
 

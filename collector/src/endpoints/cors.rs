@@ -93,7 +93,8 @@ pub async fn cors(State(app): State<Arc<AppState>>, req: Request, next: Next) ->
     if ok {
         let h = res.headers_mut();
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-        h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("retry-after"));
+        // `tracex-receipt`: a browser SDK checks the batch's receipt (docs/audit.md).
+        h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("retry-after, tracex-receipt"));
         h.append(header::VARY, HeaderValue::from_static("Origin"));
     }
     res

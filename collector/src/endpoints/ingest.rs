@@ -142,27 +142,29 @@ pub async fn post_batch(
     match outcome {
         Ok(CommitOutcome::Stored { spans, over_cap, leaf_index }) => {
             let mut ack = serde_json::json!({ "status": "stored", "batch_id": hex::encode(batch_id), "spans": spans });
-            if let Some(leaf_index) = leaf_index {
+            let receipt = leaf_index.map(|leaf_index| {
+                let note =
+                    checkpoints::receipt(&app.audit, leaf_index, batch_id, envelope_sha256, received_at_unix_nano);
                 ack["leaf_index"] = leaf_index.into();
-                ack["receipt"] =
-                    checkpoints::receipt(&app.audit, leaf_index, batch_id, envelope_sha256, received_at_unix_nano)
-                        .into();
-            }
+                ack["receipt"] = note.clone().into();
+                note
+            });
             if over_cap > 0 {
                 // Stored and acknowledged, minus the spans past the per-trace cap (counted in
                 // tracex_spans_over_trace_cap_total): retrying would not store them either.
                 ack["over_trace_cap"] = over_cap.into();
             }
-            Ok(axum::Json(ack).into_response())
+            Ok(with_receipt(axum::Json(ack).into_response(), receipt.as_deref()))
         }
         Ok(CommitOutcome::Duplicate) => {
             let mut ack = serde_json::json!({ "status": "duplicate", "batch_id": hex::encode(batch_id), "spans": 0 });
             // A retry whose first acknowledgement was lost: the receipt of the stored batch.
-            if let Some((leaf_index, receipt)) = stored_receipt(&app, project, batch_id).await {
-                ack["leaf_index"] = leaf_index.into();
-                ack["receipt"] = receipt.into();
+            let found = stored_receipt(&app, project, batch_id).await;
+            if let Some((leaf_index, receipt)) = &found {
+                ack["leaf_index"] = (*leaf_index).into();
+                ack["receipt"] = receipt.clone().into();
             }
-            Ok(axum::Json(ack).into_response())
+            Ok(with_receipt(axum::Json(ack).into_response(), found.as_ref().map(|(_, r)| r.as_str())))
         }
         Ok(CommitOutcome::Conflict) => Err(reject(
             &app,
@@ -214,4 +216,17 @@ async fn stored_receipt(app: &Arc<AppState>, project: String, batch_id: [u8; 16]
         }
         Err(_) => None,
     }
+}
+
+/// The acknowledgement with its receipt also in a header (base64: a note has newlines), which SDKs
+/// read without parsing JSON (`tracex_core::transport::RECEIPT_HEADER`).
+fn with_receipt(mut response: Response, receipt: Option<&str>) -> Response {
+    use base64::Engine as _;
+    if let Some(note) = receipt {
+        let value = base64::engine::general_purpose::STANDARD.encode(note);
+        if let Ok(v) = axum::http::HeaderValue::from_str(&value) {
+            response.headers_mut().insert(tracex_core::transport::RECEIPT_HEADER, v);
+        }
+    }
+    response
 }
