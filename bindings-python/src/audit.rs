@@ -1,6 +1,7 @@
 //! The audit trail's verifiers (`tracex_core::audit::hex`), exposed by `tracex.audit`: strings and
 //! ints in, frozen `Receipt`/`Checkpoint` objects out, every failure an `AuditError`
 //! (`TRACEX_AUDIT`). Pure computation: no GIL release needed for a few hashes and one signature.
+#![allow(clippy::needless_pass_by_value, reason = "pyo3 extracts a Python list into an owned Vec")]
 
 use pyo3::prelude::*;
 use tracex_core::audit::hex;
