@@ -169,6 +169,9 @@ export declare class SpoolError extends ExportError {}
 export declare class InvalidRecordsError extends TracexError {}
 /** An audit proof, checkpoint, receipt or verifier key did not verify (`TRACEX_AUDIT`). */
 export declare class AuditError extends TracexError {}
+export type { VerifiedReceipt, VerifiedCheckpoint } from './dist/audit';
+/** Verifying the collector's audit trail: receipts, inclusion and consistency proofs, checkpoints. */
+export declare const audit: import('./dist/audit').Audit;
 /** @deprecated the 0.1 name of `PublicKeyError`. */
 export declare const KeyError: typeof PublicKeyError;
 /** @deprecated the 0.1 name of `InvalidContextError`. */

@@ -35,7 +35,7 @@ mv "$PKG/tracex_wasm_bg.opt.wasm" "$PKG/tracex_wasm_bg.wasm"
 # The user-facing API is the JS layer shared with the Node package (bindings-js/src), under shared/.
 cp bindings-wasm/js/*.js bindings-wasm/js/*.d.ts bindings-wasm/js/README.md "$PKG/"
 mkdir -p "$PKG/shared"
-cp bindings-js/src/*.js "$PKG/shared/"
+cp bindings-js/src/*.js bindings-js/src/*.d.ts "$PKG/shared/"
 VERSION=$(sed -n '/^\[workspace.package\]/,/^\[/ s/^version = "\(.*\)"/\1/p' Cargo.toml)
 sed "s/\"version\": \"0.0.0\"/\"version\": \"$VERSION\"/" bindings-wasm/js/package.json > "$PKG/package.json"
 sed -i "s/^export const SDK_VERSION = '0.0.0';.*/export const SDK_VERSION = '$VERSION';/" "$PKG/platform.js"
@@ -46,7 +46,10 @@ OPT_BYTES=$(stat -c %s "$PKG/tracex_wasm_bg.wasm")
 GZ_BYTES=$(gzip -9 -c "$PKG/tracex_wasm_bg.wasm" | wc -c)
 printf 'tracex_wasm.wasm: %s bytes from rustc, %s after wasm-bindgen, %s after wasm-opt -Oz (%s gzipped)\n' \
   "$RAW_BYTES" "$BINDGEN_BYTES" "$OPT_BYTES" "$GZ_BYTES"
-# The size budget of the issue: ≤ 400 KB optimized, ≤ 160 KB gzipped.
-[ "$OPT_BYTES" -le 409600 ] || { echo "build-wasm: over the 400 KB budget" >&2; exit 1; }
-[ "$GZ_BYTES" -le 163840 ] || { echo "build-wasm: over the 160 KB gzipped budget" >&2; exit 1; }
+# The size budget of the issue: ≤ 400 KB optimized, ≤ 160 KB gzipped — for the published package;
+# the test build carries the vector helpers on top and is never downloaded by anyone.
+if [ "${#FEATURES[@]}" = 0 ]; then
+  [ "$OPT_BYTES" -le 409600 ] || { echo "build-wasm: over the 400 KB budget" >&2; exit 1; }
+  [ "$GZ_BYTES" -le 163840 ] || { echo "build-wasm: over the 160 KB gzipped budget" >&2; exit 1; }
+fi
 echo "package laid out in $PKG"

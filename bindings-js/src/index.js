@@ -25,4 +25,5 @@ export {
 } from './errors.js';
 export { AsyncContext, StackContext } from './context.js';
 export { RecordWriter } from './records.js';
+export { auditApi } from './audit.js';
 export { reseed, hexToWords } from './ids.js';

@@ -4,7 +4,7 @@
 import './webcrypto.js'; // before any span: the shared layer seeds ids from globalThis.crypto on first use
 import { AsyncLocalStorage } from 'node:async_hooks';
 import native from './native.cjs';
-import { AsyncContext, BaseTracer, reseed } from '../../bindings-js/src/index.js';
+import { AsyncContext, BaseTracer, auditApi, reseed } from '../../bindings-js/src/index.js';
 import pkg from '../package.json';
 
 export {
@@ -95,6 +95,9 @@ function hookProcess() {
     process.on(sig, onSignal);
   }
 }
+
+/** Verifying the collector's audit trail: receipts, inclusion and consistency proofs, checkpoints. */
+export const audit = auditApi(native);
 
 /** Re-seeds span ids (call in a child after `child_process.fork` of a process that already traced). */
 export const reseedIds = reseed;

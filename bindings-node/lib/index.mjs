@@ -29,5 +29,6 @@ export const {
   contextFromIds,
   context,
   reseedIds,
+  audit,
 } = cjs;
 export default cjs;

@@ -22,4 +22,6 @@ if (at >= 0) {
 } else {
   await build({ ...common, entryPoints: ['lib/index.js'], outfile: 'dist/index.cjs' });
   copyFileSync('lib/index.mjs', 'dist/index.mjs');
+  // The types of the shared layer's `audit` (index.d.ts re-exports them).
+  copyFileSync('../bindings-js/src/audit.d.ts', 'dist/audit.d.ts');
 }

@@ -10,6 +10,7 @@
 // Under cfg(test) napi-derive registers nothing, so the exports look unused to the compiler.
 #![cfg_attr(test, allow(dead_code))]
 
+mod audit;
 #[cfg(unix)]
 mod bench;
 mod error;

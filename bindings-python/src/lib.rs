@@ -8,6 +8,7 @@
 //! The span is native (`Span` here) because the hot path — start, a few attributes, end — must
 //! cross the language boundary as few times as possible and allocate as little as possible.
 
+mod audit;
 mod error;
 mod span;
 // Test-only entry points (`_native._testing`): only the test scripts build with `--features testing`.
@@ -28,6 +29,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<span::Ready>()?;
     m.add_function(wrap_pyfunction!(span::current_span, m)?)?;
     m.add("_CURRENT_SPAN", span::current_var(m.py())?)?;
+    audit::register(m)?;
     #[cfg(feature = "testing")]
     {
         let testing = PyModule::new(m.py(), "_testing")?;

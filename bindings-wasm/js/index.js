@@ -1,7 +1,7 @@
 // tracex-wasm, universal ES module entry (browsers, Cloudflare-Workers-style runtimes, Deno).
 // Call `await init(...)` once before creating a tracer; Node's entry (node.js) does it by itself.
-import initWasm from './tracex_wasm.js';
-import { BaseTracer } from './shared/index.js';
+import initWasm, * as wasm from './tracex_wasm.js';
+import { BaseTracer, auditApi } from './shared/index.js';
 import { markReady, platform } from './platform.js';
 
 let ready;
@@ -52,6 +52,9 @@ function onWorkers() {
   // Checked when a tracer is created, not at load: only its value at run time matters.
   return globalThis.navigator?.userAgent === 'Cloudflare-Workers';
 }
+
+/** Verifying the collector's audit trail: receipts, inclusion and consistency proofs, checkpoints. */
+export const audit = auditApi(wasm);
 
 export default init;
 export {

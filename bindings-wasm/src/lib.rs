@@ -15,6 +15,7 @@
 //! `ctx.waitUntil(tracer.flush())`), time is `Date.now()`, randomness is WebCrypto (getrandom's
 //! `js` backend), and sealed batches go out through the host's global `fetch`.
 
+mod audit;
 mod config;
 mod error;
 mod records;
@@ -25,6 +26,7 @@ mod testing;
 mod tracer;
 mod transport;
 
+pub use audit::{open_checkpoint, verify_consistency, verify_inclusion, verify_receipt};
 pub use config::{DEFAULT_SDK_NAME, Endpoint};
 pub use seal::collector_key_id;
 #[cfg(feature = "testing")]

@@ -1,24 +1,32 @@
 // The built package in headless Chromium: a page served on loopback imports the ES module, calls
 // `init()` (with no argument, with a precompiled WebAssembly.Module as Workers pass it, and with the
 // bytes), creates a tracer, ingests spans and awaits `flush()`, which POSTs cross-origin to the real
-// collector (CORS); the test then reads the spans back from the collector.
+// collector (CORS); the test then reads the spans back from the collector. The page also checks the
+// audit vectors (tests/vectors/audit.json) with the package's `audit`: a browser verifies proofs.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { readFileSync, existsSync } from 'node:fs';
 import { join, normalize } from 'node:path';
 import { createRequire } from 'node:module';
-import { startCollector, recordBuffer, newTraceId, newSpanId, hex, flatten, attrs } from './helpers.mjs';
+import { ROOT, startCollector, recordBuffer, newTraceId, newSpanId, hex, flatten, attrs } from './helpers.mjs';
 
 const require = createRequire(import.meta.url);
 const { chromium } = require('playwright-core');
 // The installed package (the tarball's files, as a browser app would serve them).
 const PACKAGE_DIR = join(require.resolve('tracex-wasm/package.json'), '..');
 const CHROMIUM = process.env.TRACEX_CHROMIUM ?? '/usr/bin/chromium';
+const TESTS_DIR = join(ROOT, 'tests');
 
 const PAGE = `<!doctype html><meta charset="utf-8"><title>tracex-wasm</title>
 <script type="module">
-  import { init, NativeTracer, Tracer } from '/pkg/index.js';
+  import { init, AuditError, NativeTracer, Tracer, audit } from '/pkg/index.js';
+  window.auditVectors = async () => {
+    await init();
+    const { checkAuditVectors } = await import('/tests/js/audit-vectors.mjs');
+    const doc = await (await fetch('/tests/vectors/audit.json')).json();
+    return checkAuditVectors(audit, AuditError, doc);
+  };
   window.beforeInit = () => {
     try {
       new Tracer({});
@@ -57,6 +65,7 @@ const TYPES = {
   '.js': 'text/javascript',
   '.wasm': 'application/wasm',
   '.json': 'application/json',
+  '.mjs': 'text/javascript',
   '.ts': 'text/plain',
 };
 
@@ -68,8 +77,13 @@ before(async () => {
       res.writeHead(200, { 'content-type': 'text/html' });
       return res.end(PAGE);
     }
-    const file = path.startsWith('/pkg/') ? normalize(join(PACKAGE_DIR, path.slice(5))) : null;
-    if (!file?.startsWith(PACKAGE_DIR) || !existsSync(file)) {
+    // The package under /pkg/; the shared audit vectors and their checker under /tests/.
+    const [dir, file] = path.startsWith('/pkg/')
+      ? [PACKAGE_DIR, normalize(join(PACKAGE_DIR, path.slice(5)))]
+      : path.startsWith('/tests/')
+        ? [TESTS_DIR, normalize(join(TESTS_DIR, path.slice(7)))]
+        : [null, null];
+    if (!dir || !file.startsWith(dir) || !existsSync(file)) {
       res.writeHead(404);
       return res.end();
     }
@@ -100,24 +114,29 @@ after(async () => {
   await new Promise((r) => server?.close(r));
 });
 
-async function emitFromPage(how, options, spans, flushMs) {
+/** Runs `fn(arg)` in a fresh page once its module script is ready; no page error may occur. */
+async function inPage(fn, arg) {
   const page = await browser.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
   try {
     await page.goto(`${origin}/`);
     await page.waitForFunction(() => window.ready === true);
-    const out = await page.evaluate((arg) => window.emit(arg), {
-      how,
-      options,
-      records: Array.from(recordBuffer(spans)),
-      flushMs,
-    });
+    const out = await page.evaluate(fn, arg);
     assert.deepEqual(errors, []);
     return out;
   } finally {
     await page.close();
   }
+}
+
+function emitFromPage(how, options, spans, flushMs) {
+  return inPage((arg) => window.emit(arg), {
+    how,
+    options,
+    records: Array.from(recordBuffer(spans)),
+    flushMs,
+  });
 }
 
 for (const how of ['default', 'module', 'bytes']) {
@@ -236,4 +255,11 @@ test('a collector that does not allow the page origin gets nothing, and the page
   } finally {
     await closed.stop();
   }
+});
+
+test('a page verifies every audit vector with the package, or refuses it with AuditError', async () => {
+  const { failures, counts } = await inPage(() => window.auditVectors());
+  assert.deepEqual(failures, []);
+  assert.ok(counts.receipts >= 6 && counts.refusedReceipts >= 5, JSON.stringify(counts));
+  assert.ok(counts.inclusion >= 36 && counts.consistency >= 44 && counts.checkpoints >= 8, JSON.stringify(counts));
 });

@@ -4,7 +4,8 @@
 // the live collector's key, is opened and stored by the collector with exactly the vector's spans.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { collectorKeyId } from 'tracex-wasm';
+import { AuditError, audit, collectorKeyId } from 'tracex-wasm';
+import { checkAuditVectors } from '../../tests/js/audit-vectors.mjs';
 import { vectors, testKeyPem, unhex, hex, startCollector, flatten, attrs, testBuild } from './helpers.mjs';
 
 // The fixed-input helpers exist only in the test build (pkg-testing/, feature `testing`).
@@ -105,3 +106,10 @@ for (const c of doc.cases.filter((c) => c.expect.spans.length > 0)) {
     }
   });
 }
+
+test('every audit vector verifies in WASM or is refused with AuditError, as the core says', () => {
+  const { failures, counts } = checkAuditVectors(audit, AuditError, vectors('audit.json'));
+  assert.deepEqual(failures, []);
+  assert.ok(counts.receipts >= 6 && counts.refusedReceipts >= 5, JSON.stringify(counts));
+  assert.ok(counts.inclusion >= 36 && counts.consistency >= 44 && counts.checkpoints >= 8, JSON.stringify(counts));
+});

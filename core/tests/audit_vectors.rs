@@ -1,6 +1,6 @@
 //! The audit vectors (`tests/vectors/audit.json`): RFC 6962 roots and proofs (published ones
 //! included) verify, and fail with any hash flipped; Go's signed-note example opens; each
-//! checkpoint case verifies or is refused as the vector says.
+//! checkpoint and receipt case verifies or is refused as the vector says.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use base64::Engine as _;
@@ -8,7 +8,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::Value as J;
 use tracex_core::Error;
 use tracex_core::audit::merkle::{leaf_hash, root};
-use tracex_core::audit::{Checkpoint, Hash, VerifierKey, note, verify_consistency, verify_inclusion};
+use tracex_core::audit::{Checkpoint, Hash, Receipt, VerifierKey, note, verify_consistency, verify_inclusion};
 
 fn load() -> J {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/vectors/audit.json");
@@ -80,11 +80,35 @@ fn checkpoints_verify_exactly_as_the_vectors_say() {
     let v = load();
     let key = VerifierKey::parse(v["checkpoint_verifier_key"].as_str().unwrap()).unwrap();
     let origin = v["checkpoint_origin"].as_str().unwrap();
+    assert_eq!(origin, key.name(), "the log is named as its key, as the collector signs");
     for c in v["checkpoints"].as_array().unwrap() {
         let got = Checkpoint::open(c["note"].as_str().unwrap(), origin, &key);
         if c["valid"] == true {
             let cp = got.unwrap_or_else(|e| panic!("{}: {e}", c["desc"]));
             assert_eq!((cp.size, cp.root), (n(&c["size"]), hash(&c["root"])), "{}", c["desc"]);
+        } else {
+            assert!(matches!(got, Err(Error::Audit(_))), "{}: {got:?}", c["desc"]);
+        }
+    }
+}
+
+#[test]
+fn receipts_verify_exactly_as_the_vectors_say() {
+    let v = load();
+    let cases = v["receipts"].as_array().unwrap();
+    assert!(cases.iter().filter(|c| c["valid"] == false).count() >= 5);
+    for c in cases {
+        let key = VerifierKey::parse(c["verifier_key"].as_str().unwrap()).unwrap();
+        assert_eq!(c["verifier_key"], v["receipt_verifier_key"]);
+        let batch: [u8; 16] = hex::decode(c["batch_id"].as_str().unwrap()).unwrap().try_into().unwrap();
+        let envelope: [u8; 32] = hex::decode(c["envelope_sha256"].as_str().unwrap()).unwrap().try_into().unwrap();
+        let got = Receipt::verify(c["note"].as_str().unwrap(), &key, &batch, &envelope);
+        if c["valid"] == true {
+            let r = got.unwrap_or_else(|e| panic!("{}: {e}", c["desc"]));
+            assert_eq!(r.origin, key.name());
+            assert_eq!((r.batch_id, r.envelope_sha256), (batch, envelope));
+            assert_eq!(r.leaf_index, n(&c["leaf_index"]), "{}", c["desc"]);
+            assert_eq!(r.received_at_unix_nano.to_string(), c["received_at_unix_nano"].as_str().unwrap());
         } else {
             assert!(matches!(got, Err(Error::Audit(_))), "{}: {got:?}", c["desc"]);
         }

@@ -1,5 +1,5 @@
 // Type-checked against the installed package's .d.ts by scripts/test-node.sh (tsc --strict).
-import { Tracer, SpanStatusCode, ConfigError, type FlushReport, type Span } from 'tracex';
+import { Tracer, SpanStatusCode, ConfigError, audit, type FlushReport, type Span } from 'tracex';
 
 const tracer = new Tracer({ serviceName: 'types', endpoint: 'http://127.0.0.1:3002', sampleRatio: 0.5 });
 const n: number = tracer.trace('settle', { kind: 'server', attributes: { 'x402.amount': '1' } }, (span: Span) => {
@@ -16,4 +16,10 @@ const report: Promise<FlushReport> = tracer.flush(1000);
 report.then((r) => r.spansDelivered + r.failed + r.pending + r.spooled + r.dropped);
 const e = new ConfigError('x');
 const code: string = e.code;
+const receipt = audit.verifyReceipt('note', 'key', 'ab', 'cd');
+const leafIndex: number = receipt.leafIndex;
+const receivedAt: string = receipt.receivedAtUnixNano;
+audit.verifyInclusion('ab', 0, 1, [], 'ab');
+const size: number = audit.openCheckpoint('note', 'key').size;
+void [leafIndex, receivedAt, size];
 void [n, p, wrapped, headers, code, tracer.stats().spansQueued, tracer.collectorKeyId];

@@ -21,7 +21,7 @@ import weakref
 from collections.abc import Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, Union, overload
 
-from . import _native
+from . import _native, audit
 from ._errors import (
     AuditError,
     ConfigError,
@@ -67,6 +67,7 @@ __all__ = [
     "SpoolError",
     "InvalidRecordsError",
     "AuditError",
+    "audit",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])

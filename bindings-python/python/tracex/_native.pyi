@@ -17,6 +17,12 @@ __all__ = [
     "Ready",
     "current_span",
     "_CURRENT_SPAN",
+    "Receipt",
+    "Checkpoint",
+    "verify_receipt",
+    "verify_inclusion",
+    "verify_consistency",
+    "open_checkpoint",
 ]
 
 __version__: str
@@ -170,3 +176,41 @@ class FlushReport:
     @property
     def complete(self) -> bool: ...
     def __bool__(self) -> bool: ...
+
+@final
+class Receipt:
+    """A receipt that verified: the batch ``batch_id`` (hex) is leaf ``leaf_index`` of the log ``origin``."""
+    @property
+    def origin(self) -> str: ...
+    @property
+    def leaf_index(self) -> int: ...
+    @property
+    def batch_id(self) -> str: ...
+    @property
+    def envelope_sha256(self) -> str: ...
+    @property
+    def received_at_unix_nano(self) -> int: ...
+    def __repr__(self) -> str: ...
+
+@final
+class Checkpoint:
+    """A checkpoint that verified: the log ``origin`` had ``size`` leaves with root ``root_hash`` (hex)."""
+    @property
+    def origin(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def root_hash(self) -> str: ...
+    def __repr__(self) -> str: ...
+
+def verify_receipt(note: str, verifier_key: str, batch_id: str, envelope_sha256: str) -> Receipt:
+    """Verifies a batch's receipt signed by ``verifier_key`` for that batch id and envelope hash (hex)."""
+
+def verify_inclusion(leaf_hash: str, index: int, size: int, proof: Sequence[str], root: str) -> None:
+    """Checks that ``leaf_hash`` is leaf ``index`` of the tree of ``size`` leaves whose root is ``root`` (hex)."""
+
+def verify_consistency(old_size: int, new_size: int, old_root: str, new_root: str, proof: Sequence[str]) -> None:
+    """Checks that the tree of ``old_size`` leaves is a prefix of the tree of ``new_size`` leaves."""
+
+def open_checkpoint(note: str, verifier_key: str) -> Checkpoint:
+    """Verifies a checkpoint signed by ``verifier_key`` for the log named as the key."""

@@ -2,7 +2,8 @@
 //! the published RFC 6962 vectors (the leaves of Certificate Transparency's tests, and the
 //! happy-path inclusion and consistency proofs of `transparency-dev/merkle`'s `testdata/`, which
 //! this generator asserts it regenerates); the note part is Go's `sumdb/note` example; the
-//! checkpoints are signed here by a fixed test key, with the mutations every verifier must refuse.
+//! checkpoints and receipts are signed here by a fixed test key, with the mutations every verifier
+//! must refuse.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -10,7 +11,7 @@ use ed25519_dalek::{Signer as _, SigningKey};
 use serde_json::{Value as J, json};
 use tracex_core::audit::merkle::{consistency_proof, inclusion_proof, leaf_hash, root};
 use tracex_core::audit::note::{key_hash, signature_line};
-use tracex_core::audit::{Checkpoint, Hash, VerifierKey};
+use tracex_core::audit::{Checkpoint, Hash, Receipt, VerifierKey};
 
 /// The leaves of RFC 6962's reference tests (hex).
 const LEAVES: [&str; 8] =
@@ -92,6 +93,8 @@ const PUBLISHED_ROOTS: [(usize, &str); 6] = [
 
 /// Seed of the test audit key (never a real key: it is in the repository).
 const TEST_SEED: [u8; 32] = *b"tracex audit test key, not real!";
+/// Seed of a second key of the same name, whose signatures the test key's verifier must refuse.
+const OTHER_SEED: [u8; 32] = *b"another audit key, also not real";
 
 fn b64(h: &Hash) -> J {
     J::String(B64.encode(h))
@@ -142,12 +145,15 @@ pub fn write(root_dir: &std::path::Path) {
 
     let signing = SigningKey::from_bytes(&TEST_SEED);
     let public = signing.verifying_key().to_bytes();
-    let name = "tracex.test/audit";
-    let vkey = VerifierKey::new(name, &public).unwrap();
-    let sign = |text: &str| {
-        format!("{text}\n{}", signature_line(name, key_hash(name, &public), &signing.sign(text.as_bytes()).to_bytes()))
-    };
+    // The log's origin is its key's name, as the collector signs (a verifier takes one from the other).
     let origin = "tracex.test/log";
+    let name = origin;
+    let vkey = VerifierKey::new(name, &public).unwrap();
+    let sign_by = |key: &SigningKey, text: &str| {
+        let public = key.verifying_key().to_bytes();
+        format!("{text}\n{}", signature_line(name, key_hash(name, &public), &key.sign(text.as_bytes()).to_bytes()))
+    };
+    let sign = |text: &str| sign_by(&signing, text);
     let good = Checkpoint { origin: origin.into(), size: 8, root: root(&leaves), extensions: vec![] };
     let signed = sign(&good.to_text());
     let forked = Checkpoint { root: root(&leaves[..7]), ..good.clone() };
@@ -161,8 +167,53 @@ pub fn write(root_dir: &std::path::Path) {
         {"desc": "signature byte flipped", "note": flip_signature(&signed), "valid": false},
         {"desc": "no signature block", "note": good.to_text(), "valid": false},
     ]);
+    let receipt = Receipt {
+        origin: origin.into(),
+        leaf_index: 5,
+        batch_id: *b"batch-0123456789",
+        envelope_sha256: leaf_hash(b"the sealed envelope as sent"),
+        received_at_unix_nano: 1_764_000_000_123_456_789,
+    };
+    let signed_receipt = sign(&receipt.to_text());
+    let valid = |desc: &str, note: &str| {
+        json!({"desc": desc, "note": note, "verifier_key": vkey.to_string(), "batch_id": hex::encode(receipt.batch_id),
+            "envelope_sha256": hex::encode(receipt.envelope_sha256), "valid": true, "leaf_index": receipt.leaf_index,
+            "received_at_unix_nano": receipt.received_at_unix_nano.to_string()})
+    };
+    let invalid = |desc: &str, note: &str, batch_id: [u8; 16], envelope_sha256: Hash| {
+        json!({"desc": desc, "note": note, "verifier_key": vkey.to_string(), "batch_id": hex::encode(batch_id),
+            "envelope_sha256": hex::encode(envelope_sha256), "valid": false})
+    };
+    let (batch, envelope) = (receipt.batch_id, receipt.envelope_sha256);
+    let mut other_envelope = envelope;
+    other_envelope[31] ^= 1;
+    let receipts = json!([
+        valid("valid", &signed_receipt),
+        valid(
+            "a witness's cosignature is ignored",
+            &format!("{signed_receipt}{}", signature_line("witness.example", [0, 0, 0, 1], &[0x42; 64]))
+        ),
+        // The leaf index 5 becomes 4: still a well-formed receipt, no longer the signed one.
+        invalid("a byte of the text flipped", &signed_receipt.replacen("\n5\n", "\n4\n", 1), batch, envelope),
+        invalid("signature byte flipped", &flip_signature(&signed_receipt), batch, envelope),
+        invalid("for another batch id", &signed_receipt, *b"batch-0123456780", envelope),
+        invalid("for another envelope hash", &signed_receipt, batch, other_envelope),
+        invalid(
+            "signed by another key of the same name",
+            &sign_by(&SigningKey::from_bytes(&OTHER_SEED), &receipt.to_text()),
+            batch,
+            envelope
+        ),
+        invalid(
+            "signed for another log",
+            &sign(&Receipt { origin: "tracex.test/other".into(), ..receipt.clone() }.to_text()),
+            batch,
+            envelope
+        ),
+        invalid("no signature block", &receipt.to_text(), batch, envelope),
+    ]);
     let doc = json!({
-        "description": "Audit trail: RFC 6962 Merkle hashing and proofs, C2SP signed notes and checkpoints. \
+        "description": "Audit trail: RFC 6962 Merkle hashing and proofs, C2SP signed notes, checkpoints and receipts. \
             Leaves are RFC 6962's test leaves (hex); hashes are base64. Regenerate with \
             `cargo run -p tracex-core --example gen_vectors`.",
         "leaves_hex": LEAVES,
@@ -178,6 +229,10 @@ pub fn write(root_dir: &std::path::Path) {
         "checkpoint_origin": origin,
         "checkpoint_verifier_key": vkey.to_string(),
         "checkpoints": checkpoints,
+        "receipts_description": "Receipts (core/src/audit/receipt.rs) signed by the test key (`receipt_verifier_key`, \
+            whose name is the log's origin); batch ids and envelope hashes are hex, what the verifier expects.",
+        "receipt_verifier_key": vkey.to_string(),
+        "receipts": receipts,
     });
     super::write_json(&root_dir.join("audit.json"), &doc);
 }

@@ -4,7 +4,7 @@
 //! - `span-semantics.json`: what the core does with status, attributes, `traceparent` and sampling
 //!   (`semantics.rs`);
 //! - `errors.json`: every error code, its kind and the class every binding raises (`errors.rs`);
-//! - `audit.json`: Merkle hashing and proofs, signed notes and checkpoints (`audit.rs`).
+//! - `audit.json`: Merkle hashing and proofs, signed notes, checkpoints and receipts (`audit.rs`).
 //!
 //! Run from the repository root: `cargo run -p tracex-core --example gen_vectors`. The output is
 //! deterministic; `scripts/test.sh` regenerates it and fails when it differs from what is checked in.

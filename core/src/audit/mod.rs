@@ -2,9 +2,10 @@
 //! ([`note`]) and checkpoints ([`checkpoint`]). Everything here is public-key verification and
 //! hashing — no private key, no database — so every runtime (the SDKs, the WASM build in a
 //! browser, a partner's witness) checks the collector the same way. The collector appends and
-//! signs; see `docs/audit.md`.
+//! signs; see `docs/audit.md`. The bindings expose [`hex`]'s string-typed verifiers.
 
 pub mod checkpoint;
+pub mod hex;
 pub mod merkle;
 pub mod note;
 pub mod receipt;
