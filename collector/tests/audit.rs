@@ -13,8 +13,8 @@ use common::{Collector, client, create_key, get_json, post_batch, public_key_pem
 use serde_json::Value as J;
 use sha2::Digest as _;
 use tracex_core::audit::{Checkpoint, Receipt, VerifierKey, leaf_hash, verify_consistency, verify_inclusion};
-use tracex_core::seal::{CollectorKey, Sealer, SealerConfig};
-use tracex_core::{InstrumentationScope, Resource, SpanData, SpanId, TraceId};
+use tracex_core::seal::CollectorKey;
+use tracex_core::{SpanData, SpanId, TraceId};
 
 fn span(trace: u8, span: u8) -> SpanData {
     SpanData {
@@ -28,12 +28,7 @@ fn span(trace: u8, span: u8) -> SpanData {
 }
 
 fn seal(key: &CollectorKey, spans: &[SpanData]) -> (Vec<u8>, [u8; 16]) {
-    let mut sealer = Sealer::new(key.clone(), SealerConfig::default()).unwrap();
-    let (resource, scope) = (Resource::new("audited"), InstrumentationScope::default());
-    let sealed = sealer
-        .seal_with(1_763_900_000_000_000_000, |out| tracex_core::encode::encode_spans(&resource, &scope, spans, out))
-        .unwrap();
-    (sealed.bytes, sealed.batch_id)
+    common::seal_spans(key, "audited", spans)
 }
 
 fn hash(s: &J) -> [u8; 32] {

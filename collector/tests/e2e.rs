@@ -20,9 +20,7 @@ use std::time::Duration;
 use common::{Collector, all_traces, create_key, get_json, metric, post_batch, public_key_pem, temp_dir};
 use serde_json::{Value as J, json};
 use tracex_core::seal::{CollectorKey, Sealer, SealerConfig};
-use tracex_core::{
-    InstrumentationScope, KeyValue, Resource, SpanData, SpanId, SpanKind, Status, TraceId, Tracer, Value,
-};
+use tracex_core::{KeyValue, SpanData, SpanId, SpanKind, Status, TraceId, Tracer, Value};
 
 const TRACES: i64 = 1_000;
 const NETWORKS: [&str; 3] = ["base", "base-sepolia", "solana"];
@@ -215,13 +213,7 @@ fn span(trace: u8, span: u8) -> SpanData {
 }
 
 fn seal(key: &CollectorKey, spans: &[SpanData]) -> Vec<u8> {
-    let mut sealer = Sealer::new(key.clone(), SealerConfig::default()).unwrap();
-    let resource = Resource::new("bad-input");
-    let scope = InstrumentationScope::default();
-    sealer
-        .seal_with(1_763_900_000_000_000_000, |out| tracex_core::encode::encode_spans(&resource, &scope, spans, out))
-        .unwrap()
-        .bytes
+    common::seal_spans(key, "bad-input", spans).0
 }
 
 fn stored_traces(s: &Setup) -> usize {

@@ -29,6 +29,22 @@ pub fn cli(data_dir: &Path, args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// `spans` under a resource of `service`, sealed to `key` by a fresh SDK instance: the envelope and
+/// its batch id.
+pub fn seal_spans(
+    key: &tracex_core::seal::CollectorKey,
+    service: &str,
+    spans: &[tracex_core::SpanData],
+) -> (Vec<u8>, [u8; 16]) {
+    let mut sealer = tracex_core::seal::Sealer::new(key.clone(), tracex_core::seal::SealerConfig::default()).unwrap();
+    let resource = tracex_core::Resource::new(service.to_owned());
+    let scope = tracex_core::InstrumentationScope::default();
+    let sealed = sealer
+        .seal_with(1_763_900_000_000_000_000, |out| tracex_core::encode::encode_spans(&resource, &scope, spans, out))
+        .unwrap();
+    (sealed.bytes, sealed.batch_id)
+}
+
 pub fn create_key(data_dir: &Path, project: &str, scope: &str) -> String {
     let (ok, out, err) = cli(data_dir, &["apikey", "create", "--project", project, "--scope", scope]);
     assert!(ok, "{err}");
