@@ -9,6 +9,7 @@ pub mod hex;
 pub mod merkle;
 pub mod note;
 pub mod receipt;
+pub mod witness;
 
 pub use checkpoint::Checkpoint;
 pub use merkle::{Hash, leaf_hash, node_hash, verify_consistency, verify_inclusion};
