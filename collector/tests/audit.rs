@@ -12,19 +12,12 @@ use base64::engine::general_purpose::STANDARD as B64;
 use common::{Collector, client, create_key, get_json, post_batch, public_key_pem, temp_dir};
 use serde_json::Value as J;
 use sha2::Digest as _;
+use tracex_core::SpanData;
 use tracex_core::audit::{Checkpoint, Receipt, VerifierKey, leaf_hash, verify_consistency, verify_inclusion};
 use tracex_core::seal::CollectorKey;
-use tracex_core::{SpanData, SpanId, TraceId};
 
 fn span(trace: u8, span: u8) -> SpanData {
-    SpanData {
-        trace_id: TraceId([trace; 16]),
-        span_id: SpanId([span; 8]),
-        name: "settle".into(),
-        start_time_unix_nano: 1_763_900_000_000_000_000,
-        end_time_unix_nano: 1_763_900_000_100_000_000,
-        ..Default::default()
-    }
+    common::settle_span(trace, span)
 }
 
 fn seal(key: &CollectorKey, spans: &[SpanData]) -> (Vec<u8>, [u8; 16]) {

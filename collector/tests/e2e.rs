@@ -201,15 +201,7 @@ fn setup(tag: &str, extra: &[&str]) -> Setup {
 }
 
 fn span(trace: u8, span: u8) -> SpanData {
-    SpanData {
-        trace_id: TraceId([trace; 16]),
-        span_id: SpanId([span; 8]),
-        name: "settle".into(),
-        start_time_unix_nano: 1_763_900_000_000_000_000,
-        end_time_unix_nano: 1_763_900_000_100_000_000,
-        attributes: vec![KeyValue::new("x402.network", "base")],
-        ..Default::default()
-    }
+    common::settle_span(trace, span)
 }
 
 fn seal(key: &CollectorKey, spans: &[SpanData]) -> Vec<u8> {

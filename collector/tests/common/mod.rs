@@ -29,6 +29,19 @@ pub fn cli(data_dir: &Path, args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// A `settle` span of trace `[trace; 16]` with id `[span; 8]`, on `x402.network` `base`.
+pub fn settle_span(trace: u8, span: u8) -> tracex_core::SpanData {
+    tracex_core::SpanData {
+        trace_id: tracex_core::TraceId([trace; 16]),
+        span_id: tracex_core::SpanId([span; 8]),
+        name: "settle".into(),
+        start_time_unix_nano: 1_763_900_000_000_000_000,
+        end_time_unix_nano: 1_763_900_000_100_000_000,
+        attributes: vec![tracex_core::KeyValue::new("x402.network", "base")],
+        ..Default::default()
+    }
+}
+
 /// `spans` under a resource of `service`, sealed to `key` by a fresh SDK instance: the envelope and
 /// its batch id.
 pub fn seal_spans(
