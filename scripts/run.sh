@@ -72,6 +72,11 @@ cat <<MSG
   The demo facilitator keeps sending sealed verify/settle traffic; Ctrl-C stops everything.
   Collector log: $DATA_DIR/collector.log
 
+  The audit trail (docs/audit.md): every batch is a leaf of a signed, tamper-evident log.
+    curl -s -H 'Authorization: Bearer $READ_KEY' http://$LISTEN/api/v1/audit/checkpoint
+    curl -s -H 'Authorization: Bearer $READ_KEY' http://$LISTEN/api/v1/audit/gaps
+    $BIN/tracex-collector --data-dir $DATA_DIR audit verify
+
 MSG
 while true; do
   "$BIN/tracex-demo" --requests 50 --interval-ms 100 >/dev/null &

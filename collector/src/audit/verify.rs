@@ -12,7 +12,9 @@
 //!    horizon (plus [`RETENTION_SLACK_NS`]), *deleted* otherwise.
 //! 3. Rows no leaf claims: if more rows name a leaf than the leaves' claims found, every row is
 //!    scanned and those not claimed by the leaf they name are *inserted*; rows naming no leaf are
-//!    reported apart (stored before the log existed, or inserted outside it).
+//!    reported apart (stored before the log existed, or inserted outside it). Rows of leaves
+//!    appended after verification began (a collector serving meanwhile) are left for the next run;
+//!    a row naming a leaf that does not exist even after the scan is inserted.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
@@ -476,24 +478,34 @@ fn find_unclaimed(store: &dyn Store, size: u64, unlogged_ok: bool, report: &mut 
             }
         }
     }
+    let inserted = |r: super::RowKey| Finding::SpanInserted {
+        project: r.project,
+        trace_id: r.trace_id,
+        span_id: r.span_id,
+        names_leaf: r.leaf_index,
+    };
+    // Rows naming leaves past the verified log: appended since verification began (a collector
+    // serving meanwhile) if their leaf exists once the scan is over — a row and its leaf are
+    // committed together — forged otherwise.
+    let mut newer = Vec::new();
     let mut after = None;
     loop {
         let rows = store.audit_scan_rows(after, ROWS_PER_PAGE)?;
         let Some(last) = rows.last() else { break };
         after = Some((last.trace_seq, last.span_id));
         for r in rows {
-            let ok = match r.leaf_index {
-                Some(l) => claimed.contains(&fp(l, &r.trace_id, &r.span_id)),
-                None => unlogged_ok,
-            };
-            if !ok {
-                report.add(Finding::SpanInserted {
-                    project: r.project,
-                    trace_id: r.trace_id,
-                    span_id: r.span_id,
-                    names_leaf: r.leaf_index,
-                });
+            match r.leaf_index {
+                Some(l) if l >= size => newer.push(r),
+                Some(l) if claimed.contains(&fp(l, &r.trace_id, &r.span_id)) => {}
+                None if unlogged_ok => {}
+                _ => report.add(inserted(r)),
             }
+        }
+    }
+    let size_now = store.audit_size()?;
+    for r in newer {
+        if r.leaf_index.is_some_and(|l| l >= size_now) {
+            report.add(inserted(r));
         }
     }
     Ok(())

@@ -199,7 +199,7 @@ pub(crate) fn verify_names_what_was_tampered(store: &dyn Store, raw: &RawSql<'_>
     // Forged rows: one naming a leaf that never claimed it, one naming none.
     let columns = "trace_seq, span_id, parent_span_id, name, service, kind, start_ns, end_ns, duration_ns, status, \
                    resource_id, body";
-    for (id, leaf) in [(7, "leaf_index"), (8, "NULL")] {
+    for (id, leaf) in [(7, "leaf_index"), (8, "NULL"), (9, "1000000")] {
         (raw.exec)(&format!(
             "INSERT INTO spans ({columns}, leaf_index) SELECT trace_seq, {}, parent_span_id, name, service, kind, \
              start_ns, end_ns, duration_ns, status, resource_id, body, {leaf} FROM spans WHERE {}",
@@ -208,8 +208,8 @@ pub(crate) fn verify_names_what_was_tampered(store: &dyn Store, raw: &RawSql<'_>
         ));
     }
     let (problems, findings, _) = run(&opts());
-    assert_eq!(problems, 2, "{findings:?}");
-    for (id, names) in [(7, Some(leaves[1])), (8, None)] {
+    assert_eq!(problems, 3, "{findings:?}");
+    for (id, names) in [(7, Some(leaves[1])), (8, None), (9, Some(1_000_000))] {
         assert!(
             findings.iter().any(|f| *f
                 == Finding::SpanInserted {
@@ -223,8 +223,8 @@ pub(crate) fn verify_names_what_was_tampered(store: &dyn Store, raw: &RawSql<'_>
     }
     // A store upgraded from before the log holds rows that name no leaf: counted, not reported.
     let (problems, _, _) = run(&Options { unlogged_ok: true, ..opts() });
-    assert_eq!(problems, 1);
-    (raw.exec)(&format!("DELETE FROM spans WHERE span_id IN ({}, {})", b(&sid(7).0), b(&sid(8).0)));
+    assert_eq!(problems, 2);
+    (raw.exec)(&format!("DELETE FROM spans WHERE span_id IN ({}, {}, {})", b(&sid(7).0), b(&sid(8).0), b(&sid(9).0)));
 
     // Retention removes the old trace: expired under the policy, deleted without one.
     let expired = store.expire(project, now - 1_000_000_000, 100, 0).unwrap();
