@@ -109,6 +109,9 @@ pub struct Config {
     /// no leaves, receipts or checkpoints (batches stored meanwhile are outside the trail, and
     /// `audit verify` reports their rows as naming no leaf).
     pub audit_log: bool,
+    /// Forwarding of stored spans to an OTLP/HTTP receiver (TOML `[export]`; `--export-otlp URL`,
+    /// `TRACEX_EXPORT_OTLP`). Default: off. See `crate::export`.
+    pub export: crate::export::ExportConfig,
 }
 
 impl Default for Config {
@@ -145,6 +148,7 @@ impl Default for Config {
             retention_days_by_project: std::collections::HashMap::new(),
             audit_checkpoint_interval_ms: DEFAULT_AUDIT_CHECKPOINT_INTERVAL_MS,
             audit_log: true,
+            export: crate::export::ExportConfig::default(),
         }
     }
 }

@@ -23,6 +23,7 @@
 //! GET /api/v1/live ◀── SSE ── live (fan-out after each commit, bounded per viewer)
 //! GET /api/v1/{stats,services,attributes} ─▶ endpoints::stats ─▶ stats (merge sketches) ─▶ store
 //! every minute: services::retention ─▶ store (old traces, their spans and statistics, in chunks)
+//! with [export] url: export ─ audit log after its cursor ─▶ OTLP/HTTP receiver (at least once)
 //! GET / , /assets/* ─▶ endpoints::dashboard (embedded with feature `dashboard`)
 //! ```
 //!
@@ -37,6 +38,7 @@ pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod endpoints;
+pub mod export;
 pub mod keys;
 pub mod live;
 pub mod logs;
@@ -182,18 +184,25 @@ pub struct Collector {
     writer_thread: std::thread::JoinHandle<()>,
     listener: tokio::net::TcpListener,
     otlp_grpc: Option<tokio::net::TcpListener>,
+    /// This collector's name as a holder of the OTLP export's cursor.
+    export_holder: String,
 }
 
 impl Collector {
     /// Opens keys and store, starts the writer and binds the listener.
     pub async fn start(config: Config) -> Result<Self, String> {
         let cors = endpoints::cors::AllowedOrigins::parse(&config.cors_allowed_origins)?;
+        config.export.check(config.audit_log)?;
         let ring = KeyRing::load_or_create(&config.keys_dir()).map_err(|e| e.to_string())?;
         tracing::info!(key_id = %ring.current().key_id, keys = ring.len(), "collector key loaded");
         let audit =
             Arc::new(audit::signer::AuditSigner::load_or_create(&config.keys_dir()).map_err(|e| e.to_string())?);
         tracing::info!(audit_key = %audit.verifier(), "audit key loaded");
         let store = open_store(&config)?;
+        let export_holder = export::holder_id();
+        if config.export.endpoint().is_some() {
+            export::prepare(&*store, &export_holder)?;
+        }
         let metrics = Arc::new(Metrics::default());
         let live = live::LiveHub::spawn(config.live_limits(), metrics.clone())
             .map_err(|e| format!("starting the live tail: {e}"))?;
@@ -248,7 +257,7 @@ impl Collector {
             audit,
             draining: Arc::default(),
         });
-        Ok(Self { state, writer_thread, listener, otlp_grpc })
+        Ok(Self { state, writer_thread, listener, otlp_grpc, export_holder })
     }
 
     /// The bound address (useful with port 0).
@@ -264,8 +273,9 @@ impl Collector {
     /// Serves until `shutdown` resolves: then stops accepting, finishes in-flight requests, lets
     /// the writer commit everything queued, and returns.
     pub async fn serve(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), String> {
-        let Self { state, writer_thread, listener, otlp_grpc } = self;
+        let Self { state, writer_thread, listener, otlp_grpc, export_holder } = self;
         let (final_store, final_signer) = (state.store.clone(), state.audit.clone());
+        let final_export_store = state.store.clone();
         let router = app(state.clone());
         // A writer that dies (it only ends on its own by panicking) stops the server too: a
         // collector that can no longer store must not keep accepting connections.
@@ -291,6 +301,13 @@ impl Collector {
             state.metrics.clone(),
             Duration::from_millis(state.config.audit_checkpoint_interval_ms.max(1)),
         ));
+        let exporter = tokio::spawn(export::run(
+            state.store.clone(),
+            state.metrics.clone(),
+            state.config.export.clone(),
+            export_holder.clone(),
+        ));
+        let export_on = state.config.export.endpoint().is_some();
         let limits = state.config.server_limits();
         let grpc = async {
             if let Some(listener) = otlp_grpc {
@@ -305,6 +322,7 @@ impl Collector {
         tokio::join!(server::serve(listener, router, limits, server::Protocol::Http1, shutdown), grpc);
         retention.abort();
         checkpointer.abort();
+        exporter.abort();
         // The router (and its state clones) are gone once serve returns; dropping the last state
         // closes the writer's queue, and the writer exits after committing what it holds.
         drop(state);
@@ -320,6 +338,10 @@ impl Collector {
         .map_err(|e| e.to_string())?;
         if let Err(e) = signed {
             tracing::warn!(error = %e, "signing the last audit checkpoint failed; the next start signs it");
+        }
+        if export_on {
+            // What the export had in flight is sent again by whoever claims the cursor next.
+            let _ = tokio::task::spawn_blocking(move || export::release(&*final_export_store, &export_holder)).await;
         }
         tracing::info!("collector stopped cleanly");
         Ok(())

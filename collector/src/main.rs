@@ -46,6 +46,14 @@ enum Command {
         /// Days spans and their statistics are kept; 0 keeps everything [default: 30].
         #[arg(long, env = "TRACEX_RETENTION_DAYS")]
         retention_days: Option<u32>,
+        /// Forward stored spans to this OTLP/HTTP receiver, e.g. http://127.0.0.1:4318 (docs/http-api.md,
+        /// "OTLP export") [default: off].
+        #[arg(long, env = "TRACEX_EXPORT_OTLP")]
+        export_otlp: Option<String>,
+        /// A header sent with every export request, `name=value` (e.g. `authorization=Bearer …`),
+        /// repeatable.
+        #[arg(long = "export-otlp-header", value_parser = header_arg)]
+        export_otlp_headers: Vec<(String, String)>,
     },
     /// Show or rotate the collector key.
     Keys {
@@ -118,6 +126,14 @@ enum ScopeArg {
     Read,
 }
 
+/// `name=value`.
+fn header_arg(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+        .filter(|(n, _)| !n.is_empty())
+        .ok_or_else(|| format!("{s:?}: expected name=value"))
+}
+
 fn config(cli: &Cli) -> Result<Config, String> {
     let mut c = match &cli.config {
         Some(path) => Config::from_toml_file(path)?,
@@ -147,7 +163,19 @@ fn main() -> std::process::ExitCode {
 fn run(cli: Cli) -> Result<(), String> {
     let mut cfg = config(&cli)?;
     match cli.command {
-        Command::Serve { listen, otlp_grpc_listen, log_format, cors_origins, retention_days } => {
+        Command::Serve {
+            listen,
+            otlp_grpc_listen,
+            log_format,
+            cors_origins,
+            retention_days,
+            export_otlp,
+            export_otlp_headers,
+        } => {
+            if let Some(url) = export_otlp {
+                cfg.export.url = Some(url);
+            }
+            cfg.export.headers.extend(export_otlp_headers);
             if let Some(d) = retention_days {
                 cfg.retention_days = d;
             }

@@ -103,6 +103,22 @@ pub struct Metrics {
     pub audit_checkpoints: AtomicU64,
     /// Time to compute the root of and sign one audit checkpoint.
     pub audit_checkpoint_seconds: Histogram,
+    /// Spans the OTLP export delivered (`crate::export`).
+    pub export_spans_exported: AtomicU64,
+    /// Spans the OTLP export's receiver rejected (400, a partial success, or one span over its
+    /// size limit).
+    pub export_spans_rejected: AtomicU64,
+    /// Spans the OTLP export dropped undelivered because they were older than `max_lag_seconds`.
+    pub export_spans_dropped_lag: AtomicU64,
+    /// Spans a leaf claimed that were no longer stored when the export reached them (retention).
+    pub export_spans_missing: AtomicU64,
+    /// OTLP export requests delivered.
+    pub export_requests: AtomicU64,
+    /// OTLP export attempts that failed and were retried.
+    pub export_retries: AtomicU64,
+    /// How far behind the OTLP export is: since the first stored batch not yet delivered was
+    /// received (ms; 0 when caught up).
+    pub export_lag_ms: AtomicU64,
 }
 
 impl Metrics {
@@ -201,6 +217,31 @@ impl Metrics {
             out,
             "# HELP tracex_batches_missing Sealed batches skipped in their SDK instance's sequence since start and not arrived (GET /api/v1/audit/gaps has the exact account).\n# TYPE tracex_batches_missing gauge\ntracex_batches_missing {}",
             self.batches_missing.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP tracex_export_spans_total Spans the OTLP export handled, by outcome (each span counted once).\n# TYPE tracex_export_spans_total counter"
+        );
+        for (outcome, v) in [
+            ("exported", &self.export_spans_exported),
+            ("rejected", &self.export_spans_rejected),
+            ("dropped_lag", &self.export_spans_dropped_lag),
+            ("missing", &self.export_spans_missing),
+        ] {
+            let _ = writeln!(out, "tracex_export_spans_total{{outcome=\"{outcome}\"}} {}", r(v));
+        }
+        counter(&mut out, "tracex_export_requests_total", "OTLP export requests delivered.", r(&self.export_requests));
+        counter(
+            &mut out,
+            "tracex_export_retries_total",
+            "OTLP export attempts that failed and were retried.",
+            r(&self.export_retries),
+        );
+        #[allow(clippy::cast_precision_loss)]
+        let lag = r(&self.export_lag_ms) as f64 / 1000.0;
+        let _ = writeln!(
+            out,
+            "# HELP tracex_export_lag_seconds Since the first stored batch the OTLP export has not delivered yet was received (0: caught up).\n# TYPE tracex_export_lag_seconds gauge\ntracex_export_lag_seconds {lag}"
         );
         let _ = writeln!(
             out,

@@ -279,3 +279,25 @@ pub(crate) fn verify_names_what_was_tampered(store: &dyn Store, raw: &RawSql<'_>
     assert!(findings.iter().any(|f| matches!(f, Finding::NotAnExtension { size: 4, .. })), "{findings:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The OTLP export cursor: one holder at a time under a lease; only the holder moves it, and only
+/// from where it is.
+pub(crate) fn export_cursor_is_leased_and_advanced_by_its_holder(store: &dyn Store) {
+    let (name, lease) = ("conf-export", 1_000);
+    // First claim: the cursor starts where it is told; the holder renews freely.
+    assert_eq!(store.claim_export_cursor(name, "a", 100, lease, 7).unwrap(), Some(7));
+    assert_eq!(store.claim_export_cursor(name, "a", 200, lease, 99).unwrap(), Some(7), "start only applies once");
+    // Another holder waits out the lease (renewed until 1,200).
+    assert_eq!(store.claim_export_cursor(name, "b", 1_100, lease, 0).unwrap(), None);
+    assert!(!store.advance_export_cursor(name, "b", 7, 9).unwrap(), "only the holder advances");
+    assert!(!store.advance_export_cursor(name, "a", 6, 9).unwrap(), "only from where it is");
+    assert!(store.advance_export_cursor(name, "a", 7, 9).unwrap());
+    // Past the lease another holder takes over where the first left off, and the first can no
+    // longer move it.
+    assert_eq!(store.claim_export_cursor(name, "b", 1_201, lease, 0).unwrap(), Some(9));
+    assert!(!store.advance_export_cursor(name, "a", 9, 12).unwrap());
+    assert!(store.advance_export_cursor(name, "b", 9, 12).unwrap());
+    assert_eq!(store.claim_export_cursor(name, "b", 1_300, lease, 0).unwrap(), Some(12));
+    // Cursors are independent.
+    assert_eq!(store.claim_export_cursor("conf-export-2", "a", 1_300, lease, 0).unwrap(), Some(0));
+}

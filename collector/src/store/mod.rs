@@ -363,6 +363,24 @@ pub trait Store: Send + Sync + 'static {
     /// Up to `limit` checkpoints of size ≥ `from_size`, by size.
     fn checkpoints(&self, from_size: u64, limit: usize) -> StoreResult<Vec<StoredCheckpoint>>;
 
+    /// The OTLP export cursor `name` (see [`crate::export`]): the next audit-log leaf to export,
+    /// if `holder` may export now — it holds the cursor's lease, or the lease ran out before
+    /// `now_ns`. Renews the lease until `now_ns + lease_ns`. A cursor seen for the first time
+    /// starts at leaf `start`. `None`: another holder leases it.
+    fn claim_export_cursor(
+        &self,
+        name: &str,
+        holder: &str,
+        now_ns: u64,
+        lease_ns: u64,
+        start: u64,
+    ) -> StoreResult<Option<u64>>;
+
+    /// Moves cursor `name` from leaf `from` to `to` if `holder` still holds it at `from`; false
+    /// when another holder took it meanwhile (what was sent since may be sent again: at least
+    /// once).
+    fn advance_export_cursor(&self, name: &str, holder: &str, from: u64, to: u64) -> StoreResult<bool>;
+
     /// Makes later commits fail before step `step` of the commit plan (`None`: never), so the
     /// conformance suite can check that a failed commit stores nothing.
     #[cfg(test)]

@@ -53,6 +53,7 @@ mod audit;
 mod client;
 mod commit;
 mod expire;
+mod export;
 mod keys;
 mod list;
 mod schema;
@@ -340,6 +341,21 @@ impl Store for PostgresStore {
 
     fn checkpoints(&self, from_size: u64, limit: usize) -> StoreResult<Vec<StoredCheckpoint>> {
         self.read(|client| audit::checkpoints(client, from_size, limit))
+    }
+
+    fn claim_export_cursor(
+        &self,
+        name: &str,
+        holder: &str,
+        now_ns: u64,
+        lease_ns: u64,
+        start: u64,
+    ) -> StoreResult<Option<u64>> {
+        self.write(|client, _| export::claim(client, name, holder, now_ns, lease_ns, start))
+    }
+
+    fn advance_export_cursor(&self, name: &str, holder: &str, from: u64, to: u64) -> StoreResult<bool> {
+        self.write(|client, _| export::advance(client, name, holder, from, to))
     }
 
     #[cfg(test)]

@@ -138,6 +138,15 @@ pub(super) const MIGRATIONS: &[&str] = &[
     );
     INSERT INTO audit_head (id, size) VALUES (1, 0);
     ",
+    // 6: OTLP export cursors (see `crate::export` and the SQLite store's step 6).
+    "
+    CREATE TABLE export_cursors (
+        name TEXT PRIMARY KEY,
+        next_leaf BIGINT NOT NULL,
+        holder TEXT NOT NULL,
+        lease_until_ns BIGINT NOT NULL
+    );
+    ",
 ];
 
 /// Creates or upgrades the schema (idempotent), under an advisory lock so collectors starting

@@ -89,6 +89,7 @@
 mod audit;
 mod commit;
 mod expire;
+mod export;
 mod keys;
 mod list;
 mod schema;
@@ -458,6 +459,21 @@ impl Store for SqliteStore {
 
     fn checkpoints(&self, from_size: u64, limit: usize) -> StoreResult<Vec<StoredCheckpoint>> {
         self.read(|conn| audit::checkpoints(conn, from_size, limit))
+    }
+
+    fn claim_export_cursor(
+        &self,
+        name: &str,
+        holder: &str,
+        now_ns: u64,
+        lease_ns: u64,
+        start: u64,
+    ) -> StoreResult<Option<u64>> {
+        export::claim(&lock(&self.writer).conn, name, holder, now_ns, lease_ns, start)
+    }
+
+    fn advance_export_cursor(&self, name: &str, holder: &str, from: u64, to: u64) -> StoreResult<bool> {
+        export::advance(&lock(&self.writer).conn, name, holder, from, to)
     }
 
     #[cfg(test)]

@@ -137,6 +137,17 @@ const MIGRATIONS: &[&str] = &[
         note TEXT NOT NULL
     );
     ",
+    // 6: OTLP export cursors (see `crate::export`): the next audit-log leaf to export, and which
+    // collector holds the right to export it until when (a lease, so collectors sharing a
+    // database take turns rather than each sending everything).
+    "
+    CREATE TABLE export_cursors (
+        name TEXT PRIMARY KEY,
+        next_leaf INTEGER NOT NULL,
+        holder TEXT NOT NULL,
+        lease_until_ns INTEGER NOT NULL
+    );
+    ",
 ];
 
 /// Creates or upgrades the schema (idempotent): runs the steps `PRAGMA user_version` says are missing.
