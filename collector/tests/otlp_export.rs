@@ -297,3 +297,51 @@ fn export_without_the_audit_log_is_refused_at_start() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("audit_log = true"), "{err}");
 }
+
+/// Two collectors on one PostgreSQL database, both exporting: they take turns under the cursor's
+/// lease, every span stored through either arrives, and when the holder stops the other goes on
+/// from its cursor. Ignored without a server: `scripts/with-postgres.sh cargo test -p
+/// tracex-collector --test otlp_export -- --ignored`.
+#[test]
+#[ignore = "needs PostgreSQL (scripts/with-postgres.sh)"]
+fn postgres_two_collectors_export_every_span_in_turns() {
+    let db = common::otlp::PgDb::new();
+    let script: Arc<Script> = Arc::new(|_: &[String], _| (200, vec![], Vec::new()));
+    let sink = Sink::start(0, script);
+    let (dir_a, dir_b) = (temp_dir("export-pg-a"), temp_dir("export-pg-b"));
+    let toml = format!("[export]\nurl = \"{}\"\nmax_spans_per_request = 5\n", sink.url());
+    let key = common::otlp::pg_key(&dir_a, &db, "ingest");
+    // The fleet shares one collector key (the keys directory) and one database.
+    std::fs::create_dir_all(dir_b.join("keys")).unwrap();
+    let a = Collector::start_with(&dir_a, &["--database-url", &db.url, "--config", &exporter_config(&dir_a, &toml)]);
+    for entry in std::fs::read_dir(dir_a.join("keys")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir_b.join("keys").join(entry.file_name())).unwrap();
+    }
+    let b = Collector::start_with(&dir_b, &["--database-url", &db.url, "--config", &exporter_config(&dir_b, &toml)]);
+    let mut expected = BTreeSet::new();
+    for i in 0..20u8 {
+        let names: Vec<String> = (1..=3).map(|j| format!("s{i}-{j}")).collect();
+        expected.extend(names.iter().cloned());
+        post_otlp(if i % 2 == 0 { &a.url } else { &b.url }, &key, with_ids(0x80 + i, &names));
+    }
+    let delivered = |sink: &Sink| sink.names().into_iter().collect::<BTreeSet<String>>();
+    wait_for("every span of both collectors", Duration::from_secs(30), || delivered(&sink).is_superset(&expected));
+    let exported = export_metric(&a.url, "exported") + export_metric(&b.url, "exported");
+    assert!(exported >= 60.0, "{exported}");
+    // The holder stops (handing its lease back); the other exports what arrives next.
+    let (stays, stays_url) = if export_metric(&a.url, "exported") > 0.0 {
+        assert!(a.terminate().success());
+        (b, "b")
+    } else {
+        assert!(b.terminate().success());
+        (a, "a")
+    };
+    let later: Vec<String> = (1..=3).map(|j| format!("later-{j}")).collect();
+    post_otlp(&stays.url, &key, with_ids(0xa0, &later));
+    wait_for(&format!("collector {stays_url} to take the export over"), Duration::from_secs(45), || {
+        later.iter().all(|l| delivered(&sink).contains(l))
+    });
+    drop(stays);
+    sink.stop();
+}
