@@ -29,6 +29,9 @@ export function parseCheckpoint(note: string): CheckpointNote {
   return { origin, size: Number(size), root, signers };
 }
 
+/** A gap report, and whether it lists every instance (`all=true`) or only those with gaps. */
+export type Gaps = GapReport & { all: boolean };
+
 export interface GapSummary {
   /** Batches never stored, all instances together. */
   missing: number;

@@ -5,7 +5,7 @@ import './style.css';
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { type GapReport, get } from './api';
-import { plural, summarize } from './audit';
+import { type Gaps, plural, summarize } from './audit';
 import { adoptFragmentKey, clearKey, getKey } from './auth';
 import { useLoad } from './load';
 import { Audit } from './pages/audit';
@@ -37,9 +37,11 @@ function useGaps(enabled: boolean, all: boolean) {
     const t = setInterval(() => setTick((n) => n + 1), GAPS_REFRESH_MS);
     return () => clearInterval(t);
   }, [enabled]);
-  const gaps = useLoad<GapReport | undefined>(
-    (signal) =>
-      enabled ? get<GapReport>('/audit/gaps', { all: all ? 'true' : undefined }, signal) : Promise.resolve(undefined),
+  const gaps = useLoad<Gaps | undefined>(
+    async (signal) =>
+      enabled
+        ? { ...(await get<GapReport>('/audit/gaps', { all: all ? 'true' : undefined }, signal)), all }
+        : undefined,
     [enabled, all, tick],
   );
   return { gaps, tick, refresh: () => setTick((n) => n + 1) };

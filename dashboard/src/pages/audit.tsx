@@ -5,7 +5,7 @@
 // shell (it also feeds the badge on this page's nav item); this page loads the checkpoint.
 import { useEffect } from 'preact/hooks';
 import { ApiError, type GapInstance, type GapReport, get, getText, type StoredCheckpoint } from '../api';
-import { type CheckpointNote, parseCheckpoint, plural, sequenceRange, summarize } from '../audit';
+import { type CheckpointNote, type Gaps, parseCheckpoint, plural, sequenceRange, summarize } from '../audit';
 import { ErrorBox } from '../components/errors';
 import { ago, clock, ms, serviceColor, time } from '../format';
 import { type Load, useLoad } from '../load';
@@ -35,7 +35,7 @@ export function Audit({
   refresh,
 }: {
   route: Route;
-  gaps: Load<GapReport | undefined>;
+  gaps: Load<Gaps | undefined>;
   tick: number;
   refresh: () => void;
 }) {
@@ -79,7 +79,7 @@ export function Audit({
       {report && <Summary report={report} sum={sum} />}
       {problems.some((i) => i.missing.length) && <GapTable instances={problems} />}
       {sum.reused > 0 && <ReusedTable instances={problems} />}
-      {all && report && <InstanceTable instances={report.instances} />}
+      {all && (report?.all ? <InstanceTable instances={report.instances} /> : <p class="muted">Loading…</p>)}
 
       <h2>Signed checkpoint</h2>
       <CheckpointPanel load={checkpoint} />
