@@ -148,6 +148,10 @@ function Window({ after, before }: { after: string | null; before: string }) {
 }
 
 function GapTable({ instances }: { instances: GapInstance[] }) {
+  // Newest first: the gap an on-call engineer was paged for is at the top.
+  const rows = instances
+    .flatMap((i) => i.missing.map((m) => ({ i, m })))
+    .sort((a, b) => Number(BigInt(b.m.before_created_unix_nano) - BigInt(a.m.before_created_unix_nano)));
   return (
     <div class="scroll-x">
       <table data-testid="gaps">
@@ -163,23 +167,21 @@ function GapTable({ instances }: { instances: GapInstance[] }) {
           </tr>
         </thead>
         <tbody>
-          {instances.flatMap((i) =>
-            i.missing.map((m) => (
-              <tr key={`${i.instance_id}/${m.first_sequence}`} class="has-error" data-testid="gap">
-                <Instance i={i} />
-                <td data-testid="gap-range">{sequenceRange(m.first_sequence, m.last_sequence)}</td>
-                <td class="num bad" data-testid="gap-count">
-                  {m.last_sequence - m.first_sequence + 1}
-                </td>
-                <td data-testid="gap-window">
-                  <Window after={m.after_created_unix_nano} before={m.before_created_unix_nano} />
-                </td>
-                <td title={time(i.last_received_unix_nano)}>
-                  #{i.last_sequence}, {ago(i.last_received_unix_nano)}
-                </td>
-              </tr>
-            )),
-          )}
+          {rows.map(({ i, m }) => (
+            <tr key={`${i.instance_id}/${m.first_sequence}`} class="has-error" data-testid="gap">
+              <Instance i={i} />
+              <td data-testid="gap-range">{sequenceRange(m.first_sequence, m.last_sequence)}</td>
+              <td class="num bad" data-testid="gap-count">
+                {m.last_sequence - m.first_sequence + 1}
+              </td>
+              <td data-testid="gap-window">
+                <Window after={m.after_created_unix_nano} before={m.before_created_unix_nano} />
+              </td>
+              <td title={time(i.last_received_unix_nano)}>
+                #{i.last_sequence}, {ago(i.last_received_unix_nano)}
+              </td>
+            </tr>
+          ))}
         </tbody>
       </table>
     </div>
@@ -306,6 +308,9 @@ function CheckpointPanel({ load }: { load: Load<Checkpoint> }) {
         <dt>signed by</dt>
         <dd>{c.signers.join(', ')}</dd>
       </dl>
+      <p class="muted">
+        Batches stored after it are in the next checkpoint, signed within seconds while batches arrive.
+      </p>
       <details>
         <summary>Signed note</summary>
         <pre data-testid="checkpoint-note">{c.note}</pre>
