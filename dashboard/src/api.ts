@@ -42,7 +42,7 @@ export function authHeaders(): HeadersInit {
   return { Authorization: `Bearer ${getKey() ?? ''}` };
 }
 
-export async function get<T>(path: string, params: Params = {}, signal?: AbortSignal): Promise<T> {
+async function request(path: string, params: Params, signal?: AbortSignal): Promise<Response> {
   let resp: Response;
   try {
     resp = await fetch(`/api/v1${path}${query(params)}`, { headers: authHeaders(), signal });
@@ -51,7 +51,16 @@ export async function get<T>(path: string, params: Params = {}, signal?: AbortSi
     throw new ApiError(0, 'network', `cannot reach the collector: ${(e as Error).message}`);
   }
   if (!resp.ok) throw await errorOf(resp);
-  return (await resp.json()) as T;
+  return resp;
+}
+
+export async function get<T>(path: string, params: Params = {}, signal?: AbortSignal): Promise<T> {
+  return (await (await request(path, params, signal)).json()) as T;
+}
+
+/** GET of a `text/plain` answer (a signed note), with the same errors as `get`. */
+export async function getText(path: string, params: Params = {}, signal?: AbortSignal): Promise<string> {
+  return (await request(path, params, signal)).text();
 }
 
 // === the collector's answers ===
@@ -144,6 +153,41 @@ export interface Stats {
 }
 export interface Services {
   services: { name: string; last_seen_unix_nano: string; operations: { name: string; count: number }[] }[];
+}
+
+/** `GET /api/v1/audit/gaps`: per SDK instance, sequence numbers never stored and numbers reused. */
+export interface GapReport {
+  instances: GapInstance[];
+  instances_checked: number;
+  batches_checked: number;
+  /** The scan stopped at the collector's limit; instances past it were not checked. */
+  truncated: boolean;
+}
+export interface GapInstance {
+  instance_id: string;
+  sdk_name: string;
+  sdk_version: string;
+  service: string | null;
+  batches: number;
+  last_sequence: number;
+  first_received_unix_nano: string;
+  last_received_unix_nano: string;
+  missing_total: number;
+  missing: {
+    first_sequence: number;
+    last_sequence: number;
+    /** Seal time of the batch before the gap; null when the gap starts at the first number. */
+    after_created_unix_nano: string | null;
+    before_created_unix_nano: string;
+  }[];
+  reused: { sequence: number; batch_ids: string[] }[];
+}
+/** One entry of `GET /api/v1/audit/checkpoints`. */
+export interface StoredCheckpoint {
+  size: number;
+  root_hash: string;
+  signed_at_unix_nano: string;
+  note: string;
 }
 
 /** Text of an OTLP/JSON value. */

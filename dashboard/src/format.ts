@@ -58,3 +58,12 @@ export function serviceColor(name: string): string {
 }
 
 export const nowNs = (): bigint => BigInt(Date.now()) * 1_000_000n;
+
+/** How long ago a unix-ns time was, roughly: `12 s ago`, `5 min ago`, `3 h ago`, `2 d ago`. */
+export function ago(ns: string | number, nowMs = Date.now()): string {
+  const s = Math.max(0, Math.round((nowMs - Number(BigInt(ns) / 1_000_000n)) / 1000));
+  if (s < 90) return `${s} s ago`;
+  if (s < 90 * 60) return `${Math.round(s / 60)} min ago`;
+  if (s < 36 * 3600) return `${Math.round(s / 3600)} h ago`;
+  return `${Math.round(s / 86400)} d ago`;
+}

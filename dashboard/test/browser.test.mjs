@@ -1,8 +1,9 @@
 // The dashboard in headless Chromium (Debian's, driven by playwright-core) against the real
 // collector holding spans the real Rust SDK sent (tracex-demo): sign in, overview charts with data,
 // a filtered search that matches the API's answer, a trace's span attributes in the side panel, a
-// freshly sent span in Live within 2 s, sign out. Any console error fails the test. Screenshots go
-// to $SCREENSHOTS (default out/dashboard-screenshots/).
+// freshly sent span in Live within 2 s, the audit page (no gaps, the signed checkpoint, then batches
+// the SDK sealed but the test never sent, shown as a gap), sign out. Any console error fails the
+// test. Screenshots go to $SCREENSHOTS (default out/dashboard-screenshots/).
 //
 // Endpoints still being built elsewhere (stats, services, live) may answer 404 on this collector:
 // the test probes them first and then asserts that the page says "not available" instead; their 404
@@ -217,6 +218,93 @@ test('a freshly sent span appears in Live within 2 s', async () => {
   await page.getByTestId('live-span').filter({ hasText: 'POST /resource' }).first().waitFor({ timeout: 2000 });
   console.log(`# live: shown ${Date.now() - sent} ms after the demo flushed`);
   await shot('live');
+});
+
+/** The time as the page prints it (format.ts `time`), in the browser's locale and zone. */
+const pageTime = (ns) =>
+  page.evaluate((ms) => new Date(ms).toLocaleString(undefined, { hour12: false }), Number(BigInt(ns) / 1_000_000n));
+
+test('the audit page: no batch missing, and the checkpoint that covers them', async () => {
+  const report = await api('/audit/gaps');
+  assert.deepEqual(report.instances, [], 'the demo delivered every batch it sealed');
+  assert.ok(report.batches_checked > 0);
+  // Every stored batch is a leaf; the collector signs a checkpoint covering them within seconds.
+  let size = 0;
+  for (let i = 0; i < 100 && size !== report.batches_checked; i++) {
+    const r = await collector.api('/audit/checkpoint');
+    const note = await r.text(); // 404 no_checkpoint until the first one is signed
+    size = r.ok ? Number(note.split('\n')[1]) : 0;
+    if (size !== report.batches_checked) await new Promise((r) => setTimeout(r, 200));
+  }
+  assert.equal(size, report.batches_checked, 'a checkpoint of every stored batch');
+
+  await nav('Audit').click();
+  await page.getByRole('heading', { name: 'Audit', exact: true }).waitFor();
+  await page.getByTestId('no-gaps').getByText(`${report.batches_checked} stored batches`).waitFor();
+  assert.equal(await page.getByTestId('audit-badge').count(), 0, 'no badge without gaps');
+
+  const card = page.getByTestId('checkpoint');
+  await card
+    .getByTestId('checkpoint-size')
+    .getByText(`${size.toLocaleString('en')} leaves`)
+    .waitFor();
+  const kept = (await api(`/audit/checkpoints?from_size=${size}&limit=1`)).checkpoints[0];
+  assert.equal(kept.size, size);
+  assert.equal(await card.getByTestId('checkpoint-root').textContent(), kept.root_hash);
+  assert.equal(await card.getByTestId('checkpoint-note').textContent(), kept.note);
+  assert.ok(
+    (await card.getByTestId('checkpoint-time').textContent()).includes(await pageTime(kept.signed_at_unix_nano)),
+  );
+});
+
+test('batches lost on the way show as a gap: instance, range, time window, badge', async () => {
+  // The real SDK seals batches for this collector; #2 and #3 never reach it (a middlebox that
+  // drops them), the others are posted as the SDK posts them.
+  const sealed = await collector.seal('--requests', '500'); // ≈ 5 spans each, 512 a batch
+  assert.ok(sealed.length >= 4, `the demo sealed ${sealed.length} batches, 4 needed`);
+  assert.deepEqual(
+    sealed.map((b) => b.sequence),
+    sealed.map((_, i) => i + 1),
+  );
+  const lost = sealed.slice(1, 3);
+  for (const b of [sealed[0], ...sealed.slice(3)]) assert.equal(await collector.send(b), 200);
+  const [before, after] = [sealed[0], sealed[3]];
+
+  await page.getByTestId('audit-refresh').click();
+  await page.getByTestId('gap-summary').getByText('2 batches missing').waitFor();
+  const rows = page.getByTestId('gap');
+  assert.equal(await rows.count(), 1, 'one gap, of one instance');
+  const row = rows.first();
+  assert.equal(await row.getByTestId('instance').textContent(), before.instanceId);
+  assert.equal(await row.getByTestId('gap-range').textContent(), '#2–#3');
+  assert.equal(await row.getByTestId('gap-count').textContent(), '2');
+  await row.getByText(before.sdkName).waitFor();
+  await row.getByText('demo-facilitator').waitFor();
+  const shown = await row.getByTestId('gap-window').textContent();
+  const [from, to] = [await pageTime(before.createdAtUnixNano), await pageTime(after.createdAtUnixNano)];
+  assert.ok(shown.startsWith(`${from} → ${to} (`), `${shown} is sealed ${from} → ${to}`);
+  assert.equal(await page.getByTestId('audit-badge').textContent(), '2');
+  // The same, as the API says it.
+  const report = await api('/audit/gaps');
+  assert.deepEqual(
+    report.instances.map((i) => [i.instance_id, i.missing.map((m) => [m.first_sequence, m.last_sequence])]),
+    [[before.instanceId, [[2, 3]]]],
+  );
+  await shot('audit');
+
+  // Every instance, the complete ones too.
+  await page.getByLabel('every SDK instance').check();
+  await page.waitForURL(/#\/audit\?all=1/);
+  const instances = page.getByTestId('instances');
+  await instances.locator('tr').filter({ hasText: before.instanceId }).getByText('2 missing').waitFor();
+  await instances.getByText('complete').nth(1).waitFor(); // the demo's two services, at least
+  await page.getByLabel('every SDK instance').uncheck();
+
+  // The lost batches arrive late (an SDK's spool replayed): the gap closes.
+  for (const b of lost) assert.equal(await collector.send(b), 200);
+  await page.getByTestId('audit-refresh').click();
+  await page.getByTestId('no-gaps').waitFor();
+  assert.equal(await page.getByTestId('audit-badge').count(), 0);
 });
 
 test('phone width stays readable', async () => {

@@ -1,6 +1,6 @@
 // The dashboard's pure parts, compiled from the TypeScript sources by esbuild (as the bundle is):
-// the SSE parser the live tail reads with, and the waterfall's subtree, collapse and critical-path
-// computations.
+// the SSE parser the live tail reads with, the waterfall's subtree, collapse and critical-path
+// computations, and the audit page's checkpoint parser and gap counts.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -70,4 +70,35 @@ test('waterfall: subtrees, collapsing, and the critical path', async () => {
   assert.deepEqual(visibleRows(rows, new Set([0])), [0]);
   const path = [...criticalPath(rows)].map((i) => spans[i].span_id).sort();
   assert.deepEqual(path, ['receipt', 'root', 'rpc1', 'rpc2', 'settle', 'sig', 'verify'].sort());
+});
+
+test('audit: a checkpoint note is read, anything else refused', async () => {
+  const { parseCheckpoint } = await load('audit.ts');
+  const root = 'n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg=';
+  const note = `tracex-da0ed25b\n42\n${root}\n\n\u2014 tracex-da0ed25b AbCd\n\u2014 witness-1 EfGh\n`;
+  assert.deepEqual(parseCheckpoint(note), {
+    origin: 'tracex-da0ed25b',
+    size: 42,
+    root,
+    signers: ['tracex-da0ed25b', 'witness-1'],
+  });
+  assert.throws(() => parseCheckpoint(`tracex-da0ed25b\n42\n${root}\n`), /not a signed note/);
+  assert.throws(() => parseCheckpoint(`tracex-da0ed25b\nmany\n${root}\n\n\u2014 k AbCd\n`), /tree size/);
+  assert.throws(() => parseCheckpoint(`tracex-da0ed25b\n42\n${root}\n\n`), /no signature/);
+});
+
+test('audit: the badge counts missing batches and reused numbers', async () => {
+  const { summarize, sequenceRange } = await load('audit.ts');
+  const instance = (missing, reused) => ({
+    missing_total: missing,
+    reused: Array.from({ length: reused }, () => ({})),
+  });
+  assert.deepEqual(summarize(undefined), { missing: 0, reused: 0, instances: 0 });
+  assert.deepEqual(summarize({ instances: [instance(3, 0), instance(0, 2), instance(0, 0)] }), {
+    missing: 3,
+    reused: 2,
+    instances: 2,
+  });
+  assert.equal(sequenceRange(5, 5), '#5');
+  assert.equal(sequenceRange(2, 3), '#2–#3');
 });

@@ -7,28 +7,11 @@ import { get, type Stat, type StatGroup, type Stats, type TraceList } from '../a
 import { Chart } from '../components/chart';
 import { ErrorBox } from '../components/errors';
 import { ms, nsToMs, pct, rate, serviceColor } from '../format';
+import { useLoad } from '../load';
 import { href, navigate, type Route } from '../route';
 import { lastNs, RANGES, rangeSeconds, stepFor } from '../timerange';
 
 const REFRESH: Record<string, number> = { off: 0, '10s': 10, '30s': 30, '1m': 60 };
-
-interface Load<T> {
-  data?: T;
-  error?: unknown;
-}
-
-function useLoad<T>(fn: (signal: AbortSignal) => Promise<T>, deps: unknown[]): Load<T> {
-  const [state, setState] = useState<Load<T>>({});
-  useEffect(() => {
-    const ac = new AbortController();
-    fn(ac.signal).then(
-      (data) => setState({ data }),
-      (error) => ac.signal.aborted || setState({ error }),
-    );
-    return () => ac.abort();
-  }, deps);
-  return state;
-}
 
 // === SLA thresholds, per operation ===
 
