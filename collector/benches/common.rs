@@ -28,15 +28,20 @@ impl BenchCollector {
 
     /// With the OTLP/gRPC listener on a free port too, if `grpc`; the audit log on or off.
     pub fn start_with(tag: &str, grpc: bool, audit_log: bool) -> Self {
+        Self::start_configured(tag, grpc, |c| c.audit_log = audit_log)
+    }
+
+    /// With the OTLP/gRPC listener on a free port too, if `grpc`, and the settings `edit` makes.
+    pub fn start_configured(tag: &str, grpc: bool, edit: impl FnOnce(&mut Config)) -> Self {
         let dir = std::env::temp_dir().join(format!("tracex-{tag}-bench-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let config = Config {
+        let mut config = Config {
             data_dir: dir.clone(),
             listen: "127.0.0.1:0".parse().unwrap(),
             otlp_grpc_listen: grpc.then(|| "127.0.0.1:0".parse().unwrap()),
-            audit_log,
             ..Config::default()
         };
+        edit(&mut config);
         // Two worker threads, like production on this machine; named so CPU accounting can tell
         // the collector's threads from the SDK's.
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -70,5 +75,49 @@ impl BenchCollector {
         let _ = self.stop.send(());
         self.runtime.block_on(self.server).unwrap().unwrap();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// An OTLP/HTTP receiver that takes every request and answers 200 at once (reads the body, decodes
+/// nothing): what the OTLP export costs the collector, without a receiver's cost on the same cores.
+pub struct NullReceiver {
+    pub url: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl NullReceiver {
+    pub fn start() -> Self {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                tx.send(listener.local_addr().unwrap()).unwrap();
+                let app = axum::Router::new()
+                    .route("/v1/traces", axum::routing::post(|_body: axum::body::Bytes| async { "" }))
+                    .layer(axum::extract::DefaultBodyLimit::disable());
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async {
+                        let _ = stopped.await;
+                    })
+                    .await
+                    .unwrap();
+            });
+        });
+        let addr = rx.recv().unwrap();
+        Self { url: format!("http://{addr}"), stop: Some(stop), thread: Some(thread) }
+    }
+}
+
+impl Drop for NullReceiver {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }

@@ -7,7 +7,10 @@
 //! - `otlp-http`: the same plaintext (an `ExportTraceServiceRequest`) in clear, `POST /v1/traces`,
 //!   `application/x-protobuf` (decoded, redacted and validated by the collector);
 //! - `otlp-grpc`: the same message over OTLP/gRPC (`TraceService/Export`, `--otlp-grpc-listen`);
-//! - `sealed-no-audit`: `sealed` with the audit log off (`audit_log = false`): what the log costs.
+//! - `sealed-no-audit`: `sealed` with the audit log off (`audit_log = false`): what the log costs;
+//! - `sealed-export`: `sealed` with the OTLP export on, to a receiver that answers at once: what
+//!   exporting costs ingest, and how fast the export drains (spans/s from the first request until
+//!   the receiver acknowledged the last span).
 //!
 //! Each round starts a fresh collector (an empty database) per path, and the paths take turns, so
 //! the machine's noise falls on all of them alike; the summary compares medians over the rounds.
@@ -15,7 +18,7 @@
 //! `cargo bench -p tracex-collector --bench ingest` (env: `INGEST_BATCHES`, default 400 requests of
 //! 512 spans per path and round; `INGEST_CLIENTS`, default 64: concurrent connections, as many SDK
 //! instances or exporters would hold; `INGEST_ROUNDS`, default 3; `INGEST_PATHS`, default
-//! `sealed,sealed-no-audit,otlp-http,otlp-grpc`)
+//! `sealed,sealed-no-audit,otlp-http,otlp-grpc,sealed-export`)
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -99,7 +102,9 @@ impl RawClient {
     fn post(&mut self, host: &str, path: Path, key: &str, body: &[u8]) -> (u16, String) {
         let (target, content_type) = match path {
             Path::OtlpHttp => ("/v1/traces", "application/x-protobuf"),
-            Path::Sealed | Path::SealedNoAudit | Path::OtlpGrpc => ("/v1/batches", "application/vnd.tracex.batch.v1"),
+            Path::Sealed | Path::SealedNoAudit | Path::SealedExport | Path::OtlpGrpc => {
+                ("/v1/batches", "application/vnd.tracex.batch.v1")
+            }
         };
         let head = format!(
             "POST {target} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
@@ -137,6 +142,7 @@ enum Path {
     SealedNoAudit,
     OtlpHttp,
     OtlpGrpc,
+    SealedExport,
 }
 
 impl Path {
@@ -146,6 +152,7 @@ impl Path {
             Self::SealedNoAudit => "sealed-no-audit",
             Self::OtlpHttp => "otlp-http",
             Self::OtlpGrpc => "otlp-grpc",
+            Self::SealedExport => "sealed-export",
         }
     }
 }
@@ -194,7 +201,11 @@ impl Decoder for Raw {
 }
 
 fn run(path: Path, batches: usize, clients: usize) -> Run {
-    let collector = BenchCollector::start_with("ingest", path == Path::OtlpGrpc, path != Path::SealedNoAudit);
+    let receiver = (path == Path::SealedExport).then(common::NullReceiver::start);
+    let collector = BenchCollector::start_configured("ingest", path == Path::OtlpGrpc, |c| {
+        c.audit_log = path != Path::SealedNoAudit;
+        c.export.url = receiver.as_ref().map(|r| r.url.clone());
+    });
     let (url, store) = (collector.url.clone(), collector.store.clone());
 
     // Every request is encoded (and sealed) before the clock starts, so the generator's cost is
@@ -208,7 +219,7 @@ fn run(path: Path, batches: usize, clients: usize) -> Run {
             let s = spans(512);
             let encode = |out: &mut Vec<u8>| tracex_core::encode::encode_spans(&resource, &scope, &s, out);
             Bytes::from(match path {
-                Path::Sealed | Path::SealedNoAudit => {
+                Path::Sealed | Path::SealedNoAudit | Path::SealedExport => {
                     sealer.seal_with(tracex_collector::now_unix_nano(), encode).unwrap().bytes
                 }
                 Path::OtlpHttp | Path::OtlpGrpc => {
@@ -229,7 +240,7 @@ fn run(path: Path, batches: usize, clients: usize) -> Run {
     let mut latencies: Vec<Duration> = match path {
         // The HTTP generator is deliberately cheap (hand-written HTTP/1.1 over keep-alive sockets,
         // no client library, no copies), so the two cores go to the collector.
-        Path::Sealed | Path::SealedNoAudit | Path::OtlpHttp => {
+        Path::Sealed | Path::SealedNoAudit | Path::SealedExport | Path::OtlpHttp => {
             let handles: Vec<_> = (0..clients)
                 .map(|_| {
                     let (bodies, next, addr, auth) = (bodies.clone(), next.clone(), addr.clone(), auth.clone());
@@ -243,7 +254,11 @@ fn run(path: Path, batches: usize, clients: usize) -> Run {
                             let (status, text) = conn.post(&addr, path, &auth, body);
                             assert_eq!(status, 200, "{text}");
                             // OTLP: an empty ExportTraceServiceResponse, no partial success.
-                            assert!(matches!(path, Path::Sealed | Path::SealedNoAudit) || text.is_empty(), "{text}");
+                            assert!(
+                                matches!(path, Path::Sealed | Path::SealedNoAudit | Path::SealedExport)
+                                    || text.is_empty(),
+                                "{text}"
+                            );
                             latencies.push(t.elapsed());
                         }
                         latencies
@@ -302,6 +317,26 @@ fn run(path: Path, batches: usize, clients: usize) -> Run {
         run.p50_ms,
         run.p99_ms,
     );
+    if receiver.is_some() {
+        let exported = |text: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("tracex_export_spans_total{outcome=\"exported\"} "))
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0) as usize
+        };
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while exported(&reqwest::blocking::get(format!("{url}/metrics")).unwrap().text().unwrap()) < spans_total {
+            assert!(Instant::now() < deadline, "the export did not drain");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let drained = started.elapsed();
+        println!(
+            "   {:<9} export drained {spans_total} spans {:.2} s after the first request: {:.0} spans/s",
+            "",
+            drained.as_secs_f64(),
+            spans_total as f64 / drained.as_secs_f64()
+        );
+    }
     collector.stop();
     run
 }
@@ -311,14 +346,15 @@ fn main() {
     let clients = env_usize("INGEST_CLIENTS", 64);
     let rounds = env_usize("INGEST_ROUNDS", 3).max(1);
     let paths: Vec<Path> = std::env::var("INGEST_PATHS")
-        .unwrap_or_else(|_| "sealed,sealed-no-audit,otlp-http,otlp-grpc".to_owned())
+        .unwrap_or_else(|_| "sealed,sealed-no-audit,otlp-http,otlp-grpc,sealed-export".to_owned())
         .split(',')
         .map(|p| match p.trim() {
             "sealed" => Path::Sealed,
             "sealed-no-audit" => Path::SealedNoAudit,
             "otlp-http" => Path::OtlpHttp,
             "otlp-grpc" => Path::OtlpGrpc,
-            other => panic!("unknown path {other:?}: sealed, sealed-no-audit, otlp-http or otlp-grpc"),
+            "sealed-export" => Path::SealedExport,
+            other => panic!("unknown path {other:?}: sealed, sealed-no-audit, otlp-http, otlp-grpc or sealed-export"),
         })
         .collect();
     println!("{batches} requests of 512 spans per path and round, {clients} concurrent clients, {rounds} rounds");
