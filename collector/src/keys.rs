@@ -200,6 +200,68 @@ impl KeyRing {
     }
 }
 
+/// A private key's PKCS#8 DER, wiped on drop.
+pub type PrivateDer = zeroize::Zeroizing<Vec<u8>>;
+
+/// Every private key in `dir` (PKCS#8 DER, wiped on drop) and the current key's id: what a fleet
+/// bundle carries (`crate::key_bundle`). Loads the ring first, so only a ring the collector would
+/// start with is exported.
+pub fn private_keys(dir: &Path) -> Result<(Vec<PrivateDer>, KeyId), KeyError> {
+    let none = || KeyError::BadKey {
+        path: dir.to_owned(),
+        reason: "no keys yet (`tracex-collector keys show` or a first start creates them)".into(),
+    };
+    if !dir.exists() {
+        return Err(none());
+    }
+    let ring = KeyRing::load(dir)?.ok_or_else(none)?;
+    let mut ders = Vec::with_capacity(ring.len());
+    for entry in fs::read_dir(dir).map_err(io(dir))? {
+        let path = entry.map_err(io(dir))?.path();
+        if path.extension().and_then(|e| e.to_str()) == Some("pem") {
+            let text = zeroize::Zeroizing::new(fs::read_to_string(&path).map_err(io(&path))?);
+            let der = unpem(&text).ok_or_else(|| KeyError::BadKey { path: path.clone(), reason: "not PEM".into() })?;
+            ders.push(zeroize::Zeroizing::new(der));
+        }
+    }
+    Ok((ders, ring.current().key_id))
+}
+
+/// Adds the keys `ders` (PKCS#8 DER) to the ring in `dir` and makes `current` the current key:
+/// how a fleet member takes a bundle in. Keys already there are kept as they are. Returns how many
+/// keys were new.
+pub fn install_private_keys(
+    dir: &Path,
+    ders: &[zeroize::Zeroizing<Vec<u8>>],
+    current: &KeyId,
+) -> Result<usize, KeyError> {
+    create_private_dir(dir)?;
+    let mut added = 0;
+    let mut ids = Vec::with_capacity(ders.len());
+    for der in ders {
+        let tmp = dir.join(".import-key.tmp");
+        let private = PrivateDecryptingKey::from_pkcs8(der)
+            .map_err(|e| KeyError::BadKey { path: tmp.clone(), reason: e.to_string() })?;
+        let pair = CollectorKeyPair::from_private(private, &tmp)?;
+        ids.push(pair.key_id);
+        let path = dir.join(format!("{}.pem", pair.key_id.to_hex()));
+        if path.exists() {
+            continue;
+        }
+        write_private(&tmp, pem("PRIVATE KEY", der).as_bytes())?;
+        fs::rename(&tmp, &path).map_err(io(&path))?;
+        added += 1;
+    }
+    if !ids.contains(current) {
+        return Err(KeyError::BadKey {
+            path: dir.join("current"),
+            reason: "the bundle's current key is not in it".into(),
+        });
+    }
+    write_current(dir, current)?;
+    Ok(added)
+}
+
 fn create_private_dir(dir: &Path) -> Result<(), KeyError> {
     fs::create_dir_all(dir).map_err(io(dir))?;
     #[cfg(unix)]

@@ -39,6 +39,7 @@ pub mod auth;
 pub mod config;
 pub mod endpoints;
 pub mod export;
+pub mod key_bundle;
 pub mod keys;
 pub mod live;
 pub mod logs;

@@ -94,6 +94,49 @@ enum KeysAction {
     Show,
     /// Add a new key and make it current; older keys still decrypt.
     Rotate,
+    /// Write every private key (the RSA ring and the audit key) as one bundle encrypted under a
+    /// passphrase, for the other collectors of a fleet (`keys import`).
+    Export {
+        /// Write the bundle here (mode 0600) instead of to stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        passphrase: PassphraseArgs,
+    },
+    /// Take in a bundle from `keys export`: its RSA keys join this collector's ring (its current
+    /// key becomes current) and its audit key becomes this collector's. A running collector picks
+    /// new RSA keys up by itself; restart it for the audit key.
+    Import {
+        /// The bundle file (`-`: stdin).
+        bundle: PathBuf,
+        /// Replace this collector's own, different audit key (its past checkpoints stay signed by it).
+        #[arg(long)]
+        replace_audit_key: bool,
+        #[command(flatten)]
+        passphrase: PassphraseArgs,
+    },
+}
+
+/// Where the bundle's passphrase comes from: never a command-line argument (process listings and
+/// shell history would show it).
+#[derive(clap::Args)]
+struct PassphraseArgs {
+    /// Read the passphrase from this file (its first line) [default: the TRACEX_KEYS_PASSPHRASE
+    /// environment variable].
+    #[arg(long)]
+    passphrase_file: Option<PathBuf>,
+}
+
+impl PassphraseArgs {
+    fn read(&self) -> Result<zeroize::Zeroizing<String>, String> {
+        let text = match &self.passphrase_file {
+            Some(path) => std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?,
+            None => std::env::var("TRACEX_KEYS_PASSPHRASE")
+                .map_err(|_| "set TRACEX_KEYS_PASSPHRASE or pass --passphrase-file".to_owned())?,
+        };
+        let text = zeroize::Zeroizing::new(text);
+        Ok(zeroize::Zeroizing::new(text.lines().next().unwrap_or_default().to_owned()))
+    }
 }
 
 #[derive(Subcommand)]
@@ -261,6 +304,30 @@ fn run(cli: Cli) -> Result<(), String> {
             let ring = match action {
                 KeysAction::Show => KeyRing::load_or_create(&dir),
                 KeysAction::Rotate => KeyRing::rotate(&dir),
+                KeysAction::Export { out, passphrase } => {
+                    let bundle =
+                        tracex_collector::key_bundle::export(&dir, &passphrase.read()?).map_err(|e| e.to_string())?;
+                    match out {
+                        Some(path) => tracex_collector::private::write_file(&path, bundle.as_bytes())?,
+                        None => print!("{bundle}"),
+                    }
+                    return Ok(());
+                }
+                KeysAction::Import { bundle, replace_audit_key, passphrase } => {
+                    let text = if bundle.as_os_str() == "-" {
+                        std::io::read_to_string(std::io::stdin()).map_err(|e| format!("stdin: {e}"))?
+                    } else {
+                        std::fs::read_to_string(&bundle).map_err(|e| format!("{}: {e}", bundle.display()))?
+                    };
+                    let done =
+                        tracex_collector::key_bundle::import(&dir, &text, &passphrase.read()?, replace_audit_key)
+                            .map_err(|e| e.to_string())?;
+                    println!("keys added: {}", done.keys_added);
+                    if let Some(audit) = &done.audit_key {
+                        println!("audit key: {audit}");
+                    }
+                    KeyRing::load_or_create(&dir)
+                }
             }
             .map_err(|e| e.to_string())?;
             let key = ring.current();

@@ -40,6 +40,22 @@ pub fn sqlite_files(db: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// Writes `bytes` to a new file (or over one) readable only by the collector's user.
+pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    use std::io::Write as _;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    // An existing file keeps its mode on open: tighten it too.
+    tighten(path, 0o600)?;
+    f.write_all(bytes).and_then(|()| f.sync_all()).map_err(|e| format!("{}: {e}", path.display()))
+}
+
 #[cfg(unix)]
 fn tighten(path: &Path, mode: u32) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt;

@@ -311,12 +311,20 @@ fn postgres_two_collectors_export_every_span_in_turns() {
     let (dir_a, dir_b) = (temp_dir("export-pg-a"), temp_dir("export-pg-b"));
     let toml = format!("[export]\nurl = \"{}\"\nmax_spans_per_request = 5\n", sink.url());
     let key = common::otlp::pg_key(&dir_a, &db, "ingest");
-    // The fleet shares one collector key (the keys directory) and one database.
-    std::fs::create_dir_all(dir_b.join("keys")).unwrap();
+    // The fleet shares one database and its keys (through an encrypted bundle).
     let a = Collector::start_with(&dir_a, &["--database-url", &db.url, "--config", &exporter_config(&dir_a, &toml)]);
-    for entry in std::fs::read_dir(dir_a.join("keys")).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), dir_b.join("keys").join(entry.file_name())).unwrap();
+    let bundle = dir_a.join("fleet.bundle");
+    for (dir, args) in [
+        (&dir_a, vec!["export", "--out", bundle.to_str().unwrap()]),
+        (&dir_b, vec!["import", bundle.to_str().unwrap()]),
+    ] {
+        let out = std::process::Command::new(common::BIN)
+            .args(["--data-dir", dir.to_str().unwrap(), "keys"])
+            .args(args)
+            .env("TRACEX_KEYS_PASSPHRASE", "export test fleet passphrase")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
     let b = Collector::start_with(&dir_b, &["--database-url", &db.url, "--config", &exporter_config(&dir_b, &toml)]);
     let mut expected = BTreeSet::new();

@@ -89,6 +89,31 @@ impl AuditSigner {
         }
     }
 
+    /// The key file's line (checked), for a fleet bundle (`crate::key_bundle`); `None` when there
+    /// is no key.
+    pub fn read_line(keys_dir: &Path) -> Result<Option<zeroize::Zeroizing<String>>, SignerError> {
+        let path = keys_dir.join(FILE);
+        match fs::read_to_string(&path) {
+            Ok(text) => {
+                check_private_mode(&path)?;
+                let line = zeroize::Zeroizing::new(text.trim().to_owned());
+                Self::parse(&line).ok_or(SignerError::BadKey(path, "malformed"))?;
+                Ok(Some(line))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(SignerError::Io(path, e)),
+        }
+    }
+
+    /// Installs a key line from a fleet bundle as this collector's audit key, replacing the one
+    /// there; returns the key it installed.
+    pub fn install_line(keys_dir: &Path, line: &str) -> Result<Self, SignerError> {
+        let path = keys_dir.join(FILE);
+        let signer = Self::parse(line.trim()).ok_or(SignerError::BadKey(path.clone(), "malformed in the bundle"))?;
+        write_private(keys_dir, &path, format!("{}\n", line.trim()).as_bytes())?;
+        Ok(signer)
+    }
+
     /// Parses the key file's line.
     fn parse(line: &str) -> Option<Self> {
         let rest = line.strip_prefix("PRIVATE+KEY+")?;
