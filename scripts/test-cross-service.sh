@@ -95,6 +95,10 @@ stop() {
     [ "$rc" = 0 ] || { cat "$RUN/$name.err" >&2; echo "$name exited with $rc on SIGTERM" >&2; exit 1; }
 }
 
+# Only the variables set below configure the collector, the tracex SDKs and the OpenTelemetry SDK
+# (the standard OTEL_* ones): nothing inherited may change them.
+while read -r name; do unset "$name"; done < <(env | sed -n 's/^\(\(OTEL\|TRACEX\)_[A-Z_]*\)=.*/\1/p')
+
 step "collector on a free port"
 DATA="$RUN/data"
 INGEST="$("$COLLECTOR" --data-dir "$DATA" apikey create --project xsvc --scope ingest 2>/dev/null)"
@@ -103,10 +107,9 @@ FINGERPRINT="$("$COLLECTOR" --data-dir "$DATA" keys show | sed -n 's/^fingerprin
 start collector "$COLLECTOR" --data-dir "$DATA" serve --listen 127.0.0.1:0
 COLLECTOR_URL="$URL"
 for _ in $(seq 1 100); do curl -fsS "$COLLECTOR_URL/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+curl -fsS "$COLLECTOR_URL/readyz" >/dev/null || { cat "$RUN/collector.err" >&2; echo "the collector is not ready" >&2; exit 1; }
 
 step "the three services"
-# Only the standard variables configure the OpenTelemetry SDK; nothing inherited may change them.
-while read -r name; do unset "$name"; done < <(env | sed -n 's/^\(OTEL_[A-Z_]*\)=.*/\1/p')
 start ledger env PORT=0 OTEL_SERVICE_NAME=otel-ledger OTEL_EXPORTER_OTLP_ENDPOINT="$COLLECTOR_URL" \
     OTEL_EXPORTER_OTLP_HEADERS="Authorization=Bearer%20$INGEST" \
     "$LEDGER_VENV/bin/python" examples/otel-ledger/ledger.py
