@@ -24,32 +24,6 @@ command -v node >/dev/null || { echo "node (>= 18) is required" >&2; exit 1; }
 
 step() { printf '\n--- %s\n' "$*"; }
 
-step "collector (debug build; nothing to do after the other scripts)"
-cargo build -q --locked -p tracex-collector
-COLLECTOR="$TARGET/debug/tracex-collector"
-
-step "tracex npm package (bindings-node/dist/ of scripts/test-node.sh)"
-if ! ls bindings-node/dist/*.node bindings-node/dist/index.mjs >/dev/null 2>&1; then
-    (cd bindings-node && npm install --no-audit --no-fund --loglevel=error && npm run -s build)
-fi
-
-step "tracex wheel (.venvs/test-cp39 of scripts/test-python.sh)"
-SETTLER_VENV="$VENVS/test-cp39"
-if ! "$SETTLER_VENV/bin/python" -c 'import tracex' 2>/dev/null; then
-    [ -x "$VENVS/build/bin/maturin" ] || { "$PY" -m venv "$VENVS/build" && "$VENVS/build/bin/pip" install -q "maturin>=1.9,<2"; }
-    wheels="$(mktemp -d)"
-    (cd bindings-python && "$VENVS/build/bin/maturin" build --release --locked -q -o "$wheels")
-    rm -rf "$SETTLER_VENV"
-    "$PY" -m venv "$SETTLER_VENV"
-    "$SETTLER_VENV/bin/pip" install -q --disable-pip-version-check "$(ls "$wheels"/tracex-*-cp39-abi3-*.whl)"
-    rm -rf "$wheels"
-fi
-
-step "stock OpenTelemetry SDK + OTLP/HTTP exporter (.venvs/otlp, examples/otel-ledger/requirements.txt)"
-LEDGER_VENV="$VENVS/otlp"
-[ -x "$LEDGER_VENV/bin/python" ] || "$PY" -m venv "$LEDGER_VENV"
-"$LEDGER_VENV/bin/pip" install -q --disable-pip-version-check -r examples/otel-ledger/requirements.txt
-
 RUN="$(mktemp -d)"
 PIDS=()
 cleanup() {
@@ -58,6 +32,30 @@ cleanup() {
     rm -rf "$RUN"
 }
 trap cleanup EXIT
+
+step "collector (debug build; nothing to do after the other scripts)"
+cargo build -q --locked -p tracex-collector
+COLLECTOR="$TARGET/debug/tracex-collector"
+
+step "tracex npm package (bindings-node/dist/ of scripts/test-node.sh)"
+if ! ls bindings-node/dist/*.node bindings-node/dist/index.mjs >/dev/null 2>&1; then
+    (cd bindings-node && npm ci --no-audit --no-fund --loglevel=error && npm run -s build)  # ci: the lockfile stays as it is
+fi
+
+step "tracex wheel (.venvs/test-cp39 of scripts/test-python.sh)"
+SETTLER_VENV="$VENVS/test-cp39"
+if ! "$SETTLER_VENV/bin/python" -c 'import tracex' 2>/dev/null; then
+    [ -x "$VENVS/build/bin/maturin" ] || { "$PY" -m venv "$VENVS/build" && "$VENVS/build/bin/pip" install -q "maturin>=1.9,<2"; }
+    (cd bindings-python && "$VENVS/build/bin/maturin" build --release --locked -q -o "$RUN/wheels")
+    rm -rf "$SETTLER_VENV"
+    "$PY" -m venv "$SETTLER_VENV"
+    "$SETTLER_VENV/bin/pip" install -q --disable-pip-version-check "$(ls "$RUN"/wheels/tracex-*-cp39-abi3-*.whl)"
+fi
+
+step "stock OpenTelemetry SDK + OTLP/HTTP exporter (.venvs/otlp, examples/otel-ledger/requirements.txt)"
+LEDGER_VENV="$VENVS/otlp"
+[ -x "$LEDGER_VENV/bin/python" ] || "$PY" -m venv "$LEDGER_VENV"
+"$LEDGER_VENV/bin/pip" install -q --disable-pip-version-check -r examples/otel-ledger/requirements.txt
 
 step "npm pack, install into a fresh project with the facilitator"
 tarball="$(cd bindings-node && npm pack --silent --pack-destination "$RUN")"
