@@ -5,10 +5,17 @@
 //   TRACEX_COLLECTOR_FINGERPRINT=<hex> node server.js
 //
 // then: curl -XPOST localhost:4021/settle -d '{"network":"base-sepolia","amount":"10000","payer":"0xabc…"}'
+//
+// With SETTLER_URL (e.g. http://127.0.0.1:4022, examples/python-settler's `serve` mode), /settle
+// hands the settlement to that service over HTTP in a client span whose `traceparent` it sends, so
+// the settler's spans join this trace (one trace across three services: examples/otel-ledger/);
+// without it the chain RPC is simulated here.
 
 import http from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Tracer } from 'tracex';
+
+const SETTLER_URL = process.env.SETTLER_URL;
 
 const tracer = new Tracer({
   serviceName: 'x402-facilitator',
@@ -72,6 +79,33 @@ async function rpc(method, attempt) {
   );
 }
 
+/** Settlement by the settler service: a client span, current while `fetch` runs, and its traceparent. */
+async function callSettler(payment) {
+  const url = new URL('/settle', SETTLER_URL);
+  return tracer.trace(
+    'POST /settle',
+    {
+      kind: 'client',
+      attributes: {
+        'http.request.method': 'POST',
+        'url.full': url.href,
+        'server.address': url.hostname,
+        'server.port': Number(url.port || 80),
+      },
+    },
+    async (span) => {
+      const res = await fetch(url, {
+        method: 'POST',
+        headers: tracer.inject({ 'content-type': 'application/json' }), // this client span's traceparent
+        body: JSON.stringify(payment),
+      });
+      span.setAttribute('http.response.status_code', res.status);
+      if (res.status >= 500) span.setStatus('error', `HTTP ${res.status}`);
+      return { status: res.status, result: await res.json() };
+    },
+  );
+}
+
 async function verify(req, res) {
   const p = await body(req);
   const span = tracer.activeSpan();
@@ -101,6 +135,12 @@ async function settle(req, res) {
     'x402.payer': p.payer || 'unknown',
     'x402.pay_to': p.payTo || '0xfacade',
   });
+  if (SETTLER_URL) {
+    const { status, result } = await callSettler(p);
+    if (result.txHash) span.setAttribute('x402.tx_hash', result.txHash);
+    if (status !== 200) span.setStatus('error', `settler answered ${status}`);
+    return reply(res, status === 200 ? 200 : 502, result);
+  }
   for (let attempt = 1; attempt <= 3; attempt++) {
     try {
       const txHash = await rpc('eth_sendRawTransaction', attempt);
