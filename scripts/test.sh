@@ -58,4 +58,7 @@ scripts/test-python.sh
 step "Stock OpenTelemetry exporters (Python, JS protobuf and JSON, Rust) over OTLP/HTTP against the collector"
 scripts/test-otlp.sh
 
+step "One trace across services: Node facilitator → Python settler → stock OpenTelemetry service, against the collector"
+scripts/test-cross-service.sh
+
 step "all tests passed"
