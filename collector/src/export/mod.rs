@@ -64,7 +64,7 @@ const INITIAL_BACKOFF: Duration = Duration::from_millis(250);
 const CURSOR: &str = "otlp";
 
 /// Export settings (TOML `[export]`; `--export-otlp URL` sets `url`).
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ExportConfig {
     /// The OTLP/HTTP receiver, e.g. `http://jaeger:4318` (then `/v1/traces` is appended, as
@@ -87,6 +87,22 @@ pub struct ExportConfig {
     pub timeout_ms: u64,
     /// How often the log is checked for new leaves once everything is sent (default 250 ms).
     pub poll_interval_ms: u64,
+}
+
+/// Header values are left out: they are credentials (`authorization`, API keys).
+impl std::fmt::Debug for ExportConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExportConfig")
+            .field("url", &self.url)
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("projects", &self.projects)
+            .field("max_spans_per_request", &self.max_spans_per_request)
+            .field("max_request_bytes", &self.max_request_bytes)
+            .field("max_lag_seconds", &self.max_lag_seconds)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("poll_interval_ms", &self.poll_interval_ms)
+            .finish()
+    }
 }
 
 impl Default for ExportConfig {
@@ -288,6 +304,8 @@ impl Worker {
                 }
                 sender::Sent::Retry { after, reason } => {
                     m.export_retries.fetch_add(1, Ordering::Relaxed);
+                    // The lag keeps growing while the receiver is away.
+                    m.export_lag_ms.store(age.as_millis().try_into().unwrap_or(u64::MAX), Ordering::Relaxed);
                     let wait = self.backoff(after);
                     tracing::warn!(reason = %reason, retry_in_ms = wait.as_millis(), "OTLP export: receiver unavailable");
                     tokio::time::sleep(wait).await;
@@ -376,6 +394,14 @@ mod tests {
         bad.headers.insert("bad header".into(), "v".into());
         assert!(bad.check(true).unwrap_err().contains("bad header"));
         assert!(ExportConfig::default().check(false).is_ok(), "no export, nothing to check");
+    }
+
+    #[test]
+    fn debug_leaves_header_values_out() {
+        let mut c = ExportConfig { url: Some("http://x:4318".into()), ..Default::default() };
+        c.headers.insert("authorization".into(), "Bearer s3cret".into());
+        let text = format!("{c:?}");
+        assert!(text.contains("authorization") && !text.contains("s3cret"), "{text}");
     }
 
     #[test]
