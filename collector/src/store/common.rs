@@ -165,6 +165,11 @@ pub(crate) fn decode_cursor(s: &str, order: TraceOrder) -> StoreResult<(i64, i64
     Ok((i64::from_be_bytes(key), i64::from_be_bytes(seq)))
 }
 
+/// A stored 32-byte hash (audit leaves, nodes, checkpoint roots, resources).
+pub(crate) fn hash32(v: &[u8]) -> StoreResult<[u8; 32]> {
+    v.try_into().map_err(|_| StoreError::Corrupt("a stored hash is not 32 bytes".into()))
+}
+
 /// Decodes a span body (a request holding exactly one span).
 pub(crate) fn decode_span_body(bytes: &[u8]) -> StoreResult<SpanData> {
     let req = decode_request(bytes).map_err(|e| StoreError::Corrupt(format!("span body: {e}")))?;

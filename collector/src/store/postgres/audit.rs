@@ -7,12 +7,8 @@ use super::client::{Db, block_on, get};
 use crate::audit::gaps::BatchSeq;
 use crate::audit::tree::{NodeId, Nodes};
 use crate::audit::{LeafRecord, RowKey, RowLookup, RowRecord, StoredCheckpoint};
-use crate::store::common::{ns, unns};
+use crate::store::common::{hash32, ns, unns};
 use crate::store::{StoreError, StoreResult};
-
-fn hash32(v: &[u8]) -> StoreResult<[u8; 32]> {
-    v.try_into().map_err(|_| StoreError::Corrupt("an audit hash is not 32 bytes".into()))
-}
 
 pub(super) fn size(client: &Client) -> StoreResult<u64> {
     let row = block_on(client.query_typed_one("SELECT size FROM audit_head WHERE id = 1", &[])).db()?;

@@ -6,12 +6,8 @@ use super::Db;
 use crate::audit::gaps::BatchSeq;
 use crate::audit::tree::{NodeId, Nodes};
 use crate::audit::{LeafRecord, RowKey, RowLookup, RowRecord, StoredCheckpoint};
-use crate::store::common::{ns, unns};
+use crate::store::common::{hash32, ns, unns};
 use crate::store::{StoreError, StoreResult};
-
-fn hash32(v: Vec<u8>) -> StoreResult<[u8; 32]> {
-    v.try_into().map_err(|_| StoreError::Corrupt("an audit hash is not 32 bytes".into()))
-}
 
 pub(super) fn size(conn: &Connection) -> StoreResult<u64> {
     let next: i64 = conn.query_row("SELECT coalesce(max(idx), -1) + 1 FROM audit_leaves", [], |r| r.get(0)).db()?;
@@ -48,7 +44,7 @@ pub(super) fn leaves(conn: &Connection, from: u64, limit: usize) -> StoreResult<
     let mut out = Vec::new();
     for row in rows {
         let (index, leaf, hash, claims) = row.db()?;
-        out.push(LeafRecord { index: unns(index), leaf, hash: hash32(hash)?, claims });
+        out.push(LeafRecord { index: unns(index), leaf, hash: hash32(&hash)?, claims });
     }
     Ok(out)
 }
@@ -94,7 +90,7 @@ fn checkpoint(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, Vec<u8>, i64, Str
 }
 
 fn to_checkpoint((size, root, at, note): (i64, Vec<u8>, i64, String)) -> StoreResult<StoredCheckpoint> {
-    Ok(StoredCheckpoint { size: unns(size), root: hash32(root)?, signed_at_unix_nano: unns(at), note })
+    Ok(StoredCheckpoint { size: unns(size), root: hash32(&root)?, signed_at_unix_nano: unns(at), note })
 }
 
 pub(super) fn latest_checkpoint(conn: &Connection) -> StoreResult<Option<StoredCheckpoint>> {
@@ -211,7 +207,7 @@ pub(super) fn resource(conn: &Connection, id: i64) -> StoreResult<Option<([u8; 3
         .query_row("SELECT hash, body FROM resources WHERE id = ?1", [id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()
         .db()?;
-    row.map(|(h, b)| Ok((hash32(h)?, b))).transpose()
+    row.map(|(h, b)| Ok((hash32(&h)?, b))).transpose()
 }
 
 pub(super) fn span_totals(conn: &Connection) -> StoreResult<(u64, u64)> {
