@@ -205,7 +205,9 @@ impl Collector {
             export::prepare(&*store, &export_holder)?;
         }
         let metrics = Arc::new(Metrics::default());
-        let live = live::LiveHub::spawn(config.live_limits(), metrics.clone())
+        // Collectors sharing a database (PostgreSQL) also show what the others commit.
+        let fleet = config.audit_log && matches!(config.database()?, Database::Postgres(_));
+        let live = live::LiveHub::spawn(config.live_limits(), metrics.clone(), fleet)
             .map_err(|e| format!("starting the live tail: {e}"))?;
         let (writer, writer_thread) = Writer::spawn(
             store.clone(),
@@ -302,6 +304,21 @@ impl Collector {
             state.metrics.clone(),
             Duration::from_millis(state.config.audit_checkpoint_interval_ms.max(1)),
         ));
+        let fleet_live = if state.live.is_fleet() {
+            let store = state.store.clone();
+            let start = tokio::task::spawn_blocking(move || store.audit_size())
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("reading the audit log's size: {e}"))?;
+            Some(tokio::spawn(live::fleet::run(
+                state.store.clone(),
+                state.live.clone(),
+                live::fleet::POLL_INTERVAL,
+                start,
+            )))
+        } else {
+            None
+        };
         let exporter = tokio::spawn(export::run(
             state.store.clone(),
             state.metrics.clone(),
@@ -324,6 +341,9 @@ impl Collector {
         retention.abort();
         checkpointer.abort();
         exporter.abort();
+        if let Some(f) = fleet_live {
+            f.abort();
+        }
         // The router (and its state clones) are gone once serve returns; dropping the last state
         // closes the writer's queue, and the writer exits after committing what it holds.
         drop(state);

@@ -403,3 +403,38 @@ fn an_event_larger_than_a_viewers_whole_budget_still_reaches_it_when_it_has_read
     let (event, data) = sse.next().unwrap();
     assert_eq!((event.as_str(), data["spans"].as_array().unwrap().len()), ("spans", 20), "{data}");
 }
+
+/// Two collectors on one PostgreSQL database: a viewer of B sees what A stores (B follows the
+/// shared audit log) as well as what B stores itself, each span once. Ignored without a server:
+/// `scripts/with-postgres.sh cargo test -p tracex-collector --test live -- --ignored`.
+#[test]
+#[ignore = "needs PostgreSQL (scripts/with-postgres.sh)"]
+fn postgres_a_viewer_of_one_collector_sees_what_another_stores() {
+    let db = common::otlp::PgDb::new();
+    let (dir_a, dir_b) = (temp_dir("live-fleet-a"), temp_dir("live-fleet-b"));
+    let ingest = common::otlp::pg_key(&dir_a, &db, "ingest");
+    let read = common::otlp::pg_key(&dir_a, &db, "read");
+    let a = Collector::start_with(&dir_a, &["--database-url", &db.url]);
+    let b = Collector::start_with(&dir_b, &["--database-url", &db.url]);
+    let mut live = Sse::open(&b.url, &read, "").unwrap();
+    wait_for_viewers(&b.url, 1.0);
+    let post = |url: &str, spans| {
+        let r = common::client()
+            .post(format!("{url}/v1/traces"))
+            .bearer_auth(&ingest)
+            .header("content-type", "application/x-protobuf")
+            .body(common::otlp::protobuf(spans))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    };
+    post(&a.url, vec![common::otlp::span(0x91, 1, "stored-by-a"), common::otlp::span(0x91, 2, "also-by-a")]);
+    post(&b.url, vec![common::otlp::span(0x92, 1, "stored-by-b")]);
+    // A's spans arrive within a poll of B's; the marker (stored through A last) ends the read.
+    post(&a.url, vec![common::otlp::span(0x93, 1, "marker")]);
+    let (spans, missed) = live.until_marker();
+    let mut names: Vec<&str> = spans.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["also-by-a", "stored-by-a", "stored-by-b"], "each span once");
+    assert_eq!(missed, 0);
+}

@@ -13,6 +13,7 @@ pub mod checkpoints;
 pub mod gaps;
 pub mod leaf;
 pub mod signer;
+pub mod spans;
 pub mod tree;
 pub mod verify;
 

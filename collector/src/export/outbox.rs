@@ -1,16 +1,13 @@
 //! Reads the next chunk of the audit log after the export cursor and turns its leaves' span rows
 //! into OTLP requests (protobuf, gzip-compressed), each within the request limits.
 
-use std::collections::HashMap;
 use std::io::Write as _;
 use std::time::Duration;
 
 use tracex_core::{InstrumentationScope, Resource, ResourceSpans, ScopeSpans, SpanData, TraceRequest};
 
 use super::ExportConfig;
-use crate::audit::RowLookup;
-use crate::audit::leaf::{Claims, Leaf};
-use crate::store::common::{decode_resource_body, decode_span_body};
+use crate::audit::spans;
 use crate::store::{Store, StoreError, StoreResult};
 
 /// Most leaves read in one chunk (a leaf can hold no span the export wants).
@@ -99,19 +96,14 @@ pub fn read(store: &dyn Store, from: u64, config: &ExportConfig, now_ns: u64) ->
     let leaves = store.audit_leaves(from, MAX_LEAVES_PER_CHUNK)?;
     let max_lag_ns = config.max_lag_seconds.saturating_mul(1_000_000_000);
     let mut builder = Builder::new(config);
-    // Resource rows are shared by content (deduplicated by hash), so one decode serves them all.
-    let mut resources: HashMap<i64, (Resource, InstrumentationScope)> = HashMap::new();
+    let mut resources = spans::ResourceCache::new();
     let mut claimed = 0usize;
     for record in leaves {
-        if record.index != chunk.end {
-            // Leaves are gap-free; a hole means a leaf being written right now in another order
-            // than expected. Stop here and read it next time.
+        if record.index != chunk.end || claimed >= config.max_spans_per_request {
+            // (Leaves are gap-free: a hole is a leaf being written right now; read it next time.)
             break;
         }
-        if claimed >= config.max_spans_per_request {
-            break;
-        }
-        let leaf = Leaf::decode(&record.leaf).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let leaf = spans::leaf_of(&record)?;
         chunk.end = record.index + 1;
         if chunk.lag.is_zero() {
             chunk.lag = Duration::from_nanos(now_ns.saturating_sub(leaf.received_at_unix_nano));
@@ -123,27 +115,20 @@ pub fn read(store: &dyn Store, from: u64, config: &ExportConfig, now_ns: u64) ->
             chunk.dropped_lag += u64::from(leaf.spans);
             continue;
         }
-        let claims = Claims::decode(&record.claims).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let keys: Vec<([u8; 16], [u8; 8])> = claims.0.iter().map(|c| (c.trace_id, c.span_id)).collect();
-        claimed += keys.len();
-        for row in store.audit_rows(&leaf.project, &keys)? {
-            let RowLookup::Found(row) = row else {
-                chunk.missing += 1;
-                continue;
-            };
-            let resource = match resources.get(&row.resource_id) {
-                Some(r) => r.clone(),
-                None => {
-                    let (_, body) = store
-                        .audit_resource(row.resource_id)?
-                        .ok_or_else(|| StoreError::Corrupt(format!("resource {} is missing", row.resource_id)))?;
-                    let decoded = decode_resource_body(&body)?;
-                    resources.insert(row.resource_id, decoded.clone());
-                    decoded
-                }
-            };
-            let span = decode_span_body(&row.body)?;
-            builder.push(row.resource_id, resource, span, row.body.len(), leaf.received_at_unix_nano, &mut chunk)?;
+        claimed += leaf.spans as usize;
+        let read = spans::read(store, &record, &mut resources)?;
+        chunk.missing += read.missing;
+        for group in read.groups {
+            for (span, bytes) in group.spans {
+                builder.push(
+                    group.resource_id,
+                    (&group.resource, &group.scope),
+                    span,
+                    bytes,
+                    read.leaf.received_at_unix_nano,
+                    &mut chunk,
+                )?;
+            }
         }
     }
     builder.flush(&mut chunk)?;
@@ -175,7 +160,7 @@ impl Builder {
     fn push(
         &mut self,
         resource_id: i64,
-        (resource, scope): (Resource, InstrumentationScope),
+        (resource, scope): (&Resource, &InstrumentationScope),
         span: SpanData,
         bytes: usize,
         received_ns: u64,
@@ -189,7 +174,7 @@ impl Builder {
         self.oldest_received_ns = self.oldest_received_ns.min(received_ns);
         match self.groups.iter_mut().find(|g| g.0 == resource_id) {
             Some(g) => g.3.push(span),
-            None => self.groups.push((resource_id, resource, scope, vec![span])),
+            None => self.groups.push((resource_id, resource.clone(), scope.clone(), vec![span])),
         }
         Ok(())
     }

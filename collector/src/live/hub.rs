@@ -98,6 +98,9 @@ struct Shared {
     skipped: Mutex<HashMap<String, u64>>,
     limits: LiveLimits,
     metrics: Arc<Metrics>,
+    /// Leaves this collector's writer committed and the fleet poller has not reached yet
+    /// (`None`: not in a fleet; see [`super::fleet`]).
+    own_leaves: Option<Mutex<std::collections::BTreeSet<u64>>>,
 }
 
 impl Shared {
@@ -142,7 +145,9 @@ impl Drop for Registration {
 
 impl LiveHub {
     /// Starts the fan-out thread.
-    pub fn spawn(limits: LiveLimits, metrics: Arc<Metrics>) -> std::io::Result<Self> {
+    /// With `fleet`, batches other collectors commit to the shared database are shown too
+    /// ([`super::fleet`]): the hub then remembers which leaves this collector committed itself.
+    pub fn spawn(limits: LiveLimits, metrics: Arc<Metrics>, fleet: bool) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::sync_channel(GROUPS_QUEUED);
         let shared = Arc::new(Shared {
             registry: Mutex::default(),
@@ -150,6 +155,7 @@ impl LiveHub {
             skipped: Mutex::default(),
             limits,
             metrics,
+            own_leaves: fleet.then(Mutex::default),
         });
         let s = shared.clone();
         std::thread::Builder::new().name("tracex-live".into()).spawn(move || run(&s, &rx))?;
@@ -205,6 +211,35 @@ impl LiveHub {
             for (b, _) in g.batches.iter().zip(&g.stored).filter(|(_, s)| **s) {
                 *skipped.entry(b.project.clone()).or_default() += b.request.span_count() as u64;
             }
+        }
+    }
+
+    /// Called by the writer with the leaves it committed (in a fleet only; else nothing to do),
+    /// so the fleet poller does not show those batches a second time.
+    pub fn committed_here(&self, leaves: impl Iterator<Item = u64>) {
+        if let Some(own) = &self.shared.own_leaves {
+            own.lock().unwrap_or_else(PoisonError::into_inner).extend(leaves);
+        }
+    }
+
+    /// Whether batches other collectors commit are shown too.
+    pub fn is_fleet(&self) -> bool {
+        self.shared.own_leaves.is_some()
+    }
+
+    /// Whether this collector committed leaf `index` itself (forgotten once asked).
+    pub(crate) fn take_own(&self, index: u64) -> bool {
+        self.shared
+            .own_leaves
+            .as_ref()
+            .is_some_and(|own| own.lock().unwrap_or_else(PoisonError::into_inner).remove(&index))
+    }
+
+    /// Forgets own leaves below `index` (the poller skipped ahead: nobody was watching).
+    pub(crate) fn forget_own_below(&self, index: u64) {
+        if let Some(own) = &self.shared.own_leaves {
+            let mut own = own.lock().unwrap_or_else(PoisonError::into_inner);
+            *own = own.split_off(&index);
         }
     }
 

@@ -11,7 +11,11 @@
 //! the fan-out thread, and when that thread is behind the group is skipped and counted. A viewer
 //! that does not read fills its own queue up to `live_buffer_bytes`; past it, spans are skipped
 //! for that viewer only and reported to it as one `lagged` event with their count.
+//!
+//! Collectors sharing a PostgreSQL database also show what the others commit: [`fleet`] follows
+//! the audit log and hands the other collectors' batches to the same fan-out.
 
+pub mod fleet;
 mod hub;
 mod viewer;
 

@@ -142,6 +142,10 @@ fn run(
                 // A batch of a trace at its span cap was stored only in part, and which spans were
                 // kept is the store's business: the live tail shows whole batches or nothing.
                 let stored = outcomes.iter().map(|o| matches!(o, CommitOutcome::Stored { over_cap: 0, .. })).collect();
+                live.committed_here(outcomes.iter().filter_map(|o| match o {
+                    CommitOutcome::Stored { leaf_index, .. } => *leaf_index,
+                    _ => None,
+                }));
                 live.publish(&batches, stored);
                 for (b, o) in batches.iter().zip(&outcomes) {
                     if matches!(o, CommitOutcome::Stored { .. }) {
