@@ -27,9 +27,6 @@ use crate::shared::{Core, FlushReport};
 use crate::spool::Spool;
 use crate::stats::Stats;
 use crate::tracer::KeySource;
-use sha2::Digest as _;
-
-use crate::audit::VerifierKey;
 use crate::transport::{RetryPolicy, SendOutcome, Transport};
 
 /// How often an idle sender looks at the spool.
@@ -67,7 +64,6 @@ impl Worker {
         key_source: Option<KeySource>,
         retry: RetryPolicy,
         spool: Option<Spool>,
-        audit_key: Option<VerifierKey>,
     ) -> Result<Self> {
         let (control, control_rx) = mpsc::channel();
         let (out_tx, out_rx) = mpsc::sync_channel(core.batch.max_pending_batches);
@@ -83,7 +79,6 @@ impl Worker {
             epoch: Instant::now(),
             next_spool_try: Instant::now(),
             spool_attempts: 0,
-            audit_key,
         };
         let key = KeyFetch { source: key_source, retry, attempts: 0, next_try: Instant::now() };
         let sender = thread::Builder::new()
@@ -277,23 +272,14 @@ struct SenderLoop {
     epoch: Instant,
     next_spool_try: Instant,
     spool_attempts: u32,
-    /// With an audit key pinned, each acknowledgement's receipt is checked.
-    audit_key: Option<VerifierKey>,
 }
 
 impl SenderLoop {
-    /// Checks the receipt of the batch `bytes` just acknowledged (with an audit key pinned): it
-    /// must be signed by the key, for this batch id and these exact bytes.
+    /// Hands the receipt of the batch `bytes` just acknowledged to the core's check (with an
+    /// audit key pinned).
     fn check_receipt(&mut self, bytes: &[u8]) {
         let receipt = self.transport.take_receipt();
-        let Some(key) = &self.audit_key else { return };
-        let verified = receipt.is_some_and(|note| {
-            let Ok(envelope) = crate::seal::parse(bytes) else { return false };
-            let sha: [u8; 32] = sha2::Sha256::digest(bytes).into();
-            crate::audit::Receipt::verify(&note, key, &envelope.header.batch_id, &sha).is_ok()
-        });
-        let s = &self.core.stats;
-        Stats::add(if verified { &s.receipts_verified } else { &s.receipts_failed }, 1);
+        self.core.check_receipt(bytes, receipt.as_deref());
     }
 
     fn run(mut self, rx: &mpsc::Receiver<Outgoing>) {
