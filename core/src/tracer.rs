@@ -300,7 +300,7 @@ impl Tracer {
     /// received (base64), `None` when it had none. Nothing happens without an audit key.
     pub fn check_receipt(&self, batch: &SealedBatch, receipt_header: Option<&str>) {
         let note = receipt_header.and_then(crate::transport::decode_receipt_header);
-        self.inner.core.check_receipt(&batch.bytes, note.as_deref());
+        self.inner.core.check_receipt(&batch.batch_id, &batch.bytes, note.as_deref());
     }
 
     /// For a host pump: counts a batch it will never send (queue bound, retries exhausted, shut

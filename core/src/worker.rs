@@ -276,10 +276,13 @@ struct SenderLoop {
 
 impl SenderLoop {
     /// Hands the receipt of the batch `bytes` just acknowledged to the core's check (with an
-    /// audit key pinned).
-    fn check_receipt(&mut self, bytes: &[u8]) {
+    /// audit key pinned). A spooled batch has no `batch_id` at hand: it is read from the header
+    /// (one that does not parse cannot match any receipt, so it counts as failed).
+    fn check_receipt(&mut self, batch_id: Option<[u8; 16]>, bytes: &[u8]) {
         let receipt = self.transport.take_receipt();
-        self.core.check_receipt(bytes, receipt.as_deref());
+        let batch_id = batch_id.or_else(|| crate::seal::parse(bytes).ok().map(|e| e.header.batch_id));
+        let receipt = receipt.filter(|_| batch_id.is_some());
+        self.core.check_receipt(&batch_id.unwrap_or_default(), bytes, receipt.as_deref());
     }
 
     fn run(mut self, rx: &mpsc::Receiver<Outgoing>) {
@@ -322,7 +325,7 @@ impl SenderLoop {
             let meta = (batch.span_count, batch.bytes.len());
             match self.core.after_attempt(&mut progress, &outcome, took, now, None, meta) {
                 Step::Delivered => {
-                    self.check_receipt(&batch.bytes);
+                    self.check_receipt(Some(batch.batch_id), &batch.bytes);
                     return;
                 }
                 Step::Rejected => return,
@@ -386,7 +389,7 @@ impl SenderLoop {
             let n = u64::from(entry.span_count);
             match self.transport.send(&bytes) {
                 SendOutcome::Delivered => {
-                    self.check_receipt(&bytes);
+                    self.check_receipt(None, &bytes);
                     Stats::add(&s.batches_sent, 1);
                     Stats::add(&s.spans_sent, n);
                     Stats::add(&s.bytes_sent, bytes.len() as u64);
