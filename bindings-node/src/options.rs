@@ -33,6 +33,11 @@ pub struct NativeOptions {
     pub collector_public_key: Option<String>,
     /// Pinned SHA-256 fingerprint of the collector key (env `TRACEX_COLLECTOR_FINGERPRINT`).
     pub collector_fingerprint: Option<String>,
+    /// The collector's audit key, pinned (env `TRACEX_AUDIT_KEY`): its signed-note verifier key as
+    /// `GET /v1/audit-key` serves it (`verifier_key`), compared out of band. Every acknowledgement's
+    /// receipt is then checked and counted in `receiptsVerified` / `receiptsFailed`; a malformed
+    /// key throws a `ConfigError` here.
+    pub audit_key: Option<String>,
     /// Head-sampling ratio for root spans in [0, 1] (env `TRACEX_SAMPLE_RATIO`; default 1).
     pub sample_ratio: Option<f64>,
     /// Extra resource attributes.
@@ -87,6 +92,7 @@ pub fn build(env: Env, o: NativeOptions) -> napi::Result<Tracer> {
         operator_role: o.operator_role,
         collector_public_key: o.collector_public_key,
         collector_fingerprint: o.collector_fingerprint,
+        audit_key: o.audit_key,
         sample_ratio: o.sample_ratio,
         resource_attributes,
         max_queue_size: o.max_queue_size,

@@ -64,6 +64,11 @@ pub struct JsStats {
     pub spool_errors: f64,
     pub bytes_sent: f64,
     pub key_rotations: f64,
+    /// Acknowledged batches whose receipt verified against the pinned `auditKey`.
+    pub receipts_verified: f64,
+    /// Acknowledged batches without a receipt, or with one that does not verify for the bytes sent
+    /// (with an `auditKey` pinned): the collector did not promise to log them.
+    pub receipts_failed: f64,
 }
 
 /// The native tracer. Use the JS `Tracer` instead; this is its engine.
@@ -162,6 +167,8 @@ impl NativeTracer {
             spool_errors: s.spool_errors as f64,
             bytes_sent: s.bytes_sent as f64,
             key_rotations: s.key_rotations as f64,
+            receipts_verified: s.receipts_verified as f64,
+            receipts_failed: s.receipts_failed as f64,
         }
     }
 

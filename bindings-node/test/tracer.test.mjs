@@ -5,7 +5,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execFileSync } from 'node:child_process';
-import { attrs, startCollector, tracex, PROJECT } from './collector.mjs';
+import { attrs, readVectors, startCollector, tracex, PROJECT } from './collector.mjs';
 
 const { Tracer, SpanStatusCode, ConfigError, PublicKeyError, FingerprintMismatchError, TracexError } = tracex;
 let c;
@@ -432,6 +432,13 @@ test('bad configuration throws TracexError subclasses with codes', () => {
       () => new Tracer(c.options({ maxExportBatchSize: 0 })),
       (e) => e instanceof TracexError,
     );
+    assert.throws(
+      () => new Tracer(c.options({ auditKey: 'tracex.test/log+abb42c30' })),
+      (e) =>
+        e instanceof ConfigError &&
+        e.code === 'TRACEX_CONFIG' &&
+        e.message.startsWith('invalid configuration: auditKey must be a signed-note verifier key'),
+    );
     assert.throws(() => new Tracer('nope'), ConfigError);
     assert.throws(
       () => new Tracer(c.options()).startSpan('x', { parent: { traceId: 'zz', spanId: 'yy' } }),
@@ -439,6 +446,39 @@ test('bad configuration throws TracexError subclasses with codes', () => {
     );
   } finally {
     Object.assign(process.env, env);
+  }
+});
+
+/** Records `n` spans of `service` in batches of 10, shuts down; resolves with the stats. */
+async function sendBatches(options, n) {
+  const tracer = new Tracer(c.options({ maxExportBatchSize: 10, ...options }));
+  for (let i = 0; i < n; i++) tracer.startSpan('settle', { attributes: { i } }).end();
+  const report = await tracer.shutdown(30_000);
+  assert.equal(report.failed + report.pending + report.spooled + report.dropped, 0, JSON.stringify(report));
+  return tracer.stats();
+}
+
+test('auditKey: every acknowledged batch has a receipt the core verifies; another key fails each one and delivers all the same', async () => {
+  const { verifier_key } = await (await fetch(`${c.url}/v1/audit-key`)).json();
+  const pinned = await sendBatches({ serviceName: 'receipts-pinned', auditKey: verifier_key }, 25);
+  assert.equal(pinned.spansSent, 25);
+  assert.ok(pinned.batchesSent >= 3, JSON.stringify(pinned));
+  assert.equal(pinned.receiptsVerified, pinned.batchesSent, JSON.stringify(pinned));
+  assert.equal(pinned.receiptsFailed, 0);
+
+  // A valid verifier key, but not this collector's (the audit vectors' test log).
+  const other = readVectors('audit.json').receipt_verifier_key;
+  assert.notEqual(other, verifier_key);
+  const wrong = await sendBatches({ serviceName: 'receipts-other-key', auditKey: other }, 25);
+  assert.equal(wrong.spansSent, 25);
+  assert.equal(wrong.receiptsFailed, wrong.batchesSent, JSON.stringify(wrong));
+  assert.equal(wrong.receiptsVerified, 0);
+
+  const unpinned = await sendBatches({ serviceName: 'receipts-unpinned' }, 5);
+  assert.equal(unpinned.receiptsVerified + unpinned.receiptsFailed, 0, 'nothing is checked without a key');
+
+  for (const service of ['receipts-pinned', 'receipts-other-key']) {
+    assert.equal((await c.traces(`&service=${service}`)).length, 25, service);
   }
 });
 

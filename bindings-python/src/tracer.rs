@@ -57,6 +57,7 @@ impl PyTracer {
         environment = None,
         collector_public_key = None,
         collector_fingerprint = None,
+        audit_key = None,
         sample_ratio = None,
         spool_dir = None,
         spool_max_bytes = None,
@@ -80,6 +81,7 @@ impl PyTracer {
         environment: Option<String>,
         collector_public_key: Option<String>,
         collector_fingerprint: Option<String>,
+        audit_key: Option<String>,
         sample_ratio: Option<f64>,
         spool_dir: Option<std::path::PathBuf>,
         spool_max_bytes: Option<u64>,
@@ -108,6 +110,7 @@ impl PyTracer {
             operator_role,
             collector_public_key,
             collector_fingerprint,
+            audit_key,
             sample_ratio,
             resource_attributes,
             max_queue_size: max_queue_size.map(|n| n as f64),
@@ -199,6 +202,8 @@ impl PyTracer {
             ("spool_errors", s.spool_errors),
             ("bytes_sent", s.bytes_sent),
             ("key_rotations", s.key_rotations),
+            ("receipts_verified", s.receipts_verified),
+            ("receipts_failed", s.receipts_failed),
         ] {
             d.set_item(k, v)?;
         }

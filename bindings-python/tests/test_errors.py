@@ -67,6 +67,12 @@ PEM = (VECTORS / "collector-test-key.pub.pem").read_text()
         ),
         ({"collector_public_key": "/nonexistent/key.pem"}, tracex.ConfigError, "TRACEX_CONFIG", "neither PEM"),
         ({"collector_fingerprint": "0" * 63}, tracex.ConfigError, "TRACEX_CONFIG", "want 64 hex digits"),
+        (
+            {"collector_public_key": PEM, "audit_key": "tracex.test/log+abb42c30"},
+            tracex.ConfigError,
+            "TRACEX_CONFIG",
+            "audit_key must be a signed-note verifier key",
+        ),
     ],
 )
 def test_bad_config_raises_a_clear_error(monkeypatch: pytest.MonkeyPatch, options, error, code, words) -> None:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
+import urllib.request
 
 import pytest
 
 import tracex
-from conftest import Collector, attrs
+from conftest import VECTORS, Collector, attrs
 
 
 def test_span_round_trips_through_the_collector(collector: Collector, make_tracer) -> None:
@@ -270,3 +272,39 @@ def test_many_spans_all_arrive(collector: Collector, make_tracer) -> None:
     items = [attrs(s) for s in spans if s["name"] == "item"]
     assert sorted(a["i"] for a in items) == list(range(2000))
     assert all(a[f"dyn.{a['i'] % 300}"] == str(a["i"] * 7) for a in items)
+
+
+def _send_batches(make_tracer, n: int, **options: object) -> dict[str, int]:
+    """Records `n` spans in batches of 10 and shuts down; the tracer's stats."""
+    tracer = make_tracer(max_batch_size=10, **options)
+    for i in range(n):
+        with tracer.span("settle", root=True) as s:
+            s.set_attribute("i", i)
+    report = tracer.shutdown(timeout=30)
+    assert report.spans_delivered == n and report.complete, report
+    return tracer.stats()
+
+
+def test_a_pinned_audit_key_verifies_every_receipt_and_another_key_fails_each(
+    collector: Collector, make_tracer
+) -> None:
+    with urllib.request.urlopen(collector.url + "/v1/audit-key", timeout=10) as r:
+        verifier_key = json.loads(r.read())["verifier_key"]
+    pinned = _send_batches(make_tracer, 25, service_name="pytest-receipts", audit_key=verifier_key)
+    assert pinned["spans_sent"] == 25 and pinned["batches_sent"] >= 3, pinned
+    assert pinned["receipts_verified"] == pinned["batches_sent"], pinned
+    assert pinned["receipts_failed"] == 0, pinned
+
+    # A valid verifier key, but not this collector's (the audit vectors' test log): every receipt
+    # fails, and delivery is unaffected.
+    other = json.loads((VECTORS / "audit.json").read_text())["receipt_verifier_key"]
+    assert other != verifier_key
+    wrong = _send_batches(make_tracer, 25, service_name="pytest-receipts-other", audit_key=other)
+    assert wrong["spans_sent"] == 25, wrong
+    assert wrong["receipts_failed"] == wrong["batches_sent"] and wrong["receipts_verified"] == 0, wrong
+
+    unpinned = _send_batches(make_tracer, 5, service_name="pytest-receipts-unpinned")
+    assert unpinned["receipts_verified"] == unpinned["receipts_failed"] == 0, unpinned
+
+    for service in ("pytest-receipts", "pytest-receipts-other"):
+        assert len(collector.traces(f"&service={service}")) == 25, service

@@ -53,6 +53,13 @@ export interface NativeOptions {
   collectorPublicKey?: string;
   /** Pinned SHA-256 fingerprint, checked against collectorPublicKey. */
   collectorFingerprint?: string;
+  /**
+   * The collector's audit key, pinned: its signed-note verifier key as `GET /v1/audit-key` serves it
+   * (`verifier_key`), compared out of band. Every acknowledgement's receipt (the `tracex-receipt`
+   * header) is then verified by the core and counted in `receiptsVerified` / `receiptsFailed`; a
+   * malformed key throws a `ConfigError` here.
+   */
+  auditKey?: string;
   /** Head-sampling ratio of root spans in [0, 1] (default 1). */
   sampleRatio?: number;
   resourceAttributes?: Record<string, string | number | boolean>;
@@ -86,5 +93,9 @@ export interface Stats {
   batchesRetried: number; batchesFailed: number; spansFailed: number; batchesSpooled: number;
   spansSpooled: number; batchesUnspooled: number; spansUnspooled: number; spansSpoolFailed: number;
   spoolErrors: number; bytesSent: number; keyRotations: number;
+  /** Acknowledged batches whose receipt verified against the pinned `auditKey`. */
+  receiptsVerified: number;
+  /** Acknowledged batches without a receipt, or with one that does not verify (with `auditKey` pinned). */
+  receiptsFailed: number;
 }
 "#;

@@ -2,7 +2,9 @@
 //! interface the Node addon exports. It holds the core tracer and no logic of its own beyond the
 //! pump: wasm32 has no worker thread, so `flush()` fetches the collector key if only its
 //! fingerprint was given, collects the sealed batches from the core, sends them with the host's
-//! `fetch` (see `transport.rs`) and does what the core's delivery state machine decides.
+//! `fetch` (see `transport.rs`) and does what the core's delivery state machine decides; the
+//! `tracex-receipt` header of each acknowledgement goes back to the core, which checks it against
+//! the pinned audit key (`auditKey`) and counts it.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -221,7 +223,7 @@ impl Shared {
                 self.queue.borrow_mut().push_front(q);
                 return Ok(last_error);
             }
-            let outcome = transport::send(&self.endpoint, &q.batch.bytes, deadline - started).await;
+            let (outcome, receipt) = transport::send(&self.endpoint, &q.batch.bytes, deadline - started).await;
             if let Some(reason) = transport::failure_reason(&outcome) {
                 last_error = Some(reason);
             }
@@ -235,7 +237,9 @@ impl Shared {
                 Some(millis(deadline)),
             );
             match step {
-                Step::Delivered | Step::Rejected => {}
+                // The core checks the receipt against the pinned audit key, if any, and counts it.
+                Step::Delivered => self.tracer.check_receipt(&q.batch, receipt.as_deref()),
+                Step::Rejected => {}
                 Step::Exhausted => self.tracer.give_up(&q.batch),
                 Step::Deferred => {
                     self.queue.borrow_mut().push_front(q);
@@ -310,5 +314,7 @@ fn stats_to_js(s: &StatsSnapshot) -> JsValue {
         ("spoolErrors", s.spool_errors),
         ("bytesSent", s.bytes_sent),
         ("keyRotations", s.key_rotations),
+        ("receiptsVerified", s.receipts_verified),
+        ("receiptsFailed", s.receipts_failed),
     ])
 }

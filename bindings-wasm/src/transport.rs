@@ -41,7 +41,7 @@ pub(crate) use self::fetch::{fetch_key, has_fetch, send, sleep_ms};
 // Compiles on every target (wasm-bindgen imports are stubs off wasm32) so host builds lint it.
 mod fetch {
     use js_sys::{Object, Promise, Reflect, Uint8Array};
-    use tracex_core::transport::{BATCH_CONTENT_TYPE, SendOutcome, classify_status};
+    use tracex_core::transport::{BATCH_CONTENT_TYPE, RECEIPT_HEADER, SendOutcome, classify_status};
     use wasm_bindgen::prelude::*;
     use wasm_bindgen::{JsCast, JsValue};
     use wasm_bindgen_futures::JsFuture;
@@ -97,8 +97,9 @@ mod fetch {
         let _ = Reflect::set(obj, &JsValue::from_str(key), value);
     }
 
-    /// One attempt: POST `body`, classify the answer. Never throws.
-    pub(crate) async fn send(endpoint: &Endpoint, body: &[u8], timeout_ms: f64) -> SendOutcome {
+    /// One attempt: POST `body`, classify the answer. Never throws. With it, the acknowledgement's
+    /// receipt header as received (base64), for the core to check (`Tracer::check_receipt`).
+    pub(crate) async fn send(endpoint: &Endpoint, body: &[u8], timeout_ms: f64) -> (SendOutcome, Option<String>) {
         let headers = Object::new();
         set(&headers, "authorization", &JsValue::from_str(&endpoint.authorization));
         set(&headers, "content-type", &JsValue::from_str(BATCH_CONTENT_TYPE));
@@ -116,9 +117,10 @@ mod fetch {
         };
         let response: FetchResponse = match response {
             Ok(r) => r.unchecked_into(),
-            Err(e) => return SendOutcome::Retry { after: None, reason: describe(&e) },
+            Err(e) => return (SendOutcome::Retry { after: None, reason: describe(&e) }, None),
         };
         let status = response.status();
+        let receipt = response.headers().get(RECEIPT_HEADER);
         let now = js_sys::Date::now();
         let after =
             response.headers().get("retry-after").and_then(|v| super::retry_after(&v, now, js_sys::Date::parse));
@@ -130,7 +132,7 @@ mod fetch {
                 Err(_) => String::new(),
             }
         };
-        classify_status(status, after, &text)
+        (classify_status(status, after, &text), receipt)
     }
 
     /// One `GET {endpoint}/v1/public-key`: the PEM text, or why not. Never throws.

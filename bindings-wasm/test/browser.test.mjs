@@ -69,7 +69,7 @@ const TYPES = {
   '.ts': 'text/plain',
 };
 
-let server, origin, browser, collector;
+let server, origin, browser, collector, auditKey;
 before(async () => {
   server = createServer((req, res) => {
     const path = new URL(req.url, 'http://x').pathname;
@@ -93,6 +93,7 @@ before(async () => {
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
   origin = `http://127.0.0.1:${server.address().port}`;
   collector = await startCollector({ corsOrigins: [origin] });
+  ({ verifier_key: auditKey } = await (await fetch(`${collector.url}/v1/audit-key`)).json());
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
@@ -169,11 +170,14 @@ for (const how of ['default', 'module', 'bytes']) {
         collectorPublicKey: collector.publicKeyPem,
         serviceName: 'checkout-page',
         collectorFingerprint: collector.fingerprint,
+        auditKey,
       },
       [root, child],
     );
     assert.equal(out.accepted, 2);
     assert.deepEqual(out.report, { spansDelivered: 2, spooled: 0, failed: 0, pending: 0, dropped: 0 });
+    // The receipt header crossed CORS to the page, and the core verified it.
+    assert.deepEqual([out.stats.batchesSent, out.stats.receiptsVerified, out.stats.receiptsFailed], [1, 1, 0]);
     assert.equal(out.keyId, collector.fingerprint);
 
     const { status, body } = await collector.trace(hex(traceId));

@@ -5,7 +5,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { NativeTracer } from 'tracex-wasm';
-import { startCollector, recordBuffer, newTraceId, newSpanId, hex, flatten, attrs } from './helpers.mjs';
+import { startCollector, recordBuffer, newTraceId, newSpanId, hex, flatten, attrs, vectors } from './helpers.mjs';
 
 let collector;
 before(async () => {
@@ -140,6 +140,28 @@ test('compressed batches and several batches per flush are delivered', async () 
   }
 });
 
+test('auditKey: the receipt header of each fetch response reaches the core, which verifies and counts it', async () => {
+  const { verifier_key } = await (await fetch(`${collector.url}/v1/audit-key`)).json();
+  // A valid verifier key, but not this collector's (the audit vectors' test log).
+  const other = vectors('audit.json').receipt_verifier_key;
+  assert.notEqual(other, verifier_key);
+  for (const [auditKey, expected] of [
+    [verifier_key, [3, 0]],
+    [other, [0, 3]],
+    [undefined, [0, 0]],
+  ]) {
+    const tracer = new NativeTracer(options({ auditKey, maxExportBatchSize: 3 }));
+    const traces = Array.from({ length: 4 }, paymentTrace);
+    assert.equal(tracer.ingest(recordBuffer(traces.flatMap((t) => [t.root, t.child]))), 8);
+    // Delivery is the same whatever the receipts say.
+    assert.deepEqual(await tracer.flush(), { spansDelivered: 8, spooled: 0, failed: 0, pending: 0, dropped: 0 });
+    const s = tracer.stats();
+    assert.equal(s.batchesSent, 3);
+    assert.deepEqual([s.receiptsVerified, s.receiptsFailed], expected, `auditKey ${auditKey}`);
+    for (const t of traces) assert.equal((await collector.trace(hex(t.traceId))).body.span_count, 2);
+  }
+});
+
 test('bad options throw errors with TRACEX_* codes', () => {
   const code = (o) => {
     try {
@@ -159,6 +181,10 @@ test('bad options throw errors with TRACEX_* codes', () => {
   assert.equal(code(options({ serviceName: 42 }))[0], 'TRACEX_CONFIG');
   assert.equal(code(options({ resourceAttributes: { bad: {} } }))[0], 'TRACEX_CONFIG');
   assert.equal(code(options({ collectorPublicKey: 'not a key' }))[0], 'TRACEX_PUBLIC_KEY');
+  const [auditCode, auditMessage] = code(options({ auditKey: 'tracex.test/log+abb42c30' }));
+  assert.equal(auditCode, 'TRACEX_CONFIG');
+  assert.match(auditMessage, /^invalid configuration: auditKey must be a signed-note verifier key/);
+  assert.equal(code(options({ auditKey: 42 }))[0], 'TRACEX_CONFIG');
   assert.equal(
     code(options({ collectorPublicKey: '-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----' }))[0],
     'TRACEX_PUBLIC_KEY',

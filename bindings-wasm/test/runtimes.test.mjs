@@ -1,7 +1,8 @@
 // The package's universal entry in the real Deno and Bun (both from npm, pinned in package.json):
 // test/runtimes/trace-payments.mjs runs inside each, calls `init()` with no argument, records two
 // spans per payment and flushes; the collector must then hold exactly those spans with their x402.*
-// attributes.
+// attributes, and every batch's receipt (read from the runtime's fetch response) must verify against
+// the collector's audit key, pinned.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -17,8 +18,10 @@ const PAYMENTS = 25;
 
 let collector;
 let scratch;
+let auditKey;
 before(async () => {
   collector = await startCollector();
+  ({ verifier_key: auditKey } = await (await fetch(`${collector.url}/v1/audit-key`)).json());
   // The runtimes' working directory: no package.json or deno.json for them to pick up and act on.
   scratch = mkdtempSync(join(tmpdir(), 'tracex-wasm-runtimes-'));
 });
@@ -35,15 +38,19 @@ function envFor() {
     TRACEX_ENDPOINT: collector.url,
     TRACEX_API_KEY: collector.ingestKey,
     TRACEX_COLLECTOR_PUBLIC_KEY: collector.publicKeyPem,
+    TRACEX_AUDIT_KEY: auditKey,
     TRACEX_PAYMENTS: String(PAYMENTS),
   };
 }
 
 async function checkDelivered(result, service, runtimePrefix) {
   assert.equal(result.code, 0, result.stderr);
-  const { runtime, report } = JSON.parse(result.stdout.trim().split('\n').at(-1));
+  const { runtime, report, batches } = JSON.parse(result.stdout.trim().split('\n').at(-1));
   assert.match(runtime, new RegExp(`^${runtimePrefix} `));
   assert.deepEqual(report, { spansDelivered: 2 * PAYMENTS, spooled: 0, failed: 0, pending: 0, dropped: 0 });
+  assert.ok(batches.batchesSent >= 1, JSON.stringify(batches));
+  assert.equal(batches.receiptsVerified, batches.batchesSent, JSON.stringify(batches));
+  assert.equal(batches.receiptsFailed, 0);
 
   const spans = await spansOf(collector, service);
   assert.equal(spans.length, 2 * PAYMENTS);
@@ -83,7 +90,7 @@ test('Deno: init() and a flush deliver exactly the recorded spans', async () => 
       '--no-lock',
       `--allow-read=${PKG},${SCRIPT}`,
       `--allow-net=127.0.0.1:${port}`,
-      '--allow-env=TRACEX_WASM_ENTRY,TRACEX_ENDPOINT,TRACEX_API_KEY,TRACEX_COLLECTOR_PUBLIC_KEY,TRACEX_PAYMENTS',
+      '--allow-env=TRACEX_WASM_ENTRY,TRACEX_ENDPOINT,TRACEX_API_KEY,TRACEX_COLLECTOR_PUBLIC_KEY,TRACEX_AUDIT_KEY,TRACEX_PAYMENTS',
       SCRIPT,
     ],
     {

@@ -86,6 +86,30 @@ pub fn sample_ratio(name: &str, r: f64) -> crate::Result<f64> {
     }
 }
 
+/// The one rule for a pinned audit key: the collector's signed-note verifier key
+/// (`<name>+<key hash>+<base64 key>`, as `GET /v1/audit-key` serves it), surrounding whitespace
+/// ignored. A malformed key is an error here, at construction, under the name the caller wrote.
+///
+/// ```
+/// use tracex_core::config::verifier_key;
+/// let key = verifier_key("auditKey", "tracex.test/log+abb42c30+AasvLljzqPCWquKAU4QaC3VmvBMH+V5dJGHY2lESygjC\n").unwrap();
+/// assert_eq!(key.name(), "tracex.test/log");
+/// let err = verifier_key("audit_key", "tracex.test/log").unwrap_err();
+/// assert_eq!(err.code(), "TRACEX_CONFIG");
+/// assert!(err.to_string().starts_with("invalid configuration: audit_key must be a signed-note verifier key"), "{err}");
+/// ```
+pub fn verifier_key(name: &str, text: &str) -> crate::Result<crate::audit::VerifierKey> {
+    crate::audit::VerifierKey::parse(text.trim()).map_err(|e| {
+        let why = match e {
+            crate::Error::Audit(why) => why,
+            other => other.to_string(),
+        };
+        crate::Error::Config(format!(
+            "{name} must be a signed-note verifier key (name+hash+key, as GET /v1/audit-key serves it): {why}"
+        ))
+    })
+}
+
 /// Reads an environment variable, treating empty as unset.
 pub(crate) fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())

@@ -39,6 +39,7 @@ const REQUEST_TIMEOUT: Name = Name { camel: "requestTimeoutMillis", snake: "requ
 const SPOOL_MAX_BYTES: Name = Name { camel: "spoolMaxBytes", snake: "spool_max_bytes" };
 const API_KEY: Name = Name { camel: "apiKey", snake: "api_key" };
 const COLLECTOR_PUBLIC_KEY: Name = Name { camel: "collectorPublicKey", snake: "collector_public_key" };
+const AUDIT_KEY: Name = Name { camel: "auditKey", snake: "audit_key" };
 
 impl Spelling {
     fn name(self, n: Name) -> &'static str {
@@ -83,6 +84,10 @@ pub struct Options {
     /// Pinned SHA-256 fingerprint of the collector key (`TRACEX_COLLECTOR_FINGERPRINT`); without a
     /// PEM key the key is fetched from the collector in the background.
     pub collector_fingerprint: Option<String>,
+    /// The collector's audit key, pinned (`TRACEX_AUDIT_KEY`): its signed-note verifier key as
+    /// `GET /v1/audit-key` serves it, compared out of band. Every acknowledgement's receipt is then
+    /// checked and counted in `receipts_verified` / `receipts_failed` (see docs/audit.md).
+    pub audit_key: Option<String>,
     /// Head-sampling ratio of root spans in `[0, 1]` (`TRACEX_SAMPLE_RATIO`; default 1).
     pub sample_ratio: Option<f64>,
     /// Extra resource attributes, in the order given.
@@ -142,6 +147,10 @@ impl Options {
             if let Some(v) = value {
                 b = set(b, v);
             }
+        }
+        if let Some(k) = self.audit_key {
+            config::verifier_key(spelling.name(AUDIT_KEY), &k)?;
+            b = b.with_audit_key(k);
         }
         if let Some(r) = self.sample_ratio {
             b = b.with_sampler(Sampler::ratio(config::sample_ratio(spelling.name(SAMPLE_RATIO), r)?));
@@ -261,6 +270,30 @@ mod tests {
         assert_eq!(
             message(o.into_builder(Spelling::Snake)),
             "invalid configuration: sample_ratio must be within [0, 1], got 2"
+        );
+    }
+
+    #[test]
+    fn a_malformed_audit_key_is_an_option_error_in_the_callers_spelling() {
+        let o = Options { audit_key: Some("tracex.test/log+abb42c30".into()), ..Options::default() };
+        let camel = message(o.clone().into_builder(Spelling::Camel));
+        assert!(camel.starts_with("invalid configuration: auditKey must be a signed-note verifier key"), "{camel}");
+        let snake = o.into_builder(Spelling::Snake).err().unwrap();
+        assert_eq!(snake.code(), "TRACEX_CONFIG");
+        assert!(snake.to_string().contains("audit_key must be"), "{snake}");
+        // A key with a wrong key hash is as malformed as one with no key at all.
+        let wrong_hash = "tracex.test/log+abb42c31+AasvLljzqPCWquKAU4QaC3VmvBMH+V5dJGHY2lESygjC";
+        let o = Options { audit_key: Some(wrong_hash.into()), ..Options::default() };
+        assert!(message(o.into_builder(Spelling::Camel)).contains("the key hash does not match"));
+        for bad in ["", "  "] {
+            let o = Options { audit_key: Some(bad.into()), ..Options::default() };
+            assert!(message(o.into_builder(Spelling::Camel)).contains("auditKey"), "{bad:?}");
+        }
+        let good = "tracex.test/log+abb42c30+AasvLljzqPCWquKAU4QaC3VmvBMH+V5dJGHY2lESygjC";
+        assert!(
+            Options { audit_key: Some(format!(" {good}\n")), ..Options::default() }
+                .into_builder(Spelling::Snake)
+                .is_ok()
         );
     }
 

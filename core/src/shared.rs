@@ -6,6 +6,9 @@
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
+use sha2::Digest as _;
+
+use crate::audit::{Receipt, VerifierKey};
 use crate::batch::Pipeline;
 use crate::buffer::SpanBuffer;
 use crate::clock::Clock;
@@ -27,6 +30,8 @@ pub(crate) struct Core {
     key: Arc<OnceLock<CollectorKey>>,
     key_id: KeyId,
     delivery: Mutex<Delivery>,
+    /// The pinned audit key: every acknowledgement's receipt is checked against it.
+    audit_key: Option<VerifierKey>,
 }
 
 impl Core {
@@ -48,7 +53,15 @@ impl Core {
             key,
             key_id,
             delivery: Mutex::new(delivery),
+            audit_key: None,
         }
+    }
+
+    /// Pins the audit key every acknowledgement's receipt is checked against
+    /// ([`Core::check_receipt`]).
+    pub(crate) fn with_audit_key(mut self, key: Option<VerifierKey>) -> Self {
+        self.audit_key = key;
+        self
     }
 
     fn pipeline(&self) -> MutexGuard<'_, Pipeline> {
@@ -124,6 +137,21 @@ impl Core {
             Step::Exhausted | Step::Deferred => {}
         }
         step
+    }
+
+    /// With an audit key pinned, checks the receipt (`note`, the signed note the acknowledgement
+    /// carried) of the batch `bytes` (whose header's batch id is `batch_id`) just delivered: it
+    /// must be signed by the key, for this batch id and these exact bytes. Counts it in
+    /// `receipts_verified` or `receipts_failed` (no receipt counts as failed); without a key,
+    /// nothing. The worker and a host pump both end up here.
+    pub(crate) fn check_receipt(&self, batch_id: &[u8; 16], bytes: &[u8], note: Option<&str>) {
+        let Some(key) = &self.audit_key else { return };
+        let verified = note.is_some_and(|note| {
+            let sha: [u8; 32] = sha2::Sha256::digest(bytes).into();
+            Receipt::verify(note, key, batch_id, &sha).is_ok()
+        });
+        let s = &self.stats;
+        Stats::add(if verified { &s.receipts_verified } else { &s.receipts_failed }, 1);
     }
 
     /// Counts a batch of `span_count` spans as given up on.

@@ -56,6 +56,9 @@ struct Blueprint {
     batch: BatchConfig,
     clock: Arc<dyn Clock>,
     retry: RetryPolicy,
+    /// The pinned audit key: every acknowledgement's receipt is checked against it (by the worker,
+    /// or through [`Tracer::check_receipt`] by a host pump).
+    audit_key: Option<crate::audit::VerifierKey>,
     #[cfg(feature = "worker")]
     delivery: Option<Transports>,
 }
@@ -69,8 +72,6 @@ struct Transports {
     factory: Option<TransportFactory>,
     key_source: Option<KeySourceFactory>,
     spool: Option<(PathBuf, u64)>,
-    /// The pinned audit key: every acknowledgement's receipt is checked against it.
-    audit_key: Option<crate::audit::VerifierKey>,
 }
 
 /// Fetches the collector's public key as PEM (checked against the pinned fingerprint by the caller).
@@ -291,6 +292,15 @@ impl Tracer {
         deadline: Option<Duration>,
     ) -> Step {
         self.inner.core.after_attempt(progress, outcome, took, now, deadline, (batch.span_count, batch.bytes.len()))
+    }
+
+    /// For a host pump, after [`Step::Delivered`]: checks the receipt of `batch` against the pinned
+    /// audit key and counts it in `receipts_verified` or `receipts_failed`, as the worker does.
+    /// `receipt_header` is the acknowledgement's [`crate::transport::RECEIPT_HEADER`] value as
+    /// received (base64), `None` when it had none. Nothing happens without an audit key.
+    pub fn check_receipt(&self, batch: &SealedBatch, receipt_header: Option<&str>) {
+        let note = receipt_header.and_then(crate::transport::decode_receipt_header);
+        self.inner.core.check_receipt(&batch.batch_id, &batch.bytes, note.as_deref());
     }
 
     /// For a host pump: counts a batch it will never send (queue bound, retries exhausted, shut
@@ -676,6 +686,11 @@ impl TracerBuilder {
         };
         sealer.check()?;
         let scope = InstrumentationScope { name: sdk_name.into(), version: sdk_version.into(), ..Default::default() };
+        // Checked on every target: a host pump (wasm32) verifies receipts through the core too.
+        let audit_key = match self.audit_key.or_else(|| config::env(config::ENV_AUDIT_KEY)) {
+            Some(k) => Some(config::verifier_key("the audit key (TRACEX_AUDIT_KEY)", &k)?),
+            None => None,
+        };
 
         #[cfg(feature = "worker")]
         let (delivery, first_transport) = {
@@ -708,18 +723,12 @@ impl TracerBuilder {
             };
             let spool_dir = self.spool_dir.or_else(|| config::env(config::ENV_SPOOL_DIR).map(PathBuf::from));
             let spool = spool_dir.map(|d| (d, self.spool_max_bytes.unwrap_or(config::DEFAULT_SPOOL_MAX_BYTES)));
-            let audit_key = match self.audit_key.or_else(|| config::env(config::ENV_AUDIT_KEY)) {
-                Some(k) => Some(crate::audit::VerifierKey::parse(k.trim()).map_err(|e| {
-                    Error::Config(format!("the audit key (audit key / TRACEX_AUDIT_KEY) is not a verifier key: {e}"))
-                })?),
-                None => None,
-            };
-            let delivery = transport.as_ref().map(|_| Transports { factory, key_source, spool, audit_key });
+            let delivery = transport.as_ref().map(|_| Transports { factory, key_source, spool });
             (delivery, transport)
         };
         #[cfg(not(feature = "worker"))]
         {
-            let _ = (api_key, self.spool_dir, self.spool_max_bytes, self.audit_key);
+            let _ = (api_key, self.spool_dir, self.spool_max_bytes);
             if endpoint.is_some() {
                 return Err(Error::Config(
                     "this build has no HTTP transport (feature `http`); pump with collect_sealed()".into(),
@@ -739,6 +748,7 @@ impl TracerBuilder {
             batch,
             clock,
             retry: self.retry,
+            audit_key,
             #[cfg(feature = "worker")]
             delivery,
         };
@@ -764,15 +774,18 @@ fn start(bp: Arc<Blueprint>, #[cfg(feature = "worker")] transport: Option<Box<dy
         bp.batch,
         now,
     );
-    let core = Arc::new(Core::new(
-        SpanBuffer::new(bp.batch.max_queue_size, bp.batch.max_batch_size),
-        bp.clock.clone(),
-        bp.batch,
-        pipeline,
-        bp.key.clone(),
-        bp.key_id,
-        Delivery::new(bp.retry),
-    ));
+    let core = Arc::new(
+        Core::new(
+            SpanBuffer::new(bp.batch.max_queue_size, bp.batch.max_batch_size),
+            bp.clock.clone(),
+            bp.batch,
+            pipeline,
+            bp.key.clone(),
+            bp.key_id,
+            Delivery::new(bp.retry),
+        )
+        .with_audit_key(bp.audit_key.clone()),
+    );
 
     #[cfg(feature = "worker")]
     let worker = match (transport, &bp.delivery) {
@@ -782,7 +795,7 @@ fn start(bp: Arc<Blueprint>, #[cfg(feature = "worker")] transport: Option<Box<dy
                 None => None,
             };
             let key_source = d.key_source.as_ref().map(|make| make());
-            Some(crate::worker::Worker::spawn(&core, t, key_source, bp.retry, spool, d.audit_key.clone())?)
+            Some(crate::worker::Worker::spawn(&core, t, key_source, bp.retry, spool)?)
         }
         _ => None,
     };

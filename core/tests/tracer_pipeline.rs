@@ -351,3 +351,70 @@ fn record_buffers_from_host_packages_are_sealed_like_native_spans() {
     assert_eq!(err.code(), "TRACEX_INVALID_RECORDS");
     assert!(tracer.collect_sealed(true).unwrap().is_empty(), "a bad buffer records nothing");
 }
+
+/// A collector's audit key for the receipt tests: the Ed25519 key of seed `seed`, named as a log.
+fn audit_key(seed: u8) -> (ed25519_dalek::SigningKey, tracex_core::audit::VerifierKey) {
+    let signing = ed25519_dalek::SigningKey::from_bytes(&[seed; 32]);
+    let vkey = tracex_core::audit::VerifierKey::new("tracex.test/pump", &signing.verifying_key().to_bytes()).unwrap();
+    (signing, vkey)
+}
+
+/// The `tracex-receipt` header a collector holding `signing` would send for `bytes`.
+fn receipt_header(signing: &ed25519_dalek::SigningKey, bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    use ed25519_dalek::Signer as _;
+    use sha2::Digest as _;
+    use tracex_core::audit::{Receipt, note};
+    let name = "tracex.test/pump";
+    let receipt = Receipt {
+        origin: name.into(),
+        leaf_index: 3,
+        batch_id: tracex_core::seal::parse(bytes).unwrap().header.batch_id,
+        envelope_sha256: sha2::Sha256::digest(bytes).into(),
+        received_at_unix_nano: 1_764_000_000_000_000_000,
+    };
+    let text = receipt.to_text();
+    let hash = note::key_hash(name, &signing.verifying_key().to_bytes());
+    let signed = format!("{text}\n{}", note::signature_line(name, hash, &signing.sign(text.as_bytes()).to_bytes()));
+    base64::engine::general_purpose::STANDARD.encode(signed)
+}
+
+#[test]
+fn a_host_pump_hands_each_receipt_header_to_the_core_which_verifies_and_counts_it() {
+    let (signing, vkey) = audit_key(7);
+    let (other_signing, _) = audit_key(8);
+    let tracer = tracex_core::options::Options {
+        collector_public_key: Some(common::public_pem()),
+        audit_key: Some(vkey.to_string()),
+        ..Default::default()
+    }
+    .into_builder(tracex_core::options::Spelling::Camel)
+    .unwrap()
+    .build()
+    .unwrap();
+    assert!(!tracer.has_worker());
+    let mut batches = Vec::new();
+    for name in ["a", "b"] {
+        tracer.span(name).end();
+        batches.extend(tracer.collect_sealed(true).unwrap());
+    }
+    let [a, b] = &batches[..] else { panic!("{} batches", batches.len()) };
+    let counts = |t: &Tracer| (t.stats().receipts_verified, t.stats().receipts_failed);
+
+    tracer.check_receipt(a, Some(&receipt_header(&signing, &a.bytes)));
+    assert_eq!(counts(&tracer), (1, 0));
+    // Refused, each counted once: another batch's receipt, no receipt, not base64, another key.
+    tracer.check_receipt(b, Some(&receipt_header(&signing, &a.bytes)));
+    tracer.check_receipt(b, None);
+    tracer.check_receipt(b, Some("not base64!"));
+    tracer.check_receipt(b, Some(&receipt_header(&other_signing, &b.bytes)));
+    assert_eq!(counts(&tracer), (1, 4));
+    tracer.check_receipt(b, Some(&format!(" {} ", receipt_header(&signing, &b.bytes))));
+    assert_eq!(counts(&tracer), (2, 4));
+
+    // Without a pinned key nothing is checked or counted.
+    let unpinned = pump_tracer();
+    unpinned.check_receipt(a, None);
+    unpinned.check_receipt(a, Some(&receipt_header(&signing, &a.bytes)));
+    assert_eq!(counts(&unpinned), (0, 0));
+}

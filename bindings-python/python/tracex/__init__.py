@@ -86,6 +86,10 @@ class Tracer(_native.Tracer):
     ``TRACEX_COLLECTOR_FINGERPRINT``, ``TRACEX_SAMPLE_RATIO``, ``TRACEX_SPOOL_DIR``, …). Invalid
     options raise :class:`ConfigError` (a ``ValueError``) here, never later.
 
+    ``audit_key`` pins the collector's audit key (``TRACEX_AUDIT_KEY``; its verifier key as
+    ``GET /v1/audit-key`` serves it, compared out of band): every acknowledgement's receipt is then
+    verified and counted in ``stats()["receipts_verified"]`` or ``stats()["receipts_failed"]``.
+
     A tracer delivers what is still buffered when the interpreter exits, and keeps working in a
     child process after ``os.fork()`` (the child gets its own worker; spans buffered in the parent
     at the fork are delivered by the parent only).
@@ -101,6 +105,7 @@ class Tracer(_native.Tracer):
         environment: Optional[str] = None,
         collector_public_key: Optional[str] = None,
         collector_fingerprint: Optional[str] = None,
+        audit_key: Optional[str] = None,
         sample_ratio: Optional[float] = None,
         spool_dir: Optional[Union[str, os.PathLike[str]]] = None,
         spool_max_bytes: Optional[int] = None,

@@ -50,6 +50,7 @@ class Tracer:
         environment: Optional[str] = None,
         collector_public_key: Optional[str] = None,
         collector_fingerprint: Optional[str] = None,
+        audit_key: Optional[str] = None,
         sample_ratio: Optional[float] = None,
         spool_dir: Optional[Union[str, os.PathLike[str]]] = None,
         spool_max_bytes: Optional[int] = None,

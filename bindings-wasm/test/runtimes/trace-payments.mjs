@@ -2,10 +2,10 @@
 // universal entry (index.js, the one browsers and workers get) from the installed package, calls
 // `init()` with no argument (the .wasm beside the module, by file URL), records a settle trace per
 // payment (a server span with the payment's x402.* attributes and a child span), flushes, and
-// prints the flush report as one JSON line.
+// prints the flush report and the batch and receipt counters as one JSON line.
 //
 // Environment: TRACEX_WASM_ENTRY (file URL of index.js), TRACEX_ENDPOINT, TRACEX_API_KEY,
-// TRACEX_COLLECTOR_PUBLIC_KEY, TRACEX_PAYMENTS (how many).
+// TRACEX_COLLECTOR_PUBLIC_KEY, TRACEX_AUDIT_KEY (the collector's, pinned), TRACEX_PAYMENTS (how many).
 const env = (k) => (globalThis.Deno ? globalThis.Deno.env.get(k) : globalThis.process.env[k]);
 const runtime = globalThis.Deno ? `deno ${globalThis.Deno.version.deno}` : `bun ${globalThis.Bun.version}`;
 
@@ -15,6 +15,7 @@ const tracer = new Tracer({
   endpoint: env('TRACEX_ENDPOINT'),
   apiKey: env('TRACEX_API_KEY'),
   collectorPublicKey: env('TRACEX_COLLECTOR_PUBLIC_KEY'),
+  auditKey: env('TRACEX_AUDIT_KEY'),
   serviceName: `settler-${runtime.split(' ')[0]}`,
   operatorRole: 'facilitator',
 });
@@ -37,4 +38,5 @@ for (let i = 0; i < payments; i++) {
   });
 }
 const report = await tracer.flush(20000);
-console.log(JSON.stringify({ runtime, report }));
+const { batchesSent, receiptsVerified, receiptsFailed } = tracer.stats();
+console.log(JSON.stringify({ runtime, report, batches: { batchesSent, receiptsVerified, receiptsFailed } }));
