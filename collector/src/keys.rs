@@ -9,7 +9,6 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -297,15 +296,7 @@ fn generate(dir: &Path) -> Result<CollectorKeyPair, KeyError> {
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
-    let mut opts = fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(path).map_err(io(path))?;
-    f.write_all(bytes).and_then(|()| f.sync_all()).map_err(io(path))
+    crate::private::write_private_file(path, bytes).map_err(io(path))
 }
 
 fn write_current(dir: &Path, id: &KeyId) -> Result<(), KeyError> {

@@ -187,13 +187,15 @@ pub struct Collector {
     otlp_grpc: Option<tokio::net::TcpListener>,
     /// This collector's name as a holder of the OTLP export's cursor.
     export_holder: String,
+    /// The OTLP export's sender, with the export on.
+    export_sender: Option<export::sender::Sender>,
 }
 
 impl Collector {
     /// Opens keys and store, starts the writer and binds the listener.
     pub async fn start(config: Config) -> Result<Self, String> {
         let cors = endpoints::cors::AllowedOrigins::parse(&config.cors_allowed_origins)?;
-        config.export.check(config.audit_log)?;
+        let export_sender = config.export.sender(config.audit_log)?;
         let ring = KeyRing::load_or_create(&config.keys_dir()).map_err(|e| e.to_string())?;
         tracing::info!(key_id = %ring.current().key_id, keys = ring.len(), "collector key loaded");
         let audit =
@@ -201,7 +203,7 @@ impl Collector {
         tracing::info!(audit_key = %audit.verifier(), "audit key loaded");
         let store = open_store(&config)?;
         let export_holder = export::holder_id();
-        if config.export.endpoint().is_some() {
+        if export_sender.is_some() {
             export::prepare(&*store, &export_holder)?;
         }
         let metrics = Arc::new(Metrics::default());
@@ -260,7 +262,7 @@ impl Collector {
             audit,
             draining: Arc::default(),
         });
-        Ok(Self { state, writer_thread, listener, otlp_grpc, export_holder })
+        Ok(Self { state, writer_thread, listener, otlp_grpc, export_holder, export_sender })
     }
 
     /// The bound address (useful with port 0).
@@ -276,7 +278,7 @@ impl Collector {
     /// Serves until `shutdown` resolves: then stops accepting, finishes in-flight requests, lets
     /// the writer commit everything queued, and returns.
     pub async fn serve(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), String> {
-        let Self { state, writer_thread, listener, otlp_grpc, export_holder } = self;
+        let Self { state, writer_thread, listener, otlp_grpc, export_holder, export_sender } = self;
         let (final_store, final_signer) = (state.store.clone(), state.audit.clone());
         let final_export_store = state.store.clone();
         let router = app(state.clone());
@@ -319,13 +321,16 @@ impl Collector {
         } else {
             None
         };
-        let exporter = tokio::spawn(export::run(
-            state.store.clone(),
-            state.metrics.clone(),
-            state.config.export.clone(),
-            export_holder.clone(),
-        ));
-        let export_on = state.config.export.endpoint().is_some();
+        let export_on = export_sender.is_some();
+        let exporter = export_sender.map(|sender| {
+            tokio::spawn(export::run(
+                state.store.clone(),
+                state.metrics.clone(),
+                state.config.export.clone(),
+                sender,
+                export_holder.clone(),
+            ))
+        });
         let limits = state.config.server_limits();
         let grpc = async {
             if let Some(listener) = otlp_grpc {
@@ -340,7 +345,9 @@ impl Collector {
         tokio::join!(server::serve(listener, router, limits, server::Protocol::Http1, shutdown), grpc);
         retention.abort();
         checkpointer.abort();
-        exporter.abort();
+        if let Some(e) = exporter {
+            e.abort();
+        }
         if let Some(f) = fleet_live {
             f.abort();
         }

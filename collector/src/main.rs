@@ -308,7 +308,8 @@ fn run(cli: Cli) -> Result<(), String> {
                     let bundle =
                         tracex_collector::key_bundle::export(&dir, &passphrase.read()?).map_err(|e| e.to_string())?;
                     match out {
-                        Some(path) => tracex_collector::private::write_file(&path, bundle.as_bytes())?,
+                        Some(path) => tracex_collector::private::write_private_file(&path, bundle.as_bytes())
+                            .map_err(|e| format!("{}: {e}", path.display()))?,
                         None => print!("{bundle}"),
                     }
                     return Ok(());

@@ -40,8 +40,10 @@ pub fn sqlite_files(db: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Writes `bytes` to a new file (or over one) readable only by the collector's user.
-pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), String> {
+/// Writes `bytes` to `path`, created (or truncated) readable only by the collector's user, and
+/// synced: key files, the audit key, key bundles. A file that existed keeps its mode on open, so it
+/// is set to 0600 too.
+pub fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write as _;
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
@@ -50,10 +52,14 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), String> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts.open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    // An existing file keeps its mode on open: tighten it too.
-    tighten(path, 0o600)?;
-    f.write_all(bytes).and_then(|()| f.sync_all()).map_err(|e| format!("{}: {e}", path.display()))
+    let mut f = opts.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    f.write_all(bytes)?;
+    f.sync_all()
 }
 
 #[cfg(unix)]

@@ -79,8 +79,7 @@ fn next_u64() -> u64 {
 }
 
 /// A fast uniform random number in `[0, 1)` (backoff jitter; not for secrets).
-#[cfg_attr(not(feature = "worker"), allow(dead_code))]
-pub(crate) fn random_unit() -> f64 {
+pub fn random_unit() -> f64 {
     #[allow(clippy::cast_precision_loss)]
     let r = (next_u64() >> 11) as f64 / (1u64 << 53) as f64;
     r

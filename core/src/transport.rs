@@ -212,8 +212,9 @@ impl Transport for HttpTransport {
     }
 }
 
-#[cfg(feature = "http")]
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+/// An error with its causes, `outer: inner: …` (an HTTP client's own message, "error sending
+/// request", says little without them).
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {

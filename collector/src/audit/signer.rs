@@ -9,7 +9,6 @@
 //! the file, and tools that speak signed notes can read it.
 
 use std::fs;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
@@ -164,15 +163,7 @@ fn check_private_mode(path: &Path) -> Result<(), SignerError> {
 fn write_private(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), SignerError> {
     fs::create_dir_all(dir).map_err(|e| SignerError::Io(dir.to_owned(), e))?;
     let tmp = dir.join(".audit-key.tmp");
-    let mut opts = fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(&tmp).map_err(|e| SignerError::Io(tmp.clone(), e))?;
-    f.write_all(bytes).and_then(|()| f.sync_all()).map_err(|e| SignerError::Io(tmp.clone(), e))?;
+    crate::private::write_private_file(&tmp, bytes).map_err(|e| SignerError::Io(tmp.clone(), e))?;
     fs::rename(&tmp, path).map_err(|e| SignerError::Io(path.to_owned(), e))
 }
 

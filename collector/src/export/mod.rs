@@ -131,10 +131,11 @@ impl ExportConfig {
         })
     }
 
-    /// Checks the settings once, at start; with `url` unset there is nothing to check.
-    pub fn check(&self, audit_log: bool) -> Result<(), String> {
+    /// Checks the settings once, at start, and builds the export's sender (`None` with `url`
+    /// unset: no export).
+    pub fn sender(&self, audit_log: bool) -> Result<Option<sender::Sender>, String> {
         let Some(endpoint) = self.endpoint() else {
-            return Ok(());
+            return Ok(None);
         };
         if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
             return Err(format!("export url {endpoint:?}: use http:// or https://"));
@@ -147,7 +148,7 @@ impl ExportConfig {
         if self.max_spans_per_request == 0 || self.max_request_bytes == 0 {
             return Err("export max_spans_per_request and max_request_bytes must be at least 1".into());
         }
-        sender::Sender::new(&endpoint, &self.headers, Duration::from_millis(self.timeout_ms.max(1))).map(drop)
+        sender::Sender::new(&endpoint, &self.headers, Duration::from_millis(self.timeout_ms.max(1))).map(Some)
     }
 
     fn max_lag(&self) -> Duration {
@@ -182,18 +183,16 @@ pub fn release(store: &dyn Store, holder: &str) {
 
 /// Runs the export until aborted (at shutdown; the cursor is written after each delivery, so an
 /// abort loses nothing).
-pub async fn run(store: Arc<dyn Store>, metrics: Arc<Metrics>, config: ExportConfig, holder: String) {
-    let Some(endpoint) = config.endpoint() else { return };
-    let sender = match sender::Sender::new(&endpoint, &config.headers, Duration::from_millis(config.timeout_ms.max(1)))
-    {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "the OTLP export cannot start");
-            return;
-        }
-    };
+/// `sender` is [`ExportConfig::sender`]'s, built when the collector started.
+pub async fn run(
+    store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
+    config: ExportConfig,
+    sender: sender::Sender,
+    holder: String,
+) {
     let poll = Duration::from_millis(config.poll_interval_ms.max(1));
-    tracing::info!(endpoint = %endpoint, "OTLP export on");
+    tracing::info!(endpoint = %sender.endpoint(), "OTLP export on");
     let mut worker = Worker { store, metrics, config, sender, holder, failures: 0 };
     loop {
         match worker.step().await {
@@ -345,7 +344,7 @@ impl Worker {
         };
         // Never under the first ceiling: jitter can draw ~0, and a receiver that is down is not
         // worth hammering.
-        policy.backoff(self.failures, random_unit()).max(INITIAL_BACKOFF / 2)
+        policy.backoff(self.failures, tracex_core::ids::random_unit()).max(INITIAL_BACKOFF / 2)
     }
 }
 
@@ -356,14 +355,6 @@ pub fn holder_id() -> String {
     let mut b = [0u8; 8];
     let _ = getrandom::getrandom(&mut b);
     format!("{}-{}", std::process::id(), hex::encode(b))
-}
-
-fn random_unit() -> f64 {
-    let mut b = [0u8; 8];
-    let _ = getrandom::getrandom(&mut b);
-    #[allow(clippy::cast_precision_loss)]
-    let r = (u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64;
-    r
 }
 
 #[cfg(test)]
@@ -386,14 +377,14 @@ mod tests {
     #[test]
     fn check_names_what_is_wrong() {
         let c = ExportConfig { url: Some("ftp://x".into()), ..Default::default() };
-        assert!(c.check(true).unwrap_err().contains("http://"));
+        assert!(c.sender(true).unwrap_err().contains("http://"));
         let c = ExportConfig { url: Some("http://x:4318".into()), ..Default::default() };
-        assert!(c.check(false).unwrap_err().contains("audit_log"));
-        c.check(true).unwrap();
+        assert!(c.sender(false).unwrap_err().contains("audit_log"));
+        assert!(c.sender(true).unwrap().is_some());
         let mut bad = c.clone();
         bad.headers.insert("bad header".into(), "v".into());
-        assert!(bad.check(true).unwrap_err().contains("bad header"));
-        assert!(ExportConfig::default().check(false).is_ok(), "no export, nothing to check");
+        assert!(bad.sender(true).unwrap_err().contains("bad header"));
+        assert!(ExportConfig::default().sender(false).unwrap().is_none(), "no export, nothing to check");
     }
 
     #[test]

@@ -66,12 +66,17 @@ impl Sender {
         Ok(Self { client, endpoint: endpoint.to_owned(), headers: map })
     }
 
+    /// Where requests go.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
     /// One attempt.
     pub async fn send(&self, body: &[u8]) -> Sent {
         let response = self.client.post(&self.endpoint).headers(self.headers.clone()).body(body.to_vec()).send().await;
         let response = match response {
             Ok(r) => r,
-            Err(e) => return Sent::Retry { after: None, reason: error_chain(&e) },
+            Err(e) => return Sent::Retry { after: None, reason: tracex_core::transport::error_chain(&e) },
         };
         let status = response.status().as_u16();
         let retry_after = response
@@ -109,18 +114,6 @@ pub fn classify(status: u16, retry_after: Option<Duration>, is_protobuf: bool, a
 fn clip(answer: &[u8]) -> String {
     let text = String::from_utf8_lossy(&answer[..answer.len().min(300)]);
     text.trim().to_owned()
-}
-
-/// The error and its causes: reqwest's own message ("error sending request") says little.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 #[cfg(test)]
