@@ -418,16 +418,7 @@ fn postgres_a_viewer_of_one_collector_sees_what_another_stores() {
     let b = Collector::start_with(&dir_b, &["--database-url", &db.url]);
     let mut live = Sse::open(&b.url, &read, "").unwrap();
     wait_for_viewers(&b.url, 1.0);
-    let post = |url: &str, spans| {
-        let r = common::client()
-            .post(format!("{url}/v1/traces"))
-            .bearer_auth(&ingest)
-            .header("content-type", "application/x-protobuf")
-            .body(common::otlp::protobuf(spans))
-            .send()
-            .unwrap();
-        assert_eq!(r.status(), 200);
-    };
+    let post = |url: &str, spans| common::otlp::post_protobuf(url, &ingest, spans);
     post(&a.url, vec![common::otlp::span(0x91, 1, "stored-by-a"), common::otlp::span(0x91, 2, "also-by-a")]);
     post(&b.url, vec![common::otlp::span(0x92, 1, "stored-by-b")]);
     // A's spans arrive within a poll of B's; the marker (stored through A last) ends the read.

@@ -21,20 +21,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::otlp::{SECRET, attr, protobuf, span, trace_spans};
-use common::{Collector, client, create_key, metric, temp_dir};
+use common::otlp::{SECRET, attr, post_protobuf, span, trace_spans};
+use common::{Collector, create_key, metric, temp_dir};
 use tracex_core::{KeyValue, SpanData, SpanId};
-
-fn post_otlp(base: &str, key: &str, spans: Vec<SpanData>) {
-    let r = client()
-        .post(format!("{base}/v1/traces"))
-        .bearer_auth(key)
-        .header("content-type", "application/x-protobuf")
-        .body(protobuf(spans))
-        .send()
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200, "{}", r.text().unwrap());
-}
 
 fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
@@ -76,8 +65,8 @@ fn a_second_tracex_collector_receives_every_span_as_stored() {
     s1.attributes.push(KeyValue::new("payer.private_key", SECRET));
     let mut s2 = span(0x51, 2, "rpc");
     s2.parent_span_id = Some(SpanId([1; 8]));
-    post_otlp(&up.url, &up_ingest, vec![s1, s2]);
-    post_otlp(&up.url, &other_ingest, vec![span(0x52, 1, "elsewhere")]);
+    post_protobuf(&up.url, &up_ingest, vec![s1, s2]);
+    post_protobuf(&up.url, &other_ingest, vec![span(0x52, 1, "elsewhere")]);
 
     let trace = hex::encode([0x51u8; 16]);
     wait_for("the exported trace", Duration::from_secs(20), || trace_spans(&down.url, &down_read, &trace).len() == 2);
@@ -224,14 +213,14 @@ fn receiver_faults_and_an_exporter_restart_lose_nothing() {
 
     // 6 spans: one request of 6 → 503 (retried after 1 s) → 413 → halves of 3 → delivered.
     let first: Vec<String> = (1..=6).map(|i| format!("a{i}")).collect();
-    post_otlp(&up.url, &key, with_ids(0x61, &first));
+    post_protobuf(&up.url, &key, with_ids(0x61, &first));
     wait_for("the first spans", Duration::from_secs(20), || sink.names().len() == 6);
     assert!(metric(&up.url, "tracex_export_retries_total") >= 1.0, "the 503 was retried");
     // A poisoned request is dropped and counted; the next one goes through.
-    post_otlp(&up.url, &key, named(&["poison"]));
+    post_protobuf(&up.url, &key, named(&["poison"]));
     // (Waited for, so the next batch is not read into the same request.)
     wait_for("the poisoned request", Duration::from_secs(20), || export_metric(&up.url, "rejected") == 1.0);
-    post_otlp(&up.url, &key, with_ids(0x62, &["half".into(), "b2".into()]));
+    post_protobuf(&up.url, &key, with_ids(0x62, &["half".into(), "b2".into()]));
     wait_for("the partial success", Duration::from_secs(20), || sink.names().len() == 8);
     assert_eq!(export_metric(&up.url, "rejected"), 2.0, "the poisoned span and the one of the partial success");
     assert_eq!(export_metric(&up.url, "exported"), 7.0);
@@ -240,14 +229,14 @@ fn receiver_faults_and_an_exporter_restart_lose_nothing() {
     let before = sink.names();
     sink.stop();
     let during: Vec<String> = (1..=5).map(|i| format!("c{i}")).collect();
-    post_otlp(&up.url, &key, with_ids(0x63, &during[..3]));
+    post_protobuf(&up.url, &key, with_ids(0x63, &during[..3]));
     let retries = metric(&up.url, "tracex_export_retries_total");
     wait_for("retries against the absent receiver", Duration::from_secs(20), || {
         metric(&up.url, "tracex_export_retries_total") > retries
     });
     assert!(up.terminate().success());
     let up = Collector::start_with(&dir, &["--config", &config]);
-    post_otlp(&up.url, &key, with_ids(0x64, &during[3..]));
+    post_protobuf(&up.url, &key, with_ids(0x64, &during[3..]));
     // It comes back on the same address: everything stored meanwhile arrives.
     let sink = Sink::start(port, script);
     wait_for("the spans stored while the receiver was away", Duration::from_secs(30), || {
@@ -275,11 +264,11 @@ fn spans_older_than_the_lag_bound_are_dropped_and_counted() {
     let config = exporter_config(&dir, &format!("[export]\nurl = \"http://127.0.0.1:{port}\"\nmax_lag_seconds = 1\n"));
     let key = create_key(&dir, "payments", "ingest");
     let up = Collector::start_with(&dir, &["--config", &config]);
-    post_otlp(&up.url, &key, with_ids(0x71, &["old1".into(), "old2".into(), "old3".into()]));
+    post_protobuf(&up.url, &key, with_ids(0x71, &["old1".into(), "old2".into(), "old3".into()]));
     wait_for("the old spans to be dropped", Duration::from_secs(20), || export_metric(&up.url, "dropped_lag") == 3.0);
     let script: Arc<Script> = Arc::new(|_: &[String], _| (200, vec![], Vec::new()));
     let sink = Sink::start(port, script);
-    post_otlp(&up.url, &key, with_ids(0x72, &["new1".into()]));
+    post_protobuf(&up.url, &key, with_ids(0x72, &["new1".into()]));
     wait_for("the new span", Duration::from_secs(20), || sink.names() == ["new1"]);
     assert_eq!(export_metric(&up.url, "exported"), 1.0);
     sink.stop();
@@ -331,7 +320,7 @@ fn postgres_two_collectors_export_every_span_in_turns() {
     for i in 0..20u8 {
         let names: Vec<String> = (1..=3).map(|j| format!("s{i}-{j}")).collect();
         expected.extend(names.iter().cloned());
-        post_otlp(if i % 2 == 0 { &a.url } else { &b.url }, &key, with_ids(0x80 + i, &names));
+        post_protobuf(if i % 2 == 0 { &a.url } else { &b.url }, &key, with_ids(0x80 + i, &names));
     }
     let delivered = |sink: &Sink| sink.names().into_iter().collect::<BTreeSet<String>>();
     wait_for("every span of both collectors", Duration::from_secs(30), || delivered(&sink).is_superset(&expected));
@@ -346,7 +335,7 @@ fn postgres_two_collectors_export_every_span_in_turns() {
         (a, "a")
     };
     let later: Vec<String> = (1..=3).map(|j| format!("later-{j}")).collect();
-    post_otlp(&stays.url, &key, with_ids(0xa0, &later));
+    post_protobuf(&stays.url, &key, with_ids(0xa0, &later));
     wait_for(&format!("collector {stays_url} to take the export over"), Duration::from_secs(45), || {
         later.iter().all(|l| delivered(&sink).contains(l))
     });

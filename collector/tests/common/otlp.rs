@@ -35,6 +35,18 @@ pub fn protobuf(spans: Vec<SpanData>) -> Vec<u8> {
     out
 }
 
+/// `spans` as OTLP/HTTP protobuf to `base`, which must answer 200.
+pub fn post_protobuf(base: &str, key: &str, spans: Vec<SpanData>) {
+    let r = super::client()
+        .post(format!("{base}/v1/traces"))
+        .bearer_auth(key)
+        .header("content-type", "application/x-protobuf")
+        .body(protobuf(spans))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{}", r.text().unwrap());
+}
+
 pub fn span(trace: u8, span: u8, name: &'static str) -> SpanData {
     let start = now() - 1_000_000_000;
     SpanData {
