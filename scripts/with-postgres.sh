@@ -5,7 +5,9 @@
 # loopback port in a temporary directory, exports
 #   TRACEX_TEST_POSTGRES_URL=postgresql://postgres@127.0.0.1:PORT/postgres
 # runs the command, and always stops the server and removes the directory. Exits with the
-# command's status.
+# command's status. With WITH_POSTGRES_REPLICA=1 it also starts a streaming read replica of that
+# server (pg_basebackup -R, hot standby) and exports
+#   TRACEX_TEST_POSTGRES_REPLICA_URL=postgresql://postgres@127.0.0.1:PORT2/postgres
 set -euo pipefail
 [ "$#" -gt 0 ] || { echo "usage: $0 <command...>" >&2; exit 2; }
 
@@ -36,7 +38,11 @@ PGROOT="$(mktemp -d /tmp/tracex-pg.XXXXXX)"
 chmod 755 "$PGROOT"
 [ "$(id -u)" -eq 0 ] && chown "$PGUSER_OS": "$PGROOT"
 STARTED=0
+REPLICA_STARTED=0
 cleanup() {
+    if [ "$REPLICA_STARTED" -eq 1 ]; then
+        as_pg "$PGBIN/pg_ctl" -D "$PGROOT/replica" -m immediate -w stop >/dev/null 2>&1 || true
+    fi
     if [ "$STARTED" -eq 1 ]; then
         as_pg "$PGBIN/pg_ctl" -D "$PGROOT/data" -m fast -w -t 60 stop >/dev/null 2>&1 \
             || as_pg "$PGBIN/pg_ctl" -D "$PGROOT/data" -m immediate -w stop >/dev/null 2>&1 || true
@@ -58,6 +64,21 @@ STARTED=1
 
 export TRACEX_TEST_POSTGRES_URL="postgresql://postgres@127.0.0.1:$PORT/postgres"
 echo "with-postgres: PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}') at $TRACEX_TEST_POSTGRES_URL" >&2
+
+if [ "${WITH_POSTGRES_REPLICA:-0}" = 1 ]; then
+    # initdb's pg_hba.conf trusts replication connections from loopback; wal_level is `replica`.
+    as_pg "$PGBIN/pg_basebackup" -h 127.0.0.1 -p "$PORT" -U postgres -D "$PGROOT/replica" -R -X stream \
+        >"$PGROOT/basebackup.log" 2>&1 || { cat "$PGROOT/basebackup.log" >&2; exit 1; }
+    RPORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+    if ! as_pg "$PGBIN/pg_ctl" -D "$PGROOT/replica" -l "$PGROOT/replica.log" -w -t 30 \
+        -o "-k $PGROOT -p $RPORT -c listen_addresses=127.0.0.1 -c max_connections=200" start >/dev/null; then
+        cat "$PGROOT/replica.log" >&2 || true
+        exit 1
+    fi
+    REPLICA_STARTED=1
+    export TRACEX_TEST_POSTGRES_REPLICA_URL="postgresql://postgres@127.0.0.1:$RPORT/postgres"
+    echo "with-postgres: read replica at $TRACEX_TEST_POSTGRES_REPLICA_URL" >&2
+fi
 set +e
 "$@"
 status=$?

@@ -37,6 +37,9 @@ pub struct Config {
     /// `sqlite:///path/to/file.db` (default: `<data_dir>/tracex.db`) or `postgres://…`
     /// (`TRACEX_DATABASE_URL`).
     pub database_url: Option<String>,
+    /// `postgres://…` of a read replica of `database_url` (`TRACEX_DATABASE_READ_URL`,
+    /// `--database-read-url`): reads go there, writes to `database_url`. See `docs/deploy.md`.
+    pub database_read_url: Option<String>,
     /// Largest accepted request body (default 8 MiB); larger ones get 413.
     pub max_body_bytes: usize,
     /// Largest decrypted (and inflated) batch (default 64 MiB).
@@ -121,6 +124,7 @@ impl Default for Config {
             otlp_grpc_listen: None,
             data_dir: PathBuf::from("./tracex-data"),
             database_url: None,
+            database_read_url: None,
             max_body_bytes: 8 * 1024 * 1024,
             max_plaintext_bytes: 64 * 1024 * 1024,
             max_decoded_bytes: 256 * 1024 * 1024,
@@ -226,6 +230,23 @@ impl Config {
     }
 }
 
+impl Config {
+    /// The read replica's URL, if one is set; an error unless both it and the database are
+    /// PostgreSQL.
+    pub fn database_read_url(&self) -> Result<Option<&str>, String> {
+        let Some(url) = self.database_read_url.as_deref().map(str::trim).filter(|u| !u.is_empty()) else {
+            return Ok(None);
+        };
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(format!("unsupported read replica URL {url:?}: use postgres://…"));
+        }
+        match self.database()? {
+            Database::Postgres(_) => Ok(Some(url)),
+            Database::Sqlite(_) => Err("a read replica (database_read_url) needs a PostgreSQL database_url".into()),
+        }
+    }
+}
+
 /// Which store to open.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Database {
@@ -264,5 +285,12 @@ mod tests {
         assert!(matches!(c.database().unwrap(), Database::Postgres(_)));
         c.database_url = Some("mysql://x".into());
         assert!(c.database().is_err());
+        c.database_url = None;
+        c.database_read_url = Some("postgres://u@replica/db".into());
+        assert!(c.database_read_url().unwrap_err().contains("needs a PostgreSQL"));
+        c.database_url = Some("postgres://u@h/db".into());
+        assert_eq!(c.database_read_url().unwrap(), Some("postgres://u@replica/db"));
+        c.database_read_url = Some("sqlite:///x".into());
+        assert!(c.database_read_url().is_err());
     }
 }

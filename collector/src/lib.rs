@@ -36,6 +36,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod civil;
 pub mod config;
 pub mod endpoints;
 pub mod export;
@@ -168,8 +169,8 @@ pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, String> {
             Arc::new(store)
         }
         Database::Postgres(url) => {
-            let mut store =
-                store::postgres::PostgresStore::connect(&url).map_err(|e| format!("connecting to PostgreSQL: {e}"))?;
+            let mut store = store::postgres::PostgresStore::connect_with_replica(&url, config.database_read_url()?)
+                .map_err(|e| format!("connecting to PostgreSQL: {e}"))?;
             store.set_max_spans_per_trace(config.max_spans_per_trace);
             store.set_audit_log(config.audit_log);
             Arc::new(store)

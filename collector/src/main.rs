@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use tracex_collector::civil::rfc3339;
 use tracex_collector::config::{Config, LogFormat};
 use tracex_collector::keys::KeyRing;
 use tracex_collector::store::KeyScope;
@@ -23,6 +24,9 @@ struct Cli {
     /// sqlite:///path/file.db (default: <data-dir>/tracex.db) or postgres://…
     #[arg(long, global = true, env = "TRACEX_DATABASE_URL")]
     database_url: Option<String>,
+    /// postgres://… of a read replica of the database: queries read there.
+    #[arg(long, global = true, env = "TRACEX_DATABASE_READ_URL")]
+    database_read_url: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -187,6 +191,9 @@ fn config(cli: &Cli) -> Result<Config, String> {
     }
     if let Some(u) = &cli.database_url {
         c.database_url = Some(u.clone());
+    }
+    if let Some(u) = &cli.database_read_url {
+        c.database_read_url = Some(u.clone());
     }
     Ok(c)
 }
@@ -388,21 +395,4 @@ fn run(cli: Cli) -> Result<(), String> {
             }
         }
     }
-}
-
-/// Unix nanoseconds as `YYYY-MM-DDTHH:MM:SSZ` (UTC), for listings.
-fn rfc3339(unix_nano: u64) -> String {
-    let secs = unix_nano / 1_000_000_000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = i64::try_from(days).unwrap_or(i64::MAX / 2) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use common::otlp::{PgDb, pg_key, with_client};
-use common::{BIN, Collector, post_batch, public_key_pem, temp_dir};
+use common::{BIN, Collector, get_json, post_batch, public_key_pem, temp_dir};
 use tracex_core::seal::{CollectorKey, Sealer, SealerConfig};
 use tracex_core::{InstrumentationScope, Resource, SpanData, SpanId, TraceId};
 
@@ -187,4 +187,90 @@ fn postgres_fleet_stores_every_acknowledged_span_once() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not open with this passphrase"));
+}
+
+/// The URL of database `name` on the read replica `with-postgres.sh` starts with
+/// `WITH_POSTGRES_REPLICA=1`.
+fn replica_url(name: &str) -> String {
+    let admin = std::env::var("TRACEX_TEST_POSTGRES_REPLICA_URL").unwrap_or_else(|_| {
+        panic!(
+            "TRACEX_TEST_POSTGRES_REPLICA_URL is not set: run under WITH_POSTGRES_REPLICA=1 scripts/with-postgres.sh"
+        )
+    });
+    let (base, _) = admin.rsplit_once('/').unwrap();
+    format!("{base}/{name}")
+}
+
+/// Traces the collector at `url` lists (the query API, read from wherever its readers connect).
+fn listed_traces(url: &str, read: &str) -> usize {
+    let (status, page) = get_json(&format!("{url}/api/v1/traces?limit=1000"), read);
+    assert_eq!(status, 200, "{page}");
+    page["traces"].as_array().unwrap().len()
+}
+
+/// A collector whose reads go to a streaming read replica: queries are answered from the replica
+/// (with replay paused there they stand still while ingest commits on the primary and is
+/// acknowledged), and catch up when it replays.
+#[test]
+#[ignore = "needs PostgreSQL with a replica (WITH_POSTGRES_REPLICA=1 scripts/with-postgres.sh)"]
+fn postgres_queries_read_from_a_replica() {
+    let db = PgDb::named("replica");
+    let replica = replica_url(&db.name);
+    let dir = temp_dir("replica");
+    let (ingest, read) = (pg_key(&dir, &db, "ingest"), pg_key(&dir, &db, "read"));
+    // The database and the keys reach the replica by replay.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let ready = rt.block_on(async {
+            let Ok((c, conn)) = tokio_postgres::connect(&replica, tokio_postgres::NoTls).await else { return false };
+            let conn = tokio::spawn(conn);
+            let keys = c.query_one("SELECT count(*) FROM api_keys", &[]).await.map_or(0, |r| r.get::<_, i64>(0));
+            drop(c);
+            let _ = conn.await;
+            keys == 2
+        });
+        if ready {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the replica never caught up");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let c = Collector::start_with(&dir, &["--database-url", &db.url, "--database-read-url", &replica]);
+    let key = CollectorKey::from_pem(&public_key_pem(&dir)).unwrap();
+    let (status, body) = post_batch(&c.url, &ingest, batch(&key, 0));
+    assert_eq!(status, 200, "{body}");
+    let traces_per_batch = SPANS_PER_BATCH / 10;
+    let wait_for = |n: usize| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while listed_traces(&c.url, &read) != n {
+            assert!(std::time::Instant::now() < deadline, "never listed {n} traces");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    wait_for(traces_per_batch);
+
+    // The readers are the replica's connections.
+    let on_replica: i64 = with_client(&replica, async |c| {
+        c.query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND application_name = 'tracex-collector'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+    });
+    assert!(on_replica >= 1, "{on_replica} collector connections on the replica");
+
+    // Replay paused: ingest goes on (acknowledged after the primary's commit), queries stand still.
+    with_client(&replica, async |c| c.batch_execute("SELECT pg_wal_replay_pause()").await.unwrap());
+    let (status, body) = post_batch(&c.url, &ingest, batch(&key, 1));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(stored_spans(&db), 2 * SPANS_PER_BATCH as i64, "the primary holds both batches");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(listed_traces(&c.url, &read), traces_per_batch, "answered from the paused replica");
+    with_client(&replica, async |c| c.batch_execute("SELECT pg_wal_replay_resume()").await.unwrap());
+    wait_for(2 * traces_per_batch);
+    assert!(c.terminate().success());
 }

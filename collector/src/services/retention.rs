@@ -6,12 +6,17 @@
 //!
 //! Age is the trace's start (a trace goes whole, spans and all), and for statistics the minute of
 //! the span start: both age out at the same cutoff.
+//!
+//! A store partitioned by time (PostgreSQL) is also kept partitioned here, at start and before
+//! each pass ([`Store::maintain_partitions`]): a partition per day from the longest retention back
+//! to [`PARTITION_DAYS_AHEAD`] days ahead, and whole days dropped once every project's cutoff is
+//! past them, so the chunked deletions are left with what no whole day holds.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::store::{Expired, Store, StoreResult};
+use crate::store::{Expired, PartitionPlan, PartitionReport, Store, StoreResult};
 
 /// How often a retention pass runs.
 pub const RETENTION_INTERVAL: Duration = Duration::from_secs(60);
@@ -23,6 +28,9 @@ pub const MINUTES_PER_CHUNK: i64 = 60;
 pub const CHUNK_PAUSE: Duration = Duration::from_millis(20);
 /// Default time-to-live of a project's spans, in days (`retention_days`).
 pub const DEFAULT_RETENTION_DAYS: u32 = 30;
+/// Day partitions created ahead of today (clocks run ahead, and a day must exist before its first
+/// trace arrives or that trace goes to the default partition).
+pub const PARTITION_DAYS_AHEAD: i64 = 3;
 
 const DAY_NS: u64 = 86_400 * 1_000_000_000;
 
@@ -41,11 +49,43 @@ impl RetentionPolicy {
         let days = self.by_project.get(project).copied().unwrap_or(self.default_days);
         (days > 0).then(|| now_ns.saturating_sub(u64::from(days) * DAY_NS))
     }
+
+    /// The partitions a time-partitioned store keeps at `now` (unix ns) holding `projects`: days
+    /// back to the longest retention (the default's when every project keeps everything), days
+    /// before every project's cutoff dropped.
+    pub fn partition_plan(&self, projects: &[String], now_ns: u64) -> PartitionPlan {
+        let today = i64::try_from(now_ns / DAY_NS).unwrap_or(i64::MAX / 2);
+        let longest = std::iter::once(self.default_days)
+            .chain(self.by_project.values().copied())
+            .filter(|d| *d > 0)
+            .max()
+            .unwrap_or(DEFAULT_RETENTION_DAYS);
+        let cutoffs: Option<Vec<u64>> = projects.iter().map(|p| self.cutoff(p, now_ns)).collect();
+        // A day goes once its end is at or before every cutoff: the days before the earliest
+        // cutoff's day.
+        let drop_before_day = cutoffs
+            .filter(|c| !c.is_empty())
+            .and_then(|c| c.into_iter().min())
+            .map(|c| i64::try_from(c / DAY_NS).unwrap_or(i64::MAX / 2));
+        PartitionPlan {
+            first_day: today - i64::from(longest),
+            today,
+            last_day: today + PARTITION_DAYS_AHEAD,
+            drop_before_day,
+        }
+    }
+}
+
+/// Keeps a time-partitioned store's partitions ([`RetentionPolicy::partition_plan`]).
+pub fn maintain_partitions(store: &dyn Store, policy: &RetentionPolicy, now_ns: u64) -> StoreResult<PartitionReport> {
+    let plan = policy.partition_plan(&store.project_names()?, now_ns);
+    store.maintain_partitions(&plan)
 }
 
 /// One pass over every project at `now` (unix ns); returns the totals deleted.
 pub fn run_pass(store: &dyn Store, policy: &RetentionPolicy, now_ns: u64, pause: Duration) -> StoreResult<Expired> {
-    let mut total = Expired { done: true, ..Expired::default() };
+    let parts = maintain_partitions(store, policy, now_ns)?;
+    let mut total = Expired { traces: parts.traces, spans: parts.spans, done: true, ..Expired::default() };
     for project in store.project_names()? {
         let Some(before) = policy.cutoff(&project, now_ns) else { continue };
         loop {
@@ -65,6 +105,16 @@ pub fn run_pass(store: &dyn Store, policy: &RetentionPolicy, now_ns: u64, pause:
 /// Runs passes forever on the runtime (stop it by aborting the task); a failed pass is logged and
 /// retried at the next interval.
 pub async fn run(store: Arc<dyn Store>, policy: RetentionPolicy) {
+    // Today's partitions before the first pass: until they exist, new traces go to the default.
+    let (s, p) = (store.clone(), policy.clone());
+    match tokio::task::spawn_blocking(move || maintain_partitions(&*s, &p, crate::now_unix_nano())).await {
+        Ok(Ok(r)) if r.created > 0 || r.dropped > 0 => {
+            tracing::info!(created = r.created, dropped = r.dropped, "time partitions maintained");
+        }
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "partition maintenance failed; retrying at the next interval"),
+        Err(e) => tracing::warn!(error = %e, "partition maintenance panicked"),
+    }
     loop {
         tokio::time::sleep(RETENTION_INTERVAL).await;
         let (store, policy) = (store.clone(), policy.clone());
@@ -115,5 +165,23 @@ mod tests {
         assert_eq!((e.traces, e.stat_rows), (0, 0), "a second pass finds nothing");
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn partitions_reach_back_to_the_longest_retention_and_drop_past_every_cutoff() {
+        let now = 100 * DAY_NS + DAY_NS / 2;
+        let names = |n: &[&str]| n.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let policy = RetentionPolicy { default_days: 30, by_project: HashMap::from([("long".to_owned(), 90)]) };
+        let plan = policy.partition_plan(&names(&["a", "long"]), now);
+        assert_eq!((plan.first_day, plan.last_day), (10, 100 + PARTITION_DAYS_AHEAD));
+        // The cutoff of the longest-kept project is mid-day 10: days before it go.
+        assert_eq!(plan.drop_before_day, Some(10));
+        assert_eq!(policy.partition_plan(&names(&["a"]), now).drop_before_day, Some(70));
+        assert_eq!(policy.partition_plan(&[], now).drop_before_day, None, "no project, nothing to drop");
+        let forever = RetentionPolicy { default_days: 0, by_project: HashMap::from([("short".to_owned(), 7)]) };
+        let plan = forever.partition_plan(&names(&["short", "other"]), now);
+        assert_eq!((plan.first_day, plan.drop_before_day), (93, None), "a project keeps everything");
+        let all_forever = RetentionPolicy::default();
+        assert_eq!(all_forever.partition_plan(&names(&["x"]), now).first_day, 100 - i64::from(DEFAULT_RETENTION_DAYS));
     }
 }

@@ -135,7 +135,12 @@ pub struct PgDb {
 
 impl PgDb {
     pub fn new() -> Self {
-        let name = format!("tracex_otlp_{}", std::process::id());
+        Self::named("otlp")
+    }
+
+    /// A database of this process named after `tag` (tests running at once need their own).
+    pub fn named(tag: &str) -> Self {
+        let name = format!("tracex_{tag}_{}", std::process::id());
         with_client(&admin_url(), async |c| {
             c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await.unwrap();
             c.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();

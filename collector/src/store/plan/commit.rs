@@ -223,8 +223,10 @@ pub(crate) trait CommitSql {
     /// For each trace, its sequence number and span count if it has a row.
     fn existing_traces(&mut self, keys: &[TraceKey]) -> Result<Vec<Option<(i64, u64)>>, Self::Error>;
 
-    /// `n` new trace sequence numbers, ascending.
-    fn new_trace_seqs(&mut self, n: usize) -> Result<Vec<i64>, Self::Error>;
+    /// A new, unique sequence number for each new trace, given the earliest start (unix ns) of
+    /// its spans in this call, in the same order (the PostgreSQL store puts the trace's day into
+    /// the number; the embedded store counts up).
+    fn new_trace_seqs(&mut self, starts: &[u64]) -> Result<Vec<i64>, Self::Error>;
 
     /// Inserts the spans whose `(trace_seq, span_id)` is not stored yet; true for each row inserted.
     fn insert_spans(&mut self, rows: &[SpanRow<'_>]) -> Result<Vec<bool>, Self::Error>;
@@ -433,7 +435,13 @@ pub(crate) fn run<S: CommitSql>(
     fault.step(&mut step)?;
     let fresh = traces.iter().filter(|t| t.is_new).count();
     if fresh > 0 {
-        let seqs = sql.new_trace_seqs(fresh)?;
+        let mut first_start = vec![u64::MAX; traces.len()];
+        for s in &spans {
+            first_start[s.trace] = first_start[s.trace].min(s.span.start_time_unix_nano);
+        }
+        let starts: Vec<u64> =
+            traces.iter().zip(&first_start).filter(|(t, _)| t.is_new).map(|(_, start)| *start).collect();
+        let seqs = sql.new_trace_seqs(&starts)?;
         if seqs.len() != fresh {
             return Err(StoreError::Database("the trace sequence handed out too few numbers".into()).into());
         }

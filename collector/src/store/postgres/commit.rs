@@ -9,7 +9,7 @@ use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Transaction};
 
 use super::client::{Db, block_on, describe, get};
-use super::{COMMIT_ATTEMPTS, PostgresStore, ROWS_PER_STATEMENT, Writer};
+use super::{COMMIT_ATTEMPTS, PostgresStore, ROWS_PER_STATEMENT, Writer, partitions};
 use crate::audit::tree::{NodeId, Nodes};
 use crate::store::common::{ns, unns};
 use crate::store::plan::commit::{
@@ -30,7 +30,14 @@ enum CommitError {
 impl From<tokio_postgres::Error> for CommitError {
     fn from(e: tokio_postgres::Error) -> Self {
         match e.code() {
-            Some(c) if *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE => {
+            // A check violation can only be a partition's bound (the schema has no other check a
+            // commit could break): a day's partition was attached while this transaction routed
+            // a row of that day to the default partition. Tried again, the row goes to the day.
+            Some(c)
+                if *c == SqlState::T_R_DEADLOCK_DETECTED
+                    || *c == SqlState::T_R_SERIALIZATION_FAILURE
+                    || *c == SqlState::CHECK_VIOLATION =>
+            {
                 Self::Retry(describe(&e))
             }
             _ => Self::Fatal(StoreError::Database(describe(&e))),
@@ -212,16 +219,22 @@ impl CommitSql for Sql<'_> {
         Ok(out)
     }
 
-    fn new_trace_seqs(&mut self, n: usize) -> Result<Vec<i64>, CommitError> {
+    fn new_trace_seqs(&mut self, starts: &[u64]) -> Result<Vec<i64>, CommitError> {
+        // The trace's day in the high bits picks its partition (see `super::partitions`).
+        let days: Vec<i64> = starts.iter().map(|s| partitions::day_of(*s)).collect();
         let rows = block_on(self.tx.query_typed(
-            "SELECT nextval('trace_seq') FROM generate_series(1, $1::bigint)",
-            &[(&i64::try_from(n).unwrap_or(i64::MAX), Type::INT8)],
+            &format!(
+                "SELECT (u.day << {shift}) | (nextval('trace_seq') & {mask}) \
+                 FROM UNNEST($1::bigint[]) WITH ORDINALITY AS u(day, n) ORDER BY u.n",
+                shift = partitions::DAY_SHIFT,
+                mask = partitions::COUNTER_MASK
+            ),
+            &[(&days, Type::INT8_ARRAY)],
         ))?;
         let mut seqs = Vec::with_capacity(rows.len());
         for row in rows {
             seqs.push(get::<i64>(&row, 0)?);
         }
-        seqs.sort_unstable();
         Ok(seqs)
     }
 

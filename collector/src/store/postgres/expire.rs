@@ -1,6 +1,6 @@
-//! Retention: one bounded chunk of deletions per transaction ([`crate::store::Store::expire`]).
-//! (Whole-partition drops would be cheaper once the tables are partitioned by time; they are not
-//! yet.)
+//! Retention: one bounded chunk of deletions per transaction ([`crate::store::Store::expire`]),
+//! for what no whole partition drop removes (see [`super::partitions`]): traces in the default and
+//! legacy partitions, and those of projects whose retention is shorter than another's.
 
 use std::collections::HashSet;
 

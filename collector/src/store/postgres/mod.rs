@@ -29,6 +29,8 @@
 //! * Listings read inside one `REPEATABLE READ READ ONLY` transaction (one snapshot). When
 //!   attribute filters need decoding, candidates are fetched in chunks (keyset pagination on the
 //!   same `(start_ns, id)` order) and the bodies of a chunk's matching spans in one query.
+//! * `spans` and `trace_attrs` are partitioned by day, through the trace sequence number whose high
+//!   bits are the trace's day; retention drops whole days (see [`partitions`]).
 //! * Schema migrations are recorded in `tracex_migrations` (one row per applied step) and run
 //!   under a transaction-scoped advisory lock, so collectors starting together do not race.
 //!
@@ -44,7 +46,11 @@
 //! writer), `spawn_blocking` threads, and even (blocking it) an async context.
 //!
 //! One writer connection (commits, API key inserts, migrations) behind a [`Mutex`] and a pool of
-//! [`READERS`] read connections (`default_transaction_read_only`). A connection that died (server
+//! [`READERS`] read connections (`default_transaction_read_only`). The readers may connect to a
+//! read replica instead ([`PostgresStore::connect_with_replica`], `database_read_url`): queries,
+//! statistics, the live tail's and the export's reads of the log, API key lookups and the
+//! checkpointer's reads of the tree then go there, and see commits once the replica has replayed
+//! them (its lag); commits, the export cursor, retention and migrations stay on the primary. A connection that died (server
 //! restart, network) is replaced on its next use; the call that saw it die fails.
 //!
 //! No TLS: meant for a database on the same host or a private network (`NoTls`).
@@ -56,6 +62,7 @@ mod expire;
 mod export;
 mod keys;
 mod list;
+mod partitions;
 mod schema;
 mod stats;
 
@@ -76,7 +83,8 @@ use super::common::{Tuning, lock, unns};
 use super::plan::commit::{FaultHook, WriterCache};
 use super::pool::Pool;
 use super::{
-    ApiKeyRecord, CommitOutcome, Expired, NewBatch, Store, StoreError, StoreResult, StoredSpan, TracePage, TraceQuery,
+    ApiKeyRecord, CommitOutcome, Expired, NewBatch, PartitionPlan, PartitionReport, Store, StoreError, StoreResult,
+    StoredSpan, TracePage, TraceQuery,
 };
 
 /// Read connections in the pool.
@@ -102,7 +110,10 @@ struct Writer {
 /// The PostgreSQL [`Store`]: one writer connection and a pool of readers, driven by a runtime of
 /// its own (see the module docs).
 pub struct PostgresStore {
+    /// The primary's (writer, maintenance).
     config: Config,
+    /// The readers' (a read replica's, or the primary's).
+    read_config: Config,
     writer: Mutex<Writer>,
     /// Read connections; `None` slots (re)connect when taken.
     readers: Pool<Option<Client>>,
@@ -128,6 +139,19 @@ impl Drop for PostgresStore {
     }
 }
 
+/// A connection URL's configuration, with tracex's connect timeout and application name unless
+/// the URL sets them.
+fn connection_config(url: &str) -> StoreResult<Config> {
+    let mut config: Config = url.parse().map_err(|e| StoreError::Database(format!("database URL: {e}")))?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    if config.get_application_name().is_none() {
+        config.application_name("tracex-collector");
+    }
+    Ok(config)
+}
+
 impl PostgresStore {
     /// Most spans stored per trace (default [`super::MAX_SPANS_PER_TRACE`]).
     pub fn set_max_spans_per_trace(&mut self, n: u64) {
@@ -143,13 +167,14 @@ impl PostgresStore {
     /// and opens the writer and reader connections. Does not touch the schema: call
     /// [`Store::migrate`] next.
     pub fn connect(url: &str) -> StoreResult<Self> {
-        let mut config: Config = url.parse().map_err(|e| StoreError::Database(format!("database URL: {e}")))?;
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(CONNECT_TIMEOUT);
-        }
-        if config.get_application_name().is_none() {
-            config.application_name("tracex-collector");
-        }
+        Self::connect_with_replica(url, None)
+    }
+
+    /// [`Self::connect`], with the read connections on a read replica at `read_url` when given
+    /// (see [`Self::connect_with_replica`]'s notes in the module docs).
+    pub fn connect_with_replica(url: &str, read_url: Option<&str>) -> StoreResult<Self> {
+        let config = connection_config(url)?;
+        let read_config = read_url.map(connection_config).transpose()?;
         let runtime = OwnedRuntime(Some(
             tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)
@@ -164,12 +189,14 @@ impl PostgresStore {
             .map(|rt| rt.handle().clone())
             .ok_or_else(|| StoreError::Database("the PostgreSQL runtime is gone".into()))?;
         let writer = open_connection(&handle, &config, false)?;
+        let read_config = read_config.unwrap_or_else(|| config.clone());
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
-            readers.push(Some(open_connection(&handle, &config, true)?));
+            readers.push(Some(open_connection(&handle, &read_config, true)?));
         }
         Ok(Self {
             config,
+            read_config,
             writer: Mutex::new(Writer { client: Some(writer), cache: WriterCache::default() }),
             readers: Pool::new(readers),
             tuning: Tuning::default(),
@@ -183,7 +210,8 @@ impl PostgresStore {
     fn ensure<'a>(&self, slot: &'a mut Option<Client>, read_only: bool) -> StoreResult<&'a mut Client> {
         if slot.as_ref().is_none_or(Client::is_closed) {
             *slot = None;
-            *slot = Some(open_connection(&self.handle, &self.config, read_only)?);
+            let config = if read_only { &self.read_config } else { &self.config };
+            *slot = Some(open_connection(&self.handle, config, read_only)?);
         }
         slot.as_mut().ok_or_else(|| StoreError::Database("no connection".into()))
     }
@@ -252,6 +280,12 @@ impl Store for PostgresStore {
 
     fn expire(&self, project: &str, before_ns: u64, max_traces: usize, max_minutes: i64) -> StoreResult<Expired> {
         self.write(|client, _| Self::expire_in(client, project, before_ns, max_traces, max_minutes))
+    }
+
+    fn maintain_partitions(&self, plan: &PartitionPlan) -> StoreResult<PartitionReport> {
+        // A connection of its own: its lock waits (bounded) must not hold the writer's commits.
+        let mut client = open_connection(&self.handle, &self.config, false)?;
+        partitions::maintain(&mut client, plan)
     }
 
     fn get_trace(&self, project: &str, trace_id: TraceId) -> StoreResult<Vec<StoredSpan>> {
@@ -405,7 +439,7 @@ mod tests {
     }
 
     /// Runs `sql` on `url` over a one-off connection.
-    fn execute(url: &str, sql: &str) {
+    pub(super) fn execute(url: &str, sql: &str) {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
             let (client, connection) = tokio_postgres::connect(url, NoTls).await.unwrap();
@@ -430,13 +464,13 @@ mod tests {
     }
 
     /// A fresh database, dropped (with its connections) at the end of the test.
-    struct TestDb {
-        name: String,
-        url: String,
+    pub(super) struct TestDb {
+        pub(super) name: String,
+        pub(super) url: String,
     }
 
     impl TestDb {
-        fn new() -> Self {
+        pub(super) fn new() -> Self {
             static N: AtomicU32 = AtomicU32::new(0);
             let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
             let name = format!("tracex_test_{}_{}_{nanos}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
@@ -446,7 +480,7 @@ mod tests {
             Self { name, url }
         }
 
-        fn store(&self) -> PostgresStore {
+        pub(super) fn store(&self) -> PostgresStore {
             PostgresStore::connect(&self.url).unwrap()
         }
     }

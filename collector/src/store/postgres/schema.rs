@@ -147,11 +147,39 @@ pub(super) const MIGRATIONS: &[&str] = &[
         lease_until_ns BIGINT NOT NULL
     );
     ",
+    // 7: `spans` and `trace_attrs` partitioned by trace sequence number, whose high bits are the
+    // trace's day (see `super::partitions`). The tables as they were become the partition of
+    // sequence numbers below day 1 (every number handed out before this step is below 2^40), so
+    // nothing is rewritten; a default partition takes days without a partition of their own.
+    "
+    ALTER TABLE spans RENAME TO spans_legacy;
+    ALTER TABLE spans_legacy RENAME CONSTRAINT spans_pkey TO spans_legacy_pkey;
+    CREATE TABLE spans (LIKE spans_legacy) PARTITION BY RANGE (trace_seq);
+    ALTER TABLE spans ADD PRIMARY KEY (trace_seq, span_id);
+    ALTER TABLE spans_legacy ADD CONSTRAINT spans_legacy_range CHECK (trace_seq < 1099511627776);
+    ALTER TABLE spans ATTACH PARTITION spans_legacy FOR VALUES FROM (MINVALUE) TO (1099511627776);
+    ALTER TABLE spans_legacy DROP CONSTRAINT spans_legacy_range;
+    CREATE TABLE spans_default PARTITION OF spans DEFAULT;
+
+    ALTER TABLE trace_attrs RENAME TO trace_attrs_legacy;
+    ALTER TABLE trace_attrs_legacy RENAME CONSTRAINT trace_attrs_pkey TO trace_attrs_legacy_pkey;
+    CREATE TABLE trace_attrs (LIKE trace_attrs_legacy) PARTITION BY RANGE (trace_seq);
+    ALTER TABLE trace_attrs ADD PRIMARY KEY (project_id, attr_hash, trace_seq);
+    ALTER TABLE trace_attrs_legacy ADD CONSTRAINT trace_attrs_legacy_range CHECK (trace_seq < 1099511627776);
+    ALTER TABLE trace_attrs ATTACH PARTITION trace_attrs_legacy FOR VALUES FROM (MINVALUE) TO (1099511627776);
+    ALTER TABLE trace_attrs_legacy DROP CONSTRAINT trace_attrs_legacy_range;
+    CREATE TABLE trace_attrs_default PARTITION OF trace_attrs DEFAULT;
+    ",
 ];
 
 /// Creates or upgrades the schema (idempotent), under an advisory lock so collectors starting
 /// together do not race.
 pub(super) fn migrate(client: &mut Client) -> StoreResult<()> {
+    migrate_to(client, MIGRATIONS.len())
+}
+
+/// [`migrate`], up to step `last` (tests start from older schemas).
+pub(super) fn migrate_to(client: &mut Client, last: usize) -> StoreResult<()> {
     let tx = block_on(client.transaction()).db()?;
     block_on(tx.execute_typed("SELECT pg_advisory_xact_lock($1)", &[(&MIGRATION_LOCK, Type::INT8)])).db()?;
     block_on(tx.batch_execute(
@@ -170,7 +198,7 @@ pub(super) fn migrate(client: &mut Client) -> StoreResult<()> {
             MIGRATIONS.len()
         )));
     }
-    for (i, step) in MIGRATIONS.iter().enumerate().skip(done) {
+    for (i, step) in MIGRATIONS.iter().enumerate().take(last).skip(done) {
         block_on(tx.batch_execute(step)).db()?;
         let v = i32::try_from(i + 1).unwrap_or(i32::MAX);
         block_on(tx.execute_typed("INSERT INTO tracex_migrations (version) VALUES ($1)", &[(&v, Type::INT4)])).db()?;

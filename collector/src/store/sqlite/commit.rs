@@ -119,11 +119,11 @@ impl CommitSql for Sql<'_> {
             .collect()
     }
 
-    fn new_trace_seqs(&mut self, n: usize) -> StoreResult<Vec<i64>> {
+    fn new_trace_seqs(&mut self, starts: &[u64]) -> StoreResult<Vec<i64>> {
         // The writer is the only one: sequence numbers are handed out here, so spans can be keyed
         // by them before the trace's row is written.
         let next: i64 = self.conn.query_row("SELECT coalesce(max(id), 0) + 1 FROM traces", [], |r| r.get(0)).db()?;
-        Ok((next..).take(n).collect())
+        Ok((next..).take(starts.len()).collect())
     }
 
     fn insert_spans(&mut self, rows: &[SpanRow<'_>]) -> StoreResult<Vec<bool>> {
