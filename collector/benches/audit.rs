@@ -142,6 +142,19 @@ fn main() {
     println!("== store commits, log on : {rate_on:.0} spans/s");
     println!("== store commits, log off: {rate_off:.0} spans/s ({:.3}x with the log)", rate_on / rate_off);
     println!("== checkpoint (root from stored nodes + Ed25519 signature + insert): median {:.0} us", median(signing));
+    // What the writer writes: the database's pages per span (its logical size, the WAL included).
+    let size = |name: &str| {
+        let conn = rusqlite::Connection::open(dir.join(name)).unwrap();
+        let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0)).unwrap();
+        let page: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap();
+        (pages * page) as f64 / total
+    };
+    let (bytes_on, bytes_off) = (size("on.db"), size("off.db"));
+    println!(
+        "== bytes on disk per span: log on {bytes_on:.1}, off {bytes_off:.1} (+{:.1}, {:.3}x)",
+        bytes_on - bytes_off,
+        bytes_on / bytes_off
+    );
 
     // Proofs served from the store.
     let size = on.audit_size().unwrap();
