@@ -12,7 +12,8 @@
 #   load.test.mjs     every module of the package loads with randomness, timers and I/O forbidden
 #                     (tests/js/load-guard.mjs), as Cloudflare Workers require
 #   workerd.test.mjs  examples/edge-worker, unchanged, in real workerd (its workerd.capnp): exact
-#                     spans stored with their x402.* attributes, a rejected flush logged with its reason
+#                     spans stored with their x402.* attributes, every receipt verified against the
+#                     pinned audit key (a tampered one logged), a rejected flush logged with its reason
 #   runtimes.test.mjs the universal entry with init() in real Deno and Bun: exact spans delivered
 #
 #   scripts/test-wasm.sh [--test-name-pattern=NAME] [test/FILE.test.mjs…]   options and files for node --test

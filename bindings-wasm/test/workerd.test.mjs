@@ -6,6 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createServer } from 'node:http';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -52,9 +53,10 @@ async function startWorkerd(env) {
 const post = (url, body, headers = {}) =>
   fetch(`${url}/verify`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
 
-let collector;
+let collector, auditKey;
 before(async () => {
   collector = await startCollector();
+  ({ verifier_key: auditKey } = await (await fetch(`${collector.url}/v1/audit-key`)).json());
 });
 after(async () => {
   await collector?.stop();
@@ -75,10 +77,12 @@ test('workerd.capnp lists every module of the package the worker can load', () =
 });
 
 test('the example worker in workerd delivers exactly the spans it recorded, with their x402 attributes', async () => {
+  // With the collector's audit key pinned: a receipt that did not verify would be logged (below).
   const workerd = await startWorkerd({
     TRACEX_ENDPOINT: collector.url,
     TRACEX_API_KEY: collector.ingestKey,
     TRACEX_COLLECTOR_PUBLIC_KEY: collector.publicKeyPem,
+    TRACEX_AUDIT_KEY: auditKey,
   });
   try {
     // The example's two payments, one after the other (the first instantiates the module and
@@ -153,5 +157,78 @@ test('a rejected flush is logged by the example worker with its reason', async (
     assert.equal((await spansOf(collector, SERVICE)).length, before);
   } finally {
     await workerd.stop();
+  }
+});
+
+/**
+ * An HTTP proxy in front of the collector that counts the batches it acknowledges and, for the
+ * `tamper`-th one (1-based), flips one bit of the receipt's Ed25519 signature: the note still
+ * parses, only the signature is wrong. Resolves `{ url, acknowledged(), close() }`.
+ */
+async function receiptTamperingProxy(upstream, tamper) {
+  let acknowledged = 0;
+  const server = createServer(async (req, res) => {
+    const chunks = [];
+    for await (const c of req) chunks.push(c);
+    const headers = {};
+    for (const h of ['authorization', 'content-type']) if (req.headers[h]) headers[h] = req.headers[h];
+    const r = await fetch(`${upstream}${req.url}`, {
+      method: req.method,
+      headers,
+      body: chunks.length ? Buffer.concat(chunks) : undefined,
+    });
+    const body = Buffer.from(await r.arrayBuffer());
+    const out = { 'content-type': r.headers.get('content-type') ?? 'application/octet-stream' };
+    let receipt = r.headers.get('tracex-receipt');
+    if (receipt !== null) {
+      acknowledged += 1;
+      if (acknowledged === tamper) {
+        const lines = Buffer.from(receipt, 'base64').toString('utf8').trimEnd().split('\n');
+        const [dash, name, sig] = lines.at(-1).split(' '); // "— <key name> base64(key hash ‖ signature)"
+        const bytes = Buffer.from(sig, 'base64');
+        bytes[bytes.length - 1] ^= 1;
+        lines[lines.length - 1] = `${dash} ${name} ${bytes.toString('base64')}`;
+        receipt = Buffer.from(`${lines.join('\n')}\n`).toString('base64');
+      }
+      out['tracex-receipt'] = receipt;
+    }
+    res.writeHead(r.status, out).end(body);
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    acknowledged: () => acknowledged,
+    close: () => new Promise((resolve) => server.close(resolve)),
+  };
+}
+
+test('with TRACEX_AUDIT_KEY the example worker checks each receipt in workerd and logs one that does not verify', async () => {
+  const N = 5;
+  const proxy = await receiptTamperingProxy(collector.url, N); // the last batch's receipt is forged
+  const workerd = await startWorkerd({
+    TRACEX_ENDPOINT: proxy.url,
+    TRACEX_API_KEY: collector.ingestKey,
+    TRACEX_COLLECTOR_PUBLIC_KEY: collector.publicKeyPem,
+    TRACEX_AUDIT_KEY: auditKey,
+  });
+  try {
+    // One request at a time, each flushed (one batch) and acknowledged before the next.
+    for (let i = 1; i <= N; i++) {
+      const r = await post(workerd.url, verifyBody('10000', `${'77'.repeat(31)}${i.toString(16).padStart(2, '0')}`));
+      assert.equal(r.status, 200);
+      await r.body?.cancel();
+      const until = Date.now() + 10000;
+      while (proxy.acknowledged() < i && Date.now() < until) await new Promise((res) => setTimeout(res, 20));
+      assert.equal(proxy.acknowledged(), i, workerd.logs());
+      if (i < N) assert.doesNotMatch(workerd.logs(), /tracex:/, `the first ${i} receipt(s) verified`);
+    }
+    const until = Date.now() + 10000;
+    while (!/tracex: /.test(workerd.logs()) && Date.now() < until) await new Promise((res) => setTimeout(res, 20));
+    // The tracer's counters: the N − 1 genuine receipts verified, the forged one failed.
+    const logged = workerd.logs().match(/tracex: .*/g);
+    assert.deepEqual(logged, [`tracex: 1 batch receipt(s) did not verify against TRACEX_AUDIT_KEY (1 of ${N} so far)`]);
+  } finally {
+    await workerd.stop();
+    await proxy.close();
   }
 });

@@ -70,6 +70,13 @@ fn receipts_checkpoints_and_proofs_verify_with_the_core() {
     let vkey = VerifierKey::parse(audit["verifier_key"].as_str().unwrap()).unwrap();
     assert_eq!(audit["origin"], vkey.name());
 
+    // Before the first batch there is no checkpoint: the note's route says so with a 404, the
+    // listing's `latest=true` (what the dashboard asks) with an empty list.
+    let (status, body) = get_json(&format!("{url}/api/v1/audit/checkpoint"), &read);
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("no_checkpoint")), "{body}");
+    let (status, body) = get_json(&format!("{url}/api/v1/audit/checkpoints?latest=true"), &read);
+    assert_eq!((status, body), (200, serde_json::json!({ "checkpoints": [] })));
+
     // Each acknowledgement carries a receipt for exactly the bytes sent.
     let mut sent = Vec::new();
     for i in 1..6u8 {
@@ -165,6 +172,18 @@ fn receipts_checkpoints_and_proofs_verify_with_the_core() {
     let sizes: Vec<u64> =
         listed["checkpoints"].as_array().unwrap().iter().map(|c| c["size"].as_u64().unwrap()).collect();
     assert!(sizes.contains(&first_cp.size) && sizes.contains(&second_cp.size), "old checkpoints are kept: {sizes:?}");
+    // `latest=true` lists exactly the latest one (no batch arrives meanwhile), with its time.
+    let (status, latest) = get_json(&format!("{url}/api/v1/audit/checkpoints?latest=true"), &read);
+    assert_eq!(status, 200, "{latest}");
+    let (_, note) = get_text(&format!("{url}/api/v1/audit/checkpoint"), &read);
+    let latest = latest["checkpoints"].as_array().unwrap();
+    assert_eq!(latest.len(), 1, "{latest:?}");
+    let newest = Checkpoint::open(&note, vkey.name(), &vkey).unwrap();
+    assert_eq!(latest[0]["note"].as_str(), Some(note.as_str()));
+    assert_eq!(latest[0]["size"].as_u64(), Some(newest.size));
+    assert_eq!(latest[0]["root_hash"].as_str(), Some(B64.encode(newest.root).as_str()));
+    assert!(latest[0]["signed_at_unix_nano"].as_str().unwrap().parse::<u64>().unwrap() > 0);
+    assert_eq!(sizes.last(), Some(&newest.size));
 
     // Bad questions get clear answers.
     let bad = |q: &str, key: &str| get_json(&format!("{url}/api/v1/audit/{q}"), key);
@@ -179,6 +198,9 @@ fn receipts_checkpoints_and_proofs_verify_with_the_core() {
         (format!("consistency?from={}&to=1", second_cp.size), 400, "invalid_query"),
         ("checkpoints?limit=-1".to_owned(), 400, "invalid_query"),
         ("checkpoints?bogus=1".to_owned(), 400, "invalid_query"),
+        ("checkpoints?latest=yes".to_owned(), 400, "invalid_query"),
+        ("checkpoints?latest=true&limit=1".to_owned(), 400, "invalid_query"),
+        ("checkpoints?from_size=0&latest=true".to_owned(), 400, "invalid_query"),
     ] {
         let (s, body) = bad(&q, &read);
         assert_eq!((s, body["error"]["code"].as_str()), (status, Some(code)), "{q}: {body}");

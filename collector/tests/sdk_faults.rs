@@ -333,3 +333,81 @@ fn a_batch_dropped_on_the_way_is_reported_as_a_sequence_gap() {
     assert_eq!(all_traces(&collector.url, &read, "").len() as u64, 70 - 10);
     assert!((metric(&collector.url, "tracex_batches_missing") - 1.0).abs() < f64::EPSILON);
 }
+
+/// Batches sealed while the collector is down go to the spool and are replayed once it is back;
+/// their acknowledgements carry receipts the SDK checks like those of batches sent at once. With
+/// the collector's audit key pinned each replayed batch's receipt verifies; with another key of
+/// the same log name (only the signature can fail) each one fails, and is delivered all the same.
+#[test]
+fn receipts_of_batches_replayed_from_the_spool_are_checked_against_the_pinned_audit_key() {
+    use tracex_core::audit::VerifierKey;
+    const BATCHES: u64 = 3;
+    let dir = temp_dir("sdk-spool-receipts");
+    let ingest = create_key(&dir, "spool", "ingest");
+    let read = create_key(&dir, "spool", "read");
+    let pem = public_key_pem(&dir);
+    // Up once, for its address and audit key as an SDK's operator would get them; then down.
+    let collector = Collector::start(&dir);
+    let url = collector.url.clone();
+    let audit: serde_json::Value = common::client().get(format!("{url}/v1/audit-key")).send().unwrap().json().unwrap();
+    let right = VerifierKey::parse(audit["verifier_key"].as_str().unwrap()).unwrap();
+    let other = ed25519_dalek::SigningKey::from_bytes(&[7; 32]).verifying_key().to_bytes();
+    let wrong = VerifierKey::new(right.name(), &other).unwrap();
+    assert_ne!(right.to_string(), wrong.to_string());
+    assert!(collector.terminate().success());
+
+    let tracer = |service: &str, key: &VerifierKey| {
+        Tracer::builder()
+            .with_audit_key(key.to_string())
+            .with_service_name(service)
+            .with_endpoint(&url)
+            .with_api_key(&ingest)
+            .with_collector_public_key_pem(pem.clone())
+            .with_batch_config(BatchConfig { max_batch_size: 10, ..BatchConfig::default() })
+            .with_retry_policy(RetryPolicy {
+                initial_backoff: Duration::from_millis(10),
+                max_backoff: Duration::from_millis(100),
+                max_elapsed: Duration::from_millis(300),
+                request_timeout: Duration::from_secs(2),
+            })
+            .with_spool_dir(dir.join(format!("spool-{service}")))
+            .build()
+            .unwrap()
+    };
+    let tracers = [("pinned", tracer("pinned", &right)), ("other-key", tracer("other-key", &wrong))];
+    for (service, t) in &tracers {
+        for _ in 0..BATCHES {
+            for _ in 0..10 {
+                t.span("settle").end();
+            }
+            let report = t.flush(Duration::from_secs(10)).unwrap();
+            assert_eq!((report.spans_delivered, report.spans_spooled), (0, 10), "{service}: {report:?}");
+        }
+        let s = t.stats();
+        assert_eq!((s.batches_spooled, s.batches_sent, s.receipts_verified, s.receipts_failed), (BATCHES, 0, 0, 0));
+    }
+
+    // Back where the SDKs send: they replay their spools.
+    let collector = Collector::start_listening_on(&dir, url.trim_start_matches("http://"));
+    assert_eq!(collector.url, url);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while tracers.iter().any(|(_, t)| t.stats().batches_unspooled < BATCHES) {
+        assert!(Instant::now() < deadline, "spools not replayed: {:?}", tracers.each_ref().map(|(_, t)| t.stats()));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for (_, t) in &tracers {
+        t.shutdown(Duration::from_secs(10)).unwrap();
+    }
+
+    let [(_, pinned), (_, other_key)] = &tracers;
+    let (p, o) = (pinned.stats(), other_key.stats());
+    let counts =
+        |s: &tracex_core::StatsSnapshot| (s.batches_unspooled, s.batches_sent, s.receipts_verified, s.receipts_failed);
+    assert_eq!(counts(&p), (BATCHES, BATCHES, BATCHES, 0), "every replayed batch's receipt verifies: {p:?}");
+    assert_eq!(counts(&o), (BATCHES, BATCHES, 0, BATCHES), "another key fails each one: {o:?}");
+    // The verdict changes nothing about delivery: every span of both is stored once.
+    for (service, _) in &tracers {
+        let stored = all_traces(&collector.url, &read, &format!("&service={service}"));
+        assert_eq!(stored.len() as u64, BATCHES * 10, "{service}");
+    }
+}

@@ -58,11 +58,6 @@ export async function get<T>(path: string, params: Params = {}, signal?: AbortSi
   return (await (await request(path, params, signal)).json()) as T;
 }
 
-/** GET of a `text/plain` answer (a signed note), with the same errors as `get`. */
-export async function getText(path: string, params: Params = {}, signal?: AbortSignal): Promise<string> {
-  return (await request(path, params, signal)).text();
-}
-
 // === the collector's answers ===
 
 export type AnyValue =

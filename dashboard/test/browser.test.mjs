@@ -2,8 +2,8 @@
 // collector holding spans the real Rust SDK sent (tracex-demo): sign in, overview charts with data,
 // a filtered search that matches the API's answer, a trace's span attributes in the side panel, a
 // freshly sent span in Live within 2 s, the audit page (no gaps, the signed checkpoint, then batches
-// the SDK sealed but the test never sent, shown as a gap), sign out. Any console error fails the
-// test. Screenshots go to $SCREENSHOTS (default out/dashboard-screenshots/).
+// the SDK sealed but the test never sent, shown as a gap), sign out; then the audit page of a fresh
+// collector before its first checkpoint. Any console error fails the test. Screenshots go to $SCREENSHOTS (default out/dashboard-screenshots/).
 //
 // Endpoints still being built elsewhere (stats, services, live) may answer 404 on this collector:
 // the test probes them first and then asserts that the page says "not available" instead; their 404
@@ -324,4 +324,34 @@ test('sign out forgets the key; a #key= link signs in again', async () => {
   await page.goto(`${collector.url}/#key=${encodeURIComponent(collector.readKey)}`);
   await page.getByRole('heading', { name: 'Overview' }).waitFor();
   assert.doesNotMatch(page.url(), /key=/, 'the key left the address bar');
+});
+
+test('before the first checkpoint the audit page says so, without a console error', async () => {
+  // A fresh collector: no batch stored, so no checkpoint signed (the log signs none of 0 leaves).
+  const fresh = await startCollector();
+  const errors = [];
+  const p = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  try {
+    p.on('console', (msg) => msg.type() === 'error' && errors.push(`${msg.text()} (${msg.location().url})`));
+    p.on('pageerror', (e) => errors.push(`uncaught: ${e.message}`));
+    await p.addInitScript((key) => localStorage.setItem('tracex.readKey', key), fresh.readKey);
+    await p.goto(`${fresh.url}/#/audit`);
+    await p.getByRole('heading', { name: 'Audit', exact: true }).waitFor();
+    await p.getByTestId('no-checkpoint').waitFor();
+    await p.getByTestId('no-gaps').getByText('No sealed batches are stored yet.').waitFor();
+    assert.equal(await p.getByTestId('audit-badge').count(), 0);
+    // Refreshing asks again: still no error.
+    const asked = p.waitForResponse((res) => new URL(res.url()).pathname.startsWith('/api/v1/audit/checkpoint'));
+    await p.getByTestId('audit-refresh').click();
+    await asked;
+    await p.getByTestId('no-checkpoint').waitFor();
+    // Not vacuous: the log had no checkpoint all along (the API's own answer for it is a 404).
+    const r = await fresh.api('/audit/checkpoint');
+    assert.equal(r.status, 404);
+    assert.equal((await r.json()).error.code, 'no_checkpoint');
+    assert.deepEqual(errors, [], 'console errors on the audit page before the first checkpoint');
+  } finally {
+    await p.close();
+    await fresh.stop();
+  }
 });

@@ -4,13 +4,16 @@
 // `ctx.waitUntil(tracer.flush())` — edge runtimes run no timers between requests.
 //
 // Bindings (wrangler.toml [vars] / secrets): TRACEX_ENDPOINT, TRACEX_API_KEY (secret),
-// TRACEX_COLLECTOR_PUBLIC_KEY (PEM), optionally TRACEX_OPERATOR_ID.
+// TRACEX_COLLECTOR_PUBLIC_KEY (PEM), optionally TRACEX_OPERATOR_ID and TRACEX_AUDIT_KEY (the
+// collector's audit verifier key, `GET /v1/audit-key`: each acknowledgement's receipt is then
+// checked against it, and batches whose receipt does not verify are logged).
 import { init, Tracer } from 'tracex-wasm';
 // Workers cannot compile WebAssembly from bytes at run time: the bundler hands over a compiled Module.
 import wasm from 'tracex-wasm/tracex_wasm_bg.wasm';
 
 const SUPPORTED_NETWORKS = new Set(['base', 'base-sepolia']);
 let tracer;
+let receiptsFailedLogged = 0;
 
 export default {
   async fetch(request, env, ctx) {
@@ -22,6 +25,7 @@ export default {
       serviceName: 'edge-facilitator',
       operatorId: env.TRACEX_OPERATOR_ID ?? 'edge-1',
       operatorRole: 'facilitator',
+      auditKey: env.TRACEX_AUDIT_KEY || undefined, // unset or empty: receipts are not checked
     });
     try {
       const parent = tracer.extract(request.headers); // continue the caller's trace, if any
@@ -61,7 +65,8 @@ export default {
   },
 };
 
-/** Logs what a flush could not deliver, with the last reason; returns the report. */
+/** Logs what a flush could not deliver, with the last reason, and receipts that did not verify;
+ * returns the report. */
 function logFailures(report) {
   const { failed, pending, dropped, lastError } = report;
   // `pending` alone is no failure: under concurrent requests it counts spans that another
@@ -70,6 +75,17 @@ function logFailures(report) {
     console.error(
       `tracex: ${failed} span(s) failed, ${pending} pending, ${dropped} dropped: ${lastError ?? 'no reason reported'}`,
     );
+  }
+  // With TRACEX_AUDIT_KEY, a batch acknowledged without a receipt signed by that key for exactly
+  // the bytes sent is delivered all the same and only counted: the collector did not promise to
+  // log it. The counters are the tracer's (every flush so far), so each failure is logged once.
+  const { receiptsVerified, receiptsFailed } = tracer.stats();
+  if (receiptsFailed > receiptsFailedLogged) {
+    console.error(
+      `tracex: ${receiptsFailed - receiptsFailedLogged} batch receipt(s) did not verify against TRACEX_AUDIT_KEY` +
+        ` (${receiptsFailed} of ${receiptsVerified + receiptsFailed} so far)`,
+    );
+    receiptsFailedLogged = receiptsFailed;
   }
   return report;
 }

@@ -43,6 +43,8 @@ const facilitator :Workerd.Worker = (
     (name = "TRACEX_ENDPOINT", fromEnvironment = "TRACEX_ENDPOINT"),
     (name = "TRACEX_API_KEY", fromEnvironment = "TRACEX_API_KEY"),
     (name = "TRACEX_COLLECTOR_PUBLIC_KEY", fromEnvironment = "TRACEX_COLLECTOR_PUBLIC_KEY"),
+    # Optional: the collector's audit verifier key (GET /v1/audit-key); unset, no receipt is checked.
+    (name = "TRACEX_AUDIT_KEY", fromEnvironment = "TRACEX_AUDIT_KEY"),
   ],
   globalOutbound = "internet",
 );

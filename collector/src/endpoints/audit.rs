@@ -76,23 +76,40 @@ pub async fn checkpoint(State(app): State<Arc<AppState>>, headers: HeaderMap) ->
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], c.note).into_response())
 }
 
-/// `GET /api/v1/audit/checkpoints?from_size=&limit=`: checkpoints kept, by size.
+/// `GET /api/v1/audit/checkpoints?from_size=&limit=`: checkpoints kept, by size. `?latest=true`
+/// instead: the latest one with when it was signed, or an empty list before the first — what
+/// `/api/v1/audit/checkpoint` answers 404 to, which a browser reports as a failed load.
 pub async fn checkpoints(
     State(app): State<Arc<AppState>>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     project_of(&app, &headers).await?;
-    let (mut from, mut limit) = (0, 100);
-    for (k, v) in pairs(raw.as_deref(), &["from_size", "limit"], false)? {
-        let n = number(&k, &v)?;
+    let (mut from, mut limit, mut latest) = (0, 100, false);
+    let given = pairs(raw.as_deref(), &["from_size", "limit", "latest"], false)?;
+    let paged = given.iter().any(|(k, _)| k != "latest");
+    for (k, v) in given {
         match k.as_str() {
-            "from_size" => from = n,
-            _ => limit = usize::try_from(n).unwrap_or(usize::MAX).clamp(1, MAX_CHECKPOINTS),
+            "latest" => {
+                latest = match v.as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(bad(format!("latest must be true or false, got {v:?}"))),
+                }
+            }
+            "from_size" => from = number(&k, &v)?,
+            _ => limit = usize::try_from(number(&k, &v)?).unwrap_or(usize::MAX).clamp(1, MAX_CHECKPOINTS),
         }
     }
+    if latest && paged {
+        return Err(bad("latest=true lists one checkpoint: without from_size or limit"));
+    }
     let store = app.store.clone();
-    let list = blocking(move || store.checkpoints(from, limit).map_err(store_error)).await?;
+    let list = blocking(move || {
+        let list = if latest { store.latest_checkpoint().map(Vec::from_iter) } else { store.checkpoints(from, limit) };
+        list.map_err(store_error)
+    })
+    .await?;
     Ok(axum::Json(json!({ "checkpoints": list.iter().map(checkpoint_json).collect::<Vec<_>>() })).into_response())
 }
 

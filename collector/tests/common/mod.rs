@@ -84,22 +84,27 @@ impl Collector {
     }
 
     pub fn start_with(data_dir: &Path, extra: &[&str]) -> Self {
-        Self::spawn(data_dir, extra, Stdio::inherit(), false)
+        Self::spawn(data_dir, extra, "127.0.0.1:0", Stdio::inherit(), false)
+    }
+
+    /// Listening on `listen` (`host:port`): a collector restarted where its SDKs send.
+    pub fn start_listening_on(data_dir: &Path, listen: &str) -> Self {
+        Self::spawn(data_dir, &[], listen, Stdio::inherit(), false)
     }
 
     /// With the OTLP/gRPC listener on a free port too (`grpc`).
     pub fn start_with_grpc(data_dir: &Path, extra: &[&str]) -> Self {
-        Self::spawn(data_dir, extra, Stdio::inherit(), true)
+        Self::spawn(data_dir, extra, "127.0.0.1:0", Stdio::inherit(), true)
     }
 
     /// With its log (stderr) going to `log`.
     pub fn start_logging_to(data_dir: &Path, log: std::fs::File) -> Self {
-        Self::spawn(data_dir, &[], Stdio::from(log), false)
+        Self::spawn(data_dir, &[], "127.0.0.1:0", Stdio::from(log), false)
     }
 
-    fn spawn(data_dir: &Path, extra: &[&str], stderr: Stdio, grpc: bool) -> Self {
+    fn spawn(data_dir: &Path, extra: &[&str], listen: &str, stderr: Stdio, grpc: bool) -> Self {
         let mut cmd = Command::new(BIN);
-        cmd.arg("--data-dir").arg(data_dir).args(extra).args(["serve", "--listen", "127.0.0.1:0"]);
+        cmd.arg("--data-dir").arg(data_dir).args(extra).args(["serve", "--listen", listen]);
         if grpc {
             cmd.args(["--otlp-grpc-listen", "127.0.0.1:0"]);
         }

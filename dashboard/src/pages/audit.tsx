@@ -4,7 +4,7 @@
 // checkpoint, so it is plain that the log is being signed. The gap report itself is loaded by the
 // shell (it also feeds the badge on this page's nav item); this page loads the checkpoint.
 import { useEffect } from 'preact/hooks';
-import { ApiError, type GapInstance, type GapReport, get, getText, type StoredCheckpoint } from '../api';
+import { type GapInstance, type GapReport, get, type StoredCheckpoint } from '../api';
 import { type CheckpointNote, type Gaps, parseCheckpoint, plural, sequenceRange, summarize } from '../audit';
 import { ErrorBox } from '../components/errors';
 import { ago, clock, ms, serviceColor, time } from '../format';
@@ -13,19 +13,20 @@ import { href, navigate, type Route } from '../route';
 
 interface Checkpoint extends CheckpointNote {
   note: string;
-  signedAt: string | null;
+  signedAt: string;
 }
 
-async function latestCheckpoint(signal: AbortSignal): Promise<Checkpoint> {
-  const note = await getText('/audit/checkpoint', {}, signal);
-  const c = parseCheckpoint(note);
-  // The note has no time; the collector keeps when it signed each size (the first at a size).
-  const kept = await get<{ checkpoints: StoredCheckpoint[] }>(
+/** The latest checkpoint, or null before the log's first. Asked of the listing (`latest=true`):
+ * the note with when it was signed (the note has no time), and an empty list rather than the 404
+ * of `/audit/checkpoint`, which the browser would report as a failed load on a fresh collector. */
+async function latestCheckpoint(signal: AbortSignal): Promise<Checkpoint | null> {
+  const { checkpoints } = await get<{ checkpoints: StoredCheckpoint[] }>(
     '/audit/checkpoints',
-    { from_size: c.size, limit: 1 },
+    { latest: 'true' },
     signal,
   );
-  return { ...c, note, signedAt: kept.checkpoints.find((k) => k.size === c.size)?.signed_at_unix_nano ?? null };
+  const kept = checkpoints[0];
+  return kept ? { ...parseCheckpoint(kept.note), note: kept.note, signedAt: kept.signed_at_unix_nano } : null;
 }
 
 export function Audit({
@@ -271,17 +272,17 @@ function InstanceTable({ instances }: { instances: GapInstance[] }) {
   );
 }
 
-function CheckpointPanel({ load }: { load: Load<Checkpoint> }) {
-  if (load.error instanceof ApiError && load.error.code === 'no_checkpoint') {
+function CheckpointPanel({ load }: { load: Load<Checkpoint | null> }) {
+  if (load.error) return <ErrorBox error={load.error} what="Checkpoint" />;
+  const c = load.data;
+  if (c === undefined) return <p class="muted">Loading…</p>;
+  if (c === null) {
     return (
       <p class="notice" role="status" data-testid="no-checkpoint">
         No checkpoint yet: the collector signs one within seconds of storing its first batch.
       </p>
     );
   }
-  if (load.error) return <ErrorBox error={load.error} what="Checkpoint" />;
-  const c = load.data;
-  if (!c) return <p class="muted">Loading…</p>;
   return (
     <div class="card" data-testid="checkpoint">
       <dl class="meta">
@@ -297,13 +298,7 @@ function CheckpointPanel({ load }: { load: Load<Checkpoint> }) {
         </dd>
         <dt>signed</dt>
         <dd data-testid="checkpoint-time">
-          {c.signedAt ? (
-            <>
-              <time>{time(c.signedAt)}</time> <span class="muted">({ago(c.signedAt)})</span>
-            </>
-          ) : (
-            '–'
-          )}
+          <time>{time(c.signedAt)}</time> <span class="muted">({ago(c.signedAt)})</span>
         </dd>
         <dt>signed by</dt>
         <dd>{c.signers.join(', ')}</dd>
