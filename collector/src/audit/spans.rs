@@ -68,8 +68,8 @@ pub fn leaf_of(record: &LeafRecord) -> StoreResult<Leaf> {
 /// Reads back the rows `record` claims.
 pub fn read(store: &dyn Store, record: &LeafRecord, resources: &mut ResourceCache) -> StoreResult<LeafSpans> {
     let leaf = leaf_of(record)?;
-    let claims = Claims::decode(&record.claims).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let keys: Vec<([u8; 16], [u8; 8])> = claims.0.iter().map(|c| (c.trace_id, c.span_id)).collect();
+    let claims = Claims::decode(&record.claims, leaf.claims_format).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let keys = claims.keys();
     let mut out = LeafSpans { leaf, groups: Vec::new(), missing: 0 };
     if keys.is_empty() {
         return Ok(out);

@@ -6,10 +6,12 @@
 //!    `rows_sha256` is the hash of its claims. The tree is recomputed from the leaf hashes (a
 //!    compact range: O(log n) memory) and its root compared, at every checkpoint's size, with the
 //!    checkpoint (whose signature is checked) and with the root the stored nodes give.
-//! 2. Rows, leaf by leaf: each claimed span's row is read and its digest recomputed; its derived
-//!    columns are checked against its body, its resource row against its hash. A claimed row that
-//!    is gone is *expired* when its whole trace is gone and it started before the retention
-//!    horizon (plus [`RETENTION_SLACK_NS`]), *deleted* otherwise.
+//! 2. Rows, leaf by leaf: each claimed span's row is read and its digest recomputed (against the
+//!    claim's digest, or its tag and then its trace group's digest: `leaf`'s claim formats); its
+//!    derived columns are checked against its body, its resource row against its hash. A claimed
+//!    row that is gone is *expired* when its whole trace is gone and it started (with V2 claims:
+//!    the trace's latest span in the batch started) before the retention horizon (plus
+//!    [`RETENTION_SLACK_NS`]), *deleted* otherwise.
 //! 3. Rows no leaf claims: if more rows name a leaf than the leaves' claims found, every row is
 //!    scanned and those not claimed by the leaf they name are *inserted*; rows naming no leaf are
 //!    reported apart (stored before the log existed, or inserted outside it). Rows of leaves
@@ -22,7 +24,7 @@ use std::time::Instant;
 use sha2::{Digest, Sha256};
 use tracex_core::audit::{Checkpoint, Hash, VerifierKey, node_hash};
 
-use super::leaf::{Claims, Leaf, rows_sha256, span_digest};
+use super::leaf::{Claims, GroupCheck, Leaf, SpanDigest, StoredClaims, group_digest, rows_sha256, span_digest};
 use super::{LeafRecord, RowLookup, RowRecord, tree};
 use crate::services::retention::RetentionPolicy;
 use crate::store::common::{decode_resource_body, decode_span_body, ns};
@@ -372,16 +374,18 @@ fn check_leaf(
     if rows_sha256(&record.claims) != leaf.rows_sha256 {
         report.add(Finding::LeafAltered { index, why: "its stored claims are not the ones it committed to".into() });
     }
-    let Ok(claims) = Claims::decode(&record.claims) else {
+    let Ok(claims) = Claims::decode(&record.claims, leaf.claims_format) else {
         report.add(Finding::LeafAltered { index, why: "its claims do not parse".into() });
         return Ok(0);
     };
-    let keys: Vec<([u8; 16], [u8; 8])> = claims.0.iter().map(|c| (c.trace_id, c.span_id)).collect();
-    let rows = store.audit_rows(&leaf.project, &keys)?;
+    let rows = store.audit_rows(&leaf.project, &claims.keys())?;
     let horizon =
         opts.retention.cutoff(&leaf.project, opts.now_unix_nano).map(|c| c.saturating_add(RETENTION_SLACK_NS));
     let mut found = 0;
-    for (claim, row) in claims.0.iter().zip(rows) {
+    // Per claimed span: its row's digest when the row passed its own check (V2 groups are checked
+    // whole once each of their rows did).
+    let mut passed: Vec<Option<SpanDigest>> = vec![None; claims.spans.len()];
+    for (n, (claim, row)) in claims.spans.iter().zip(rows).enumerate() {
         let altered = |what: String| Finding::SpanAltered {
             index,
             project: leaf.project.clone(),
@@ -420,17 +424,56 @@ fn check_leaf(
                     report.add(altered("its resource row is missing or altered".into()));
                     continue;
                 };
-                if span_digest(&claim.trace_id, &claim.span_id, &resource_sha256, &row.body) != claim.digest {
+                let digest = span_digest(&claim.trace_id, &claim.span_id, &resource_sha256, &row.body);
+                if !claim.check.passes(&digest) {
                     report.add(altered("its content (body or resource) differs from what was stored".into()));
                 } else if let Some(what) = derived_mismatch(&row, service.as_deref()) {
                     report.add(altered(what));
+                } else if row.leaf_index == Some(index) {
+                    passed[n] = Some(digest);
                 }
             }
             RowLookup::TraceGone if horizon.is_some_and(|h| claim.start_unix_nano < h) => report.spans_expired += 1,
             RowLookup::TraceGone | RowLookup::SpanGone => report.add(deleted()),
         }
     }
+    for g in altered_groups(&claims, &passed) {
+        let first = &claims.spans[g.first];
+        report.add(Finding::SpanAltered {
+            index,
+            project: leaf.project.clone(),
+            batch_id: leaf.batch_id,
+            trace_id: first.trace_id,
+            span_id: first.span_id,
+            what: format!(
+                "one of the {} spans of this trace in the batch differs from what was stored (its tag \
+                 matched; the trace group's digest does not)",
+                g.len
+            ),
+        });
+    }
     Ok(found)
+}
+
+/// The V2 trace groups whose every row passed its tag (`passed`: each claimed span's row digest
+/// when it did) and whose group digest still differs: a row altered so that its tag stayed (see
+/// `leaf`'s module docs), which one cannot be told. Groups with a row already reported are left
+/// to that finding.
+fn altered_groups<'c>(claims: &'c StoredClaims, passed: &[Option<SpanDigest>]) -> Vec<&'c GroupCheck> {
+    claims
+        .groups
+        .iter()
+        .filter(|g| {
+            let (Some(ids), Some(digests)) =
+                (claims.spans.get(g.first..g.first + g.len), passed.get(g.first..g.first + g.len))
+            else {
+                // Decoding builds groups over the spans it decodes: cannot happen.
+                return false;
+            };
+            let digests: Option<Vec<&SpanDigest>> = digests.iter().map(Option::as_ref).collect();
+            digests.is_some_and(|d| group_digest(ids.iter().map(|c| &c.span_id).zip(d)) != g.digest)
+        })
+        .collect()
 }
 
 /// A resource row's stored hash and service when its body still hashes to it; `None` otherwise.
@@ -473,8 +516,9 @@ fn find_unclaimed(store: &dyn Store, size: u64, unlogged_ok: bool, report: &mut 
         let Some(last) = page.last() else { break };
         next = last.index + 1;
         for r in &page {
-            if let Ok(c) = Claims::decode(&r.claims) {
-                claimed.extend(c.0.iter().map(|c| fp(r.index, &c.trace_id, &c.span_id)));
+            let format = Leaf::decode(&r.leaf).map(|l| l.claims_format);
+            if let Ok(c) = format.and_then(|f| Claims::decode(&r.claims, f)) {
+                claimed.extend(c.spans.iter().map(|c| fp(r.index, &c.trace_id, &c.span_id)));
             }
         }
     }
@@ -516,6 +560,26 @@ mod tests {
     use tracex_core::audit::merkle;
 
     use super::*;
+
+    /// A row altered so that its 4-byte tag stayed (as 2^32 tries would make it) is caught by its
+    /// trace group's digest.
+    #[test]
+    fn a_row_that_keeps_its_tag_fails_its_group() {
+        use super::super::leaf::Claim;
+        let claim = |t: u8, s: u8| Claim { trace_id: [t; 16], span_id: [s; 8], start_unix_nano: 1, digest: [s; 16] };
+        let mut claims = Claims(vec![claim(1, 1), claim(1, 2), claim(2, 3)]);
+        let stored = Claims::decode(&claims.encode(), super::super::leaf::ClaimsFormat::V2).unwrap();
+        let rows: Vec<Option<SpanDigest>> = claims.0.iter().map(|c| Some(c.digest)).collect();
+        assert!(altered_groups(&stored, &rows).is_empty(), "the rows as committed");
+        let mut kept_tag = rows.clone();
+        kept_tag[1].as_mut().unwrap()[15] ^= 1;
+        assert!(stored.spans[1].check.passes(kept_tag[1].as_ref().unwrap()), "the tag still passes");
+        assert_eq!(altered_groups(&stored, &kept_tag), [&stored.groups[0]]);
+        // A group with a row already reported (it failed its own check) is left to that finding.
+        let mut reported = kept_tag;
+        reported[0] = None;
+        assert!(altered_groups(&stored, &reported).is_empty());
+    }
 
     #[test]
     fn the_compact_range_gives_the_reference_root_at_every_size() {

@@ -54,15 +54,22 @@ pub(crate) fn every_stored_batch_is_a_leaf_of_a_verifiable_log(store: &dyn Store
         assert_eq!((leaf.envelope_sha256, leaf.origin, leaf.spans), (b.envelope_sha256, Origin::Sealed, spans));
         assert_eq!(r.hash, merkle::leaf_hash(&r.leaf));
         assert_eq!(leaf.rows_sha256, rows_sha256(&r.claims));
-        let claims = Claims::decode(&r.claims).unwrap();
-        assert_eq!(claims.0.len(), spans as usize);
-        // Each claim's digest is the digest of the row as stored.
-        let keys: Vec<([u8; 16], [u8; 8])> = claims.0.iter().map(|c| (c.trace_id, c.span_id)).collect();
-        for (c, row) in claims.0.iter().zip(store.audit_rows(project, &keys).unwrap()) {
+        assert_eq!(leaf.claims_format, Claims::FORMAT);
+        let claims = Claims::decode(&r.claims, leaf.claims_format).unwrap();
+        assert_eq!(claims.spans.len(), spans as usize);
+        // Each claim's check passes the row as stored, and each group's digest covers its rows.
+        let mut digests = Vec::new();
+        for (c, row) in claims.spans.iter().zip(store.audit_rows(project, &claims.keys()).unwrap()) {
             let crate::audit::RowLookup::Found(row) = row else { panic!("claimed row missing") };
             assert_eq!(row.leaf_index, Some(r.index));
             let (resource_sha256, _) = store.audit_resource(row.resource_id).unwrap().unwrap();
-            assert_eq!(crate::audit::leaf::span_digest(&c.trace_id, &c.span_id, &resource_sha256, &row.body), c.digest);
+            let d = crate::audit::leaf::span_digest(&c.trace_id, &c.span_id, &resource_sha256, &row.body);
+            assert!(c.check.passes(&d));
+            digests.push(d);
+        }
+        for g in &claims.groups {
+            let rows = (g.first..g.first + g.len).map(|i| (&claims.spans[i].span_id, &digests[i]));
+            assert_eq!(crate::audit::leaf::group_digest(rows), g.digest);
         }
     }
     assert_eq!(store.audit_leaf_of_batch(project, &b.batch_id).unwrap(), Some(lb));
@@ -282,6 +289,79 @@ pub(crate) fn verify_names_what_was_tampered(store: &dyn Store, raw: &RawSql<'_>
 
 /// The OTLP export cursor: one holder at a time under a lease; only the holder moves it, and only
 /// from where it is.
+/// Leaves written before the compact claims (format V1: a whole digest per span) still verify,
+/// and an altered row is named by either format. On a store of its own: the one leaf is rewritten
+/// in V1 the way a collector before V2 wrote it (a one-leaf log has no stored inner nodes, and no
+/// checkpoint is signed here).
+pub(crate) fn verify_reads_leaves_of_both_claim_formats(store: &dyn Store, raw: &RawSql<'_>) {
+    use crate::audit::leaf::{Claim, ClaimsFormat, span_digest};
+    use crate::audit::verify::{Finding, Options, verify};
+    use crate::audit::{LeafRecord, RowLookup};
+    use crate::store::common::encode_span_body;
+    use tracex_core::KeyValue;
+
+    store.migrate().unwrap();
+    let project = "conf-formats";
+    let now = crate::now_unix_nano();
+    let (t1, t2) = (tid(51, 1), tid(51, 2));
+    let mut paid = span(t1, 2, Some(1), "pay", now - 2_000, now - 1_000);
+    paid.attributes = vec![KeyValue::new("x402.amount", "1000")];
+    let spans =
+        vec![span(t1, 1, None, "settle", now - 3_000, now), paid.clone(), span(t2, 1, None, "verify", now - 500, now)];
+    let index = leaf_index(&store.commit(&[batch(project, 1, request("svc", spans))]).unwrap()[0]);
+    let opts = Options { now_unix_nano: now, ..Options::default() };
+    let b = raw.blob;
+    let where_paid =
+        format!("span_id = {} AND trace_seq = (SELECT id FROM traces WHERE trace_id = {})", b(&sid(2).0), b(&t1.0));
+    let (mut original, mut forged) = (Vec::new(), Vec::new());
+    encode_span_body(&paid, &mut original);
+    let mut altered = paid.clone();
+    altered.attributes = vec![KeyValue::new("x402.amount", "999999")];
+    encode_span_body(&altered, &mut forged);
+    let names_paid = |findings: &[Finding]| {
+        matches!(findings, [Finding::SpanAltered { index: i, trace_id, span_id, what, .. }]
+            if *i == index && *trace_id == t1.0 && *span_id == sid(2).0 && what.contains("content"))
+    };
+    let check = |format: ClaimsFormat| {
+        let r = verify(store, &opts).unwrap();
+        assert_eq!((r.problems, r.leaves, r.spans_checked), (0, 1, 3), "{format:?}: {:?}", r.findings);
+        (raw.exec)(&format!("UPDATE spans SET body = {} WHERE {where_paid}", b(&forged)));
+        let r = verify(store, &opts).unwrap();
+        assert!(r.problems == 1 && names_paid(&r.findings), "{format:?}: {:?}", r.findings);
+        (raw.exec)(&format!("UPDATE spans SET body = {} WHERE {where_paid}", b(&original)));
+    };
+
+    // As committed: V2.
+    let [record]: [LeafRecord; 1] = store.audit_leaves(index, 1).unwrap().try_into().unwrap();
+    let leaf = Leaf::decode(&record.leaf).unwrap();
+    assert_eq!(leaf.claims_format, ClaimsFormat::V2);
+    check(ClaimsFormat::V2);
+
+    // Rewritten in V1, from the rows as stored.
+    let stored = Claims::decode(&record.claims, ClaimsFormat::V2).unwrap();
+    let mut full = Claims::default();
+    for (c, row) in stored.spans.iter().zip(store.audit_rows(project, &stored.keys()).unwrap()) {
+        let RowLookup::Found(row) = row else { panic!("claimed row missing") };
+        let (resource_sha256, _) = store.audit_resource(row.resource_id).unwrap().unwrap();
+        let digest = span_digest(&c.trace_id, &c.span_id, &resource_sha256, &row.body);
+        let start = crate::store::common::decode_span_body(&row.body).unwrap().start_time_unix_nano;
+        full.0.push(Claim { trace_id: c.trace_id, span_id: c.span_id, start_unix_nano: start, digest });
+    }
+    let claims = full.encode_v1();
+    let v1 = Leaf { claims_format: ClaimsFormat::V1, rows_sha256: rows_sha256(&claims), ..leaf };
+    let encoded = v1.encode();
+    (raw.exec)(&format!(
+        "UPDATE audit_leaves SET leaf = {}, hash = {}, claims = {} WHERE idx = {index}",
+        b(&encoded),
+        b(&merkle::leaf_hash(&encoded)),
+        b(&claims)
+    ));
+    let [record]: [LeafRecord; 1] = store.audit_leaves(index, 1).unwrap().try_into().unwrap();
+    assert_eq!(Leaf::decode(&record.leaf).unwrap().claims_format, ClaimsFormat::V1);
+    assert_eq!(record.claims.len(), 2 * 20 + 3 * 32);
+    check(ClaimsFormat::V1);
+}
+
 pub(crate) fn export_cursor_is_leased_and_advanced_by_its_holder(store: &dyn Store) {
     let (name, lease) = ("conf-export", 1_000);
     // First claim: the cursor starts where it is told; the holder renews freely.

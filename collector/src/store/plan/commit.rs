@@ -647,6 +647,7 @@ pub(crate) fn run<S: CommitSql>(
             origin: b.origin,
             spans: u32::try_from(stored[i]).unwrap_or(u32::MAX),
             rows_sha256: rows_sha256(&encoded),
+            claims_format: Claims::FORMAT,
         };
         let leaf = leaf.encode();
         leaves.push(AuditLeafRow {

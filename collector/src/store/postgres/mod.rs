@@ -559,6 +559,20 @@ mod tests {
 
     #[test]
     #[ignore = "needs PostgreSQL: run under scripts/with-postgres.sh"]
+    fn postgres_audit_verify_reads_leaves_of_both_claim_formats() {
+        let db = TestDb::new();
+        let store = db.store();
+        let exec = |sql: &str| execute(&db.url, sql);
+        let raw = super::super::conformance_audit::RawSql {
+            exec: &exec,
+            blob: |b| format!("'\\x{}'::bytea", hex::encode(b)),
+            postgres: true,
+        };
+        super::super::conformance_audit::verify_reads_leaves_of_both_claim_formats(&store, &raw);
+    }
+
+    #[test]
+    #[ignore = "needs PostgreSQL: run under scripts/with-postgres.sh"]
     fn postgres_trace_cap_is_conformant() {
         let db = TestDb::new();
         let mut store = db.store();

@@ -551,6 +551,20 @@ mod tests {
     }
 
     #[test]
+    fn audit_verify_reads_leaves_of_both_claim_formats() {
+        let dir = TempDir::new();
+        let store = SqliteStore::open(&dir.db()).unwrap();
+        let conn = Connection::open(dir.db()).unwrap();
+        let exec = |sql: &str| conn.execute_batch(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let raw = super::super::conformance_audit::RawSql {
+            exec: &exec,
+            blob: |b| format!("x'{}'", hex::encode(b)),
+            postgres: false,
+        };
+        super::super::conformance_audit::verify_reads_leaves_of_both_claim_formats(&store, &raw);
+    }
+
+    #[test]
     fn with_the_audit_log_off_batches_are_stored_without_leaves() {
         let dir = TempDir::new();
         let mut store = SqliteStore::open(&dir.db()).unwrap();
