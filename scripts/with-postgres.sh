@@ -8,6 +8,8 @@
 # command's status. With WITH_POSTGRES_REPLICA=1 it also starts a streaming read replica of that
 # server (pg_basebackup -R, hot standby) and exports
 #   TRACEX_TEST_POSTGRES_REPLICA_URL=postgresql://postgres@127.0.0.1:PORT2/postgres
+# TRACEX_TEST_POSTGRES_OPTIONS adds server settings (`-c name=value …`), e.g.
+# `-c shared_preload_libraries=pg_stat_statements` to see where a benchmark's time goes.
 set -euo pipefail
 [ "$#" -gt 0 ] || { echo "usage: $0 <command...>" >&2; exit 2; }
 
@@ -56,7 +58,7 @@ PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); p
 as_pg "$PGBIN/initdb" -D "$PGROOT/data" --auth=trust -U postgres -E UTF8 --locale=C.UTF-8 --no-sync >"$PGROOT/initdb.log" 2>&1 \
     || { cat "$PGROOT/initdb.log" >&2; exit 1; }
 if ! as_pg "$PGBIN/pg_ctl" -D "$PGROOT/data" -l "$PGROOT/log" -w -t 30 \
-    -o "-k $PGROOT -p $PORT -c listen_addresses=127.0.0.1 -c max_connections=200" start >/dev/null; then
+    -o "-k $PGROOT -p $PORT -c listen_addresses=127.0.0.1 -c max_connections=200 ${TRACEX_TEST_POSTGRES_OPTIONS:-}" start >/dev/null; then
     cat "$PGROOT/log" >&2 || true
     exit 1
 fi

@@ -33,8 +33,26 @@ impl BenchCollector {
 
     /// With the OTLP/gRPC listener on a free port too, if `grpc`, and the settings `edit` makes.
     pub fn start_configured(tag: &str, grpc: bool, edit: impl FnOnce(&mut Config)) -> Self {
-        let dir = std::env::temp_dir().join(format!("tracex-{tag}-bench-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        Self::start_in(bench_dir(tag), grpc, edit)
+    }
+
+    /// A second collector of the same fleet: `self`'s keys (so it opens the same sealed batches and
+    /// signs the same audit log), its own data dir and listener, the settings `edit` makes (the
+    /// same `database_url`, for a fleet on one PostgreSQL database).
+    #[must_use]
+    pub fn start_fleet_member(&self, tag: &str, edit: impl FnOnce(&mut Config)) -> Self {
+        let dir = bench_dir(tag);
+        let (from, to) = (self.dir.join("keys"), dir.join("keys"));
+        std::fs::create_dir_all(&to).unwrap();
+        for entry in std::fs::read_dir(&from).unwrap() {
+            let path = entry.unwrap().path();
+            // `fs::copy` keeps the 0600 mode the collector insists on.
+            std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
+        }
+        Self::start_in(dir, false, edit)
+    }
+
+    fn start_in(dir: PathBuf, grpc: bool, edit: impl FnOnce(&mut Config)) -> Self {
         let mut config = Config {
             data_dir: dir.clone(),
             listen: "127.0.0.1:0".parse().unwrap(),
@@ -76,6 +94,57 @@ impl BenchCollector {
         self.runtime.block_on(self.server).unwrap().unwrap();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A fresh data dir for a bench collector tagged `tag`.
+fn bench_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tracex-{tag}-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// The PostgreSQL server to bench against, from `TRACEX_TEST_POSTGRES_URL` (set by
+/// `scripts/with-postgres.sh`).
+pub fn postgres_admin_url() -> Option<String> {
+    std::env::var("TRACEX_TEST_POSTGRES_URL").ok().filter(|u| !u.trim().is_empty())
+}
+
+/// An empty database of its own on that server, dropped (with any connections left) at the end.
+pub struct PgDb {
+    admin_url: String,
+    name: String,
+    pub url: String,
+}
+
+impl PgDb {
+    pub fn create(admin_url: &str, tag: &str) -> Self {
+        let name = format!("tracex_bench_{tag}_{}", std::process::id());
+        pg_execute(admin_url, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE); CREATE DATABASE {name}"));
+        let (base, _) = admin_url.rsplit_once('/').unwrap();
+        Self { admin_url: admin_url.to_owned(), url: format!("{base}/{name}"), name }
+    }
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        pg_execute(&self.admin_url, &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+    }
+}
+
+/// Runs `sql` (one or more statements, outside a transaction) on the database at `url`.
+pub fn pg_execute(url: &str, sql: &str) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+        let conn = tokio::spawn(connection);
+        // One statement per query: CREATE/DROP DATABASE refuse the implicit transaction of a
+        // multi-statement query.
+        for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+            client.batch_execute(statement).await.unwrap();
+        }
+        drop(client);
+        let _ = conn.await;
+    });
 }
 
 /// An OTLP/HTTP receiver that takes every request and answers 200 at once (reads the body, decodes

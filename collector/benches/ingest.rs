@@ -10,15 +10,23 @@
 //! - `sealed-no-audit`: `sealed` with the audit log off (`audit_log = false`): what the log costs;
 //! - `sealed-export`: `sealed` with the OTLP export on, to a receiver that answers at once: what
 //!   exporting costs ingest, and how fast the export drains (spans/s from the first request until
-//!   the receiver acknowledged the last span).
+//!   the receiver acknowledged the last span);
+//! - `postgres`: `sealed` into PostgreSQL (`--database-url`) instead of SQLite;
+//! - `postgres-two`: two collectors of one fleet (the same keys) on the same PostgreSQL database,
+//!   the clients split between them, as behind a load balancer.
 //!
-//! Each round starts a fresh collector (an empty database) per path, and the paths take turns, so
-//! the machine's noise falls on all of them alike; the summary compares medians over the rounds.
+//! Each round starts a fresh collector (an empty database; with PostgreSQL a `CREATE DATABASE` of
+//! its own) per path, and the paths take turns, so the machine's noise falls on all of them alike;
+//! the summary compares medians over the rounds. The PostgreSQL paths need a server:
+//! `TRACEX_TEST_POSTGRES_URL`, which `scripts/with-postgres.sh` starts and sets; without it they
+//! are skipped.
 //!
 //! `cargo bench -p tracex-collector --bench ingest` (env: `INGEST_BATCHES`, default 400 requests of
 //! 512 spans per path and round; `INGEST_CLIENTS`, default 64: concurrent connections, as many SDK
 //! instances or exporters would hold; `INGEST_ROUNDS`, default 3; `INGEST_PATHS`, default
-//! `sealed,sealed-no-audit,otlp-http,otlp-grpc,sealed-export`)
+//! `sealed,sealed-no-audit,otlp-http,otlp-grpc,sealed-export`, also `postgres,postgres-two`:
+//! `scripts/with-postgres.sh env INGEST_PATHS=sealed,postgres,postgres-two cargo bench -p
+//! tracex-collector --bench ingest`)
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -42,7 +50,7 @@ use tracex_core::{InstrumentationScope, KeyValue, Resource, SpanData, SpanKind, 
 
 #[path = "common.rs"]
 mod common;
-use common::BenchCollector;
+use common::{BenchCollector, PgDb};
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -100,11 +108,10 @@ impl RawClient {
     }
 
     fn post(&mut self, host: &str, path: Path, key: &str, body: &[u8]) -> (u16, String) {
-        let (target, content_type) = match path {
-            Path::OtlpHttp => ("/v1/traces", "application/x-protobuf"),
-            Path::Sealed | Path::SealedNoAudit | Path::SealedExport | Path::OtlpGrpc => {
-                ("/v1/batches", "application/vnd.tracex.batch.v1")
-            }
+        let (target, content_type) = if path == Path::OtlpHttp {
+            ("/v1/traces", "application/x-protobuf")
+        } else {
+            ("/v1/batches", "application/vnd.tracex.batch.v1")
         };
         let head = format!(
             "POST {target} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
@@ -143,7 +150,19 @@ enum Path {
     OtlpHttp,
     OtlpGrpc,
     SealedExport,
+    Postgres,
+    PostgresTwo,
 }
+
+const PATHS: [Path; 7] = [
+    Path::Sealed,
+    Path::SealedNoAudit,
+    Path::OtlpHttp,
+    Path::OtlpGrpc,
+    Path::SealedExport,
+    Path::Postgres,
+    Path::PostgresTwo,
+];
 
 impl Path {
     fn name(self) -> &'static str {
@@ -153,6 +172,22 @@ impl Path {
             Self::OtlpHttp => "otlp-http",
             Self::OtlpGrpc => "otlp-grpc",
             Self::SealedExport => "sealed-export",
+            Self::Postgres => "postgres",
+            Self::PostgresTwo => "postgres-two",
+        }
+    }
+
+    /// Pre-sealed batches (`POST /v1/batches`), not OTLP in clear.
+    fn sealed(self) -> bool {
+        !matches!(self, Self::OtlpHttp | Self::OtlpGrpc)
+    }
+
+    /// Collectors sharing the database: 0 for the embedded SQLite store.
+    fn postgres_collectors(self) -> usize {
+        match self {
+            Self::Postgres => 1,
+            Self::PostgresTwo => 2,
+            _ => 0,
         }
     }
 }
@@ -200,12 +235,35 @@ impl Decoder for Raw {
     }
 }
 
-fn run(path: Path, batches: usize, clients: usize) -> Run {
-    let receiver = (path == Path::SealedExport).then(common::NullReceiver::start);
-    let collector = BenchCollector::start_configured("ingest", path == Path::OtlpGrpc, |c| {
-        c.audit_log = path != Path::SealedNoAudit;
-        c.export.url = receiver.as_ref().map(|r| r.url.clone());
+/// The collectors of one run: one, or (`postgres-two`) two sharing the database and keys.
+fn start_collectors(
+    path: Path,
+    round: usize,
+    receiver: Option<&common::NullReceiver>,
+) -> (Vec<BenchCollector>, Option<PgDb>) {
+    let db = (path.postgres_collectors() > 0).then(|| {
+        let admin = common::postgres_admin_url().expect("checked in main");
+        PgDb::create(&admin, &format!("{}_{round}", path.name().replace('-', "_")))
     });
+    let database_url = db.as_ref().map(|d| d.url.clone());
+    let first = BenchCollector::start_configured("ingest", path == Path::OtlpGrpc, |c| {
+        c.audit_log = path != Path::SealedNoAudit;
+        c.export.url = receiver.map(|r| r.url.clone());
+        c.database_url.clone_from(&database_url);
+    });
+    let mut collectors = vec![first];
+    for i in 1..path.postgres_collectors() {
+        let member =
+            collectors[0].start_fleet_member(&format!("ingest-{i}"), |c| c.database_url.clone_from(&database_url));
+        collectors.push(member);
+    }
+    (collectors, db)
+}
+
+fn run(path: Path, round: usize, batches: usize, clients: usize) -> Run {
+    let receiver = (path == Path::SealedExport).then(common::NullReceiver::start);
+    let (collectors, db) = start_collectors(path, round, receiver.as_ref());
+    let collector = &collectors[0];
     let (url, store) = (collector.url.clone(), collector.store.clone());
 
     // Every request is encoded (and sealed) before the clock starts, so the generator's cost is
@@ -218,15 +276,12 @@ fn run(path: Path, batches: usize, clients: usize) -> Run {
         .map(|_| {
             let s = spans(512);
             let encode = |out: &mut Vec<u8>| tracex_core::encode::encode_spans(&resource, &scope, &s, out);
-            Bytes::from(match path {
-                Path::Sealed | Path::SealedNoAudit | Path::SealedExport => {
-                    sealer.seal_with(tracex_collector::now_unix_nano(), encode).unwrap().bytes
-                }
-                Path::OtlpHttp | Path::OtlpGrpc => {
-                    let mut out = Vec::new();
-                    encode(&mut out);
-                    out
-                }
+            Bytes::from(if path.sealed() {
+                sealer.seal_with(tracex_collector::now_unix_nano(), encode).unwrap().bytes
+            } else {
+                let mut out = Vec::new();
+                encode(&mut out);
+                out
             })
         })
         .collect();
@@ -234,16 +289,24 @@ fn run(path: Path, batches: usize, clients: usize) -> Run {
 
     let bodies = Arc::new(bodies);
     let next = Arc::new(AtomicUsize::new(0));
-    let addr = url.trim_start_matches("http://").to_owned();
+    // Client `i` talks to collector `i % n` with that collector's key (both keys are the project's).
+    let targets: Vec<(String, String)> =
+        collectors.iter().map(|c| (c.url.trim_start_matches("http://").to_owned(), c.ingest_key.clone())).collect();
     let auth = collector.ingest_key.clone();
     let started = Instant::now();
     let mut latencies: Vec<Duration> = match path {
         // The HTTP generator is deliberately cheap (hand-written HTTP/1.1 over keep-alive sockets,
         // no client library, no copies), so the two cores go to the collector.
-        Path::Sealed | Path::SealedNoAudit | Path::SealedExport | Path::OtlpHttp => {
+        Path::Sealed
+        | Path::SealedNoAudit
+        | Path::SealedExport
+        | Path::OtlpHttp
+        | Path::Postgres
+        | Path::PostgresTwo => {
             let handles: Vec<_> = (0..clients)
-                .map(|_| {
-                    let (bodies, next, addr, auth) = (bodies.clone(), next.clone(), addr.clone(), auth.clone());
+                .map(|i| {
+                    let (bodies, next) = (bodies.clone(), next.clone());
+                    let (addr, auth) = targets[i % targets.len()].clone();
                     std::thread::spawn(move || {
                         let mut conn = RawClient::connect(&addr);
                         let mut latencies = Vec::new();
@@ -254,11 +317,7 @@ fn run(path: Path, batches: usize, clients: usize) -> Run {
                             let (status, text) = conn.post(&addr, path, &auth, body);
                             assert_eq!(status, 200, "{text}");
                             // OTLP: an empty ExportTraceServiceResponse, no partial success.
-                            assert!(
-                                matches!(path, Path::Sealed | Path::SealedNoAudit | Path::SealedExport)
-                                    || text.is_empty(),
-                                "{text}"
-                            );
+                            assert!(path.sealed() || text.is_empty(), "{text}");
                             latencies.push(t.elapsed());
                         }
                         latencies
@@ -306,10 +365,16 @@ fn run(path: Path, batches: usize, clients: usize) -> Run {
     assert_eq!(store.span_count("bench").unwrap(), spans_total as u64, "every acknowledged span is stored");
     let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p) as usize].as_secs_f64() * 1e3;
     let run = Run { spans_per_s: spans_total as f64 / elapsed.as_secs_f64(), p50_ms: pct(0.5), p99_ms: pct(0.99) };
-    let metrics = reqwest::blocking::get(format!("{url}/metrics")).unwrap().text().unwrap();
-    let commits = metrics.lines().find_map(|l| l.strip_prefix("tracex_commits_total ")).unwrap_or("?").to_owned();
+    let commits = collectors
+        .iter()
+        .map(|c| {
+            let metrics = reqwest::blocking::get(format!("{}/metrics", c.url)).unwrap().text().unwrap();
+            metrics.lines().find_map(|l| l.strip_prefix("tracex_commits_total ")).unwrap_or("?").to_owned()
+        })
+        .collect::<Vec<_>>()
+        .join(" + ");
     println!(
-        "   {:<9} {:>8.0} spans/s ({:.1} MB/s), {batches} requests in {:.2} s; ack p50 {:.1} ms, p99 {:.1} ms; {commits} commits",
+        "   {:<12} {:>8.0} spans/s ({:.1} MB/s), {batches} requests in {:.2} s; ack p50 {:.1} ms, p99 {:.1} ms; {commits} commits",
         path.name(),
         run.spans_per_s,
         bytes as f64 / 1e6 / elapsed.as_secs_f64(),
@@ -331,13 +396,17 @@ fn run(path: Path, batches: usize, clients: usize) -> Run {
         }
         let drained = started.elapsed();
         println!(
-            "   {:<9} export drained {spans_total} spans {:.2} s after the first request: {:.0} spans/s",
+            "   {:<12} export drained {spans_total} spans {:.2} s after the first request: {:.0} spans/s",
             "",
             drained.as_secs_f64(),
             spans_total as f64 / drained.as_secs_f64()
         );
     }
-    collector.stop();
+    drop(store);
+    for c in collectors {
+        c.stop();
+    }
+    drop(db);
     run
 }
 
@@ -345,24 +414,32 @@ fn main() {
     let batches = env_usize("INGEST_BATCHES", 400);
     let clients = env_usize("INGEST_CLIENTS", 64);
     let rounds = env_usize("INGEST_ROUNDS", 3).max(1);
-    let paths: Vec<Path> = std::env::var("INGEST_PATHS")
+    let mut paths: Vec<Path> = std::env::var("INGEST_PATHS")
         .unwrap_or_else(|_| "sealed,sealed-no-audit,otlp-http,otlp-grpc,sealed-export".to_owned())
         .split(',')
-        .map(|p| match p.trim() {
-            "sealed" => Path::Sealed,
-            "sealed-no-audit" => Path::SealedNoAudit,
-            "otlp-http" => Path::OtlpHttp,
-            "otlp-grpc" => Path::OtlpGrpc,
-            "sealed-export" => Path::SealedExport,
-            other => panic!("unknown path {other:?}: sealed, sealed-no-audit, otlp-http, otlp-grpc or sealed-export"),
+        .map(|p| {
+            PATHS.into_iter().find(|known| known.name() == p.trim()).unwrap_or_else(|| {
+                let names: Vec<&str> = PATHS.iter().map(|k| k.name()).collect();
+                panic!("unknown path {p:?}: one of {}", names.join(", "))
+            })
         })
         .collect();
+    if common::postgres_admin_url().is_none() {
+        let skipped: Vec<&str> = paths.iter().filter(|p| p.postgres_collectors() > 0).map(|p| p.name()).collect();
+        if !skipped.is_empty() {
+            println!(
+                "skipping {}: TRACEX_TEST_POSTGRES_URL is not set (run under scripts/with-postgres.sh)",
+                skipped.join(", ")
+            );
+            paths.retain(|p| p.postgres_collectors() == 0);
+        }
+    }
     println!("{batches} requests of 512 spans per path and round, {clients} concurrent clients, {rounds} rounds");
     let mut runs: Vec<(Path, Vec<Run>)> = paths.iter().map(|p| (*p, Vec::new())).collect();
     for round in 1..=rounds {
         println!("round {round}");
         for (path, done) in &mut runs {
-            done.push(run(*path, batches, clients));
+            done.push(run(*path, round, batches, clients));
         }
     }
     let median = |v: &[Run], f: fn(&Run) -> f64| {
@@ -370,13 +447,19 @@ fn main() {
         x.sort_by(f64::total_cmp);
         x[x.len() / 2]
     };
-    let sealed = runs.iter().find(|(p, _)| *p == Path::Sealed).map(|(_, v)| median(v, |r| r.spans_per_s));
+    let rate_of = |path: Path| runs.iter().find(|(p, _)| *p == path).map(|(_, v)| median(v, |r| r.spans_per_s));
+    let (sealed, postgres) = (rate_of(Path::Sealed), rate_of(Path::Postgres));
     for (path, done) in &runs {
         let rate = median(done, |r| r.spans_per_s);
-        let ratio = sealed.map_or_else(String::new, |s| format!(", {:.2}x sealed", rate / s));
+        let mut ratio = sealed.map_or_else(String::new, |s| format!(", {:.2}x sealed", rate / s));
+        if *path == Path::PostgresTwo {
+            ratio += &postgres.map_or_else(String::new, |one| format!(", {:.2}x postgres", rate / one));
+        }
+        let each: Vec<String> = done.iter().map(|r| format!("{:.0}", r.spans_per_s)).collect();
         println!(
-            "== ingest {:<15}: {rate:.0} spans/s median of {rounds}{ratio}; ack p50 {:.1} ms, p99 {:.1} ms",
+            "== ingest {:<15}: {rate:.0} spans/s median of {rounds} ({}){ratio}; ack p50 {:.1} ms, p99 {:.1} ms",
             path.name(),
+            each.join(", "),
             median(done, |r| r.p50_ms),
             median(done, |r| r.p99_ms),
         );

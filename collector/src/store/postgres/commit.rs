@@ -1,11 +1,20 @@
 //! Commits: the shared commit plan ([`crate::store::plan::commit`]) executed as one transaction
 //! of a handful of multi-row statements, retried on conflicts with a concurrent writer (see the
 //! module docs of [`super`]).
+//!
+//! The span and attribute-index rows of traces new in the transaction go in by binary `COPY`: their
+//! trace's sequence number was just handed out to this transaction, so no stored row can hold it
+//! and `ON CONFLICT` has nothing to guard (and the plan passes each `(trace, span id)` once). Rows
+//! of traces already stored take the `INSERT … ON CONFLICT DO NOTHING` path, so a span retried
+//! into an existing trace is still stored once.
 
 use std::collections::{HashMap, HashSet};
+use std::pin::pin;
 
+use bytes::{BufMut as _, Bytes, BytesMut};
+use futures_sink::Sink as _;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::types::Type;
+use tokio_postgres::types::{IsNull, ToSql, Type};
 use tokio_postgres::{Client, Transaction};
 
 use super::client::{Db, block_on, describe, get};
@@ -64,7 +73,7 @@ impl PostgresStore {
         loop {
             let tx = block_on(client.transaction()).db()?;
             let planned = run(
-                &mut Sql { tx: &tx },
+                &mut Sql { tx: &tx, stored_seqs: HashSet::new() },
                 &writer.cache,
                 batches,
                 self.tuning.max_spans_per_trace,
@@ -91,9 +100,161 @@ impl PostgresStore {
 }
 
 /// The plan's statements on one transaction: a handful of multi-row statements, never a round
-/// trip per row (at most [`ROWS_PER_STATEMENT`] rows each).
+/// trip per row (at most [`ROWS_PER_STATEMENT`] rows each, or one `COPY`).
 struct Sql<'a> {
     tx: &'a Transaction<'a>,
+    /// Sequence numbers of the traces [`CommitSql::existing_traces`] found stored. The plan gives
+    /// every other trace it writes a number from [`CommitSql::new_trace_seqs`] in this transaction:
+    /// rows of those cannot conflict with stored rows (see the module docs).
+    stored_seqs: HashSet<i64>,
+}
+
+/// Bytes sent per `CopyData` message.
+const COPY_CHUNK: usize = 1 << 20;
+
+impl Sql<'_> {
+    /// Runs `statement` (`COPY … FROM STDIN (FORMAT binary)`) with `data` ([`CopyRows`]); returns
+    /// the rows copied.
+    fn copy_in(&self, statement: &str, mut data: Bytes) -> Result<u64, CommitError> {
+        let copied = block_on(async {
+            let mut sink = pin!(self.tx.copy_in::<_, Bytes>(statement).await?);
+            while !data.is_empty() {
+                let chunk = data.split_to(data.len().min(COPY_CHUNK));
+                std::future::poll_fn(|cx| sink.as_mut().poll_ready(cx)).await?;
+                sink.as_mut().start_send(chunk)?;
+            }
+            sink.as_mut().finish().await
+        })?;
+        Ok(copied)
+    }
+
+    /// Appends rows of new traces to `spans` (see the module docs).
+    fn copy_spans<'r>(&self, rows: impl Iterator<Item = &'r SpanRow<'r>>) -> Result<(), CommitError> {
+        let mut copy = CopyRows::new(13);
+        let mut n = 0;
+        for r in rows {
+            copy.row(&[
+                (&r.trace_seq, Type::INT8),
+                (&r.span_id(), Type::BYTEA),
+                (&r.parent_span_id(), Type::BYTEA),
+                (&&*r.span.name, Type::TEXT),
+                (&r.service, Type::TEXT),
+                (&r.kind(), Type::INT4),
+                (&r.start_ns(), Type::INT8),
+                (&r.end_ns(), Type::INT8),
+                (&r.duration_ns(), Type::INT8),
+                (&r.status(), Type::INT4),
+                (&r.resource_id, Type::INT8),
+                (&r.body, Type::BYTEA),
+                (&r.leaf_index, Type::INT8),
+            ])?;
+            n += 1;
+        }
+        let copied = self.copy_in(
+            "COPY spans (trace_seq, span_id, parent_span_id, name, service, kind, start_ns, end_ns, duration_ns, \
+             status, resource_id, body, leaf_index) FROM STDIN (FORMAT binary)",
+            copy.finish(),
+        )?;
+        if copied != n {
+            return Err(StoreError::Database(format!("COPY stored {copied} of {n} spans")).into());
+        }
+        Ok(())
+    }
+
+    /// Inserts span rows unless stored (`ON CONFLICT DO NOTHING`); says which ones were new.
+    fn insert_new_spans(&self, rows: &[&SpanRow<'_>]) -> Result<Vec<bool>, CommitError> {
+        let mut inserted = Vec::with_capacity(rows.len());
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let seq: Vec<i64> = chunk.iter().map(|r| r.trace_seq).collect();
+            let sid: Vec<&[u8]> = chunk.iter().map(|r| r.span_id()).collect();
+            let parent: Vec<Option<&[u8]>> = chunk.iter().map(|r| r.parent_span_id()).collect();
+            let name: Vec<&str> = chunk.iter().map(|r| &*r.span.name).collect();
+            let service: Vec<Option<&str>> = chunk.iter().map(|r| r.service).collect();
+            let kind: Vec<i32> = chunk.iter().map(|r| r.kind()).collect();
+            let start: Vec<i64> = chunk.iter().map(|r| r.start_ns()).collect();
+            let end: Vec<i64> = chunk.iter().map(|r| r.end_ns()).collect();
+            let duration: Vec<i64> = chunk.iter().map(|r| r.duration_ns()).collect();
+            let status: Vec<i32> = chunk.iter().map(|r| r.status()).collect();
+            let resource: Vec<i64> = chunk.iter().map(|r| r.resource_id).collect();
+            let body_refs: Vec<&[u8]> = chunk.iter().map(|r| r.body).collect();
+            let leaf: Vec<Option<i64>> = chunk.iter().map(|r| r.leaf_index).collect();
+            let returned = block_on(self.tx.query_typed(
+                "INSERT INTO spans (trace_seq, span_id, parent_span_id, name, service, kind, start_ns, end_ns, \
+                 duration_ns, status, resource_id, body, leaf_index) \
+                 SELECT * FROM UNNEST($1::bigint[], $2::bytea[], $3::bytea[], $4::text[], $5::text[], $6::int[], \
+                 $7::bigint[], $8::bigint[], $9::bigint[], $10::int[], $11::bigint[], $12::bytea[], $13::bigint[]) \
+                 ON CONFLICT (trace_seq, span_id) DO NOTHING RETURNING trace_seq, span_id",
+                &[
+                    (&seq, Type::INT8_ARRAY),
+                    (&sid, Type::BYTEA_ARRAY),
+                    (&parent, Type::BYTEA_ARRAY),
+                    (&name, Type::TEXT_ARRAY),
+                    (&service, Type::TEXT_ARRAY),
+                    (&kind, Type::INT4_ARRAY),
+                    (&start, Type::INT8_ARRAY),
+                    (&end, Type::INT8_ARRAY),
+                    (&duration, Type::INT8_ARRAY),
+                    (&status, Type::INT4_ARRAY),
+                    (&resource, Type::INT8_ARRAY),
+                    (&body_refs, Type::BYTEA_ARRAY),
+                    (&leaf, Type::INT8_ARRAY),
+                ],
+            ))?;
+            if returned.len() == chunk.len() {
+                inserted.extend(std::iter::repeat_n(true, chunk.len()));
+            } else {
+                let mut done: HashSet<(i64, [u8; 8])> = HashSet::with_capacity(returned.len());
+                for row in returned {
+                    done.insert((get(&row, 0)?, id_of(get(&row, 1)?, "span id")?));
+                }
+                inserted.extend(chunk.iter().map(|r| done.contains(&(r.trace_seq, r.span.span_id.0))));
+            }
+        }
+        Ok(inserted)
+    }
+}
+
+/// Rows in PostgreSQL's binary `COPY` format.
+struct CopyRows {
+    buf: BytesMut,
+    columns: i16,
+}
+
+impl CopyRows {
+    fn new(columns: i16) -> Self {
+        let mut buf = BytesMut::with_capacity(1 << 16);
+        // Signature, flags (no OIDs), header extension length.
+        buf.put_slice(b"PGCOPY\n\xff\r\n\0");
+        buf.put_i32(0);
+        buf.put_i32(0);
+        Self { buf, columns }
+    }
+
+    /// One row: `values` in column order, each with its column's type.
+    fn row(&mut self, values: &[(&(dyn ToSql + Sync), Type)]) -> Result<(), StoreError> {
+        debug_assert_eq!(values.len(), usize::try_from(self.columns).unwrap_or(0));
+        self.buf.put_i16(self.columns);
+        for (value, ty) in values {
+            // Each field is its length (-1 for NULL), then its bytes.
+            let at = self.buf.len();
+            self.buf.put_i32(0);
+            let null = value
+                .to_sql_checked(ty, &mut self.buf)
+                .map_err(|e| StoreError::Database(format!("encoding a COPY row: {e}")))?;
+            let len = match null {
+                IsNull::Yes => -1,
+                IsNull::No => i32::try_from(self.buf.len() - at - 4)
+                    .map_err(|_| StoreError::Database("a COPY field over 2 GiB".into()))?,
+            };
+            self.buf[at..at + 4].copy_from_slice(&len.to_be_bytes());
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Bytes {
+        self.buf.put_i16(-1);
+        self.buf.freeze()
+    }
 }
 
 /// A `bytea` column as a fixed-size id.
@@ -213,7 +374,9 @@ impl CommitSql for Sql<'_> {
                     .filter(|n| *n < chunk.len())
                     .and_then(|n| out.get_mut(c * ROWS_PER_STATEMENT + n))
                     .ok_or_else(|| StoreError::Database("trace lookup out of range".into()))?;
-                *slot = Some((get(&row, 1)?, unns(get(&row, 2)?)));
+                let seq: i64 = get(&row, 1)?;
+                self.stored_seqs.insert(seq);
+                *slot = Some((seq, unns(get(&row, 2)?)));
             }
         }
         Ok(out)
@@ -239,51 +402,16 @@ impl CommitSql for Sql<'_> {
     }
 
     fn insert_spans(&mut self, rows: &[SpanRow<'_>]) -> Result<Vec<bool>, CommitError> {
-        let mut inserted = Vec::with_capacity(rows.len());
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let seq: Vec<i64> = chunk.iter().map(|r| r.trace_seq).collect();
-            let sid: Vec<&[u8]> = chunk.iter().map(SpanRow::span_id).collect();
-            let parent: Vec<Option<&[u8]>> = chunk.iter().map(SpanRow::parent_span_id).collect();
-            let name: Vec<&str> = chunk.iter().map(|r| &*r.span.name).collect();
-            let service: Vec<Option<&str>> = chunk.iter().map(|r| r.service).collect();
-            let kind: Vec<i32> = chunk.iter().map(SpanRow::kind).collect();
-            let start: Vec<i64> = chunk.iter().map(SpanRow::start_ns).collect();
-            let end: Vec<i64> = chunk.iter().map(SpanRow::end_ns).collect();
-            let duration: Vec<i64> = chunk.iter().map(SpanRow::duration_ns).collect();
-            let status: Vec<i32> = chunk.iter().map(SpanRow::status).collect();
-            let resource: Vec<i64> = chunk.iter().map(|r| r.resource_id).collect();
-            let body_refs: Vec<&[u8]> = chunk.iter().map(|r| r.body).collect();
-            let leaf: Vec<Option<i64>> = chunk.iter().map(|r| r.leaf_index).collect();
-            let returned = block_on(self.tx.query_typed(
-                "INSERT INTO spans (trace_seq, span_id, parent_span_id, name, service, kind, start_ns, end_ns, \
-                 duration_ns, status, resource_id, body, leaf_index) \
-                 SELECT * FROM UNNEST($1::bigint[], $2::bytea[], $3::bytea[], $4::text[], $5::text[], $6::int[], \
-                 $7::bigint[], $8::bigint[], $9::bigint[], $10::int[], $11::bigint[], $12::bytea[], $13::bigint[]) \
-                 ON CONFLICT (trace_seq, span_id) DO NOTHING RETURNING trace_seq, span_id",
-                &[
-                    (&seq, Type::INT8_ARRAY),
-                    (&sid, Type::BYTEA_ARRAY),
-                    (&parent, Type::BYTEA_ARRAY),
-                    (&name, Type::TEXT_ARRAY),
-                    (&service, Type::TEXT_ARRAY),
-                    (&kind, Type::INT4_ARRAY),
-                    (&start, Type::INT8_ARRAY),
-                    (&end, Type::INT8_ARRAY),
-                    (&duration, Type::INT8_ARRAY),
-                    (&status, Type::INT4_ARRAY),
-                    (&resource, Type::INT8_ARRAY),
-                    (&body_refs, Type::BYTEA_ARRAY),
-                    (&leaf, Type::INT8_ARRAY),
-                ],
-            ))?;
-            if returned.len() == chunk.len() {
-                inserted.extend(std::iter::repeat_n(true, chunk.len()));
-            } else {
-                let mut done: HashSet<(i64, [u8; 8])> = HashSet::with_capacity(returned.len());
-                for row in returned {
-                    done.insert((get(&row, 0)?, id_of(get(&row, 1)?, "span id")?));
-                }
-                inserted.extend(chunk.iter().map(|r| done.contains(&(r.trace_seq, r.span.span_id.0))));
+        // Rows of new traces are new (see the module docs); the others may be stored already.
+        let mut inserted = vec![true; rows.len()];
+        let stored: Vec<usize> = (0..rows.len()).filter(|i| self.stored_seqs.contains(&rows[*i].trace_seq)).collect();
+        if stored.len() < rows.len() {
+            self.copy_spans(rows.iter().filter(|r| !self.stored_seqs.contains(&r.trace_seq)))?;
+        }
+        if !stored.is_empty() {
+            let checked: Vec<&SpanRow<'_>> = stored.iter().map(|i| &rows[*i]).collect();
+            for (i, ok) in stored.iter().zip(self.insert_new_spans(&checked)?) {
+                inserted[*i] = ok;
             }
         }
         Ok(inserted)
@@ -350,7 +478,23 @@ impl CommitSql for Sql<'_> {
     }
 
     fn insert_trace_attrs(&mut self, rows: &[AttrRow]) -> Result<(), CommitError> {
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        // Rows of new traces by COPY (see the module docs), the others unless stored.
+        let (stored, fresh): (Vec<AttrRow>, Vec<AttrRow>) =
+            rows.iter().partition(|(_, _, seq)| self.stored_seqs.contains(seq));
+        if !fresh.is_empty() {
+            let mut copy = CopyRows::new(3);
+            for (pid, hash, seq) in &fresh {
+                copy.row(&[(pid, Type::INT8), (hash, Type::INT8), (seq, Type::INT8)])?;
+            }
+            let copied = self.copy_in(
+                "COPY trace_attrs (project_id, attr_hash, trace_seq) FROM STDIN (FORMAT binary)",
+                copy.finish(),
+            )?;
+            if copied != fresh.len() as u64 {
+                return Err(StoreError::Database(format!("COPY stored {copied} of {} index rows", fresh.len())).into());
+            }
+        }
+        for chunk in stored.chunks(ROWS_PER_STATEMENT) {
             let pid: Vec<i64> = chunk.iter().map(|r| r.0).collect();
             let hash: Vec<i64> = chunk.iter().map(|r| r.1).collect();
             let seq: Vec<i64> = chunk.iter().map(|r| r.2).collect();

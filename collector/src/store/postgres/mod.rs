@@ -23,7 +23,8 @@
 //!   UNNEST($1::bytea[], $2::bigint[], …)`, at most [`ROWS_PER_STATEMENT`] rows each), never a round
 //!   trip per span: projects, batches (`ON CONFLICT DO NOTHING RETURNING` tells the duplicates),
 //!   resources, the lookup of existing traces, spans, new trace rows, updates of existing trace
-//!   rows, `trace_attrs`, the statistics rows (read `FOR UPDATE`, merged, written back; a row inserted
+//!   rows, `trace_attrs` (the span and `trace_attrs` rows of traces new in the transaction by binary
+//!   `COPY`, see `commit.rs`), the statistics rows (read `FOR UPDATE`, merged, written back; a row inserted
 //!   by a concurrent writer meanwhile retries the commit), counters. It returns once PostgreSQL acknowledged the `COMMIT` (durable
 //!   under the default `synchronous_commit = on`).
 //! * Listings read inside one `REPEATABLE READ READ ONLY` transaction (one snapshot). When
