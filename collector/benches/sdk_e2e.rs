@@ -1,7 +1,10 @@
 //! The Rust SDK's amortised end-to-end cost per span: CPU time of every SDK thread (the recording
-//! thread, `tracex-batcher`, `tracex-sender` and reqwest's runtime thread) per span, while the SDK
-//! records, redacts, encodes, seals and sends 200,000 spans to a real collector on loopback (same
-//! process, its own threads, not counted) and every span is acknowledged after commit.
+//! thread, `tracex-batcher`, the `tracex-sender` threads and reqwest's runtime thread) per span,
+//! while the SDK records, redacts, encodes, seals and sends 200,000 spans to a real collector on
+//! loopback (same process, its own threads, not counted) and every span is acknowledged after
+//! commit — and so the delivery rate of one SDK instance. Runs once per `max_concurrent_exports`
+//! in `E2E_CONCURRENCY` (default `1,4`: one batch at a time beside the default), each against a
+//! fresh collector.
 //!
 //! `cargo bench -p tracex-collector --bench sdk_e2e`
 #![allow(
@@ -17,6 +20,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use tracex_core::Tracer;
+use tracex_core::config::BatchConfig;
 
 #[path = "common.rs"]
 mod common;
@@ -29,6 +33,8 @@ fn cpu_by_thread() -> HashMap<String, f64> {
     for task in std::fs::read_dir("/proc/self/task").unwrap() {
         let dir = task.unwrap().path();
         let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default().trim().to_owned();
+        // All senders together.
+        let comm = if comm.starts_with("tracex-sender") { "tracex-sender".to_owned() } else { comm };
         let stat = std::fs::read_to_string(dir.join("stat")).unwrap_or_default();
         // Fields after the ")" of the command: utime is the 12th, stime the 13th.
         let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
@@ -44,12 +50,31 @@ fn cpu_by_thread() -> HashMap<String, f64> {
 
 fn main() {
     let spans: u64 = std::env::var("E2E_SPANS").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
+    let concurrency: Vec<usize> = std::env::var("E2E_CONCURRENCY")
+        .unwrap_or_else(|_| "1,4".into())
+        .split(',')
+        .map(|n| n.trim().parse().expect("E2E_CONCURRENCY: comma-separated positive integers"))
+        .collect();
+    let mut rates = Vec::new();
+    for n in concurrency {
+        rates.push((n, run(spans, n)));
+    }
+    if let Some((_, base)) = rates.first().copied() {
+        for (n, rate) in &rates {
+            println!("== delivery, {n} batch(es) in flight: {rate:.0} spans/s, {:.2}x of the first", rate / base);
+        }
+    }
+}
+
+/// One run with `in_flight` concurrent exports; the delivery rate in spans/s.
+fn run(spans: u64, in_flight: usize) -> f64 {
     let collector = BenchCollector::start("sdk-e2e");
     let tracer = Tracer::builder()
         .with_service_name("e2e-bench")
         .with_endpoint(&collector.url)
         .with_api_key(&collector.ingest_key)
         .with_collector_public_key_pem(&collector.public_pem)
+        .with_batch_config(BatchConfig { max_concurrent_exports: in_flight, ..BatchConfig::default() })
         .build()
         .unwrap();
     // The recording thread is this one; its name comes from the bench binary.
@@ -88,7 +113,7 @@ fn main() {
         .map(|(n, v)| v - before.get(n).copied().unwrap_or(0.0))
         .sum();
     println!(
-        "== sdk_e2e: {spans} spans acknowledged in {:.2} s; SDK CPU {:.0} ns/span (all SDK threads), collector CPU {:.0} ns/span; {} batches, {} bytes sent",
+        "== sdk_e2e ({in_flight} in flight): {spans} spans acknowledged in {:.2} s; SDK CPU {:.0} ns/span (all SDK threads), collector CPU {:.0} ns/span; {} batches, {} bytes sent",
         wall.as_secs_f64(),
         sdk_cpu / spans as f64 * 1e9,
         others / spans as f64 * 1e9,
@@ -97,4 +122,5 @@ fn main() {
     );
     drop(tracer);
     collector.stop();
+    spans as f64 / wall.as_secs_f64()
 }

@@ -215,7 +215,10 @@ fn every_span_is_stored_once_or_counted_through_slow_failing_throttling_resettin
         // Recording never waits for the network: generous bound, only to catch a blocked caller.
         assert!(started.elapsed() < Duration::from_secs(2), "recording {n} spans took {:?}", started.elapsed());
     };
-    let bound = (batch.max_queue_size + batch.max_batch_size * (batch.max_pending_batches + 2)) as u64;
+    // The buffer, the batches queued for the senders, one in flight per sender, and the one the
+    // batcher is sealing.
+    let bound = (batch.max_queue_size
+        + batch.max_batch_size * (batch.max_pending_batches + batch.max_concurrent_exports + 1)) as u64;
     let in_memory = || {
         let s = tracer.stats();
         s.spans_recorded

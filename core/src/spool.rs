@@ -1,8 +1,13 @@
 //! The on-disk spool: sealed batches that could not be delivered in time wait here and are sent
 //! later, also after a restart. They are already encrypted, so the spool holds nothing in the clear.
 //!
-//! One file per batch, named `<unix-ns>-<seq>-<span-count>.trxb` so that names sort oldest first and
-//! carry the span count for accounting. Files are written to a temporary name, synced and renamed,
+//! One file per batch, named `<unix-ns>-<sequence>-<n>-<span-count>.trxb` so that names sort oldest
+//! first and carry the span count for accounting. The time is when the batch was sealed and the
+//! sequence its place in its instance's sequence (batches sealed together share a time), not when
+//! it was spooled: several batches are in flight at once and fail in any order, and the spool still
+//! replays (and evicts) them in the order they were sealed. `n` counts this process's writes, so
+//! names never collide. (Files named `<unix-ns>-<n>-<span-count>.trxb` by earlier versions are
+//! read the same way.) Files are written to a temporary name, synced and renamed,
 //! so a crash never leaves a half-written batch under a final name.
 
 use std::fs;
@@ -62,11 +67,13 @@ impl Spool {
         Ok(out)
     }
 
-    /// Stores a batch, evicting the oldest batches when the limit would be exceeded (the newest
-    /// telemetry is the most useful during an outage that outlasts the spool); returns the span
-    /// counts of the evicted batches for the caller to count. Fails (and stores nothing) when the
-    /// batch alone is over the limit or the disk refuses the write, e.g. when it is full.
-    pub(crate) fn write(&mut self, batch: &SealedBatch, now_unix_nanos: u64) -> io::Result<Vec<u32>> {
+    /// Stores a batch, evicting the oldest batches (by when they were sealed) when the limit would
+    /// be exceeded (the newest telemetry is the most useful during an outage that outlasts the
+    /// spool); returns the span counts of the evicted batches for the caller to count — this
+    /// batch's own when it is older than every batch it would have to evict. Fails (and stores
+    /// nothing) when the batch alone is over the limit or the disk refuses the write, e.g. when it
+    /// is full.
+    pub(crate) fn write(&mut self, batch: &SealedBatch, sealed_at_unix_nanos: u64) -> io::Result<Vec<u32>> {
         let len = batch.bytes.len() as u64;
         if len > self.max_bytes {
             return Err(io::Error::other(format!(
@@ -74,18 +81,25 @@ impl Spool {
                 self.max_bytes
             )));
         }
+        self.seq += 1;
+        let name =
+            format!("{sealed_at_unix_nanos:020}-{:020}-{:08}-{}.{EXT}", batch.sequence, self.seq, batch.span_count);
         let mut evicted = Vec::new();
         if self.used + len > self.max_bytes {
             for entry in self.entries()? {
                 if self.used + len <= self.max_bytes {
                     break;
                 }
+                // The spool keeps the newest batches that fit. A batch sealed before those left is
+                // the oldest itself (it was retried longest), so it is the one that goes.
+                if entry.path.file_name().is_some_and(|n| n.to_string_lossy().as_ref() > name.as_str()) {
+                    evicted.push(batch.span_count);
+                    return Ok(evicted);
+                }
                 self.remove(&entry)?;
                 evicted.push(entry.span_count);
             }
         }
-        self.seq += 1;
-        let name = format!("{now_unix_nanos:020}-{:08}-{}.{EXT}", self.seq, batch.span_count);
         let tmp = self.dir.join(format!(".{name}.tmp"));
         let result = write_synced(&tmp, &batch.bytes).and_then(|()| fs::rename(&tmp, self.dir.join(&name)));
         if result.is_err() {
@@ -127,7 +141,13 @@ mod tests {
     use super::*;
 
     fn batch(n: u32, len: usize) -> SealedBatch {
-        SealedBatch { bytes: vec![7; len], batch_id: [0; 16], sequence: 1, span_count: n }
+        SealedBatch {
+            bytes: vec![7; len],
+            batch_id: [0; 16],
+            sequence: u64::from(n),
+            created_at_unix_nano: 1,
+            span_count: n,
+        }
     }
 
     #[test]
@@ -159,6 +179,24 @@ mod tests {
         assert_eq!(left, [2, 3]);
         assert_eq!(s.write(&batch(4, 250), 4).unwrap(), vec![2, 3]);
         assert_eq!(s.used, 250);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_batch_sealed_before_everything_a_full_spool_holds_is_the_one_evicted() {
+        let dir = std::env::temp_dir().join(format!("tracex-spool-late-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let mut s = Spool::open(&dir, 250).unwrap();
+        s.write(&batch(2, 100), 20).unwrap();
+        s.write(&batch(3, 100), 30).unwrap();
+        // Sealed at 10, spooled last (retried longest while later batches failed faster).
+        assert_eq!(s.write(&batch(1, 100), 10).unwrap(), vec![1]);
+        let left: Vec<u32> = s.entries().unwrap().iter().map(|e| e.span_count).collect();
+        assert_eq!((left, s.used), (vec![2, 3], 200));
+        // Sealed between the two: the older stored one goes, and it replays in sealing order.
+        assert_eq!(s.write(&batch(4, 100), 25).unwrap(), vec![2]);
+        let left: Vec<u32> = s.entries().unwrap().iter().map(|e| e.span_count).collect();
+        assert_eq!(left, [4, 3]);
         fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -661,6 +661,7 @@ impl TracerBuilder {
             ("max_batch_size", batch.max_batch_size),
             ("max_queue_size", batch.max_queue_size),
             ("max_pending_batches", batch.max_pending_batches),
+            ("max_concurrent_exports", batch.max_concurrent_exports),
         ] {
             #[allow(clippy::cast_precision_loss)] // beyond 2^53 it fails the check either way
             config::positive_integer(name, n as f64)?;

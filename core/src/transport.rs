@@ -35,6 +35,13 @@ pub trait Transport: Send + 'static {
     fn take_receipt(&mut self) -> Option<String> {
         None
     }
+
+    /// Another handle on the same connection pool, so one more batch can be in flight (see
+    /// [`BatchConfig::max_concurrent_exports`](crate::config::BatchConfig)); `None` (the default) when
+    /// the transport cannot be shared, and its batches go one at a time.
+    fn try_clone(&self) -> Option<Box<dyn Transport>> {
+        None
+    }
 }
 
 /// Response header of an acknowledgement that carries the batch's receipt, base64.
@@ -209,6 +216,17 @@ impl Transport for HttpTransport {
 
     fn take_receipt(&mut self) -> Option<String> {
         self.receipt.take()
+    }
+
+    /// The client is a handle on one pool and one I/O thread: each clone sends on a connection
+    /// of its own from that pool.
+    fn try_clone(&self) -> Option<Box<dyn Transport>> {
+        Some(Box::new(Self {
+            client: self.client.clone(),
+            url: self.url.clone(),
+            authorization: self.authorization.clone(),
+            receipt: None,
+        }))
     }
 }
 

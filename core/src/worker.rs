@@ -8,14 +8,19 @@
 //!   with backoff instead, and seals nothing: spans wait in the bounded buffer, in memory.
 //! - `tracex-sender` sends each batch and does what the delivery state machine (`delivery.rs`)
 //!   decides: count it delivered or rejected, wait and retry, or spool what is exhausted; when idle
-//!   it replays the spool.
+//!   it replays the spool. With a transport that can be shared ([`Transport::try_clone`]) there
+//!   are up to [`BatchConfig::max_concurrent_exports`](crate::config::BatchConfig) of them
+//!   (`tracex-sender`, `tracex-sender-2`, …), each with one batch in flight on its own keep-alive
+//!   connection; one at a time replays the spool.
 //!
 //! Flush and shutdown travel as markers behind the batches, so a reply means everything before it
-//! was delivered, spooled or given up on.
+//! was delivered, spooled or given up on: whichever sender takes a marker waits until every batch
+//! taken before it is done.
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -53,7 +58,7 @@ type SharedSpool = Option<Arc<Mutex<Spool>>>;
 pub(crate) struct Worker {
     control: mpsc::Sender<Control>,
     batcher: JoinHandle<()>,
-    sender: JoinHandle<()>,
+    senders: Vec<JoinHandle<()>>,
     abort: Arc<AtomicBool>,
 }
 
@@ -71,27 +76,39 @@ impl Worker {
         let abort = Arc::new(AtomicBool::new(false));
         let spawn_err = |e: std::io::Error| Error::Config(format!("cannot start the worker thread: {e}"));
 
-        let sender = SenderLoop {
-            core: core.clone(),
-            transport,
-            spool: spool.clone(),
-            abort: abort.clone(),
-            epoch: Instant::now(),
-            next_spool_try: Instant::now(),
-            spool_attempts: 0,
-        };
+        // One sender per batch in flight, each with its own handle on the transport (a transport
+        // that cannot be shared sends one batch at a time).
+        let mut transports = vec![transport];
+        while transports.len() < core.batch.max_concurrent_exports {
+            match transports[0].try_clone() {
+                Some(t) => transports.push(t),
+                None => break,
+            }
+        }
+        let dispatch = Arc::new(Dispatch::new(out_rx));
+        let replay = Arc::new(Mutex::new(Replay { next_try: Instant::now(), attempts: 0 }));
+        let mut senders = Vec::with_capacity(transports.len());
+        for (i, transport) in transports.into_iter().enumerate() {
+            let sender = SenderLoop {
+                core: core.clone(),
+                transport,
+                spool: spool.clone(),
+                replay: replay.clone(),
+                abort: abort.clone(),
+                epoch: Instant::now(),
+            };
+            let dispatch = dispatch.clone();
+            let name = if i == 0 { "tracex-sender".to_owned() } else { format!("tracex-sender-{}", i + 1) };
+            senders.push(thread::Builder::new().name(name).spawn(move || sender.run(&dispatch)).map_err(spawn_err)?);
+        }
         let key = KeyFetch { source: key_source, retry, attempts: 0, next_try: Instant::now() };
-        let sender = thread::Builder::new()
-            .name("tracex-sender".into())
-            .spawn(move || sender.run(&out_rx))
-            .map_err(spawn_err)?;
         let batcher_core = core.clone();
         let batcher = thread::Builder::new()
             .name("tracex-batcher".into())
             .spawn(move || batcher_loop(&batcher_core, key, &control_rx, &out_tx, &spool))
             .map_err(spawn_err)?;
         core.buffer.set_waker(batcher.thread().clone());
-        Ok(Self { control, batcher, sender, abort })
+        Ok(Self { control, batcher, senders, abort })
     }
 
     pub(crate) fn flush(&self, core: &Core, timeout: Duration) -> Result<FlushReport> {
@@ -115,16 +132,20 @@ impl Worker {
             Err(_) => {
                 // Out of time: stop retrying and spool (or count) whatever is left.
                 self.abort.store(true, Ordering::Release);
-                self.sender.thread().unpark();
+                for sender in &self.senders {
+                    sender.thread().unpark();
+                }
                 self.batcher.thread().unpark();
                 rx.recv_timeout(ABORT_GRACE).is_ok()
             }
         };
         if finished {
             let _ = self.batcher.join();
-            let _ = self.sender.join();
+            for sender in self.senders {
+                let _ = sender.join();
+            }
         }
-        // Otherwise the sender is stuck inside one HTTP request; it exits when that times out.
+        // Otherwise a sender is stuck inside one HTTP request; it exits when that times out.
         Ok(FlushReport::between(core, &before))
     }
 }
@@ -240,7 +261,7 @@ fn spool_or_fail(core: &Core, spool: &SharedSpool, batch: &SealedBatch) {
     let s = &core.stats;
     let n = u64::from(batch.span_count);
     let written = spool.as_ref().map(|sp| match sp.lock() {
-        Ok(mut sp) => sp.write(batch, core.clock.now_unix_nanos()),
+        Ok(mut sp) => sp.write(batch, batch.created_at_unix_nano),
         Err(_) => Err(std::io::Error::other("spool lock poisoned")),
     });
     match written {
@@ -263,15 +284,93 @@ fn spool_or_fail(core: &Core, spool: &SharedSpool, batch: &SealedBatch) {
 
 // === sender ===
 
+/// The senders' shared end of the batcher's queue. Each message taken gets a ticket in queue
+/// order; a batch's ticket stays in `in_flight` until it is delivered, spooled or given up on, and
+/// a marker is answered once no earlier ticket is left.
+struct Dispatch {
+    rx: Mutex<mpsc::Receiver<Outgoing>>,
+    tickets: Mutex<Tickets>,
+    done: Condvar,
+}
+
+#[derive(Default)]
+struct Tickets {
+    next: u64,
+    in_flight: BTreeSet<u64>,
+}
+
+/// What a sender took from the queue.
+enum Taken {
+    Batch(u64, SealedBatch),
+    Marker(u64, mpsc::SyncSender<()>),
+    Stop(u64, mpsc::SyncSender<()>),
+    Idle,
+    Closed,
+}
+
+impl Dispatch {
+    fn new(rx: mpsc::Receiver<Outgoing>) -> Self {
+        Self { rx: Mutex::new(rx), tickets: Mutex::new(Tickets::default()), done: Condvar::new() }
+    }
+
+    /// The next message, waiting at most `wait`. (No code panics while holding these locks;
+    /// a poisoned one is used as it is.)
+    fn take(&self, wait: Duration) -> Taken {
+        let rx = self.rx.lock().unwrap_or_else(PoisonError::into_inner);
+        let msg = rx.recv_timeout(wait);
+        // Numbered before the queue is let go, so tickets follow the queue's order.
+        let mut t = self.tickets.lock().unwrap_or_else(PoisonError::into_inner);
+        let ticket = t.next;
+        match msg {
+            Ok(Outgoing::Batch(b)) => {
+                t.next += 1;
+                t.in_flight.insert(ticket);
+                Taken::Batch(ticket, b)
+            }
+            Ok(Outgoing::Marker(reply)) => {
+                t.next += 1;
+                Taken::Marker(ticket, reply)
+            }
+            Ok(Outgoing::Stop(reply)) => {
+                t.next += 1;
+                Taken::Stop(ticket, reply)
+            }
+            Err(RecvTimeoutError::Timeout) => Taken::Idle,
+            Err(RecvTimeoutError::Disconnected) => Taken::Closed,
+        }
+    }
+
+    /// The batch with `ticket` is delivered, spooled or given up on.
+    fn finished(&self, ticket: u64) {
+        self.tickets.lock().unwrap_or_else(PoisonError::into_inner).in_flight.remove(&ticket);
+        self.done.notify_all();
+    }
+
+    /// Waits until every batch taken before `ticket` is finished.
+    fn wait_before(&self, ticket: u64) {
+        let mut t = self.tickets.lock().unwrap_or_else(PoisonError::into_inner);
+        while t.in_flight.first().is_some_and(|first| *first < ticket) {
+            t = self.done.wait(t).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
 struct SenderLoop {
     core: Arc<Core>,
     transport: Box<dyn Transport>,
     spool: SharedSpool,
+    /// Held by the sender replaying the spool (one at a time: two would send the same entry
+    /// twice); the others skip the replay rather than wait.
+    replay: Arc<Mutex<Replay>>,
     abort: Arc<AtomicBool>,
     /// Origin of the delivery state machine's clock.
     epoch: Instant,
-    next_spool_try: Instant,
-    spool_attempts: u32,
+}
+
+/// When the spool is due to be tried again, shared by the senders.
+struct Replay {
+    next_try: Instant,
+    attempts: u32,
 }
 
 impl SenderLoop {
@@ -285,19 +384,26 @@ impl SenderLoop {
         self.core.check_receipt(&batch_id.unwrap_or_default(), bytes, receipt.as_deref());
     }
 
-    fn run(mut self, rx: &mpsc::Receiver<Outgoing>) {
+    fn run(mut self, dispatch: &Dispatch) {
         loop {
-            match rx.recv_timeout(SPOOL_POLL) {
-                Ok(Outgoing::Batch(b)) => self.deliver(&b),
-                Ok(Outgoing::Marker(reply)) => {
+            match dispatch.take(SPOOL_POLL) {
+                Taken::Batch(ticket, b) => {
+                    self.deliver(&b);
+                    dispatch.finished(ticket);
+                }
+                Taken::Marker(ticket, reply) => {
+                    dispatch.wait_before(ticket);
                     let _ = reply.send(());
                 }
-                Ok(Outgoing::Stop(reply)) => {
+                Taken::Stop(ticket, reply) => {
+                    // The other senders see the queue closed once the batcher, which sent this
+                    // last, is gone.
+                    dispatch.wait_before(ticket);
                     let _ = reply.send(());
                     return;
                 }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => return,
+                Taken::Idle => {}
+                Taken::Closed => return,
             }
             // After every message, not only when idle: a sender that is never idle for a whole
             // poll interval (steady batches, frequent flushes) drained a backlog of 267 spooled
@@ -362,7 +468,9 @@ impl SenderLoop {
     /// Sends up to `max` spooled batches, oldest first, one attempt each.
     fn replay_spool(&mut self, max: usize) {
         let Some(spool) = self.spool.clone() else { return };
-        if self.aborted() || Instant::now() < self.next_spool_try {
+        let replay = self.replay.clone();
+        let Ok(mut state) = replay.try_lock() else { return };
+        if self.aborted() || Instant::now() < state.next_try {
             return;
         }
         let core = self.core.clone();
@@ -395,7 +503,7 @@ impl SenderLoop {
                     Stats::add(&s.bytes_sent, bytes.len() as u64);
                     Stats::add(&s.batches_unspooled, 1);
                     Stats::add(&s.spans_unspooled, n);
-                    self.spool_attempts = 0;
+                    state.attempts = 0;
                     if let Ok(mut sp) = spool.lock() {
                         let _ = sp.remove(&entry);
                     }
@@ -408,8 +516,8 @@ impl SenderLoop {
                     }
                 }
                 SendOutcome::Retry { after, .. } => {
-                    self.spool_attempts = self.spool_attempts.saturating_add(1);
-                    self.next_spool_try = Instant::now() + self.core.spool_retry_in(self.spool_attempts, after);
+                    state.attempts = state.attempts.saturating_add(1);
+                    state.next_try = Instant::now() + self.core.spool_retry_in(state.attempts, after);
                     return;
                 }
             }

@@ -5,9 +5,11 @@
 
 mod common;
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::http::{Response, Server, free_port};
+use tracex_core::config::BatchConfig;
 use tracex_core::transport::RetryPolicy;
 use tracex_core::{Tracer, TracerBuilder};
 
@@ -53,6 +55,53 @@ fn batches_are_posted_with_bearer_auth() {
     assert_eq!(reqs[0].header("content-type"), Some("application/vnd.tracex.batch.v1"));
     assert_eq!(spans_in(&batch_bodies(&server)), 10);
     assert_eq!(tracer.stats().bytes_sent, reqs[0].body.len() as u64);
+}
+
+/// Batches go out several at a time, each on a connection of its own, never more than
+/// `max_concurrent_exports` at once; each span arrives once, and a flush answers only after every
+/// batch recorded before it was acknowledged.
+#[test]
+fn several_batches_are_in_flight_at_once_and_a_flush_waits_for_all_of_them() {
+    for limit in [1, 4] {
+        // (requests being answered now, most at once, answered)
+        let load = Arc::new(Mutex::new((0usize, 0usize, 0usize)));
+        let seen = load.clone();
+        let server = Server::start("127.0.0.1:0", move |req, _| {
+            if req.path != "/v1/batches" {
+                return Response::status(404);
+            }
+            {
+                let mut l = seen.lock().unwrap();
+                l.0 += 1;
+                l.1 = l.1.max(l.0);
+            }
+            // A slow durable commit: long enough for every sender to have a batch out.
+            std::thread::sleep(Duration::from_millis(200));
+            let mut l = seen.lock().unwrap();
+            l.0 -= 1;
+            l.2 += 1;
+            Response::status(202)
+        });
+        let tracer = builder(&server.url())
+            .with_batch_config(BatchConfig {
+                max_batch_size: 10,
+                max_concurrent_exports: limit,
+                ..BatchConfig::default()
+            })
+            .build()
+            .unwrap();
+        for _ in 0..120 {
+            tracer.span("settle").end();
+        }
+        let report = tracer.flush(Duration::from_secs(30)).unwrap();
+        let (now, most, answered) = *load.lock().unwrap();
+        assert!(report.is_complete(), "{report:?}");
+        assert_eq!(report.spans_delivered, 120);
+        assert_eq!((now, answered), (0, 12), "the flush answered after every batch's acknowledgement");
+        assert_eq!(most, limit, "batches in flight at once, limit {limit}");
+        assert_eq!(spans_in(&batch_bodies(&server)), 120, "each span once");
+        assert_eq!(tracer.stats().batches_sent, 12);
+    }
 }
 
 #[test]

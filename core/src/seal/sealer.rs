@@ -77,6 +77,8 @@ pub struct SealedBatch {
     pub batch_id: [u8; BATCH_ID_LEN],
     /// Sequence number from the header.
     pub sequence: u64,
+    /// When it was sealed (unix ns), from the header.
+    pub created_at_unix_nano: u64,
     /// Spans inside (for accounting; not on the wire outside the ciphertext).
     pub span_count: u32,
 }
@@ -185,7 +187,7 @@ impl Sealer {
         encrypt_tail(&active.cipher, &nonce, &mut out, aad_len)?;
         active.batches += 1;
         self.next_sequence += 1;
-        Ok(SealedBatch { bytes: out, batch_id, sequence, span_count: 0 })
+        Ok(SealedBatch { bytes: out, batch_id, sequence, created_at_unix_nano: now, span_count: 0 })
     }
 
     /// Seals a plaintext slice.
