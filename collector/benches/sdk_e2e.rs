@@ -4,7 +4,9 @@
 //! loopback (same process, its own threads, not counted) and every span is acknowledged after
 //! commit — and so the delivery rate of one SDK instance. Runs once per `max_concurrent_exports`
 //! in `E2E_CONCURRENCY` (default `1,4`: one batch at a time beside the default), each against a
-//! fresh collector.
+//! fresh collector. `E2E_SPANS_PER_TRACE` (default 1) puts that many spans in each trace (a root
+//! and its children): the collector's writer does per-trace work (the trace row and its attribute
+//! index) that one-span traces pay for every span.
 //!
 //! `cargo bench -p tracex-collector --bench sdk_e2e`
 #![allow(
@@ -82,8 +84,18 @@ fn run(spans: u64, in_flight: usize) -> f64 {
     let sdk_threads = [me.as_str(), "tracex-batcher", "tracex-sender", "reqwest-interna"];
     let before = cpu_by_thread();
     let started = Instant::now();
+    let per_trace: u64 = std::env::var("E2E_SPANS_PER_TRACE").ok().and_then(|v| v.parse().ok()).unwrap_or(1).max(1);
+    let mut root: Option<tracex_core::SpanContext> = None;
     for i in 0..spans {
-        let mut span = tracer.span("settle");
+        let builder = tracer.span_builder("settle");
+        let builder = match (&root, i % per_trace) {
+            (Some(cx), k) if k != 0 => builder.child_of(cx.clone()),
+            _ => builder.root(),
+        };
+        let mut span = builder.start();
+        if i % per_trace == 0 {
+            root = Some(span.context().clone());
+        }
         span.set_attribute("x402.network", "base")
             .set_attribute("x402.amount", i as i64)
             .set_attribute("x402.phase", "settle")

@@ -102,7 +102,13 @@ impl SpanBuffer {
         let _ = self.waker.set(t);
     }
 
-    /// Called by the batcher when it wakes, to re-arm the wake-up.
+    /// Whether a batch's worth of spans is waiting.
+    #[cfg_attr(not(feature = "worker"), allow(dead_code))]
+    pub(crate) fn batch_ready(&self) -> bool {
+        self.queue.len() >= self.wake_at
+    }
+
+    /// Called by the batcher before it looks at the buffer, to re-arm the wake-up.
     #[cfg_attr(not(feature = "worker"), allow(dead_code))]
     pub(crate) fn clear_notified(&self) {
         self.notified.store(false, Ordering::Release);

@@ -190,6 +190,19 @@ impl KeyFetch {
     }
 }
 
+/// The next control message, if any; a shutdown once every tracer handle is gone (deliver what
+/// is left, then stop).
+fn poll_control(control: &mpsc::Receiver<Control>) -> Option<Control> {
+    match control.try_recv() {
+        Ok(c) => Some(c),
+        Err(mpsc::TryRecvError::Empty) => None,
+        Err(mpsc::TryRecvError::Disconnected) => {
+            let (tx, _rx) = mpsc::sync_channel(1);
+            Some(Control::Shutdown(tx))
+        }
+    }
+}
+
 fn batcher_loop(
     core: &Core,
     mut key: KeyFetch,
@@ -202,20 +215,19 @@ fn batcher_loop(
     loop {
         let now = Instant::now();
         let wake = key.due(core).map_or(deadline, |k| k.min(deadline));
-        if now < wake {
-            thread::park_timeout(wake - now);
-        }
+        // Re-armed, then looked at, then parked: a batch that becomes ready or a flush that
+        // arrives after the look unparks this thread, and one that came before is seen. Neither
+        // the flag nor an unpark alone is enough: a wake-up can be consumed elsewhere — a
+        // blocking hand-off to busy senders parks this thread too — and ready batches and
+        // flushes then waited for the scheduled delay (a flush on a tracer with a long delay
+        // waited out its whole timeout).
         core.buffer.clear_notified();
+        let mut ctl = poll_control(control);
+        if ctl.is_none() && now < wake && !core.buffer.batch_ready() {
+            thread::park_timeout(wake - now);
+            ctl = poll_control(control);
+        }
         core.clock.resync();
-        let ctl = match control.try_recv() {
-            Ok(c) => Some(c),
-            Err(mpsc::TryRecvError::Empty) => None,
-            // Every tracer handle is gone: deliver what is left, then stop.
-            Err(mpsc::TryRecvError::Disconnected) => {
-                let (tx, _rx) = mpsc::sync_channel(1);
-                Some(Control::Shutdown(tx))
-            }
-        };
         key.poll(core, matches!(ctl, Some(Control::Shutdown(_))));
         let timer = Instant::now() >= deadline;
         core.collect(timer || ctl.is_some(), &mut |batch| hand_off(core, out, spool, batch));

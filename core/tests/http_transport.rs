@@ -455,3 +455,45 @@ fn flushing_during_an_outage_does_not_bring_key_fetches_forward() {
     // Attempts at least 500 ms apart: at most 4 in 1.5 s, whatever the number of flushes.
     assert!(flushes > 20 && (1..=4).contains(&fetches), "{flushes} flushes, {fetches} key requests");
 }
+
+/// A batch that becomes ready, or a flush that arrives, while the batcher is blocked handing an
+/// earlier batch to busy senders is seen as soon as there is room, not at the next scheduled
+/// export: the scheduled delay here is an hour, so a lost wake-up shows as a stall (not a timing
+/// claim: each wait below is hundreds of times what it takes).
+#[test]
+fn batches_that_become_ready_while_the_senders_are_busy_are_sealed_without_waiting_for_the_timer() {
+    let server = Server::start("127.0.0.1:0", |req, _| {
+        if req.path == "/v1/batches" {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Response::status(202)
+    });
+    let tracer = builder(&server.url())
+        .with_batch_config(BatchConfig {
+            max_batch_size: 10,
+            max_pending_batches: 1,
+            max_concurrent_exports: 1,
+            scheduled_delay: Duration::from_secs(3600),
+            ..BatchConfig::default()
+        })
+        .build()
+        .unwrap();
+    for burst in 1..=20u64 {
+        for _ in 0..50 {
+            tracer.span("settle").end();
+        }
+        // Nothing more is recorded until the burst is sealed: only the batcher's own wake-ups move it.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while tracer.stats().spans_sealed < burst * 50 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(tracer.stats().spans_sealed, burst * 50, "burst {burst}: {:?}", tracer.stats());
+    }
+    // The flush's wake-up can be consumed the same way: it must be answered, not time out (it
+    // took its whole 30 s when the batcher parked for the scheduled delay with the flush unseen).
+    let asked = Instant::now();
+    let report = tracer.flush(Duration::from_secs(30)).unwrap();
+    assert!(asked.elapsed() < Duration::from_secs(15), "the flush timed out: {:?}", asked.elapsed());
+    assert!(report.is_complete(), "{report:?}");
+    assert_eq!(tracer.stats().spans_sent, 1000);
+}
