@@ -1,5 +1,6 @@
 //! End to end: the real collector binary, the Rust SDK over real HTTP, real SQLite.
-//! 100,000 spans in many batches round-trip exactly; every kind of bad input is rejected with its
+//! 100,000 spans in many batches round-trip exactly; a trace's detail with its resources shared
+//! describes the same spans as with them inline; every kind of bad input is rejected with its
 //! status and code and stores nothing.
 #![allow(
     clippy::unwrap_used,
@@ -20,7 +21,9 @@ use std::time::Duration;
 use common::{Collector, all_traces, create_key, get_json, metric, post_batch, public_key_pem, temp_dir};
 use serde_json::{Value as J, json};
 use tracex_core::seal::{CollectorKey, Sealer, SealerConfig};
-use tracex_core::{KeyValue, SpanData, SpanId, SpanKind, Status, TraceId, Tracer, Value};
+use tracex_core::{
+    InstrumentationScope, KeyValue, Resource, SpanData, SpanId, SpanKind, Status, TraceId, Tracer, Value,
+};
 
 const TRACES: i64 = 1_000;
 const NETWORKS: [&str; 3] = ["base", "base-sepolia", "solana"];
@@ -412,4 +415,119 @@ fn cli_errors_are_clear() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("chmod 600"), "{err}");
+}
+
+// === a trace's detail: resources inline or shared ===
+
+/// `spans` under `resource`, sealed as one batch by a fresh SDK instance.
+fn seal_under(key: &CollectorKey, resource: &Resource, spans: &[SpanData]) -> Vec<u8> {
+    let mut sealer = Sealer::new(key.clone(), SealerConfig::default()).unwrap();
+    let scope = InstrumentationScope { name: "e2e".into(), version: "1.0".into(), ..Default::default() };
+    sealer
+        .seal_with(1_763_900_000_000_000_000, |out| tracex_core::encode::encode_spans(resource, &scope, spans, out))
+        .unwrap()
+        .bytes
+}
+
+#[test]
+fn a_trace_detail_with_shared_resources_describes_the_same_spans_as_inline() {
+    let s = setup("shared-resources", &[]);
+    let url = &s.collector.url;
+    let resource = |service: &str, instance: &str| {
+        let mut r = Resource::new(service.to_owned());
+        r.attributes.push(KeyValue::new("service.instance.id", instance.to_owned()));
+        r.attributes.push(KeyValue::new("deployment.environment", "e2e"));
+        r
+    };
+    // One trace of 300 spans (span i the child of span i / 2, so that neighbouring waterfall rows
+    // come from different batches) in five batches under four distinct resources: the first and
+    // third batch carry equal facilitator resources, the fourth one differing in its instance id.
+    let trace = 0x5a;
+    let t0 = 1_763_900_000_000_000_000u64;
+    let span = |i: u64| SpanData {
+        trace_id: TraceId([trace; 16]),
+        span_id: SpanId(i.to_be_bytes()),
+        parent_span_id: (i > 1).then(|| SpanId((i / 2).to_be_bytes())),
+        name: format!("op {}", i % 7).into(),
+        kind: SpanKind::Internal,
+        start_time_unix_nano: t0 + i * 1_000,
+        end_time_unix_nano: t0 + i * 1_000 + 500,
+        attributes: vec![KeyValue::new("i", i as i64)],
+        ..Default::default()
+    };
+    let batches = [
+        (resource("facilitator", "a"), 1..=60),
+        (resource("settler", "s"), 61..=120),
+        (resource("facilitator", "a"), 121..=180),
+        (resource("facilitator", "b"), 181..=240),
+        (resource("ledger", "l"), 241..=300),
+    ];
+    for (r, ids) in batches {
+        let spans: Vec<SpanData> = ids.map(span).collect();
+        let (status, body) = post_batch(url, &s.ingest, seal_under(&s.key, &r, &spans));
+        assert_eq!(status, 200, "{body}");
+    }
+    let id = hex::encode([trace; 16]);
+    let detail = |query: &str| {
+        let (status, body) = get_json(&format!("{url}/api/v1/traces/{id}?{query}"), &s.read);
+        assert_eq!(status, 200, "{query}: {body}");
+        body
+    };
+
+    for limit in [10_000, 128, 7] {
+        let (mut cursor, mut rows, mut pages) = (String::new(), 0, 0);
+        loop {
+            let inline = detail(&format!("limit={limit}{cursor}"));
+            assert!(inline.get("resources").is_none(), "inline stays the default shape");
+            assert_eq!(inline, detail(&format!("limit={limit}{cursor}&resources=inline")));
+            let mut shared = detail(&format!("limit={limit}{cursor}&resources=shared"));
+            let resources = shared.as_object_mut().unwrap().remove("resources").unwrap();
+            let resources = resources.as_array().unwrap();
+            for (i, r) in resources.iter().enumerate() {
+                assert!(!resources[i + 1..].contains(r), "each distinct resource once: {resources:?}");
+            }
+            let mut used = vec![false; resources.len()];
+            for span in shared["spans"].as_array_mut().unwrap() {
+                let span = span.as_object_mut().unwrap();
+                assert!(!span.contains_key("resource"), "{span:?}");
+                assert!(span["service_name"].is_string(), "service_name stays on each span");
+                let i = span.remove("resource_index").unwrap().as_u64().unwrap() as usize;
+                used[i] = true;
+                span.insert("resource".into(), resources[i].clone());
+            }
+            assert!(used.iter().all(|&u| u), "the page's resources only");
+            // With the indexes resolved, the shared page is the inline one.
+            assert_eq!(shared, inline, "limit={limit}{cursor}");
+            rows += inline["spans"].as_array().unwrap().len();
+            pages += 1;
+            match inline["next_cursor"].as_str() {
+                Some(c) => cursor = format!("&cursor={c}"),
+                None => break,
+            }
+        }
+        assert_eq!((rows, pages), (300, 300usize.div_ceil(limit)), "limit={limit}");
+    }
+
+    // The whole trace: the two equal facilitator resources are one entry.
+    let whole = detail("resources=shared");
+    let instances: Vec<&str> = whole["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["attributes"][1]["value"]["stringValue"].as_str().unwrap())
+        .collect();
+    assert_eq!(instances.len(), 4, "{instances:?}");
+    assert_eq!(instances.iter().collect::<HashSet<_>>().len(), 4, "{instances:?}");
+
+    for bad in [
+        "resources=",
+        "resources",
+        "resources=Shared",
+        "resources=compact",
+        "resources=shared&resources=shared",
+        "resources=inline&resources=shared",
+        "resources=shared&depth=1",
+    ] {
+        assert_error(get_json(&format!("{url}/api/v1/traces/{id}?{bad}"), &s.read), 400, "invalid_query");
+    }
 }

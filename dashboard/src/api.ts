@@ -90,10 +90,14 @@ export interface Span {
   status: { code: 'ok' | 'error' | 'unset'; message: string };
   attributes: KeyValue[];
   events?: SpanEvent[];
-  resource?: { attributes: KeyValue[] };
+  resource?: Resource;
   scope?: { name: string; version: string };
   depth?: number;
   detached?: string;
+}
+export interface Resource {
+  attributes: KeyValue[];
+  dropped_attributes_count?: number;
 }
 export interface TraceSummary {
   trace_id: string;
@@ -113,6 +117,17 @@ export interface TracePage {
   trace_id: string;
   span_count: number;
   spans: Span[];
+  next_cursor: string | null;
+}
+/**
+ * A page of a trace's detail asked for with `resources=shared`: each distinct resource of the page
+ * once in `resources`, and each span its `resource_index` instead of a `resource` of its own.
+ */
+export interface SharedTracePage {
+  trace_id: string;
+  span_count: number;
+  resources: Resource[];
+  spans: (Omit<Span, 'resource'> & { resource_index: number })[];
   next_cursor: string | null;
 }
 export interface Stat {

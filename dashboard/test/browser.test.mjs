@@ -177,13 +177,45 @@ test('a filtered search lists exactly what the API returns', async () => {
   );
 });
 
-test('a trace opens as a waterfall and the side panel shows span attributes', async () => {
+test('a trace opens as a waterfall and the side panel shows span attributes and resource', async () => {
   // A payment that failed, if the page has one: its panel shows the exception (README screenshot).
   const failed = page.locator('tr.has-error [data-testid=trace-link]');
+  const detailRequests = [];
+  const onRequest = (r) => {
+    const u = new URL(r.url());
+    if (/^\/api\/v1\/traces\/[0-9a-f]{32}$/.test(u.pathname)) detailRequests.push(u);
+  };
+  page.on('request', onRequest);
   await ((await failed.count()) ? failed : page.getByTestId('trace-link')).first().click();
   await page.getByTestId('waterfall').waitFor();
+  page.off('request', onRequest);
   const rows = page.getByTestId('span-row');
   assert.ok((await rows.count()) >= 4, 'resource, verify, signature, settle…');
+  // The page asks for the trace with its resources shared, and its waterfall shows exactly the
+  // API's spans in the API's order, each with the service named by its entry in `resources`.
+  const traceId = page.url().match(/#\/trace\/([0-9a-f]{32})/)?.[1];
+  assert.ok(traceId, page.url());
+  assert.ok(detailRequests.length > 0, 'the page fetched the trace');
+  for (const u of detailRequests) assert.equal(u.searchParams.get('resources'), 'shared', u.href);
+  const detail = await api(`/traces/${traceId}?resources=shared`);
+  assert.equal(detail.next_cursor, null);
+  const serviceOf = (resource) =>
+    resource.attributes.find((kv) => kv.key === 'service.name')?.value.stringValue ?? '(no service.name)';
+  const expected = detail.spans.map((s) => {
+    assert.equal(s.resource, undefined, 'no resource copy in a span');
+    const service = serviceOf(detail.resources[s.resource_index]);
+    assert.equal(s.service_name, service, s.name);
+    return { name: s.name, service };
+  });
+  assert.ok(expected.length < 30, 'the whole trace fits on screen (rows are virtualized)');
+  assert.deepEqual(new Set(expected.map((e) => e.service)), new Set(['demo-facilitator', 'demo-resource-server']));
+  const shown = await rows.evaluateAll((rs) =>
+    rs.map((r) => ({
+      name: r.querySelector('.wf-label')?.textContent,
+      service: r.querySelector('[data-testid=span-service]')?.getAttribute('title'),
+    })),
+  );
+  assert.deepEqual(shown, expected);
   await rows.filter({ hasText: 'POST /verify' }).click();
   const panel = page.getByTestId('span-panel');
   await panel.getByRole('heading', { name: 'POST /verify' }).waitFor();
@@ -193,6 +225,22 @@ test('a trace opens as a waterfall and the side panel shows span attributes', as
   // Redacted before sealing: the secret never reached the collector.
   const auth = attrs.locator('tr').filter({ hasText: 'http.request.header.authorization' }).locator('td');
   assert.doesNotMatch((await auth.textContent()) ?? '', /sk_live/);
+  // The resource, which the page resolves from the trace's shared resources (`resources=shared`):
+  // each span shows its own service's, and this trace has two services.
+  const resourceAttr = (key) =>
+    panel
+      .getByTestId('span-resource')
+      .locator('tr')
+      .filter({ has: page.getByRole('rowheader', { name: key, exact: true }) })
+      .locator('td')
+      .textContent();
+  assert.equal(await resourceAttr('service.name'), 'demo-facilitator');
+  assert.match((await resourceAttr('service.version')) ?? '', /^\d+\.\d+\.\d+/);
+  await rows.filter({ hasText: 'POST /resource' }).click();
+  await panel.getByRole('heading', { name: 'POST /resource' }).waitFor();
+  assert.equal(await resourceAttr('service.name'), 'demo-resource-server');
+  await rows.filter({ hasText: 'POST /verify' }).click();
+  await panel.getByRole('heading', { name: 'POST /verify' }).waitFor();
   // Keyboard: arrow keys move the selection.
   await page.getByTestId('waterfall').focus();
   await page.keyboard.press('ArrowDown');

@@ -2,6 +2,9 @@
 //! (`stringValue`, `intValue` as a decimal string, `doubleValue`, `boolValue`, `bytesValue` in
 //! base64, `arrayValue`, `kvlistValue`), so types survive exactly; 64-bit times are strings.
 
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+
 use base64::Engine;
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::{Value as J, json};
@@ -26,12 +29,12 @@ pub fn span(s: &StoredSpan) -> J {
 
 /// One span with its resource and scope, given apart (as a decoded batch holds them).
 pub fn span_parts(resource: &Resource, scope: &InstrumentationScope, d: &SpanData) -> J {
-    serde_json::to_value(SpanJson { resource, scope, span: d, row: None }).unwrap_or(J::Null)
+    serde_json::to_value(SpanJson { resource, scope, span: d, row: None, resource_index: None }).unwrap_or(J::Null)
 }
 
 /// [`span_parts`] as JSON text, written straight from the span (what the live tail sends).
 pub fn span_text(resource: &Resource, scope: &InstrumentationScope, d: &SpanData) -> String {
-    serde_json::to_string(&SpanJson { resource, scope, span: d, row: None }).unwrap_or_default()
+    serde_json::to_string(&SpanJson { resource, scope, span: d, row: None, resource_index: None }).unwrap_or_default()
 }
 
 /// A span's summary as JSON text (what a live tail sends unless asked for whole spans): the
@@ -58,6 +61,9 @@ pub struct SpanJson<'a> {
     pub span: &'a SpanData,
     /// Its row in the trace's waterfall: adds `depth` (and `detached`).
     pub row: Option<&'a TreeRow>,
+    /// In a detail page with shared resources, the index of the span's resource in the page's
+    /// `resources` ([`SharedResources`]): written as `resource_index` instead of `resource`.
+    pub resource_index: Option<usize>,
 }
 
 struct AnyValue<'a>(&'a Value);
@@ -250,7 +256,10 @@ impl Serialize for SpanJson<'_> {
         m.serialize_entry("links", &Links(&d.links))?;
         m.serialize_entry("name", &d.name)?;
         m.serialize_entry("parent_span_id", &d.parent_span_id.map(|p| p.to_hex()))?;
-        m.serialize_entry("resource", &ResourceJson(self.resource))?;
+        match self.resource_index {
+            Some(i) => m.serialize_entry("resource_index", &i)?,
+            None => m.serialize_entry("resource", &ResourceJson(self.resource))?,
+        }
         m.serialize_entry("scope", &ScopeJson(self.scope))?;
         m.serialize_entry("service_name", &self.resource.service_name())?;
         m.serialize_entry("span_id", &d.span_id.to_hex())?;
@@ -392,8 +401,128 @@ fn walk_from(
 
 /// One waterfall row: the span with its depth (and, on a root that names a parent, why).
 pub fn tree_row(s: &StoredSpan, row: &TreeRow) -> J {
-    serde_json::to_value(SpanJson { resource: &s.resource, scope: &s.scope, span: &s.span, row: Some(row) })
-        .unwrap_or(J::Null)
+    serde_json::to_value(SpanJson {
+        resource: &s.resource,
+        scope: &s.scope,
+        span: &s.span,
+        row: Some(row),
+        resource_index: None,
+    })
+    .unwrap_or(J::Null)
+}
+
+// === shared resources (`resources=shared`) ===
+
+/// The resources of a page of a trace's detail, each distinct one once in order of first use, and
+/// each row's index into them: what `GET /api/v1/traces/{id}?resources=shared` sends instead of a
+/// copy of the resource in every span (a trace has a few resources and up to thousands of spans;
+/// the copies were ≈ 40 % of a page's bytes).
+///
+/// Distinct means rendered differently: attributes compared in order, doubles by their bits (so
+/// `0.0` and `-0.0` stay apart and a NaN matches itself). Spans of one resource mostly follow each
+/// other in waterfall order, so each row is first compared with the previous row's resource; a
+/// hash map keeps a page of many distinct resources (a hostile SDK's) linear too.
+pub struct SharedResources<'a> {
+    /// Each distinct resource of the page once.
+    pub resources: Vec<&'a Resource>,
+    /// Per row of the page, its span's resource's index in `resources`.
+    pub indexes: Vec<usize>,
+}
+
+impl<'a> SharedResources<'a> {
+    /// The resources of `rows` (rows of [`tree_order`] over `spans`).
+    pub fn of_rows(spans: &'a [StoredSpan], rows: &[TreeRow]) -> Self {
+        let mut resources: Vec<&'a Resource> = Vec::new();
+        let mut seen: HashMap<ByValue<'a>, usize> = HashMap::new();
+        let mut indexes = Vec::with_capacity(rows.len());
+        let mut last: Option<usize> = None;
+        for row in rows {
+            let r = &spans[row.index].resource;
+            let i = match last.filter(|&i| same_resource(resources[i], r)) {
+                Some(i) => i,
+                None => *seen.entry(ByValue(r)).or_insert_with(|| {
+                    resources.push(r);
+                    resources.len() - 1
+                }),
+            };
+            last = Some(i);
+            indexes.push(i);
+        }
+        Self { resources, indexes }
+    }
+}
+
+/// The page's `resources` array.
+pub struct ResourcesJson<'a>(pub &'a [&'a Resource]);
+
+impl Serialize for ResourcesJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|r| ResourceJson(r)))
+    }
+}
+
+/// A resource compared and hashed by what it renders to (see [`SharedResources`]).
+struct ByValue<'a>(&'a Resource);
+
+impl PartialEq for ByValue<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        same_resource(self.0, other.0)
+    }
+}
+
+impl Eq for ByValue<'_> {}
+
+impl Hash for ByValue<'_> {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.0.dropped_attributes_count.hash(h);
+        hash_attrs(&self.0.attributes, h);
+    }
+}
+
+fn hash_attrs<H: Hasher>(kvs: &[KeyValue], h: &mut H) {
+    h.write_usize(kvs.len());
+    for kv in kvs {
+        kv.key.hash(h);
+        hash_value(&kv.value, h);
+    }
+}
+
+fn hash_value<H: Hasher>(v: &Value, h: &mut H) {
+    match v {
+        Value::String(s) => (0u8, s).hash(h),
+        Value::Bool(b) => (1u8, b).hash(h),
+        Value::Int(i) => (2u8, i).hash(h),
+        Value::Double(d) => (3u8, d.to_bits()).hash(h),
+        Value::Bytes(b) => (4u8, b).hash(h),
+        Value::Array(items) => {
+            (5u8, items.len()).hash(h);
+            for item in items {
+                hash_value(item, h);
+            }
+        }
+        Value::Map(kvs) => {
+            h.write_u8(6);
+            hash_attrs(kvs, h);
+        }
+    }
+}
+
+fn same_resource(a: &Resource, b: &Resource) -> bool {
+    a.dropped_attributes_count == b.dropped_attributes_count && same_attrs(&a.attributes, &b.attributes)
+}
+
+fn same_attrs(a: &[KeyValue], b: &[KeyValue]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(a, b)| a.key == b.key && same_value(&a.value, &b.value))
+}
+
+/// `==`, except that doubles compare by their bits: what renders the same is the same.
+fn same_value(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Double(x), Value::Double(y)) => x.to_bits() == y.to_bits(),
+        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same_value(x, y)),
+        (Value::Map(x), Value::Map(y)) => same_attrs(x, y),
+        (a, b) => a == b,
+    }
 }
 
 #[cfg(test)]
@@ -491,5 +620,59 @@ mod tests {
         with_row["depth"] = json!(2);
         with_row["detached"] = json!("parent_not_stored");
         assert_eq!(tree_row(&stored, &row).to_string(), with_row.to_string());
+    }
+
+    /// What counts as one resource in a page with `resources=shared`: whatever renders the same.
+    #[test]
+    fn shared_resources_are_the_distinct_renderings() {
+        let with = |kvs: Vec<KeyValue>| {
+            let mut r = Resource::new("svc");
+            r.attributes.extend(kvs);
+            r
+        };
+        let nested = |d: f64| Value::Map(vec![KeyValue::new("v", Value::Array(vec![Value::Double(d)]))]);
+        let mut dropped = with(vec![]);
+        dropped.dropped_attributes_count = 1;
+        let resources = [
+            with(vec![]),                                                   // 0
+            with(vec![]),                                                   // equal to 0
+            dropped,                                                        // 1
+            with(vec![KeyValue::new("a", 1i64), KeyValue::new("b", 2i64)]), // 2
+            with(vec![KeyValue::new("b", 2i64), KeyValue::new("a", 1i64)]), // 3: other order
+            with(vec![KeyValue::new("a", 1i64), KeyValue::new("b", 2i64)]), // equal to 2
+            with(vec![KeyValue::new("x", 0.0f64)]),                         // 4
+            with(vec![KeyValue::new("x", -0.0f64)]),                        // 5: prints -0.0
+            with(vec![KeyValue::new("x", f64::NAN)]),                       // 6
+            with(vec![KeyValue::new("x", f64::NAN)]),                       // equal to 6
+            with(vec![KeyValue::new("x", nested(1.5))]),                    // 7
+            with(vec![KeyValue::new("x", nested(1.5))]),                    // equal to 7
+            with(vec![KeyValue::new("x", nested(2.5))]),                    // 8
+            with(vec![KeyValue::new("x", Value::Int(1))]),                  // 9
+            with(vec![KeyValue::new("x", Value::Double(1.0))]),             // 10
+            with(vec![]),                                                   // equal to 0
+        ];
+        let spans: Vec<StoredSpan> = resources
+            .iter()
+            .map(|r| StoredSpan {
+                resource: r.clone(),
+                scope: InstrumentationScope::default(),
+                span: SpanData::default(),
+            })
+            .collect();
+        let rows: Vec<TreeRow> = (0..spans.len()).map(|index| TreeRow { index, depth: 0, detached: None }).collect();
+        let shared = SharedResources::of_rows(&spans, &rows);
+        assert_eq!(shared.indexes, [0, 0, 1, 2, 3, 2, 4, 5, 6, 6, 7, 7, 8, 9, 10, 0]);
+        assert_eq!(shared.resources.len(), 11);
+        // Each entry renders as its spans' inline resource did.
+        for (row, &i) in rows.iter().zip(&shared.indexes) {
+            let text = |r: &Resource| serde_json::to_string(&ResourceJson(r)).unwrap();
+            assert_eq!(text(shared.resources[i]), text(&spans[row.index].resource));
+        }
+        let all = serde_json::to_value(ResourcesJson(&shared.resources)).unwrap();
+        assert_eq!(all.as_array().unwrap().len(), 11);
+        assert_eq!(
+            all[0],
+            json!({"attributes": [{"key": "service.name", "value": {"stringValue": "svc"}}], "dropped_attributes_count": 0})
+        );
     }
 }

@@ -1,7 +1,8 @@
 //! The query API, scoped to the read key's project:
 //! `GET /api/v1/traces?service=&name=&status=&min_duration_ns=&max_duration_ns=&from=&to=&attr.<key>=<value>&limit=&cursor=`
-//! and `GET /api/v1/traces/{trace_id}?limit=&cursor=` (the trace's spans as waterfall rows: depth-first
-//! pre-order with each span's depth, a page at a time).
+//! and `GET /api/v1/traces/{trace_id}?limit=&cursor=&resources=` (the trace's spans as waterfall rows:
+//! depth-first pre-order with each span's depth, a page at a time; with `resources=shared` each
+//! distinct resource of the page once instead of a copy in every span).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -177,24 +178,63 @@ pub const DEFAULT_SPANS_PER_PAGE: usize = MAX_SPANS_PER_PAGE;
 /// Most spans per page of a trace's detail: bounds the JSON rendered for one answer.
 pub const MAX_SPANS_PER_PAGE: usize = 10_000;
 
-/// `limit` and `cursor` of the detail route. The cursor is the position of the page's first row in
-/// the trace's waterfall order (opaque to clients; a decimal today).
-pub fn parse_detail_page(raw: Option<&str>) -> Result<(usize, usize), ApiError> {
-    let (mut limit, mut offset) = (DEFAULT_SPANS_PER_PAGE, 0);
+/// How a page of a trace's detail carries each span's resource (`resources=`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ResourceShape {
+    /// `inline` (the default): each span has its own `resource` object.
+    #[default]
+    Inline,
+    /// `shared`: the page's distinct resources once in a top-level `resources` array, and each
+    /// span a `resource_index` into it instead (a trace has a few resources and up to thousands of
+    /// spans; the copies were ≈ 40 % of the answer's bytes).
+    Shared,
+}
+
+/// One page of a trace's detail, as its query string asks for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DetailPage {
+    /// Most rows in the page (`limit`).
+    pub limit: usize,
+    /// Position of the page's first row in waterfall order (`cursor`).
+    pub offset: usize,
+    /// Where the spans' resources go (`resources`).
+    pub resources: ResourceShape,
+}
+
+/// `limit`, `cursor` and `resources` of the detail route. The cursor is the position of the page's
+/// first row in the trace's waterfall order (opaque to clients; a decimal today).
+pub fn parse_detail_page(raw: Option<&str>) -> Result<DetailPage, ApiError> {
+    let mut page = DetailPage { limit: DEFAULT_SPANS_PER_PAGE, offset: 0, resources: ResourceShape::Inline };
+    let mut resources_seen = false;
     for pair in query_pairs(raw) {
         let (k, v) = pair?;
         let n = v.parse::<usize>().ok();
         match k.as_str() {
             "limit" => {
-                limit = n.filter(|n| (1..=MAX_SPANS_PER_PAGE).contains(n)).ok_or_else(|| {
+                page.limit = n.filter(|n| (1..=MAX_SPANS_PER_PAGE).contains(n)).ok_or_else(|| {
                     ApiError::bad_request("invalid_query", format!("limit must be within 1..={MAX_SPANS_PER_PAGE}"))
                 })?;
             }
-            "cursor" => offset = n.ok_or_else(|| ApiError::bad_request("invalid_query", "invalid cursor"))?,
+            "cursor" => page.offset = n.ok_or_else(|| ApiError::bad_request("invalid_query", "invalid cursor"))?,
+            "resources" => {
+                if std::mem::replace(&mut resources_seen, true) {
+                    return Err(ApiError::bad_request("invalid_query", "resources given twice"));
+                }
+                page.resources = match v.as_str() {
+                    "inline" => ResourceShape::Inline,
+                    "shared" => ResourceShape::Shared,
+                    _ => {
+                        return Err(ApiError::bad_request(
+                            "invalid_query",
+                            format!("resources must be inline (the default) or shared, got {v:?}"),
+                        ));
+                    }
+                };
+            }
             other => return Err(ApiError::bad_request("invalid_query", format!("unknown parameter {other:?}"))),
         }
     }
-    Ok((limit, offset))
+    Ok(page)
 }
 
 /// One trace as waterfall rows: every span once, parents before children, each with its `depth`
@@ -211,7 +251,7 @@ pub async fn get(
         .ok()
         .filter(TraceId::is_valid)
         .ok_or_else(|| ApiError::bad_request("invalid_query", "trace id must be 32 hex digits"))?;
-    let (limit, offset) = parse_detail_page(raw.as_deref())?;
+    let page = parse_detail_page(raw.as_deref())?;
     let store = app.store.clone();
     // Ordering and rendering are CPU work on up to a whole trace: off the async threads too.
     let body = tokio::task::spawn_blocking(move || {
@@ -220,19 +260,7 @@ pub async fn get(
             return Ok(None);
         }
         let order = json::tree_order(&spans);
-        let page = order.get(offset..).unwrap_or_default();
-        let page = &page[..page.len().min(limit)];
-        let end = offset.saturating_add(page.len());
-        // Written straight to text (keys in the order a `json!` map printed them): see
-        // `json::SpanJson` for what building a `Value` tree first cost.
-        let rows = RowsJson { spans: &spans, rows: page };
-        let detail = DetailJson {
-            next_cursor: (end < order.len()).then(|| end.to_string()),
-            span_count: spans.len(),
-            spans: rows,
-            trace_id: id.to_hex(),
-        };
-        serde_json::to_vec(&detail).map(Some).map_err(|e| crate::store::StoreError::Database(e.to_string()))
+        detail_json(id, &spans, &order, page).map(Some).map_err(|e| crate::store::StoreError::Database(e.to_string()))
     })
     .await
     .map_err(|e| ApiError::internal(&e.to_string()))?
@@ -243,40 +271,95 @@ pub async fn get(
     Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
+/// The JSON text of one page of a trace's detail: `order` is [`json::tree_order`] of `spans`.
+fn detail_json(
+    id: TraceId,
+    spans: &[crate::store::StoredSpan],
+    order: &[json::TreeRow],
+    page: DetailPage,
+) -> serde_json::Result<Vec<u8>> {
+    let rows = order.get(page.offset..).unwrap_or_default();
+    let rows = &rows[..rows.len().min(page.limit)];
+    let end = page.offset.saturating_add(rows.len());
+    let shared = (page.resources == ResourceShape::Shared).then(|| json::SharedResources::of_rows(spans, rows));
+    // Written straight to text (keys in the order a `json!` map printed them): see
+    // `json::SpanJson` for what building a `Value` tree first cost.
+    let detail = DetailJson {
+        next_cursor: (end < order.len()).then(|| end.to_string()),
+        resources: shared.as_ref().map(|sh| json::ResourcesJson(&sh.resources)),
+        span_count: spans.len(),
+        spans: RowsJson { spans, rows, resource_indexes: shared.as_ref().map(|sh| sh.indexes.as_slice()) },
+        trace_id: id.to_hex(),
+    };
+    serde_json::to_vec(&detail)
+}
+
 /// A page of a trace's detail, as `get` answers it.
 #[derive(serde::Serialize)]
 struct DetailJson<'a> {
     next_cursor: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resources: Option<json::ResourcesJson<'a>>,
     span_count: usize,
     spans: RowsJson<'a>,
     trace_id: String,
 }
 
-/// The page's rows, each a span with its depth.
+/// The page's rows, each a span with its depth (and, with shared resources, its resource's index).
 struct RowsJson<'a> {
     spans: &'a [crate::store::StoredSpan],
     rows: &'a [json::TreeRow],
+    resource_indexes: Option<&'a [usize]>,
 }
 
 impl serde::Serialize for RowsJson<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.rows.iter().map(|row| {
+        s.collect_seq(self.rows.iter().enumerate().map(|(k, row)| {
             let st = &self.spans[row.index];
-            json::SpanJson { resource: &st.resource, scope: &st.scope, span: &st.span, row: Some(row) }
+            json::SpanJson {
+                resource: &st.resource,
+                scope: &st.scope,
+                span: &st.span,
+                row: Some(row),
+                resource_index: self.resource_indexes.map(|ix| ix[k]),
+            }
         }))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::Value as J;
+    use tracex_core::{InstrumentationScope, KeyValue, Resource, SpanData, SpanId};
+
     use super::*;
+    use crate::store::StoredSpan;
 
     #[test]
     fn detail_pages_parse() {
-        assert_eq!(parse_detail_page(None).unwrap(), (DEFAULT_SPANS_PER_PAGE, 0));
-        assert_eq!(parse_detail_page(Some("limit=10&cursor=30")).unwrap(), (10, 30));
-        for bad in ["limit=0", "limit=10001", "cursor=-1", "cursor=x", "depth=3"] {
-            assert_eq!(parse_detail_page(Some(bad)).unwrap_err().code, "invalid_query", "{bad}");
+        let page = |limit, offset, resources| DetailPage { limit, offset, resources };
+        assert_eq!(parse_detail_page(None).unwrap(), page(DEFAULT_SPANS_PER_PAGE, 0, ResourceShape::Inline));
+        assert_eq!(parse_detail_page(Some("limit=10&cursor=30")).unwrap(), page(10, 30, ResourceShape::Inline));
+        assert_eq!(parse_detail_page(Some("resources=shared&limit=10")).unwrap(), page(10, 0, ResourceShape::Shared));
+        assert_eq!(
+            parse_detail_page(Some("resources=inline")).unwrap(),
+            page(DEFAULT_SPANS_PER_PAGE, 0, ResourceShape::Inline)
+        );
+        for bad in [
+            "limit=0",
+            "limit=10001",
+            "cursor=-1",
+            "cursor=x",
+            "depth=3",
+            "resources=",
+            "resources",
+            "resources=Shared",
+            "resources=none",
+            "resources=shared&resources=shared",
+            "resources=inline&resources=shared",
+        ] {
+            let err = parse_detail_page(Some(bad)).unwrap_err();
+            assert_eq!((err.status, err.code), (StatusCode::BAD_REQUEST, "invalid_query"), "{bad}");
         }
     }
 
@@ -310,5 +393,84 @@ mod tests {
             let err = parse_query(Some(&bad), "p".into()).unwrap_err();
             assert_eq!((err.status, err.code), (StatusCode::BAD_REQUEST, "invalid_query"));
         }
+    }
+
+    /// 23 spans of one trace (a binary tree) under four resources: two equal facilitator ones (as
+    /// two batches bring them: equal values, not one object), a settler, and a facilitator that
+    /// differs from the first only in its instance id.
+    fn trace_with_resources() -> Vec<StoredSpan> {
+        let facilitator = |instance: &str| {
+            let mut r = Resource::new("facilitator");
+            r.attributes.push(KeyValue::new("service.instance.id", instance.to_owned()));
+            r
+        };
+        let resources = [facilitator("a"), Resource::new("settler"), facilitator("a"), facilitator("b")];
+        (1..=23u64)
+            .map(|i| StoredSpan {
+                resource: resources[usize::try_from(i / 3).unwrap() % resources.len()].clone(),
+                scope: InstrumentationScope::default(),
+                span: SpanData {
+                    trace_id: TraceId([7; 16]),
+                    span_id: SpanId(i.to_be_bytes()),
+                    parent_span_id: (i > 1).then(|| SpanId((i / 2).to_be_bytes())),
+                    name: format!("span {i}").into(),
+                    start_time_unix_nano: 1_000 + i,
+                    end_time_unix_nano: 2_000 + i,
+                    attributes: vec![KeyValue::new("i", i64::try_from(i).unwrap())],
+                    ..Default::default()
+                },
+            })
+            .collect()
+    }
+
+    #[test]
+    fn shared_resources_describe_the_same_spans_as_inline_ones_page_by_page() {
+        let spans = trace_with_resources();
+        let order = json::tree_order(&spans);
+        let id = TraceId([7; 16]);
+        let render = |offset, limit, resources| -> J {
+            let text = detail_json(id, &spans, &order, DetailPage { limit, offset, resources }).unwrap();
+            serde_json::from_slice(&text).unwrap()
+        };
+        for limit in [1, 4, 7, 23, 100] {
+            let (mut offset, mut pages, mut rows) = (0, 0, 0);
+            loop {
+                let inline = render(offset, limit, ResourceShape::Inline);
+                assert!(inline.get("resources").is_none(), "the default shape is unchanged");
+                let mut shared = render(offset, limit, ResourceShape::Shared);
+                let resources = shared.as_object_mut().unwrap().remove("resources").unwrap();
+                let resources = resources.as_array().unwrap();
+                for (i, r) in resources.iter().enumerate() {
+                    assert!(!resources[i + 1..].contains(r), "each distinct resource once: {resources:?}");
+                }
+                // Resolve the indexes: then the page is the inline one, key for key.
+                let mut used = vec![false; resources.len()];
+                for span in shared["spans"].as_array_mut().unwrap() {
+                    let span = span.as_object_mut().unwrap();
+                    assert!(!span.contains_key("resource") && span.contains_key("service_name"));
+                    let i = usize::try_from(span.remove("resource_index").unwrap().as_u64().unwrap()).unwrap();
+                    used[i] = true;
+                    span.insert("resource".into(), resources[i].clone());
+                }
+                assert!(used.iter().all(|&u| u), "only the page's resources");
+                assert_eq!(shared, inline, "limit {limit}, cursor {offset}");
+                rows += inline["spans"].as_array().unwrap().len();
+                pages += 1;
+                match inline["next_cursor"].as_str() {
+                    Some(c) => offset = c.parse().unwrap(),
+                    None => break,
+                }
+            }
+            assert_eq!((rows, pages), (spans.len(), spans.len().div_ceil(limit)), "limit {limit}");
+        }
+        // The whole trace: the two equal facilitator resources are one entry.
+        let whole = render(0, 100, ResourceShape::Shared);
+        let services: Vec<&str> = whole["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["attributes"][0]["value"]["stringValue"].as_str().unwrap())
+            .collect();
+        assert_eq!(services.len(), 3, "{services:?}");
     }
 }

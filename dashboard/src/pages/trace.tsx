@@ -4,7 +4,7 @@
 // exist in the DOM), so a 10,000-span trace scrolls as smoothly as a small one.
 // Keys: ↑/↓ or j/k select, ←/→ collapse/expand, Home/End.
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
-import { attr, get, type KeyValue, type Span, type TracePage, valueText } from '../api';
+import { attr, get, type KeyValue, type SharedTracePage, type Span, valueText } from '../api';
 import { ErrorBox } from '../components/errors';
 import { ms, serviceColor, time } from '../format';
 import { href, navigate, type Route } from '../route';
@@ -13,12 +13,19 @@ import { criticalPath, rowsOf, visibleRows } from '../waterfall';
 const ROW = 26;
 const OVERSCAN = 12;
 
+// Pages come with each distinct resource once (`resources=shared`): a trace has a few resources and
+// thousands of spans, and repeating the resource in every span was ≈ 40 % of a page's bytes. Each
+// span gets its page's resource object back (shared, not copied) for the side panel.
 async function loadTrace(id: string, signal: AbortSignal, onProgress: (n: number) => void): Promise<Span[]> {
   const spans: Span[] = [];
   let cursor: string | null = null;
   do {
-    const page: TracePage = await get<TracePage>(`/traces/${encodeURIComponent(id)}`, { cursor, limit: 10000 }, signal);
-    spans.push(...page.spans);
+    const page: SharedTracePage = await get<SharedTracePage>(
+      `/traces/${encodeURIComponent(id)}`,
+      { cursor, limit: 10000, resources: 'shared' },
+      signal,
+    );
+    for (const s of page.spans) spans.push(Object.assign(s, { resource: page.resources[s.resource_index] }));
     onProgress(spans.length);
     cursor = page.next_cursor;
   } while (cursor);
@@ -167,7 +174,12 @@ function Waterfall({ spans, route }: { spans: Span[]; route: Route }) {
                     ) : (
                       <span class="twisty" />
                     )}
-                    <span class="dot" style={{ background: serviceColor(r.span.service_name) }} />
+                    <span
+                      class="dot"
+                      title={r.span.service_name}
+                      style={{ background: serviceColor(r.span.service_name) }}
+                      data-testid="span-service"
+                    />
                     {r.error && (
                       <span class="err-mark" title="error">
                         !
@@ -269,7 +281,7 @@ function SpanPanel({ span, offset }: { span: Span; offset: number }) {
         );
       })}
       <h3>Resource</h3>
-      <Attrs list={span.resource?.attributes} />
+      <Attrs list={span.resource?.attributes} testid="span-resource" />
       {span.scope?.name && (
         <p class="muted">
           scope {span.scope.name} {span.scope.version}

@@ -12,8 +12,9 @@
 //!   over `--days` of history, plus one trace of exactly 10,000 spans, and checks through the
 //!   statistics API that every acknowledged span is stored.
 //! * `query` times the read API: filtered trace searches, 24-hour and 30-day statistics, the
-//!   10,000-span trace; each request on a keep-alive connection, from sending it to the last byte
-//!   of the answer.
+//!   10,000-span trace (with `resources=shared`, as the dashboard asks for it, and inline, with the
+//!   bytes of each answer); each request on a keep-alive connection, from sending it to the last
+//!   byte of the answer.
 //! * `live` measures ingest throughput with no live viewer and with 50 (`/api/v1/live`, each
 //!   reading everything), phases alternating, and the live tail's lag: probe spans sent one per
 //!   batch while background ingest runs, timed from the request (an upper bound for the commit)
@@ -399,6 +400,7 @@ fn query(a: &Args) -> Res<()> {
     let span = days * DAY;
     let mut t = Timings { kinds: Vec::new() };
     let mut answers: HashMap<String, (u64, u64)> = HashMap::new(); // kind → (answers with traces, answers)
+    let mut sizes: HashMap<String, usize> = HashMap::new(); // kind → bytes of its last answer
     let mut timed = |t: &mut Timings, kind: &str, path: &str| -> Res<J> {
         let started = Instant::now();
         let r = http.get(format!("{url}/api/v1{path}")).bearer_auth(&key).send()?;
@@ -409,6 +411,7 @@ fn query(a: &Args) -> Res<()> {
             return Err(format!("GET {path}: {status}: {}", String::from_utf8_lossy(&body)).into());
         }
         t.add(kind, ms);
+        sizes.insert(kind.to_owned(), body.len());
         let v: J = serde_json::from_slice(&body)?;
         if let Some(tr) = v["traces"].as_array() {
             let e = answers.entry(kind.to_owned()).or_default();
@@ -495,13 +498,19 @@ fn query(a: &Args) -> Res<()> {
             &format!("/stats?service={f}&name=POST%20%2Fsettle{net}&from={}&to={end}&sla_ms=500", end - span),
         )?;
     }
-    let mut spans = 0;
+    // The 10,000-span trace in both shapes, alternating: its resources shared (what the dashboard
+    // asks for) and inline in every span (the default).
     for _ in 0..runs {
-        let v = timed(&mut t, "trace: the 10,000-span trace", &format!("/traces/{big}"))?;
-        spans = v["spans"].as_array().map_or(0, Vec::len);
-    }
-    if spans != BIG_TRACE_SPANS as usize {
-        return Err(format!("the big trace answered {spans} spans").into());
+        for (kind, query) in [
+            ("trace: the 10,000-span trace, resources=shared", "?resources=shared"),
+            ("trace: the 10,000-span trace, resources inline", ""),
+        ] {
+            let v = timed(&mut t, kind, &format!("/traces/{big}{query}"))?;
+            let spans = v["spans"].as_array().map_or(0, Vec::len);
+            if spans != BIG_TRACE_SPANS as usize {
+                return Err(format!("the big trace answered {spans} spans ({kind})").into());
+            }
+        }
     }
     let mut all_search = Vec::new();
     let mut results = serde_json::Map::new();
@@ -512,17 +521,23 @@ fn query(a: &Args) -> Res<()> {
         }
         let s = summary(v);
         let hits = answers.get(kind).map(|(h, n)| format!("  ({h}/{n} answers held traces)")).unwrap_or_default();
+        // The trace's answer is the same every run: its size is part of the result.
+        let bytes = sizes.get(kind).filter(|_| kind.starts_with("trace:"));
         println!(
-            "{kind:<62} {:>5} {:>9.1} {:>9.1} {:>9.1}{hits}",
+            "{kind:<62} {:>5} {:>9.1} {:>9.1} {:>9.1}{hits}{}",
             v.len(),
             s["p50"].as_f64().unwrap_or(0.0),
             s["p95"].as_f64().unwrap_or(0.0),
-            s["max"].as_f64().unwrap_or(0.0)
+            s["max"].as_f64().unwrap_or(0.0),
+            bytes.map(|b| format!("  ({b} bytes)")).unwrap_or_default()
         );
         let mut s = s;
         if let Some((h, n)) = answers.get(kind) {
             s["with_traces"] = json!(h);
             s["answers"] = json!(n);
+        }
+        if let Some(b) = bytes {
+            s["bytes"] = json!(b);
         }
         results.insert(kind.clone(), s);
     }
