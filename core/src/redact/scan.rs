@@ -74,16 +74,52 @@ pub(super) fn scan(s: &str, rules: &Rules, plain_number: bool) -> Option<String>
     if b.len() < MIN_SECRET_WITHOUT_MARKERS && !b.iter().any(|c| matches!(c, b':' | b'=' | b'-')) {
         return None;
     }
-    scan_every_position(s, rules, plain_number)
+    // Most longer values are one alphanumeric token — addresses, ids, amounts, words — where only a
+    // few lengths and one prefix can be a secret: not scanned otherwise.
+    if b.iter().all(u8::is_ascii_alphanumeric) && !alnum_token_may_be_secret(b) {
+        return None;
+    }
+    scan_from(s, rules, plain_number, next_candidate)
 }
 
-/// [`scan`] without the length shortcut (the tests check the shortcut against it).
+/// Whether a string of only ASCII letters and digits can hold anything a rule finds. With no
+/// separator the only place a rule can start is the first byte, and a rule must claim the whole
+/// token: a hex key or signature (64, 128 or 130 digits, `0x` or not), a base58 secret (86–88), an
+/// AWS key id (20), a card number (13–19 digits) or a Google API key (`AIza` and 30 or more); the
+/// other rules need a space, `.`, `_`, `-`, `:` or `=`. (A test checks this against the full scan.)
+pub(super) fn alnum_token_may_be_secret(b: &[u8]) -> bool {
+    matches!(b.len(), 13..=20 | 64..=66 | 86..=88 | 128..=132) || b.starts_with(b"AIza")
+}
+
+/// [`scan`] trying every position with [`find_at`]: what the skipping in [`scan`] must equal (the
+/// tests compare the two).
+#[cfg(test)]
 pub(super) fn scan_every_position(s: &str, rules: &Rules, plain_number: bool) -> Option<String> {
+    scan_from(s, rules, plain_number, |_, i| i)
+}
+
+/// The first position at or after `i` where [`find_at`] can find something: a `:`, `=` or `-`, or
+/// the start of an alphanumeric token. Everywhere else it answers `None` at once, so skipping
+/// those positions changes nothing, and a loop over bytes is cheaper than a call per byte.
+fn next_candidate(b: &[u8], mut i: usize) -> usize {
+    let mut prev_alnum = i > 0 && b[i - 1].is_ascii_alphanumeric();
+    while let Some(&c) = b.get(i) {
+        let alnum = c.is_ascii_alphanumeric();
+        if (alnum && !prev_alnum) || matches!(c, b':' | b'=' | b'-') {
+            return i;
+        }
+        prev_alnum = alnum;
+        i += 1;
+    }
+    i
+}
+
+fn scan_from(s: &str, rules: &Rules, plain_number: bool, next: impl Fn(&[u8], usize) -> usize) -> Option<String> {
     let b = s.as_bytes();
     let mut out = Out { src: s, buf: None, copied: 0 };
     // `floor`: where the last claimed span ended; look-behind never crosses it, so a second pass
     // (which sees `[REDACTED]` there) decides exactly as the first did.
-    let (mut i, mut floor) = (0, 0);
+    let (mut i, mut floor) = (next(b, 0), 0);
     while i < b.len() {
         match find_at(b, i, floor, rules, plain_number) {
             Some(f) if !s.is_char_boundary(f.start) || !s.is_char_boundary(f.end) => {
@@ -95,7 +131,7 @@ pub(super) fn scan_every_position(s: &str, rules: &Rules, plain_number: bool) ->
                 i = f.end.max(i + 1);
                 floor = f.end;
             }
-            None => i += 1,
+            None => i = next(b, i + 1),
         }
     }
     out.finish()

@@ -332,6 +332,36 @@ mod prop {
             }
         }
 
+        /// Skipping the positions where no rule can start finds exactly what trying every
+        /// position finds, on strings built from secret-shaped fragments and separators.
+        #[test]
+        fn skipping_to_candidate_positions_changes_nothing(parts in proptest::collection::vec(fragment(), 0..16)) {
+            let s = parts.concat();
+            let rules = &Redactor::default().rules;
+            for plain_number in [false, true] {
+                let full = crate::redact::scan::scan_every_position(&s, rules, plain_number);
+                prop_assert_eq!(crate::redact::scan::scan(&s, rules, plain_number), full, "{:?}", s);
+            }
+        }
+
+        /// The single-token shortcut skips nothing a rule would find: alphanumeric strings of
+        /// every length, hex with and without `0x`, base58, digits and key prefixes.
+        #[test]
+        fn alphanumeric_tokens_the_shortcut_skips_are_clean(
+            s in proptest::string::string_regex(
+                "(0x)?[a-fA-F0-9]{0,140}|[1-9A-HJ-NP-Za-km-z]{0,100}|[0-9]{0,24}|(AKIA|ASIA|AIza)[A-Z0-9a-z]{0,40}|[a-zA-Z0-9]{0,150}"
+            ).unwrap()
+        ) {
+            let rules = &Redactor::default().rules;
+            for plain_number in [false, true] {
+                let full = crate::redact::scan::scan_every_position(&s, rules, plain_number);
+                if !crate::redact::scan::alnum_token_may_be_secret(s.as_bytes()) {
+                    prop_assert_eq!(&full, &None, "{:?}", s);
+                }
+                prop_assert_eq!(crate::redact::scan::scan(&s, rules, plain_number), full, "{:?}", s);
+            }
+        }
+
         #[test]
         fn idempotent_on_secret_shaped_strings(parts in proptest::collection::vec(fragment(), 0..16)) {
             let s = parts.concat();
