@@ -18,13 +18,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEFAULT=(rust seal e2e ingest audit postgres node python wasm edge)
+DEFAULT=(rust seal e2e visibility ingest audit postgres node python wasm edge)
 
 command_of() {
     case "$1" in
         rust) echo "cargo bench -p tracex-core --bench span" ;;
         seal) echo "cargo bench -p tracex-core --bench seal" ;;
         e2e) echo "cargo bench -p tracex-collector --bench sdk_e2e" ;;
+        visibility) echo "cargo bench -p tracex-collector --bench visibility" ;;
         ingest) echo "env INGEST_PATHS=sealed,otlp-http,otlp-grpc cargo bench -p tracex-collector --bench ingest" ;;
         audit) echo "cargo bench -p tracex-collector --bench audit && env INGEST_PATHS=sealed,sealed-no-audit INGEST_ROUNDS=5 cargo bench -p tracex-collector --bench ingest" ;;
         postgres) echo "scripts/with-postgres.sh env INGEST_PATHS=sealed,postgres,postgres-two cargo bench -p tracex-collector --bench ingest" ;;
@@ -42,6 +43,7 @@ describe() {
         rust) echo "Rust hot path: tracex-core beside opentelemetry-rust (BatchSpanProcessor)" ;;
         seal) echo "the worker's side of a 512-span batch: OTLP encoding, AES-256-GCM sealing, redaction; OpenSSL's AES-256-GCM on this machine beside it" ;;
         e2e) echo "Rust SDK end to end: CPU per span on every SDK thread and the delivery rate, one and four batches in flight" ;;
+        visibility) echo "span.end() to queryable through the query API, at the default schedule and at 100 ms" ;;
         ingest) echo "collector ingest into SQLite: sealed batches, OTLP/HTTP and OTLP/gRPC" ;;
         audit) echo "audit log: store commits, checkpoints, proofs, verify; sealed ingest with the log on and off" ;;
         postgres) echo "collector ingest into PostgreSQL, one and two collectors, beside SQLite" ;;

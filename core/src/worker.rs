@@ -223,7 +223,9 @@ fn batcher_loop(
         // waited out its whole timeout).
         core.buffer.clear_notified();
         let mut ctl = poll_control(control);
-        if ctl.is_none() && now < wake && !core.buffer.batch_ready() {
+        // (While the key is unknown nothing is sealed, so a full buffer is no reason to stay up.)
+        let ready = core.buffer.batch_ready() && !core.needs_key();
+        if ctl.is_none() && now < wake && !ready {
             thread::park_timeout(wake - now);
             ctl = poll_control(control);
         }

@@ -371,12 +371,20 @@ fn while_the_key_is_unknown_spans_wait_in_the_bounded_buffer_and_overflow_is_cou
     let fp = tracex_core::CollectorKey::from_pem(&pem).unwrap().key_id().to_hex();
     let port = free_port();
     let batch = tracex_core::config::BatchConfig { max_queue_size: 16, ..Default::default() };
+    let batchers_before = batcher_threads();
     let tracer = pinned(&format!("http://127.0.0.1:{port}"), &fp).with_batch_config(batch).build().unwrap();
     for _ in 0..40 {
         tracer.span("verify").end();
     }
     let stats = tracer.stats();
     assert_eq!((stats.spans_recorded, stats.spans_dropped), (16, 24), "{stats:?}");
+    // A full buffer with nothing to seal it with: the batcher sleeps until its next key fetch
+    // instead of spinning on the ready batch (a spin burns the whole second below).
+    let ours: Vec<u32> = batcher_threads().into_iter().filter(|t| !batchers_before.contains(t)).collect();
+    let before: u64 = ours.iter().map(|t| cpu_ticks(*t)).sum();
+    std::thread::sleep(Duration::from_secs(1));
+    let used: u64 = ours.iter().map(|t| cpu_ticks(*t)).sum::<u64>() - before;
+    assert!(!ours.is_empty() && used < 50, "the batcher used {used} ticks of CPU in 1 s while the key was unknown");
     let server = Server::start(&format!("127.0.0.1:{port}"), move |req, _| {
         if req.path == "/v1/public-key" { Response::status(200).body(pem.clone()) } else { Response::status(200) }
     });
@@ -386,6 +394,26 @@ fn while_the_key_is_unknown_spans_wait_in_the_bounded_buffer_and_overflow_is_cou
     }
     assert_eq!(spans_in(&batch_bodies(&server)), 16);
     assert_eq!(tracer.stats().spans_dropped, 24);
+}
+
+/// Thread ids of this process's `tracex-batcher` threads.
+fn batcher_threads() -> Vec<u32> {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| {
+            let t = t.ok()?.path();
+            let name = std::fs::read_to_string(t.join("comm")).ok()?;
+            (name.trim() == "tracex-batcher").then(|| t.file_name()?.to_str()?.parse().ok())?
+        })
+        .collect()
+}
+
+/// User plus system CPU of one thread, in clock ticks (10 ms).
+fn cpu_ticks(tid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap_or_default();
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    [11, 12].iter().filter_map(|&i| f.get(i)?.parse::<u64>().ok()).sum()
 }
 
 #[test]
