@@ -73,7 +73,7 @@ impl Spool {
     /// batch's own when it is older than every batch it would have to evict. Fails (and stores
     /// nothing) when the batch alone is over the limit or the disk refuses the write, e.g. when it
     /// is full.
-    pub(crate) fn write(&mut self, batch: &SealedBatch, sealed_at_unix_nanos: u64) -> io::Result<Vec<u32>> {
+    pub(crate) fn write(&mut self, batch: &SealedBatch) -> io::Result<Vec<u32>> {
         let len = batch.bytes.len() as u64;
         if len > self.max_bytes {
             return Err(io::Error::other(format!(
@@ -82,8 +82,10 @@ impl Spool {
             )));
         }
         self.seq += 1;
-        let name =
-            format!("{sealed_at_unix_nanos:020}-{:020}-{:08}-{}.{EXT}", batch.sequence, self.seq, batch.span_count);
+        let name = format!(
+            "{:020}-{:020}-{:08}-{}.{EXT}",
+            batch.created_at_unix_nano, batch.sequence, self.seq, batch.span_count
+        );
         let mut evicted = Vec::new();
         if self.used + len > self.max_bytes {
             for entry in self.entries()? {
@@ -140,12 +142,12 @@ fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
 mod tests {
     use super::*;
 
-    fn batch(n: u32, len: usize) -> SealedBatch {
+    fn batch(n: u32, len: usize, sealed_at: u64) -> SealedBatch {
         SealedBatch {
             bytes: vec![7; len],
             batch_id: [0; 16],
             sequence: u64::from(n),
-            created_at_unix_nano: 1,
+            created_at_unix_nano: sealed_at,
             span_count: n,
         }
     }
@@ -155,8 +157,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("tracex-spool-test-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         let mut s = Spool::open(&dir, 1000).unwrap();
-        s.write(&batch(3, 100), 1).unwrap();
-        s.write(&batch(5, 100), 2).unwrap();
+        s.write(&batch(3, 100, 1)).unwrap();
+        s.write(&batch(5, 100, 2)).unwrap();
         let reopened = Spool::open(&dir, 1000).unwrap();
         assert_eq!(reopened.used, 200);
         let first = reopened.oldest().unwrap().unwrap();
@@ -172,12 +174,12 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("tracex-spool-full-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         let mut s = Spool::open(&dir, 250).unwrap();
-        assert_eq!(s.write(&batch(1, 100), 1).unwrap(), Vec::<u32>::new());
-        assert_eq!(s.write(&batch(2, 100), 2).unwrap(), Vec::<u32>::new());
-        assert_eq!(s.write(&batch(3, 120), 3).unwrap(), vec![1]);
+        assert_eq!(s.write(&batch(1, 100, 1)).unwrap(), Vec::<u32>::new());
+        assert_eq!(s.write(&batch(2, 100, 2)).unwrap(), Vec::<u32>::new());
+        assert_eq!(s.write(&batch(3, 120, 3)).unwrap(), vec![1]);
         let left: Vec<u32> = s.entries().unwrap().iter().map(|e| e.span_count).collect();
         assert_eq!(left, [2, 3]);
-        assert_eq!(s.write(&batch(4, 250), 4).unwrap(), vec![2, 3]);
+        assert_eq!(s.write(&batch(4, 250, 4)).unwrap(), vec![2, 3]);
         assert_eq!(s.used, 250);
         fs::remove_dir_all(&dir).unwrap();
     }
@@ -187,14 +189,14 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("tracex-spool-late-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         let mut s = Spool::open(&dir, 250).unwrap();
-        s.write(&batch(2, 100), 20).unwrap();
-        s.write(&batch(3, 100), 30).unwrap();
+        s.write(&batch(2, 100, 20)).unwrap();
+        s.write(&batch(3, 100, 30)).unwrap();
         // Sealed at 10, spooled last (retried longest while later batches failed faster).
-        assert_eq!(s.write(&batch(1, 100), 10).unwrap(), vec![1]);
+        assert_eq!(s.write(&batch(1, 100, 10)).unwrap(), vec![1]);
         let left: Vec<u32> = s.entries().unwrap().iter().map(|e| e.span_count).collect();
         assert_eq!((left, s.used), (vec![2, 3], 200));
         // Sealed between the two: the older stored one goes, and it replays in sealing order.
-        assert_eq!(s.write(&batch(4, 100), 25).unwrap(), vec![2]);
+        assert_eq!(s.write(&batch(4, 100, 25)).unwrap(), vec![2]);
         let left: Vec<u32> = s.entries().unwrap().iter().map(|e| e.span_count).collect();
         assert_eq!(left, [4, 3]);
         fs::remove_dir_all(&dir).unwrap();
@@ -205,8 +207,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("tracex-spool-over-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         let mut s = Spool::open(&dir, 150).unwrap();
-        s.write(&batch(1, 100), 1).unwrap();
-        let err = s.write(&batch(1, 151), 2).unwrap_err();
+        s.write(&batch(1, 100, 1)).unwrap();
+        let err = s.write(&batch(1, 151, 2)).unwrap_err();
         assert!(err.to_string().contains("limit"), "{err}");
         assert_eq!(s.entries().unwrap().len(), 1);
         fs::remove_dir_all(&dir).unwrap();

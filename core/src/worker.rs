@@ -275,7 +275,7 @@ fn spool_or_fail(core: &Core, spool: &SharedSpool, batch: &SealedBatch) {
     let s = &core.stats;
     let n = u64::from(batch.span_count);
     let written = spool.as_ref().map(|sp| match sp.lock() {
-        Ok(mut sp) => sp.write(batch, batch.created_at_unix_nano),
+        Ok(mut sp) => sp.write(batch),
         Err(_) => Err(std::io::Error::other("spool lock poisoned")),
     });
     match written {
