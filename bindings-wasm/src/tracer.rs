@@ -21,6 +21,7 @@ use wasm_bindgen::prelude::*;
 use crate::config::{self, Endpoint};
 use crate::error::to_js;
 use crate::transport::{self, DEFAULT_FLUSH_TIMEOUT_MS};
+use crate::webcrypto::HostKey;
 
 /// A sealed batch waiting to be delivered, with its delivery progress (across flushes).
 struct Queued {
@@ -42,6 +43,11 @@ struct Shared {
     key_failures: Cell<u32>,
     next_key_fetch: Cell<f64>,
     shut_down: Cell<bool>,
+    /// The collector key in the host's WebCrypto, which wraps data keys (`webcrypto.rs`).
+    host_key: Rc<HostKey>,
+    /// The host wrap under way, if any: flushes run concurrently (one per `waitUntil`) and wait
+    /// for it rather than have the core wrap a second data key in WASM meanwhile.
+    wrapping: RefCell<Option<Promise>>,
 }
 
 /// The backend tracer. Create it with `NativeOptions`; the JS layer builds spans and hands them
@@ -87,6 +93,8 @@ impl NativeTracer {
                 key_failures: Cell::new(0),
                 next_key_fetch: Cell::new(f64::NEG_INFINITY),
                 shut_down: Cell::new(false),
+                host_key: Rc::new(HostKey::default()),
+                wrapping: RefCell::new(None),
             }),
         })
     }
@@ -206,6 +214,41 @@ impl Shared {
         Some(why)
     }
 
+    /// When the core says a new data key is due, wraps it with the host's WebCrypto and installs
+    /// it, so that sealing runs no RSA in WASM. Without WebCrypto, or if it fails, the core wraps
+    /// in WASM when it seals.
+    async fn wrap_on_host(&self) {
+        let running = self.wrapping.borrow().clone();
+        let promise = match running {
+            Some(p) => p,
+            None => {
+                if !HostKey::available() {
+                    return;
+                }
+                let (Ok(Some(data_key)), Some(spki)) =
+                    (self.tracer.data_key_due(), self.tracer.collector_key_spki_der())
+                else {
+                    return;
+                };
+                let (host, tracer) = (self.host_key.clone(), self.tracer.clone());
+                let p = wasm_bindgen_futures::future_to_promise(async move {
+                    if let Some(wrapped) = host.wrap(&spki, data_key.as_ref()).await {
+                        // Only a wrong length can fail; the core then wraps in WASM instead.
+                        let _ = tracer.install_wrapped_key(&data_key, wrapped);
+                    }
+                    Ok(JsValue::UNDEFINED)
+                });
+                *self.wrapping.borrow_mut() = Some(p.clone());
+                p
+            }
+        };
+        let _ = wasm_bindgen_futures::JsFuture::from(promise.clone()).await;
+        let mut w = self.wrapping.borrow_mut();
+        if w.as_ref().is_some_and(|p| Object::is(p, &promise)) {
+            *w = None;
+        }
+    }
+
     /// Collects everything from the core and sends the queue until it is empty or the deadline.
     /// Returns why the last unsuccessful attempt of this call failed, if one did: with no worker
     /// thread to log it, the report is the only place a caller (e.g. an edge worker's `waitUntil`)
@@ -214,6 +257,7 @@ impl Shared {
         let timeout = timeout_ms.filter(|t| t.is_finite() && *t >= 0.0).unwrap_or(DEFAULT_FLUSH_TIMEOUT_MS);
         let deadline = js_sys::Date::now() + timeout;
         let mut last_error = self.fetch_key(timeout).await;
+        self.wrap_on_host().await;
         self.enqueue(self.tracer.collect_sealed(true)?);
         loop {
             // Never hold the queue's borrow across an await: other flushes use it meanwhile.

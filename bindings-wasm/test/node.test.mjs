@@ -113,6 +113,62 @@ test('spans ingested through the WASM module are sealed, delivered and stored ex
   assert.equal(r.scope.name, 'tracex-wasm');
 });
 
+test('data keys are wrapped with the host WebCrypto once per rotation, concurrent flushes share the wrap, and without WebCrypto the core wraps in WASM', async () => {
+  const subtle = globalThis.crypto.subtle;
+  const encrypt = subtle.encrypt;
+  const wraps = [];
+  subtle.encrypt = function (alg, key, data) {
+    wraps.push([alg.name, key.algorithm.hash.name, data.byteLength]);
+    return encrypt.call(this, alg, key, data);
+  };
+  // Two flushes started together (as two requests' waitUntil), then a third: one data key, wrapped
+  // once by WebCrypto; every batch opens at the collector (the spans are stored).
+  const run = async () => {
+    const tracer = new NativeTracer(options());
+    const traces = [];
+    const batch = () => {
+      const { traceId, root, child } = paymentTrace();
+      traces.push(traceId);
+      tracer.ingest(recordBuffer([child, root]));
+    };
+    batch();
+    const first = tracer.flush();
+    batch();
+    const reports = [...(await Promise.all([first, tracer.flush()]))];
+    batch();
+    reports.push(await tracer.flush());
+    assert.equal(reports.reduce((n, r) => n + r.spansDelivered, 0), 6, JSON.stringify(reports));
+    assert.equal(tracer.stats().keyRotations, 1);
+    for (const t of traces) assert.equal((await collector.trace(hex(t))).body.span_count, 2);
+  };
+  try {
+    await run();
+  } finally {
+    subtle.encrypt = encrypt;
+  }
+  assert.deepEqual(wraps, [['RSA-OAEP', 'SHA-256', 32]]);
+
+  // A host whose WebCrypto refuses, and one without crypto.subtle (randomness only): the core wraps
+  // in WASM when it seals, and the collector opens the batches just the same.
+  subtle.encrypt = () => Promise.reject(new Error('not supported here'));
+  try {
+    await run();
+  } finally {
+    subtle.encrypt = encrypt;
+  }
+  const crypto = globalThis.crypto;
+  Object.defineProperty(globalThis, 'crypto', {
+    value: { getRandomValues: (a) => crypto.getRandomValues(a) },
+    configurable: true,
+    writable: true,
+  });
+  try {
+    await run();
+  } finally {
+    Object.defineProperty(globalThis, 'crypto', { value: crypto, configurable: true, writable: true });
+  }
+});
+
 test('compressed batches and several batches per flush are delivered', async () => {
   const tracer = new NativeTracer(
     options({ compression: true, maxExportBatchSize: 3, sdkName: 'tracex-js', sdkVersion: '9.9.9' }),

@@ -8,9 +8,10 @@ use std::sync::{Arc, OnceLock};
 use crate::buffer::SpanBuffer;
 use crate::config::{BatchConfig, SpanLimits};
 use crate::encode::encode_spans;
+use crate::error::{Error, Result};
 use crate::model::{InstrumentationScope, KeyValue, Resource, SpanData, Value};
 use crate::redact::Redactor;
-use crate::seal::{CollectorKey, SealedBatch, Sealer, SealerConfig};
+use crate::seal::{CollectorKey, DataKey, SealedBatch, Sealer, SealerConfig};
 use crate::stats::Stats;
 
 /// Where the pipeline's sealer comes from: the collector key (possibly not known yet) and the
@@ -117,6 +118,23 @@ impl Pipeline {
             }
         }
         self.sealer.is_some()
+    }
+
+    /// A fresh data key when the next batch needs one and the host wraps data keys itself
+    /// ([`Sealer::data_key_due`]); `None` while the current key is good or the collector key unknown.
+    pub(crate) fn data_key_due(&mut self, now: u64) -> Result<Option<DataKey>> {
+        if !self.ensure_sealer() {
+            return Ok(None);
+        }
+        self.sealer.as_ref().map_or(Ok(None), |s| s.data_key_due(now))
+    }
+
+    /// Installs a data key the host wrapped ([`Sealer::install_wrapped_key`]).
+    pub(crate) fn install_wrapped_key(&mut self, now: u64, data_key: &DataKey, wrapped: Vec<u8>) -> Result<()> {
+        match self.sealer.as_mut() {
+            Some(sealer) => sealer.install_wrapped_key(now, data_key, wrapped),
+            None => Err(Error::Seal("no collector key to seal to yet".into())),
+        }
     }
 
     /// Drops every buffered and pending span, counted as failed: for a shutdown that never learnt

@@ -15,7 +15,7 @@ use crate::clock::Clock;
 use crate::config::BatchConfig;
 use crate::delivery::{Delivery, Progress, Step};
 use crate::error::{Error, Result};
-use crate::seal::{CollectorKey, KeyId, SealedBatch};
+use crate::seal::{CollectorKey, DataKey, KeyId, SealedBatch};
 use crate::stats::{Stats, StatsSnapshot};
 use crate::transport::SendOutcome;
 
@@ -75,6 +75,25 @@ impl Core {
     pub(crate) fn collect(&self, force: bool, emit: &mut dyn FnMut(SealedBatch)) {
         let now = self.clock.now_unix_nanos();
         self.pipeline().collect(&self.buffer, &self.stats, now, force, emit);
+    }
+
+    /// A fresh data key for a host that wraps data keys itself, when the next batch needs one.
+    pub(crate) fn data_key_due(&self) -> Result<Option<DataKey>> {
+        let now = self.clock.now_unix_nanos();
+        self.pipeline().data_key_due(now)
+    }
+
+    /// Installs a data key the host wrapped; counted as a key rotation.
+    pub(crate) fn install_wrapped_key(&self, data_key: &DataKey, wrapped: Vec<u8>) -> Result<()> {
+        let now = self.clock.now_unix_nanos();
+        self.pipeline().install_wrapped_key(now, data_key, wrapped)?;
+        Stats::add(&self.stats.key_rotations, 1);
+        Ok(())
+    }
+
+    /// The collector key's SubjectPublicKeyInfo DER, once known.
+    pub(crate) fn key_spki_der(&self) -> Option<Vec<u8>> {
+        self.key.get().map(|k| k.spki_der().to_vec())
     }
 
     /// Drops what can never be sealed because the key never arrived; counted as failed.

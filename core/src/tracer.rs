@@ -277,6 +277,27 @@ impl Tracer {
         Ok(out)
     }
 
+    /// For a host pump that wraps data keys with its own RSA-OAEP (WebCrypto on wasm32) before it
+    /// collects: a fresh data key when the next batch needs one (none yet, or a rotation is due),
+    /// `None` otherwise or while the collector key is unknown. The host wraps it to
+    /// [`Tracer::collector_key_spki_der`] (RSA-OAEP, SHA-256, MGF1-SHA-256, empty label) and gives
+    /// it back with [`Tracer::install_wrapped_key`]; if it never does, sealing wraps in Rust.
+    pub fn data_key_due(&self) -> Result<Option<crate::seal::DataKey>> {
+        self.inner.core.data_key_due()
+    }
+
+    /// Installs a data key the host wrapped (counted in `key_rotations`). Fails when `wrapped` is
+    /// not as long as the collector key's modulus.
+    pub fn install_wrapped_key(&self, data_key: &crate::seal::DataKey, wrapped: Vec<u8>) -> Result<()> {
+        self.inner.core.install_wrapped_key(data_key, wrapped)
+    }
+
+    /// The collector key's SubjectPublicKeyInfo DER, for a host importing it into its own crypto;
+    /// `None` while the key is unknown.
+    pub fn collector_key_spki_der(&self) -> Option<Vec<u8>> {
+        self.inner.core.key_spki_der()
+    }
+
     /// For a host pump: feeds the outcome of one attempt at `batch` into the core's delivery
     /// state machine ([`crate::delivery`]) and counts the decision. `now` is the host's monotonic
     /// clock (any origin, the same in every call), `deadline` when its flush stops sending. On

@@ -57,6 +57,9 @@ impl fmt::Display for KeyId {
 pub struct CollectorKey {
     public: RsaPublicKey,
     key_id: KeyId,
+    /// The canonical SubjectPublicKeyInfo DER, for a host that wraps data keys with its own
+    /// RSA-OAEP ([`super::Sealer::data_key_due`]).
+    spki_der: Vec<u8>,
 }
 
 #[allow(clippy::missing_fields_in_debug, reason = "the key is shown by its fingerprint and size")]
@@ -101,12 +104,17 @@ impl CollectorKey {
         // vs SPKI input cannot change it.
         let der = public.to_public_key_der().map_err(|e| Error::PublicKey(e.to_string()))?;
         let key_id = KeyId::of_spki_der(der.as_bytes());
-        Ok(Self { public, key_id })
+        Ok(Self { public, key_id, spki_der: der.into_vec() })
     }
 
     /// The key id (fingerprint).
     pub fn key_id(&self) -> KeyId {
         self.key_id
+    }
+
+    /// The canonical SubjectPublicKeyInfo DER (what the key id hashes).
+    pub fn spki_der(&self) -> &[u8] {
+        &self.spki_der
     }
 
     /// Modulus size in bits.

@@ -61,6 +61,12 @@ impl Default for SealerConfig {
     }
 }
 
+fn new_data_key() -> Result<DataKey> {
+    let mut data_key: DataKey = Zeroizing::new([0u8; DATA_KEY_LEN]);
+    fill_random(data_key.as_mut())?;
+    Ok(data_key)
+}
+
 struct ActiveKey {
     cipher: Aes256Gcm,
     wrapped: Vec<u8>,
@@ -121,21 +127,54 @@ impl Sealer {
         self.rotations
     }
 
-    fn active_key(&mut self, now: u64) -> Result<&mut ActiveKey> {
+    /// True when the next batch needs a new data key: none yet, or rotation by count or age is due.
+    fn key_due(&self, now: u64) -> bool {
         let max_age = u64::try_from(self.config.rotation.max_age.as_nanos()).unwrap_or(u64::MAX);
-        let stale = match &self.active {
+        match &self.active {
             None => true,
             Some(k) => k.batches >= self.config.rotation.max_batches || now.saturating_sub(k.created_at) >= max_age,
-        };
-        if stale {
-            let mut data_key: DataKey = Zeroizing::new([0u8; DATA_KEY_LEN]);
-            fill_random(data_key.as_mut())?;
+        }
+    }
+
+    fn install(&mut self, now: u64, data_key: &DataKey, wrapped: Vec<u8>) {
+        let cipher = Aes256Gcm::new(data_key.as_ref().into());
+        self.active = Some(ActiveKey { cipher, wrapped, created_at: now, batches: 0 });
+        self.rotations += 1;
+    }
+
+    fn active_key(&mut self, now: u64) -> Result<&mut ActiveKey> {
+        if self.key_due(now) {
+            let data_key = new_data_key()?;
             let wrapped = self.key.wrap(&data_key)?;
-            let cipher = Aes256Gcm::new(data_key.as_ref().into());
-            self.active = Some(ActiveKey { cipher, wrapped, created_at: now, batches: 0 });
-            self.rotations += 1;
+            self.install(now, &data_key, wrapped);
         }
         self.active.as_mut().ok_or_else(|| Error::Seal("no data key".into()))
+    }
+
+    /// For a host that wraps data keys with its own RSA-OAEP (WebCrypto on wasm32: native code,
+    /// where the `rsa` crate's bignum arithmetic in WASM costs milliseconds): a fresh data key when
+    /// a rotation is due at `now`, `None` while the current key is still good. The rotation rules
+    /// stay here. The host wraps the key (RSA-OAEP, SHA-256, MGF1-SHA-256, empty label, to
+    /// [`CollectorKey::spki_der`]) and hands it back with [`Sealer::install_wrapped_key`]; a host
+    /// that does not lets the sealer wrap it in Rust when it seals, as always.
+    pub fn data_key_due(&self, now: u64) -> Result<Option<DataKey>> {
+        if self.key_due(now) { new_data_key().map(Some) } else { Ok(None) }
+    }
+
+    /// Makes `data_key`, wrapped by the host as `wrapped`, the active data key from `now` (a key
+    /// rotation). The wrapped key must be as long as the collector key's modulus, which is what
+    /// RSA-OAEP produces; its content cannot be checked without the private key, so the collector
+    /// is the judge (a wrong wrap is a batch it cannot open: `TRACEX_OPEN_FAILED`).
+    pub fn install_wrapped_key(&mut self, now: u64, data_key: &DataKey, wrapped: Vec<u8>) -> Result<()> {
+        if wrapped.len() != self.key.bits() / 8 {
+            return Err(Error::Seal(format!(
+                "a wrapped data key of {} bytes for a {}-bit collector key",
+                wrapped.len(),
+                self.key.bits()
+            )));
+        }
+        self.install(now, data_key, wrapped);
+        Ok(())
     }
 
     /// Seals the plaintext that `write_plaintext` appends to the buffer it is given. Without

@@ -43,6 +43,41 @@ fn seal_then_open_round_trips() {
 }
 
 #[test]
+fn a_data_key_wrapped_by_the_host_seals_batches_the_collector_opens() {
+    let (private, key) = test_keys();
+    let mut sealer = Sealer::new(key.clone(), SealerConfig::default()).unwrap();
+    let data_key = sealer.data_key_due(1).unwrap().expect("no key yet: a rotation is due");
+    // What WebCrypto does on wasm32; here the same RSA-OAEP from Rust, to the DER the host gets.
+    let wrapped = CollectorKey::from_spki_der(key.spki_der()).unwrap().wrap(&data_key).unwrap();
+    let short = sealer.install_wrapped_key(1, &data_key, vec![0; 7]).unwrap_err();
+    assert!(short.to_string().contains("7 bytes for a 3072-bit"), "{short}");
+    assert_eq!(sealer.rotations(), 0, "a refused key is not installed");
+    sealer.install_wrapped_key(1, &data_key, wrapped.clone()).unwrap();
+    assert!(sealer.data_key_due(2).unwrap().is_none(), "the installed key is used");
+    let batch = sealer.seal(2, b"spans").unwrap();
+    let env = parse(&batch.bytes).unwrap();
+    assert_eq!(env.header.wrapped_key, wrapped);
+    assert_eq!(unwrap_key(&private, &env.header), *data_key);
+    assert_eq!(open_all(&private, &batch.bytes).unwrap(), b"spans");
+    assert_eq!(sealer.rotations(), 1);
+
+    // Rotation by count and by age is still decided by the sealer.
+    let rotation = KeyRotation { max_batches: 1, max_age: Duration::from_secs(60) };
+    let mut sealer = Sealer::new(key, SealerConfig { rotation, ..Default::default() }).unwrap();
+    let k = sealer.data_key_due(1).unwrap().unwrap();
+    sealer.install_wrapped_key(1, &k, wrapped.clone()).unwrap();
+    sealer.seal(1, b"a").unwrap();
+    assert!(sealer.data_key_due(1).unwrap().is_some(), "one batch per key");
+    sealer.install_wrapped_key(1, &k, wrapped).unwrap();
+    assert!(sealer.data_key_due(2).unwrap().is_none());
+    assert!(sealer.data_key_due(61_000_000_000).unwrap().is_some(), "too old");
+    // A host that never wraps: the sealer wraps in Rust when it seals, as always.
+    let b = sealer.seal(61_000_000_000, b"b").unwrap();
+    assert_eq!(open_all(&private, &b.bytes).unwrap(), b"b");
+    assert_eq!(sealer.rotations(), 3);
+}
+
+#[test]
 fn compressed_batches_round_trip() {
     let (private, public) = test_keys();
     let mut s = Sealer::new(public, SealerConfig { compress: true, ..Default::default() }).unwrap();
