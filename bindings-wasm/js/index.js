@@ -16,13 +16,29 @@ let ready;
  */
 export function init(input) {
   ready ??= initWasm(input === undefined ? undefined : { module_or_path: input }).then(
-    () => markReady(),
+    () => {
+      warmUp();
+      markReady();
+    },
     (e) => {
       ready = undefined;
       throw e;
     },
   );
   return ready;
+}
+
+/**
+ * Runs the core's first-request code once on fixed inputs (no randomness, no I/O), so that V8
+ * compiles it now: at module scope on the edge — `await init(wasm)` at the top of the worker — that
+ * is startup work, not the first request's (src/warm.rs has the measured reason). Never throws.
+ */
+function warmUp() {
+  try {
+    wasm.warmUp();
+  } catch {
+    // Only an optimisation: the first request compiles what it needs, as without it.
+  }
 }
 
 /**

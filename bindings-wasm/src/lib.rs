@@ -25,6 +25,8 @@ mod seal;
 mod testing;
 mod tracer;
 mod transport;
+mod warm;
+mod webcrypto;
 
 pub use audit::{open_checkpoint, verify_consistency, verify_inclusion, verify_receipt};
 pub use config::{DEFAULT_SDK_NAME, Endpoint};
@@ -33,6 +35,7 @@ pub use seal::collector_key_id;
 pub use testing::{core_error, open_with_data_key, seal_with_fixed_inputs};
 pub use tracer::NativeTracer;
 pub use transport::{DEFAULT_FLUSH_TIMEOUT_MS, retry_after};
+pub use warm::warm_up;
 
 use wasm_bindgen::prelude::*;
 

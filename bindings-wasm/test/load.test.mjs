@@ -8,6 +8,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { ROOT } from './helpers.mjs';
 
 const run = promisify(execFile);
@@ -60,6 +61,34 @@ test('every module of the installed package loads without randomness, timers or 
   assert.deepEqual(r.failed, []);
   assert.deepEqual(r.calls, []);
   assert.deepEqual(r.loaded.length, files.length);
+});
+
+test('`await init(wasm)` at module scope, as the edge example does, makes no forbidden call and compiles the first-request code', async () => {
+  // init instantiates the module and runs its warm-up (src/warm.rs) while the guard is armed: a
+  // warm-up that drew randomness would throw here, and init swallows warm-up errors, so the
+  // guard's record of calls is what proves it clean.
+  const bytes = join(INSTALLED, 'tracex_wasm_bg.wasm');
+  const entry = pathToFileURL(join(INSTALLED, 'index.js')).href;
+  const glue = pathToFileURL(join(INSTALLED, 'tracex_wasm.js')).href;
+  const worker =
+    'data:text/javascript,' +
+    encodeURIComponent(
+      `import { init } from ${JSON.stringify(entry)}; import { readFileSync } from 'node:fs';` +
+        `await init(readFileSync(${JSON.stringify(bytes)}));`,
+    );
+  const r = await guardedLoad([worker]);
+  assert.deepEqual(r.failed, []);
+  assert.deepEqual(r.calls, []);
+  assert.deepEqual(r.loaded, [worker]);
+  // The warm-up seals a sample batch to the vectors' 3072-bit key: header + wrapped key + payload.
+  const { stdout } = await run(process.execPath, [
+    '--input-type=module',
+    '-e',
+    `import { init } from ${JSON.stringify(entry)}; import { warmUp } from ${JSON.stringify(glue)};` +
+      `import { readFileSync } from 'node:fs';` +
+      `await init(readFileSync(${JSON.stringify(bytes)})); console.log(warmUp());`,
+  ]);
+  assert.ok(Number(stdout.trim()) > 600, `warmUp() sealed ${stdout.trim()} bytes`);
 });
 
 test('ids are seeded on first use: spans started after a guarded load get distinct random ids', async () => {

@@ -11,13 +11,16 @@ import { init, Tracer } from 'tracex-wasm';
 // Workers cannot compile WebAssembly from bytes at run time: the bundler hands over a compiled Module.
 import wasm from 'tracex-wasm/tracex_wasm_bg.wasm';
 
+// At module scope: the module is instantiated and its first-request code compiled while the isolate
+// starts, which Workers count against the startup limit, not against a request's CPU time.
+await init(wasm);
+
 const SUPPORTED_NETWORKS = new Set(['base', 'base-sepolia']);
 let tracer;
 let receiptsFailedLogged = 0;
 
 export default {
   async fetch(request, env, ctx) {
-    await init(wasm); // instantiates once per isolate; later calls return at once
     tracer ??= new Tracer({
       endpoint: env.TRACEX_ENDPOINT,
       apiKey: env.TRACEX_API_KEY,
