@@ -39,7 +39,7 @@ trap 'rm -rf "$TMP"' EXIT
 (cd bindings-wasm/pkg && npm pack --silent --pack-destination "$TMP" >/dev/null)
 TARBALL="$(ls "$TMP"/tracex-wasm-*.tgz)"
 # (no `grep -q` in a pipe: with pipefail, tar's SIGPIPE would fail it)
-for f in tracex_wasm_bg.wasm tracex_wasm.js node.js index.js index.d.ts platform.js shared/tracer.js; do
+for f in tracex_wasm_bg.wasm tracex_wasm.js transport.js node.js index.js index.d.ts platform.js shared/tracer.js; do
   tar -tzf "$TARBALL" | grep -c "^package/$f\$" >/dev/null || { echo "test-wasm: the tarball lacks $f" >&2; exit 1; }
 done
 (cd bindings-wasm && npm install --no-save --no-audit --no-fund --loglevel=error "$TARBALL")

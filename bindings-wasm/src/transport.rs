@@ -62,14 +62,23 @@ mod fetch {
         type FetchResponse;
         #[wasm_bindgen(method, getter)]
         fn status(this: &FetchResponse) -> u16;
-        #[wasm_bindgen(method, getter)]
-        fn headers(this: &FetchResponse) -> FetchHeaders;
         #[wasm_bindgen(method, catch)]
         fn text(this: &FetchResponse) -> Result<Promise, JsValue>;
+    }
 
-        type FetchHeaders;
-        #[wasm_bindgen(method)]
-        fn get(this: &FetchHeaders, name: &str) -> Option<String>;
+    // The batch POST in one call (js/transport.js, beside the glue in the package): see there for
+    // the measured reason.
+    #[wasm_bindgen(raw_module = "./transport.js")]
+    extern "C" {
+        #[wasm_bindgen(catch, js_name = sendBatch)]
+        fn send_batch(
+            url: &str,
+            authorization: &str,
+            content_type: &str,
+            receipt_header: &str,
+            body: &Uint8Array,
+            timeout_ms: f64,
+        ) -> Result<Promise, JsValue>;
     }
 
     /// True when the host has a global `fetch`.
@@ -100,38 +109,27 @@ mod fetch {
     /// One attempt: POST `body`, classify the answer. Never throws. With it, the acknowledgement's
     /// receipt header as received (base64), for the core to check (`Tracer::check_receipt`).
     pub(crate) async fn send(endpoint: &Endpoint, body: &[u8], timeout_ms: f64) -> (SendOutcome, Option<String>) {
-        let headers = Object::new();
-        set(&headers, "authorization", &JsValue::from_str(&endpoint.authorization));
-        set(&headers, "content-type", &JsValue::from_str(BATCH_CONTENT_TYPE));
-        let init = Object::new();
-        set(&init, "method", &JsValue::from_str("POST"));
-        set(&init, "headers", &headers);
-        set(&init, "body", &Uint8Array::from(body));
-        // Hosts without AbortSignal.timeout simply send without a per-request timeout.
-        if let Ok(signal) = abort_signal_timeout(timeout_ms.max(1.0).floor()) {
-            set(&init, "signal", &signal);
-        }
-        let response = match fetch(&endpoint.batches_url, &init) {
+        let answer = match send_batch(
+            &endpoint.batches_url,
+            &endpoint.authorization,
+            BATCH_CONTENT_TYPE,
+            RECEIPT_HEADER,
+            &Uint8Array::from(body),
+            timeout_ms.max(1.0).floor(),
+        ) {
             Ok(p) => JsFuture::from(p).await,
             Err(e) => Err(e),
         };
-        let response: FetchResponse = match response {
-            Ok(r) => r.unchecked_into(),
+        let answer: js_sys::Array = match answer {
+            Ok(a) => a.unchecked_into(),
             Err(e) => return (SendOutcome::Retry { after: None, reason: describe(&e) }, None),
         };
-        let status = response.status();
-        let receipt = response.headers().get(RECEIPT_HEADER);
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // an HTTP status
+        let status = answer.get(0).as_f64().unwrap_or(0.0) as u16;
+        let receipt = answer.get(1).as_string();
         let now = js_sys::Date::now();
-        let after =
-            response.headers().get("retry-after").and_then(|v| super::retry_after(&v, now, js_sys::Date::parse));
-        let text = if (200..300).contains(&status) {
-            String::new()
-        } else {
-            match response.text() {
-                Ok(p) => JsFuture::from(p).await.ok().and_then(|t| t.as_string()).unwrap_or_default(),
-                Err(_) => String::new(),
-            }
-        };
+        let after = answer.get(2).as_string().and_then(|v| super::retry_after(&v, now, js_sys::Date::parse));
+        let text = answer.get(3).as_string().unwrap_or_default();
         (classify_status(status, after, &text), receipt)
     }
 

@@ -25,6 +25,7 @@ const facilitator :Workerd.Worker = (
     (name = "tracex-wasm", esModule = embed "node_modules/tracex-wasm/index.js"),
     (name = "tracex_wasm.js", esModule = embed "node_modules/tracex-wasm/tracex_wasm.js"),
     (name = "platform.js", esModule = embed "node_modules/tracex-wasm/platform.js"),
+    (name = "transport.js", esModule = embed "node_modules/tracex-wasm/transport.js"),
     (name = "shared/audit.js", esModule = embed "node_modules/tracex-wasm/shared/audit.js"),
     (name = "shared/clock.js", esModule = embed "node_modules/tracex-wasm/shared/clock.js"),
     (name = "shared/context.js", esModule = embed "node_modules/tracex-wasm/shared/context.js"),

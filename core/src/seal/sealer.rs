@@ -191,10 +191,12 @@ impl Sealer {
         plaintext_len: usize,
         write_plaintext: impl FnOnce(&mut Vec<u8>),
     ) -> Result<SealedBatch> {
-        let mut batch_id = [0u8; BATCH_ID_LEN];
-        fill_random(&mut batch_id)?;
-        let mut nonce = [0u8; NONCE_LEN];
-        fill_random(&mut nonce)?;
+        // One draw for both: on wasm32 each draw is a call out to WebCrypto.
+        let mut random = [0u8; BATCH_ID_LEN + NONCE_LEN];
+        fill_random(&mut random)?;
+        let (batch_id, nonce) = random.split_at(BATCH_ID_LEN);
+        let batch_id: [u8; BATCH_ID_LEN] = batch_id.try_into().map_err(|_| Error::Seal("batch id".into()))?;
+        let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| Error::Seal("nonce".into()))?;
         let sequence = self.next_sequence;
         let compress = self.config.compress;
         let key_id = self.key.key_id();
