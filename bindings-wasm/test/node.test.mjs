@@ -137,7 +137,11 @@ test('data keys are wrapped with the host WebCrypto once per rotation, concurren
     const reports = [...(await Promise.all([first, tracer.flush()]))];
     batch();
     reports.push(await tracer.flush());
-    assert.equal(reports.reduce((n, r) => n + r.spansDelivered, 0), 6, JSON.stringify(reports));
+    assert.equal(
+      reports.reduce((n, r) => n + r.spansDelivered, 0),
+      6,
+      JSON.stringify(reports),
+    );
     assert.equal(tracer.stats().keyRotations, 1);
     for (const t of traces) assert.equal((await collector.trace(hex(t))).body.span_count, 2);
   };
