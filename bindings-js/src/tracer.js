@@ -22,7 +22,9 @@ const KINDS = { internal: 1, server: 2, client: 3, producer: 4, consumer: 5 };
 export class BaseTracer {
   /**
    * @param {object} options tracer options (see the package's README / .d.ts)
-   * @param {{ NativeTracer: Function, context: object, sdkName: string, sdkVersion: string }} platform
+   * @param {{ NativeTracer: Function, context: object, sdkName: string, sdkVersion: string, drainTimer?: boolean }} platform
+   *   `drainTimer: false` for a backend that only sends when flushed (WASM): queued spans are then
+   *   handed over when the buffer fills or at the flush, with no timer per batch of spans.
    */
   constructor(options, platform) {
     if (options !== undefined && (options === null || typeof options !== 'object')) {
@@ -36,6 +38,7 @@ export class BaseTracer {
       throw fromNative(e);
     }
     this._ctx = platform.context;
+    this._drainTimer = platform.drainTimer !== false;
     this._anchorMs = anchorMs();
     this._writer = new RecordWriter(this._anchorMs);
     this._sampledOut = 0;
@@ -233,7 +236,7 @@ export class BaseTracer {
       this._lastIngestError = err;
       this._drain();
     } else if (w.count >= this._drainAt) this._drain();
-    else if (this._timer === null && w.count === 1) this._schedule();
+    else if (this._drainTimer && this._timer === null && w.count === 1) this._schedule();
   }
 
   _schedule() {

@@ -151,7 +151,7 @@ const env = {
   TRACEX_COLLECTOR_PUBLIC_KEY: collector.publicKeyPem,
 };
 let expected = 0;
-const FIRST_STAGES = ['none', 'tracer', 'record', 'full'];
+const FIRST_STAGES = ['none', 'send', 'tracer', 'record', 'full'];
 try {
   // === first request of a fresh isolate, stage by stage ===
   const first = Object.fromEntries(FIRST_STAGES.map((st) => [st, []]));

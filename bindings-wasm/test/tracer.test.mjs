@@ -66,6 +66,30 @@ test('nested traces across awaits are delivered with their parents and attribute
   assert.deepEqual(attrs(root.resource.attributes)['telemetry.sdk.name'], { stringValue: 'tracex-wasm' });
 });
 
+test('recording starts no timer (the backend only sends when flushed); the flush hands over and delivers every span', async () => {
+  const tracer = new Tracer(options({ maxExportBatchSize: 4 }));
+  const { setTimeout: st, clearTimeout: ct } = globalThis;
+  const timers = [];
+  globalThis.setTimeout = (...a) => (timers.push('setTimeout'), st(...a));
+  globalThis.clearTimeout = (...a) => (timers.push('clearTimeout'), ct(...a));
+  let traceId;
+  try {
+    tracer.trace('POST /verify', (root) => {
+      traceId = root.traceId;
+      for (let i = 0; i < 9; i++) tracer.startSpan('check', { attributes: { 'x402.check': i } }).end();
+    });
+  } finally {
+    globalThis.setTimeout = st;
+    globalThis.clearTimeout = ct;
+  }
+  assert.deepEqual(timers, []);
+  assert.equal(tracer.stats().spansQueued, 10, 'still in the JS buffer');
+  const report = await tracer.flush();
+  assert.deepEqual(report, { spansDelivered: 10, spooled: 0, failed: 0, pending: 0, dropped: 0 });
+  assert.equal(tracer.stats().batchesSent, 3, 'batches of at most 4');
+  assert.equal((await collector.trace(traceId)).body.span_count, 10);
+});
+
 test('a thrown error ends the span with status error and is rethrown', async () => {
   const tracer = new Tracer(options());
   let traceId;
