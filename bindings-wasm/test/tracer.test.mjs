@@ -70,8 +70,14 @@ test('recording starts no timer (the backend only sends when flushed); the flush
   const tracer = new Tracer(options({ maxExportBatchSize: 4 }));
   const { setTimeout: st, clearTimeout: ct } = globalThis;
   const timers = [];
-  globalThis.setTimeout = (...a) => (timers.push('setTimeout'), st(...a));
-  globalThis.clearTimeout = (...a) => (timers.push('clearTimeout'), ct(...a));
+  globalThis.setTimeout = (...a) => {
+    timers.push('setTimeout');
+    return st(...a);
+  };
+  globalThis.clearTimeout = (...a) => {
+    timers.push('clearTimeout');
+    return ct(...a);
+  };
   let traceId;
   try {
     tracer.trace('POST /verify', (root) => {
