@@ -16,8 +16,8 @@ let ready;
  */
 export function init(input) {
   ready ??= initWasm(input === undefined ? undefined : { module_or_path: input }).then(
-    () => {
-      warmUp();
+    async () => {
+      await warmUp();
       markReady();
     },
     (e) => {
@@ -33,9 +33,10 @@ export function init(input) {
  * compiles it now: at module scope on the edge — `await init(wasm)` at the top of the worker — that
  * is startup work, not the first request's (src/warm.rs has the measured reason). Never throws.
  */
-function warmUp() {
+async function warmUp() {
   try {
     wasm.warmUp();
+    await wasm.warmUpFlush();
   } catch {
     // Only an optimisation: the first request compiles what it needs, as without it.
   }

@@ -78,12 +78,20 @@ impl Pipeline {
         force: bool,
         emit: &mut dyn FnMut(SealedBatch),
     ) {
+        let delay = u64::try_from(self.batch.scheduled_delay.as_nanos()).unwrap_or(u64::MAX);
+        let due = force || now.saturating_sub(self.last_export) >= delay;
+        // Nothing to seal: no sealer needed yet (creating one draws its random instance id, which
+        // a WASM module warming up at an edge worker's startup must not do: `warm.rs`).
+        if self.pending.is_empty() && buffer.len() == 0 {
+            if due {
+                self.last_export = now;
+            }
+            return;
+        }
         if !self.ensure_sealer() {
             return;
         }
         let mut budget = buffer.capacity();
-        let delay = u64::try_from(self.batch.scheduled_delay.as_nanos()).unwrap_or(u64::MAX);
-        let due = force || now.saturating_sub(self.last_export) >= delay;
         loop {
             let mut drained = 0u64;
             while self.pending.len() < self.batch.max_batch_size && budget > 0 {
@@ -121,9 +129,10 @@ impl Pipeline {
     }
 
     /// A fresh data key when the next batch needs one and the host wraps data keys itself
-    /// ([`Sealer::data_key_due`]); `None` while the current key is good or the collector key unknown.
-    pub(crate) fn data_key_due(&mut self, now: u64) -> Result<Option<DataKey>> {
-        if !self.ensure_sealer() {
+    /// ([`Sealer::data_key_due`]); `None` while the current key is good, the collector key unknown,
+    /// or nothing waits to be sealed.
+    pub(crate) fn data_key_due(&mut self, buffer: &SpanBuffer, now: u64) -> Result<Option<DataKey>> {
+        if (self.pending.is_empty() && buffer.len() == 0) || !self.ensure_sealer() {
             return Ok(None);
         }
         self.sealer.as_ref().map_or(Ok(None), |s| s.data_key_due(now))

@@ -80,7 +80,7 @@ impl Core {
     /// A fresh data key for a host that wraps data keys itself, when the next batch needs one.
     pub(crate) fn data_key_due(&self) -> Result<Option<DataKey>> {
         let now = self.clock.now_unix_nanos();
-        self.pipeline().data_key_due(now)
+        self.pipeline().data_key_due(&self.buffer, now)
     }
 
     /// Installs a data key the host wrapped; counted as a key rotation.

@@ -279,7 +279,7 @@ impl Tracer {
 
     /// For a host pump that wraps data keys with its own RSA-OAEP (WebCrypto on wasm32) before it
     /// collects: a fresh data key when the next batch needs one (none yet, or a rotation is due),
-    /// `None` otherwise or while the collector key is unknown. The host wraps it to
+    /// `None` otherwise, while nothing is buffered, or while the collector key is unknown. The host wraps it to
     /// [`Tracer::collector_key_spki_der`] (RSA-OAEP, SHA-256, MGF1-SHA-256, empty label) and gives
     /// it back with [`Tracer::install_wrapped_key`]; if it never does, sealing wraps in Rust.
     pub fn data_key_due(&self) -> Result<Option<crate::seal::DataKey>> {
