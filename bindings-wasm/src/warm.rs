@@ -5,9 +5,11 @@
 //! the work done at module scope (instantiation, and what `init()` runs) counts against the far
 //! larger startup limit. Measured in workerd (docs/benchmarks.md): compiling the functions a traced
 //! request touches — key import, record decoding, redaction, OTLP encoding, AES-GCM — was about
-//! 6 ms of that first request. `warm_up` runs each of them once on fixed inputs, so V8 compiles
-//! them then. It uses no randomness and no I/O (Workers forbid both at module scope) and touches
-//! no tracer; the outputs are thrown away.
+//! 6 ms of that first request. `warm_up` runs each of them once on fixed inputs, and
+//! `warm_up_flush` flushes an empty backend tracer, so V8 compiles them then. Neither draws
+//! randomness or does I/O (Workers forbid both at module scope: sealing, which needs a random
+//! instance id, data key and nonce, is left cold on purpose — a release build never seals with fixed
+//! ones); the tracers they build are dropped and their outputs thrown away.
 
 use tracex_core::model::{InstrumentationScope, KeyValue, Resource, SpanData, SpanId, SpanKind, TraceId};
 use tracex_core::redact::Redactor;
