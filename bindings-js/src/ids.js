@@ -30,6 +30,23 @@ export function reseed() {
   left = 0;
 }
 
+/**
+ * Runs `fn` with the generator on a fixed state instead of a random one, then makes the next draw
+ * reseed from the CSPRNG (as `reseed`). Only for warming code up where randomness is forbidden (the
+ * WASM package's `init` at an edge worker's module scope, which records throwaway spans so V8
+ * compiles the span path before the first request): ids drawn inside `fn` repeat across processes.
+ */
+export function withFixedIds(fn) {
+  st.set([1, 2, 3, 4]);
+  seeded = true;
+  left = 0;
+  try {
+    return fn();
+  } finally {
+    reseed();
+  }
+}
+
 function seed() {
   globalThis.crypto.getRandomValues(st);
   st[0] |= 1; // xoshiro's all-zero state is a fixed point

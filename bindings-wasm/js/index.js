@@ -2,6 +2,7 @@
 // Call `await init(...)` once before creating a tracer; Node's entry (node.js) does it by itself.
 import initWasm, * as wasm from './tracex_wasm.js';
 import { BaseTracer, auditApi } from './shared/index.js';
+import { withFixedIds } from './shared/ids.js';
 import { markReady, platform } from './platform.js';
 
 let ready;
@@ -17,8 +18,8 @@ let ready;
 export function init(input) {
   ready ??= initWasm(input === undefined ? undefined : { module_or_path: input }).then(
     async () => {
-      await warmUp();
       markReady();
+      await warmUp();
     },
     (e) => {
       ready = undefined;
@@ -37,6 +38,16 @@ async function warmUp() {
   try {
     wasm.warmUp();
     await wasm.warmUpFlush();
+    // The JS layer's span path — a tracer, a server span with x402 attributes and a child, the
+    // record buffer handed to the core — on fixed ids (no randomness here); never flushed.
+    withFixedIds(() => {
+      const tracer = new Tracer(wasm.warmUpOptions());
+      tracer.trace('POST /verify', { kind: 'server' }, (span) => {
+        span.setAttributes({ 'x402.scheme': 'exact', 'x402.network': 'base', 'x402.amount': '10000' });
+        tracer.trace('check', (child) => child.setAttribute('x402.check', 1));
+      });
+      tracer._drain();
+    });
   } catch {
     // Only an optimisation: the first request compiles what it needs, as without it.
   }

@@ -71,8 +71,10 @@ pub fn warm_up_flush() -> js_sys::Promise {
     }
 }
 
-/// The options of a tracer that never sends (nothing is sent without a flush).
-fn sample_options() -> js_sys::Object {
+/// The options of a tracer that never sends (nothing is sent without a flush); `init` also builds
+/// the JS layer's `Tracer` with them to warm the span path.
+#[wasm_bindgen(js_name = warmUpOptions)]
+pub fn sample_options() -> js_sys::Object {
     let o = js_sys::Object::new();
     for (k, v) in [
         ("endpoint", "http://warm-up.invalid"),

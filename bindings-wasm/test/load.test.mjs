@@ -80,15 +80,24 @@ test('`await init(wasm)` at module scope, as the edge example does, makes no for
   assert.deepEqual(r.failed, []);
   assert.deepEqual(r.calls, []);
   assert.deepEqual(r.loaded, [worker]);
-  // The warm-up seals a sample batch to the vectors' 3072-bit key: header + wrapped key + payload.
-  const { stdout } = await run(process.execPath, [
-    '--input-type=module',
-    '-e',
-    `import { init } from ${JSON.stringify(entry)}; import { warmUp } from ${JSON.stringify(glue)};` +
-      `import { readFileSync } from 'node:fs';` +
-      `await init(readFileSync(${JSON.stringify(bytes)})); console.log(warmUp());`,
-  ]);
-  assert.ok(Number(stdout.trim()) > 600, `warmUp() sealed ${stdout.trim()} bytes`);
+  // The warm-up seals a sample batch to the vectors' 3072-bit key (header + wrapped key + payload),
+  // and records its JS spans on fixed ids: afterwards ids are random again, so two processes that
+  // ran init draw different ones.
+  const ids = pathToFileURL(join(INSTALLED, 'shared', 'ids.js')).href;
+  const afterInit = async () => {
+    const { stdout } = await run(process.execPath, [
+      '--input-type=module',
+      '-e',
+      `import { init } from ${JSON.stringify(entry)}; import { warmUp } from ${JSON.stringify(glue)};` +
+        `import { word } from ${JSON.stringify(ids)}; import { readFileSync } from 'node:fs';` +
+        `await init(readFileSync(${JSON.stringify(bytes)}));` +
+        `console.log(JSON.stringify([warmUp(), word(), word(), word(), word()]));`,
+    ]);
+    return JSON.parse(stdout);
+  };
+  const [a, b] = await Promise.all([afterInit(), afterInit()]);
+  assert.ok(a[0] > 600, `warmUp() sealed ${a[0]} bytes`);
+  assert.notDeepEqual(a.slice(1), b.slice(1), 'ids after init repeat across processes');
 });
 
 test('ids are seeded on first use: spans started after a guarded load get distinct random ids', async () => {
