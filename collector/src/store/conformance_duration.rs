@@ -199,16 +199,23 @@ const MISMATCHED: &str = "SELECT count(*) FROM traces t \
      WHERE t.max_duration_ns <> (SELECT max(s.duration_ns) FROM spans s WHERE s.trace_seq = t.id)";
 
 /// The stored longest span of every trace is its spans' maximum, kept so over the commits that grew
-/// it; on a database from before the column (the schema taken back), the migration fills it in
-/// from the stored spans, and the filters are exact again.
-pub(crate) fn longest_span_is_kept_and_filled_in_by_the_migration(store: &dyn Store, raw: &RawDb<'_>) {
+/// it; on a database from before the column (the schema taken back), a store opened on it (`open`)
+/// fills it in from the stored spans as it migrates, and the filters are exact again.
+pub(crate) fn longest_span_is_kept_and_filled_in_by_the_migration(
+    open: &dyn Fn() -> Box<dyn Store>,
+    raw: &RawDb<'_>,
+) {
+    let store = open();
     store.migrate().unwrap();
-    let (traces, rows) = dataset(store);
+    let (traces, rows) = dataset(&*store);
     assert_eq!((raw.count)(MISMATCHED), 0, "kept at commit");
     assert_eq!((raw.count)("SELECT count(*) FROM traces"), 40);
+    drop(store);
 
     (raw.exec)(raw.downgrade);
+    let store = open();
     store.migrate().unwrap();
+    let store = &*store;
     assert_eq!((raw.count)(MISMATCHED), 0, "filled in by the migration");
     assert_eq!((raw.count)("SELECT count(*) FROM traces WHERE max_duration_ns = 9223372036854775807"), 0);
     check_against_the_rows(store, &traces, &rows);

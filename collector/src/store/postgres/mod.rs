@@ -563,7 +563,7 @@ mod tests {
     #[ignore = "needs PostgreSQL: run under scripts/with-postgres.sh"]
     fn postgres_longest_span_is_kept_and_filled_in_by_the_migration() {
         let db = TestDb::new();
-        let store = db.store();
+        let open = || -> Box<dyn Store> { Box::new(db.store()) };
         let exec = |sql: &str| execute(&db.url, sql);
         let count = |sql: &str| query_i64(&db.url, sql);
         let raw = super::super::conformance_duration::RawDb {
@@ -573,7 +573,7 @@ mod tests {
                         CREATE INDEX traces_by_start ON traces (project_id, start_ns, id); \
                         DELETE FROM tracex_migrations WHERE version = 8;",
         };
-        super::super::conformance_duration::longest_span_is_kept_and_filled_in_by_the_migration(&store, &raw);
+        super::super::conformance_duration::longest_span_is_kept_and_filled_in_by_the_migration(&open, &raw);
     }
 
     /// Runs one of the audit conformance checks on a database of its own, with raw SQL beside it.

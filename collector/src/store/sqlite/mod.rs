@@ -15,7 +15,7 @@
 //! | `projects` | `id`, unique `name` | project names as small integers, plus per-project `span_count` / `batch_count` counters |
 //! | `batches` | `(project_id, batch_id)` | the idempotency record of every stored batch, its envelope metadata and (migration 2) the SHA-256 of the envelope as received |
 //! | `resources` | `id`, unique SHA-256 `hash` | a resource and scope pair, stored once, as OTLP protobuf |
-//! | `traces` | `id` (the trace's *sequence number*), unique `(project_id, trace_id)`, `(project_id, start_ns, max_duration_ns)` (migration 7; `(project_id, start_ns)` before), partial `(project_id, start_ns) WHERE error_count > 0` | the per-trace summary maintained on insert: start min, end max, root name and service, span and error counts, (migration 7) the longest span's duration |
+//! | `traces` | `id` (the trace's *sequence number*), unique `(project_id, trace_id)`, `(project_id, start_ns, id, max_duration_ns)` (migration 7; `(project_id, start_ns)` before), partial `(project_id, start_ns) WHERE error_count > 0` | the per-trace summary maintained on insert: start min, end max, root name and service, span and error counts, (migration 7) the longest span's duration |
 //! | `spans` | `(trace_seq, span_id)` (clustered, `WITHOUT ROWID`) | name, service, kind, start, end, duration, status and parent as columns, `resource_id`, and the span itself as OTLP protobuf (`body`) |
 //! | `trace_attrs` | `(project_id, attr_hash, trace_seq)` | the attribute index (below) |
 //! | `api_keys` | `id` | API keys (hash of the secret only) |
@@ -557,7 +557,7 @@ mod tests {
     #[test]
     fn longest_span_is_kept_and_filled_in_by_the_migration() {
         let dir = TempDir::new();
-        let store = SqliteStore::open(&dir.db()).unwrap();
+        let open = || -> Box<dyn Store> { Box::new(SqliteStore::open(&dir.db()).unwrap()) };
         let conn = Connection::open(dir.db()).unwrap();
         let exec = |sql: &str| conn.execute_batch(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
         let count = |sql: &str| conn.query_row(sql, [], |r| r.get(0)).unwrap_or_else(|e| panic!("{sql}: {e}"));
@@ -567,7 +567,7 @@ mod tests {
             downgrade: "DROP INDEX traces_by_start_duration; ALTER TABLE traces DROP COLUMN max_duration_ns; \
                         CREATE INDEX traces_by_start ON traces (project_id, start_ns); PRAGMA user_version = 6;",
         };
-        super::super::conformance_duration::longest_span_is_kept_and_filled_in_by_the_migration(&store, &raw);
+        super::super::conformance_duration::longest_span_is_kept_and_filled_in_by_the_migration(&open, &raw);
     }
 
     #[test]
