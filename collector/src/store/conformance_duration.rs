@@ -201,10 +201,7 @@ const MISMATCHED: &str = "SELECT count(*) FROM traces t \
 /// The stored longest span of every trace is its spans' maximum, kept so over the commits that grew
 /// it; on a database from before the column (the schema taken back), a store opened on it (`open`)
 /// fills it in from the stored spans as it migrates, and the filters are exact again.
-pub(crate) fn longest_span_is_kept_and_filled_in_by_the_migration(
-    open: &dyn Fn() -> Box<dyn Store>,
-    raw: &RawDb<'_>,
-) {
+pub(crate) fn longest_span_is_kept_and_filled_in_by_the_migration(open: &dyn Fn() -> Box<dyn Store>, raw: &RawDb<'_>) {
     let store = open();
     store.migrate().unwrap();
     let (traces, rows) = dataset(&*store);

@@ -14,7 +14,8 @@
 //!    next to each other; the store says which ones were new;
 //! 8. the spans actually inserted are aggregated per trace in arrival order (the first parentless
 //!    one is the root; start min, end max, span and error counts, the longest span's duration,
-//!    the distinct attribute index hashes); rows of new traces are inserted (8) and existing ones updated (9), by sequence;
+//!    the distinct attribute index hashes); rows of new traces are inserted (8) and existing ones
+//!    updated (9), by sequence;
 //! 10. the attribute index rows, sorted;
 //! 11. the statistics rows of the inserted spans (see [`super::stats`]): the stored ones read
 //!     (locked in PostgreSQL), 12. new ones inserted and (13) existing ones merged into;

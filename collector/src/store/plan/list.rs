@@ -179,8 +179,9 @@ impl<'q> ListPlan<'q> {
     /// span filter (a service's spans may all be short in a trace whose longest span is another
     /// service's), so answers are what the probe alone gives. It is read from the start index in
     /// both stores, so a trace it rules out costs an index entry, not a probe of its spans: with a
-    /// selective `min_duration_ms` the listing used to probe the spans of most traces of the window
-    /// (p95 82–205 ms on 10 M spans, docs/benchmarks.md).
+    /// selective `min_duration_ms` the listing probed the spans of p95 7,391 traces for a page, 87
+    /// with the bound (10 M spans; p95 44–205 ms a search before, 4.0–4.5 ms after:
+    /// docs/benchmarks.md).
     pub(crate) fn trace_bounds_sql(&self, mut bind: impl FnMut(i64) -> String) -> String {
         let mut sql = String::new();
         if self.errors_only {
