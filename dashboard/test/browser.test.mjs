@@ -1,7 +1,8 @@
 // The dashboard in headless Chromium (Debian's, driven by playwright-core) against the real
 // collector holding spans the real Rust SDK sent (tracex-demo): sign in, overview charts with data,
 // a filtered search that matches the API's answer, a trace's span attributes in the side panel, a
-// freshly sent span in Live within 2 s, the audit page (no gaps, the signed checkpoint, then batches
+// freshly sent span in Live within 2 s (then pause holding new spans, resume showing them, a click
+// opening the trace), the audit page (no gaps, the signed checkpoint, then batches
 // the SDK sealed but the test never sent, shown as a gap), sign out; then the audit page of a fresh
 // collector before its first checkpoint. Any console error fails the test. Screenshots go to $SCREENSHOTS (default out/dashboard-screenshots/).
 //
@@ -253,7 +254,7 @@ test('a trace opens as a waterfall and the side panel shows span attributes and 
   await shot('trace');
 });
 
-test('a freshly sent span appears in Live within 2 s', async () => {
+test('a freshly sent span appears in Live within 2 s; pause, resume, a click opens the trace', async () => {
   await nav('Live').click();
   if (missing.has('/live')) {
     await page.getByTestId('not-available').waitFor();
@@ -266,6 +267,25 @@ test('a freshly sent span appears in Live within 2 s', async () => {
   await page.getByTestId('live-span').filter({ hasText: 'POST /resource' }).first().waitFor({ timeout: 2000 });
   console.log(`# live: shown ${Date.now() - sent} ms after the demo flushed`);
   await shot('live');
+  // Paused, new spans are held (counted on the button) and the rows stay; resuming shows them.
+  const rows = page.getByTestId('live-table').locator('tbody tr');
+  const shown = await rows.count();
+  await page.getByTestId('pause').click();
+  await collector.demo('--requests', '1');
+  await page
+    .getByTestId('pause')
+    .filter({ hasText: /^Resume \(\d+ new\)$/ })
+    .waitFor({ timeout: 5000 });
+  assert.equal(await rows.count(), shown);
+  await page.getByTestId('pause').click();
+  await page
+    .getByTestId('pause')
+    .filter({ hasText: /^Pause$/ })
+    .waitFor();
+  assert.ok((await rows.count()) > shown);
+  // A click opens the span's trace.
+  await page.getByTestId('live-span').first().click();
+  await page.waitForFunction(() => location.hash.startsWith('#/trace/'));
 });
 
 /** The time as the page prints it (format.ts `time`), in the browser's locale and zone. */

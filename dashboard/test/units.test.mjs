@@ -102,3 +102,22 @@ test('audit: the badge counts missing batches and reused numbers', async () => {
   assert.equal(sequenceRange(5, 5), '#5');
   assert.equal(sequenceRange(2, 3), '#2–#3');
 });
+
+test('Live: spans queued between frames come out newest first, kept to the limit', async () => {
+  const { LiveBuffer } = await load('live_rows.ts');
+  const span = (n) => ({ span_id: `s${n}` });
+  const ids = (spans) => spans.map((s) => s.span_id).join(' ');
+  const b = new LiveBuffer(4);
+  assert.deepEqual(b.take(), []);
+  b.add([span(1), span(2)]);
+  b.add([span(3)]);
+  assert.equal(ids(b.take()), 's3 s2 s1');
+  assert.equal(ids(b.kept), 's3 s2 s1');
+  b.add([span(4), span(5)]);
+  assert.equal(ids(b.take()), 's5 s4');
+  assert.equal(ids(b.kept), 's5 s4 s3 s2', 'the oldest goes past the limit');
+  // A hidden tab gets no frames: only the newest `keep` spans wait.
+  b.add([1, 2, 3, 4, 5, 6, 7].map(span));
+  assert.equal(ids(b.take()), 's7 s6 s5 s4');
+  assert.equal(ids(b.kept), 's7 s6 s5 s4');
+});

@@ -31,6 +31,7 @@ pub(crate) fn run_all(store: &dyn Store) {
     limit_is_clamped(store);
     bad_cursor_is_invalid_query(store);
     longest_first_walks_every_trace_once(store);
+    super::conformance_duration::duration_filters_match_the_exact_answer(store);
     trace_summary(store);
     api_keys(store);
     super::conformance_stats::statistics_match_the_raw_spans(store);

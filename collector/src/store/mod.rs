@@ -17,6 +17,8 @@ pub(crate) mod conformance;
 #[cfg(test)]
 pub(crate) mod conformance_audit;
 #[cfg(test)]
+pub(crate) mod conformance_duration;
+#[cfg(test)]
 pub(crate) mod conformance_stats;
 
 use crate::audit::gaps::BatchSeq;

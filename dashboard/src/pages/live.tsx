@@ -1,11 +1,13 @@
 // Live: spans as the collector commits them (SSE over fetch), with the search filters, pause and
 // resume, and a rate counter; a click opens the span's trace. A dropped stream reconnects with a
 // growing pause; `lagged` events (spans not sent to this viewer: past its rate, or while it was slow)
-// are counted on screen and in the rate.
+// are counted on screen and in the rate. Rows are written once per animation frame, outside
+// Preact's diff (see `live_rows.ts`).
+import { Component } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, query, type Span } from '../api';
 import { ErrorBox } from '../components/errors';
-import { clock, ms, serviceColor } from '../format';
+import { LiveBuffer, prependRows, replaceRows } from '../live_rows';
 import { href, navigate, type Route } from '../route';
 import { stream } from '../sse';
 
@@ -22,16 +24,32 @@ export function Live({ route }: { route: Route }) {
     attr: p.get('attr') ?? '',
   };
   const [form, setForm] = useState(filters);
-  const [spans, setSpans] = useState<Span[]>([]);
+  const [shown, setShown] = useState(false);
   const [status, setStatus] = useState<{ state: string; error?: unknown }>({ state: 'connecting' });
   const [missed, setMissed] = useState(0);
   const [paused, setPaused] = useState(false);
   const [held, setHeld] = useState(0);
   const [perSecond, setPerSecond] = useState(0);
   const pausedRef = useRef(false);
-  const buffer = useRef<Span[]>([]);
+  const buffer = useRef(new LiveBuffer(KEEP));
+  const tbody = useRef<HTMLTableSectionElement>(null);
+  const frame = useRef(0);
   const arrivals = useRef<{ t: number; n: number }[]>([]);
   const key = p.toString();
+
+  // Applies the spans queued since the last frame: rows while live, the held count while paused.
+  const flush = () => {
+    frame.current = 0;
+    const fresh = buffer.current.take();
+    if (!fresh.length) return;
+    if (pausedRef.current) return setHeld((h) => h + fresh.length);
+    if (tbody.current) prependRows(tbody.current, fresh, KEEP);
+    setShown(true);
+  };
+  const schedule = () => {
+    if (!frame.current) frame.current = requestAnimationFrame(flush);
+  };
+  useEffect(() => () => cancelAnimationFrame(frame.current), []);
 
   useEffect(() => {
     const ac = new AbortController();
@@ -56,9 +74,8 @@ export function Live({ route }: { route: Route }) {
             if (e.event === 'spans') {
               const got: Span[] = JSON.parse(e.data).spans ?? [];
               arrivals.current.push({ t: Date.now(), n: got.length });
-              buffer.current = [...got.reverse(), ...buffer.current].slice(0, KEEP);
-              if (pausedRef.current) setHeld((h) => h + got.length);
-              else setSpans(buffer.current);
+              buffer.current.add(got);
+              schedule();
             } else if (e.event === 'lagged') {
               // Skipped for this page (past the collector's per-viewer rate, or while it was slow):
               // still spans that happened, so they count in the rate.
@@ -96,7 +113,9 @@ export function Live({ route }: { route: Route }) {
     pausedRef.current = !paused;
     setPaused(!paused);
     if (paused) {
-      setSpans(buffer.current);
+      buffer.current.take();
+      if (tbody.current) replaceRows(tbody.current, buffer.current.kept);
+      setShown(buffer.current.kept.length > 0);
       setHeld(0);
     }
   };
@@ -156,27 +175,20 @@ export function Live({ route }: { route: Route }) {
               <th class="num">duration</th>
             </tr>
           </thead>
-          <tbody>
-            {spans.map((s) => (
-              <tr key={s.span_id} class={s.status.code === 'error' ? 'has-error' : ''}>
-                <td>{clock(s.start_time_unix_nano)}</td>
-                <td>
-                  <span class="dot" style={{ background: serviceColor(s.service_name) }} />
-                  {s.service_name}
-                </td>
-                <td>
-                  <a href={`${href('trace', s.trace_id)}?span=${s.span_id}`} data-testid="live-span">
-                    {s.name}
-                  </a>
-                </td>
-                <td class={s.status.code === 'error' ? 'bad' : ''}>{s.status.code}</td>
-                <td class="num">{ms(s.duration_ns / 1e6)}</td>
-              </tr>
-            ))}
-          </tbody>
+          <Rows tbody={tbody} />
         </table>
       </div>
-      {spans.length === 0 && status.state === 'live' && <p class="muted">Waiting for spans…</p>}
+      {!shown && status.state === 'live' && <p class="muted">Waiting for spans…</p>}
     </section>
   );
+}
+
+/** The table body, written by `live_rows.ts` only: Preact renders it once and never diffs it. */
+class Rows extends Component<{ tbody: { current: HTMLTableSectionElement | null } }> {
+  shouldComponentUpdate() {
+    return false;
+  }
+  render() {
+    return <tbody ref={this.props.tbody} />;
+  }
 }

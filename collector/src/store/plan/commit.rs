@@ -13,8 +13,9 @@
 //!    `(trace, span id)` in the call is inserted, sorted by `(trace_seq, span_id)` so the rows land
 //!    next to each other; the store says which ones were new;
 //! 8. the spans actually inserted are aggregated per trace in arrival order (the first parentless
-//!    one is the root; start min, end max, span and error counts, the distinct attribute index
-//!    hashes); rows of new traces are inserted (8) and existing ones updated (9), by sequence;
+//!    one is the root; start min, end max, span and error counts, the longest span's duration,
+//!    the distinct attribute index hashes); rows of new traces are inserted (8) and existing ones
+//!    updated (9), by sequence;
 //! 10. the attribute index rows, sorted;
 //! 11. the statistics rows of the inserted spans (see [`super::stats`]): the stored ones read
 //!     (locked in PostgreSQL), 12. new ones inserted and (13) existing ones merged into;
@@ -179,6 +180,10 @@ pub(crate) struct TraceRow {
     pub(crate) root: Option<(String, Option<String>)>,
     pub(crate) spans: i64,
     pub(crate) errors: i64,
+    /// The longest span's `duration_ns` (stored as `traces.max_duration_ns`, the maximum over every
+    /// span of the trace: an update keeps the larger): a duration filter skips traces whose
+    /// longest span is shorter without probing their spans (see [`super::list`]).
+    pub(crate) max_duration: i64,
 }
 
 impl TraceRow {
@@ -234,7 +239,8 @@ pub(crate) trait CommitSql {
     /// Inserts rows for new traces.
     fn insert_traces(&mut self, rows: &[TraceRow]) -> Result<(), Self::Error>;
 
-    /// Adds to existing trace rows: start min, end max, the root if they have none, the counts.
+    /// Adds to existing trace rows: start min, end max, the root if they have none, the counts,
+    /// the longest span's duration max.
     fn update_traces(&mut self, rows: &[TraceRow]) -> Result<(), Self::Error>;
 
     /// Inserts attribute index rows (sorted) not stored yet.
@@ -547,6 +553,7 @@ pub(crate) fn run<S: CommitSql>(
                 root: None,
                 spans: 0,
                 errors: 0,
+                max_duration: 0,
             },
             hashes: Vec::new(),
         });
@@ -554,6 +561,8 @@ pub(crate) fn run<S: CommitSql>(
         let row = &mut agg.row;
         row.start = row.start.min(ns(span.start_time_unix_nano));
         row.end = row.end.max(ns(span.end_time_unix_nano));
+        // The same value as the span row's `duration_ns` column (`SpanRow::duration_ns`).
+        row.max_duration = row.max_duration.max(ns(span.duration_nanos()));
         row.spans += 1;
         if span.status.code == StatusCode::Error {
             row.errors += 1;

@@ -424,9 +424,9 @@ impl CommitSql for Sql<'_> {
             let tid: Vec<&[u8]> = chunk.iter().map(|t| &t.trace_id[..]).collect();
             let n = block_on(self.tx.execute_typed(
                 "INSERT INTO traces (id, project_id, trace_id, start_ns, end_ns, has_root, root_name, \
-                 root_service, span_count, error_count) \
+                 root_service, span_count, error_count, max_duration_ns) \
                  SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bytea[], $4::bigint[], $5::bigint[], \
-                 $6::bool[], $7::text[], $8::text[], $9::bigint[], $10::bigint[]) \
+                 $6::bool[], $7::text[], $8::text[], $9::bigint[], $10::bigint[], $11::bigint[]) \
                  ON CONFLICT (project_id, trace_id) DO NOTHING",
                 &[
                     (&c.id, Type::INT8_ARRAY),
@@ -439,6 +439,7 @@ impl CommitSql for Sql<'_> {
                     (&c.root_service, Type::TEXT_ARRAY),
                     (&c.span_count, Type::INT8_ARRAY),
                     (&c.error_count, Type::INT8_ARRAY),
+                    (&c.max_duration, Type::INT8_ARRAY),
                 ],
             ))?;
             if n != chunk.len() as u64 {
@@ -457,10 +458,12 @@ impl CommitSql for Sql<'_> {
                  root_name = CASE WHEN t.has_root THEN t.root_name ELSE u.root_name END, \
                  root_service = CASE WHEN t.has_root THEN t.root_service ELSE u.root_service END, \
                  has_root = t.has_root OR u.has_root, \
-                 span_count = t.span_count + u.span_count, error_count = t.error_count + u.error_count \
+                 span_count = t.span_count + u.span_count, error_count = t.error_count + u.error_count, \
+                 max_duration_ns = GREATEST(t.max_duration_ns, u.max_duration_ns) \
                  FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bool[], $5::text[], $6::text[], \
-                 $7::bigint[], $8::bigint[]) \
-                 AS u(id, start_ns, end_ns, has_root, root_name, root_service, span_count, error_count) \
+                 $7::bigint[], $8::bigint[], $9::bigint[]) \
+                 AS u(id, start_ns, end_ns, has_root, root_name, root_service, span_count, error_count, \
+                 max_duration_ns) \
                  WHERE t.id = u.id",
                 &[
                     (&c.id, Type::INT8_ARRAY),
@@ -471,6 +474,7 @@ impl CommitSql for Sql<'_> {
                     (&c.root_service, Type::TEXT_ARRAY),
                     (&c.span_count, Type::INT8_ARRAY),
                     (&c.error_count, Type::INT8_ARRAY),
+                    (&c.max_duration, Type::INT8_ARRAY),
                 ],
             ))?;
         }
@@ -662,6 +666,7 @@ struct TraceColumns<'a> {
     root_service: Vec<Option<&'a str>>,
     span_count: Vec<i64>,
     error_count: Vec<i64>,
+    max_duration: Vec<i64>,
 }
 
 impl<'a> TraceColumns<'a> {
@@ -675,6 +680,7 @@ impl<'a> TraceColumns<'a> {
             root_service: rows.iter().map(TraceRow::root_service).collect(),
             span_count: rows.iter().map(|t| t.spans).collect(),
             error_count: rows.iter().map(|t| t.errors).collect(),
+            max_duration: rows.iter().map(|t| t.max_duration).collect(),
         }
     }
 }

@@ -544,6 +544,38 @@ mod tests {
         conformance::run_all(&db.store());
     }
 
+    /// Runs a query answering one integer on the database at `url`.
+    fn query_i64(url: &str, sql: &str) -> i64 {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let (client, connection) = tokio_postgres::connect(url, NoTls).await.unwrap();
+            let conn = tokio::spawn(connection);
+            let n: i64 = client.query_one(sql, &[]).await.unwrap_or_else(|e| panic!("{sql}: {}", describe(&e))).get(0);
+            drop(client);
+            let _ = conn.await;
+            n
+        })
+    }
+
+    /// The longest span of each trace, kept at commit and filled in by migration 8 on a database
+    /// taken back to version 7.
+    #[test]
+    #[ignore = "needs PostgreSQL: run under scripts/with-postgres.sh"]
+    fn postgres_longest_span_is_kept_and_filled_in_by_the_migration() {
+        let db = TestDb::new();
+        let open = || -> Box<dyn Store> { Box::new(db.store()) };
+        let exec = |sql: &str| execute(&db.url, sql);
+        let count = |sql: &str| query_i64(&db.url, sql);
+        let raw = super::super::conformance_duration::RawDb {
+            exec: &exec,
+            count: &count,
+            downgrade: "DROP INDEX traces_by_start_duration; ALTER TABLE traces DROP COLUMN max_duration_ns; \
+                        CREATE INDEX traces_by_start ON traces (project_id, start_ns, id); \
+                        DELETE FROM tracex_migrations WHERE version = 8;",
+        };
+        super::super::conformance_duration::longest_span_is_kept_and_filled_in_by_the_migration(&open, &raw);
+    }
+
     /// Runs one of the audit conformance checks on a database of its own, with raw SQL beside it.
     fn audit_check(check: fn(&dyn Store, &super::super::conformance_audit::RawSql<'_>)) {
         let db = TestDb::new();

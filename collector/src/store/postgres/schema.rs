@@ -170,6 +170,18 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ALTER TABLE trace_attrs_legacy DROP CONSTRAINT trace_attrs_legacy_range;
     CREATE TABLE trace_attrs_default PARTITION OF trace_attrs DEFAULT;
     ",
+    // 8: as SQLite's migration 7: each trace's longest span, kept at commit, filled in from the
+    // stored spans, and the last key column of the start index the listing walks (`traces` is
+    // not partitioned). As a key column, not `INCLUDE`d: only key columns are checked inside the
+    // index, before the table row is fetched; `id` before it keeps the index's order.
+    "
+    ALTER TABLE traces ADD COLUMN max_duration_ns BIGINT NOT NULL DEFAULT 9223372036854775807;
+    UPDATE traces t SET max_duration_ns = m.max_duration_ns
+        FROM (SELECT trace_seq, max(duration_ns) AS max_duration_ns FROM spans GROUP BY trace_seq) m
+        WHERE t.id = m.trace_seq;
+    CREATE INDEX traces_by_start_duration ON traces (project_id, start_ns, id, max_duration_ns);
+    DROP INDEX traces_by_start;
+    ",
 ];
 
 /// Creates or upgrades the schema (idempotent), under an advisory lock so collectors starting

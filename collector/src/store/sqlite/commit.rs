@@ -164,7 +164,8 @@ impl CommitSql for Sql<'_> {
             .conn
             .prepare(
                 "INSERT INTO traces (id, project_id, trace_id, start_ns, end_ns, has_root, root_name, \
-                 root_service, span_count, error_count) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                 root_service, span_count, error_count, max_duration_ns) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )
             .db()?;
         for t in rows {
@@ -180,6 +181,7 @@ impl CommitSql for Sql<'_> {
                     t.root_service(),
                     t.spans,
                     t.errors,
+                    t.max_duration,
                 ])
                 .db()?;
         }
@@ -193,8 +195,8 @@ impl CommitSql for Sql<'_> {
                 "UPDATE traces SET start_ns = min(start_ns, ?2), end_ns = max(end_ns, ?3), \
                  root_name = CASE WHEN has_root THEN root_name ELSE ?5 END, \
                  root_service = CASE WHEN has_root THEN root_service ELSE ?6 END, \
-                 has_root = max(has_root, ?4), span_count = span_count + ?7, error_count = error_count + ?8 \
-                 WHERE id = ?1",
+                 has_root = max(has_root, ?4), span_count = span_count + ?7, error_count = error_count + ?8, \
+                 max_duration_ns = max(max_duration_ns, ?9) WHERE id = ?1",
             )
             .db()?;
         for t in rows {
@@ -207,7 +209,8 @@ impl CommitSql for Sql<'_> {
                     t.root_name(),
                     t.root_service(),
                     t.spans,
-                    t.errors
+                    t.errors,
+                    t.max_duration
                 ])
                 .db()?;
         }

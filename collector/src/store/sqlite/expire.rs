@@ -31,7 +31,7 @@ impl SqliteStore {
         let seqs: Vec<i64> = {
             let mut select = tx
                 .prepare(
-                    "SELECT id FROM traces INDEXED BY traces_by_start WHERE project_id = ?1 AND start_ns < ?2 \
+                    "SELECT id FROM traces INDEXED BY traces_by_start_duration WHERE project_id = ?1 AND start_ns < ?2 \
                      ORDER BY start_ns LIMIT ?3",
                 )
                 .db()?;

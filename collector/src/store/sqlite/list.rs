@@ -62,7 +62,7 @@ impl SqliteStore {
         } else if plan.errors_only {
             sql.push_str("traces t INDEXED BY traces_with_errors WHERE t.project_id = ?1");
         } else {
-            sql.push_str("traces t INDEXED BY traces_by_start WHERE t.project_id = ?1");
+            sql.push_str("traces t INDEXED BY traces_by_start_duration WHERE t.project_id = ?1");
         }
         sql.push_str(&plan.trace_bounds_sql(|v| bind(&mut params, v)));
         let key = plan.key_sql();

@@ -15,7 +15,7 @@
 //! | `projects` | `id`, unique `name` | project names as small integers, plus per-project `span_count` / `batch_count` counters |
 //! | `batches` | `(project_id, batch_id)` | the idempotency record of every stored batch, its envelope metadata and (migration 2) the SHA-256 of the envelope as received |
 //! | `resources` | `id`, unique SHA-256 `hash` | a resource and scope pair, stored once, as OTLP protobuf |
-//! | `traces` | `id` (the trace's *sequence number*), unique `(project_id, trace_id)`, `(project_id, start_ns)`, partial `(project_id, start_ns) WHERE error_count > 0` | the per-trace summary maintained on insert: start min, end max, root name and service, span and error counts |
+//! | `traces` | `id` (the trace's *sequence number*), unique `(project_id, trace_id)`, `(project_id, start_ns, id, max_duration_ns)` (migration 7; `(project_id, start_ns)` before), partial `(project_id, start_ns) WHERE error_count > 0` | the per-trace summary maintained on insert: start min, end max, root name and service, span and error counts, (migration 7) the longest span's duration |
 //! | `spans` | `(trace_seq, span_id)` (clustered, `WITHOUT ROWID`) | name, service, kind, start, end, duration, status and parent as columns, `resource_id`, and the span itself as OTLP protobuf (`body`) |
 //! | `trace_attrs` | `(project_id, attr_hash, trace_seq)` | the attribute index (below) |
 //! | `api_keys` | `id` | API keys (hash of the secret only) |
@@ -46,10 +46,12 @@
 //!
 //! # Listing and the attribute index
 //!
-//! `list_traces` walks `traces` newest start first (`traces_by_start`, or the partial index of
-//! traces with errors when filtering on status `Error`) and keeps a trace when one of its spans
-//! matches every span-level filter; that check is an `EXISTS` probe on the `spans` primary key
-//! (the trace's spans are contiguous). Pagination is keyset pagination on `(start_ns, trace_seq)`;
+//! `list_traces` walks `traces` newest start first (`traces_by_start_duration`, or the partial
+//! index of traces with errors when filtering on status `Error`) and keeps a trace when one of its
+//! spans matches every span-level filter; that check is an `EXISTS` probe on the `spans` primary
+//! key (the trace's spans are contiguous). A minimum duration is checked first against the
+//! trace's longest span, which the start index carries: traces that cannot match are passed over
+//! in the index without a probe. Pagination is keyset pagination on `(start_ns, trace_seq)`;
 //! the cursor is the hex of a version byte, the start and the sequence number of the last trace
 //! returned, and stays valid across writes (traces whose start moves may move between pages).
 //!
@@ -550,6 +552,24 @@ mod tests {
         check(&store, &raw);
     }
 
+    /// The longest span of each trace, kept at commit and filled in by migration 7 on a database
+    /// taken back to version 6.
+    #[test]
+    fn longest_span_is_kept_and_filled_in_by_the_migration() {
+        let dir = TempDir::new();
+        let open = || -> Box<dyn Store> { Box::new(SqliteStore::open(&dir.db()).unwrap()) };
+        let conn = Connection::open(dir.db()).unwrap();
+        let exec = |sql: &str| conn.execute_batch(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let count = |sql: &str| conn.query_row(sql, [], |r| r.get(0)).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let raw = super::super::conformance_duration::RawDb {
+            exec: &exec,
+            count: &count,
+            downgrade: "DROP INDEX traces_by_start_duration; ALTER TABLE traces DROP COLUMN max_duration_ns; \
+                        CREATE INDEX traces_by_start ON traces (project_id, start_ns); PRAGMA user_version = 6;",
+        };
+        super::super::conformance_duration::longest_span_is_kept_and_filled_in_by_the_migration(&open, &raw);
+    }
+
     #[test]
     fn audit_verify_names_what_was_tampered() {
         audit_check(super::super::conformance_audit::verify_names_what_was_tampered);
@@ -663,12 +683,12 @@ mod tests {
             rows.map(Result::unwrap).collect::<Vec<_>>().join("\n")
         };
         let p = plan(
-            "SELECT t.trace_id FROM traces t INDEXED BY traces_by_start WHERE t.project_id = 1 \
-             AND (t.start_ns, t.id) < (5, 9) AND EXISTS (SELECT 1 FROM spans s WHERE s.trace_seq = t.id \
-             AND s.status = 2) ORDER BY t.start_ns DESC, t.id DESC LIMIT 10",
+            "SELECT t.trace_id FROM traces t INDEXED BY traces_by_start_duration WHERE t.project_id = 1 \
+             AND t.max_duration_ns >= 7 AND (t.start_ns, t.id) < (5, 9) AND EXISTS (SELECT 1 FROM spans s \
+             WHERE s.trace_seq = t.id AND s.status = 2) ORDER BY t.start_ns DESC, t.id DESC LIMIT 10",
         );
         assert!(!p.contains("TEMP B-TREE"), "{p}");
-        assert!(p.contains("traces_by_start"), "{p}");
+        assert!(p.contains("traces_by_start_duration"), "{p}");
         assert!(p.contains("USING INDEX spans_by_trace (trace_seq=?)"), "the EXISTS probe uses the spans key: {p}");
         let p = plan(
             "SELECT t.trace_id FROM traces t INDEXED BY traces_with_errors WHERE t.project_id = 1 \

@@ -148,6 +148,22 @@ const MIGRATIONS: &[&str] = &[
         lease_until_ns INTEGER NOT NULL
     );
     ",
+    // 7: each trace's longest span (`max_duration_ns`, kept at commit with the other aggregates),
+    // so that a `min_duration_ms` search skips traces that cannot match (see `plan::list`). It
+    // joins the start index, which the listing walks: a trace ruled out costs an index entry, not
+    // a row and a probe of its spans; the index it replaces is its prefix, so a commit still
+    // writes as many index entries. `id` is named before it: the listing's order is
+    // `(start_ns, id)`, which the index then holds (after the duration, ties in start would be
+    // sorted per query). Stored traces are filled in from their spans (one pass over
+    // `spans_by_trace`, whose trace order follows the table's; measured in docs/benchmarks.md);
+    // the default only stands for a row that has no spans, which no listing filter can match.
+    "
+    ALTER TABLE traces ADD COLUMN max_duration_ns INTEGER NOT NULL DEFAULT 9223372036854775807;
+    UPDATE traces SET max_duration_ns =
+        coalesce((SELECT max(s.duration_ns) FROM spans s WHERE s.trace_seq = traces.id), max_duration_ns);
+    CREATE INDEX traces_by_start_duration ON traces (project_id, start_ns, id, max_duration_ns);
+    DROP INDEX traces_by_start;
+    ",
 ];
 
 /// Creates or upgrades the schema (idempotent): runs the steps `PRAGMA user_version` says are missing.
