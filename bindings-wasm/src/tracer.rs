@@ -186,6 +186,13 @@ impl NativeTracer {
     }
 }
 
+impl NativeTracer {
+    /// The core tracer (for the warm-up, `warm.rs`).
+    pub(crate) fn core(&self) -> &Tracer {
+        &self.shared.tracer
+    }
+}
+
 impl Shared {
     /// Moves newly sealed batches into the queue; beyond its bound the oldest are given up on.
     fn enqueue(&self, batches: Vec<SealedBatch>) {

@@ -11,9 +11,11 @@
 //! instance id, data key and nonce, is left cold on purpose — a release build never seals with fixed
 //! ones); the tracers they build are dropped and their outputs thrown away.
 
+use tracex_core::delivery::Progress;
 use tracex_core::model::{InstrumentationScope, KeyValue, Resource, SpanData, SpanId, SpanKind, TraceId};
 use tracex_core::redact::Redactor;
-use tracex_core::seal::{self, CollectorKey, DATA_KEY_LEN, Header, NONCE_LEN};
+use tracex_core::seal::{self, CollectorKey, DATA_KEY_LEN, Header, NONCE_LEN, SealedBatch};
+use tracex_core::transport::SendOutcome;
 use wasm_bindgen::prelude::*;
 
 /// The public key of the shared test vectors: a real RSA key to parse, never sealed to.
@@ -35,6 +37,19 @@ pub fn warm_up() -> usize {
     if cfg!(all(target_arch = "wasm32", target_os = "unknown")) {
         if let Ok(tracer) = crate::NativeTracer::new(sample_options().into()) {
             let _ = tracer.ingest(&records);
+            // What the pump does with an acknowledged batch: the delivery state machine's step and
+            // the receipt check (an empty stand-in batch; only this tracer's counters move).
+            let batch = SealedBatch {
+                bytes: Vec::new(),
+                batch_id: [7; 16],
+                sequence: 1,
+                created_at_unix_nano: 1,
+                span_count: 0,
+            };
+            let core = tracer.core();
+            let zero = std::time::Duration::ZERO;
+            let _ = core.after_attempt(&batch, &mut Progress::default(), &SendOutcome::Delivered, zero, zero, None);
+            core.check_receipt(&batch, None);
         }
     }
     let Ok(mut spans) = tracex_core::records::decode(&records) else { return 0 };

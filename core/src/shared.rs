@@ -136,14 +136,15 @@ impl Core {
         deadline: Option<Duration>,
         (span_count, bytes): (u32, usize),
     ) -> Step {
-        let step = self.delivery.lock().unwrap_or_else(std::sync::PoisonError::into_inner).after_attempt(
-            progress,
-            outcome,
-            took,
-            now,
-            deadline,
-            crate::ids::random_unit(),
-        );
+        // The jitter is drawn only for a backoff that uses it: on wasm32 each draw is a call out
+        // to WebCrypto, and a delivered batch (the common case, once per edge request) needs none.
+        let random =
+            if matches!(outcome, SendOutcome::Retry { after: None, .. }) { crate::ids::random_unit() } else { 0.5 };
+        let step = self
+            .delivery
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .after_attempt(progress, outcome, took, now, deadline, random);
         let s = &self.stats;
         match step {
             Step::Delivered => {
