@@ -80,9 +80,7 @@ impl Pipeline {
     ) {
         let delay = u64::try_from(self.batch.scheduled_delay.as_nanos()).unwrap_or(u64::MAX);
         let due = force || now.saturating_sub(self.last_export) >= delay;
-        // Nothing to seal: no sealer needed yet (creating one draws its random instance id, which
-        // a WASM module warming up at an edge worker's startup must not do: `warm.rs`).
-        if self.pending.is_empty() && buffer.len() == 0 {
+        if self.nothing_to_seal(buffer) {
             if due {
                 self.last_export = now;
             }
@@ -128,11 +126,17 @@ impl Pipeline {
         self.sealer.is_some()
     }
 
+    /// Nothing buffered or pending: no sealer is needed yet (creating one draws its random instance
+    /// id, which a WASM module warming up at an edge worker's startup must not do: `warm.rs`).
+    fn nothing_to_seal(&self, buffer: &SpanBuffer) -> bool {
+        self.pending.is_empty() && buffer.len() == 0
+    }
+
     /// A fresh data key when the next batch needs one and the host wraps data keys itself
     /// ([`Sealer::data_key_due`]); `None` while the current key is good, the collector key unknown,
     /// or nothing waits to be sealed.
     pub(crate) fn data_key_due(&mut self, buffer: &SpanBuffer, now: u64) -> Result<Option<DataKey>> {
-        if (self.pending.is_empty() && buffer.len() == 0) || !self.ensure_sealer() {
+        if self.nothing_to_seal(buffer) || !self.ensure_sealer() {
             return Ok(None);
         }
         self.sealer.as_ref().map_or(Ok(None), |s| s.data_key_due(now))

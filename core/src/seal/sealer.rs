@@ -194,9 +194,9 @@ impl Sealer {
         // One draw for both: on wasm32 each draw is a call out to WebCrypto.
         let mut random = [0u8; BATCH_ID_LEN + NONCE_LEN];
         fill_random(&mut random)?;
-        let (batch_id, nonce) = random.split_at(BATCH_ID_LEN);
-        let batch_id: [u8; BATCH_ID_LEN] = batch_id.try_into().map_err(|_| Error::Seal("batch id".into()))?;
-        let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| Error::Seal("nonce".into()))?;
+        let (mut batch_id, mut nonce) = ([0u8; BATCH_ID_LEN], [0u8; NONCE_LEN]);
+        batch_id.copy_from_slice(&random[..BATCH_ID_LEN]);
+        nonce.copy_from_slice(&random[BATCH_ID_LEN..]);
         let sequence = self.next_sequence;
         let compress = self.config.compress;
         let key_id = self.key.key_id();
