@@ -76,10 +76,41 @@ pub(super) fn scan(s: &str, rules: &Rules, plain_number: bool) -> Option<String>
     }
     // Most longer values are one alphanumeric token — addresses, ids, amounts, words — where only a
     // few lengths and one prefix can be a secret: not scanned otherwise.
-    if b.iter().all(u8::is_ascii_alphanumeric) && !alnum_token_may_be_secret(b) {
+    if !alnum_token_may_be_secret(b) && all_ascii_alphanumeric(b) {
         return None;
     }
     scan_from(s, rules, plain_number, next_candidate)
+}
+
+/// `b.iter().all(u8::is_ascii_alphanumeric)`, eight bytes at a time: values handed over by the
+/// bindings are owned and checked on every span, and the byte loop over the two 42-character
+/// addresses of a typical x402 span was ≈ 70 % of `scan`'s samples (`perf`, `redact_owned`). A
+/// test compares the two on every byte value in every position.
+pub(super) fn all_ascii_alphanumeric(b: &[u8]) -> bool {
+    if b.len() < 8 {
+        return b.iter().all(u8::is_ascii_alphanumeric);
+    }
+    let word = |i: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b[i..i + 8]);
+        u64::from_le_bytes(w)
+    };
+    // Whole words, then the last eight bytes (overlapping the previous word when the length is
+    // not a multiple of eight).
+    (0..b.len() / 8).all(|k| alphanumeric_word(word(k * 8))) && alphanumeric_word(word(b.len() - 8))
+}
+
+/// Whether all eight bytes of `v` are ASCII letters or digits.
+fn alphanumeric_word(v: u64) -> bool {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const fn each(x: u8) -> u64 {
+        0x0101_0101_0101_0101 * x as u64
+    }
+    // Per byte `x` below 0x80: `x + (0x80 - lo)` has its high bit set iff `x >= lo`, and
+    // `x + (0x7f - hi)` iff `x > hi`; neither sum passes 0xff, so nothing carries into the next
+    // byte. Letters are tested case-folded (`| 0x20` maps no non-letter into `a..=z`).
+    let in_range = |x: u64, lo: u8, hi: u8| x.wrapping_add(each(0x80 - lo)) & !x.wrapping_add(each(0x7f - hi)) & HIGH;
+    v & HIGH == 0 && (in_range(v, b'0', b'9') | in_range(v | each(0x20), b'a', b'z')) == HIGH
 }
 
 /// Whether a string of only ASCII letters and digits can hold anything a rule finds. With no

@@ -308,7 +308,34 @@ mod prop {
         ]
     }
 
+    /// The word-at-a-time check equals the byte loop for every byte value at every position of
+    /// every length up to 40 (words, the overlapping tail and the short-string path).
+    #[test]
+    fn alphanumeric_words_equal_the_byte_loop() {
+        for len in 0..=40usize {
+            for pos in 0..len.max(1) {
+                for c in 0..=255u8 {
+                    let mut b = vec![b'a'; len];
+                    if let Some(x) = b.get_mut(pos) {
+                        *x = c;
+                    }
+                    assert_eq!(
+                        crate::redact::scan::all_ascii_alphanumeric(&b),
+                        b.iter().all(u8::is_ascii_alphanumeric),
+                        "{b:?}"
+                    );
+                }
+            }
+        }
+    }
+
     proptest! {
+        /// The same on arbitrary bytes.
+        #[test]
+        fn alphanumeric_words_equal_the_byte_loop_on_any_bytes(b in proptest::collection::vec(any::<u8>(), 0..80)) {
+            prop_assert_eq!(crate::redact::scan::all_ascii_alphanumeric(&b), b.iter().all(u8::is_ascii_alphanumeric));
+        }
+
         #[test]
         fn never_panics_and_is_idempotent_on_any_string(s in ".{0,300}") {
             let (once, twice) = redact_twice(&s);
