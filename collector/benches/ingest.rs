@@ -23,7 +23,9 @@
 //!
 //! `cargo bench -p tracex-collector --bench ingest` (env: `INGEST_BATCHES`, default 400 requests of
 //! 512 spans per path and round; `INGEST_CLIENTS`, default 64: concurrent connections, as many SDK
-//! instances or exporters would hold; `INGEST_ROUNDS`, default 3; `INGEST_PATHS`, default
+//! instances or exporters would hold; `INGEST_ROUNDS`, default 3; `INGEST_RATE`, spans/s: an open
+//! loop at that offered rate instead of as fast as acknowledgements come, latencies counted from
+//! each request's due time (the acknowledgement latency at a given load); `INGEST_PATHS`, default
 //! `sealed,sealed-no-audit,otlp-http,otlp-grpc,sealed-export`, also `postgres,postgres-two`:
 //! `scripts/with-postgres.sh env INGEST_PATHS=sealed,postgres,postgres-two cargo bench -p
 //! tracex-collector --bench ingest`)
@@ -260,7 +262,7 @@ fn start_collectors(
     (collectors, db)
 }
 
-fn run(path: Path, round: usize, batches: usize, clients: usize) -> Run {
+fn run(path: Path, round: usize, batches: usize, clients: usize, rate: Option<f64>) -> Run {
     let receiver = (path == Path::SealedExport).then(common::NullReceiver::start);
     let (collectors, db) = start_collectors(path, round, receiver.as_ref());
     let collector = &collectors[0];
@@ -294,6 +296,10 @@ fn run(path: Path, round: usize, batches: usize, clients: usize) -> Run {
         collectors.iter().map(|c| (c.url.trim_start_matches("http://").to_owned(), c.ingest_key.clone())).collect();
     let auth = collector.ingest_key.clone();
     let started = Instant::now();
+    // Open loop (`INGEST_RATE`): request `i` is due at `i * 512 / rate` seconds, and its latency
+    // counts from then, not from when a client got round to sending it — a collector that falls
+    // behind shows it in the latencies instead of slowing the generator (coordinated omission).
+    let due = move |i: usize| rate.map(|r| started + Duration::from_secs_f64(i as f64 * 512.0 / r));
     let mut latencies: Vec<Duration> = match path {
         // The HTTP generator is deliberately cheap (hand-written HTTP/1.1 over keep-alive sockets,
         // no client library, no copies), so the two cores go to the collector.
@@ -313,7 +319,10 @@ fn run(path: Path, round: usize, batches: usize, clients: usize) -> Run {
                         loop {
                             let i = next.fetch_add(1, Ordering::Relaxed);
                             let Some(body) = bodies.get(i) else { break };
-                            let t = Instant::now();
+                            let t = due(i).map_or_else(Instant::now, |at| {
+                                std::thread::sleep(at.saturating_duration_since(Instant::now()));
+                                at
+                            });
                             let (status, text) = conn.post(&addr, path, &auth, body);
                             assert_eq!(status, 200, "{text}");
                             // OTLP: an empty ExportTraceServiceResponse, no partial success.
@@ -343,7 +352,13 @@ fn run(path: Path, round: usize, batches: usize, clients: usize) -> Run {
                         loop {
                             let i = next.fetch_add(1, Ordering::Relaxed);
                             let Some(body) = bodies.get(i) else { break };
-                            let t = Instant::now();
+                            let t = match due(i) {
+                                Some(at) => {
+                                    tokio::time::sleep_until(at.into()).await;
+                                    at
+                                }
+                                None => Instant::now(),
+                            };
                             let mut req = tonic::Request::new(body.clone());
                             req.metadata_mut().insert("authorization", auth.parse().unwrap());
                             grpc.ready().await.unwrap();
@@ -413,6 +428,7 @@ fn run(path: Path, round: usize, batches: usize, clients: usize) -> Run {
 fn main() {
     let batches = env_usize("INGEST_BATCHES", 400);
     let clients = env_usize("INGEST_CLIENTS", 64);
+    let rate = std::env::var("INGEST_RATE").ok().map(|r| r.parse::<f64>().expect("INGEST_RATE: spans per second"));
     let rounds = env_usize("INGEST_ROUNDS", 3).max(1);
     let mut paths: Vec<Path> = std::env::var("INGEST_PATHS")
         .unwrap_or_else(|_| "sealed,sealed-no-audit,otlp-http,otlp-grpc,sealed-export".to_owned())
@@ -434,12 +450,13 @@ fn main() {
             paths.retain(|p| p.postgres_collectors() == 0);
         }
     }
-    println!("{batches} requests of 512 spans per path and round, {clients} concurrent clients, {rounds} rounds");
+    let offered = rate.map_or_else(|| "as fast as acknowledged".to_owned(), |r| format!("offered at {r:.0} spans/s"));
+    println!("{batches} requests of 512 spans per path and round, {clients} concurrent clients, {rounds} rounds, {offered}");
     let mut runs: Vec<(Path, Vec<Run>)> = paths.iter().map(|p| (*p, Vec::new())).collect();
     for round in 1..=rounds {
         println!("round {round}");
         for (path, done) in &mut runs {
-            done.push(run(*path, round, batches, clients));
+            done.push(run(*path, round, batches, clients, rate));
         }
     }
     let median = |v: &[Run], f: fn(&Run) -> f64| {
@@ -449,6 +466,7 @@ fn main() {
     };
     let rate_of = |path: Path| runs.iter().find(|(p, _)| *p == path).map(|(_, v)| median(v, |r| r.spans_per_s));
     let (sealed, postgres) = (rate_of(Path::Sealed), rate_of(Path::Postgres));
+    let offered_rate = rate;
     for (path, done) in &runs {
         let rate = median(done, |r| r.spans_per_s);
         let mut ratio = sealed.map_or_else(String::new, |s| format!(", {:.2}x sealed", rate / s));
@@ -457,11 +475,12 @@ fn main() {
         }
         let each: Vec<String> = done.iter().map(|r| format!("{:.0}", r.spans_per_s)).collect();
         println!(
-            "== ingest {:<15}: {rate:.0} spans/s median of {rounds} ({}){ratio}; ack p50 {:.1} ms, p99 {:.1} ms",
+            "== ingest {:<15}: {rate:.0} spans/s median of {rounds} ({}){ratio}; ack p50 {:.1} ms, p99 {:.1} ms{}",
             path.name(),
             each.join(", "),
             median(done, |r| r.p50_ms),
             median(done, |r| r.p99_ms),
+            offered_rate.map_or_else(String::new, |r| format!(" (open loop, offered {r:.0} spans/s)")),
         );
     }
 }
