@@ -18,9 +18,14 @@ use self::grow::Queue;
 use crossbeam_queue::ArrayQueue as Queue;
 
 /// A bounded MPMC queue of finished spans that wakes the batcher when a batch is ready.
+///
+/// Spans travel boxed: a span is built in its box when it starts, and ending it pushes a pointer.
+/// By value, the 264-byte `SpanData` was copied three times between `start` and the queue slot
+/// (stack to `Span`, out of the `Option` at `end`, into the slot) — `memcpy` took as much of the
+/// recording thread's samples as all the rest of the hot path (`perf`, `benches/span.rs`).
 #[derive(Debug)]
 pub(crate) struct SpanBuffer {
-    queue: Queue<SpanData>,
+    queue: Queue<Box<SpanData>>,
     wake_at: usize,
     notified: AtomicBool,
     waker: OnceLock<Thread>,
@@ -29,6 +34,8 @@ pub(crate) struct SpanBuffer {
     /// hot path reuses memory instead of allocating what another thread frees (which makes glibc
     /// trim and re-fault pages on every batch).
     attr_pool: Queue<Vec<KeyValue>>,
+    /// Emptied span boxes on their way back the same way, for the same reason.
+    box_pool: Queue<Box<SpanData>>,
 }
 
 /// Largest attribute vector worth keeping in the pool.
@@ -43,12 +50,13 @@ impl SpanBuffer {
             waker: OnceLock::new(),
             warned: AtomicBool::new(false),
             attr_pool: Queue::new((capacity / 4).clamp(1, 4096)),
+            box_pool: Queue::new((capacity / 4).clamp(1, 4096)),
         }
     }
 
     /// Records a finished span. Lock-free; the only possible syscall is one unpark per full batch.
     #[inline]
-    pub(crate) fn push(&self, span: SpanData, stats: &Stats) -> bool {
+    pub(crate) fn push(&self, span: Box<SpanData>, stats: &Stats) -> bool {
         if self.queue.push(span).is_err() {
             Stats::add(&stats.spans_dropped, 1);
             if !self.warned.swap(true, Ordering::Relaxed) {
@@ -75,6 +83,12 @@ impl SpanBuffer {
         self.attr_pool.pop().unwrap_or_default()
     }
 
+    /// A box holding `SpanData::default()`, reused when one is available.
+    #[inline]
+    pub(crate) fn span_box(&self) -> Box<SpanData> {
+        self.box_pool.pop().unwrap_or_default()
+    }
+
     /// Returns a span's attribute vector (emptied here, on the batcher) for reuse.
     pub(crate) fn recycle(&self, mut attrs: Vec<KeyValue>) {
         if attrs.capacity() > 0 && attrs.capacity() <= POOLED_CAPACITY {
@@ -83,8 +97,12 @@ impl SpanBuffer {
         }
     }
 
+    /// The oldest span; its box goes back to the pool at once.
     pub(crate) fn pop(&self) -> Option<SpanData> {
-        self.queue.pop()
+        let mut boxed = self.queue.pop()?;
+        let span = std::mem::take(&mut *boxed);
+        let _ = self.box_pool.push(boxed);
+        Some(span)
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -188,7 +206,7 @@ mod tests {
     fn full_buffer_drops_newest_and_counts() {
         let stats = Stats::default();
         let b = SpanBuffer::new(2, 2);
-        let span = |n: &'static str| SpanData { name: n.into(), ..Default::default() };
+        let span = |n: &'static str| Box::new(SpanData { name: n.into(), ..Default::default() });
         assert!(b.push(span("a"), &stats));
         assert!(b.push(span("b"), &stats));
         assert!(!b.push(span("c"), &stats));

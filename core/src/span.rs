@@ -139,19 +139,21 @@ impl<'t> SpanBuilder<'t> {
             }
         }
         let limits = tracer.limits();
-        let mut data = SpanData {
-            trace_id,
-            span_id,
-            trace_state: cx.trace_state.as_deref().map(str::to_owned).unwrap_or_default(),
-            parent_span_id: parent.as_ref().map(|p| p.span_id),
-            flags,
-            name: self.name,
-            kind: self.kind,
-            start_time_unix_nano: self.start_time.unwrap_or_else(|| tracer.now()),
-            attributes: if self.attributes.is_empty() { tracer.attr_vec() } else { self.attributes },
-            links: self.links,
-            ..SpanData::default()
-        };
+        // Filled field by field in a recycled box holding `SpanData::default()` (see `SpanBuffer`):
+        // a struct literal would be built on the stack and copied in.
+        let mut data = tracer.span_box();
+        data.trace_id = trace_id;
+        data.span_id = span_id;
+        if let Some(state) = cx.trace_state.as_deref() {
+            state.clone_into(&mut data.trace_state);
+        }
+        data.parent_span_id = parent.as_ref().map(|p| p.span_id);
+        data.flags = flags;
+        data.name = self.name;
+        data.kind = self.kind;
+        data.start_time_unix_nano = self.start_time.unwrap_or_else(|| tracer.now());
+        data.attributes = if self.attributes.is_empty() { tracer.attr_vec() } else { self.attributes };
+        data.links = self.links;
         if data.attributes.len() > limits.max_attributes as usize {
             // Duplicates at start count once, as they do when set one by one.
             dedup_last_wins(&mut data.attributes);
@@ -311,7 +313,7 @@ impl Drop for Span<'_> {
 /// Unlike [`Span`], nothing happens on drop: a span that is never ended is never recorded.
 #[derive(Debug)]
 pub struct UnboundSpan {
-    data: Option<SpanData>,
+    data: Option<Box<SpanData>>,
     cx: SpanContext,
 }
 
@@ -442,7 +444,7 @@ impl UnboundSpan {
     pub fn end(&mut self, tracer: &Tracer, at: Option<u64>) {
         if let Some(mut d) = self.data.take() {
             d.end_time_unix_nano = at.unwrap_or_else(|| tracer.now()).max(d.start_time_unix_nano);
-            tracer.record(d);
+            tracer.record_boxed(d);
         }
     }
 }

@@ -167,6 +167,14 @@ impl Tracer {
     /// returns false, and counts a drop, when the buffer is full or the tracer is shut down.
     #[inline]
     pub fn record(&self, span: SpanData) -> bool {
+        let mut boxed = self.span_box();
+        *boxed = span;
+        self.record_boxed(boxed)
+    }
+
+    /// [`record`](Self::record) for a span built in a box from [`span_box`](Self::span_box).
+    #[inline]
+    pub(crate) fn record_boxed(&self, span: Box<SpanData>) -> bool {
         if !self.inner.accepting.load(Ordering::Relaxed) {
             Stats::add(&self.inner.core.stats.spans_dropped, 1);
             return false;
@@ -193,6 +201,11 @@ impl Tracer {
     #[inline]
     pub fn now(&self) -> u64 {
         self.inner.core.clock.now_unix_nanos()
+    }
+
+    #[inline]
+    pub(crate) fn span_box(&self) -> Box<SpanData> {
+        self.inner.core.buffer.span_box()
     }
 
     #[inline]
