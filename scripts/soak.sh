@@ -5,16 +5,28 @@
 #
 #   scripts/soak.sh                 # 300 s, a request every 5 ms (≈ 200 requests/s, 4 spans each)
 #   scripts/soak.sh 60 2            # 60 s, a request every 2 ms
+#   scripts/soak.sh 600 --rate 50000   # 600 s at 50,000 spans/s, paced by the demo (issue #17)
 #
-# Prints a table of samples (every 10 s) and the totals; results go in docs/reliability.md.
+# Prints a table of samples (every 10 s), the totals, and whether RSS stayed flat: the growth of
+# each process from the first sample at or after FLAT_FROM_S (default 120 s: the collector's SQLite
+# page caches fill in the first minutes, docs/reliability.md) to its last sample, failing when it
+# exceeds MAX_GROWTH_PCT (default 10 %). Fails too when any span is unaccounted for: every span the
+# demo ended must be stored by the collector or counted by the SDK (dropped, spooled, failed).
+# Results go in docs/reliability.md (and docs/benchmarks.md for issue #17's memory target).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-300}"
 interval_ms="${2:-5}"
+rate=0
+if [ "$interval_ms" = "--rate" ]; then
+  rate="${3:?--rate needs spans per second}"
+fi
+flat_from="${FLAT_FROM_S:-120}"
+max_growth="${MAX_GROWTH_PCT:-10}"
 cargo build --release --locked -q -p tracex-collector -p tracex-example-rust
-BIN=target/release
+BIN="${CARGO_TARGET_DIR:-target}/release"
 dir="$(mktemp -d)"
-trap 'kill $collector $demo 2>/dev/null || true; rm -rf "$dir"' EXIT
+trap 'kill ${collector:-} ${demo:-} 2>/dev/null || true; rm -rf "$dir"' EXIT
 export TRACEX_DATA_DIR="$dir"
 ingest=$("$BIN/tracex-collector" apikey create --project soak --scope ingest 2>/dev/null)
 fingerprint=$("$BIN/tracex-collector" keys show | sed -n 's/^fingerprint: //p')
@@ -23,9 +35,13 @@ collector=$!
 for _ in $(seq 200); do grep -q "listening on" "$dir/collector.out" 2>/dev/null && break; sleep 0.05; done
 url=$(sed -n 's/^tracex-collector listening on //p' "$dir/collector.out")
 
-requests=$(( seconds * 1000 / interval_ms ))
+if [ "$rate" -gt 0 ]; then
+  load=(--rate "$rate" --duration-s "$seconds")
+else
+  load=(--requests "$(( seconds * 1000 / interval_ms ))" --interval-ms "$interval_ms")
+fi
 TRACEX_ENDPOINT="$url" TRACEX_API_KEY="$ingest" TRACEX_COLLECTOR_FINGERPRINT="$fingerprint" \
-  "$BIN/tracex-demo" --requests "$requests" --interval-ms "$interval_ms" > "$dir/demo.out" &
+  "$BIN/tracex-demo" "${load[@]}" > "$dir/demo.out" &
 demo=$!
 
 rss() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo -; }
@@ -33,16 +49,43 @@ fds() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
 spans() { curl -s "$url/metrics" | awk '$1 == "tracex_spans_ingested_total" {print $2}'; }
 printf '%6s  %14s  %12s  %15s  %13s  %12s\n' "t (s)" "collector KiB" "collector fd" "SDK (demo) KiB" "SDK fd" "spans stored"
 start=$(date +%s)
+: > "$dir/samples"
 while kill -0 "$demo" 2>/dev/null; do
-  printf '%6d  %14s  %12s  %15s  %13s  %12s\n' $(( $(date +%s) - start )) "$(rss $collector)" "$(fds $collector)" \
-    "$(rss $demo)" "$(fds $demo)" "$(spans)"
+  row=$(printf '%6d  %14s  %12s  %15s  %13s  %12s' $(( $(date +%s) - start )) "$(rss $collector)" "$(fds $collector)" \
+    "$(rss $demo)" "$(fds $demo)" "$(spans)")
+  echo "$row" | tee -a "$dir/samples"
   for _ in $(seq 100); do kill -0 "$demo" 2>/dev/null || break; sleep 0.1; done
 done
 wait "$demo"
-printf '%6d  %14s  %12s  %15s  %13s  %12s\n' $(( $(date +%s) - start )) "$(rss $collector)" "$(fds $collector)" "-" "-" "$(spans)"
+printf '%6d  %14s  %12s  %15s  %13s  %12s\n' $(( $(date +%s) - start )) "$(rss $collector)" "$(fds $collector)" "-" "-" "$(spans)" \
+  | tee -a "$dir/samples"
 echo
 cat "$dir/demo.out"
+status=0
 stored=$(spans)
 delivered=$(sed -n 's/^delivered \([0-9]*\) spans.*/\1/p' "$dir/demo.out")
-echo "stored $stored, delivered $delivered"
-[ "$stored" = "$delivered" ] || { echo "stored and delivered differ" >&2; exit 1; }
+ended=$(sed -n 's/^ended \([0-9]*\) spans.*/\1/p' "$dir/demo.out")
+read -r recorded dropped spooled failed pending < <(sed -n \
+  's/^totals: recorded \([0-9]*\) dropped \([0-9]*\) delivered [0-9]* spooled \([0-9]*\) failed \([0-9]*\) pending \([0-9]*\)$/\1 \2 \3 \4 \5/p' \
+  "$dir/demo.out") || true
+echo "ended $ended = recorded $recorded + dropped $dropped; recorded = delivered $delivered + spooled $spooled + failed $failed + pending $pending; stored $stored"
+[ "$stored" = "$delivered" ] || { echo "stored and delivered differ" >&2; status=1; }
+[ "$ended" = "$(( recorded + dropped ))" ] || { echo "ended spans not all recorded or dropped" >&2; status=1; }
+[ "$recorded" = "$(( delivered + spooled + failed + pending ))" ] || { echo "recorded spans unaccounted for" >&2; status=1; }
+
+# Flat: from the first sample at or after $flat_from s to the last one with the process alive.
+flat() { # column, name
+  awk -v col="$1" -v name="$2" -v from="$flat_from" -v max="$max_growth" '
+    $col != "-" && $1 >= from && base == "" { base = $col; t0 = $1 }
+    $col != "-" { last = $col; t1 = $1 }
+    END {
+      if (base == "") { printf "%s RSS: no sample at or after %d s, flatness not judged\n", name, from; exit 0 }
+      growth = last - base; pct = 100 * growth / base
+      printf "%s RSS: %d KiB at %d s -> %d KiB at %d s: %+d KiB (%+.1f %%), limit +%s %%: %s\n", \
+        name, base, t0, last, t1, growth, pct, max, (pct <= max ? "flat" : "GROWING")
+      exit (pct <= max ? 0 : 1)
+    }' "$dir/samples"
+}
+flat 2 collector || status=1
+flat 4 "SDK (demo)" || status=1
+exit "$status"

@@ -17,13 +17,14 @@
 //! cargo run -p tracex-example-rust -- --requests 200
 //! cargo run -p tracex-example-rust -- --requests 2000 --spread-s 3600   # an hour of history at once
 //! cargo run -p tracex-example-rust -- --requests 200 --out ./sealed     # no collector needed
+//! cargo run -p tracex-example-rust -- --rate 50000 --duration-s 600     # scripts/soak.sh's load
 //! ```
 #![allow(clippy::print_stdout)]
 
 mod traffic;
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tracex_core::Tracer;
 
@@ -33,10 +34,16 @@ struct Args {
     interval_ms: u64,
     spread_s: u64,
     public_key: Option<PathBuf>,
+    /// Spans per second (both services together), paced against the clock; 0: as fast as the
+    /// payments are made (with `--interval-ms` between them).
+    rate: u64,
+    /// With `--rate`: run this long instead of `--requests` payments; 0: `--requests` decides.
+    duration_s: u64,
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut args = Args { requests: 100, out: None, interval_ms: 0, spread_s: 0, public_key: None };
+    let mut args =
+        Args { requests: 100, out: None, interval_ms: 0, spread_s: 0, public_key: None, rate: 0, duration_s: 0 };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{a} needs a value"));
@@ -44,11 +51,14 @@ fn parse_args() -> Result<Args, String> {
             "--requests" => args.requests = value()?.parse().map_err(|e| format!("--requests: {e}"))?,
             "--interval-ms" => args.interval_ms = value()?.parse().map_err(|e| format!("--interval-ms: {e}"))?,
             "--spread-s" => args.spread_s = value()?.parse().map_err(|e| format!("--spread-s: {e}"))?,
+            "--rate" => args.rate = value()?.parse().map_err(|e| format!("--rate: {e}"))?,
+            "--duration-s" => args.duration_s = value()?.parse().map_err(|e| format!("--duration-s: {e}"))?,
             "--out" => args.out = Some(PathBuf::from(value()?)),
             "--public-key" => args.public_key = Some(PathBuf::from(value()?)),
             "-h" | "--help" => {
                 println!(
-                    "usage: tracex-demo [--requests N] [--interval-ms MS] [--spread-s S] [--out DIR] [--public-key PEM_FILE]"
+                    "usage: tracex-demo [--requests N] [--interval-ms MS] [--rate SPANS_PER_S [--duration-s S]] \
+                     [--spread-s S] [--out DIR] [--public-key PEM_FILE]"
                 );
                 std::process::exit(0);
             }
@@ -81,14 +91,33 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut rng = traffic::Rng::seeded();
     let spread_ns = args.spread_s.saturating_mul(1_000_000_000);
     let start = traffic::now_ns().saturating_sub(spread_ns);
-    for i in 0..args.requests {
+    let began = Instant::now();
+    let until = (args.rate > 0 && args.duration_s > 0).then(|| began + Duration::from_secs(args.duration_s));
+    let mut spans = 0u64;
+    let mut i = 0u64;
+    while until.map_or(i < args.requests, |t| Instant::now() < t) {
         // Spread: payment i ends at its slot in the window; otherwise it ends now.
         let end = if spread_ns > 0 { start + spread_ns / args.requests.max(1) * (i + 1) } else { traffic::now_ns() };
-        traffic::payment(&resource, &tracer, &mut rng, i, end);
-        if args.interval_ms > 0 {
+        spans += traffic::payment(&resource, &tracer, &mut rng, i, end);
+        i += 1;
+        if args.rate > 0 {
+            // Paced against the start, not per payment, so a sleep that overshoots (Linux's timer
+            // slack is 50 µs by default) is made up by the next payments; sleeping only when 1 ms
+            // ahead makes one sleep per ≈ 50 spans at 50,000 spans/s.
+            #[allow(clippy::cast_precision_loss)]
+            let due = Duration::from_secs_f64(spans as f64 / args.rate as f64);
+            let ahead = due.saturating_sub(began.elapsed());
+            if ahead >= Duration::from_millis(1) {
+                std::thread::sleep(ahead);
+            }
+        } else if args.interval_ms > 0 {
             std::thread::sleep(Duration::from_millis(args.interval_ms));
         }
     }
+    let elapsed = began.elapsed();
+    #[allow(clippy::cast_precision_loss)]
+    let achieved = spans as f64 / elapsed.as_secs_f64().max(1e-9);
+    println!("ended {spans} spans in {i} payments over {:.1} s: {achieved:.0} spans/s", elapsed.as_secs_f64());
 
     if manual {
         // The sealed batches of the facilitator only: enough to show what leaves the process.
@@ -114,6 +143,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "delivered {} spans in {} batches; at shutdown: {} spooled, {} failed, {} pending",
             sa.spans_sent + sb.spans_sent,
             sa.batches_sent + sb.batches_sent,
+            ra.spans_spooled + rb.spans_spooled,
+            ra.spans_failed + rb.spans_failed,
+            ra.spans_pending + rb.spans_pending
+        );
+        // Every span ended is accounted for: delivered, dropped when the buffer was full, or left in
+        // the spool / failed / pending at shutdown (scripts/soak.sh checks the sum).
+        println!(
+            "totals: recorded {} dropped {} delivered {} spooled {} failed {} pending {}",
+            sa.spans_recorded + sb.spans_recorded,
+            sa.spans_dropped + sb.spans_dropped,
+            sa.spans_sent + sb.spans_sent,
             ra.spans_spooled + rb.spans_spooled,
             ra.spans_failed + rb.spans_failed,
             ra.spans_pending + rb.spans_pending

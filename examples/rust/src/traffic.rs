@@ -94,8 +94,9 @@ fn fail(span: &mut tracex_core::Span<'_>, at: u64, reason: &str, message: &str) 
 }
 
 /// One payment ending at `end` (unix ns): the resource server's span (`resource`, its own service)
-/// around the facilitator's (`tracer`), all ended with explicit times.
-pub fn payment(resource: &Tracer, tracer: &Tracer, rng: &mut Rng, i: u64, end: u64) {
+/// around the facilitator's (`tracer`), all ended with explicit times. Returns the spans it ended
+/// (3 for a payment rejected at verify, 6 or 7 otherwise), which `--rate` paces by.
+pub fn payment(resource: &Tracer, tracer: &Tracer, rng: &mut Rng, i: u64, end: u64) -> u64 {
     let (network, slow) = network(rng);
     let amount = (10_000 + (i * 7919) % 990_000).to_string();
     let payer = format!("0x{:040x}", 0x857b_0651_9e91u64.wrapping_mul(i + 1));
@@ -157,7 +158,7 @@ pub fn payment(resource: &Tracer, tracer: &Tracer, rng: &mut Rng, i: u64, end: u
         root.set_attribute("x402.error", reason.to_owned());
         root.set_status(Status::error(format!("payment rejected: {reason}")));
         root.end_at(end);
-        return;
+        return 3;
     }
     verify.set_status(Status::ok());
     verify.end_at(v1);
@@ -224,4 +225,5 @@ pub fn payment(resource: &Tracer, tracer: &Tracer, rng: &mut Rng, i: u64, end: u
     }
     settle.end_at(s1);
     root.end_at(end);
+    6 + u64::from(retry)
 }
