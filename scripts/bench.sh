@@ -40,7 +40,7 @@ command_of() {
 
 describe() {
     case "$1" in
-        rust) echo "Rust hot path: tracex-core beside opentelemetry-rust (BatchSpanProcessor)" ;;
+        rust) echo "Rust hot path: tracex-core beside opentelemetry-rust (BatchSpanProcessor) and fastrace (root span; local spans under one root apart)" ;;
         seal) echo "the worker's side of a 512-span batch: OTLP encoding, AES-256-GCM sealing, redaction; OpenSSL's AES-256-GCM on this machine beside it" ;;
         e2e) echo "Rust SDK end to end: CPU per span on every SDK thread and the delivery rate, one and four batches in flight" ;;
         visibility) echo "span.end() to queryable through the query API, at the default schedule and at 100 ms" ;;
