@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Python benchmark: tracex vs opentelemetry-sdk side by side in one run (see
-# bindings-python/bench/bench_spans.py), plus the end-to-end CPU cost per span against a real
-# loopback collector (release build). Results go in docs/benchmarks.md by hand.
+# Python benchmark: tracex vs opentelemetry-sdk and ddtrace side by side in one run (see
+# bindings-python/bench/bench_spans.py; the peers on the hot path only), plus tracex's end-to-end
+# CPU cost per span against a real loopback collector (release build). The `==` lines are what
+# scripts/bench.sh puts in docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -19,7 +20,8 @@ trap cleanup EXIT
 for abi in ${ABIS:-cp310 cp39}; do
     rm -rf "$VENVS/bench-$abi"
     "$PY" -m venv "$VENVS/bench-$abi"
-    "$VENVS/bench-$abi/bin/pip" install -q "$WHEELS/$abi"/tracex-*.whl "opentelemetry-sdk==${OTEL_VERSION:-1.45.*}"
+    "$VENVS/bench-$abi/bin/pip" install -q "$WHEELS/$abi"/tracex-*.whl "opentelemetry-sdk==${OTEL_VERSION:-1.45.*}" \
+        "ddtrace==${DDTRACE_VERSION:-4.16.*}"
 done
 
 BIN="$TARGET/release/tracex-collector"
@@ -34,6 +36,6 @@ URL="$(sed -n 's/^tracex-collector listening on //p' "$OUT")"
 cd /tmp
 for abi in ${ABIS:-cp310 cp39}; do
     printf '\n=== tracex %s-abi3 wheel\n' "$abi"
-    TRACEX_ENDPOINT="$URL" TRACEX_API_KEY="$API_KEY" TRACEX_COLLECTOR_PUBLIC_KEY="$PEM" \
+    BENCH_WHEEL="$abi-abi3 wheel" TRACEX_ENDPOINT="$URL" TRACEX_API_KEY="$API_KEY" TRACEX_COLLECTOR_PUBLIC_KEY="$PEM" \
         "$VENVS/bench-$abi/bin/python" "$ROOT/bindings-python/bench/bench_spans.py"
 done

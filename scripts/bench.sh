@@ -41,7 +41,7 @@ command_of() {
 
 describe() {
     case "$1" in
-        rust) echo "Rust hot path: tracex-core beside opentelemetry-rust (BatchSpanProcessor)" ;;
+        rust) echo "Rust hot path: tracex-core beside opentelemetry-rust (BatchSpanProcessor) and fastrace (root span; local spans under one root apart)" ;;
         seal) echo "the worker's side of a 512-span batch: OTLP encoding, AES-256-GCM sealing, redaction; OpenSSL's AES-256-GCM on this machine beside it" ;;
         memory) echo "bytes per span held in the Rust SDK's buffer (collector unreachable), by the allocator and by RSS, attribute payload excluded (target ≤ 256)" ;;
         e2e) echo "Rust SDK end to end: CPU per span on every SDK thread and the delivery rate, one and four batches in flight" ;;
@@ -50,7 +50,7 @@ describe() {
         audit) echo "audit log: store commits, checkpoints, proofs, verify; sealed ingest with the log on and off" ;;
         postgres) echo "collector ingest into PostgreSQL, one and two collectors, beside SQLite" ;;
         node) echo "Node: tracex beside OpenTelemetry JS, hot path and end to end" ;;
-        python) echo "Python: tracex beside the OpenTelemetry Python SDK, hot path and end to end" ;;
+        python) echo "Python: tracex beside the OpenTelemetry Python SDK and ddtrace on the hot path; tracex end to end" ;;
         wasm) echo "the WASM package beside the native addon in Node" ;;
         edge) echo "CPU a request pays for tracing in real workerd, first request and steady state" ;;
         collector) echo "the collector at 10,000,000 spans: queries, statistics, waterfall, live-tail lag" ;;

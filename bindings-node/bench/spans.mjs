@@ -13,7 +13,9 @@
 //              BatchSpanProcessor and the OTLP/protobuf exporter posting to a loopback HTTP sink.
 //              Spans each SDK dropped are reported too.
 //
-// Run: scripts/bench-node.sh (builds the release addon and collector, then runs this file).
+// Run: scripts/bench-node.sh (builds the release addon and collector, then runs this file). The
+// figures' lines start with `==`: scripts/bench.sh copies those into docs/benchmarks.md (without them it
+// took the output's last lines, the collector's log among them).
 // E2E_ONLY=1 skips the hot-path processes.
 
 import { createRequire } from 'node:module';
@@ -125,14 +127,14 @@ async function hotPaths(collectorOptions, label) {
     const cpu = median(runs[sdk].map((r) => r.cpu));
     const dropped = runs[sdk].reduce((n, r) => n + r.dropped, 0);
     console.log(
-      `${sdk.padEnd(10)} hot path (${label}): ${cpu.toFixed(0)} ns/span calling-thread CPU ` +
+      `== ${sdk.padEnd(10)} hot path (${label}): ${cpu.toFixed(0)} ns/span calling-thread CPU ` +
         `(wall ${median(runs[sdk].map((r) => r.wall)).toFixed(0)} ns; per process ` +
         `${runs[sdk].map((r) => r.cpu.toFixed(0)).join(', ')}; each the median of ${rounds} × ${spans})` +
         (sdk === 'tracex' ? `, ${dropped} spans dropped and counted` : ''),
     );
     out[sdk] = cpu;
   }
-  console.log(`hot path ratio (${label}, otel / tracex): ${(out.otel / out.tracex).toFixed(2)}×`);
+  console.log(`== hot path ratio (${label}, otel / tracex): ${(out.otel / out.tracex).toFixed(2)}×`);
 }
 
 function cpuMicros() {
@@ -188,7 +190,7 @@ async function main() {
     const txDelivered = txStats.spansSent - sentBefore;
     await tx2.shutdown();
     console.log(
-      `tracex     end-to-end: ${txCpu.toFixed(0)} ns CPU/span, ${txDelivered}/${BURST} delivered to the collector, ` +
+      `== tracex     end-to-end: ${txCpu.toFixed(0)} ns CPU/span, ${txDelivered}/${BURST} delivered to the collector, ` +
         `${txStats.spansDropped} dropped, ${txWall.toFixed(0)} ms wall (report ${JSON.stringify(txReport)})`,
     );
 
@@ -217,10 +219,10 @@ async function main() {
     const otCpu = ((cpuMicros() - cpu0) * 1e3) / BURST;
     const otWall = performance.now() - w0;
     console.log(
-      `otel       end-to-end: ${otCpu.toFixed(0)} ns CPU/span, ${otExported}/${BURST} exported to the sink, ` +
+      `== otel       end-to-end: ${otCpu.toFixed(0)} ns CPU/span, ${otExported}/${BURST} exported to the sink, ` +
         `${BURST - otExported} dropped uncounted, ${otWall.toFixed(0)} ms wall`,
     );
-    console.log(`end-to-end CPU ratio (otel / tracex): ${(otCpu / txCpu).toFixed(2)}×`);
+    console.log(`== end-to-end CPU ratio (otel / tracex): ${(otCpu / txCpu).toFixed(2)}×`);
     await provider2.shutdown();
   } finally {
     sinkServer.close();

@@ -1,15 +1,21 @@
-"""Side by side, in one process: tracex vs opentelemetry-sdk (BatchSpanProcessor, no-op exporter)
-for the same span shape — start a span (made current), set 4 attributes (3 x402.* strings and an
-int), end it. Prints ns/span for each and the ratio; then the end-to-end cost with sealing and
-sending to a real loopback collector included (process CPU time, all threads, flush included).
+"""Side by side, in one process: tracex vs opentelemetry-sdk (BatchSpanProcessor, no-op exporter) and
+ddtrace (its real trace writer, no agent) for the same span shape — start a span (made current), set 4
+attributes (3 x402.* strings and an int), end it. Prints ns/span for each and the ratios; then tracex's
+end-to-end cost with sealing and sending to a real loopback collector included (process CPU time, all
+threads, flush included). The `==` lines are the summary scripts/bench.sh copies into
+docs/benchmarks.md.
 
-Run by scripts/bench-python.sh, which installs both SDKs into a bench venv and starts a collector.
+The peers are compared on the hot path only. Their end to end would need their own backends (an
+OTLP collector, a Datadog agent); none is run here.
+
+Run by scripts/bench-python.sh, which installs the three SDKs into a bench venv and starts a collector.
 Not a test: nothing here asserts a speed.
 """
 
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import platform
 import statistics
@@ -36,6 +42,17 @@ def shape_otel(tracer, n: int) -> None:
             span.set_attribute("x402.scheme", "exact")
             span.set_attribute("x402.amount", "10000")
             span.set_attribute("x402.attempt", i)
+
+
+def shape_ddtrace(tracer, n: int) -> None:
+    # ddtrace's API: `trace()` makes the span current; `set_tag` takes strings, numbers go through
+    # `set_metric` (`set_tag` would store the int as a string tag).
+    for i in range(n):
+        with tracer.trace("settle") as span:
+            span.set_tag("x402.network", "base-sepolia")
+            span.set_tag("x402.scheme", "exact")
+            span.set_tag("x402.amount", "10000")
+            span.set_metric("x402.attempt", i)
 
 
 def per_span_ns(fn, tracer, n: int, flush) -> tuple[float, float]:
@@ -69,6 +86,53 @@ def otel_tracer():
     return provider, provider.get_tracer("bench")
 
 
+class _CountDrops(logging.Handler):
+    """Counts ddtrace's "buffer full, dropping" warnings (the one sign that a round measured its cheaper
+    drop path). ddtrace rate-limits its logs, so a count above 0 means "some", not how many."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.count = 0
+        logging.getLogger("ddtrace.internal.writer.writer").addHandler(self)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if str(record.msg).startswith("trace buffer"):
+            self.count += 1
+
+
+def ddtrace_tracer():
+    """ddtrace as an application without an agent gets it: tracing on (DD_TRACE_ENABLED stays true),
+    the default trace writer (a NativeWriter for http://localhost:8126, nothing listening).
+
+    Why not a writer that discards: ddtrace encodes each finished trace into its native buffer on the
+    calling thread (`NativeWriter.write`), so replacing the writer would drop part of its real hot
+    path. What the missing agent changes is the background side only: every second (and at our
+    flushes, outside the timing) the writer encodes the buffer into a payload, fails to connect, and
+    drops it, logging one rate-limited error; with an agent it would send it. That thread competes for
+    the GIL as it would in production, short of the HTTP request. The 20 MB default buffer holds
+    more than a second of spans at this rate; `_CountDrops` would show it if not.
+
+    Instrumentation telemetry and remote configuration are turned off: background services that poll
+    the absent agent and are not part of recording a span. ddtrace reads its settings at import, so
+    they are set before it is imported (after tracex and OpenTelemetry are measured, so its import
+    hooks are not there for theirs)."""
+    os.environ.setdefault("DD_SERVICE", "bench")
+    os.environ.setdefault("DD_INSTRUMENTATION_TELEMETRY_ENABLED", "false")
+    os.environ.setdefault("DD_REMOTE_CONFIGURATION_ENABLED", "false")
+    from ddtrace.trace import tracer
+
+    return tracer
+
+
+def summary(wheel: str, ours: tuple[float, float], name: str, theirs: tuple[float, float]) -> str:
+    """One `==` line: our figures, the peer's and the ratios (wall, calling-thread CPU)."""
+    return (
+        f"== python hot path ({wheel}): tracex {ours[0]:.0f} ns wall, {ours[1]:.0f} ns CPU per span vs "
+        f"{name} {theirs[0]:.0f} ns wall, {theirs[1]:.0f} ns CPU -> tracex is {theirs[0] / ours[0]:.1f}x faster "
+        f"(wall), {theirs[1] / ours[1]:.1f}x (CPU)"
+    )
+
+
 def main() -> None:
     from importlib.metadata import version
 
@@ -89,6 +153,13 @@ def main() -> None:
     otel = per_span_ns(shape_otel, ot, N, provider.force_flush)
     dropped = tx.stats()["spans_dropped"]
 
+    dd = ddtrace_tracer()
+    dd_drops = _CountDrops()
+    shape_ddtrace(dd, 20000)
+    dd.flush()
+    ddt = per_span_ns(shape_ddtrace, dd, N, dd.flush)
+    dd.shutdown(timeout=10)  # its writer thread stays out of tracex's end-to-end figure below
+
     # End to end: CPU time of the whole process (every thread: recording, batching, redaction, OTLP
     # encoding, sealing, HTTP) per span, for N spans delivered to the collector, flush included.
     before = tx.stats()["spans_sent"]
@@ -101,7 +172,9 @@ def main() -> None:
     sent = tx.stats()["spans_sent"] - before
 
     print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cpus, {platform.platform()}")
-    print(f"tracex {tracex.__version__} | opentelemetry-sdk {version('opentelemetry-sdk')}")
+    otel_name = f"opentelemetry-sdk {version('opentelemetry-sdk')}"
+    dd_name = f"ddtrace {version('ddtrace')}"
+    print(f"tracex {tracex.__version__} | {otel_name} | {dd_name}")
     print(
         f"span shape: with span('settle'): 4 x set_attribute (3 x402.* str, 1 int); {N} spans x {ROUNDS} rounds, median"
     )
@@ -109,9 +182,19 @@ def main() -> None:
     print(f"tracex             {ours[0]:12.0f}   {ours[1]:12.0f}     (dropped: {dropped})")
     print(f"opentelemetry-sdk  {otel[0]:12.0f}   {otel[1]:12.0f}")
     print(f"ratio (otel/tracex){otel[0] / ours[0]:11.1f}x  {otel[1] / ours[1]:12.1f}x")
+    print(f"ddtrace            {ddt[0]:12.0f}   {ddt[1]:12.0f}     (buffer-full warnings: {dd_drops.count})")
+    print(f"ratio (dd/tracex)  {ddt[0] / ours[0]:11.1f}x  {ddt[1] / ours[1]:12.1f}x")
     print(
         f"tracex end to end  {e2e_cpu:8.0f} ns CPU/span (all threads), {e2e_wall:.0f} ns wall/span; "
         f"{sent} of {N} spans delivered to the collector, report: {report!r}"
+    )
+    wheel = os.environ.get("BENCH_WHEEL", "tracex wheel")
+    print(summary(wheel, ours, otel_name, otel))
+    print(summary(wheel, ours, dd_name, ddt))
+    print(
+        f"== python end to end ({wheel}): tracex {e2e_cpu:.0f} ns CPU per span (all threads), "
+        f"{sent} of {N} spans delivered; dropped on the hot path: tracex {dropped}, "
+        f"ddtrace buffer-full warnings {dd_drops.count}"
     )
     tx.shutdown(timeout=10)
     provider.shutdown()

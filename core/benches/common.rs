@@ -46,11 +46,15 @@ pub fn mean_ns(group: &str, id: &str) -> Option<f64> {
     v["mean"]["point_estimate"].as_f64()
 }
 
-/// Prints `a` vs `b` from criterion's estimates (same run).
+/// Prints `a` vs `b` from criterion's estimates (same run), the ratio always ≥ 1 and said of
+/// whichever is faster: "0.40x faster" reads as a win.
 pub fn print_ratio(group: &str, ours: &str, theirs: &str) {
     match (mean_ns(group, ours), mean_ns(group, theirs)) {
-        (Some(a), Some(b)) => {
+        (Some(a), Some(b)) if b >= a => {
             println!("\n== {group}: {ours} {a:.1} ns vs {theirs} {b:.1} ns -> {ours} is {:.2}x faster\n", b / a);
+        }
+        (Some(a), Some(b)) => {
+            println!("\n== {group}: {ours} {a:.1} ns vs {theirs} {b:.1} ns -> {theirs} is {:.2}x faster\n", a / b);
         }
         _ => println!("\n== {group}: estimates not found (filtered run?)\n"),
     }
