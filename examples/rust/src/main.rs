@@ -139,24 +139,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Both services' totals: scripts/soak.sh compares this line with what the collector stored.
         let (ra, rb) = (resource.shutdown(Duration::from_secs(10))?, tracer.shutdown(Duration::from_secs(10))?);
         let (sa, sb) = (resource.stats(), tracer.stats());
-        println!(
-            "delivered {} spans in {} batches; at shutdown: {} spooled, {} failed, {} pending",
+        let (delivered, spooled, failed, pending) = (
             sa.spans_sent + sb.spans_sent,
-            sa.batches_sent + sb.batches_sent,
             ra.spans_spooled + rb.spans_spooled,
             ra.spans_failed + rb.spans_failed,
-            ra.spans_pending + rb.spans_pending
+            ra.spans_pending + rb.spans_pending,
+        );
+        println!(
+            "delivered {delivered} spans in {} batches; at shutdown: {spooled} spooled, {failed} failed, {pending} pending",
+            sa.batches_sent + sb.batches_sent,
         );
         // Every span ended is accounted for: delivered, dropped when the buffer was full, or left in
         // the spool / failed / pending at shutdown (scripts/soak.sh checks the sum).
         println!(
-            "totals: recorded {} dropped {} delivered {} spooled {} failed {} pending {}",
+            "totals: recorded {} dropped {} delivered {delivered} spooled {spooled} failed {failed} pending {pending}",
             sa.spans_recorded + sb.spans_recorded,
             sa.spans_dropped + sb.spans_dropped,
-            sa.spans_sent + sb.spans_sent,
-            ra.spans_spooled + rb.spans_spooled,
-            ra.spans_failed + rb.spans_failed,
-            ra.spans_pending + rb.spans_pending
         );
     }
     let s = tracer.stats();
