@@ -136,11 +136,12 @@ impl SpanBuffer {
 // === impl grow::Queue ===
 
 /// The queue without a worker (wasm32): one thread records and pumps, so a lock-free ring buys
-/// nothing, and `ArrayQueue::new` initialises every slot up front — 16,384 `SpanData` slots plus the
-/// attribute pool. In the WASM package under Node that made each `new Tracer` cost 8.6 ms of CPU,
-/// almost all in `ArrayQueue::new` and the allocator (`--cpu-prof`); with this queue, 0.9 ms
-/// (a warm tracer; in workerd's first request lazy WASM compilation still dominates). It has the
-/// same bound and the same refusal when full, but grows with what is actually queued.
+/// nothing, and `ArrayQueue::new` initialises every slot up front — 16,384 slots (then holding
+/// `SpanData` inline) plus the attribute pool. In the WASM package under Node that made each
+/// `new Tracer` cost 8.6 ms of CPU, almost all in `ArrayQueue::new` and the allocator
+/// (`--cpu-prof`); with this queue, 0.9 ms (a warm tracer; in workerd's first request lazy WASM
+/// compilation still dominates). It has the same bound and the same refusal when full, but grows
+/// with what is actually queued.
 /// (Compiled for tests too: the core's own tests always have the worker.)
 #[cfg(any(test, not(feature = "worker")))]
 mod grow {
