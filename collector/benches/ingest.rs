@@ -451,7 +451,9 @@ fn main() {
         }
     }
     let offered = rate.map_or_else(|| "as fast as acknowledged".to_owned(), |r| format!("offered at {r:.0} spans/s"));
-    println!("{batches} requests of 512 spans per path and round, {clients} concurrent clients, {rounds} rounds, {offered}");
+    println!(
+        "{batches} requests of 512 spans per path and round, {clients} concurrent clients, {rounds} rounds, {offered}"
+    );
     let mut runs: Vec<(Path, Vec<Run>)> = paths.iter().map(|p| (*p, Vec::new())).collect();
     for round in 1..=rounds {
         println!("round {round}");
