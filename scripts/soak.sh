@@ -48,17 +48,20 @@ rss() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo -; }
 fds() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
 spans() { curl -s "$url/metrics" | awk '$1 == "tracex_spans_ingested_total" {print $2}'; }
 printf '%6s  %14s  %12s  %15s  %13s  %12s\n' "t (s)" "collector KiB" "collector fd" "SDK (demo) KiB" "SDK fd" "spans stored"
+# One row of the table, kept for the flatness check too; the SDK's columns (RSS, descriptors) are
+# given: "-" once the demo has exited.
+sample() {
+  printf '%6d  %14s  %12s  %15s  %13s  %12s\n' $(( $(date +%s) - start )) "$(rss $collector)" "$(fds $collector)" \
+    "$1" "$2" "$(spans)" | tee -a "$dir/samples"
+}
 start=$(date +%s)
 : > "$dir/samples"
 while kill -0 "$demo" 2>/dev/null; do
-  row=$(printf '%6d  %14s  %12s  %15s  %13s  %12s' $(( $(date +%s) - start )) "$(rss $collector)" "$(fds $collector)" \
-    "$(rss $demo)" "$(fds $demo)" "$(spans)")
-  echo "$row" | tee -a "$dir/samples"
+  sample "$(rss $demo)" "$(fds $demo)"
   for _ in $(seq 100); do kill -0 "$demo" 2>/dev/null || break; sleep 0.1; done
 done
 wait "$demo"
-printf '%6d  %14s  %12s  %15s  %13s  %12s\n' $(( $(date +%s) - start )) "$(rss $collector)" "$(fds $collector)" "-" "-" "$(spans)" \
-  | tee -a "$dir/samples"
+sample - -
 echo
 cat "$dir/demo.out"
 status=0

@@ -52,6 +52,17 @@ impl Reporter for DiscardReporter {
     }
 }
 
+/// The 4 attributes as fastrace properties, for both fastrace rows: strings only, so the amount is
+/// formatted (what a fastrace user pays to record one); the constants are borrowed, not copied.
+fn fastrace_properties(i: u64) -> [(&'static str, Cow<'static, str>); 4] {
+    [
+        ("x402.network", Cow::Borrowed("base")),
+        ("x402.amount", Cow::Owned(i.to_string())),
+        ("x402.phase", Cow::Borrowed("settle")),
+        ("x402.attempt", Cow::Borrowed("1")),
+    ]
+}
+
 fn tracex_tracer(sampler: Sampler) -> Tracer {
     Tracer::builder()
         .with_service_name("bench")
@@ -144,10 +155,9 @@ fn bench(c: &mut Criterion) {
     // fastrace has no tracer object: one reporter for the process, and spans are reported when the
     // root of their trace ends. Our span is a root span (no parent, its own trace), so the same
     // shape in fastrace is `Span::root` per span, as its README does for "a short task such as a
-    // request". Properties are `Cow<'static, str>` pairs only: the int is formatted, which is what a
-    // fastrace user pays to record one (the constant
-    // strings and the constant attempt are borrowed, not copied). The four go in with one `with_properties` call, fastrace's
-    // cheapest way to attach several (one closure, one extend) rather than four `add_property`s.
+    // request" ([`fastrace_properties`]). The four go in with one `with_properties` call,
+    // fastrace's cheapest way to attach several (one closure, one extend) rather than four
+    // `add_property`s.
     fastrace::set_reporter(DiscardReporter, Config::default());
     let mut fastrace_spans = 0u64;
     g.bench_function("fastrace", |b| {
@@ -158,14 +168,8 @@ fn bench(c: &mut Criterion) {
                     fastrace_spans += n;
                     let t = Instant::now();
                     for i in 0..n {
-                        let span = FastSpan::root("settle", SpanContext::random()).with_properties(|| {
-                            [
-                                ("x402.network", Cow::Borrowed("base")),
-                                ("x402.amount", Cow::Owned(i.to_string())),
-                                ("x402.phase", Cow::Borrowed("settle")),
-                                ("x402.attempt", Cow::Borrowed("1")),
-                            ]
-                        });
+                        let span =
+                            FastSpan::root("settle", SpanContext::random()).with_properties(|| fastrace_properties(i));
                         drop(span);
                     }
                     t.elapsed()
@@ -193,14 +197,8 @@ fn bench(c: &mut Criterion) {
                     let root = FastSpan::root("request", SpanContext::random());
                     let guard = root.set_local_parent();
                     for i in 0..n {
-                        let span = LocalSpan::enter_with_local_parent("settle").with_properties(|| {
-                            [
-                                ("x402.network", Cow::Borrowed("base")),
-                                ("x402.amount", Cow::Owned(i.to_string())),
-                                ("x402.phase", Cow::Borrowed("settle")),
-                                ("x402.attempt", Cow::Borrowed("1")),
-                            ]
-                        });
+                        let span =
+                            LocalSpan::enter_with_local_parent("settle").with_properties(|| fastrace_properties(i));
                         drop(span);
                     }
                     drop(guard);
