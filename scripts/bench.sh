@@ -18,7 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEFAULT=(rust seal memory e2e visibility ingest audit postgres node python wasm edge)
+DEFAULT=(rust seal memory e2e visibility store ingest audit postgres node python wasm edge)
 
 command_of() {
     case "$1" in
@@ -27,6 +27,7 @@ command_of() {
         memory) echo "cargo bench -p tracex-core --bench memory" ;;
         e2e) echo "cargo bench -p tracex-collector --bench sdk_e2e" ;;
         visibility) echo "cargo bench -p tracex-collector --bench visibility" ;;
+        store) echo "cargo bench -p tracex-collector --bench store" ;;
         ingest) echo "env INGEST_PATHS=sealed,otlp-http,otlp-grpc cargo bench -p tracex-collector --bench ingest" ;;
         audit) echo "cargo bench -p tracex-collector --bench audit && env INGEST_PATHS=sealed,sealed-no-audit INGEST_ROUNDS=5 cargo bench -p tracex-collector --bench ingest" ;;
         postgres) echo "scripts/with-postgres.sh env INGEST_PATHS=sealed,postgres,postgres-two cargo bench -p tracex-collector --bench ingest" ;;
@@ -46,6 +47,7 @@ describe() {
         memory) echo "bytes per span held in the Rust SDK's buffer (collector unreachable), by the allocator and by RSS, attribute payload excluded (target ≤ 256)" ;;
         e2e) echo "Rust SDK end to end: CPU per span on every SDK thread and the delivery rate, one and four batches in flight" ;;
         visibility) echo "span.end() to queryable through the query API, at the default schedule and at 100 ms" ;;
+        store) echo "the SQLite store's writer alone: its CPU per span in group commits, and bytes written to disk per span" ;;
         ingest) echo "collector ingest into SQLite: sealed batches, OTLP/HTTP and OTLP/gRPC" ;;
         audit) echo "audit log: store commits, checkpoints, proofs, verify; sealed ingest with the log on and off" ;;
         postgres) echo "collector ingest into PostgreSQL, one and two collectors, beside SQLite" ;;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use tracex_collector::config::Config;
 use tracex_collector::store::{KeyScope, Store};
+use tracex_core::{KeyValue, SpanData, SpanKind, Status, ids};
 
 pub struct BenchCollector {
     pub url: String,
@@ -189,4 +190,42 @@ impl Drop for NullReceiver {
             let _ = t.join();
         }
     }
+}
+
+/// `n` spans in traces of 8 (a facilitator's verify + settle with RPC calls), seven attributes
+/// each: one payment per trace, so amount and payer are per trace, as in x402.
+pub fn payment_spans(n: usize) -> Vec<SpanData> {
+    let now = tracex_collector::now_unix_nano();
+    let mut trace_id = ids::new_trace_id();
+    (0..n)
+        .map(|i| SpanData {
+            trace_id: {
+                if i % 8 == 0 {
+                    trace_id = ids::new_trace_id();
+                }
+                trace_id
+            },
+            span_id: ids::new_span_id(),
+            parent_span_id: (i % 8 != 0).then(ids::new_span_id),
+            flags: 1,
+            name: if i % 2 == 0 { "POST /verify".into() } else { "POST /settle".into() },
+            kind: SpanKind::Server,
+            start_time_unix_nano: now + i as u64,
+            end_time_unix_nano: now + i as u64 + 2_500_000,
+            attributes: vec![
+                KeyValue::new("x402.scheme", "exact"),
+                KeyValue::new("x402.network", "base"),
+                KeyValue::new("x402.asset", "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913"),
+                KeyValue::new(
+                    "x402.amount",
+                    format!("{}", 10_000 + u64::from(trace_id.0[0]) * 7 + u64::from(trace_id.0[1])),
+                ),
+                KeyValue::new("x402.payer", format!("0x{}", trace_id.to_hex().repeat(2).get(..40).unwrap_or_default())),
+                KeyValue::new("x402.attempt", 1i64),
+                KeyValue::new("http.response.status_code", 200i64),
+            ],
+            status: Status::ok(),
+            ..Default::default()
+        })
+        .collect()
 }

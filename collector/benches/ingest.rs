@@ -48,7 +48,7 @@ use std::time::{Duration, Instant};
 use bytes::{Buf as _, BufMut as _, Bytes};
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tracex_core::seal::{CollectorKey, Sealer, SealerConfig};
-use tracex_core::{InstrumentationScope, KeyValue, Resource, SpanData, SpanKind, Status, ids};
+use tracex_core::{InstrumentationScope, Resource};
 
 #[path = "common.rs"]
 mod common;
@@ -56,44 +56,6 @@ use common::{BenchCollector, PgDb};
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-/// 512 spans in traces of 8 (a facilitator's verify + settle with RPC calls): one payment per
-/// trace, so amount and payer are per trace, as in x402.
-fn spans(n: usize) -> Vec<SpanData> {
-    let now = tracex_collector::now_unix_nano();
-    let mut trace_id = ids::new_trace_id();
-    (0..n)
-        .map(|i| SpanData {
-            trace_id: {
-                if i % 8 == 0 {
-                    trace_id = ids::new_trace_id();
-                }
-                trace_id
-            },
-            span_id: ids::new_span_id(),
-            parent_span_id: (i % 8 != 0).then(ids::new_span_id),
-            flags: 1,
-            name: if i % 2 == 0 { "POST /verify".into() } else { "POST /settle".into() },
-            kind: SpanKind::Server,
-            start_time_unix_nano: now + i as u64,
-            end_time_unix_nano: now + i as u64 + 2_500_000,
-            attributes: vec![
-                KeyValue::new("x402.scheme", "exact"),
-                KeyValue::new("x402.network", "base"),
-                KeyValue::new("x402.asset", "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913"),
-                KeyValue::new(
-                    "x402.amount",
-                    format!("{}", 10_000 + u64::from(trace_id.0[0]) * 7 + u64::from(trace_id.0[1])),
-                ),
-                KeyValue::new("x402.payer", format!("0x{}", trace_id.to_hex().repeat(2).get(..40).unwrap_or_default())),
-                KeyValue::new("x402.attempt", 1i64),
-                KeyValue::new("http.response.status_code", 200i64),
-            ],
-            status: Status::ok(),
-            ..Default::default()
-        })
-        .collect()
 }
 
 /// A minimal HTTP/1.1 keep-alive client for the load generator.
@@ -276,7 +238,7 @@ fn run(path: Path, round: usize, batches: usize, clients: usize, rate: Option<f6
         Sealer::new(CollectorKey::from_pem(&collector.public_pem).unwrap(), SealerConfig::default()).unwrap();
     let bodies: Vec<Bytes> = (0..batches)
         .map(|_| {
-            let s = spans(512);
+            let s = common::payment_spans(512);
             let encode = |out: &mut Vec<u8>| tracex_core::encode::encode_spans(&resource, &scope, &s, out);
             Bytes::from(if path.sealed() {
                 sealer.seal_with(tracex_collector::now_unix_nano(), encode).unwrap().bytes

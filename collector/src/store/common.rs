@@ -3,7 +3,7 @@
 //! resource bodies. Both stores write the same bytes and hashes, so their on-disk meaning is the
 //! same (see the module docs of [`super::sqlite`] for the design).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -208,15 +208,19 @@ pub(crate) fn encode_span_body(span: &SpanData, out: &mut Vec<u8>) {
     encode_spans(&Resource::default(), &InstrumentationScope::default(), std::slice::from_ref(span), out);
 }
 
-/// A batch's span bodies and audit digests, computed where the batch is decoded (a blocking
-/// thread per request) rather than on the single writer thread, which is ingest's bottleneck:
-/// encoding and hashing every span there cost the writer ≈ 8 % of its throughput. In request
-/// order (resource, then scope, then span).
+/// A batch's span bodies, attribute index hashes and audit digests, computed where the batch is
+/// decoded (a blocking thread per request) rather than on the single writer thread, which is
+/// ingest's bottleneck: encoding and hashing every span there cost the writer ≈ 8 % of its
+/// throughput, the attribute hashes (rendering each indexed value as text) 2,300 instructions a
+/// span more (callgrind, `--bench store`). In request order (resource, then scope, then span).
 #[derive(Clone, Debug, Default)]
 pub struct PreparedSpans {
     bodies: Vec<u8>,
     ends: Vec<usize>,
     digests: Vec<crate::audit::leaf::SpanDigest>,
+    /// [`span_attr_hashes`] of every span, one after another; `attr_ends[k]` ends span `k`'s.
+    attr_hashes: Vec<i64>,
+    attr_ends: Vec<u32>,
 }
 
 impl PreparedSpans {
@@ -225,7 +229,9 @@ impl PreparedSpans {
     pub fn of(request: &tracex_core::TraceRequest, digests: bool) -> Self {
         let mut out = Self::default();
         let (mut body, mut resource) = (Vec::with_capacity(512), Vec::with_capacity(256));
+        let mut text = String::with_capacity(128);
         for rs in &request.resource_spans {
+            let service = rs.resource.service_name();
             for ss in &rs.scope_spans {
                 if ss.spans.is_empty() {
                     continue;
@@ -244,6 +250,8 @@ impl PreparedSpans {
                     }
                     out.bodies.extend_from_slice(&body);
                     out.ends.push(out.bodies.len());
+                    span_attr_hashes(service, span, &mut text, |h| out.attr_hashes.push(h));
+                    out.attr_ends.push(u32::try_from(out.attr_hashes.len()).unwrap_or(u32::MAX));
                 }
             }
         }
@@ -252,7 +260,18 @@ impl PreparedSpans {
 
     /// Bytes held (for the ingest memory budget).
     pub fn bytes(&self) -> usize {
-        self.bodies.len() + self.ends.len() * 8 + self.digests.len() * 16
+        self.bodies.len()
+            + self.ends.len() * 8
+            + self.digests.len() * 16
+            + self.attr_hashes.len() * 8
+            + self.attr_ends.len() * 4
+    }
+
+    /// The attribute index hashes of the `k`-th span ([`span_attr_hashes`]).
+    pub(crate) fn attr_hashes(&self, k: usize) -> Option<&[i64]> {
+        let end = *self.attr_ends.get(k)? as usize;
+        let start = if k == 0 { 0 } else { self.attr_ends[k - 1] as usize };
+        self.attr_hashes.get(start..end)
     }
 
     /// The body of the `k`-th span.
@@ -300,30 +319,48 @@ pub const MAX_SPANS_PER_TRACE: u64 = 50_000;
 /// holds; later copies count nothing (the store ignores them anyway). A span repeated from an
 /// earlier commit counts too: the cap bounds what is offered, and is never exceeded by what is
 /// stored. Shared by both stores so their answers are the same.
+///
+/// Traces are the commit's own indexes (`0..traces`), so a span costs one hash of 16 bytes: the
+/// writer hashed each span three times before (`(project, trace id, span id)`, `(project, trace
+/// id)` and `(sequence, span id)`; SipHash, which a client choosing trace ids cannot flood), most
+/// of the 1,900 instructions a span its hashing took in callgrind (`--bench store`).
 pub(crate) struct TraceCap {
     max: u64,
-    used: HashMap<(i64, [u8; 16]), u64>,
-    seen: HashSet<(i64, [u8; 16], [u8; 8])>,
+    /// Spans each trace holds with those admitted so far (`None`: none offered yet).
+    used: Vec<Option<u64>>,
+    seen: HashSet<(usize, [u8; 8])>,
+}
+
+/// What [`TraceCap::admit`] decided for one span.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Admit {
+    /// The first copy in the commit, within the cap: to be written.
+    First,
+    /// A later copy of a span already admitted: nothing to write or count.
+    Again,
+    /// Over its trace's cap.
+    OverCap,
 }
 
 impl TraceCap {
-    pub(crate) fn new(max: u64) -> Self {
-        Self { max, used: HashMap::new(), seen: HashSet::new() }
+    /// A cap of `max` spans a trace over the commit's `traces` traces.
+    pub(crate) fn new(max: u64, traces: usize) -> Self {
+        Self { max, used: vec![None; traces], seen: HashSet::new() }
     }
 
-    /// Whether span `span_id` of trace `(project_id, trace_id)`, which holds `stored` spans before
-    /// this commit, may be written.
-    pub(crate) fn admit(&mut self, project_id: i64, trace_id: [u8; 16], span_id: [u8; 8], stored: u64) -> bool {
-        if !self.seen.insert((project_id, trace_id, span_id)) {
-            return true;
-        }
-        let used = self.used.entry((project_id, trace_id)).or_insert(stored);
+    /// Decides span `span_id` of the commit's trace `trace`, which holds `stored` spans before
+    /// this commit.
+    pub(crate) fn admit(&mut self, trace: usize, span_id: [u8; 8], stored: u64) -> Admit {
+        let used = self.used[trace].get_or_insert(stored);
         if *used >= self.max {
-            self.seen.remove(&(project_id, trace_id, span_id));
-            return false;
+            // Not remembered: a later copy is over the cap as well.
+            return if self.seen.contains(&(trace, span_id)) { Admit::Again } else { Admit::OverCap };
+        }
+        if !self.seen.insert((trace, span_id)) {
+            return Admit::Again;
         }
         *used += 1;
-        true
+        Admit::First
     }
 }
 

@@ -37,7 +37,9 @@ use tracex_core::{SpanData, StatusCode};
 use super::stats::{StatKey, StatRow, StatsAcc, StoredStat};
 use crate::audit::leaf::{Claim, Claims, Leaf, rows_sha256, span_digest};
 use crate::audit::tree::{self, NodeId, Nodes};
-use crate::store::common::{TraceCap, encode_resource_body, encode_span_body, ns, same_envelope, span_attr_hashes};
+use crate::store::common::{
+    Admit, TraceCap, encode_resource_body, encode_span_body, ns, same_envelope, span_attr_hashes,
+};
 use crate::store::{CommitOutcome, NewBatch, StoreError};
 
 /// Resource hashes remembered by the writer; the map is simply cleared when it grows past this.
@@ -387,6 +389,7 @@ pub(crate) fn run<S: CommitSql>(
     let mut traces: Vec<TraceIn> = Vec::new();
     let mut trace_index: HashMap<TraceKey, usize> = HashMap::new();
     let mut spans: Vec<SpanIn<'_>> = Vec::new();
+    let mut last_trace: Option<(TraceKey, usize)> = None;
     for (i, b) in batches.iter().enumerate() {
         if !accepted[i] {
             continue;
@@ -409,10 +412,15 @@ pub(crate) fn run<S: CommitSql>(
                 });
                 for span in &ss.spans {
                     let key = (project_id, span.trace_id.0);
-                    let trace = *trace_index.entry(key).or_insert_with(|| {
-                        traces.push(TraceIn { key, seq: 0, is_new: true, stored_before: 0 });
-                        traces.len() - 1
-                    });
+                    // A trace's spans mostly come one after another: the map only when it changes.
+                    let trace = match last_trace {
+                        Some((k, t)) if k == key => t,
+                        _ => *trace_index.entry(key).or_insert_with(|| {
+                            traces.push(TraceIn { key, seq: 0, is_new: true, stored_before: 0 });
+                            traces.len() - 1
+                        }),
+                    };
+                    last_trace = Some((key, trace));
                     spans.push(SpanIn { batch: i, k, trace, resource, service, span });
                     k += 1;
                 }
@@ -471,14 +479,12 @@ pub(crate) fn run<S: CommitSql>(
     let mut order: Vec<usize> = Vec::with_capacity(spans.len());
     let mut over_cap = vec![0usize; batches.len()];
     {
-        let mut cap = TraceCap::new(max_spans);
-        let mut seen: HashSet<(i64, [u8; 8])> = HashSet::with_capacity(spans.len());
+        let mut cap = TraceCap::new(max_spans, traces.len());
         for (i, s) in spans.iter().enumerate() {
-            let t = &traces[s.trace];
-            if !cap.admit(t.key.0, t.key.1, s.span.span_id.0, t.stored_before) {
-                over_cap[s.batch] += 1;
-            } else if seen.insert((t.seq, s.span.span_id.0)) {
-                order.push(i);
+            match cap.admit(s.trace, s.span.span_id.0, traces[s.trace].stored_before) {
+                Admit::First => order.push(i),
+                Admit::Again => {}
+                Admit::OverCap => over_cap[s.batch] += 1,
             }
         }
     }
@@ -571,11 +577,15 @@ pub(crate) fn run<S: CommitSql>(
             row.root = Some((span.name.to_string(), s.service.map(str::to_owned)));
         }
         let hashes = &mut agg.hashes;
-        span_attr_hashes(s.service, span, &mut text, |h| {
+        let add = |h: i64| {
             if !hashes.contains(&h) {
                 hashes.push(h);
             }
-        });
+        };
+        match batches[s.batch].prepared.as_ref().and_then(|p| p.attr_hashes(s.k)) {
+            Some(prepared) => prepared.iter().copied().for_each(add),
+            None => span_attr_hashes(s.service, span, &mut text, add),
+        }
     }
 
     // --- trace rows, in sequence order: insert the new, update the existing

@@ -1,0 +1,119 @@
+//! The embedded SQLite store's writer alone: what one group commit costs the writer thread per
+//! span, without HTTP, decryption or decoding in the way (the collector's ingest throughput is
+//! bounded by this thread: `docs/benchmarks.md`, "Collector ingest").
+//!
+//! Batches of 512 spans in the ingest bench's shape (traces of 8, seven attributes each, one
+//! payment per trace) are prepared as the ingest endpoints prepare them before the writer (span
+//! bodies and audit digests, not timed), then committed `STORE_GROUP` batches at a time (default
+//! 8: a busy collector's group commit) with the audit log on. Reported: the writer thread's CPU
+//! per span (`/proc/thread-self/stat`: the checkpointer's thread is not counted), spans/s of
+//! commit time, and the bytes the process wrote to disk per span (the log and the checkpoints).
+//!
+//! `cargo bench -p tracex-collector --bench store` (env: `STORE_SPANS`, default 1,048,576;
+//! `STORE_GROUP`, default 8)
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    missing_docs,
+    clippy::cast_possible_truncation,
+    clippy::cast_precision_loss,
+    clippy::cast_sign_loss
+)]
+
+use std::time::{Duration, Instant};
+
+use sha2::Digest as _;
+use tracex_collector::store::sqlite::SqliteStore;
+use tracex_collector::store::{NewBatch, PreparedSpans, Store};
+use tracex_core::{InstrumentationScope, Resource, ResourceSpans, ScopeSpans, TraceRequest};
+
+#[path = "common.rs"]
+mod common;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// CPU time of the calling thread so far (user + system, in clock ticks of 10 ms: read around
+/// every commit, the sum over hundreds of commits is exact to within a few ticks).
+fn thread_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
+    // Fields after the ")" of the command: utime is the 12th, stime the 13th.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest.split_whitespace().skip(11).take(2).filter_map(|v| v.parse().ok()).collect();
+    Duration::from_millis(f.iter().sum::<u64>() * 10)
+}
+
+/// Bytes this process caused to be written to disk so far (`/proc/self/io`).
+fn written() -> u64 {
+    let io = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
+    io.lines().find_map(|l| l.strip_prefix("write_bytes: ")).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+}
+
+fn batch(n: usize) -> NewBatch {
+    let now = tracex_collector::now_unix_nano();
+    let mut batch_id = [0u8; 16];
+    batch_id[..8].copy_from_slice(&(n as u64 + 1).to_be_bytes());
+    let request = TraceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Resource::new("bench-facilitator"),
+            scope_spans: vec![ScopeSpans {
+                scope: InstrumentationScope::default(),
+                spans: common::payment_spans(512),
+                schema_url: String::new(),
+            }],
+            schema_url: String::new(),
+        }],
+    };
+    NewBatch {
+        project: "bench".into(),
+        batch_id,
+        key_id: [1; 32],
+        instance_id: [7; 8],
+        sequence: n as u64 + 1,
+        sdk_name: "tracex-rust".into(),
+        sdk_version: "0.1.0".into(),
+        created_at_unix_nano: now,
+        received_at_unix_nano: now,
+        envelope_sha256: sha2::Sha256::digest(batch_id).into(),
+        origin: tracex_collector::audit::leaf::Origin::Sealed,
+        prepared: Some(PreparedSpans::of(&request, true)),
+        request,
+    }
+}
+
+fn main() {
+    let spans = env_usize("STORE_SPANS", 1 << 20);
+    let group = env_usize("STORE_GROUP", 8).max(1);
+    let dir = std::env::temp_dir().join(format!("tracex-store-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = SqliteStore::open(&dir.join("tracex.db")).unwrap();
+    store.migrate().unwrap();
+
+    let batches = spans.div_ceil(512);
+    let (mut cpu, mut wall) = (Duration::ZERO, Duration::ZERO);
+    let written_before = written();
+    let mut stored = 0usize;
+    for start in (0..batches).step_by(group) {
+        let group: Vec<NewBatch> = (start..(start + group).min(batches)).map(batch).collect();
+        let (c0, t0) = (thread_cpu(), Instant::now());
+        let outcomes = store.commit(&group).unwrap();
+        wall += t0.elapsed();
+        cpu += thread_cpu().saturating_sub(c0);
+        stored += outcomes.len();
+    }
+    let bytes = written() - written_before;
+    assert_eq!(stored, batches, "every batch committed");
+    let n = (batches * 512) as f64;
+    println!(
+        "== store commit: {} spans in commits of {group} batches: writer CPU {:.0} ns/span, {:.0} spans/s of commit time, {:.0} bytes written per span",
+        batches * 512,
+        cpu.as_nanos() as f64 / n,
+        n / wall.as_secs_f64(),
+        bytes as f64 / n
+    );
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+}
