@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 
 use rusqlite::{Connection, OptionalExtension, Statement, TransactionBehavior, params};
 
-use super::{Db, SqliteStore, Writer};
+use super::{ATTR_EPOCH_SHIFT, Db, SqliteStore, Writer};
 use crate::audit::tree::{NodeId, Nodes};
 use crate::store::common::{ns, unns};
 use crate::store::plan::commit::{
@@ -242,13 +242,14 @@ impl CommitSql for Sql<'_> {
     fn insert_trace_attrs(&mut self, rows: &[AttrRow]) -> StoreResult<()> {
         insert_many(
             self.conn,
-            "INSERT OR IGNORE INTO trace_attrs (project_id, attr_hash, trace_seq) VALUES ",
-            3,
+            "INSERT OR IGNORE INTO trace_attrs (project_id, epoch, attr_hash, trace_seq) VALUES ",
+            4,
             rows,
             |stmt, (project, hash, seq), at| {
                 stmt.raw_bind_parameter(at, project)?;
-                stmt.raw_bind_parameter(at + 1, hash)?;
-                stmt.raw_bind_parameter(at + 2, seq)
+                stmt.raw_bind_parameter(at + 1, seq >> ATTR_EPOCH_SHIFT)?;
+                stmt.raw_bind_parameter(at + 2, hash)?;
+                stmt.raw_bind_parameter(at + 3, seq)
             },
         )
         .map(drop)

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use rusqlite::{Connection, TransactionBehavior, params};
 
-use super::{Db, SqliteStore, blob};
+use super::{ATTR_EPOCH_SHIFT, Db, SqliteStore, blob};
 use crate::stats::{DIMENSION_KEYS, minute_of};
 use crate::store::common::{decode_span_body, ns, span_attr_hashes};
 use crate::store::plan::stats::{HOUR, MINUTE};
@@ -45,7 +45,10 @@ impl SqliteStore {
         {
             let mut spans = tx.prepare("SELECT service, body FROM spans WHERE trace_seq = ?1").db()?;
             let mut attr = tx
-                .prepare("DELETE FROM trace_attrs WHERE project_id = ?1 AND attr_hash = ?2 AND trace_seq = ?3")
+                .prepare(&format!(
+                    "DELETE FROM trace_attrs WHERE project_id = ?1 AND epoch = ?3 >> {ATTR_EPOCH_SHIFT} \
+                     AND attr_hash = ?2 AND trace_seq = ?3"
+                ))
                 .db()?;
             let mut del_spans = tx.prepare("DELETE FROM spans WHERE trace_seq = ?1").db()?;
             let mut del_trace = tx.prepare("DELETE FROM traces WHERE id = ?1").db()?;

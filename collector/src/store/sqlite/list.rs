@@ -8,7 +8,7 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use tracex_core::TraceId;
 
-use super::{Db, SqliteStore, blob};
+use super::{ATTR_EPOCH_SHIFT, Db, SqliteStore, blob};
 use crate::store::common::{Tuning, decode_resource_body};
 use crate::store::plan::list::{FilterValue, ListPlan, Page, SUMMARY_COLUMNS, TraceSpans, summary};
 use crate::store::{StoreError, StoreResult, StoredSpan, TracePage, TraceQuery};
@@ -22,6 +22,13 @@ impl From<&FilterValue> for SqlValue {
         }
     }
 }
+
+/// `e(n)`: the epochs of the attribute index ([`ATTR_EPOCH_SHIFT`]) that hold rows of project
+/// `?1`, one index seek each (the next epoch past the last), so that a lookup by hash alone seeks
+/// once per epoch rather than reading every epoch's rows.
+pub(super) const EPOCHS: &str = "WITH RECURSIVE e(n) AS (SELECT (SELECT min(epoch) FROM trace_attrs WHERE project_id = ?1) \
+                      UNION ALL SELECT (SELECT min(epoch) FROM trace_attrs WHERE project_id = ?1 AND epoch > e.n) \
+                      FROM e WHERE e.n IS NOT NULL)";
 
 /// Adds an integer parameter; returns its placeholder.
 fn bind(params: &mut Vec<SqlValue>, v: i64) -> String {
@@ -38,9 +45,10 @@ impl SqliteStore {
 
         let driver = {
             let mut count = conn
-                .prepare(
-                    "SELECT count(*) FROM (SELECT 1 FROM trace_attrs WHERE project_id = ?1 AND attr_hash = ?2 LIMIT ?3)",
-                )
+                .prepare(&format!(
+                    "{EPOCHS} SELECT count(*) FROM (SELECT 1 FROM e CROSS JOIN trace_attrs a \
+                     WHERE a.project_id = ?1 AND a.epoch = e.n AND a.attr_hash = ?2 LIMIT ?3)"
+                ))
                 .db()?;
             plan.choose_driver(|h, threshold| count.query_row(params![project_id, h, threshold], |r| r.get(0)).db())?
         };
@@ -53,11 +61,12 @@ impl SqliteStore {
         // ?1 = project, ?2 = driver hash (bound even when unused), ?3.. = span filters, then the rest.
         let mut params: Vec<SqlValue> = vec![SqlValue::Integer(project_id), SqlValue::Integer(driver.unwrap_or(0))];
         params.extend(span_params.iter().cloned());
-        let mut sql = format!("SELECT {SUMMARY_COLUMNS} FROM ");
+        let mut sql = if driver.is_some() { format!("{EPOCHS} ") } else { String::new() };
+        let _ = write!(sql, "SELECT {SUMMARY_COLUMNS} FROM ");
         if driver.is_some() {
             sql.push_str(
-                "trace_attrs d CROSS JOIN traces t WHERE d.project_id = ?1 AND d.attr_hash = ?2 \
-                 AND t.id = d.trace_seq AND t.project_id = ?1",
+                "e CROSS JOIN trace_attrs d CROSS JOIN traces t WHERE d.project_id = ?1 AND d.epoch = e.n \
+                 AND d.attr_hash = ?2 AND t.id = d.trace_seq AND t.project_id = ?1",
             );
         } else if plan.errors_only {
             sql.push_str("traces t INDEXED BY traces_with_errors WHERE t.project_id = ?1");
@@ -77,7 +86,12 @@ impl SqliteStore {
         sql.push_str(&plan.attr_probes_sql(
             driver,
             |h| bind(&mut params, h),
-            |p| format!("EXISTS (SELECT 1 FROM trace_attrs a WHERE a.project_id = ?1 AND a.attr_hash = {p} AND a.trace_seq = t.id)"),
+            |p| {
+                format!(
+                    "EXISTS (SELECT 1 FROM trace_attrs a WHERE a.project_id = ?1 AND a.epoch = t.id >> {ATTR_EPOCH_SHIFT} \
+                     AND a.attr_hash = {p} AND a.trace_seq = t.id)"
+                )
+            },
         ));
         params.push(SqlValue::Integer(i64::try_from(plan.candidates()).unwrap_or(i64::MAX)));
         let _ = write!(sql, " ORDER BY {key} DESC, t.id DESC LIMIT ?{}", params.len());

@@ -164,6 +164,22 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX traces_by_start_duration ON traces (project_id, start_ns, id, max_duration_ns);
     DROP INDEX traces_by_start;
     ",
+    // 8: the attribute index keyed by epoch first (`trace_seq >> ATTR_EPOCH_SHIFT`, see the module
+    // docs of `super`): new entries land in the current epoch's small key range instead of all
+    // over the index. Rebuilt from the old one in key order.
+    "
+    CREATE TABLE trace_attrs_by_epoch (
+        project_id INTEGER NOT NULL,
+        epoch INTEGER NOT NULL,
+        attr_hash INTEGER NOT NULL,
+        trace_seq INTEGER NOT NULL,
+        PRIMARY KEY (project_id, epoch, attr_hash, trace_seq)
+    ) WITHOUT ROWID;
+    INSERT INTO trace_attrs_by_epoch (project_id, epoch, attr_hash, trace_seq)
+        SELECT project_id, trace_seq >> 12, attr_hash, trace_seq FROM trace_attrs ORDER BY 1, 2, 3, 4;
+    DROP TABLE trace_attrs;
+    ALTER TABLE trace_attrs_by_epoch RENAME TO trace_attrs;
+    ",
 ];
 
 /// Creates or upgrades the schema (idempotent): runs the steps `PRAGMA user_version` says are missing.
