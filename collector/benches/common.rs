@@ -195,18 +195,23 @@ impl Drop for NullReceiver {
 /// `n` spans in traces of 8 (a facilitator's verify + settle with RPC calls), seven attributes
 /// each: one payment per trace, so amount and payer are per trace, as in x402.
 pub fn payment_spans(n: usize) -> Vec<SpanData> {
+    payment_spans_in_traces_of(n, 8)
+}
+
+/// [`payment_spans`] in traces of `per_trace` spans (a root, then its children).
+pub fn payment_spans_in_traces_of(n: usize, per_trace: usize) -> Vec<SpanData> {
     let now = tracex_collector::now_unix_nano();
     let mut trace_id = ids::new_trace_id();
     (0..n)
         .map(|i| SpanData {
             trace_id: {
-                if i % 8 == 0 {
+                if i % per_trace == 0 {
                     trace_id = ids::new_trace_id();
                 }
                 trace_id
             },
             span_id: ids::new_span_id(),
-            parent_span_id: (i % 8 != 0).then(ids::new_span_id),
+            parent_span_id: (i % per_trace != 0).then(ids::new_span_id),
             flags: 1,
             name: if i % 2 == 0 { "POST /verify".into() } else { "POST /settle".into() },
             kind: SpanKind::Server,

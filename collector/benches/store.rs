@@ -10,7 +10,8 @@
 //! commit time, and the bytes the process wrote to disk per span (the log and the checkpoints).
 //!
 //! `cargo bench -p tracex-collector --bench store` (env: `STORE_SPANS`, default 1,048,576;
-//! `STORE_GROUP`, default 8)
+//! `STORE_GROUP`, default 8; `STORE_SPANS_PER_TRACE`, default 8: one-span traces show what a trace
+//! itself costs)
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -51,7 +52,7 @@ fn written() -> u64 {
     io.lines().find_map(|l| l.strip_prefix("write_bytes: ")).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
 }
 
-fn batch(n: usize) -> NewBatch {
+fn batch(n: usize, per_trace: usize) -> NewBatch {
     let now = tracex_collector::now_unix_nano();
     let mut batch_id = [0u8; 16];
     batch_id[..8].copy_from_slice(&(n as u64 + 1).to_be_bytes());
@@ -60,7 +61,7 @@ fn batch(n: usize) -> NewBatch {
             resource: Resource::new("bench-facilitator"),
             scope_spans: vec![ScopeSpans {
                 scope: InstrumentationScope::default(),
-                spans: common::payment_spans(512),
+                spans: common::payment_spans_in_traces_of(512, per_trace),
                 schema_url: String::new(),
             }],
             schema_url: String::new(),
@@ -86,6 +87,7 @@ fn batch(n: usize) -> NewBatch {
 fn main() {
     let spans = env_usize("STORE_SPANS", 1 << 20);
     let group = env_usize("STORE_GROUP", 8).max(1);
+    let per_trace = env_usize("STORE_SPANS_PER_TRACE", 8).max(1);
     let dir = std::env::temp_dir().join(format!("tracex-store-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -97,7 +99,7 @@ fn main() {
     let written_before = written();
     let mut stored = 0usize;
     for start in (0..batches).step_by(group) {
-        let group: Vec<NewBatch> = (start..(start + group).min(batches)).map(batch).collect();
+        let group: Vec<NewBatch> = (start..(start + group).min(batches)).map(|n| batch(n, per_trace)).collect();
         let (c0, t0) = (thread_cpu(), Instant::now());
         let outcomes = store.commit(&group).unwrap();
         wall += t0.elapsed();
@@ -108,7 +110,7 @@ fn main() {
     assert_eq!(stored, batches, "every batch committed");
     let n = (batches * 512) as f64;
     println!(
-        "== store commit: {} spans in commits of {group} batches: writer CPU {:.0} ns/span, {:.0} spans/s of commit time, {:.0} bytes written per span",
+        "== store commit: {} spans in traces of {per_trace}, commits of {group} batches: writer CPU {:.0} ns/span, {:.0} spans/s of commit time, {:.0} bytes written per span",
         batches * 512,
         cpu.as_nanos() as f64 / n,
         n / wall.as_secs_f64(),
