@@ -22,7 +22,6 @@
 
 use std::time::{Duration, Instant};
 
-use sha2::Digest as _;
 use tracex_collector::audit::signer::AuditSigner;
 use tracex_collector::audit::verify::{Options, verify};
 use tracex_collector::audit::{checkpoints, tree};
@@ -33,6 +32,9 @@ use tracex_core::audit::{Receipt, leaf_hash};
 use tracex_core::{
     InstrumentationScope, KeyValue, Resource, ResourceSpans, ScopeSpans, SpanData, SpanId, TraceId, TraceRequest,
 };
+
+#[path = "common.rs"]
+mod common;
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -60,22 +62,9 @@ fn batch(n: usize, spans: usize) -> NewBatch {
             }
         })
         .collect();
-    let mut batch_id = [0u8; 16];
-    batch_id[..8].copy_from_slice(&(n as u64).to_be_bytes());
-    NewBatch {
-        project: "bench".into(),
-        batch_id,
-        key_id: [1; 32],
-        instance_id: [7; 8],
-        sequence: n as u64 + 1,
-        sdk_name: "tracex-rust".into(),
-        sdk_version: "0.1.0".into(),
-        created_at_unix_nano: now,
-        received_at_unix_nano: now,
-        envelope_sha256: sha2::Sha256::digest(batch_id).into(),
-        origin: tracex_collector::audit::leaf::Origin::Sealed,
-        prepared: None,
-        request: TraceRequest {
+    common::store_batch(
+        n,
+        TraceRequest {
             resource_spans: vec![ResourceSpans {
                 resource: Resource::new("bench-settler"),
                 scope_spans: vec![ScopeSpans {
@@ -86,7 +75,7 @@ fn batch(n: usize, spans: usize) -> NewBatch {
                 schema_url: String::new(),
             }],
         },
-    }
+    )
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

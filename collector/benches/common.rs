@@ -5,9 +5,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use sha2::Digest as _;
 use tracex_collector::config::Config;
-use tracex_collector::store::{KeyScope, Store};
-use tracex_core::{KeyValue, SpanData, SpanKind, Status, ids};
+use tracex_collector::store::{KeyScope, NewBatch, Store};
+use tracex_core::{KeyValue, SpanData, SpanKind, Status, TraceRequest, ids};
 
 pub struct BenchCollector {
     pub url: String,
@@ -233,4 +234,27 @@ pub fn payment_spans_in_traces_of(n: usize, per_trace: usize) -> Vec<SpanData> {
             ..Default::default()
         })
         .collect()
+}
+
+/// Batch `n` of one SDK instance of project `bench` (its id and sequence number follow from `n`)
+/// holding `request`, not prepared: a batch as the ingest endpoints hand it to the store.
+pub fn store_batch(n: usize, request: TraceRequest) -> NewBatch {
+    let now = tracex_collector::now_unix_nano();
+    let mut batch_id = [0u8; 16];
+    batch_id[..8].copy_from_slice(&(n as u64 + 1).to_be_bytes());
+    NewBatch {
+        project: "bench".into(),
+        batch_id,
+        key_id: [1; 32],
+        instance_id: [7; 8],
+        sequence: n as u64 + 1,
+        sdk_name: "tracex-rust".into(),
+        sdk_version: "0.1.0".into(),
+        created_at_unix_nano: now,
+        received_at_unix_nano: now,
+        envelope_sha256: sha2::Sha256::digest(batch_id).into(),
+        origin: tracex_collector::audit::leaf::Origin::Sealed,
+        prepared: None,
+        request,
+    }
 }

@@ -24,7 +24,6 @@
 
 use std::time::{Duration, Instant};
 
-use sha2::Digest as _;
 use tracex_collector::store::sqlite::SqliteStore;
 use tracex_collector::store::{NewBatch, PreparedSpans, Store};
 use tracex_core::{InstrumentationScope, Resource, ResourceSpans, ScopeSpans, TraceRequest};
@@ -53,9 +52,6 @@ fn written() -> u64 {
 }
 
 fn batch(n: usize, per_trace: usize) -> NewBatch {
-    let now = tracex_collector::now_unix_nano();
-    let mut batch_id = [0u8; 16];
-    batch_id[..8].copy_from_slice(&(n as u64 + 1).to_be_bytes());
     let request = TraceRequest {
         resource_spans: vec![ResourceSpans {
             resource: Resource::new("bench-facilitator"),
@@ -67,21 +63,9 @@ fn batch(n: usize, per_trace: usize) -> NewBatch {
             schema_url: String::new(),
         }],
     };
-    NewBatch {
-        project: "bench".into(),
-        batch_id,
-        key_id: [1; 32],
-        instance_id: [7; 8],
-        sequence: n as u64 + 1,
-        sdk_name: "tracex-rust".into(),
-        sdk_version: "0.1.0".into(),
-        created_at_unix_nano: now,
-        received_at_unix_nano: now,
-        envelope_sha256: sha2::Sha256::digest(batch_id).into(),
-        origin: tracex_collector::audit::leaf::Origin::Sealed,
-        prepared: Some(PreparedSpans::of(&request, true)),
-        request,
-    }
+    let mut batch = common::store_batch(n, request);
+    batch.prepared = Some(PreparedSpans::of(&batch.request, true));
+    batch
 }
 
 fn main() {
