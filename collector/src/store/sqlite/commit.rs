@@ -161,14 +161,13 @@ impl CommitSql for Sql<'_> {
         // Spans of traces new in this transaction cannot be stored yet (the plan inserts the first
         // copy of each `(trace, span id)` only): many rows a statement, and a conflict is an error.
         // Those of traces stored before may be retries: one `INSERT OR IGNORE` each, which says.
-        let (known, fresh): (Vec<&SpanRow<'_>>, Vec<&SpanRow<'_>>) =
-            rows.iter().partition(|r| self.stored_seqs.contains(&r.trace_seq));
+        let fresh: Vec<&SpanRow<'_>> = rows.iter().filter(|r| !self.stored_seqs.contains(&r.trace_seq)).collect();
         let n = insert_many(self.conn, COLUMNS, 13, &fresh, |stmt, r, at| bind(stmt, r, at))?;
         if n != fresh.len() {
             return Err(StoreError::Corrupt(format!("{} of {} spans of new traces were inserted", n, fresh.len())));
         }
         let mut inserted = vec![true; rows.len()];
-        if !known.is_empty() {
+        if fresh.len() < rows.len() {
             let mut insert = self
                 .conn
                 .prepare(&format!("{}{}", COLUMNS.replacen("INSERT", "INSERT OR IGNORE", 1), values(13, 1)))
