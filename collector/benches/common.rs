@@ -2,7 +2,7 @@
 //! a temporary data dir), an ingest key and the collector's public key.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, missing_docs, clippy::missing_panics_doc)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use sha2::Digest as _;
@@ -257,4 +257,16 @@ pub fn store_batch(n: usize, request: TraceRequest) -> NewBatch {
         prepared: None,
         request,
     }
+}
+
+/// CPU time (user + system) a thread has used so far, from its `/proc` stat file
+/// (`/proc/thread-self/stat`, `/proc/self/task/<tid>/stat`; Linux only), in clock ticks of 10 ms
+/// (USER_HZ): 0 when the file cannot be read.
+pub fn task_cpu(stat: &Path) -> std::time::Duration {
+    let stat = std::fs::read_to_string(stat).unwrap_or_default();
+    // Fields after the ")" of the command: utime is the 12th, stime the 13th.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    std::time::Duration::from_millis((field(11) + field(12)) * 10)
 }

@@ -30,22 +30,13 @@ use common::BenchCollector;
 
 /// CPU seconds per thread name, from /proc (Linux only).
 fn cpu_by_thread() -> HashMap<String, f64> {
-    let ticks = 100.0; // USER_HZ on Linux
     let mut out = HashMap::new();
     for task in std::fs::read_dir("/proc/self/task").unwrap() {
         let dir = task.unwrap().path();
         let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default().trim().to_owned();
         // All senders together.
         let comm = if comm.starts_with("tracex-sender") { "tracex-sender".to_owned() } else { comm };
-        let stat = std::fs::read_to_string(dir.join("stat")).unwrap_or_default();
-        // Fields after the ")" of the command: utime is the 12th, stime the 13th.
-        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let (u, s): (f64, f64) = (
-            f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0),
-            f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0),
-        );
-        *out.entry(comm).or_insert(0.0) += (u + s) / ticks;
+        *out.entry(comm).or_insert(0.0) += common::task_cpu(&dir.join("stat")).as_secs_f64();
     }
     out
 }

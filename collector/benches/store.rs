@@ -35,14 +35,10 @@ fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-/// CPU time of the calling thread so far (user + system, in clock ticks of 10 ms: read around
-/// every commit, the sum over hundreds of commits is exact to within a few ticks).
+/// CPU time of the calling thread so far ([`common::task_cpu`]: ticks of 10 ms; read around every
+/// commit, the sum over hundreds of commits is exact to within a few ticks).
 fn thread_cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
-    // Fields after the ")" of the command: utime is the 12th, stime the 13th.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<u64> = rest.split_whitespace().skip(11).take(2).filter_map(|v| v.parse().ok()).collect();
-    Duration::from_millis(f.iter().sum::<u64>() * 10)
+    common::task_cpu(std::path::Path::new("/proc/thread-self/stat"))
 }
 
 /// Bytes this process caused to be written to disk so far (`/proc/self/io`).
