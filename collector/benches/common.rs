@@ -259,14 +259,12 @@ pub fn store_batch(n: usize, request: TraceRequest) -> NewBatch {
     }
 }
 
-/// CPU time (user + system) a thread has used so far, from its `/proc` stat file
-/// (`/proc/thread-self/stat`, `/proc/self/task/<tid>/stat`; Linux only), in clock ticks of 10 ms
-/// (USER_HZ): 0 when the file cannot be read.
-pub fn task_cpu(stat: &Path) -> std::time::Duration {
-    let stat = std::fs::read_to_string(stat).unwrap_or_default();
-    // Fields after the ")" of the command: utime is the 12th, stime the 13th.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let field = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    std::time::Duration::from_millis((field(11) + field(12)) * 10)
+/// CPU time a thread has used so far, from its `/proc` task directory (`/proc/thread-self`,
+/// `/proc/self/task/<tid>`; Linux only): the scheduler's run time in nanoseconds (`schedstat`),
+/// not `stat`'s utime + stime, which count 10 ms ticks — too coarse for threads that run a few
+/// milliseconds in a 5-second bench (the SDK's senders read 0 there). 0 when unreadable.
+pub fn task_cpu(task: &Path) -> std::time::Duration {
+    let schedstat = std::fs::read_to_string(task.join("schedstat")).unwrap_or_default();
+    let ns = schedstat.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    std::time::Duration::from_nanos(ns)
 }

@@ -35,10 +35,9 @@ fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-/// CPU time of the calling thread so far ([`common::task_cpu`]: ticks of 10 ms; read around every
-/// commit, the sum over hundreds of commits is exact to within a few ticks).
+/// CPU time of the calling thread so far ([`common::task_cpu`], nanoseconds; read around every commit).
 fn thread_cpu() -> Duration {
-    common::task_cpu(std::path::Path::new("/proc/thread-self/stat"))
+    common::task_cpu(std::path::Path::new("/proc/thread-self"))
 }
 
 /// Bytes this process caused to be written to disk so far (`/proc/self/io`).
