@@ -1,9 +1,8 @@
 //! The envelope: header layout, sealing with a known data key, parsing and opening.
 
-use aes_gcm::aead::AeadInPlace;
-use aes_gcm::{Aes256Gcm, KeyInit, Nonce, Tag};
 use sha2::{Digest, Sha256};
 
+use super::aead::DataCipher;
 use super::*;
 use crate::error::{Error, Result};
 
@@ -93,7 +92,7 @@ impl Header {
 /// Seals `payload` (already compressed if `header.flags` says so) under `data_key`: the
 /// deterministic core of sealing, used by [`Sealer`] and by the test vectors.
 pub fn seal_payload(header: &Header, data_key: &[u8; DATA_KEY_LEN], payload: &[u8]) -> Result<Vec<u8>> {
-    let cipher = Aes256Gcm::new(data_key.into());
+    let cipher = DataCipher::new(data_key)?;
     let mut out = Vec::with_capacity(header.encoded_len() + payload.len() + TAG_LEN);
     header.write(&mut out)?;
     let aad_len = out.len();
@@ -104,15 +103,15 @@ pub fn seal_payload(header: &Header, data_key: &[u8; DATA_KEY_LEN], payload: &[u
 
 /// Encrypts `out[aad_len..]` in place with `out[..aad_len]` as AAD and appends the tag.
 pub(super) fn encrypt_tail(
-    cipher: &Aes256Gcm,
+    cipher: &DataCipher,
     nonce: &[u8; NONCE_LEN],
     out: &mut Vec<u8>,
     aad_len: usize,
 ) -> Result<()> {
     let (aad, body) = out.split_at_mut(aad_len);
     let tag = cipher
-        .encrypt_in_place_detached(Nonce::from_slice(nonce), aad, body)
-        .map_err(|_| Error::Seal("AES-GCM encryption failed (payload too large?)".into()))?;
+        .encrypt(nonce, aad, body)
+        .ok_or_else(|| Error::Seal("AES-GCM encryption failed (payload too large?)".into()))?;
     out.extend_from_slice(&tag);
     Ok(())
 }
@@ -210,13 +209,8 @@ impl Envelope<'_> {
     /// compressed. Fails with [`Error::Open`] for a wrong key or any tampered byte, and refuses
     /// plaintexts larger than `max_plaintext` (decompression bombs included).
     pub fn open(&self, data_key: &[u8; DATA_KEY_LEN], max_plaintext: usize) -> Result<Vec<u8>> {
-        let cipher = Aes256Gcm::new(data_key.into());
-        self.open_with(max_plaintext, |nonce, aad, in_out| {
-            let split = in_out.len().checked_sub(TAG_LEN)?;
-            let (body, tag) = in_out.split_at_mut(split);
-            cipher.decrypt_in_place_detached(Nonce::from_slice(nonce), aad, body, Tag::from_slice(tag)).ok()?;
-            Some(split)
-        })
+        let cipher = DataCipher::new(data_key)?;
+        self.open_with(max_plaintext, |nonce, aad, in_out| cipher.decrypt(nonce, aad, in_out))
     }
 
     /// [`Envelope::open`] with a caller-supplied AES-256-GCM implementation (the collector plugs in

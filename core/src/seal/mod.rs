@@ -14,12 +14,14 @@
 //! ```
 
 //!
-//! One concern per file: `key` (the collector key, its fingerprint and the RSA-OAEP wrap),
+//! One concern per file: `aead` (AES-256-GCM: aws-lc-rs natively, RustCrypto on wasm32), `key`
+//! (the collector key, its fingerprint and the RSA-OAEP wrap),
 //! `envelope` (the header, sealing with a known data key, parsing and opening) and `sealer` (the
 //! SDK side: data-key rotation, sequence numbers, one envelope per batch).
 
 use zeroize::Zeroizing;
 
+mod aead;
 mod envelope;
 mod key;
 mod sealer;

@@ -3,8 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use aes_gcm::{Aes256Gcm, KeyInit};
-
+use super::aead::DataCipher;
 use super::envelope::encrypt_tail;
 use super::*;
 use crate::error::{Error, Result};
@@ -68,7 +67,7 @@ fn new_data_key() -> Result<DataKey> {
 }
 
 struct ActiveKey {
-    cipher: Aes256Gcm,
+    cipher: DataCipher,
     wrapped: Vec<u8>,
     created_at: u64,
     batches: u64,
@@ -136,17 +135,18 @@ impl Sealer {
         }
     }
 
-    fn install(&mut self, now: u64, data_key: &DataKey, wrapped: Vec<u8>) {
-        let cipher = Aes256Gcm::new(data_key.as_ref().into());
+    fn install(&mut self, now: u64, data_key: &DataKey, wrapped: Vec<u8>) -> Result<()> {
+        let cipher = DataCipher::new(data_key)?;
         self.active = Some(ActiveKey { cipher, wrapped, created_at: now, batches: 0 });
         self.rotations += 1;
+        Ok(())
     }
 
     fn active_key(&mut self, now: u64) -> Result<&mut ActiveKey> {
         if self.key_due(now) {
             let data_key = new_data_key()?;
             let wrapped = self.key.wrap(&data_key)?;
-            self.install(now, &data_key, wrapped);
+            self.install(now, &data_key, wrapped)?;
         }
         self.active.as_mut().ok_or_else(|| Error::Seal("no data key".into()))
     }
@@ -173,8 +173,7 @@ impl Sealer {
                 self.key.bits()
             )));
         }
-        self.install(now, data_key, wrapped);
-        Ok(())
+        self.install(now, data_key, wrapped)
     }
 
     /// Seals the plaintext that `write_plaintext` appends to the buffer it is given. Without
