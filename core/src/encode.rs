@@ -644,7 +644,8 @@ mod tests {
         fn encode_spans_matches_encode_request(
             resource in crate::decode::tests::arb_resource(),
             scope in crate::decode::tests::arb_scope(),
-            spans in prop::collection::vec(crate::decode::tests::arb_span(), 0..24), // past 16: the lengths go from the stack to the heap
+            // Past 16 spans, `encode_spans` keeps the span lengths on the heap instead of the stack.
+            spans in prop::collection::vec(crate::decode::tests::arb_span(), 0..24),
         ) {
             let mut a = vec![7u8];
             encode_spans(&resource, &scope, &spans, &mut a);

@@ -1,12 +1,17 @@
 //! AES-256-GCM under one data key, detached tag: aws-lc-rs on native targets, RustCrypto's
 //! `aes-gcm` on wasm32.
 //!
-//! Why two: sealing is the batcher's largest single step, and on x86-64 aws-lc's AES-NI/VAES code
-//! with aggregated GHASH runs ≈ 4–5× faster than `aes-gcm` (whose POLYVAL multiplies one block at
-//! a time): `cargo bench -p tracex-core --bench seal -- seal`, docs/benchmarks.md. wasm32 has no
-//! AES instructions and no C toolchain, so the WASM build keeps the pure-Rust cipher. Both produce
-//! the same bytes: the envelope vectors in `tests/vectors/` are checked by the native tests and by
-//! the WASM build's.
+//! Why two: sealing was the batcher's largest single step, and on x86-64 aws-lc's AES-NI/VAES code
+//! with aggregated GHASH seals a 512-span batch 6–8× faster than `aes-gcm` (whose POLYVAL
+//! multiplies one block at a time): `cargo bench -p tracex-core --bench seal -- seal`,
+//! docs/benchmarks.md. wasm32 has no AES instructions and no C toolchain, so the WASM build keeps
+//! the pure-Rust cipher. Both produce the same bytes: the envelope vectors in `tests/vectors/` are
+//! checked by the native tests and by the WASM build's.
+//!
+//! Key hygiene differs: `aes-gcm` (feature `zeroize`) wipes its key schedule when dropped; aws-lc
+//! frees its own (`EVP_AEAD_CTX_cleanup`) without wiping it, as it does in the collector. The data
+//! key itself is a `Zeroizing` array on both paths, and the process that holds a schedule also
+//! holds the plaintext of every span it seals.
 
 use super::{DATA_KEY_LEN, NONCE_LEN, TAG_LEN};
 use crate::error::{Error, Result};
