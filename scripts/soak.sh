@@ -11,8 +11,9 @@
 # or after FLAT_FROM_S (default 120 s: the collector's SQLite page caches fill in the first minutes,
 # docs/reliability.md), the peak of the later half against the peak of the earlier half, failing
 # when it grew more than MAX_GROWTH_PCT (default 5 %: a steady leak shows about half of its growth
-# over the whole window here, so this is as strict as the 10 % over the window it replaces). Fails too when any span is unaccounted for: every span the
-# demo ended must be stored by the collector or counted by the SDK (dropped, spooled, failed).
+# over the whole window here, so this is as strict as the 10 % over the window it replaces).
+# Fails too when any span is unaccounted for: every span the demo ended must be stored by the
+# collector or counted by the SDK (dropped, spooled, failed).
 # Results go in docs/reliability.md (and docs/benchmarks.md for issue #17's memory target).
 set -euo pipefail
 cd "$(dirname "$0")/.."
