@@ -1,6 +1,7 @@
 //! The HTTP transport against a real HTTP server on loopback: bearer auth, retries with backoff and
 //! `Retry-After`, permanent rejections, a collector that is down (spooled, replayed later — also by
-//! the next process — or counted as lost), and fetching the collector key by pinned fingerprint.
+//! the next process — or counted as lost), fetching the collector key by pinned fingerprint, and
+//! the client itself: keep-alive, receipts, redirects not followed, TLS set up without a panic.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod common;
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::http::{Response, Server, free_port};
 use tracex_core::config::BatchConfig;
-use tracex_core::transport::RetryPolicy;
+use tracex_core::transport::{HttpTransport, RetryPolicy, SendOutcome, Transport};
 use tracex_core::{Tracer, TracerBuilder};
 
 fn fast_retry() -> RetryPolicy {
@@ -533,4 +534,83 @@ fn batches_that_become_ready_while_the_senders_are_busy_are_sealed_without_waiti
     assert!(asked.elapsed() < Duration::from_secs(15), "the flush timed out: {:?}", asked.elapsed());
     assert!(report.is_complete(), "{report:?}");
     assert_eq!(tracer.stats().spans_sent, 1000);
+}
+
+/// One transport, many sends: one connection (each response read to the end, so the connection
+/// goes back to the pool), the bearer key and content type on every request, a receipt taken once.
+#[test]
+fn the_client_keeps_its_connection_alive_and_hands_over_each_receipt_once() {
+    let receipt = "tracex.example/log\n1\n";
+    let encoded = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(receipt)
+    };
+    let server = Server::start("127.0.0.1:0", move |_, i| {
+        let resp = Response::status(202).body(r#"{"accepted":true}"#);
+        if i % 2 == 0 { resp.header("tracex-receipt", encoded.clone()) } else { resp }
+    });
+    let mut transport = HttpTransport::new(&server.url(), "tx_test_key", Duration::from_secs(5)).unwrap();
+    for i in 0..6 {
+        assert_eq!(transport.send(format!("batch {i}").as_bytes()), SendOutcome::Delivered);
+        let expected = (i % 2 == 0).then(|| receipt.to_owned());
+        assert_eq!(transport.take_receipt(), expected, "send {i}");
+        assert_eq!(transport.take_receipt(), None);
+    }
+    assert_eq!(server.connections(), 1, "six requests on one kept-alive connection");
+    for (i, r) in server.requests().iter().enumerate() {
+        assert_eq!((r.method.as_str(), r.path.as_str()), ("POST", "/v1/batches"));
+        assert_eq!(r.header("authorization"), Some("Bearer tx_test_key"));
+        assert_eq!(r.header("content-type"), Some("application/vnd.tracex.batch.v1"));
+        assert_eq!(r.body, format!("batch {i}").into_bytes());
+    }
+    // An error body is read (and clipped) for the reason, and the connection still reused.
+    let server = Server::start("127.0.0.1:0", |_, i| {
+        if i == 0 { Response::status(400).body("x".repeat(10_000)) } else { Response::status(202) }
+    });
+    let mut transport = HttpTransport::new(&server.url(), "tx_test_key", Duration::from_secs(5)).unwrap();
+    match transport.send(b"bad") {
+        SendOutcome::Reject { status: 400, message } => assert_eq!(message, "x".repeat(300)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(transport.send(b"good"), SendOutcome::Delivered);
+    assert_eq!(server.connections(), 1);
+}
+
+/// A batch and its bearer key go only where they were configured to: a redirect is a rejection
+/// (HTTP 3xx), not followed.
+#[test]
+fn redirects_are_not_followed() {
+    let elsewhere = Server::start("127.0.0.1:0", |_, _| Response::status(202));
+    let target = format!("{}/v1/batches", elsewhere.url());
+    let server = Server::start("127.0.0.1:0", move |_, _| Response::status(307).header("Location", target.clone()));
+    let mut transport = HttpTransport::new(&server.url(), "tx_test_key", Duration::from_secs(5)).unwrap();
+    assert!(matches!(transport.send(b"batch"), SendOutcome::Reject { status: 307, .. }));
+    assert_eq!(server.requests().len(), 1);
+    assert!(elsewhere.requests().is_empty(), "the redirect was followed");
+}
+
+/// An `https://` endpoint sets up TLS (rustls on aws-lc, the platform's verifier) without a panic;
+/// a server that does not speak TLS is a transient failure whose reason says so.
+#[test]
+fn an_https_endpoint_that_does_not_speak_tls_is_a_retry_with_a_reason() {
+    let server = Server::start("127.0.0.1:0", |_, _| Response::status(202));
+    let mut transport =
+        HttpTransport::new(&format!("https://{}", server.addr), "tx_test_key", Duration::from_secs(5)).unwrap();
+    match transport.send(b"batch") {
+        // The plain server drops the connection on the ClientHello: "io: unexpected end of file".
+        SendOutcome::Retry { after: None, reason } => assert!(reason.starts_with("io:"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(server.requests().is_empty(), "nothing was sent in clear");
+}
+
+#[test]
+fn an_endpoint_that_is_not_an_http_url_is_a_config_error_at_build() {
+    for endpoint in ["not a url", "ftp://collector.example", "collector.example:8080", "http://"] {
+        match HttpTransport::new(endpoint, "tx_test_key", Duration::from_secs(5)) {
+            Err(tracex_core::Error::Config(m)) => assert!(m.contains("is not a URL"), "{endpoint}: {m}"),
+            other => panic!("{endpoint}: {other:?}"),
+        }
+    }
+    assert!(HttpTransport::new("https://collector.example:8443/", "tx_test_key", Duration::from_secs(5)).is_ok());
 }

@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -47,6 +48,8 @@ type Handler = Arc<dyn Fn(&Request, usize) -> Response + Send + Sync>;
 pub struct Server {
     pub addr: SocketAddr,
     pub requests: Arc<Mutex<Vec<Request>>>,
+    /// Connections accepted so far.
+    pub connections: Arc<AtomicUsize>,
 }
 
 impl Server {
@@ -57,14 +60,17 @@ impl Server {
         let requests = Arc::new(Mutex::new(Vec::new()));
         let handler: Handler = Arc::new(handler);
         let reqs = requests.clone();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let accepted = connections.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
+                accepted.fetch_add(1, Ordering::SeqCst);
                 let (handler, reqs) = (handler.clone(), reqs.clone());
                 std::thread::spawn(move || serve(stream, &handler, &reqs));
             }
         });
-        Self { addr, requests }
+        Self { addr, requests, connections }
     }
 
     pub fn url(&self) -> String {
@@ -73,6 +79,10 @@ impl Server {
 
     pub fn requests(&self) -> Vec<Request> {
         self.requests.lock().unwrap().clone()
+    }
+
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
     }
 }
 
