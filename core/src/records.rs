@@ -596,20 +596,24 @@ mod tests {
         assert_eq!(decode(&enc.finish()).unwrap()[0], s);
     }
 
+    /// Appends `v` as a LEB128 varint.
+    fn leb(b: &mut Vec<u8>, mut v: u64) {
+        loop {
+            let byte = (v & 0x7f) as u8;
+            v >>= 7;
+            if v == 0 {
+                b.push(byte);
+                return;
+            }
+            b.push(byte | 0x80);
+        }
+    }
+
     #[test]
     fn value_slots_in_every_range_resolve_to_their_strings() {
         // One span whose name and attribute values are bound to slots 7 (keys and names), 4096 and
         // 8191 (the value vector) and 8192 and 65,535 (the map past it), then used again by a
         // second attribute each.
-        let leb = |b: &mut Vec<u8>, mut v: u64| loop {
-            let byte = (v & 0x7f) as u8;
-            v >>= 7;
-            if v == 0 {
-                b.push(byte);
-                break;
-            }
-            b.push(byte | 0x80);
-        };
         let mut b = MAGIC.to_vec();
         b.extend_from_slice(&ANCHOR.to_le_bytes());
         b.extend_from_slice(&[0, 1]);
@@ -728,15 +732,6 @@ mod tests {
         assert!(err(&twice).contains("bound twice"), "{}", err(&twice));
 
         // The same rules for slots past the dense range (the JS layer's per-buffer value slots).
-        let leb = |b: &mut Vec<u8>, mut v: u64| loop {
-            let byte = (v & 0x7f) as u8;
-            v >>= 7;
-            if v == 0 {
-                b.push(byte);
-                break;
-            }
-            b.push(byte | 0x80);
-        };
         // Value slots from 4096 (a vector from there) and past 8192 (a map), up to the last one.
         for slot in [4096u64, 5000, 8191, 8192, 65_535] {
             let mut unbound_high = header(1);
