@@ -206,6 +206,12 @@ fn agent(timeout: Duration, idle_connections: usize) -> ureq::Agent {
         .into()
 }
 
+/// Most of a response body read past the part kept, so that its connection can be reused; a
+/// longer body is left unread and its connection closed rather than read for as long as the
+/// server cares to send.
+#[cfg(feature = "http")]
+const MAX_DRAIN: u64 = 64 * 1024;
+
 /// The first `limit` bytes of a response body as text, the rest drained (a connection goes back
 /// to the pool only once its response has been read to the end).
 #[cfg(feature = "http")]
@@ -214,7 +220,7 @@ fn body_text(resp: &mut ureq::http::Response<ureq::Body>, limit: u64) -> String 
     let mut reader = resp.body_mut().with_config().limit(u64::MAX).reader();
     let mut head = Vec::new();
     let _ = reader.by_ref().take(limit).read_to_end(&mut head);
-    let _ = std::io::copy(&mut reader, &mut std::io::sink());
+    let _ = std::io::copy(&mut reader.take(MAX_DRAIN), &mut std::io::sink());
     String::from_utf8_lossy(&head).into_owned()
 }
 

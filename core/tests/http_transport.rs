@@ -574,6 +574,17 @@ fn the_client_keeps_its_connection_alive_and_hands_over_each_receipt_once() {
     }
     assert_eq!(transport.send(b"good"), SendOutcome::Delivered);
     assert_eq!(server.connections(), 1);
+    // A body too long to drain (past 64 KiB) is left unread: its connection is closed, not
+    // reused, and the next batch goes out on a new one.
+    let server = Server::start("127.0.0.1:0", |_, i| {
+        if i == 0 { Response::status(202).body("y".repeat(1 << 20)) } else { Response::status(202) }
+    });
+    let mut transport = HttpTransport::new(&server.url(), "tx_test_key", Duration::from_secs(5)).unwrap();
+    assert_eq!(transport.send(b"first"), SendOutcome::Delivered);
+    assert_eq!(transport.send(b"second"), SendOutcome::Delivered);
+    assert_eq!(transport.send(b"third"), SendOutcome::Delivered);
+    assert_eq!(server.requests().len(), 3);
+    assert_eq!(server.connections(), 2, "a new connection after the long body, then kept alive");
 }
 
 /// A batch and its bearer key go only where they were configured to: a redirect is a rejection
