@@ -12,12 +12,17 @@
  * exists; elsewhere the attempt runs without a timeout of its own.
  */
 export function sendBatch(url, authorization, contentType, receiptHeader, body, timeoutMs) {
-  const init = { method: 'POST', headers: { authorization, 'content-type': contentType }, body };
+  // `redirect: 'manual'`: as in the native SDKs, a batch and its bearer key go only to the
+  // configured endpoint; a 3xx is a rejection, not followed.
+  const init = { method: 'POST', headers: { authorization, 'content-type': contentType }, body, redirect: 'manual' };
   if (typeof AbortSignal === 'function' && typeof AbortSignal.timeout === 'function') {
     init.signal = AbortSignal.timeout(timeoutMs);
   }
   return fetch(url, init).then(async (response) => {
-    const { status, headers } = response;
+    const { headers } = response;
+    // Browsers hide a redirect they did not follow behind status 0.
+    if (response.type === 'opaqueredirect') return [0, null, null, 'a redirect, not followed'];
+    const status = response.status;
     const text = status >= 200 && status < 300 ? '' : await response.text().catch(() => '');
     return [status, headers.get(receiptHeader), headers.get('retry-after'), text];
   });

@@ -316,6 +316,35 @@ test('a rejected batch (bad API key) fails at once, without retries', async () =
   assert.equal(tracer.stats().batchesRetried, 0);
 });
 
+test('a redirect is not followed: the batch is rejected, as in the native SDKs', async () => {
+  let seen = 0;
+  const redirector = createServer(async (req, res) => {
+    seen++;
+    for await (const _ of req);
+    res.writeHead(307, { location: `${collector.url}${req.url}` });
+    res.end('moved');
+  });
+  await new Promise((r) => redirector.listen(0, '127.0.0.1', r));
+  try {
+    const tracer = new NativeTracer(options({ endpoint: `http://127.0.0.1:${redirector.address().port}` }));
+    const t = paymentTrace();
+    tracer.ingest(recordBuffer([t.root, t.child]));
+    const report = await tracer.flush(5_000);
+    assert.deepEqual(report, {
+      spansDelivered: 0,
+      spooled: 0,
+      failed: 2,
+      pending: 0,
+      dropped: 0,
+      lastError: 'HTTP 307: moved',
+    });
+    assert.equal(seen, 1);
+    assert.equal((await collector.trace(hex(t.traceId))).status, 404, 'nothing reached the collector');
+  } finally {
+    await new Promise((r) => redirector.close(r));
+  }
+});
+
 test('a batch the collector asks to retry later stays pending and goes out with the next flush', async () => {
   // A gate in front of the collector: 503 + Retry-After: 60 while closed, a plain proxy once open.
   let open = false;
