@@ -316,21 +316,33 @@ test('a rejected batch (bad API key) fails at once, without retries', async () =
   assert.equal(tracer.stats().batchesRetried, 0);
 });
 
+/**
+ * Runs `fn(tracer, trace)` with a tracer whose endpoint is a server in front of the collector,
+ * answering with `handler`, after one payment trace of two spans was ingested.
+ */
+async function throughServer(handler, fn) {
+  const server = createServer(handler);
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  try {
+    const tracer = new NativeTracer(options({ endpoint: `http://127.0.0.1:${server.address().port}` }));
+    const t = paymentTrace();
+    tracer.ingest(recordBuffer([t.root, t.child]));
+    await fn(tracer, t);
+  } finally {
+    await new Promise((r) => server.close(r));
+  }
+}
+
 test('a redirect is not followed: the batch is rejected, as in the native SDKs', async () => {
   let seen = 0;
-  const redirector = createServer(async (req, res) => {
+  const redirect = async (req, res) => {
     seen++;
     for await (const _ of req);
     res.writeHead(307, { location: `${collector.url}${req.url}` });
     res.end('moved');
-  });
-  await new Promise((r) => redirector.listen(0, '127.0.0.1', r));
-  try {
-    const tracer = new NativeTracer(options({ endpoint: `http://127.0.0.1:${redirector.address().port}` }));
-    const t = paymentTrace();
-    tracer.ingest(recordBuffer([t.root, t.child]));
-    const report = await tracer.flush(5_000);
-    assert.deepEqual(report, {
+  };
+  await throughServer(redirect, async (tracer, t) => {
+    assert.deepEqual(await tracer.flush(5_000), {
       spansDelivered: 0,
       spooled: 0,
       failed: 2,
@@ -340,16 +352,14 @@ test('a redirect is not followed: the batch is rejected, as in the native SDKs',
     });
     assert.equal(seen, 1);
     assert.equal((await collector.trace(hex(t.traceId))).status, 404, 'nothing reached the collector');
-  } finally {
-    await new Promise((r) => redirector.close(r));
-  }
+  });
 });
 
 test('a batch the collector asks to retry later stays pending and goes out with the next flush', async () => {
   // A gate in front of the collector: 503 + Retry-After: 60 while closed, a plain proxy once open.
   let open = false;
   let seen = 0;
-  const gate = createServer(async (req, res) => {
+  const gate = async (req, res) => {
     seen++;
     const chunks = [];
     for await (const c of req) chunks.push(c);
@@ -365,12 +375,8 @@ test('a batch the collector asks to retry later stays pending and goes out with 
     });
     res.writeHead(r.status, { 'content-type': 'application/json' });
     res.end(await r.text());
-  });
-  await new Promise((r) => gate.listen(0, '127.0.0.1', r));
-  try {
-    const tracer = new NativeTracer(options({ endpoint: `http://127.0.0.1:${gate.address().port}` }));
-    const t = paymentTrace();
-    tracer.ingest(recordBuffer([t.root, t.child]));
+  };
+  await throughServer(gate, async (tracer, t) => {
     const first = await tracer.flush(5_000);
     assert.deepEqual(first, {
       spansDelivered: 0,
@@ -387,9 +393,7 @@ test('a batch the collector asks to retry later stays pending and goes out with 
     const { status, body } = await collector.trace(hex(t.traceId));
     assert.equal(status, 200);
     assert.equal(body.span_count, 2);
-  } finally {
-    await new Promise((r) => gate.close(r));
-  }
+  });
 });
 
 test('shutdown delivers what is buffered, then refuses spans and further flushes', async () => {
