@@ -146,9 +146,11 @@ pub const PUBLIC_KEY_PATH: &str = "/v1/public-key";
 /// POSTs batches to `{endpoint}/v1/batches` with the API key as a bearer token.
 ///
 /// A synchronous client (ureq) on the sender threads: each send writes the request and reads the
-/// acknowledgement on the thread that waits for it. reqwest's blocking client, used before, hands
-/// every request to its own runtime thread and back; in the sdk_e2e bench that thread cost
-/// ≈ 250 ns per span (≈ 130 µs per 80 KB batch) on top of the senders' ≈ 110.
+/// acknowledgement on the thread that waits for it. reqwest's blocking client, used before, handed
+/// every request to a runtime thread of its own (≈ 250 ns of CPU a span there in the sdk_e2e
+/// bench). The CPU did not move with the change — that time was the kernel's loopback TCP path,
+/// now spent on the senders (docs/benchmarks.md) — but there is no runtime thread per tracer to
+/// re-create after `fork`, and the Python extension is 13 % smaller.
 #[cfg(feature = "http")]
 pub struct HttpTransport {
     agent: ureq::Agent,
@@ -175,7 +177,8 @@ impl std::fmt::Debug for HttpTransport {
 const MAX_IDLE_CONNECTIONS: usize = 32;
 
 /// An HTTP client for the collector: rustls on aws-lc (the library that seals) with the platform's
-/// certificate verifier, proxies from the environment (`HTTPS_PROXY`, `NO_PROXY`, …), no redirects
+/// certificate verifier, a proxy from the environment (ureq's rule: the first of `ALL_PROXY`,
+/// `HTTPS_PROXY`, `HTTP_PROXY`, whatever the scheme, except for hosts in `NO_PROXY`), no redirects
 /// (a batch and its bearer key go only where they were configured to; a 3xx is a rejection), and
 /// every status returned as a response, not an error.
 #[cfg(feature = "http")]
