@@ -100,10 +100,10 @@ struct Reader<'a> {
 const DENSE_SLOTS: usize = 4096;
 
 /// Strings bound to slots (below [`MAX_SLOTS`]) in one buffer: keys and names in `dense`, indexed
-/// by slot; the per-buffer value slots the JS layer numbers from [`DENSE_SLOTS`] up in `values`,
-/// indexed from there for the first 4,096 of them (a lookup in a `BTreeMap` was ≈ 3 % of the WASM hot path); slots from
-/// 8192 on (a buffer with more than 4,096 distinct repeated values: rare) in `sparse`, so a hostile
-/// slot number never sizes a vector.
+/// by slot; the first 4,096 per-buffer value slots (the JS layer numbers them from [`DENSE_SLOTS`]
+/// up) in `values`, indexed from there — a lookup in a `BTreeMap` was ≈ 3 % of the WASM hot path;
+/// slots from 8192 on (a buffer with more than 4,096 distinct repeated values: rare) in `sparse`,
+/// so a hostile slot number never sizes a vector.
 #[derive(Default)]
 struct Slots {
     dense: Vec<Option<Str>>,
