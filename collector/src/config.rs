@@ -21,6 +21,10 @@ pub enum LogFormat {
 /// that fails once (a busy database) is retried within the promise.
 pub const DEFAULT_AUDIT_CHECKPOINT_INTERVAL_MS: u64 = 5_000;
 
+/// Longest `audit_checkpoint_interval_ms` accepted: the log promises a checkpoint within 10 s of
+/// a leaf (`docs/audit.md`), and a receipt promises inclusion in the next one.
+pub const MAX_AUDIT_CHECKPOINT_INTERVAL_MS: u64 = 10_000;
+
 /// Everything `serve` needs.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -105,8 +109,9 @@ pub struct Config {
     /// Per-project retention in days, over `retention_days` (TOML: `[retention_days_by_project]`,
     /// `acme = 7`; 0 keeps everything).
     pub retention_days_by_project: std::collections::HashMap<String, u32>,
-    /// How often the audit log's checkpoint is signed while leaves arrive (default 5,000 ms; the
-    /// log promises at most 10 s). Receipts promise inclusion in the next checkpoint.
+    /// How often the audit log's checkpoint is signed while leaves arrive (default 5,000 ms; at
+    /// most 10,000, what the log promises: a longer one is refused at start). Receipts promise
+    /// inclusion in the next checkpoint.
     pub audit_checkpoint_interval_ms: u64,
     /// Whether stored batches are appended to the audit log (default true; `docs/audit.md`). Off:
     /// no leaves, receipts or checkpoints (batches stored meanwhile are outside the trail, and
@@ -231,6 +236,18 @@ impl Config {
 }
 
 impl Config {
+    /// How often checkpoints are signed; an error past what the log promises.
+    pub fn audit_checkpoint_interval(&self) -> Result<std::time::Duration, String> {
+        match self.audit_checkpoint_interval_ms {
+            0 => Err("audit_checkpoint_interval_ms must be at least 1".into()),
+            ms if ms > MAX_AUDIT_CHECKPOINT_INTERVAL_MS => Err(format!(
+                "audit_checkpoint_interval_ms = {ms}: the audit log promises a checkpoint within \
+                 {MAX_AUDIT_CHECKPOINT_INTERVAL_MS} ms of a batch"
+            )),
+            ms => Ok(std::time::Duration::from_millis(ms)),
+        }
+    }
+
     /// The read replica's URL, if one is set; an error unless both it and the database are
     /// PostgreSQL.
     pub fn database_read_url(&self) -> Result<Option<&str>, String> {
@@ -292,5 +309,15 @@ mod tests {
         assert_eq!(c.database_read_url().unwrap(), Some("postgres://u@replica/db"));
         c.database_read_url = Some("sqlite:///x".into());
         assert!(c.database_read_url().is_err());
+    }
+
+    #[test]
+    fn checkpoints_are_signed_within_what_the_log_promises() {
+        let interval = |toml: &str| toml::from_str::<Config>(toml).unwrap().audit_checkpoint_interval();
+        assert_eq!(Config::default().audit_checkpoint_interval().unwrap().as_millis(), 5_000);
+        assert_eq!(interval("audit_checkpoint_interval_ms = 10000").unwrap().as_millis(), 10_000);
+        assert_eq!(interval("audit_checkpoint_interval_ms = 1").unwrap().as_millis(), 1);
+        assert!(interval("audit_checkpoint_interval_ms = 10001").unwrap_err().contains("within 10000 ms"));
+        assert!(interval("audit_checkpoint_interval_ms = 0").unwrap_err().contains("at least 1"));
     }
 }

@@ -196,6 +196,8 @@ impl Collector {
     /// Opens keys and store, starts the writer and binds the listener.
     pub async fn start(config: Config) -> Result<Self, String> {
         let cors = endpoints::cors::AllowedOrigins::parse(&config.cors_allowed_origins)?;
+        // Refused before anything is opened, as a bad setting should be.
+        config.audit_checkpoint_interval()?;
         let export_sender = config.export.sender(config.audit_log)?;
         let ring = KeyRing::load_or_create(&config.keys_dir()).map_err(|e| e.to_string())?;
         tracing::info!(key_id = %ring.current().key_id, keys = ring.len(), "collector key loaded");
@@ -305,7 +307,7 @@ impl Collector {
             state.store.clone(),
             state.audit.clone(),
             state.metrics.clone(),
-            Duration::from_millis(state.config.audit_checkpoint_interval_ms.max(1)),
+            state.config.audit_checkpoint_interval()?,
         ));
         let fleet_live = if state.live.is_fleet() {
             let store = state.store.clone();

@@ -218,8 +218,9 @@ fn the_last_batches_get_a_checkpoint_at_shutdown() {
     let read = create_key(&dir, "acme", "read");
     let key = CollectorKey::from_pem(&public_key_pem(&dir)).unwrap();
     let config = dir.join("collector.toml");
-    // Never on a timer during the test: only the shutdown signs.
-    std::fs::write(&config, "audit_checkpoint_interval_ms = 3600000\n").unwrap();
+    // The longest interval allowed: the timer's first tick finds the log empty and the next is
+    // 10 s away, so the checkpoint after the restart is the shutdown's.
+    std::fs::write(&config, "audit_checkpoint_interval_ms = 10000\n").unwrap();
     let args = ["--config", config.to_str().unwrap()];
     let c = Collector::start_with(&dir, &args);
     // The first tick fires at start, on an empty log: nothing to sign.
@@ -317,4 +318,88 @@ fn audit_verify_cli_names_the_altered_span_and_a_rolled_back_log() {
     assert!(ok, "without the kept checkpoint the shorter log is self-consistent: {out}");
     let (ok, out, _) = common::cli(&dir, &["audit", "verify", "--checkpoint", kept_path.to_str().unwrap()]);
     assert!(!ok && out.contains("does not extend the kept checkpoint of size 3"), "{out}");
+}
+
+/// A batch sealed by "instance" `instance` with `sequence`, under a fresh data key: what an SDK
+/// instance seals, with the instance id and number chosen by the test (a real `Sealer` draws its
+/// instance id and counts from 1 on its own).
+fn seal_as(key: &CollectorKey, instance: [u8; 8], sequence: u64, spans: &[SpanData]) -> (Vec<u8>, [u8; 16]) {
+    use tracex_core::seal::{Header, seal_payload};
+    let mut random = [0u8; 32 + 16 + 12];
+    tracex_core::ids::fill_random(&mut random).unwrap();
+    let data_key: [u8; 32] = random[..32].try_into().unwrap();
+    let batch_id: [u8; 16] = random[32..48].try_into().unwrap();
+    let header = Header {
+        flags: 0,
+        key_id: key.key_id(),
+        batch_id,
+        instance_id: instance,
+        sequence,
+        created_at_unix_nano: 1_763_900_000_000_000_000 + sequence,
+        sdk_name: "tracex-rust".into(),
+        sdk_version: "0.1.0".into(),
+        wrapped_key: key.wrap(&data_key).unwrap(),
+        nonce: random[48..].try_into().unwrap(),
+    };
+    let mut payload = Vec::new();
+    let resource = tracex_core::Resource::new("restarted".to_owned());
+    tracex_core::encode::encode_spans(&resource, &tracex_core::InstrumentationScope::default(), spans, &mut payload);
+    (seal_payload(&header, &data_key, &payload).unwrap(), batch_id)
+}
+
+/// An SDK instance id used again with its numbering started over (a cloned VM or container
+/// snapshot, an SDK bug) is stored — its batches are real — but reported: the gap report names each
+/// number stored under two batch ids, and the log still reports no gap for that instance.
+#[test]
+fn an_instance_id_reused_with_its_numbers_started_over_is_reported() {
+    let dir = temp_dir("audit-reused");
+    let ingest = create_key(&dir, "acme", "ingest");
+    let read = create_key(&dir, "acme", "read");
+    let key = CollectorKey::from_pem(&public_key_pem(&dir)).unwrap();
+    let c = Collector::start(&dir);
+    let instance = *b"clone-me";
+    let mut first = Vec::new();
+    for sequence in 1..=3u8 {
+        let (body, id) = seal_as(&key, instance, u64::from(sequence), &[span(sequence, 1)]);
+        assert_eq!(post_batch(&c.url, &ingest, body).0, 200);
+        first.push(id);
+    }
+    let (status, report) = get_json(&format!("{}/api/v1/audit/gaps", c.url), &read);
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["instances"].as_array().unwrap().len(), 0, "nothing to report yet: {report}");
+
+    // The same instance id from the start again, with other spans.
+    let mut second = Vec::new();
+    for sequence in 1..=2u8 {
+        let (body, id) = seal_as(&key, instance, u64::from(sequence), &[span(10 + sequence, 1)]);
+        assert_eq!(post_batch(&c.url, &ingest, body).0, 200);
+        second.push(id);
+    }
+    let (status, report) = get_json(&format!("{}/api/v1/audit/gaps", c.url), &read);
+    assert_eq!(status, 200, "{report}");
+    let instances = report["instances"].as_array().unwrap();
+    assert_eq!(instances.len(), 1, "{report}");
+    let i = &instances[0];
+    assert_eq!(i["instance_id"], hex::encode(instance), "{report}");
+    assert_eq!((i["batches"].as_u64(), i["last_sequence"].as_u64()), (Some(5), Some(3)), "{report}");
+    assert_eq!(i["missing_total"], 0, "{report}");
+    let reused: Vec<(u64, Vec<String>)> = i["reused"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let mut ids: Vec<String> =
+                r["batch_ids"].as_array().unwrap().iter().map(|b| b.as_str().unwrap().to_owned()).collect();
+            ids.sort();
+            (r["sequence"].as_u64().unwrap(), ids)
+        })
+        .collect();
+    let pair = |n: usize| {
+        let mut ids = vec![hex::encode(first[n]), hex::encode(second[n])];
+        ids.sort();
+        ids
+    };
+    assert_eq!(reused, [(1, pair(0)), (2, pair(1))], "{report}");
+    // Every batch was stored: 5 traces of one span.
+    assert_eq!(common::all_traces(&c.url, &read, "&service=restarted").len(), 5);
 }
