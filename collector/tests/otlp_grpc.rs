@@ -3,7 +3,8 @@
 //! success for invalid spans, a retried export (over gRPC, then over HTTP) stored once, secrets
 //! redacted at rest, and the status codes of the OTLP specification (UNAUTHENTICATED,
 //! PERMISSION_DENIED, INVALID_ARGUMENT, RESOURCE_EXHAUSTED with or without RetryInfo,
-//! DEADLINE_EXCEEDED for a stalled message, UNIMPLEMENTED); SIGTERM stops both listeners cleanly. The store cases also run on PostgreSQL
+//! DEADLINE_EXCEEDED for a stalled message, UNIMPLEMENTED, UNAVAILABLE with RetryInfo when the
+//! store cannot commit); SIGTERM stops both listeners cleanly. The store cases also run on PostgreSQL
 //! (`otlp_grpc_on_postgres`, ignored without a server:
 //! `scripts/with-postgres.sh cargo test -p tracex-collector --test otlp_grpc -- --ignored`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs, clippy::cast_possible_truncation)]
@@ -297,6 +298,66 @@ fn otlp_grpc_rate_limit_is_resource_exhausted_with_retry_info() {
     assert_eq!(e.code(), Code::ResourceExhausted);
     assert!(e.message().starts_with("rate_limited: "), "{}", e.message());
     assert!(has_retry_info(&e), "RetryInfo makes it retryable");
+    drop(c);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The delay of the status's `RetryInfo`, in whole seconds.
+fn retry_delay_secs(s: &tonic::Status) -> Option<u8> {
+    // The detail ends with Any.value (2) = RetryInfo { retry_delay (1) = Duration { seconds (1) } }.
+    match s.details() {
+        [.., 0x12, 4, 0x0a, 2, 0x08, secs] => Some(*secs),
+        _ => None,
+    }
+}
+
+#[test]
+fn otlp_grpc_pressure_and_store_failure_are_retryable() {
+    let dir = temp_dir("otlp-grpc-503");
+    let ingest = create_key(&dir, "acme", "ingest");
+    let read = create_key(&dir, "acme", "read");
+    // As over HTTP: the in-flight budget is one largest batch (48 KiB); a request decoding within
+    // it whose prepared span bodies take it over is refused on its own, without concurrency.
+    let config = dir.join("tight.toml");
+    std::fs::write(&config, "max_inflight_decoded_bytes = 1\nmax_decoded_bytes = 49152\n").unwrap();
+    let c = Collector::start_with_grpc(&dir, &["--config", config.to_str().unwrap()]);
+    let grpc = Client::connect(c.grpc.as_deref().unwrap());
+    let at_rest = SqliteFiles(dir.clone());
+    // The key is known and cached before the store is locked below.
+    assert_eq!(grpc.export(Some(&ingest), false, protobuf(vec![span(0x20, 1, "warm")])).unwrap(), b"");
+    let stored = at_rest.spans();
+
+    // Overloaded: RESOURCE_EXHAUSTED, which OTLP exporters retry only because RetryInfo says when.
+    let mut heavy = span(0x21, 1, "heavy");
+    // Words, not a key-like run of hex: redaction must leave the text whole.
+    heavy.attributes.push(KeyValue::new("note", "settled by the facilitator ".repeat(1_200)));
+    let e = grpc.export(Some(&ingest), true, protobuf(vec![heavy])).unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+    assert!(e.message().starts_with("overloaded: "), "{}", e.message());
+    assert!(has_retry_info(&e));
+    assert_eq!(retry_delay_secs(&e), Some(1));
+    assert_eq!(metric(&c.url, "tracex_batches_rejected_total{reason=\"overloaded\"}"), 1.0);
+    assert_eq!(at_rest.spans(), stored, "nothing of an overloaded request is stored");
+    assert!(trace_spans(&c.url, &read, &"21".repeat(16)).is_empty());
+
+    // The store cannot commit: another connection holds SQLite's write lock until the answer has
+    // come, so the commit fails after the store's busy timeout (10 s) however slow the machine.
+    let body = protobuf(vec![span(0x23, 1, "refused")]);
+    let lock = rusqlite::Connection::open(dir.join("tracex.db")).unwrap();
+    lock.busy_timeout(std::time::Duration::from_secs(30)).unwrap();
+    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let e = grpc.export(Some(&ingest), false, body.clone()).unwrap_err();
+    lock.execute_batch("ROLLBACK").unwrap();
+    drop(lock);
+    assert_eq!(e.code(), Code::Unavailable, "{e:?}");
+    assert!(e.message().starts_with("store_unavailable: "), "{}", e.message());
+    assert_eq!(retry_delay_secs(&e), Some(1));
+    assert_eq!(at_rest.spans(), stored, "nothing of a failed commit is stored");
+    assert!(trace_spans(&c.url, &read, &"23".repeat(16)).is_empty());
+    // The exporter's retry, once the store is back, is stored, on the same connection.
+    assert_eq!(grpc.export(Some(&ingest), false, body).unwrap(), b"");
+    assert_eq!(trace_spans(&c.url, &read, &"23".repeat(16)).len(), 1);
+    assert_eq!(at_rest.spans(), stored + 1);
     drop(c);
     let _ = std::fs::remove_dir_all(&dir);
 }

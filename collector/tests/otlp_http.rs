@@ -1,7 +1,8 @@
 //! OTLP/HTTP (`POST /v1/traces`) against the real collector binary over real HTTP: protobuf and
 //! JSON (hex ids), gzip, answers in the request's content type, partial success for invalid spans
-//! (nothing of them stored), 400/401/403/413/415/429, a retried export stored once, and secrets
-//! redacted at rest. The store cases also run on PostgreSQL (`postgres_*`, ignored without a
+//! (nothing of them stored), 400/401/403/413/415/429, 503 + `Retry-After` when the decoded-memory
+//! budget is full or the store cannot commit (nothing stored, stored when retried), a retried
+//! export stored once, and secrets redacted at rest. The store cases also run on PostgreSQL (`postgres_*`, ignored without a
 //! server: `scripts/with-postgres.sh cargo test -p tracex-collector --test otlp_http -- --ignored`).
 #![allow(
     clippy::unwrap_used,
@@ -313,6 +314,94 @@ fn otlp_http_rate_limit_answers_429_with_retry_after() {
     assert!(a.retry_after.as_deref().is_some_and(|s| s.parse::<u32>().unwrap() >= 1), "Retry-After");
     assert_eq!(a.protobuf_fields().0, Some(8), "RESOURCE_EXHAUSTED");
     assert!(a.protobuf_fields().1.starts_with("rate_limited: "));
+    drop(c);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A span carrying `len` bytes of plain text: decoded (the string) plus prepared for the store (the
+/// string again, in the span's body) it needs about twice `len` of the decoded-memory budget.
+fn heavy_span(trace: u8, len: usize) -> SpanData {
+    let mut s = span(trace, 1, "heavy");
+    // Words, not a key-like run of hex: redaction must leave it whole.
+    let note: String = "settled by the facilitator ".chars().cycle().take(len).collect();
+    s.attributes.push(tracex_core::KeyValue::new("note", note));
+    s
+}
+
+/// JSON of the same span, as an OTLP/JSON exporter would send it.
+fn heavy_json(trace: &str, len: usize) -> Vec<u8> {
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&json_request(trace, "EEE19B7EC3C1B174", "heavy", "x")).unwrap();
+    let note: String = "settled by the facilitator ".chars().cycle().take(len).collect();
+    v["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["attributes"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"key": "note", "value": {"stringValue": note}}));
+    v.to_string().into_bytes()
+}
+
+/// `Retry-After` present, in delay-seconds, and in a range an exporter can act on.
+fn assert_sane_retry_after(a: &Answer) {
+    let secs: u32 = a.retry_after.as_deref().expect("Retry-After").parse().expect("Retry-After in seconds");
+    assert!((1..=60).contains(&secs), "Retry-After: {secs}");
+}
+
+#[test]
+fn otlp_http_pressure_and_store_failure_answer_503_with_retry_after() {
+    let dir = temp_dir("otlp-503");
+    let ingest = create_key(&dir, "acme", "ingest");
+    let read = create_key(&dir, "acme", "read");
+    // The in-flight budget is at least one largest batch (max_decoded_bytes, 48 KiB here): a
+    // request that decodes within that but needs more once its span bodies are prepared is over
+    // the budget on its own, with no concurrency or timing involved.
+    let config = dir.join("tight.toml");
+    std::fs::write(&config, "max_inflight_decoded_bytes = 1\nmax_decoded_bytes = 49152\n").unwrap();
+    let c = Collector::start_with(&dir, &["--config", config.to_str().unwrap()]);
+    let url = &c.url;
+    let at_rest = SqliteFiles(dir.clone());
+    // A small request goes through first: the key is known and cached before the store is locked.
+    assert_eq!(post(url, Some(&ingest), PROTOBUF, false, protobuf(vec![span(0x20, 1, "warm")])).status, 200);
+    let stored = at_rest.spans();
+
+    // Overloaded, protobuf: 503, Retry-After, a google.rpc.Status in protobuf (RESOURCE_EXHAUSTED,
+    // the code the same request gets over gRPC).
+    let a = post(url, Some(&ingest), PROTOBUF, false, protobuf(vec![heavy_span(0x21, 30_000)]));
+    assert_eq!((a.status, a.content_type.as_str()), (503, PROTOBUF));
+    assert_sane_retry_after(&a);
+    let (code, message) = a.protobuf_fields();
+    assert_eq!(code, Some(8), "RESOURCE_EXHAUSTED");
+    assert!(message.starts_with("overloaded: "), "{message}");
+    // The same over JSON (gzip: the budget counts what the body inflates to).
+    let trace = "21".repeat(15) + "22";
+    let a = post(url, Some(&ingest), JSON, true, heavy_json(&trace, 30_000));
+    assert_eq!((a.status, a.content_type.as_str()), (503, JSON));
+    assert_sane_retry_after(&a);
+    assert_eq!(a.json()["code"], 8, "{}", a.json());
+    assert!(a.json()["message"].as_str().unwrap().starts_with("overloaded: "), "{}", a.json());
+    assert_eq!(metric(url, "tracex_batches_rejected_total{reason=\"overloaded\"}"), 2.0);
+    assert_eq!(at_rest.spans(), stored, "nothing of an overloaded request is stored");
+    assert!(trace_spans(url, &read, &"21".repeat(16)).is_empty());
+    assert!(trace_spans(url, &read, &trace).is_empty());
+
+    // The store cannot commit: another connection holds SQLite's write lock until the answer has
+    // come, so the commit fails after the store's busy timeout (10 s) however slow the machine.
+    let body = json_request(&"23".repeat(16), "EEE19B7EC3C1B174", "refused", "x");
+    let lock = rusqlite::Connection::open(dir.join("tracex.db")).unwrap();
+    lock.busy_timeout(std::time::Duration::from_secs(30)).unwrap();
+    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let a = post(url, Some(&ingest), JSON, false, body.clone());
+    lock.execute_batch("ROLLBACK").unwrap();
+    drop(lock);
+    assert_eq!((a.status, a.content_type.as_str()), (503, JSON));
+    assert_sane_retry_after(&a);
+    assert_eq!(a.json()["code"], 14, "UNAVAILABLE: {}", a.json());
+    assert!(a.json()["message"].as_str().unwrap().starts_with("store_unavailable: "), "{}", a.json());
+    assert_eq!(at_rest.spans(), stored, "nothing of a failed commit is stored");
+    assert!(trace_spans(url, &read, &"23".repeat(16)).is_empty());
+    // What the exporter does next, the same bytes once the store is back, is stored.
+    assert_eq!(post(url, Some(&ingest), JSON, false, body).status, 200);
+    assert_eq!(trace_spans(url, &read, &"23".repeat(16)).len(), 1);
+    assert_eq!(at_rest.spans(), stored + 1);
     drop(c);
     let _ = std::fs::remove_dir_all(&dir);
 }
