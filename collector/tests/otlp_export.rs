@@ -1,9 +1,9 @@
 //! OTLP export (`[export]`, `--export-otlp`) between real collector processes over real HTTP:
 //! into a second tracex collector's OTLP ingest (every field as stored, secrets still redacted),
 //! and into a protobuf sink in this test that checks every span and plays the receiver's part —
-//! 503 with `Retry-After`, 400, a partial success, 413, going away and coming back — while the
-//! exporting collector restarts mid-stream. Nothing is lost: every span is delivered or counted
-//! under exactly one outcome of `tracex_export_spans_total`.
+//! 503 with `Retry-After` (and the wait it asks for), 400, a partial success, 413, going away and
+//! coming back — while the exporting collector restarts mid-stream. Nothing is lost: every span is
+//! delivered or counted under exactly one outcome of `tracex_export_spans_total`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -90,6 +90,8 @@ type Script = dyn Fn(&[String], usize) -> (u16, Vec<(&'static str, String)>, Vec
 struct Sink {
     port: u16,
     names: Arc<Mutex<Vec<String>>>,
+    /// When each request arrived, in order.
+    arrivals: Arc<Mutex<Vec<Instant>>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -97,10 +99,11 @@ struct Sink {
 impl Sink {
     fn start(port: u16, script: Arc<Script>) -> Self {
         let names: Arc<Mutex<Vec<String>>> = Arc::default();
+        let arrivals: Arc<Mutex<Vec<Instant>>> = Arc::default();
         let requests: Arc<Mutex<usize>> = Arc::default();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (bound_tx, bound_rx) = std::sync::mpsc::channel();
-        let received = names.clone();
+        let (received, arrived) = (names.clone(), arrivals.clone());
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             rt.block_on(async move {
@@ -110,7 +113,9 @@ impl Sink {
                     "/v1/traces",
                     axum::routing::post(move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
                         let (received, requests, script) = (received.clone(), requests.clone(), script.clone());
+                        let arrived = arrived.clone();
                         async move {
+                            arrived.lock().unwrap().push(Instant::now());
                             assert_eq!(headers["content-type"], "application/x-protobuf");
                             assert_eq!(headers["content-encoding"], "gzip");
                             let mut raw = Vec::new();
@@ -148,7 +153,7 @@ impl Sink {
             });
         });
         let port = bound_rx.recv_timeout(Duration::from_secs(10)).unwrap();
-        Self { port, names, stop: Some(stop), thread: Some(thread) }
+        Self { port, names, arrivals, stop: Some(stop), thread: Some(thread) }
     }
 
     fn url(&self) -> String {
@@ -157,6 +162,10 @@ impl Sink {
 
     fn names(&self) -> Vec<String> {
         self.names.lock().unwrap().clone()
+    }
+
+    fn arrivals(&self) -> Vec<Instant> {
+        self.arrivals.lock().unwrap().clone()
     }
 
     fn stop(mut self) {
@@ -216,6 +225,12 @@ fn receiver_faults_and_an_exporter_restart_lose_nothing() {
     post_protobuf(&up.url, &key, with_ids(0x61, &first));
     wait_for("the first spans", Duration::from_secs(20), || sink.names().len() == 6);
     assert!(metric(&up.url, "tracex_export_retries_total") >= 1.0, "the 503 was retried");
+    // Not before the second the 503 asked for. A lower bound only (a loaded machine may be later,
+    // never earlier); the slack covers nothing but rounding, and the backoff without
+    // `Retry-After` (at most 250 ms after a first failure) stays far below it.
+    let arrivals = sink.arrivals();
+    let waited = arrivals[1] - arrivals[0];
+    assert!(waited >= Duration::from_millis(950), "the retry came {waited:?} after the 503 with Retry-After: 1");
     // A poisoned request is dropped and counted; the next one goes through.
     post_protobuf(&up.url, &key, named(&["poison"]));
     // (Waited for, so the next batch is not read into the same request.)

@@ -396,6 +396,38 @@ mod tests {
     }
 
     #[test]
+    fn backoff_honours_retry_after_up_to_its_cap() {
+        let dir = std::env::temp_dir().join(format!("tracex-export-backoff-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = crate::store::sqlite::SqliteStore::open(&dir.join("t.db")).unwrap();
+        let mut w = Worker {
+            store: Arc::new(store),
+            metrics: Arc::default(),
+            config: ExportConfig::default(),
+            sender: sender::Sender::new("http://127.0.0.1:1/v1/traces", &BTreeMap::new(), Duration::from_secs(1))
+                .unwrap(),
+            holder: "test".into(),
+            failures: 0,
+        };
+        // The receiver's delay is used as is, not jittered: it knows when it can take more.
+        assert_eq!(w.backoff(Some(Duration::from_secs(7))), Duration::from_secs(7));
+        assert_eq!(w.backoff(Some(Duration::from_millis(1500))), Duration::from_millis(1500));
+        // Longer than MAX_BACKOFF is honoured (the receiver knows its outage), longer than
+        // MAX_RETRY_AFTER is not: a hostile or broken receiver cannot park the export for a day.
+        assert_eq!(w.backoff(Some(MAX_BACKOFF * 3)), MAX_BACKOFF * 3);
+        assert_eq!(w.backoff(Some(Duration::from_secs(86_400))), MAX_RETRY_AFTER);
+        assert_eq!(w.backoff(Some(Duration::MAX)), MAX_RETRY_AFTER);
+        assert_eq!(w.failures, 5, "a Retry-After answer is still a failed attempt");
+        // Without one: jittered, never under half the first ceiling nor over MAX_BACKOFF.
+        for _ in 0..200 {
+            let d = w.backoff(None);
+            assert!((INITIAL_BACKOFF / 2..=MAX_BACKOFF).contains(&d), "{d:?}");
+        }
+        drop(w);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn toml_table() {
         #[derive(Deserialize)]
         struct T {
