@@ -1,9 +1,10 @@
-//! OTLP export (`[export]`, `--export-otlp`) between real collector processes over real HTTP:
-//! into a second tracex collector's OTLP ingest (every field as stored, secrets still redacted),
-//! and into a protobuf sink in this test that checks every span and plays the receiver's part —
-//! 503 with `Retry-After` (and the wait it asks for), 400, a partial success, 413, going away and
-//! coming back — while the exporting collector restarts mid-stream. Nothing is lost: every span is
-//! delivered or counted under exactly one outcome of `tracex_export_spans_total`.
+//! OTLP export between real collector processes over real HTTP: into a second tracex collector's
+//! OTLP ingest (set up by the `--export-otlp` and `--export-otlp-header` flags; every field as
+//! stored, secrets still redacted), and into a protobuf sink in this test (set up by TOML
+//! `[export]`) that checks every span and plays the receiver's part — 503 with `Retry-After`
+//! (and the wait it asks for), 400, a partial success, 413, going away and coming back — while the
+//! exporting collector restarts mid-stream. Nothing is lost: every span is delivered or counted
+//! under exactly one outcome of `tracex_export_spans_total`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -16,13 +17,14 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::Read as _;
+use std::io::{BufRead as _, BufReader, Read as _};
 use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::otlp::{SECRET, attr, post_protobuf, span, trace_spans};
-use common::{Collector, create_key, metric, temp_dir};
+use common::{Collector, client, create_key, metric, temp_dir};
 use tracex_core::{KeyValue, SpanData, SpanId};
 
 fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
@@ -39,6 +41,29 @@ fn exporter_config(dir: &Path, toml: &str) -> String {
     path.to_str().unwrap().to_owned()
 }
 
+/// A collector with `serve_args` after `serve`, where the export flags belong
+/// (`Collector::start_with` puts its arguments before it).
+fn serve_with(dir: &Path, global: &[&str], serve_args: &[&str]) -> Collector {
+    let mut child = Command::new(common::BIN)
+        .arg("--data-dir")
+        .arg(dir)
+        .args(global)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(serve_args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url =
+        line.trim().strip_prefix("tracex-collector listening on ").unwrap_or_else(|| panic!("{line:?}")).to_owned();
+    let c = Collector { child, url, grpc: None, data_dir: dir.to_owned() };
+    wait_for("the collector to be ready", Duration::from_secs(20), || {
+        client().get(format!("{}/readyz", c.url)).send().is_ok_and(|r| r.status().is_success())
+    });
+    c
+}
+
 fn export_metric(base: &str, outcome: &str) -> f64 {
     metric(base, &format!("tracex_export_spans_total{{outcome=\"{outcome}\"}}"))
 }
@@ -49,17 +74,15 @@ fn a_second_tracex_collector_receives_every_span_as_stored() {
     let down_ingest = create_key(&down_dir, "downstream", "ingest");
     let down_read = create_key(&down_dir, "downstream", "read");
     let down = Collector::start(&down_dir);
-    let config = exporter_config(
-        &up_dir,
-        &format!(
-            "[export]\nurl = \"{}\"\nprojects = [\"payments\"]\n[export.headers]\nauthorization = \"Bearer {down_ingest}\"\n",
-            down.url
-        ),
-    );
+    // The receiver and its credentials by the flags, as an operator starting one collector by
+    // hand would; only the project opt-in, which has no flag, is in TOML (the other tests set
+    // everything there).
+    let config = exporter_config(&up_dir, "[export]\nprojects = [\"payments\"]\n");
     let up_ingest = create_key(&up_dir, "payments", "ingest");
     let up_read = create_key(&up_dir, "payments", "read");
     let other_ingest = create_key(&up_dir, "not-exported", "ingest");
-    let up = Collector::start_with(&up_dir, &["--config", &config]);
+    let auth = format!("authorization=Bearer {down_ingest}");
+    let up = serve_with(&up_dir, &["--config", &config], &["--export-otlp", &down.url, "--export-otlp-header", &auth]);
 
     let mut s1 = span(0x51, 1, "settle");
     s1.attributes.push(KeyValue::new("payer.private_key", SECRET));
@@ -80,6 +103,9 @@ fn a_second_tracex_collector_receives_every_span_as_stored() {
     assert!(trace_spans(&down.url, &down_read, &hex::encode([0x52u8; 16])).is_empty());
     assert_eq!(export_metric(&up.url, "exported"), 2.0);
     assert_eq!(metric(&down.url, "tracex_spans_ingested_total"), 2.0);
+    // The downstream collector took the header's key: without it every request would have been
+    // 401 (retried by the exporter, nothing delivered) and counted here.
+    assert_eq!(metric(&down.url, "tracex_batches_rejected_total{reason=\"unauthorized\"}"), 0.0);
 }
 
 /// What the sink answers a request with, given its spans' names and how many requests came before.
