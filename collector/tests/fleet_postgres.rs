@@ -2,7 +2,9 @@
 //! encrypted bundle (`keys export` / `keys import`, never a copied key file). 100,000 spans in
 //! sealed batches spread over both, a fifth of the batches retried against the other collector,
 //! one collector killed (SIGKILL) mid-stream with its batches retried against the survivor: every
-//! acknowledged span is stored, exactly once. Then a key rotation travels the fleet the same way.
+//! acknowledged span is stored, exactly once, and the query API of the survivor and of the killed
+//! collector restarted lists, finds and counts it once. Then a key rotation travels the fleet the
+//! same way.
 //! Needs a server: `scripts/with-postgres.sh cargo test -p tracex-collector --test fleet_postgres
 //! -- --ignored` (the test creates and drops a database of its own).
 #![allow(
@@ -16,13 +18,14 @@
 
 mod common;
 
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use common::otlp::{PgDb, pg_key, with_client};
-use common::{BIN, Collector, get_json, post_batch, public_key_pem, temp_dir};
+use common::{BIN, Collector, all_traces, get_json, post_batch, public_key_pem, temp_dir};
 use tracex_core::seal::{CollectorKey, Sealer, SealerConfig};
 use tracex_core::{InstrumentationScope, Resource, SpanData, SpanId, TraceId};
 
@@ -56,6 +59,17 @@ fn share_keys(from: &Path, to: &Path, db: &PgDb) {
     assert!(out.contains("keys added:"), "{out}");
 }
 
+/// The service of batch `i`'s spans: odd batches go to B first, and the queries must tell the two
+/// halves apart.
+fn service(i: usize) -> &'static str {
+    if i % 2 == 1 { "fleet-b" } else { "fleet-a" }
+}
+
+/// Trace `k` of batch `i`, as the query API spells it.
+fn trace_hex(i: usize, k: usize) -> String {
+    format!("{:016x}{:016x}", i as u64 + 1, k as u64)
+}
+
 fn batch(key: &CollectorKey, i: usize) -> Vec<u8> {
     let spans: Vec<SpanData> = (0..SPANS_PER_BATCH)
         .map(|j| {
@@ -73,7 +87,7 @@ fn batch(key: &CollectorKey, i: usize) -> Vec<u8> {
         })
         .collect();
     let mut sealer = Sealer::new(key.clone(), SealerConfig::default()).unwrap();
-    let (resource, scope) = (Resource::new("fleet-svc"), InstrumentationScope::default());
+    let (resource, scope) = (Resource::new(service(i)), InstrumentationScope::default());
     sealer
         .seal_with(tracex_collector::now_unix_nano(), |out| {
             tracex_core::encode::encode_spans(&resource, &scope, &spans, out);
@@ -98,12 +112,82 @@ fn stored_spans(db: &PgDb) -> i64 {
     with_client(&db.url, async |c| c.query_one("SELECT count(*) FROM spans", &[]).await.unwrap().get(0))
 }
 
+/// What the query API at `url` must answer about the `BATCHES` batches, whichever collector stored
+/// them: every trace listed once with its 10 spans, a search by service finds exactly the odd half,
+/// the detail of traces that `via_b` (batches B acknowledged before it was killed) stored, and
+/// statistics that count every span once.
+fn check_queries(url: &str, read: &str, via_b: &[usize]) {
+    let traces_per_batch = SPANS_PER_BATCH / 10;
+    let expected: HashMap<String, &str> =
+        (0..BATCHES).flat_map(|i| (0..traces_per_batch).map(move |k| (trace_hex(i, k), service(i)))).collect();
+    let listed = all_traces(url, read, "");
+    assert_eq!(listed.len(), BATCHES * traces_per_batch, "{url}: each trace listed once");
+    let got: HashMap<String, &str> = listed
+        .iter()
+        .map(|t| {
+            assert_eq!(t["span_count"], 10, "{url}: {t}");
+            (t["trace_id"].as_str().unwrap().to_owned(), t["root_service"].as_str().unwrap())
+        })
+        .collect();
+    assert_eq!(got, expected, "{url}: the listed traces");
+
+    let found: HashSet<String> =
+        all_traces(url, read, "&service=fleet-b").iter().map(|t| t["trace_id"].as_str().unwrap().to_owned()).collect();
+    let odd: HashSet<String> = expected.iter().filter(|(_, s)| **s == "fleet-b").map(|(t, _)| t.clone()).collect();
+    assert_eq!(found, odd, "{url}: a search finds exactly the odd batches' traces");
+
+    assert!(!via_b.is_empty(), "B acknowledged batches before it was killed");
+    for &i in via_b {
+        let k = i % traces_per_batch;
+        let (status, detail) = get_json(&format!("{url}/api/v1/traces/{}", trace_hex(i, k)), read);
+        assert_eq!(status, 200, "{url}: batch {i} {detail}");
+        assert_eq!(detail["span_count"], 10, "{url}: batch {i}");
+        let spans = detail["spans"].as_array().unwrap();
+        let ids: HashSet<String> = spans
+            .iter()
+            .map(|s| {
+                let row = (s["service_name"].as_str(), s["name"].as_str(), s["depth"].as_i64());
+                assert_eq!(row, (Some("fleet-b"), Some("settle"), Some(0)), "{url}: batch {i}");
+                s["span_id"].as_str().unwrap().to_owned()
+            })
+            .collect();
+        let want: HashSet<String> = (10 * k + 1..=10 * k + 10).map(|j| format!("{j:016x}")).collect();
+        assert_eq!((spans.len(), ids), (10, want), "{url}: batch {i}'s trace {k}, every span once");
+    }
+
+    // The default range is the last hour: every span of the run started in it.
+    let (status, body) = get_json(&format!("{url}/api/v1/stats"), read);
+    assert_eq!(status, 200, "{body}");
+    let groups: Vec<(&str, &str, i64, i64, i64)> = body["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            let in_buckets = g["buckets"].as_array().unwrap().iter().map(|b| b["count"].as_i64().unwrap()).sum();
+            let t = &g["total"];
+            (
+                g["service"].as_str().unwrap(),
+                g["name"].as_str().unwrap(),
+                t["count"].as_i64().unwrap(),
+                t["errors"].as_i64().unwrap(),
+                in_buckets,
+            )
+        })
+        .collect();
+    let half = (BATCHES / 2 * SPANS_PER_BATCH) as i64;
+    assert_eq!(
+        groups,
+        [("fleet-a", "settle", half, 0, half), ("fleet-b", "settle", half, 0, half)],
+        "{url}: statistics count every stored span once, retries and the kill included"
+    );
+}
+
 #[test]
 #[ignore = "needs PostgreSQL (scripts/with-postgres.sh)"]
 fn postgres_fleet_stores_every_acknowledged_span_once() {
     let db = PgDb::new();
     let (dir_a, dir_b) = (temp_dir("fleet-a"), temp_dir("fleet-b"));
-    let ingest = pg_key(&dir_a, &db, "ingest");
+    let (ingest, read) = (pg_key(&dir_a, &db, "ingest"), pg_key(&dir_a, &db, "read"));
     let (ok, _, err) = keys(&dir_a, &db, &["export"]);
     assert!(!ok && err.contains("no keys yet"), "{err}");
     // B has keys of its own until it takes the fleet's.
@@ -125,10 +209,18 @@ fn postgres_fleet_stores_every_acknowledged_span_once() {
     let b = Arc::new(Mutex::new(Some(b)));
     let (a_url, b_url) = (a.url.clone(), b.lock().unwrap().as_ref().unwrap().url.clone());
     let bodies = Arc::new(bodies);
+    let via_b = Arc::new(Mutex::new(Vec::new()));
     let threads: Vec<_> = (0..4)
         .map(|t| {
-            let (bodies, a_url, b_url, ingest, b_alive, b) =
-                (bodies.clone(), a_url.clone(), b_url.clone(), ingest.clone(), b_alive.clone(), b.clone());
+            let (bodies, a_url, b_url, ingest, b_alive, b, via_b) = (
+                bodies.clone(),
+                a_url.clone(),
+                b_url.clone(),
+                ingest.clone(),
+                b_alive.clone(),
+                b.clone(),
+                via_b.clone(),
+            );
             std::thread::spawn(move || {
                 let mut acked = 0;
                 for i in (t..BATCHES).step_by(4) {
@@ -141,7 +233,11 @@ fn postgres_fleet_stores_every_acknowledged_span_once() {
                         }
                     }
                     let first = if i % 2 == 1 { &b_url } else { &a_url };
-                    let status = try_post(first, &ingest, &bodies[i]).or_else(|| try_post(&a_url, &ingest, &bodies[i]));
+                    let answer = try_post(first, &ingest, &bodies[i]);
+                    if first == &b_url && answer == Some(200) {
+                        via_b.lock().unwrap().push(i);
+                    }
+                    let status = answer.or_else(|| try_post(&a_url, &ingest, &bodies[i]));
                     assert_eq!(status, Some(200), "batch {i}");
                     acked += 1;
                     if i % 5 == 0 {
@@ -160,6 +256,14 @@ fn postgres_fleet_stores_every_acknowledged_span_once() {
     assert_eq!(acked, BATCHES);
     assert!(!b_alive.load(Ordering::SeqCst), "B was killed mid-stream");
     assert_eq!(stored_spans(&db), (BATCHES * SPANS_PER_BATCH) as i64, "every acknowledged span, exactly once");
+
+    // Queries and statistics live in the database, not in the collector that stored the spans: the
+    // survivor and the killed collector restarted answer the same, B's batches included.
+    let via_b = via_b.lock().unwrap().clone();
+    check_queries(&a.url, &read, &via_b);
+    let restarted = Collector::start_with(&dir_b, &["--database-url", &db.url]);
+    check_queries(&restarted.url, &read, &via_b);
+    assert!(restarted.terminate().success());
 
     // Rotation across the fleet: A rotates, the bundle carries the new key to B, B restarts (a
     // running collector would reload the ring by itself on the first unknown key id).
