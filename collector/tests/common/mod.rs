@@ -29,6 +29,23 @@ pub fn cli(data_dir: &Path, args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// `cli` with `set` added to the environment and `remove` taken out of it: what a command does
+/// without a variable the test process may have inherited.
+pub fn cli_env(data_dir: &Path, args: &[&str], set: &[(&str, &str)], remove: &[&str]) -> (bool, String, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("--data-dir").arg(data_dir).args(args);
+    for name in remove {
+        cmd.env_remove(name);
+    }
+    cmd.envs(set.iter().copied());
+    let out = cmd.output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// A `settle` span of trace `[trace; 16]` with id `[span; 8]`, on `x402.network` `base`.
 pub fn settle_span(trace: u8, span: u8) -> tracex_core::SpanData {
     tracex_core::SpanData {
