@@ -1,8 +1,11 @@
 //! Prometheus metrics, written by hand: a few counters, gauges and two latency histograms.
 
 use std::fmt::Write as _;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
+
+use crate::audit::gaps::GapGroup;
 
 /// Reasons a batch is rejected (the `reason` label).
 pub const REJECT_REASONS: [&str; 19] = [
@@ -96,9 +99,9 @@ pub struct Metrics {
     pub decrypt_seconds: Histogram,
     /// Time of one group commit.
     pub commit_seconds: Histogram,
-    /// Sealed batches whose sequence numbers were skipped since start and have not arrived
-    /// (`audit::gaps::Tracker`).
-    pub batches_missing: AtomicU64,
+    /// Sealed batches whose sequence numbers were skipped since start and have not arrived, per
+    /// project, SDK and service (`audit::gaps::Tracker`; replaced by the writer when it changes).
+    pub batches_missing: Mutex<Vec<(GapGroup, u64)>>,
     /// Audit checkpoints signed by this collector.
     pub audit_checkpoints: AtomicU64,
     /// Time to compute the root of and sign one audit checkpoint.
@@ -215,9 +218,17 @@ impl Metrics {
         );
         let _ = writeln!(
             out,
-            "# HELP tracex_batches_missing Sealed batches skipped in their SDK instance's sequence since start and not arrived (GET /api/v1/audit/gaps has the exact account).\n# TYPE tracex_batches_missing gauge\ntracex_batches_missing {}",
-            self.batches_missing.load(Ordering::Relaxed)
+            "# HELP tracex_batches_missing Sealed batches skipped in their SDK instance's sequence since start and not arrived, by project, SDK and service (GET /api/v1/audit/gaps has the exact account, per instance).\n# TYPE tracex_batches_missing gauge"
         );
+        for (g, n) in self.batches_missing.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter() {
+            let _ = writeln!(
+                out,
+                "tracex_batches_missing{{project=\"{}\",sdk=\"{}\",service=\"{}\"}} {n}",
+                label(&g.project),
+                label(&g.sdk_name),
+                label(&g.service)
+            );
+        }
         let _ = writeln!(
             out,
             "# HELP tracex_export_spans_total Spans the OTLP export handled, by outcome (each span counted once).\n# TYPE tracex_export_spans_total counter"
@@ -259,6 +270,15 @@ impl Metrics {
     }
 }
 
+/// A label value as the text format writes it: backslash, double quote and newline escaped (the
+/// project, SDK and service names come from API keys and SDKs, not from this code).
+fn label(v: &str) -> std::borrow::Cow<'_, str> {
+    if !v.contains(['\\', '"', '\n']) {
+        return v.into();
+    }
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n").into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,5 +295,14 @@ mod tests {
         assert!(text.contains("tracex_decrypt_seconds_bucket{le=\"+Inf\"} 2"));
         assert!(text.contains("tracex_decrypt_seconds_count 2"));
         assert_eq!(m.rejected("decrypt_failed"), 1);
+        assert!(text.contains("# TYPE tracex_batches_missing gauge\n#"), "no gap series before a gap");
+        let group = GapGroup { project: "a\"b".into(), sdk_name: "tracex-node".into(), service: "x\\y\nz".into() };
+        *m.batches_missing.lock().unwrap() = vec![(group, 3)];
+        assert!(
+            m.render()
+                .contains("tracex_batches_missing{project=\"a\\\"b\",sdk=\"tracex-node\",service=\"x\\\\y\\nz\"} 3\n"),
+            "{}",
+            m.render()
+        );
     }
 }

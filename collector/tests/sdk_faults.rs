@@ -334,7 +334,8 @@ fn a_batch_dropped_on_the_way_is_reported_as_a_sequence_gap() {
     assert!(i["last_sequence"].as_u64().unwrap() > lost.header.sequence, "{report}");
     assert!(i["reused"].as_array().unwrap().is_empty());
     assert_eq!(all_traces(&collector.url, &read, "").len() as u64, 70 - 10);
-    assert!((metric(&collector.url, "tracex_batches_missing") - 1.0).abs() < f64::EPSILON);
+    let gauge = r#"tracex_batches_missing{project="gaps",sdk="tracex-rust",service="settler"}"#;
+    assert!((metric(&collector.url, gauge) - 1.0).abs() < f64::EPSILON);
 }
 
 /// Batches sealed while the collector is down go to the spool and are replayed once it is back;

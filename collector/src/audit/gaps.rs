@@ -5,7 +5,7 @@
 //!
 //! Computed on demand from the `batches` rows (kept by retention), in `(instance, sequence)` order.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// The first sequence number an SDK instance gives (`Sealer::new`).
 pub const FIRST_SEQUENCE: u64 = 1;
@@ -134,44 +134,90 @@ pub const TRACKED_INSTANCES: usize = 10_000;
 /// Missing numbers [`Tracker`] remembers per instance; a larger jump counts but is not remembered.
 pub const TRACKED_MISSING: usize = 1024;
 
+/// Where an instance's losses are counted in `tracex_batches_missing`: its project, SDK and
+/// service, not the instance itself — a restarted SDK is a new instance, so per-instance series
+/// would grow without bound.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct GapGroup {
+    /// Project of the ingest key.
+    pub project: String,
+    /// SDK that sealed the batches.
+    pub sdk_name: String,
+    /// `service.name` of the batches' first resource ("" when none).
+    pub service: String,
+}
+
 /// The writer's running view of gaps, for the `tracex_batches_missing` gauge: per instance seen
-/// since start, the highest number stored and the numbers skipped since. It starts from each
-/// instance's first batch after a restart (no history), so it alerts on losses as they happen;
-/// `GET /api/v1/audit/gaps` is the exact account.
+/// since start, the highest number stored and the numbers skipped since, counted per
+/// [`GapGroup`]. It starts from each instance's first batch after a restart (no history), so it
+/// alerts on losses as they happen; `GET /api/v1/audit/gaps` is the exact account.
 #[derive(Debug, Default)]
 pub struct Tracker {
-    instances: HashMap<(String, [u8; 8]), (u64, BTreeSet<u64>)>,
-    /// Numbers skipped and not (yet) filled, all instances together.
-    missing: u64,
+    instances: HashMap<(String, [u8; 8]), Seen>,
+    /// Numbers skipped and not (yet) filled, per group; a group stays (at 0) once it had a gap, so
+    /// an alert on it resolves rather than vanishes.
+    missing: BTreeMap<GapGroup, u64>,
+    changed: bool,
+}
+
+#[derive(Debug)]
+struct Seen {
+    max: u64,
+    holes: BTreeSet<u64>,
+    group: GapGroup,
 }
 
 impl Tracker {
-    /// A stored batch of `project`'s `instance` with `sequence`.
-    pub fn stored(&mut self, project: &str, instance: [u8; 8], sequence: u64) {
+    /// A stored batch of `project`'s `instance` with `sequence`, sealed by `sdk_name` for
+    /// `service`.
+    pub fn stored(&mut self, project: &str, instance: [u8; 8], sequence: u64, sdk_name: &str, service: Option<&str>) {
         if instance == [0; 8] {
             return;
         }
-        if self.instances.len() >= TRACKED_INSTANCES && !self.instances.contains_key(&(project.to_owned(), instance)) {
+        let key = (project.to_owned(), instance);
+        if self.instances.len() >= TRACKED_INSTANCES && !self.instances.contains_key(&key) {
             self.instances.clear();
-            self.missing = 0;
+            self.missing.clear();
+            self.changed = true;
         }
-        let (max, holes) = self.instances.entry((project.to_owned(), instance)).or_insert((sequence, BTreeSet::new()));
-        if sequence > *max + 1 {
-            let skipped = sequence - *max - 1;
-            self.missing += skipped;
-            holes.extend((*max + 1..sequence).take(TRACKED_MISSING.saturating_sub(holes.len())));
-            *max = sequence;
-        } else if sequence > *max {
-            *max = sequence;
-        } else if holes.remove(&sequence) {
+        let seen = self.instances.entry(key).or_insert_with(|| Seen {
+            max: sequence,
+            holes: BTreeSet::new(),
+            group: GapGroup {
+                project: project.to_owned(),
+                sdk_name: sdk_name.to_owned(),
+                service: service.unwrap_or_default().to_owned(),
+            },
+        });
+        if sequence > seen.max + 1 {
+            let skipped = sequence - seen.max - 1;
+            *self.missing.entry(seen.group.clone()).or_default() += skipped;
+            seen.holes.extend((seen.max + 1..sequence).take(TRACKED_MISSING.saturating_sub(seen.holes.len())));
+            seen.max = sequence;
+            self.changed = true;
+        } else if sequence > seen.max {
+            seen.max = sequence;
+        } else if seen.holes.remove(&sequence) {
             // A late batch (a retry, a spool replay) fills its gap.
-            self.missing -= 1;
+            if let Some(n) = self.missing.get_mut(&seen.group) {
+                *n = n.saturating_sub(1);
+            }
+            self.changed = true;
         }
     }
 
-    /// Numbers skipped and not filled since start.
+    /// Numbers skipped and not filled since start, all groups together.
     pub fn missing(&self) -> u64 {
-        self.missing
+        self.missing.values().sum()
+    }
+
+    /// The count per group, if it changed since the last call: gaps are rare, so the writer
+    /// copies this out only when one opens or closes.
+    pub fn take_changed(&mut self) -> Option<Vec<(GapGroup, u64)>> {
+        if !std::mem::take(&mut self.changed) {
+            return None;
+        }
+        Some(self.missing.iter().map(|(g, n)| (g.clone(), *n)).collect())
     }
 }
 
@@ -195,17 +241,34 @@ mod tests {
     #[test]
     fn the_tracker_counts_skips_and_late_arrivals_fill_them() {
         let mut t = Tracker::default();
+        let group = |project: &str, service: &str| GapGroup {
+            project: project.into(),
+            sdk_name: "tracex-node".into(),
+            service: service.into(),
+        };
         for s in [5, 6, 9, 10] {
-            t.stored("p", [1; 8], s);
+            t.stored("p", [1; 8], s, "tracex-node", Some("api"));
         }
         assert_eq!(t.missing(), 2, "7 and 8; nothing before the first batch seen");
-        t.stored("p", [1; 8], 8);
-        t.stored("p", [1; 8], 8);
+        assert_eq!(t.take_changed(), Some(vec![(group("p", "api"), 2)]));
+        assert_eq!(t.take_changed(), None, "nothing new");
+        t.stored("p", [1; 8], 8, "tracex-node", Some("api"));
+        t.stored("p", [1; 8], 8, "tracex-node", Some("api"));
         assert_eq!(t.missing(), 1);
-        t.stored("q", [1; 8], 3);
-        t.stored("q", [1; 8], 5);
-        t.stored("p", [0; 8], 0);
+        // Another project's instance with the same id, and no service.
+        t.stored("q", [1; 8], 3, "tracex-node", None);
+        t.stored("q", [1; 8], 5, "tracex-node", None);
+        t.stored("p", [0; 8], 0, "tracex-node", None);
         assert_eq!(t.missing(), 2);
+        // Another instance of the same group adds to it; its gap filled, the group stays at 0.
+        t.stored("p", [2; 8], 1, "tracex-node", Some("api"));
+        t.stored("p", [2; 8], 3, "tracex-node", Some("api"));
+        assert_eq!(t.take_changed(), Some(vec![(group("p", "api"), 2), (group("q", ""), 1)]));
+        for (instance, s) in [(1, 7), (2, 2)] {
+            t.stored("p", [instance; 8], s, "tracex-node", Some("api"));
+        }
+        assert_eq!(t.take_changed(), Some(vec![(group("p", "api"), 0), (group("q", ""), 1)]));
+        assert_eq!(t.missing(), 1);
     }
 
     #[test]

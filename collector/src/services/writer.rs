@@ -149,10 +149,13 @@ fn run(
                 live.publish(&batches, stored);
                 for (b, o) in batches.iter().zip(&outcomes) {
                     if matches!(o, CommitOutcome::Stored { .. }) {
-                        gaps.stored(&b.project, b.instance_id, b.sequence);
+                        let service = b.request.resource_spans.first().and_then(|rs| rs.resource.service_name());
+                        gaps.stored(&b.project, b.instance_id, b.sequence, &b.sdk_name, service);
                     }
                 }
-                metrics.batches_missing.store(gaps.missing(), Ordering::Relaxed);
+                if let Some(missing) = gaps.take_changed() {
+                    *metrics.batches_missing.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = missing;
+                }
                 for (outcome, reply) in outcomes.into_iter().zip(replies) {
                     match outcome {
                         CommitOutcome::Stored { spans, over_cap, .. } => {
