@@ -18,6 +18,8 @@ export interface VerifiedCheckpoint {
   origin: string;
   size: number;
   rootHash: string;
+  /** When the collector signed it: unix nanoseconds, decimal; null for a checkpoint without a time line. */
+  signedAtUnixNano: string | null;
 }
 
 /**

@@ -43,7 +43,10 @@ export function auditApi(native) {
         newRootHex,
         proofHex,
       ]),
-    /** Verifies a checkpoint signed by `verifierKey` for the log named as the key: `{ origin, size, rootHash }`. */
+    /**
+     * Verifies a checkpoint signed by `verifierKey` for the log named as the key:
+     * `{ origin, size, rootHash, signedAtUnixNano }` (the time a decimal string, or null).
+     */
     openCheckpoint: (note, verifierKey) => call(native.auditOpenCheckpoint, [note, verifierKey]),
   });
 }

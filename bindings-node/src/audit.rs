@@ -5,6 +5,7 @@
 #![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
 
 use napi::Env;
+use napi::bindgen_prelude::{Either, Null};
 use napi_derive::napi;
 use tracex_core::audit::hex;
 
@@ -23,12 +24,14 @@ pub struct JsReceipt {
     pub received_at_unix_nano: String,
 }
 
-/// A verified checkpoint: the log `origin` had `size` leaves with root `rootHash` (hex).
+/// A verified checkpoint: the log `origin` had `size` leaves with root `rootHash` (hex), signed at
+/// `signedAtUnixNano` (decimal; null for a checkpoint without a time line).
 #[napi(object)]
 pub struct JsCheckpoint {
     pub origin: String,
     pub size: f64,
     pub root_hash: String,
+    pub signed_at_unix_nano: Either<String, Null>,
 }
 
 #[napi(js_name = "auditVerifyReceipt")]
@@ -76,5 +79,10 @@ pub fn verify_consistency(
 #[napi(js_name = "auditOpenCheckpoint")]
 pub fn open_checkpoint(env: Env, note: String, verifier_key: String) -> napi::Result<JsCheckpoint> {
     let c = hex::open_checkpoint(&note, &verifier_key).map_err(|e| to_js(env, &e))?;
-    Ok(JsCheckpoint { origin: c.origin, size: c.size as f64, root_hash: hex::encode(&c.root) })
+    Ok(JsCheckpoint {
+        origin: c.origin,
+        size: c.size as f64,
+        root_hash: hex::encode(&c.root),
+        signed_at_unix_nano: c.signed_at_unix_nano.map_or(Either::B(Null), |t| Either::A(t.to_string())),
+    })
 }

@@ -28,18 +28,26 @@ impl PyReceipt {
     }
 }
 
-/// A checkpoint that verified: the log `origin` had `size` leaves with root `root_hash` (hex).
+/// A checkpoint that verified: the log `origin` had `size` leaves with root `root_hash` (hex),
+/// signed at `signed_at_unix_nano` (None for a checkpoint without a time line).
 #[pyclass(module = "tracex._native", name = "Checkpoint", frozen, get_all)]
 pub struct PyCheckpoint {
     origin: String,
     size: u64,
     root_hash: String,
+    signed_at_unix_nano: Option<u64>,
 }
 
 #[pymethods]
 impl PyCheckpoint {
     fn __repr__(&self) -> String {
-        format!("Checkpoint(origin={:?}, size={}, root_hash={:?})", self.origin, self.size, self.root_hash)
+        format!(
+            "Checkpoint(origin={:?}, size={}, root_hash={:?}, signed_at_unix_nano={})",
+            self.origin,
+            self.size,
+            self.root_hash,
+            self.signed_at_unix_nano.map_or_else(|| "None".to_owned(), |t| t.to_string())
+        )
     }
 }
 
@@ -93,7 +101,12 @@ pub fn verify_consistency(
 #[pyfunction]
 pub fn open_checkpoint(py: Python<'_>, note: &str, verifier_key: &str) -> PyResult<PyCheckpoint> {
     let c = hex::open_checkpoint(note, verifier_key).py_err(py)?;
-    Ok(PyCheckpoint { origin: c.origin, size: c.size, root_hash: hex::encode(&c.root) })
+    Ok(PyCheckpoint {
+        origin: c.origin,
+        size: c.size,
+        root_hash: hex::encode(&c.root),
+        signed_at_unix_nano: c.signed_at_unix_nano,
+    })
 }
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

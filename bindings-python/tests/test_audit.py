@@ -93,6 +93,8 @@ def test_checkpoint(case: dict) -> None:
     c = audit.open_checkpoint(case["note"], key)
     assert isinstance(c, audit.Checkpoint)
     assert (c.origin, c.size, c.root_hash) == (DOC["checkpoint_origin"], case["size"], b64hex(case["root"]))
+    at = case["signed_at_unix_nano"]
+    assert c.signed_at_unix_nano == (None if at is None else int(at))
 
 
 def test_malformed_input_is_refused() -> None:

@@ -65,7 +65,7 @@ pub fn verify_consistency(
 }
 
 /// Verifies a checkpoint signed by `verifierKey` for the log named as the key: `{ origin, size,
-/// rootHash }` (hex).
+/// rootHash, signedAtUnixNano }` (hex; the time a decimal string, null without a time line).
 #[wasm_bindgen(js_name = auditOpenCheckpoint)]
 pub fn open_checkpoint(note: String, verifier_key: String) -> Result<JsValue, JsValue> {
     let c = hex::open_checkpoint(&note, &verifier_key).map_err(|e| to_js(&e))?;
@@ -73,5 +73,6 @@ pub fn open_checkpoint(note: String, verifier_key: String) -> Result<JsValue, Js
         ("origin", JsValue::from_str(&c.origin)),
         ("size", JsValue::from_f64(c.size as f64)),
         ("rootHash", JsValue::from_str(&hex::encode(&c.root))),
+        ("signedAtUnixNano", c.signed_at_unix_nano.map_or(JsValue::NULL, |t| JsValue::from_str(&t.to_string()))),
     ]))
 }

@@ -182,7 +182,10 @@ fn receipts_checkpoints_and_proofs_verify_with_the_core() {
     assert_eq!(latest[0]["note"].as_str(), Some(note.as_str()));
     assert_eq!(latest[0]["size"].as_u64(), Some(newest.size));
     assert_eq!(latest[0]["root_hash"].as_str(), Some(B64.encode(newest.root).as_str()));
-    assert!(latest[0]["signed_at_unix_nano"].as_str().unwrap().parse::<u64>().unwrap() > 0);
+    // The time listed is the one signed in the note.
+    let signed_at = latest[0]["signed_at_unix_nano"].as_str().unwrap().parse::<u64>().unwrap();
+    assert_eq!(newest.signed_at_unix_nano, Some(signed_at));
+    assert!(signed_at >= first_cp.signed_at_unix_nano.unwrap(), "{signed_at} {first_cp:?}");
     assert_eq!(sizes.last(), Some(&newest.size));
 
     // Bad questions get clear answers.

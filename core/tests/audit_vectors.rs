@@ -86,6 +86,8 @@ fn checkpoints_verify_exactly_as_the_vectors_say() {
         if c["valid"] == true {
             let cp = got.unwrap_or_else(|e| panic!("{}: {e}", c["desc"]));
             assert_eq!((cp.size, cp.root), (n(&c["size"]), hash(&c["root"])), "{}", c["desc"]);
+            let at = c["signed_at_unix_nano"].as_str().map(|t| t.parse::<u64>().unwrap());
+            assert_eq!(cp.signed_at_unix_nano, at, "{}", c["desc"]);
         } else {
             assert!(matches!(got, Err(Error::Audit(_))), "{}: {got:?}", c["desc"]);
         }

@@ -94,6 +94,7 @@ export function checkAuditVectors(audit, AuditError, doc) {
     same(`${what} origin`, cp.origin, doc.checkpoint_origin);
     same(`${what} size`, cp.size, c.size);
     same(`${what} rootHash`, cp.rootHash, b64hex(c.root));
+    same(`${what} signedAtUnixNano`, cp.signedAtUnixNano, c.signed_at_unix_nano);
   }
 
   // Malformed input is refused the same way.

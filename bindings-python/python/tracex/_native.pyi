@@ -202,6 +202,9 @@ class Checkpoint:
     def size(self) -> int: ...
     @property
     def root_hash(self) -> str: ...
+    @property
+    def signed_at_unix_nano(self) -> Optional[int]:
+        """When the collector signed it, unix nanoseconds; None for a checkpoint without a time line."""
     def __repr__(self) -> str: ...
 
 def verify_receipt(note: str, verifier_key: str, batch_id: str, envelope_sha256: str) -> Receipt:

@@ -26,7 +26,14 @@ pub fn sign_if_grown(
         return Ok(None);
     }
     let root = root(store, size)?;
-    let text = Checkpoint { origin: signer.name().to_owned(), size, root, extensions: Vec::new() }.to_text();
+    let text = Checkpoint {
+        origin: signer.name().to_owned(),
+        size,
+        root,
+        signed_at_unix_nano: Some(now_unix_nano),
+        extensions: Vec::new(),
+    }
+    .to_text();
     let checkpoint = StoredCheckpoint { size, root, signed_at_unix_nano: now_unix_nano, note: signer.sign_note(&text) };
     store.insert_checkpoint(&checkpoint)?;
     Ok(Some(checkpoint))

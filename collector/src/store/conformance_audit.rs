@@ -203,6 +203,17 @@ pub(crate) fn verify_names_what_was_tampered(store: &dyn Store, raw: &RawSql<'_>
     assert!(altered(&findings[0], leaves[1], batches[1].batch_id, t2, 1, "column name"), "{findings:?}");
     (raw.exec)(&format!("UPDATE spans SET name = 'verify' WHERE {}", where_span(t2, 1)));
 
+    // A checkpoint's time column moved: its note signs the time it was made.
+    (raw.exec)("UPDATE audit_checkpoints SET signed_at_ns = signed_at_ns + 1");
+    let (problems, findings, _) = run(&opts());
+    assert_eq!(problems, 1, "{findings:?}");
+    assert!(
+        matches!(&findings[0], Finding::CheckpointBad { size: 4, why } if why.contains("differ from its signed note")),
+        "{findings:?}"
+    );
+    (raw.exec)("UPDATE audit_checkpoints SET signed_at_ns = signed_at_ns - 1");
+    assert_eq!(run(&opts()).0, 0);
+
     // Forged rows: one naming a leaf that never claimed it, one naming none.
     let columns = "trace_seq, span_id, parent_span_id, name, service, kind, start_ns, end_ns, duration_ns, status, \
                    resource_id, body";

@@ -154,15 +154,29 @@ pub fn write(root_dir: &std::path::Path) {
         format!("{text}\n{}", signature_line(name, key_hash(name, &public), &key.sign(text.as_bytes()).to_bytes()))
     };
     let sign = |text: &str| sign_by(&signing, text);
-    let good = Checkpoint { origin: origin.into(), size: 8, root: root(&leaves), extensions: vec![] };
+    const SIGNED_AT: u64 = 1_764_000_000_987_654_321;
+    let good = Checkpoint {
+        origin: origin.into(),
+        size: 8,
+        root: root(&leaves),
+        signed_at_unix_nano: Some(SIGNED_AT),
+        extensions: vec![],
+    };
     let signed = sign(&good.to_text());
     let forked = Checkpoint { root: root(&leaves[..7]), ..good.clone() };
+    let untimed = Checkpoint { signed_at_unix_nano: None, ..good.clone() };
+    // The signing time is a string, as every unix-nanosecond time in the vectors: JS numbers lose
+    // digits past 2^53.
+    let at = SIGNED_AT.to_string();
     let checkpoints = json!([
-        {"desc": "valid", "note": signed, "valid": true, "size": 8, "root": b64(&good.root)},
-        {"desc": "a witness's cosignature is ignored", "note": format!("{signed}{}", signature_line("witness.example", [0, 0, 0, 1], &[0x42; 64])), "valid": true, "size": 8, "root": b64(&good.root)},
+        {"desc": "valid", "note": signed, "valid": true, "size": 8, "root": b64(&good.root), "signed_at_unix_nano": at},
+        {"desc": "a witness's cosignature is ignored", "note": format!("{signed}{}", signature_line("witness.example", [0, 0, 0, 1], &[0x42; 64])), "valid": true, "size": 8, "root": b64(&good.root), "signed_at_unix_nano": at},
+        {"desc": "without a time line (signed before the collector wrote one)", "note": sign(&untimed.to_text()), "valid": true, "size": 8, "root": b64(&good.root), "signed_at_unix_nano": null},
         {"desc": "root changed after signing", "note": signed.replace(&B64.encode(good.root), &B64.encode(forked.root)), "valid": false},
         {"desc": "size changed after signing", "note": signed.replacen("\n8\n", "\n9\n", 1), "valid": false},
-        {"desc": "a forked tree, validly signed: only consistency catches it", "note": sign(&forked.to_text()), "valid": true, "size": 8, "root": b64(&forked.root)},
+        {"desc": "time changed after signing", "note": signed.replacen(&format!("time {SIGNED_AT}"), &format!("time {}", SIGNED_AT + 1), 1), "valid": false},
+        {"desc": "a malformed time line (a leading zero), validly signed", "note": sign(&format!("{}time 0{SIGNED_AT}\n", untimed.to_text())), "valid": false},
+        {"desc": "a forked tree, validly signed: only consistency catches it", "note": sign(&forked.to_text()), "valid": true, "size": 8, "root": b64(&forked.root), "signed_at_unix_nano": at},
         {"desc": "another origin", "note": sign(&Checkpoint { origin: "tracex.test/other".into(), ..good.clone() }.to_text()), "valid": false},
         {"desc": "signature byte flipped", "note": flip_signature(&signed), "valid": false},
         {"desc": "no signature block", "note": good.to_text(), "valid": false},

@@ -22,6 +22,15 @@ pub fn check_extension(key: &VerifierKey, kept: Option<&str>, latest: &str, proo
         }
         verify_consistency(old.size, new.size, &old.root, &new.root, proof)
             .map_err(|e| Error::Audit(format!("witness: the log does not extend the kept checkpoint: {e}")))?;
+        // A log signs its checkpoints in order: one older than the kept one was held back or
+        // signed with a clock turned back.
+        if let (Some(old_at), Some(new_at)) = (old.signed_at_unix_nano, new.signed_at_unix_nano)
+            && new_at < old_at
+        {
+            return Err(Error::Audit(format!(
+                "witness: the latest checkpoint was signed at {new_at}, before the kept one ({old_at})"
+            )));
+        }
     }
     Ok(new)
 }
@@ -51,6 +60,7 @@ mod tests {
                 origin: name.into(),
                 size: n as u64,
                 root: merkle::root(&leaves[..n]),
+                signed_at_unix_nano: Some(1_000 + n as u64),
                 extensions: vec![],
             };
             signed(&key, name, &c)
@@ -68,12 +78,30 @@ mod tests {
         let fork = signed(
             &key,
             name,
-            &Checkpoint { origin: name.into(), size: 10, root: merkle::root(&forked), extensions: vec![] },
+            &Checkpoint {
+                origin: name.into(),
+                size: 10,
+                root: merkle::root(&forked),
+                signed_at_unix_nano: None,
+                extensions: vec![],
+            },
         );
         assert!(check_extension(&vkey, Some(&old), &fork, &merkle::consistency_proof(&forked, 4)).is_err());
         // Signed by another key of the same name.
         let other = SigningKey::from_bytes(&[8; 32]);
-        let c = Checkpoint { origin: name.into(), size: 10, root: merkle::root(&leaves), extensions: vec![] };
+        let c = Checkpoint {
+            origin: name.into(),
+            size: 10,
+            root: merkle::root(&leaves),
+            signed_at_unix_nano: None,
+            extensions: vec![],
+        };
         assert!(check_extension(&vkey, Some(&old), &signed(&other, name, &c), &proof).is_err());
+        // The same tree, signed again with an earlier time than the kept checkpoint's.
+        let earlier = Checkpoint { signed_at_unix_nano: Some(1_003), ..c.clone() };
+        let err = check_extension(&vkey, Some(&old), &signed(&key, name, &earlier), &proof).unwrap_err();
+        assert!(err.to_string().contains("before the kept one"), "{err}");
+        // Untimed checkpoints (signed before times were written) are checked on size and root alone.
+        assert_eq!(check_extension(&vkey, Some(&old), &signed(&key, name, &c), &proof).unwrap().size, 10);
     }
 }
