@@ -74,6 +74,31 @@ enum Command {
         #[command(subcommand)]
         action: AuditAction,
     },
+    /// How long each project's spans are kept: set in the store, so every collector sharing it
+    /// applies the setting at its next retention pass, no restart needed.
+    Retention {
+        #[command(subcommand)]
+        action: RetentionAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum RetentionAction {
+    /// Keep `project`'s spans (and their statistics) this many days; 0 keeps everything. Over the
+    /// config's `retention_days` and `[retention_days_by_project]`.
+    Set {
+        /// The project.
+        project: String,
+        /// Days to keep, or 0 for ever.
+        days: u32,
+    },
+    /// Remove `project`'s setting: the config's retention applies to it again.
+    Clear {
+        /// The project.
+        project: String,
+    },
+    /// Print each project's retention and where it comes from.
+    Show,
 }
 
 #[derive(Subcommand)]
@@ -171,6 +196,15 @@ enum ApikeyAction {
 enum ScopeArg {
     Ingest,
     Read,
+}
+
+/// "kept 30 days" / "kept for ever".
+fn keeps(days: u32) -> String {
+    match days {
+        0 => "kept for ever".into(),
+        1 => "kept 1 day".into(),
+        d => format!("kept {d} days"),
+    }
 }
 
 /// `name=value`.
@@ -276,7 +310,7 @@ fn run(cli: Cli) -> Result<(), String> {
             let opts = tracex_collector::audit::verify::Options {
                 key: signer.map(|s| s.verifier().clone()),
                 saved_checkpoints: saved,
-                retention: cfg.retention(),
+                retention: cfg.retention().with_store(&*store).map_err(|e| e.to_string())?,
                 now_unix_nano: tracex_collector::now_unix_nano(),
                 unlogged_ok: allow_unlogged,
             };
@@ -342,6 +376,46 @@ fn run(cli: Cli) -> Result<(), String> {
             print!("{}", key.public_pem);
             println!("fingerprint: {}", key.key_id.to_hex());
             println!("keys in ring: {}", ring.len());
+            Ok(())
+        }
+        Command::Retention { action } => {
+            let store = tracex_collector::open_store(&cfg)?;
+            match action {
+                RetentionAction::Set { project, days } => {
+                    if project.trim().is_empty() {
+                        return Err("the project must not be empty".into());
+                    }
+                    store.set_retention_override(&project, Some(days)).map_err(|e| e.to_string())?;
+                    eprintln!("project {project:?}: {}; applied at the next retention pass", keeps(days));
+                }
+                RetentionAction::Clear { project } => {
+                    if !store.set_retention_override(&project, None).map_err(|e| e.to_string())? {
+                        return Err(format!("project {project:?} has no retention setting of its own"));
+                    }
+                    eprintln!(
+                        "project {project:?}: the config's retention applies again ({})",
+                        keeps(cfg.retention().days(&project))
+                    );
+                }
+                RetentionAction::Show => {
+                    let config = cfg.retention();
+                    let set: std::collections::BTreeMap<String, u32> =
+                        store.retention_overrides().map_err(|e| e.to_string())?.into_iter().collect();
+                    let mut projects: std::collections::BTreeSet<String> =
+                        store.project_names().map_err(|e| e.to_string())?.into_iter().collect();
+                    projects.extend(config.by_project.keys().cloned());
+                    projects.extend(set.keys().cloned());
+                    println!("default: {}", keeps(config.default_days));
+                    for p in &projects {
+                        let (days, from) = match (set.get(p), config.by_project.get(p)) {
+                            (Some(d), _) => (*d, "set"),
+                            (None, Some(d)) => (*d, "config"),
+                            (None, None) => (config.default_days, "default"),
+                        };
+                        println!("{p}: {} ({from})", keeps(days));
+                    }
+                }
+            }
             Ok(())
         }
         Command::Apikey { action: ApikeyAction::Create { project, scope } } => {

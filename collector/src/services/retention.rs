@@ -44,9 +44,23 @@ pub struct RetentionPolicy {
 }
 
 impl RetentionPolicy {
+    /// This policy (the config's) with the per-project days set by `tracex-collector retention
+    /// set` over it: read at every pass, so a setting takes effect on every collector of a fleet
+    /// without a restart.
+    pub fn with_store(&self, store: &dyn Store) -> StoreResult<Self> {
+        let mut policy = self.clone();
+        policy.by_project.extend(store.retention_overrides()?);
+        Ok(policy)
+    }
+
+    /// Days `project`'s spans are kept (0: forever).
+    pub fn days(&self, project: &str) -> u32 {
+        self.by_project.get(project).copied().unwrap_or(self.default_days)
+    }
+
     /// The start before which `project`'s traces go at `now` (unix ns), `None` to keep all.
     pub fn cutoff(&self, project: &str, now_ns: u64) -> Option<u64> {
-        let days = self.by_project.get(project).copied().unwrap_or(self.default_days);
+        let days = self.days(project);
         (days > 0).then(|| now_ns.saturating_sub(u64::from(days) * DAY_NS))
     }
 
@@ -107,7 +121,8 @@ pub fn run_pass(store: &dyn Store, policy: &RetentionPolicy, now_ns: u64, pause:
 pub async fn run(store: Arc<dyn Store>, policy: RetentionPolicy) {
     // Today's partitions before the first pass: until they exist, new traces go to the default.
     let (s, p) = (store.clone(), policy.clone());
-    match tokio::task::spawn_blocking(move || maintain_partitions(&*s, &p, crate::now_unix_nano())).await {
+    let first = move || maintain_partitions(&*s, &p.with_store(&*s)?, crate::now_unix_nano());
+    match tokio::task::spawn_blocking(first).await {
         Ok(Ok(r)) if r.created > 0 || r.dropped > 0 => {
             tracing::info!(created = r.created, dropped = r.dropped, "time partitions maintained");
         }
@@ -118,8 +133,10 @@ pub async fn run(store: Arc<dyn Store>, policy: RetentionPolicy) {
     loop {
         tokio::time::sleep(RETENTION_INTERVAL).await;
         let (store, policy) = (store.clone(), policy.clone());
-        let pass =
-            tokio::task::spawn_blocking(move || run_pass(&*store, &policy, crate::now_unix_nano(), CHUNK_PAUSE)).await;
+        let pass = tokio::task::spawn_blocking(move || {
+            run_pass(&*store, &policy.with_store(&*store)?, crate::now_unix_nano(), CHUNK_PAUSE)
+        })
+        .await;
         match pass {
             Ok(Ok(e)) if e.traces > 0 || e.stat_rows > 0 => {
                 tracing::info!(traces = e.traces, spans = e.spans, stat_rows = e.stat_rows, "retention deleted");
@@ -163,6 +180,31 @@ mod tests {
         assert!(store.get_trace("short", tid(70, 2)).unwrap().len() == 1);
         let e = run_pass(&store, &policy, now, Duration::ZERO).unwrap();
         assert_eq!((e.traces, e.stat_rows), (0, 0), "a second pass finds nothing");
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn days_set_in_the_store_override_the_config() {
+        let dir = std::env::temp_dir().join(format!("tracex-retention-set-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = SqliteStore::open(&dir.join("t.db")).unwrap();
+        store.migrate().unwrap();
+        let now = 100 * DAY_NS;
+        for (n, project) in ["shortened", "lengthened", "untouched"].iter().enumerate() {
+            let spans = vec![span(tid(71, 1), 1, None, "old", now - 3 * DAY_NS, now - 3 * DAY_NS + 5)];
+            store.commit(&[batch(project, n as u32, request("svc", spans))]).unwrap();
+        }
+        let config = RetentionPolicy { default_days: 5, by_project: HashMap::from([("lengthened".to_owned(), 2)]) };
+        store.set_retention_override("shortened", Some(1)).unwrap();
+        store.set_retention_override("lengthened", Some(0)).unwrap();
+        let policy = config.with_store(&store).unwrap();
+        assert_eq!((policy.days("shortened"), policy.days("lengthened"), policy.days("untouched")), (1, 0, 5));
+        let e = run_pass(&store, &policy, now, Duration::ZERO).unwrap();
+        assert_eq!(e.traces, 1, "{e:?}");
+        for (project, left) in [("shortened", 0), ("lengthened", 1), ("untouched", 1)] {
+            assert_eq!(store.span_count(project).unwrap(), left, "{project}");
+        }
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
     }

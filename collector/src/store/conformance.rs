@@ -34,6 +34,7 @@ pub(crate) fn run_all(store: &dyn Store) {
     super::conformance_duration::duration_filters_match_the_exact_answer(store);
     trace_summary(store);
     api_keys(store);
+    retention_settings_round_trip(store);
     super::conformance_stats::statistics_match_the_raw_spans(store);
     super::conformance_stats::retention_deletes_old_spans_and_their_statistics(store);
     super::conformance_audit::every_stored_batch_is_a_leaf_of_a_verifiable_log(store);
@@ -1028,6 +1029,22 @@ fn trace_summary(store: &dyn Store) {
     // get_trace orders by start time.
     let starts: Vec<u64> = store.get_trace(project, t).unwrap().iter().map(|s| s.span.start_time_unix_nano).collect();
     assert_eq!(starts, vec![1_000, 2_000, 2_500, 4_500]);
+}
+
+/// Per-project retention set by the CLI: set, replaced, cleared; a project need not exist yet.
+fn retention_settings_round_trip(store: &dyn Store) {
+    assert!(store.retention_overrides().unwrap().iter().all(|(p, _)| !p.starts_with("conf-ret")));
+    assert!(!store.set_retention_override("conf-ret-b", Some(7)).unwrap(), "nothing set before");
+    assert!(!store.set_retention_override("conf-ret-a", Some(0)).unwrap());
+    assert!(store.set_retention_override("conf-ret-b", Some(90)).unwrap(), "replaced");
+    let mine = |store: &dyn Store| -> Vec<(String, u32)> {
+        store.retention_overrides().unwrap().into_iter().filter(|(p, _)| p.starts_with("conf-ret")).collect()
+    };
+    assert_eq!(mine(store), [("conf-ret-a".to_owned(), 0), ("conf-ret-b".to_owned(), 90)]);
+    assert!(store.set_retention_override("conf-ret-a", None).unwrap());
+    assert!(!store.set_retention_override("conf-ret-a", None).unwrap(), "already cleared");
+    assert_eq!(mine(store), [("conf-ret-b".to_owned(), 90)]);
+    assert!(store.set_retention_override("conf-ret-b", None).unwrap());
 }
 
 fn api_keys(store: &dyn Store) {

@@ -336,6 +336,14 @@ pub trait Store: Send + Sync + 'static {
     /// Every project's name.
     fn project_names(&self) -> StoreResult<Vec<String>>;
 
+    /// Per-project retention in days set with `tracex-collector retention set` (0 keeps
+    /// everything), by project name; over the config's (`services::retention`).
+    fn retention_overrides(&self) -> StoreResult<Vec<(String, u32)>>;
+
+    /// Sets `project`'s retention to `days` (`Some`), or removes its setting (`None`: the config's
+    /// applies again). Returns whether a setting was there before.
+    fn set_retention_override(&self, project: &str, days: Option<u32>) -> StoreResult<bool>;
+
     /// Retention, one bounded chunk in one transaction: deletes up to `max_traces` of the
     /// project's traces that started before `before_ns` (oldest first), with their spans and
     /// attribute index rows, and the project's statistics rows of up to `max_minutes` minutes

@@ -64,6 +64,7 @@ mod export;
 mod keys;
 mod list;
 mod partitions;
+mod retention;
 mod schema;
 mod stats;
 
@@ -315,6 +316,14 @@ impl Store for PostgresStore {
 
     fn revoke_api_key(&self, id: &str, now_unix_nano: u64) -> StoreResult<bool> {
         self.write(|client, _| keys::revoke(client, id, now_unix_nano))
+    }
+
+    fn retention_overrides(&self) -> StoreResult<Vec<(String, u32)>> {
+        self.read(|client| retention::overrides(client))
+    }
+
+    fn set_retention_override(&self, project: &str, days: Option<u32>) -> StoreResult<bool> {
+        self.write(|client, _| retention::set(client, project, days))
     }
 
     fn ping(&self) -> StoreResult<()> {
@@ -571,7 +580,7 @@ mod tests {
             count: &count,
             downgrade: "DROP INDEX traces_by_start_duration; ALTER TABLE traces DROP COLUMN max_duration_ns; \
                         CREATE INDEX traces_by_start ON traces (project_id, start_ns, id); \
-                        DELETE FROM tracex_migrations WHERE version = 8;",
+                        DELETE FROM tracex_migrations WHERE version >= 8;",
         };
         super::super::conformance_duration::longest_span_is_kept_and_filled_in_by_the_migration(&open, &raw);
     }

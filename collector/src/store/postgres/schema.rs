@@ -182,6 +182,13 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE INDEX traces_by_start_duration ON traces (project_id, start_ns, id, max_duration_ns);
     DROP INDEX traces_by_start;
     ",
+    // 9: per-project retention set by the CLI (as the SQLite store's step 9).
+    "
+    CREATE TABLE IF NOT EXISTS project_retention (
+        project TEXT PRIMARY KEY,
+        days INTEGER NOT NULL
+    );
+    ",
 ];
 
 /// Creates or upgrades the schema (idempotent), under an advisory lock so collectors starting

@@ -99,6 +99,7 @@ mod expire;
 mod export;
 mod keys;
 mod list;
+mod retention;
 mod schema;
 mod stats;
 
@@ -416,6 +417,18 @@ impl Store for SqliteStore {
 
     fn project_names(&self) -> StoreResult<Vec<String>> {
         self.read(Self::project_names_in)
+    }
+
+    fn retention_overrides(&self) -> StoreResult<Vec<(String, u32)>> {
+        self.read(retention::overrides)
+    }
+
+    fn set_retention_override(&self, project: &str, days: Option<u32>) -> StoreResult<bool> {
+        let mut w = lock(&self.writer);
+        let tx = w.conn.transaction().db()?;
+        let existed = retention::set(&tx, project, days)?;
+        tx.commit().db()?;
+        Ok(existed)
     }
 
     fn expire(&self, project: &str, before_ns: u64, max_traces: usize, max_minutes: i64) -> StoreResult<Expired> {

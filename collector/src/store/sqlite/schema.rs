@@ -181,6 +181,16 @@ const MIGRATIONS: &[&str] = &[
     DROP TABLE trace_attrs;
     ALTER TABLE trace_attrs_by_epoch RENAME TO trace_attrs;
     ",
+    // 9: per-project retention set with `tracex-collector retention set` (see
+    // `crate::services::retention`): kept in the store, not the config file, so every collector
+    // of a fleet and the next start see it. A project named here need not have a row elsewhere.
+    // (`IF NOT EXISTS`: the migration tests take a store back to an earlier version and replay.)
+    "
+    CREATE TABLE IF NOT EXISTS project_retention (
+        project TEXT PRIMARY KEY,
+        days INTEGER NOT NULL
+    );
+    ",
 ];
 
 /// Creates or upgrades the schema (idempotent): runs the steps `PRAGMA user_version` says are missing.
