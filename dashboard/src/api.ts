@@ -101,8 +101,9 @@ export interface Resource {
 }
 export interface TraceSummary {
   trace_id: string;
-  root_name: string;
-  root_service: string;
+  /** Null when the trace's root span is not stored (not sent, or not yet). */
+  root_name: string | null;
+  root_service: string | null;
   start_time_unix_nano: string;
   end_time_unix_nano: string;
   duration_ns: number;

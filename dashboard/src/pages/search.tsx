@@ -247,8 +247,14 @@ export function Search({ route }: { route: Route }) {
                   <tr class={t.error_count ? 'has-error' : ''}>
                     <td>{time(t.start_time_unix_nano)}</td>
                     <td>
-                      <span class="dot" style={{ background: serviceColor(t.root_service) }} />
-                      {t.root_service}
+                      {t.root_service === null ? (
+                        <span class="muted">–</span>
+                      ) : (
+                        <>
+                          <span class="dot" style={{ background: serviceColor(t.root_service) }} />
+                          {t.root_service}
+                        </>
+                      )}
                     </td>
                     <td>
                       <a href={href('trace', t.trace_id)} data-testid="trace-link">
