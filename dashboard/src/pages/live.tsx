@@ -52,6 +52,14 @@ export function Live({ route }: { route: Route }) {
   useEffect(() => () => cancelAnimationFrame(frame.current), []);
 
   useEffect(() => {
+    // New filters, a new stream: the rows, the held count and the rate of the old one go.
+    buffer.current = new LiveBuffer(KEEP);
+    arrivals.current = [];
+    tbody.current?.replaceChildren();
+    setShown(false);
+    setHeld(0);
+    setMissed(0);
+    setPerSecond(0);
     const ac = new AbortController();
     const [k, v] = filters.attr.includes('=') ? filters.attr.split(/=(.*)/s) : ['', ''];
     const path = `/live${query({
