@@ -1,6 +1,9 @@
 //! The live tail (`GET /api/v1/live`) against the real collector binary, fed by the real SDK:
 //! filters and project scoping, many viewers while ingest runs (one never reading, told exactly
-//! what it missed), the per-key stream cap, bad input, disconnects and shutdown.
+//! what it missed), the per-key stream cap, bad input, disconnects and shutdown. Each test runs on
+//! SQLite and, `#[ignore]`d (`postgres_…`), on PostgreSQL, where a collector also follows the
+//! shared audit log for what others store: `scripts/with-postgres.sh cargo test -p
+//! tracex-collector --test live -- --ignored postgres`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -17,7 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Collector, create_key, metric, public_key_pem, temp_dir};
+use common::{Collector, TestStore, create_key_with, metric, public_key_pem, temp_dir};
 use serde_json::Value as J;
 use tracex_core::Tracer;
 
@@ -98,17 +101,37 @@ struct Setup {
     ingest: String,
     read: String,
     pem: String,
+    // After the collector: a PostgreSQL database is dropped once the collector is gone.
+    store: TestStore,
 }
 
-fn setup(tag: &str, toml: &str) -> Setup {
+fn setup(tag: &str, toml: &str, store: TestStore) -> Setup {
     let dir = temp_dir(tag);
-    let ingest = create_key(&dir, "acme", "ingest");
-    let read = create_key(&dir, "acme", "read");
+    let args = store.args();
+    let ingest = create_key_with(&dir, &args, "acme", "ingest");
+    let read = create_key_with(&dir, &args, "acme", "read");
     let pem = public_key_pem(&dir);
     let config = dir.join("collector.toml");
     std::fs::write(&config, toml).unwrap();
-    let collector = Collector::start_with(&dir, &["--config", config.to_str().unwrap()]);
-    Setup { collector, ingest, read, pem }
+    let collector = Collector::start_with(&dir, &[args.as_slice(), &["--config", config.to_str().unwrap()]].concat());
+    Setup { collector, ingest, read, pem, store }
+}
+
+/// A `#[test]` on SQLite and an `#[ignore]`d one on a PostgreSQL database of its own (`$tag`), both
+/// running `$body(store)`.
+macro_rules! on_both_stores {
+    ($sqlite:ident, $postgres:ident, $tag:literal, $body:ident) => {
+        #[test]
+        fn $sqlite() {
+            $body(TestStore::Sqlite);
+        }
+
+        #[test]
+        #[ignore = "needs PostgreSQL (scripts/with-postgres.sh)"]
+        fn $postgres() {
+            $body(TestStore::postgres($tag));
+        }
+    };
 }
 
 fn tracer(s: &Setup, service: &str, ingest: &str, batch: usize) -> Tracer {
@@ -139,11 +162,17 @@ fn wait_for_viewers(base: &str, n: f64) {
     }
 }
 
-#[test]
-fn viewers_see_their_projects_committed_spans_that_match_their_filter() {
-    let s = setup("live-filter", "");
+on_both_stores!(
+    viewers_see_their_projects_committed_spans_that_match_their_filter,
+    postgres_viewers_see_their_projects_committed_spans_that_match_their_filter,
+    "live_filter",
+    filters_and_projects
+);
+
+fn filters_and_projects(store: TestStore) {
+    let s = setup("live-filter", "", store);
     let dir = &s.collector.data_dir;
-    let other_ingest = create_key(dir, "other", "ingest");
+    let other_ingest = create_key_with(dir, &s.store.args(), "other", "ingest");
     let mut filtered =
         Sse::open(&s.collector.url, &s.read, "service=settler&attr.x402.network=base&detail=full").unwrap();
     let mut errors = Sse::open(&s.collector.url, &s.read, "status=error&min_duration_ms=0").unwrap();
@@ -231,8 +260,14 @@ fn viewers_see_their_projects_committed_spans_that_match_their_filter() {
     wait_for_viewers(&s.collector.url, 0.0);
 }
 
-#[test]
-fn fifty_viewers_while_ingest_runs_one_never_reading_is_told_exactly_what_it_missed() {
+on_both_stores!(
+    fifty_viewers_while_ingest_runs_one_never_reading_is_told_exactly_what_it_missed,
+    postgres_fifty_viewers_while_ingest_runs_one_never_reading_is_told_exactly_what_it_missed,
+    "live_fifty",
+    fifty_viewers
+);
+
+fn fifty_viewers(store: TestStore) {
     const READERS: usize = 49;
     // One SDK batch per flush: a commit's rendered spans (≈ 90 KB) stay within a viewer's budget.
     const CHUNK: i64 = 100;
@@ -242,6 +277,7 @@ fn fifty_viewers_while_ingest_runs_one_never_reading_is_told_exactly_what_it_mis
     let s = setup(
         "live-fifty",
         "live_max_streams_per_key = 64\nlive_buffer_bytes = 262144\nlive_max_spans_per_second = 0\n",
+        store,
     );
     let base = s.collector.url.clone();
     let seen: Arc<Vec<AtomicU64>> = Arc::new((0..READERS).map(|_| AtomicU64::new(0)).collect());
@@ -322,9 +358,15 @@ fn fifty_viewers_while_ingest_runs_one_never_reading_is_told_exactly_what_it_mis
     assert_eq!(metric(&base, "tracex_live_spans_skipped_total") as u64, missed);
 }
 
-#[test]
-fn streams_per_key_are_capped_and_bad_requests_get_json_errors() {
-    let s = setup("live-cap", "live_max_streams_per_key = 2\n");
+on_both_stores!(
+    streams_per_key_are_capped_and_bad_requests_get_json_errors,
+    postgres_streams_per_key_are_capped_and_bad_requests_get_json_errors,
+    "live_cap",
+    stream_cap_and_bad_requests
+);
+
+fn stream_cap_and_bad_requests(store: TestStore) {
+    let s = setup("live-cap", "live_max_streams_per_key = 2\n", store);
     let base = &s.collector.url;
     let a = Sse::open(base, &s.read, "").unwrap();
     let _b = Sse::open(base, &s.read, "service=x").unwrap();
@@ -351,9 +393,15 @@ fn streams_per_key_are_capped_and_bad_requests_get_json_errors() {
     }
 }
 
-#[test]
-fn a_viewer_is_sent_at_most_its_rate_and_told_how_many_it_missed() {
-    let s = setup("live-rate", "live_max_spans_per_second = 200\n");
+on_both_stores!(
+    a_viewer_is_sent_at_most_its_rate_and_told_how_many_it_missed,
+    postgres_a_viewer_is_sent_at_most_its_rate_and_told_how_many_it_missed,
+    "live_rate",
+    rate_limited_viewer
+);
+
+fn rate_limited_viewer(store: TestStore) {
+    let s = setup("live-rate", "live_max_spans_per_second = 200\n", store);
     let mut sse = Sse::open(&s.collector.url, &s.read, "").unwrap();
     wait_for_viewers(&s.collector.url, 1.0);
     let t = tracer(&s, "settler", &s.ingest, 2_000);
@@ -375,21 +423,34 @@ fn a_viewer_is_sent_at_most_its_rate_and_told_how_many_it_missed() {
     assert!(metric(&s.collector.url, "tracex_live_spans_skipped_total") >= missed as f64);
 }
 
-#[test]
-fn shutdown_ends_open_streams_instead_of_waiting_out_the_grace_period() {
-    let Setup { collector, read, .. } = setup("live-shutdown", "shutdown_grace_ms = 60000\n");
-    let mut sse = Sse::open(&collector.url, &read, "").unwrap();
-    wait_for_viewers(&collector.url, 1.0);
+on_both_stores!(
+    shutdown_ends_open_streams_instead_of_waiting_out_the_grace_period,
+    postgres_shutdown_ends_open_streams_instead_of_waiting_out_the_grace_period,
+    "live_shutdown",
+    shutdown_ends_streams
+);
+
+fn shutdown_ends_streams(store: TestStore) {
+    // Moved out field by field: `s.store` (its database) outlives the collector.
+    let s = setup("live-shutdown", "shutdown_grace_ms = 60000\n", store);
+    let mut sse = Sse::open(&s.collector.url, &s.read, "").unwrap();
+    wait_for_viewers(&s.collector.url, 1.0);
     let started = Instant::now();
-    let status = collector.terminate();
+    let status = s.collector.terminate();
     assert!(status.success(), "{status:?}");
     assert!(started.elapsed() < Duration::from_secs(20), "shutdown waited for the stream: {:?}", started.elapsed());
     assert!(sse.next().is_none(), "the stream ends");
 }
 
-#[test]
-fn an_event_larger_than_a_viewers_whole_budget_still_reaches_it_when_it_has_read_everything() {
-    let s = setup("live-budget", "live_buffer_bytes = 1024\n");
+on_both_stores!(
+    an_event_larger_than_a_viewers_whole_budget_still_reaches_it_when_it_has_read_everything,
+    postgres_an_event_larger_than_a_viewers_whole_budget_still_reaches_it_when_it_has_read_everything,
+    "live_budget",
+    oversize_event
+);
+
+fn oversize_event(store: TestStore) {
+    let s = setup("live-budget", "live_buffer_bytes = 1024\n", store);
     let mut sse = Sse::open(&s.collector.url, &s.read, "").unwrap();
     wait_for_viewers(&s.collector.url, 1.0);
     let t = tracer(&s, "settler", &s.ingest, 64);

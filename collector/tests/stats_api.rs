@@ -1,13 +1,15 @@
 //! The statistics API end to end: the real collector binary over real HTTP, spans sent by the real
 //! Rust SDK with explicit start and end times, statistics checked against the exact values of
-//! those spans; malformed filters and missing keys answer JSON errors.
+//! those spans; malformed filters and missing keys answer JSON errors. Each test runs on SQLite
+//! and, `#[ignore]`d (`postgres_…`), on PostgreSQL: `scripts/with-postgres.sh cargo test -p
+//! tracex-collector --test stats_api -- --ignored postgres`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs, clippy::needless_pass_by_value)]
 
 mod common;
 
 use std::time::Duration;
 
-use common::{Collector, create_key, get_json, public_key_pem, temp_dir};
+use common::{Collector, TestStore, create_key_with, get_json, public_key_pem, temp_dir};
 use serde_json::Value as J;
 use tracex_core::{Status, Tracer};
 
@@ -25,12 +27,23 @@ fn f(v: &J) -> f64 {
 
 #[test]
 fn statistics_services_and_suggestions_round_trip_from_the_sdk() {
+    statistics_services_and_suggestions(&TestStore::Sqlite);
+}
+
+#[test]
+#[ignore = "needs PostgreSQL (scripts/with-postgres.sh)"]
+fn postgres_statistics_services_and_suggestions_round_trip_from_the_sdk() {
+    statistics_services_and_suggestions(&TestStore::postgres("stats_api"));
+}
+
+fn statistics_services_and_suggestions(store: &TestStore) {
     let dir = temp_dir("stats");
-    let ingest = create_key(&dir, "acme", "ingest");
-    let read = create_key(&dir, "acme", "read");
-    let other_read = create_key(&dir, "other", "read");
+    let args = store.args();
+    let ingest = create_key_with(&dir, &args, "acme", "ingest");
+    let read = create_key_with(&dir, &args, "acme", "read");
+    let other_read = create_key_with(&dir, &args, "other", "read");
     let pem = public_key_pem(&dir);
-    let collector = Collector::start(&dir);
+    let collector = Collector::start_with(&dir, &args);
     let url = &collector.url;
 
     let tracer = Tracer::builder()

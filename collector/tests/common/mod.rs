@@ -220,3 +220,35 @@ pub fn all_traces(base: &str, read_key: &str, query: &str) -> Vec<serde_json::Va
         }
     }
 }
+
+/// The store a test's collector uses, so one test body runs on both: the embedded SQLite file in
+/// its data dir, or a PostgreSQL database of its own (dropped with this value, so keep it alive
+/// as long as the collector).
+pub enum TestStore {
+    Sqlite,
+    Postgres(otlp::PgDb),
+}
+
+impl TestStore {
+    /// A fresh PostgreSQL database named after `tag` (tests of one binary running at once each
+    /// need their own tag). Needs `TRACEX_TEST_POSTGRES_URL` (scripts/with-postgres.sh).
+    pub fn postgres(tag: &str) -> Self {
+        Self::Postgres(otlp::PgDb::named(tag))
+    }
+
+    /// The global arguments that point the collector and its CLI at this store.
+    pub fn args(&self) -> Vec<&str> {
+        match self {
+            Self::Sqlite => Vec::new(),
+            Self::Postgres(db) => vec!["--database-url", &db.url],
+        }
+    }
+}
+
+/// `create_key` with the global arguments `extra` (e.g. `TestStore::args`) before the command.
+pub fn create_key_with(data_dir: &Path, extra: &[&str], project: &str, scope: &str) -> String {
+    let args = [extra, &["apikey", "create", "--project", project, "--scope", scope]].concat();
+    let (ok, out, err) = cli(data_dir, &args);
+    assert!(ok, "{err}");
+    out.trim().to_owned()
+}
