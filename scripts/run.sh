@@ -6,6 +6,7 @@
 #
 #   ./scripts/run.sh              # collector on 127.0.0.1:3002, data in ./tracex-data
 #   TRACEX_LISTEN=127.0.0.1:4000 ./scripts/run.sh
+#   TRACEX_RUN_PROFILE=dev ./scripts/run.sh   # debug builds (what scripts/test-run.sh checks it with)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v cargo >/dev/null || { echo "cargo not found: install Rust with rustup (https://rustup.rs)" >&2; exit 1; }
@@ -20,8 +21,10 @@ if command -v node >/dev/null; then
 else
   echo "run.sh: node not found: the collector is built without its dashboard (install Node.js 20+)" >&2
 fi
-cargo build --release --locked -p tracex-collector -p tracex-example-rust "${FEATURES[@]}"
-BIN="${CARGO_TARGET_DIR:-target}/release"
+PROFILE="${TRACEX_RUN_PROFILE:-release}"
+cargo build --profile "$PROFILE" --locked -p tracex-collector -p tracex-example-rust "${FEATURES[@]}"
+# Cargo names the dev profile's directory `debug`.
+BIN="${CARGO_TARGET_DIR:-target}/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")"
 
 mkdir -p "$DATA_DIR"
 KEYS="$DATA_DIR/demo-keys.env"

@@ -52,6 +52,9 @@ scripts/test-wasm.sh
 step "Dashboard: build (size budget), headless Chromium against the collector holding the Rust demo's spans"
 scripts/test-dashboard.sh
 
+step "Main job: ./scripts/run.sh prints one signed-in dashboard URL; Ctrl-C ends it and all it started"
+scripts/test-run.sh
+
 step "Python binding: wheel in a fresh venv, pytest against the real collector, stubtest"
 scripts/test-python.sh
 
