@@ -270,6 +270,35 @@ test('the OS dark theme: dark background, light text, its own screenshot', async
   } finally {
     await p.close();
   }
+  // The OS switching while the page is open (dark at dusk): the charts redraw in its palette,
+  // their grid lines (light #e5e7eb, dark #2a3140) on the canvas included.
+  const gridIs = (scheme) =>
+    page.waitForFunction(
+      (scheme) => {
+        const c = document.querySelector('[data-testid=operation] canvas');
+        const d = c?.getContext('2d').getImageData(0, 0, c.width, c.height).data ?? [];
+        const count = { light: 0, dark: 0 };
+        for (let i = 0; i < d.length; i += 4) {
+          if (d[i + 3] !== 255) continue;
+          const rgb = `${d[i]},${d[i + 1]},${d[i + 2]}`;
+          if (rgb === '229,231,235') count.light++;
+          else if (rgb === '42,49,64') count.dark++;
+        }
+        const other = scheme === 'dark' ? 'light' : 'dark';
+        return count[scheme] > 0 && count[other] === 0;
+      },
+      scheme,
+      { timeout: 5000 },
+    );
+  await gridIs('light');
+  await page.emulateMedia({ colorScheme: 'dark' });
+  try {
+    assert.notEqual((await colours(page)).background, light.background);
+    await gridIs('dark');
+  } finally {
+    await page.emulateMedia({ colorScheme: 'light' });
+  }
+  await gridIs('light');
 });
 
 test('keyboard: g then o, s, l or a opens a page, never while typing in a field', async () => {

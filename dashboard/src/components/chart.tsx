@@ -1,5 +1,5 @@
 // A uPlot chart that follows its container's width and the colour scheme.
-import { useEffect, useRef } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import uPlot from 'uplot';
 
 export interface Series {
@@ -26,15 +26,28 @@ interface Props {
   threshold?: number | null;
 }
 
-const dark = () => matchMedia('(prefers-color-scheme: dark)').matches;
+const DARK = '(prefers-color-scheme: dark)';
+
+/** Whether the OS theme is dark, following it when it changes while the page is open. */
+function useDark(): boolean {
+  const [dark, setDark] = useState(() => matchMedia(DARK).matches);
+  useEffect(() => {
+    const q = matchMedia(DARK);
+    const on = () => setDark(q.matches);
+    q.addEventListener('change', on);
+    return () => q.removeEventListener('change', on);
+  }, []);
+  return dark;
+}
 
 export function Chart({ title, data, series, height = 160, yFormat, rightFormat, threshold }: Props) {
   const el = useRef<HTMLDivElement>(null);
+  const dark = useDark();
   useEffect(() => {
     const box = el.current;
     if (!box) return;
-    const axisColor = dark() ? '#9aa4b2' : '#4b5563';
-    const grid = { stroke: dark() ? '#2a3140' : '#e5e7eb', width: 1 };
+    const axisColor = dark ? '#9aa4b2' : '#4b5563';
+    const grid = { stroke: dark ? '#2a3140' : '#e5e7eb', width: 1 };
     const fmt = (f?: (v: number) => string) => (_u: uPlot, vals: number[]) =>
       vals.map((v) => (v === null ? '' : f ? f(v) : String(v)));
     const hasRight = series.some((s) => s.right);
@@ -99,7 +112,7 @@ export function Chart({ title, data, series, height = 160, yFormat, rightFormat,
       ro.disconnect();
       plot.destroy();
     };
-  }, [data, series, height, threshold]);
+  }, [data, series, height, threshold, dark]);
   return (
     <figure class="chart">
       <figcaption>{title}</figcaption>
