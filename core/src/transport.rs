@@ -270,9 +270,11 @@ impl Transport for HttpTransport {
                 let retry_after =
                     header("retry-after").and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
                 let receipt = header(RECEIPT_HEADER).and_then(decode_receipt_header);
-                // Read to the end either way, so the connection is reused.
-                let text = body_text(&mut resp, if (200..300).contains(&status) { 0 } else { 4096 });
-                if (200..300).contains(&status) {
+                let accepted = (200..300).contains(&status);
+                // Read to the end either way, so the connection is reused; only a refusal's text
+                // is kept (it says why).
+                let text = body_text(&mut resp, if accepted { 0 } else { 4096 });
+                if accepted {
                     self.receipt = receipt;
                 }
                 classify_status(status, retry_after, &text)
