@@ -20,7 +20,7 @@ step "PostgreSQL store: unit, conformance and end-to-end tests on a throwaway se
 # starts one. The filter selects exactly them (names contain "postgres"; the store's timing test
 # is skipped). A run that selects no test fails: the tests must really have run.
 pg_log="$(mktemp)"
-WITH_POSTGRES_REPLICA=1 scripts/with-postgres.sh cargo test -p tracex-collector --locked --lib --test e2e_postgres --test otlp_http --test otlp_grpc --test otlp_export --test fleet_postgres --test live --test stats_api -- \
+WITH_POSTGRES_REPLICA=1 scripts/with-postgres.sh cargo test -p tracex-collector --locked --lib --test e2e_postgres --test otlp_http --test otlp_grpc --test otlp_export --test fleet_postgres --test live --test stats_api --test retention_ingest -- \
     --ignored --test-threads=2 postgres --skip ingest_throughput 2>&1 | tee "$pg_log"
 pg_ran="$(sed -n 's/^test result: ok\. \([0-9]*\) passed.*/\1/p' "$pg_log" | awk '{s += $1} END {print s + 0}')"
 rm -f "$pg_log"
