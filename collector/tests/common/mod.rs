@@ -21,12 +21,7 @@ pub fn temp_dir(tag: &str) -> PathBuf {
 
 /// Runs a CLI command against `data_dir`; returns (status success, stdout, stderr).
 pub fn cli(data_dir: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(BIN).arg("--data-dir").arg(data_dir).args(args).output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    cli_env(data_dir, args, &[], &[])
 }
 
 /// `cli` with `set` added to the environment and `remove` taken out of it: what a command does
