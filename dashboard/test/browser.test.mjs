@@ -84,6 +84,29 @@ const nav = (name) => page.getByRole('navigation').getByRole('link', { name });
 const shot = (name) => page.screenshot({ path: join(SCREENSHOTS, `${name}.png`) });
 const api = async (path) => (await collector.api(path)).json();
 
+/**
+ * Asserts that the Search page lists exactly the traces `ids`, in order. It waits for that list
+ * itself: the list shown before (say, the unfiltered one the page opened with) has as many links,
+ * so waiting for the count alone would compare that one when the new fetch is slow. On a timeout
+ * the comparison shows what is on the page instead.
+ */
+async function showsTraces(ids) {
+  await page
+    .waitForFunction(
+      (ids) => {
+        const hrefs = [...document.querySelectorAll('[data-testid=trace-link]')].map((a) => a.getAttribute('href'));
+        return hrefs.length === ids.length && hrefs.every((h, i) => h.endsWith(ids[i]));
+      },
+      ids,
+      { timeout: 15_000 },
+    )
+    .catch(() => {});
+  const shown = await page
+    .getByTestId('trace-link')
+    .evaluateAll((as) => as.map((a) => a.getAttribute('href').split('/').pop()));
+  assert.deepEqual(shown, ids);
+}
+
 test('the page is served with its caching and security headers', async () => {
   const index = await fetch(`${collector.url}/`, { headers: { 'accept-encoding': 'br, gzip' } });
   assert.equal(index.status, 200);
@@ -371,23 +394,7 @@ test('search: attribute suggestions from the API, and the next page of traces', 
   assert.ok(first.next_cursor, 'more than a page of traces');
   const second = await api(`/traces?limit=50&cursor=${encodeURIComponent(first.next_cursor)}`);
   assert.ok(second.traces.length > 0);
-  const shows = async (list) => {
-    const ids = list.traces.map((t) => t.trace_id);
-    await page
-      .waitForFunction(
-        (ids) => {
-          const hrefs = [...document.querySelectorAll('[data-testid=trace-link]')].map((a) => a.getAttribute('href'));
-          return hrefs.length === ids.length && hrefs.every((h, i) => h.endsWith(ids[i]));
-        },
-        ids,
-        { timeout: 10_000 },
-      )
-      .catch(() => {});
-    const shown = await page
-      .getByTestId('trace-link')
-      .evaluateAll((as) => as.map((a) => a.getAttribute('href').split('/').pop()));
-    assert.deepEqual(shown, ids);
-  };
+  const shows = (list) => showsTraces(list.traces.map((t) => t.trace_id));
   await shows(first);
   await page.getByTestId('next-page').click();
   await page.waitForURL(/cursor=/);
@@ -412,23 +419,7 @@ test('a filtered search lists exactly what the API returns', async () => {
   await page.waitForURL(/attr=x402\.network%3Dpolygon/);
   const want = await api('/traces?limit=50&attr.x402.network=polygon');
   assert.ok(want.traces.length > 0, 'the demo sent polygon payments');
-  const links = page.getByTestId('trace-link');
-  const ids = want.traces.map((t) => t.trace_id);
-  // Wait for the filtered list itself: the unfiltered list the Search page opened with has as many
-  // links (50), so waiting for the count alone compared that one when the filtered fetch was slow.
-  // On a timeout the comparison below shows what is on the page instead.
-  await page
-    .waitForFunction(
-      (ids) => {
-        const hrefs = [...document.querySelectorAll('[data-testid=trace-link]')].map((a) => a.getAttribute('href'));
-        return hrefs.length === ids.length && hrefs.every((h, i) => h.endsWith(ids[i]));
-      },
-      ids,
-      { timeout: 15_000 },
-    )
-    .catch(() => {});
-  const shown = await links.evaluateAll((as) => as.map((a) => a.getAttribute('href').split('/').pop()));
-  assert.deepEqual(shown, ids);
+  await showsTraces(want.traces.map((t) => t.trace_id));
   await shot('search');
   // Back to the unfiltered search and forward again: the URL is the query.
   await page.goBack();
@@ -449,7 +440,9 @@ test('a filtered search lists exactly what the API returns', async () => {
     (first) => document.querySelector('[data-testid=trace-link]')?.getAttribute('href').endsWith(first),
     longest.traces[0].trace_id,
   );
-  const sorted = await links.evaluateAll((as) => as.map((a) => a.getAttribute('href').split('/').pop()));
+  const sorted = await page
+    .getByTestId('trace-link')
+    .evaluateAll((as) => as.map((a) => a.getAttribute('href').split('/').pop()));
   assert.deepEqual(
     sorted,
     longest.traces.map((t) => t.trace_id),
