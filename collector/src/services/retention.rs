@@ -154,12 +154,19 @@ mod tests {
     use crate::store::conformance::{batch, request, span, tid};
     use crate::store::sqlite::SqliteStore;
 
-    #[test]
-    fn each_project_keeps_its_own_days() {
-        let dir = std::env::temp_dir().join(format!("tracex-retention-{}", std::process::id()));
+    /// A migrated SQLite store in a fresh directory of its own (removed by the caller).
+    fn store_in(tag: &str) -> (SqliteStore, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("tracex-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let store = SqliteStore::open(&dir.join("t.db")).unwrap();
         store.migrate().unwrap();
+        (store, dir)
+    }
+
+    #[test]
+    fn each_project_keeps_its_own_days() {
+        let (store, dir) = store_in("retention");
         let now = 100 * DAY_NS;
         for (n, project) in ["short", "default", "forever"].iter().enumerate() {
             let spans = vec![
@@ -186,10 +193,7 @@ mod tests {
 
     #[test]
     fn days_set_in_the_store_override_the_config() {
-        let dir = std::env::temp_dir().join(format!("tracex-retention-set-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let store = SqliteStore::open(&dir.join("t.db")).unwrap();
-        store.migrate().unwrap();
+        let (store, dir) = store_in("retention-set");
         let now = 100 * DAY_NS;
         for (n, project) in ["shortened", "lengthened", "untouched"].iter().enumerate() {
             let spans = vec![span(tid(71, 1), 1, None, "old", now - 3 * DAY_NS, now - 3 * DAY_NS + 5)];
