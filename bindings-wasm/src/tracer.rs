@@ -275,10 +275,16 @@ impl Shared {
                 return Ok(last_error);
             }
             let (outcome, receipt) = transport::send(&self.endpoint, &q.batch.bytes, deadline - started).await;
-            if let Some(reason) = transport::failure_reason(&outcome) {
-                last_error = Some(reason);
-            }
             let now = js_sys::Date::now();
+            if let Some(reason) = transport::failure_reason(&outcome) {
+                // An attempt the flush's own deadline cut short ("signal timed out") says nothing
+                // new about the collector: the reason of the attempt before it stays (a browser's
+                // CORS refusal, a refused connection), or the report would name whichever of the
+                // two happened to come last.
+                if now < deadline || last_error.is_none() {
+                    last_error = Some(reason);
+                }
+            }
             let step = self.tracer.after_attempt(
                 &q.batch,
                 &mut q.progress,
