@@ -28,6 +28,11 @@ pub const MINUTES_PER_CHUNK: i64 = 60;
 pub const CHUNK_PAUSE: Duration = Duration::from_millis(20);
 /// Default time-to-live of a project's spans, in days (`retention_days`).
 pub const DEFAULT_RETENTION_DAYS: u32 = 30;
+/// Most days back in time that get partitions of their own: a retention of years (any `u32` is
+/// accepted) would otherwise create two tables a day back to 1970. Older traces, rare, go to the
+/// default partition, which retention empties in chunks like any other.
+pub const MAX_PARTITION_DAYS_BACK: i64 = 366;
+
 /// Day partitions created ahead of today (clocks run ahead, and a day must exist before its first
 /// trace arrives or that trace goes to the default partition).
 pub const PARTITION_DAYS_AHEAD: i64 = 3;
@@ -61,7 +66,9 @@ impl RetentionPolicy {
     /// The start before which `project`'s traces go at `now` (unix ns), `None` to keep all.
     pub fn cutoff(&self, project: &str, now_ns: u64) -> Option<u64> {
         let days = self.days(project);
-        (days > 0).then(|| now_ns.saturating_sub(u64::from(days) * DAY_NS))
+        // Saturating: a setting of billions of days (the CLI and the config take any u32) keeps
+        // everything rather than overflowing.
+        (days > 0).then(|| now_ns.saturating_sub(u64::from(days).saturating_mul(DAY_NS)))
     }
 
     /// The partitions a time-partitioned store keeps at `now` (unix ns) holding `projects`: days
@@ -82,7 +89,7 @@ impl RetentionPolicy {
             .and_then(|c| c.into_iter().min())
             .map(|c| i64::try_from(c / DAY_NS).unwrap_or(i64::MAX / 2));
         PartitionPlan {
-            first_day: today - i64::from(longest),
+            first_day: today - i64::from(longest).min(MAX_PARTITION_DAYS_BACK),
             today,
             last_day: today + PARTITION_DAYS_AHEAD,
             drop_before_day,
@@ -211,6 +218,15 @@ mod tests {
         }
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn any_number_of_days_is_a_cutoff_not_an_overflow() {
+        let policy = RetentionPolicy { default_days: u32::MAX, by_project: HashMap::new() };
+        assert_eq!(policy.cutoff("p", 100 * DAY_NS), Some(0), "everything is kept");
+        let plan = policy.partition_plan(&["p".to_owned()], 1_000 * DAY_NS);
+        assert_eq!(plan.drop_before_day, Some(0));
+        assert_eq!(plan.first_day, 1_000 - MAX_PARTITION_DAYS_BACK, "a year of day partitions, not 1970 onwards");
     }
 
     #[test]
