@@ -149,8 +149,7 @@ fn run(
                 live.publish(&batches, stored);
                 for (b, o) in batches.iter().zip(&outcomes) {
                     if matches!(o, CommitOutcome::Stored { .. }) {
-                        let service = b.request.resource_spans.first().and_then(|rs| rs.resource.service_name());
-                        gaps.stored(&b.project, b.instance_id, b.sequence, &b.sdk_name, service);
+                        gaps.stored(&b.project, b.instance_id, b.sequence, &b.sdk_name, b.service());
                     }
                 }
                 if let Some(missing) = gaps.take_changed() {

@@ -77,6 +77,14 @@ pub struct NewBatch {
     pub request: TraceRequest,
 }
 
+impl NewBatch {
+    /// `service.name` of the batch's first resource: names the SDK instance in gap reports and in
+    /// the gap gauge.
+    pub fn service(&self) -> Option<&str> {
+        self.request.resource_spans.first().and_then(|rs| rs.resource.service_name())
+    }
+}
+
 /// What became of one batch in a commit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CommitOutcome {

@@ -96,9 +96,9 @@ impl BatchRow<'_> {
         (self.project_id, self.batch.batch_id)
     }
 
-    /// `service.name` of the batch's first resource: names the SDK instance in gap reports.
+    /// `service.name` of the batch's first resource ([`NewBatch::service`]).
     pub(crate) fn service(&self) -> Option<&str> {
-        self.batch.request.resource_spans.first().and_then(|rs| rs.resource.service_name())
+        self.batch.service()
     }
 
     /// Spans the batch carries (stored or not).
