@@ -327,7 +327,7 @@ fn audit_verify_cli_names_the_altered_span_and_a_rolled_back_log() {
 /// instance seals, with the instance id and number chosen by the test (a real `Sealer` draws its
 /// instance id and counts from 1 on its own).
 fn seal_as(key: &CollectorKey, instance: [u8; 8], sequence: u64, spans: &[SpanData]) -> (Vec<u8>, [u8; 16]) {
-    use tracex_core::seal::{Header, seal_payload};
+    use tracex_core::seal::Header;
     let mut random = [0u8; 32 + 16 + 12];
     tracex_core::ids::fill_random(&mut random).unwrap();
     let data_key: [u8; 32] = random[..32].try_into().unwrap();
@@ -344,10 +344,7 @@ fn seal_as(key: &CollectorKey, instance: [u8; 8], sequence: u64, spans: &[SpanDa
         wrapped_key: key.wrap(&data_key).unwrap(),
         nonce: random[48..].try_into().unwrap(),
     };
-    let mut payload = Vec::new();
-    let resource = tracex_core::Resource::new("restarted".to_owned());
-    tracex_core::encode::encode_spans(&resource, &tracex_core::InstrumentationScope::default(), spans, &mut payload);
-    (seal_payload(&header, &data_key, &payload).unwrap(), batch_id)
+    (common::seal_under(&header, &data_key, "restarted", spans), batch_id)
 }
 
 /// An SDK instance id used again with its numbering started over (a cloned VM or container

@@ -333,7 +333,7 @@ fn stalled_requests_are_cut_off_and_do_not_hold_shutdown() {
 
 #[test]
 fn a_reused_batch_id_with_other_content_is_a_conflict_not_a_duplicate() {
-    use tracex_core::seal::{Header, seal_payload};
+    use tracex_core::seal::Header;
     let s = setup("conflict");
     let data_key = [7u8; 32];
     let header = Header {
@@ -349,14 +349,7 @@ fn a_reused_batch_id_with_other_content_is_a_conflict_not_a_duplicate() {
         nonce: [3; 12],
     };
     let envelope = |nonce: u8, spans: &[SpanData]| {
-        let mut otlp = Vec::new();
-        tracex_core::encode::encode_spans(
-            &Resource::new("hostile"),
-            &InstrumentationScope::default(),
-            spans,
-            &mut otlp,
-        );
-        seal_payload(&Header { nonce: [nonce; 12], ..header.clone() }, &data_key, &otlp).unwrap()
+        common::seal_under(&Header { nonce: [nonce; 12], ..header.clone() }, &data_key, "hostile", spans)
     };
     let first = envelope(3, &[span(7, 1, None)]);
     let r = post_batch(&s.collector.url, &s.ingest, first.clone());

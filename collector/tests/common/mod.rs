@@ -54,6 +54,20 @@ pub fn settle_span(trace: u8, span: u8) -> tracex_core::SpanData {
     }
 }
 
+/// `spans` under a resource of `service`, sealed with `data_key` under `header` as the test wrote
+/// it (instance id, sequence, batch id, nonce: fields a real `Sealer` chooses itself).
+pub fn seal_under(
+    header: &tracex_core::seal::Header,
+    data_key: &[u8; 32],
+    service: &str,
+    spans: &[tracex_core::SpanData],
+) -> Vec<u8> {
+    let mut otlp = Vec::new();
+    let resource = tracex_core::Resource::new(service.to_owned());
+    tracex_core::encode::encode_spans(&resource, &tracex_core::InstrumentationScope::default(), spans, &mut otlp);
+    tracex_core::seal::seal_payload(header, data_key, &otlp).unwrap()
+}
+
 /// `spans` under a resource of `service`, sealed to `key` by a fresh SDK instance: the envelope and
 /// its batch id.
 pub fn seal_spans(
