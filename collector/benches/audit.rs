@@ -36,6 +36,10 @@ use tracex_core::{
 #[path = "common.rs"]
 mod common;
 
+/// The collector binary's allocator (collector/src/main.rs), so this measures what ships.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }

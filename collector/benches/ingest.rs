@@ -52,6 +52,10 @@ use tracex_core::{InstrumentationScope, Resource};
 
 #[path = "common.rs"]
 mod common;
+
+/// The collector binary's allocator (collector/src/main.rs), so this measures what ships.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use common::{BenchCollector, PgDb};
 
 fn env_usize(name: &str, default: usize) -> usize {
