@@ -508,7 +508,9 @@ fn hash_value<H: Hasher>(v: &Value, h: &mut H) {
 }
 
 fn same_resource(a: &Resource, b: &Resource) -> bool {
-    a.dropped_attributes_count == b.dropped_attributes_count && same_attrs(&a.attributes, &b.attributes)
+    // The spans of one read share their resource's decoded copy: most comparisons end here.
+    std::ptr::eq(a, b)
+        || a.dropped_attributes_count == b.dropped_attributes_count && same_attrs(&a.attributes, &b.attributes)
 }
 
 fn same_attrs(a: &[KeyValue], b: &[KeyValue]) -> bool {
@@ -614,7 +616,7 @@ mod tests {
         assert_eq!(span_parts(&resource, &scope, &span), want);
         // The text is what `Value` prints (sorted keys): the same bytes as before.
         assert_eq!(span_text(&resource, &scope, &span), want.to_string());
-        let stored = StoredSpan { resource, scope, span };
+        let stored = StoredSpan { resource: resource.into(), scope: scope.into(), span };
         let row = TreeRow { index: 0, depth: 2, detached: Some(Detached::ParentNotStored) };
         let mut with_row = want;
         with_row["depth"] = json!(2);
@@ -654,8 +656,8 @@ mod tests {
         let spans: Vec<StoredSpan> = resources
             .iter()
             .map(|r| StoredSpan {
-                resource: r.clone(),
-                scope: InstrumentationScope::default(),
+                resource: r.clone().into(),
+                scope: std::sync::Arc::default(),
                 span: SpanData::default(),
             })
             .collect();

@@ -188,7 +188,7 @@ fn walk(store: &dyn Store, q: &TraceQuery) -> Vec<TraceSummary> {
 fn expected_spans(req: &TraceRequest) -> Vec<StoredSpan> {
     let mut v: Vec<StoredSpan> = req
         .spans()
-        .map(|(r, s, span)| StoredSpan { resource: r.clone(), scope: s.clone(), span: span.clone() })
+        .map(|(r, s, span)| StoredSpan { resource: r.clone().into(), scope: s.clone().into(), span: span.clone() })
         .collect();
     v.sort_by_key(|s| (s.span.start_time_unix_nano, s.span.span_id));
     v

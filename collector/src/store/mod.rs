@@ -21,6 +21,8 @@ pub(crate) mod conformance_duration;
 #[cfg(test)]
 pub(crate) mod conformance_stats;
 
+use std::sync::Arc;
+
 use crate::audit::gaps::BatchSeq;
 use crate::audit::tree::{NodeId, Nodes};
 use crate::audit::{LeafRecord, RowKey, RowLookup, StoredCheckpoint};
@@ -106,13 +108,15 @@ pub enum CommitOutcome {
     Conflict,
 }
 
-/// One stored span with its resource and scope, exactly as ingested.
+/// One stored span with its resource and scope, exactly as ingested. The spans of one read that
+/// share a stored resource share one decoded copy of it (a 10,000-span trace had cloned its one
+/// resource 10,000 times).
 #[derive(Clone, Debug, PartialEq)]
 pub struct StoredSpan {
     /// The resource the span came with.
-    pub resource: Resource,
+    pub resource: Arc<Resource>,
     /// The instrumentation scope.
-    pub scope: InstrumentationScope,
+    pub scope: Arc<InstrumentationScope>,
     /// The span, every field and attribute as received.
     pub span: SpanData,
 }

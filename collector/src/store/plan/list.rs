@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use tracex_core::{InstrumentationScope, Resource, SpanData, StatusCode, TraceId};
 
@@ -353,15 +354,20 @@ impl TraceSpans {
         &self.resource_ids
     }
 
-    /// The spans with their resources (`resources` by id, decoded).
+    /// The spans with their resources (`resources` by id, decoded), ordered by start time (then
+    /// span id). Sorted here rather than by the query: the database's sort carried every row's
+    /// body through its sorter, a tenth of the time a 10,000-span trace took to serve.
     pub(crate) fn finish(
-        self,
-        resources: &HashMap<i64, (Resource, InstrumentationScope)>,
+        mut self,
+        resources: HashMap<i64, (Resource, InstrumentationScope)>,
     ) -> StoreResult<Vec<StoredSpan>> {
+        let shared: HashMap<i64, (Arc<Resource>, Arc<InstrumentationScope>)> =
+            resources.into_iter().map(|(id, (r, s))| (id, (Arc::new(r), Arc::new(s)))).collect();
+        self.spans.sort_unstable_by_key(|(_, s)| (s.start_time_unix_nano, s.span_id));
         self.spans
             .into_iter()
             .map(|(resource_id, span)| {
-                let (resource, scope) = resources
+                let (resource, scope) = shared
                     .get(&resource_id)
                     .cloned()
                     .ok_or_else(|| StoreError::Corrupt(format!("resource {resource_id} is missing")))?;

@@ -166,8 +166,7 @@ impl PostgresStore {
     pub(super) fn get_trace_in(client: &Client, project: &str, trace_id: TraceId) -> StoreResult<Vec<StoredSpan>> {
         let rows = block_on(client.query_typed(
             "SELECT s.resource_id, s.body FROM spans s WHERE s.trace_seq = (SELECT t.id FROM traces t \
-             JOIN projects p ON p.id = t.project_id WHERE p.name = $1 AND t.trace_id = $2) \
-             ORDER BY s.start_ns, s.span_id",
+             JOIN projects p ON p.id = t.project_id WHERE p.name = $1 AND t.trace_id = $2)",
             &[(&project, Type::TEXT), (&&trace_id.0[..], Type::BYTEA)],
         ))
         .db()?;
@@ -188,6 +187,6 @@ impl PostgresStore {
         {
             resources.insert(get::<i64>(&row, 0)?, decode_resource_body(get(&row, 1)?)?);
         }
-        spans.finish(&resources)
+        spans.finish(resources)
     }
 }

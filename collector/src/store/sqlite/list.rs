@@ -159,8 +159,7 @@ impl SqliteStore {
         let Some(seq) = seq else {
             return Ok(Vec::new());
         };
-        let mut stmt =
-            conn.prepare("SELECT resource_id, body FROM spans WHERE trace_seq = ?1 ORDER BY start_ns, span_id").db()?;
+        let mut stmt = conn.prepare("SELECT resource_id, body FROM spans WHERE trace_seq = ?1").db()?;
         let mut rows = stmt.query([seq]).db()?;
         let mut spans = TraceSpans::new(trace_id);
         while let Some(row) = rows.next().db()? {
@@ -176,6 +175,6 @@ impl SqliteStore {
                 .ok_or_else(|| StoreError::Corrupt(format!("resource {id} is missing")))?;
             resources.insert(*id, decode_resource_body(&body)?);
         }
-        spans.finish(&resources)
+        spans.finish(resources)
     }
 }
