@@ -103,6 +103,10 @@ pub struct Config {
     /// viewers each sent every span of 50,000 spans/s took 0.74 of the collector's ingest
     /// throughput on 2 cores (`docs/benchmarks.md`), and a tail shows a few hundred rows.
     pub live_max_spans_per_second: u32,
+    /// Most spans a statistics query may count by scanning them, when the stored sketches cannot
+    /// answer it (default 1,000,000: [`crate::stats::scan::MAX_SCAN_SPANS`]); one matching more
+    /// answers 400 `scan_too_large`.
+    pub stats_max_scan_spans: usize,
     /// Days spans (and their statistics) are kept (`TRACEX_RETENTION_DAYS`, `--retention-days`;
     /// default 30; 0 keeps everything). See `services::retention`.
     pub retention_days: u32,
@@ -153,6 +157,7 @@ impl Default for Config {
             live_max_streams: 256,
             live_buffer_bytes: 1024 * 1024,
             live_max_spans_per_second: 2_000,
+            stats_max_scan_spans: crate::stats::scan::MAX_SCAN_SPANS,
             retention_days: crate::services::retention::DEFAULT_RETENTION_DAYS,
             retention_days_by_project: std::collections::HashMap::new(),
             audit_checkpoint_interval_ms: DEFAULT_AUDIT_CHECKPOINT_INTERVAL_MS,

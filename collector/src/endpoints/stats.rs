@@ -1,7 +1,8 @@
 //! The statistics API, scoped to the read key's project (documented in `docs/http-api.md`):
 //! `GET /api/v1/stats`, `GET /api/v1/services`, `GET /api/v1/attributes` and
-//! `GET /api/v1/attributes/{key}/values`. Parsing and rendering only: the numbers come from
-//! [`crate::stats`] over the store's rows.
+//! `GET /api/v1/attributes/{key}/values`. Parsing, the choice between the stored sketches and a
+//! bounded scan ([`answer`]), and rendering: the numbers come from [`crate::stats`] over the
+//! store's rows or spans.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -12,13 +13,13 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value as J, json};
 
 use super::error::ApiError;
-use super::query::{MAX_FILTER_LEN, parse_status, project_of, query_pairs, store_error};
+use super::query::{MAX_ATTRIBUTE_FILTERS, MAX_FILTER_LEN, parse_status, project_of, query_pairs, store_error};
 use crate::AppState;
 use crate::stats::ladder::SLA_THRESHOLDS_NS;
-use crate::stats::query::{AnswerError, DEFAULT_RANGE_NS, MAX_RANGE_NS, Stat, StatsAnswer, StatsQuery};
+use crate::stats::query::{AnswerError, DEFAULT_RANGE_NS, MAX_RANGE_NS, Source, Stat, StatsAnswer, StatsQuery};
 use crate::stats::suggest::{DEFAULT_SUGGESTIONS, MAX_SUGGESTIONS, SUGGEST_SCAN_SPANS};
-use crate::stats::{DIMENSION_KEYS, MINUTE_NS, RELATIVE_ACCURACY, StatFilter, minute_of, query, suggest};
-use crate::store::StoreError;
+use crate::stats::{DIMENSION_KEYS, MINUTE_NS, RELATIVE_ACCURACY, StatFilter, minute_of, query, scan, suggest};
+use crate::store::{AttributeFilter, Store, StoreError};
 
 /// Range of a services listing that gives no `from`: the last 24 hours.
 pub const SERVICES_DEFAULT_RANGE_NS: u64 = 86_400 * 1_000_000_000;
@@ -71,24 +72,30 @@ fn supported_dimensions() -> String {
     DIMENSION_KEYS.join(", ")
 }
 
-/// Parses a statistics query string for `project` (public for tests and fuzzing).
+/// The trace search's span filters a statistics query takes besides service, name and status:
+/// the duration bounds (ns or ms; inclusive).
+const DURATION_PARAMS: [&str; 4] = ["min_duration_ns", "max_duration_ns", "min_duration_ms", "max_duration_ms"];
+
+/// A duration bound, parsed as the trace search parses it ([`super::query::parse_query`]):
+/// a non-negative integer, ms saturating into ns.
+fn duration_bound(bound: &mut Option<u64>, k: &str, v: &str) -> Result<(), ApiError> {
+    let n: u64 = v.parse().map_err(|_| bad(format!("{k} must be a non-negative integer, got {v:?}")))?;
+    let ns = if k.ends_with("_ms") { n.saturating_mul(1_000_000) } else { n };
+    if bound.replace(ns).is_some() {
+        let which = k.trim_end_matches("_ns").trim_end_matches("_ms");
+        return Err(bad(format!("give {which}_ns or {which}_ms, not both")));
+    }
+    Ok(())
+}
+
+/// Parses a statistics query string for `project` (public for tests and fuzzing). Its span
+/// filters are the trace search's, with the same names and parsing; whether the sketches or a
+/// scan answer it is [`StatsQuery::sketch_filter`]'s call.
 pub fn parse_stats_query(raw: Option<&str>, project: String) -> Result<StatsQuery, ApiError> {
     let (mut from, mut to, mut step) = (None, None, None);
-    let mut q = StatsQuery {
-        project,
-        from_ns: 0,
-        to_ns: 0,
-        step_seconds: 0,
-        service: None,
-        name: None,
-        status: None,
-        dim_key: None,
-        dim_value: None,
-        group_by: false,
-        sla_ms: None,
-    };
-    let mut attr: Option<(String, String)> = None;
-    let allowed = ["from", "to", "service", "name", "status", "group_by", "step", "sla_ms"];
+    let mut q = StatsQuery { project, ..StatsQuery::default() };
+    let allowed =
+        [&["from", "to", "service", "name", "status", "group_by", "step", "sla_ms"][..], &DURATION_PARAMS].concat();
     for (k, v) in pairs(raw, &allowed, true)? {
         match k.as_str() {
             "from" => from = Some(unix_ns(&k, &v)?),
@@ -97,12 +104,13 @@ pub fn parse_stats_query(raw: Option<&str>, project: String) -> Result<StatsQuer
             "name" => q.name = Some(v),
             "status" => q.status = Some(parse_status(&v)?),
             "group_by" => {
-                if !DIMENSION_KEYS.contains(&v.as_str()) {
-                    return Err(bad(format!("group_by supports {}, got {v:?}", supported_dimensions())));
+                if v.is_empty() {
+                    return Err(bad("group_by needs an attribute key, e.g. group_by=x402.network"));
                 }
-                q.group_by = true;
-                q.dim_key = Some(v);
+                q.group_by = Some(v);
             }
+            "min_duration_ns" | "min_duration_ms" => duration_bound(&mut q.min_duration_ns, &k, &v)?,
+            "max_duration_ns" | "max_duration_ms" => duration_bound(&mut q.max_duration_ns, &k, &v)?,
             "step" => step = Some(v.parse().map_err(|_| bad(format!("step must be whole seconds, got {v:?}")))?),
             "sla_ms" => {
                 let t: f64 = v.parse().map_err(|_| bad(format!("sla_ms must be a number, got {v:?}")))?;
@@ -113,29 +121,57 @@ pub fn parse_stats_query(raw: Option<&str>, project: String) -> Result<StatsQuer
             }
             other => {
                 let key = other.strip_prefix("attr.").unwrap_or(other);
-                if !DIMENSION_KEYS.contains(&key) {
-                    return Err(bad(format!(
-                        "statistics can filter on the attributes {} only, got {key:?}",
-                        supported_dimensions()
-                    )));
+                if key.is_empty() {
+                    return Err(bad("attr. needs a key, e.g. attr.x402.network=base"));
                 }
-                if attr.is_some() {
-                    return Err(bad("statistics take one attr. filter at most"));
+                if q.attributes.len() == MAX_ATTRIBUTE_FILTERS {
+                    return Err(bad(format!("at most {MAX_ATTRIBUTE_FILTERS} attr. filters per query")));
                 }
-                attr = Some((key.to_owned(), v));
+                q.attributes.push(AttributeFilter { key: key.to_owned(), value: v });
             }
         }
     }
-    if let Some((key, value)) = attr {
-        if q.dim_key.as_ref().is_some_and(|g| *g != key) {
-            return Err(bad("an attr. filter must be on the group_by attribute"));
-        }
-        q.dim_key = Some(key);
-        q.dim_value = Some(value);
+    if let (Some(min), Some(max)) = (q.min_duration_ns, q.max_duration_ns)
+        && min > max
+    {
+        return Err(bad("the minimum duration is over the maximum: no span can match"));
     }
     let (from, to) = range(from, to, DEFAULT_RANGE_NS)?;
     (q.from_ns, q.to_ns, q.step_seconds) = StatsQuery::range(from, to, step).map_err(|e| bad(e.0))?;
     Ok(q)
+}
+
+/// A scan that matched more spans than it may count.
+fn scan_too_large(max: usize) -> ApiError {
+    ApiError::bad_request(
+        "scan_too_large",
+        format!(
+            "more than {max} spans match, too many to scan: narrow the range, or filter and group on one of the \
+             dimension attributes ({}) without duration bounds, which stored sketches answer for any range",
+            supported_dimensions()
+        ),
+    )
+}
+
+/// Answers `q` from the sketches when they can, else from a scan of at most `max_scan` spans.
+pub(crate) fn answer(store: &dyn Store, q: StatsQuery, max_scan: usize) -> Result<StatsAnswer, ApiError> {
+    let answer = match q.sketch_filter() {
+        Some(filter) => {
+            let rows = store.stat_rows(&filter).map_err(store_error)?;
+            query::answer(q, rows)
+        }
+        None => {
+            let spans = store.scan_spans(&q.scan(), max_scan).map_err(store_error)?;
+            if spans.len() > max_scan {
+                return Err(scan_too_large(max_scan));
+            }
+            scan::answer_from_spans(q, spans)
+        }
+    };
+    answer.map_err(|e| match e {
+        AnswerError::TooManyGroups => bad(e.to_string()),
+        other => store_error(StoreError::Corrupt(other.to_string())),
+    })
 }
 
 fn ns_text(v: u64) -> String {
@@ -161,8 +197,8 @@ fn stat_json(s: &Stat) -> serde_json::Map<String, J> {
 /// The JSON of a statistics answer.
 pub fn stats_json(a: &StatsAnswer) -> J {
     let q = &a.query;
-    let group_by = q.group_by.then(|| q.dim_key.clone()).flatten();
-    json!({
+    let group_by = &q.group_by;
+    let mut out = json!({
         "from_unix_nano": ns_text(q.from_ns),
         "to_unix_nano": ns_text(q.to_ns),
         "step_seconds": q.step_seconds,
@@ -181,7 +217,19 @@ pub fn stats_json(a: &StatsAnswer) -> J {
                 J::Object(b)
             }).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
-    })
+    });
+    if let J::Object(m) = &mut out {
+        match a.source {
+            Source::Sketches => {
+                m.insert("source".into(), J::from("sketches"));
+            }
+            Source::Scan { spans } => {
+                m.insert("source".into(), J::from("scan"));
+                m.insert("scanned_spans".into(), J::from(spans));
+            }
+        }
+    }
+    out
 }
 
 pub(crate) async fn blocking<T: Send + 'static>(
@@ -199,16 +247,10 @@ pub async fn stats(
     let project = project_of(&app, &headers).await?;
     let q = parse_stats_query(raw.as_deref(), project)?;
     let store = app.store.clone();
-    // Merging sketches is CPU work proportional to the rows read: off the async threads.
-    let body = blocking(move || {
-        let rows = store.stat_rows(&q.filter()).map_err(store_error)?;
-        let answer = query::answer(q, rows).map_err(|e| match e {
-            AnswerError::TooManyGroups => bad(e.to_string()),
-            other => store_error(StoreError::Corrupt(other.to_string())),
-        })?;
-        Ok(stats_json(&answer))
-    })
-    .await?;
+    let max_scan = app.config.stats_max_scan_spans;
+    // Merging sketches (or reading and folding spans) is CPU work proportional to the rows read:
+    // off the async threads.
+    let body = blocking(move || Ok(stats_json(&answer(&*store, q, max_scan)?))).await?;
     Ok(axum::Json(body).into_response())
 }
 
@@ -333,13 +375,14 @@ mod tests {
         assert_eq!((q.from_ns, q.to_ns, q.step_seconds), (3_600 * S, 7_200 * S, 300));
         assert_eq!((q.service.as_deref(), q.name.as_deref()), (Some("f"), Some("verify")));
         assert_eq!(q.status, Some(tracex_core::StatusCode::Error));
-        assert_eq!(
-            (q.dim_key.as_deref(), q.dim_value.as_deref(), q.group_by),
-            (Some("x402.network"), Some("base"), true)
-        );
+        assert_eq!(q.group_by.as_deref(), Some("x402.network"));
+        assert_eq!(q.attributes, [AttributeFilter { key: "x402.network".into(), value: "base".into() }]);
         assert_eq!(q.sla_ms, Some(250.5));
+        let f = q.sketch_filter().expect("one dimension, grouped and filtered: the sketches answer");
+        assert_eq!((f.dim_key.as_str(), f.dim_value.as_deref()), ("x402.network", Some("base")));
         let q = parse_stats_query(None, "p".into()).unwrap();
         assert_eq!((q.step_seconds, (q.to_ns - q.from_ns) / S), (60, 3_660), "default: the last hour, whole minutes");
+        assert!(q.sketch_filter().is_some_and(|f| f.dim_key.is_empty() && f.dim_value.is_none()));
         for bad in [
             "bogus=1",
             "from=1&from=2",
@@ -353,17 +396,75 @@ mod tests {
             "sla_ms=-1",
             "sla_ms=NaN",
             "sla_ms=inf",
-            "group_by=http.route",
-            "attr.x402.payer=0xabc",
-            "attr.x402.network=base&attr.x402.scheme=exact",
-            "group_by=x402.scheme&attr.x402.network=base",
             "status=weird",
             "service=%zz",
+            "group_by=",
+            "attr.=x",
+            "attr.x402.payer=1&attr.x402.payer=2",
+            "min_duration_ms=-1",
+            "max_duration_ns=1.5",
+            "min_duration_ns=5&min_duration_ms=1",
+            "min_duration_ms=6&max_duration_ms=5",
+            "min_duration_ns=1000001&max_duration_ms=1",
         ] {
             let err = parse_stats_query(Some(bad), "p".into()).unwrap_err();
             assert_eq!((err.status.as_u16(), err.code), (400, "invalid_query"), "{bad}");
         }
-        let err = parse_stats_query(Some("attr.x402.payer=0xabc"), "p".into()).unwrap_err();
-        assert!(err.message.contains("x402.network"), "names the supported attributes: {}", err.message);
+        let many: Vec<String> = (0..=MAX_ATTRIBUTE_FILTERS).map(|i| format!("attr.k{i}=v")).collect();
+        assert_eq!(parse_stats_query(Some(&many.join("&")), "p".into()).unwrap_err().code, "invalid_query");
+    }
+
+    #[test]
+    fn every_parameter_the_openapi_document_names_is_taken() {
+        let doc: J = serde_json::from_str(super::super::openapi::DOCUMENT).unwrap();
+        let params = doc["paths"]["/api/v1/stats"]["get"]["parameters"].as_array().unwrap();
+        let names: Vec<&str> = params.iter().map(|p| p["name"].as_str().unwrap()).collect();
+        assert!(names.contains(&"min_duration_ms") && names.contains(&"attr"), "{names:?}");
+        for name in names {
+            let raw = if name == "attr" { "attr.k=60".to_owned() } else { format!("{name}=60") };
+            if let Err(e) = parse_stats_query(Some(&raw), "p".into()) {
+                assert!(!e.message.contains("unknown parameter"), "{name}: {}", e.message);
+            }
+        }
+    }
+
+    #[test]
+    fn the_search_filters_parse_and_choose_the_path() {
+        let sketches = |raw: &str| parse_stats_query(Some(raw), "p".into()).unwrap().sketch_filter().is_some();
+        // One dimension attribute at most, no durations: the stored rows answer.
+        for raw in ["attr.x402.network=base", "group_by=x402.scheme", "group_by=x402.error&attr.x402.error=e"] {
+            assert!(sketches(raw), "{raw}");
+        }
+        // Anything else is a scan.
+        let long = format!("attr.x402.network={}", "v".repeat(crate::stats::MAX_DIMENSION_VALUE_LEN + 1));
+        for raw in [
+            "min_duration_ms=0",
+            "max_duration_ns=5",
+            "attr.x402.payer=0xabc",
+            "attr.x402.network=base&attr.x402.scheme=exact",
+            "group_by=x402.scheme&attr.x402.network=base",
+            "group_by=http.route",
+            long.as_str(),
+        ] {
+            assert!(!sketches(raw), "{raw}");
+        }
+        let q = parse_stats_query(
+            Some("min_duration_ms=2&max_duration_ns=3000000&attr.http.route=%2Fpay&attr.n=1&group_by=x402.payer"),
+            "p".into(),
+        )
+        .unwrap();
+        let scan = q.scan();
+        assert_eq!((scan.min_duration_ns, scan.max_duration_ns), (Some(2_000_000), Some(3_000_000)), "inclusive, ns");
+        assert_eq!(
+            scan.attributes,
+            [
+                AttributeFilter { key: "http.route".into(), value: "/pay".into() },
+                AttributeFilter { key: "n".into(), value: "1".into() }
+            ]
+        );
+        assert_eq!(scan.group_by.as_deref(), Some("x402.payer"));
+        assert_eq!((scan.from_ns, scan.to_ns), (q.from_ns, q.to_ns), "the aligned range");
+        let q = parse_stats_query(Some("min_duration_ms=5&max_duration_ms=5"), "p".into()).unwrap();
+        assert_eq!((q.min_duration_ns, q.max_duration_ns), (Some(5_000_000), Some(5_000_000)), "min = max is fine");
     }
 }

@@ -16,14 +16,24 @@
 //!
 //! # What a query can ask
 //!
-//! A query merges the rows of its range ([`StatFilter`]) into groups and buckets
-//! ([`query::answer`]). Only the dimension attributes are in the keys, so an `attr.` filter or a
-//! `group_by` on another attribute cannot be answered from sketches; the API answers 400 naming the
-//! supported ones rather than scanning raw spans (a 30-day statistic must stay cheap whatever the
-//! filter). One dimension per query: `group_by=k` alone, `attr.k=v` alone, or both on the same key.
+//! A query ([`query::StatsQuery`]) takes the trace search's span filters: service, name, status,
+//! duration bounds and any number of `attr.` equalities, and may group by one attribute. When
+//! the rows can answer it, it merges the rows of its range ([`StatFilter`]) into groups and
+//! buckets ([`query::answer`]): that is when it has no duration bound and involves one
+//! [`DIMENSION_KEYS`] attribute at most (`group_by=k` alone, `attr.k=v` alone, or both on the
+//! same key), the common case, whose cost does not depend on the range's traffic. Any other
+//! query is answered by a bounded scan of the matching spans ([`scan`]): at most
+//! [`scan::MAX_SCAN_SPANS`] of them, folded into the same rows and merged by the same
+//! [`query::answer`], so its accuracy and its answer's form are the sketches'. A query matching
+//! more spans is refused (400 `scan_too_large`), to be narrowed by range or by a dimension filter.
+//! Every answer says which path served it. The two count the same spans but for two edges: a
+//! scan reaches spans through their traces and leaves out those of traces that started more than
+//! [`scan::SCAN_TRACE_LOOKBACK_NS`] before the range, and it counts spans stored before the
+//! statistics rows existed (schema migration 4), which no row holds.
 
 pub mod ladder;
 pub mod query;
+pub mod scan;
 pub mod sketch;
 pub mod suggest;
 

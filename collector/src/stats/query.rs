@@ -1,11 +1,14 @@
 //! A statistics query, resolved (range aligned, step chosen), and its answer merged from stored
-//! rows. Shared by both stores: they only read rows ([`crate::store::Store::stat_rows`]).
+//! rows. Shared by both stores: they only read rows ([`crate::store::Store::stat_rows`]), or the
+//! spans a scan folds into rows ([`super::scan`]).
 
 use std::collections::{BTreeMap, HashMap};
 
 use tracex_core::StatusCode;
 
-use super::{LatencySketch, Share, SketchError, StatFilter, StatRecord};
+use super::scan::SpanScan;
+use super::{DIMENSION_KEYS, LatencySketch, MAX_DIMENSION_VALUE_LEN, Share, SketchError, StatFilter, StatRecord};
+use crate::store::AttributeFilter;
 
 /// Range of a query that gives no `from`: the last hour.
 pub const DEFAULT_RANGE_NS: u64 = 3_600 * 1_000_000_000;
@@ -32,7 +35,7 @@ pub const QUANTILES: [f64; 5] = [0.5, 0.9, 0.95, 0.99, 0.999];
 pub struct InvalidStatsQuery(pub String);
 
 /// A statistics query with its range aligned to whole steps.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct StatsQuery {
     /// The project.
     pub project: String,
@@ -48,12 +51,14 @@ pub struct StatsQuery {
     pub name: Option<String>,
     /// Only this status.
     pub status: Option<StatusCode>,
-    /// The dimension attribute the query filters or groups by.
-    pub dim_key: Option<String>,
-    /// Only this value of the dimension.
-    pub dim_value: Option<String>,
-    /// Whether groups are split by the dimension's values.
-    pub group_by: bool,
+    /// Only spans at least this long (ns, inclusive).
+    pub min_duration_ns: Option<u64>,
+    /// Only spans at most this long (ns, inclusive).
+    pub max_duration_ns: Option<u64>,
+    /// Attribute equalities every counted span satisfies.
+    pub attributes: Vec<AttributeFilter>,
+    /// The attribute whose values split the groups.
+    pub group_by: Option<String>,
     /// SLA threshold (ms).
     pub sla_ms: Option<f64>,
 }
@@ -93,11 +98,24 @@ impl StatsQuery {
         Ok((from, to, step))
     }
 
-    /// The stored rows this query reads.
-    pub fn filter(&self) -> StatFilter {
-        StatFilter {
+    /// The stored rows that answer this query, or `None` when the sketches cannot: the rows are
+    /// keyed by one dimension attribute at most ([`DIMENSION_KEYS`]), with values up to
+    /// [`MAX_DIMENSION_VALUE_LEN`] bytes, and hold no duration bounds. Such a query is answered by
+    /// a scan ([`super::scan`]).
+    pub fn sketch_filter(&self) -> Option<StatFilter> {
+        let dimension = |k: &str| DIMENSION_KEYS.contains(&k);
+        if self.min_duration_ns.is_some() || self.max_duration_ns.is_some() || self.attributes.len() > 1 {
+            return None;
+        }
+        let attr = self.attributes.first();
+        if attr.is_some_and(|a| !dimension(&a.key) || a.value.len() > MAX_DIMENSION_VALUE_LEN)
+            || self.group_by.as_deref().is_some_and(|g| !dimension(g) || attr.is_some_and(|a| a.key != g))
+        {
+            return None;
+        }
+        Some(StatFilter {
             project: self.project.clone(),
-            dim_key: self.dim_key.clone().unwrap_or_default(),
+            dim_key: self.group_by.clone().or_else(|| attr.map(|a| a.key.clone())).unwrap_or_default(),
             // Steps of whole hours start on whole hours (steps align to the epoch): hourly rows.
             resolution: if self.step_seconds % 3_600 == 0 { 60 } else { 1 },
             from_minute: super::minute_of(self.from_ns),
@@ -105,8 +123,24 @@ impl StatsQuery {
             service: self.service.clone(),
             name: self.name.clone(),
             status: self.status.map(|s| s as i32),
-            dim_value: self.dim_value.clone(),
+            dim_value: attr.map(|a| a.value.clone()),
             with_sketches: true,
+        })
+    }
+
+    /// The spans a scan reads to answer this query (see [`super::scan`]).
+    pub fn scan(&self) -> SpanScan {
+        SpanScan {
+            project: self.project.clone(),
+            from_ns: self.from_ns,
+            to_ns: self.to_ns,
+            service: self.service.clone(),
+            name: self.name.clone(),
+            status: self.status,
+            min_duration_ns: self.min_duration_ns,
+            max_duration_ns: self.max_duration_ns,
+            attributes: self.attributes.clone(),
+            group_by: self.group_by.clone(),
         }
     }
 
@@ -160,6 +194,20 @@ pub struct StatsAnswer {
     pub query: StatsQuery,
     /// Groups sorted by service, name, group.
     pub groups: Vec<StatsGroup>,
+    /// Where the numbers come from.
+    pub source: Source,
+}
+
+/// What served a statistics answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// The stored sketch rows ([`StatsQuery::sketch_filter`]).
+    Sketches,
+    /// A scan of the matching spans ([`super::scan`]), this many of them.
+    Scan {
+        /// Spans read.
+        spans: usize,
+    },
 }
 
 /// Spans merged from rows.
@@ -202,7 +250,8 @@ impl Acc {
 
 type GroupKey = (String, String, Option<String>);
 
-/// Merges the rows `stat_rows(q.filter())` read into the answer.
+/// Merges statistics rows into the answer: the stored rows `stat_rows(q.sketch_filter())` reads,
+/// or the rows a scan folds ([`super::scan::answer_from_spans`]).
 pub fn answer(q: StatsQuery, rows: Vec<StatRecord>) -> Result<StatsAnswer, AnswerError> {
     let step_minutes = i64::try_from(q.step_seconds / 60).unwrap_or(i64::MAX);
     let first = super::minute_of(q.from_ns);
@@ -217,7 +266,7 @@ pub fn answer(q: StatsQuery, rows: Vec<StatRecord>) -> Result<StatsAnswer, Answe
             Some(bytes) => LatencySketch::decode(bytes)?,
             None => return Err(AnswerError::Corrupt("a statistics row without its sketch".into())),
         };
-        let group = q.group_by.then(|| std::mem::take(&mut r.dim_value));
+        let group = q.group_by.is_some().then(|| std::mem::take(&mut r.dim_value));
         let key = (std::mem::take(&mut r.service), std::mem::take(&mut r.name), group);
         if !groups.contains_key(&key) && groups.len() == MAX_GROUPS {
             return Err(AnswerError::TooManyGroups);
@@ -246,7 +295,7 @@ pub fn answer(q: StatsQuery, rows: Vec<StatRecord>) -> Result<StatsAnswer, Answe
         });
     }
     out.sort_by(|a, b| (&a.service, &a.name, &a.group).cmp(&(&b.service, &b.name, &b.group)));
-    Ok(StatsAnswer { query: q, groups: out })
+    Ok(StatsAnswer { query: q, groups: out, source: Source::Sketches })
 }
 
 /// Why rows could not be merged into an answer.

@@ -36,6 +36,7 @@ pub(crate) fn run_all(store: &dyn Store) {
     api_keys(store);
     retention_settings_round_trip(store);
     super::conformance_stats::statistics_match_the_raw_spans(store);
+    super::conformance_stats::statistics_from_a_scan_match_the_raw_spans(store);
     super::conformance_stats::retention_deletes_old_spans_and_their_statistics(store);
     super::conformance_audit::every_stored_batch_is_a_leaf_of_a_verifiable_log(store);
     super::conformance_audit::export_cursor_is_leased_and_advanced_by_its_holder(store);

@@ -1,16 +1,20 @@
 //! Store conformance for statistics (part of [`super::conformance::run_all`]): the sketches written
 //! with the spans answer within the stated accuracy of what the raw spans say, counts, errors and
 //! SLA shares at the SLA thresholds exactly, per bucket and per group; services and suggestions; projects stay apart.
+//! Queries the sketches cannot answer are answered from a scan of the spans, just as exactly, and
+//! a query both can answer gets the same answer from either.
 
 use std::collections::BTreeMap;
 
-use tracex_core::{KeyValue, SpanData, Status, StatusCode};
+use tracex_core::{KeyValue, Resource, SpanData, Status, StatusCode};
 
-use super::Store;
 use super::conformance::{batch, request, span, tid};
+use super::{AttributeFilter, Store};
 use crate::stats::ladder::threshold_index;
-use crate::stats::query::{QUANTILES, Stat, StatsAnswer, StatsQuery, answer, services};
+use crate::stats::query::{QUANTILES, Source, Stat, StatsAnswer, StatsQuery, answer, services};
+use crate::stats::scan::{MAX_SCAN_SPANS, SCAN_TRACE_LOOKBACK_NS, answer_from_spans};
 use crate::stats::{MINUTE_NS, RELATIVE_ACCURACY, Share, StatFilter, suggest};
+use crate::store::common::render_value;
 
 /// A whole minute in 2025, a multiple of three minutes (the 180 s steps below align to it).
 const T0: u64 = 29_166_669 * MINUTE_NS;
@@ -59,16 +63,11 @@ fn stats(store: &dyn Store, project: &str, step: u64, tweak: impl FnOnce(&mut St
         from_ns,
         to_ns,
         step_seconds,
-        service: None,
-        name: None,
-        status: None,
-        dim_key: None,
-        dim_value: None,
-        group_by: false,
         sla_ms: Some(250.0),
+        ..StatsQuery::default()
     };
     tweak(&mut q);
-    let rows = store.stat_rows(&q.filter()).unwrap();
+    let rows = store.stat_rows(&q.sketch_filter().expect("a query the sketches answer")).unwrap();
     answer(q, rows).unwrap()
 }
 
@@ -166,21 +165,21 @@ pub(crate) fn statistics_match_the_raw_spans(store: &dyn Store) {
 
     // Whole-hour steps read the hourly rollups: the same answer from one row per key and hour.
     let a = stats(store, p, 3_600, |_| {});
-    assert_eq!(a.query.filter().resolution, 60);
+    let hourly_rows = a.query.sketch_filter().unwrap();
+    assert_eq!(hourly_rows.resolution, 60);
     assert_eq!(a.groups.len(), 3);
     for g in &a.groups {
         assert_eq!(g.buckets.len(), 1);
         check(&g.total, &group(&g.service, &g.name), 250.0, &format!("hourly {}", g.name));
     }
-    let hourly = store.stat_rows(&a.query.filter()).unwrap();
+    let hourly = store.stat_rows(&hourly_rows).unwrap();
     assert!(hourly.iter().all(|r| r.minute % 60 == 0), "hourly rows start on the hour");
     assert_eq!(hourly.len(), 6, "(3 operations × 2 statuses) rows for the hour");
     assert_eq!(hourly.iter().map(|r| r.count).sum::<u64>(), 1_800);
 
     // Grouped by network, filtered by status and network.
     let a = stats(store, p, 180, |q| {
-        q.dim_key = Some("x402.network".into());
-        q.group_by = true;
+        q.group_by = Some("x402.network".into());
         q.name = Some("verify".into());
     });
     let groups: Vec<Option<&str>> = a.groups.iter().map(|g| g.group.as_deref()).collect();
@@ -194,8 +193,7 @@ pub(crate) fn statistics_match_the_raw_spans(store: &dyn Store) {
         check(&g.total, &exact, 250.0, net);
     }
     let a = stats(store, p, 180, |q| {
-        q.dim_key = Some("x402.network".into());
-        q.dim_value = Some("solana".into());
+        q.attributes = vec![AttributeFilter { key: "x402.network".into(), value: "solana".into() }];
         q.status = Some(StatusCode::Error);
     });
     for g in &a.groups {
@@ -259,11 +257,250 @@ pub(crate) fn statistics_match_the_raw_spans(store: &dyn Store) {
     assert!(store.recent_spans("conf-stats-nobody", None, 10).unwrap().is_empty());
 }
 
+// === statistics from a scan ===
+
+/// The scan's test spans, four to a trace, in `MINUTES` minutes from `T0`: `(service, span)` (no
+/// `service.name` for a third of them); long-tailed durations with some exactly at the bounds the
+/// queries below use (1 ms, 250 ms); errors; attributes `x402.network` (a dimension),
+/// `http.route` (indexed for searches, not a dimension), `customer.tier` (neither; absent from
+/// every fifth span) and an integer `retry.count`. The first trace starts ten minutes before the
+/// range: its other spans are in it.
+fn scan_test_spans() -> Vec<(Option<&'static str>, SpanData)> {
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut out = Vec::new();
+    for i in 0..1_200u32 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let e = (x % 1_000_000) as f64 / 1e6;
+        let mut duration = (50_000.0 * (e * 14.0).exp()) as u64;
+        if i % 10 == 0 {
+            duration = [1_000_000, 249_999_999, 250_000_000, 250_000_001][(i / 10 % 4) as usize];
+        }
+        let start = if i == 0 { T0 - 10 * MINUTE_NS } else { T0 + u64::from(i) * (MINUTES * MINUTE_NS / 1_200) };
+        let (service, name) = match i % 3 {
+            0 => (Some("facilitator"), "verify"),
+            1 => (Some("facilitator"), "settle"),
+            _ => (None, "POST /pay"),
+        };
+        let mut s = span(tid(63, i / 4), i % 4 + 1, None, name, start, start + duration);
+        s.attributes = vec![
+            KeyValue::new("x402.network", if x % 5 == 0 { "solana" } else { "base" }),
+            KeyValue::new("http.route", if i % 2 == 0 { "/pay" } else { "/verify" }),
+            KeyValue::new("retry.count", i64::from(i / 7 % 3)),
+        ];
+        if i % 5 != 0 {
+            s.attributes.push(KeyValue::new("customer.tier", ["gold", "silver", "bronze"][(i / 3 % 3) as usize]));
+        }
+        if i % 17 == 0 {
+            s.status = Status::error("boom");
+        }
+        out.push((service, s));
+    }
+    out
+}
+
+/// Stores `spans` in `project`, a batch per service (spans without one under a resource without
+/// `service.name`).
+fn store_spans(store: &dyn Store, project: &str, spans: &[(Option<&'static str>, SpanData)]) {
+    let mut by_service: BTreeMap<Option<&str>, Vec<SpanData>> = BTreeMap::new();
+    for (service, s) in spans {
+        by_service.entry(*service).or_default().push(s.clone());
+    }
+    let batches: Vec<_> = by_service
+        .into_iter()
+        .enumerate()
+        .map(|(i, (service, spans))| {
+            let mut r = request(service.unwrap_or("none"), spans);
+            if service.is_none() {
+                r.resource_spans[0].resource = Resource::default();
+            }
+            batch(project, u32::try_from(i).unwrap() + 1, r)
+        })
+        .collect();
+    store.commit(&batches).unwrap();
+}
+
+/// The answer of a query the sketches cannot answer, from the store's scan.
+fn scanned(store: &dyn Store, project: &str, tweak: impl FnOnce(&mut StatsQuery)) -> StatsAnswer {
+    let (from_ns, to_ns, step_seconds) = StatsQuery::range(T0, T0 + MINUTES * MINUTE_NS, Some(60)).unwrap();
+    let mut q = StatsQuery {
+        project: project.into(),
+        from_ns,
+        to_ns,
+        step_seconds,
+        sla_ms: Some(250.0),
+        ..StatsQuery::default()
+    };
+    tweak(&mut q);
+    assert!(q.sketch_filter().is_none(), "{q:?} is a scan");
+    let spans = store.scan_spans(&q.scan(), MAX_SCAN_SPANS).unwrap();
+    answer_from_spans(q, spans).unwrap()
+}
+
+fn attr(key: &str, value: &str) -> AttributeFilter {
+    AttributeFilter { key: key.into(), value: value.into() }
+}
+
+/// Checks a scan's answer against the exact statistics of the spans in the range that satisfy
+/// `keep`, grouped by service, name and (with `group_by`) the attribute's value as text.
+fn check_scan(
+    a: &StatsAnswer,
+    spans: &[(Option<&str>, SpanData)],
+    keep: impl Fn(Option<&str>, &SpanData) -> bool,
+    group_by: Option<&str>,
+    what: &str,
+) {
+    let mut want: BTreeMap<(String, String, Option<String>), Vec<&SpanData>> = BTreeMap::new();
+    let mut text = String::new();
+    for (service, s) in spans {
+        let start = s.start_time_unix_nano;
+        if !(T0..T0 + MINUTES * MINUTE_NS).contains(&start) || !keep(*service, s) {
+            continue;
+        }
+        let group = match group_by {
+            None => None,
+            Some(k) => match s.attribute(k) {
+                Some(v) if render_value(v, &mut text) => Some(text.clone()),
+                _ => continue,
+            },
+        };
+        want.entry((service.unwrap_or("").to_owned(), s.name.to_string(), group)).or_default().push(s);
+    }
+    let got: Vec<_> = a.groups.iter().map(|g| (g.service.clone(), g.name.clone(), g.group.clone())).collect();
+    assert_eq!(got, want.keys().cloned().collect::<Vec<_>>(), "{what}: the groups");
+    assert_eq!(a.source, Source::Scan { spans: want.values().map(Vec::len).sum() }, "{what}: spans scanned");
+    for (g, exact) in a.groups.iter().zip(want.values()) {
+        let name = format!("{what}: {} {} {:?}", g.service, g.name, g.group);
+        check(&g.total, exact, 250.0, &name);
+        for (m, (_, b)) in g.buckets.iter().enumerate() {
+            let minute: Vec<&SpanData> =
+                exact.iter().copied().filter(|s| (s.start_time_unix_nano - T0) / MINUTE_NS == m as u64).collect();
+            check(b, &minute, 250.0, &format!("{name} minute {m}"));
+        }
+    }
+}
+
+pub(crate) fn statistics_from_a_scan_match_the_raw_spans(store: &dyn Store) {
+    store.migrate().unwrap();
+    let (p, long) = ("conf-scan", "conf-scan-long");
+    let all = scan_test_spans();
+    store_spans(store, p, &all);
+    let has = |s: &SpanData, k: &str, v: &str| {
+        let mut text = String::new();
+        s.attribute(k).is_some_and(|x| render_value(x, &mut text) && text == v)
+    };
+
+    // A duration window, bounds inclusive (spans sit exactly on both), in ns or ms alike.
+    let a = scanned(store, p, |q| {
+        q.min_duration_ns = Some(1_000_000);
+        q.max_duration_ns = Some(250_000_000);
+    });
+    let window = |_: Option<&str>, s: &SpanData| (1_000_000..=250_000_000).contains(&s.duration_nanos());
+    check_scan(&a, &all, window, None, "1..=250 ms");
+    assert!(a.groups.iter().all(|g| g.total.max_ms.is_some_and(|m| m <= 250.0)));
+
+    // An attribute outside the dimensions (and the search index), as text.
+    let a = scanned(store, p, |q| q.attributes = vec![attr("customer.tier", "gold")]);
+    check_scan(&a, &all, |_, s| has(s, "customer.tier", "gold"), None, "tier gold");
+
+    // Two filters (an indexed key and an integer), with service "" (no `service.name`) and status.
+    let a = scanned(store, p, |q| {
+        q.attributes = vec![attr("http.route", "/pay"), attr("retry.count", "1")];
+        q.service = Some(String::new());
+    });
+    let two =
+        |svc: Option<&str>, s: &SpanData| svc.is_none() && has(s, "http.route", "/pay") && has(s, "retry.count", "1");
+    check_scan(&a, &all, two, None, "route and retries");
+    assert_eq!(a.groups.len(), 1);
+    let a = scanned(store, p, |q| {
+        q.attributes = vec![attr("http.route", "/verify"), attr("customer.tier", "silver")];
+        q.status = Some(StatusCode::Error);
+    });
+    let errors = |_: Option<&str>, s: &SpanData| {
+        s.status.code == StatusCode::Error && has(s, "http.route", "/verify") && has(s, "customer.tier", "silver")
+    };
+    check_scan(&a, &all, errors, None, "errors on /verify, silver");
+
+    // Grouped by keys that are not dimensions: spans without the key are in no group.
+    let a = scanned(store, p, |q| q.group_by = Some("customer.tier".into()));
+    check_scan(&a, &all, |_, _| true, Some("customer.tier"), "by tier");
+    assert_eq!(a.groups.iter().filter(|g| g.name == "verify").count(), 3);
+    let a = scanned(store, p, |q| {
+        q.group_by = Some("retry.count".into());
+        q.attributes = vec![attr("x402.network", "solana")];
+        q.name = Some("settle".into());
+    });
+    let solana = |_: Option<&str>, s: &SpanData| &*s.name == "settle" && has(s, "x402.network", "solana");
+    check_scan(&a, &all, solana, Some("retry.count"), "solana settles by retries");
+
+    // A query the sketches answer, and the same through the scan (a window that excludes
+    // nothing): the same answer, group by group, bucket by bucket.
+    type Tweak = fn(&mut StatsQuery);
+    let tweaks: [(&str, Tweak); 4] = [
+        ("everything", |_| {}),
+        ("by network", |q| q.group_by = Some("x402.network".into())),
+        ("solana errors", |q| {
+            q.attributes = vec![attr("x402.network", "solana")];
+            q.status = Some(StatusCode::Error);
+        }),
+        ("no service", |q| q.service = Some(String::new())),
+    ];
+    for (what, tweak) in tweaks {
+        let sketches = stats(store, p, 60, tweak);
+        assert_eq!(sketches.source, Source::Sketches, "{what}");
+        let scan = scanned(store, p, |q| {
+            tweak(q);
+            q.min_duration_ns = Some(0);
+        });
+        assert!(!sketches.groups.is_empty(), "{what}");
+        assert_eq!(scan.groups, sketches.groups, "{what}: the scan answers as the sketches do");
+    }
+
+    // The cap: at most one span past it, whether the database or the attribute check stops.
+    let (from_ns, to_ns) = (T0, T0 + MINUTES * MINUTE_NS);
+    let base = StatsQuery { project: p.into(), from_ns, to_ns, step_seconds: 60, ..StatsQuery::default() };
+    let capped = |tweak: &dyn Fn(&mut StatsQuery), cap: usize| {
+        let mut q = base.clone();
+        tweak(&mut q);
+        store.scan_spans(&q.scan(), cap).unwrap().len()
+    };
+    let in_range = all.iter().filter(|(_, s)| s.start_time_unix_nano >= T0).count();
+    let window: &dyn Fn(&mut StatsQuery) = &|q| q.min_duration_ns = Some(0);
+    let attribute: &dyn Fn(&mut StatsQuery) = &|q| q.attributes = vec![attr("http.route", "/pay")];
+    let grouped: &dyn Fn(&mut StatsQuery) = &|q| q.group_by = Some("customer.tier".into());
+    for tweak in [window, attribute, grouped] {
+        assert_eq!(capped(tweak, 5), 6, "cap + 1");
+        assert_eq!(capped(tweak, 0), 1);
+    }
+    assert_eq!(capped(window, in_range), in_range, "exactly the cap: nothing past it");
+    assert_eq!(capped(window, MAX_SCAN_SPANS), in_range);
+
+    // Other projects and unknown ones see nothing.
+    assert!(scanned(store, "conf-scan-nobody", |q| q.min_duration_ns = Some(0)).groups.is_empty());
+
+    // Spans are reached through their traces: those of a trace that started more than the
+    // lookback before the range are not scanned (documented), those of one within it are.
+    let t = tid(64, 0);
+    let early = T0 - SCAN_TRACE_LOOKBACK_NS - 60 * MINUTE_NS;
+    let recent = T0 - 30 * MINUTE_NS;
+    let traces = vec![
+        (Some("svc"), span(t, 1, None, "root", early, T0 + 2 * MINUTE_NS)),
+        (Some("svc"), span(t, 2, Some(1), "child", T0 + 30_000_000_000, T0 + 30_005_000_000)),
+        (Some("svc"), span(tid(64, 1), 1, None, "root", recent, T0 + MINUTE_NS)),
+        (Some("svc"), span(tid(64, 1), 2, Some(1), "child", T0 + 40_000_000_000, T0 + 40_005_000_000)),
+    ];
+    store_spans(store, long, &traces);
+    let children = |a: &StatsAnswer| a.groups.iter().find(|g| g.name == "child").map_or(0, |g| g.total.count);
+    assert_eq!(children(&stats(store, long, 60, |_| {})), 2, "the sketches count both children");
+    assert_eq!(children(&scanned(store, long, |q| q.min_duration_ns = Some(0))), 1, "the scan, the recent one");
+}
+
 /// Retention: chunks delete the project's traces that started before the cutoff (spans, index
 /// rows, counters) and its statistics rows before the cutoff's minute; newer ones and other
 /// projects stay.
 pub(crate) fn retention_deletes_old_spans_and_their_statistics(store: &dyn Store) {
-    use super::{AttributeFilter, TraceQuery};
+    use super::TraceQuery;
     store.migrate().unwrap();
     let (p, other) = ("conf-ttl", "conf-ttl-other");
     let old = T0;

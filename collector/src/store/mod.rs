@@ -26,6 +26,7 @@ use std::sync::Arc;
 use crate::audit::gaps::BatchSeq;
 use crate::audit::tree::{NodeId, Nodes};
 use crate::audit::{LeafRecord, RowKey, RowLookup, StoredCheckpoint};
+use crate::stats::scan::{ScannedSpan, SpanScan};
 use crate::stats::{StatFilter, StatRecord};
 use tracex_core::{InstrumentationScope, Resource, SpanData, StatusCode, TraceId, TraceRequest};
 
@@ -340,6 +341,10 @@ pub trait Store: Send + Sync + 'static {
     /// The statistics rows `filter` selects (see [`crate::stats`]), in no particular order; merging
     /// them is shared ([`crate::stats::query::answer`]).
     fn stat_rows(&self, filter: &StatFilter) -> StoreResult<Vec<StatRecord>>;
+
+    /// The spans `scan` selects (see [`crate::stats::scan`]), in no particular order, at most
+    /// `cap + 1` of them: more than `cap` tells the caller the scan is too large.
+    fn scan_spans(&self, scan: &SpanScan, cap: usize) -> StoreResult<Vec<ScannedSpan>>;
 
     /// Up to `max_spans` spans of the project's newest traces (by trace start), only those of
     /// `service` when given: the bounded sample attribute suggestions are counted over.

@@ -102,14 +102,9 @@ impl<'a> StatsAcc<'a> {
         let group = self.groups.entry(base).or_default();
         count(&mut group.base, duration, start);
         for dim in DIMENSION_KEYS {
-            let value = match span.attribute(dim) {
-                Some(Value::String(v)) => Cow::Borrowed(&**v),
-                Some(v) if render_value(v, &mut self.text) => Cow::Owned(self.text.clone()),
-                _ => continue,
-            };
-            if value.len() > MAX_DIMENSION_VALUE_LEN {
+            let Some(value) = dimension_value(span.attribute(dim), &mut self.text) else {
                 continue;
-            }
+            };
             let delta = match group.dims.iter().position(|(k, v, _)| k == dim && *v == value) {
                 Some(i) => &mut group.dims[i].2,
                 None if group.dims.len() < LINEAR_DIMS => {
@@ -150,6 +145,19 @@ impl<'a> StatsAcc<'a> {
         out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         Ok(StatDeltas(out))
     }
+}
+
+/// An attribute's value as a dimension row keys it: rendered as the trace filters render it
+/// (borrowed when a string), `None` when the span has no such value (absent, not a scalar) or it
+/// is longer than [`MAX_DIMENSION_VALUE_LEN`]. `text` is scratch space. The commit's rows and the
+/// statistics scan's groups (`plan::scan`) both key by it.
+pub(crate) fn dimension_value<'v>(v: Option<&'v Value>, text: &mut String) -> Option<Cow<'v, str>> {
+    let value = match v? {
+        Value::String(v) => Cow::Borrowed(&**v),
+        v if render_value(v, text) => Cow::Owned(text.clone()),
+        _ => return None,
+    };
+    (value.len() <= MAX_DIMENSION_VALUE_LEN).then_some(value)
 }
 
 impl Delta {

@@ -28,6 +28,14 @@ impl From<&FilterValue> for Param {
     }
 }
 
+/// The attribute index probe of the hash in placeholder `p` for trace `t` of project `$1`: a
+/// scalar subquery, for the reason given where the listing uses it.
+pub(super) fn attr_probe(p: &str) -> String {
+    format!(
+        "(SELECT true FROM trace_attrs a WHERE a.project_id = $1 AND a.attr_hash = {p} AND a.trace_seq = t.id LIMIT 1)"
+    )
+}
+
 /// Adds an integer parameter; returns its placeholder.
 fn bind(params: &mut Vec<Param>, v: i64) -> String {
     params.push(Param::Int(v));
@@ -81,11 +89,7 @@ impl PostgresStore {
         if !span_sql.is_empty() {
             let _ = write!(sql, " AND (SELECT true FROM spans s WHERE s.trace_seq = t.id{span_sql} LIMIT 1)");
         }
-        sql.push_str(&plan.attr_probes_sql(
-            driver,
-            |h| bind(&mut params, h),
-            |p| format!("(SELECT true FROM trace_attrs a WHERE a.project_id = $1 AND a.attr_hash = {p} AND a.trace_seq = t.id LIMIT 1)"),
-        ));
+        sql.push_str(&plan.attr_probes_sql(driver, |h| bind(&mut params, h), attr_probe));
         // The keyset bound ($n, $n+1) and the limit ($n+2) are appended per chunk.
         let n = params.len() + 1;
         let key = plan.key_sql();

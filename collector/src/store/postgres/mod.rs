@@ -65,6 +65,7 @@ mod keys;
 mod list;
 mod partitions;
 mod retention;
+mod scan;
 mod schema;
 mod stats;
 
@@ -78,6 +79,7 @@ use tracex_core::{SpanData, TraceId};
 use crate::audit::gaps::BatchSeq;
 use crate::audit::tree::{NodeId, Nodes};
 use crate::audit::{LeafRecord, RowKey, RowLookup, StoredCheckpoint};
+use crate::stats::scan::{ScannedSpan, SpanScan};
 use crate::stats::{StatFilter, StatRecord};
 
 use self::client::{Db, OwnedRuntime, block_on, get, open_connection};
@@ -270,6 +272,16 @@ impl Store for PostgresStore {
 
     fn stat_rows(&self, filter: &StatFilter) -> StoreResult<Vec<StatRecord>> {
         self.read(|client| Self::stat_rows_in(client, filter))
+    }
+
+    fn scan_spans(&self, scan: &SpanScan, cap: usize) -> StoreResult<Vec<ScannedSpan>> {
+        // One read-only transaction: the portal the scan reads through lives in it.
+        self.read(|client| {
+            let tx = block_on(client.build_transaction().read_only(true).start()).db()?;
+            let out = Self::scan_spans_in(&tx, scan, cap)?;
+            block_on(tx.commit()).db()?;
+            Ok(out)
+        })
     }
 
     fn recent_spans(&self, project: &str, service: Option<&str>, max_spans: usize) -> StoreResult<Vec<SpanData>> {

@@ -30,6 +30,15 @@ pub(super) const EPOCHS: &str = "WITH RECURSIVE e(n) AS (SELECT (SELECT min(epoc
                       UNION ALL SELECT (SELECT min(epoch) FROM trace_attrs WHERE project_id = ?1 AND epoch > e.n) \
                       FROM e WHERE e.n IS NOT NULL)";
 
+/// The attribute index probe of the hash in placeholder `p` for trace `t` of project `?1` (one
+/// key lookup: the trace's epoch, then the hash).
+pub(super) fn attr_probe(p: &str) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM trace_attrs a WHERE a.project_id = ?1 AND a.epoch = t.id >> {ATTR_EPOCH_SHIFT} \
+         AND a.attr_hash = {p} AND a.trace_seq = t.id)"
+    )
+}
+
 /// Adds an integer parameter; returns its placeholder.
 fn bind(params: &mut Vec<SqlValue>, v: i64) -> String {
     params.push(SqlValue::Integer(v));
@@ -83,16 +92,7 @@ impl SqliteStore {
         if !span_sql.is_empty() {
             let _ = write!(sql, " AND EXISTS (SELECT 1 FROM spans s WHERE s.trace_seq = t.id{span_sql})");
         }
-        sql.push_str(&plan.attr_probes_sql(
-            driver,
-            |h| bind(&mut params, h),
-            |p| {
-                format!(
-                    "EXISTS (SELECT 1 FROM trace_attrs a WHERE a.project_id = ?1 AND a.epoch = t.id >> {ATTR_EPOCH_SHIFT} \
-                     AND a.attr_hash = {p} AND a.trace_seq = t.id)"
-                )
-            },
-        ));
+        sql.push_str(&plan.attr_probes_sql(driver, |h| bind(&mut params, h), attr_probe));
         params.push(SqlValue::Integer(i64::try_from(plan.candidates()).unwrap_or(i64::MAX)));
         let _ = write!(sql, " ORDER BY {key} DESC, t.id DESC LIMIT ?{}", params.len());
 

@@ -100,6 +100,7 @@ mod export;
 mod keys;
 mod list;
 mod retention;
+mod scan;
 mod schema;
 mod stats;
 
@@ -113,6 +114,7 @@ use tracex_core::{SpanData, TraceId};
 use crate::audit::gaps::BatchSeq;
 use crate::audit::tree::{NodeId, Nodes};
 use crate::audit::{LeafRecord, RowKey, RowLookup, StoredCheckpoint};
+use crate::stats::scan::{ScannedSpan, SpanScan};
 use crate::stats::{StatFilter, StatRecord};
 
 pub use super::common::{DRIVER_THRESHOLD, SCAN_BUDGET, is_indexed_key};
@@ -409,6 +411,10 @@ impl Store for SqliteStore {
 
     fn stat_rows(&self, filter: &StatFilter) -> StoreResult<Vec<StatRecord>> {
         self.read(|conn| Self::stat_rows_in(conn, filter))
+    }
+
+    fn scan_spans(&self, scan: &SpanScan, cap: usize) -> StoreResult<Vec<ScannedSpan>> {
+        self.read(|conn| Self::scan_spans_in(conn, scan, cap))
     }
 
     fn recent_spans(&self, project: &str, service: Option<&str>, max_spans: usize) -> StoreResult<Vec<SpanData>> {
@@ -877,20 +883,15 @@ mod tests {
                 from_ns,
                 to_ns,
                 step_seconds,
-                service: None,
-                name: None,
-                status: None,
-                dim_key: None,
-                dim_value: None,
-                group_by: false,
                 sla_ms: Some(3.0),
+                ..StatsQuery::default()
             };
             tweak(&mut q);
             let mut times = Vec::new();
             let mut groups = 0;
             for _ in 0..5 {
                 let t = Instant::now();
-                let rows = store.stat_rows(&q.filter()).unwrap();
+                let rows = store.stat_rows(&q.sketch_filter().unwrap()).unwrap();
                 groups = answer(q.clone(), rows).unwrap().groups.len();
                 times.push(t.elapsed().as_secs_f64() * 1e3);
             }
@@ -906,8 +907,7 @@ mod tests {
         run("one service, name, by x402.network", &|q| {
             q.service = Some("settler".into());
             q.name = Some("settle".into());
-            q.dim_key = Some("x402.network".into());
-            q.group_by = true;
+            q.group_by = Some("x402.network".into());
         });
     }
 
