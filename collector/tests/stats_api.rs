@@ -180,8 +180,8 @@ fn statistics_services_and_suggestions(store: &TestStore) {
         "from=0&to=3000000000000000",
         "step=30",
         "from=1&from=2",
-        "attr.x402.payer=0x1",
-        "group_by=nope",
+        "group_by=",
+        "min_duration_ms=fast",
         "sla_ms=fast",
         "from=5&to=4",
         "from=0&to=172800000000000&step=60",
@@ -190,4 +190,118 @@ fn statistics_services_and_suggestions(store: &TestStore) {
     }
     assert_error(get_json(&format!("{url}/api/v1/services?from=0&to=3000000000000000"), &read), 400, "invalid_query");
     assert_error(get_json(&format!("{url}/api/v1/attributes/k/values?limit=0"), &read), 400, "invalid_query");
+}
+
+#[test]
+fn filters_the_sketches_cannot_answer_are_answered_by_a_bounded_scan() {
+    scan_answers(&TestStore::Sqlite);
+}
+
+#[test]
+#[ignore = "needs PostgreSQL (scripts/with-postgres.sh)"]
+fn postgres_filters_the_sketches_cannot_answer_are_answered_by_a_bounded_scan() {
+    scan_answers(&TestStore::postgres("stats_api_scan"));
+}
+
+fn scan_answers(store: &TestStore) {
+    let dir = temp_dir("stats-scan");
+    let args = store.args();
+    let ingest = create_key_with(&dir, &args, "acme", "ingest");
+    let read = create_key_with(&dir, &args, "acme", "read");
+    let pem = public_key_pem(&dir);
+    // A cap small enough to pass with a few spans (the default is a million).
+    let config = dir.join("collector.toml");
+    std::fs::write(&config, "stats_max_scan_spans = 50\n").unwrap();
+    let collector = Collector::start_with(&dir, &[args.as_slice(), &["--config", config.to_str().unwrap()]].concat());
+    let url = &collector.url;
+
+    let tracer = Tracer::builder()
+        .with_service_name("facilitator")
+        .with_endpoint(url)
+        .with_api_key(&ingest)
+        .with_collector_public_key_pem(&pem)
+        .build()
+        .unwrap();
+    // verify: 1..=40 ms, tier gold for odd i, silver for even, every fifth an error; settle: 20
+    // of 100 ms. All start ten minutes ago (the default range holds them). 60 spans: over the cap.
+    let base = tracer.now().saturating_sub(600_000 * MS);
+    for i in 1..=40u64 {
+        let mut span = tracer
+            .span_builder("verify")
+            .start_time(base + i * MS)
+            .attribute("customer.tier", if i % 2 == 1 { "gold" } else { "silver" })
+            .attribute("x402.network", "base")
+            .start();
+        if i % 5 == 0 {
+            span.set_status(Status::error("declined"));
+        }
+        span.end_at(base + i * MS + i * MS);
+    }
+    for _ in 0..20 {
+        tracer.span_builder("settle").start_time(base).start().end_at(base + 100 * MS);
+    }
+    let report = tracer.shutdown(Duration::from_secs(30)).unwrap();
+    assert!(report.is_complete(), "{report:?}");
+    let stats = |query: &str| {
+        let (status, body) = get_json(&format!("{url}/api/v1/stats?{query}"), &read);
+        assert_eq!(status, 200, "{query}: {body}");
+        body
+    };
+    let total = |body: &J, name: &str| {
+        let g = body["groups"].as_array().unwrap().iter().find(|g| g["name"] == name);
+        g.unwrap_or_else(|| panic!("no group {name}: {body}"))["total"].clone()
+    };
+
+    // A duration window (inclusive, ms or ns alike): 10..=20 ms holds verify 10..=20.
+    for window in ["min_duration_ms=10&max_duration_ms=20", "min_duration_ns=10000000&max_duration_ns=20000000"] {
+        let body = stats(&format!("{window}&sla_ms=15"));
+        assert_eq!((body["source"].as_str(), body["scanned_spans"].as_u64()), (Some("scan"), Some(11)), "{body}");
+        let t = total(&body, "verify");
+        assert_eq!((t["count"].as_u64(), t["errors"].as_u64(), f(&t["max_ms"])), (Some(11), Some(3), 20.0));
+        assert_eq!((f(&t["sla_compliance"]), t["sla_exact"].as_bool()), (6.0 / 11.0, Some(true)));
+        let p50 = f(&t["p50_ms"]);
+        assert!((p50 - 15.0).abs() <= 15.0 * 0.01, "{p50}");
+        assert_eq!(body["groups"].as_array().unwrap().len(), 1, "settle is 100 ms: {body}");
+    }
+
+    // An attribute that is no dimension, alone, with another, or grouped by.
+    let body = stats("attr.customer.tier=gold");
+    assert_eq!((body["source"].as_str(), body["scanned_spans"].as_u64()), (Some("scan"), Some(20)));
+    let t = total(&body, "verify");
+    assert_eq!((t["count"].as_u64(), t["errors"].as_u64(), f(&t["max_ms"])), (Some(20), Some(4), 39.0));
+    let body = stats("attr.customer.tier=silver&attr.x402.network=base&status=error");
+    assert_eq!((body["source"].as_str(), total(&body, "verify")["count"].as_u64()), (Some("scan"), Some(4)));
+    let body = stats("group_by=customer.tier&name=verify");
+    let groups = body["groups"].as_array().unwrap();
+    let by_tier: Vec<(&str, &str, u64)> = groups
+        .iter()
+        .map(|g| (g["group_by"].as_str().unwrap(), g["group"].as_str().unwrap(), g["total"]["count"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(by_tier, [("customer.tier", "gold", 20), ("customer.tier", "silver", 20)]);
+    assert_eq!(f(&groups[1]["total"]["max_ms"]), 40.0);
+
+    // Dimension-only queries still read the sketches, whatever the cap.
+    for query in ["", "name=verify", "group_by=x402.network", "attr.x402.network=base&group_by=x402.network"] {
+        let body = stats(query);
+        assert_eq!(body["source"], "sketches", "{query}: {body}");
+        assert!(body.get("scanned_spans").is_none(), "{body}");
+    }
+    assert_eq!(total(&stats(""), "settle")["count"], 20);
+
+    // Refusals: bounds that cannot both hold; a scan past the cap (all 60 spans), naming what
+    // the sketches answer.
+    assert_error(
+        get_json(&format!("{url}/api/v1/stats?min_duration_ms=5&max_duration_ms=4"), &read),
+        400,
+        "invalid_query",
+    );
+    let resp = get_json(&format!("{url}/api/v1/stats?min_duration_ns=0"), &read);
+    assert!(
+        resp.1["error"]["message"].as_str().is_some_and(|m| m.contains("50") && m.contains("x402.network")),
+        "{}",
+        resp.1
+    );
+    assert_error(resp, 400, "scan_too_large");
+    let body = stats("min_duration_ns=0&name=verify");
+    assert_eq!(body["scanned_spans"], 40, "under the cap: answered");
 }
