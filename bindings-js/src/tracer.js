@@ -260,16 +260,20 @@ export class BaseTracer {
       const bytes = w.finish(this._sampledOut);
       this._sampledOut = 0;
       // `ingest` copies the bytes before it returns: the writer may reuse its buffer right after.
-      const p = Promise.resolve(this._native.ingest(bytes));
-      this._inflight.add(p);
-      p.then(
-        () => this._inflight.delete(p),
-        (e) => {
-          this._inflight.delete(p);
-          this._ingestFailures += count;
-          this._lastIngestError = fromNative(e);
-        },
-      );
+      // The Node addon's resolves later (it decodes off the JS thread); the WASM backend's returns
+      // the count at once, and wrapping that in promises cost every edge flush two more hops.
+      const p = this._native.ingest(bytes);
+      if (p !== null && typeof p === 'object' && typeof p.then === 'function') {
+        this._inflight.add(p);
+        p.then(
+          () => this._inflight.delete(p),
+          (e) => {
+            this._inflight.delete(p);
+            this._ingestFailures += count;
+            this._lastIngestError = fromNative(e);
+          },
+        );
+      }
     }
     // After an unencodable span: spans that user code ended while it was written go into the next buffer.
     if (w.later !== null) for (const s of w.takeLater()) this._finish(s);
@@ -281,7 +285,7 @@ export class BaseTracer {
    */
   async flush(timeoutMs) {
     this._drain();
-    await Promise.allSettled([...this._inflight]);
+    if (this._inflight.size > 0) await Promise.allSettled([...this._inflight]);
     let report;
     try {
       report = await this._native.flush(timeoutMs);
@@ -300,7 +304,7 @@ export class BaseTracer {
   async _shutdownOnce(timeoutMs) {
     this._closed = true;
     this._drain();
-    await Promise.allSettled([...this._inflight]);
+    if (this._inflight.size > 0) await Promise.allSettled([...this._inflight]);
     let report;
     try {
       report = await this._native.shutdown(timeoutMs);

@@ -1,29 +1,52 @@
-// One delivery attempt for the WASM core's pump (src/transport.rs): the batch POST and the parts of
-// the answer the core needs, in one call from WebAssembly. Building the request and reading the
-// answer from Rust took a boundary crossing per header, property and getter — and `response.headers`
-// builds a new Headers object on each access (workerd copies every header into it): in workerd's
-// inspector profile of a request that seals and sends its spans, that glue was about a fifth of
-// the flush. What to do with the answer is still decided by the core.
+// The WASM core's pump (src/transport.rs, src/tracer.rs) calls out to JS here. Building the request and
+// reading the answer from Rust took a boundary crossing per header, property and getter — and
+// `response.headers` builds a new Headers object on each access (workerd copies every header into
+// it): in workerd's inspector profile of a request that seals and sends its spans, that glue was
+// about a fifth of the flush. So each tracer binds its request once (`newSender`), an attempt is one
+// call with the body, and the flush report is built here from plain numbers (setting its fields
+// one by one from Rust decoded each name from WASM memory on every flush). What to do with an
+// answer is still decided by the core.
 
 /**
- * POSTs `body` to `url`; resolves with `[status, receipt, retryAfter, text]` (the values of the
- * `receiptHeader` and `retry-after` headers or null, and the body text of a non-2xx answer), rejects as
- * `fetch` does (network error, timeout). `timeoutMs` bounds the attempt where `AbortSignal.timeout`
- * exists; elsewhere the attempt runs without a timeout of its own.
+ * Binds one tracer's batch POST: the returned `send(body, timeoutMs)` POSTs `body` to `url` and
+ * resolves with `[status, receipt, retryAfter, text]` (the values of the `receiptHeader` and
+ * `retry-after` headers or null, and the body text of a non-2xx answer), or rejects as `fetch` does
+ * (network error, timeout). `timeoutMs` bounds the attempt where `AbortSignal.timeout` exists;
+ * elsewhere the attempt runs without a timeout of its own.
  */
-export function sendBatch(url, authorization, contentType, receiptHeader, body, timeoutMs) {
-  // `redirect: 'manual'`: as in the native SDKs, a batch and its bearer key go only to the
-  // configured endpoint; a 3xx is a rejection, not followed.
-  const init = { method: 'POST', headers: { authorization, 'content-type': contentType }, body, redirect: 'manual' };
-  if (typeof AbortSignal === 'function' && typeof AbortSignal.timeout === 'function') {
-    init.signal = AbortSignal.timeout(timeoutMs);
-  }
-  return fetch(url, init).then(async (response) => {
-    const { headers } = response;
+export function newSender(url, authorization, contentType, receiptHeader) {
+  // Made at the tracer's first send, never at load; the same headers object for every attempt.
+  const headers = { authorization, 'content-type': contentType };
+  return function send(body, timeoutMs) {
+    // `redirect: 'manual'`: as in the native SDKs, a batch and its bearer key go only to the
+    // configured endpoint; a 3xx is a rejection, not followed.
+    const init = { method: 'POST', headers, body, redirect: 'manual' };
+    if (typeof AbortSignal === 'function' && typeof AbortSignal.timeout === 'function') {
+      init.signal = AbortSignal.timeout(timeoutMs);
+    }
+    return fetch(url, init).then(answer);
+  };
+
+  function answer(response) {
     // Browsers hide a redirect they did not follow behind status 0.
     if (response.type === 'opaqueredirect') return [0, null, null, 'a redirect, not followed'];
     const status = response.status;
-    const text = status >= 200 && status < 300 ? '' : await response.text().catch(() => '');
-    return [status, headers.get(receiptHeader), headers.get('retry-after'), text];
-  });
+    const { headers } = response;
+    const head = [status, headers.get(receiptHeader), headers.get('retry-after'), ''];
+    if (status >= 200 && status < 300) return head;
+    return response.text().then(
+      (text) => {
+        head[3] = text;
+        return head;
+      },
+      () => head,
+    );
+  }
+}
+
+/** The flush report (`FlushReport` in index.d.ts); `lastError` only when an attempt failed. */
+export function flushReport(spansDelivered, spooled, failed, pending, dropped, lastError) {
+  const report = { spansDelivered, spooled, failed, pending, dropped };
+  if (lastError !== undefined) report.lastError = lastError;
+  return report;
 }

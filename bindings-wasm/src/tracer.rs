@@ -6,7 +6,7 @@
 //! `tracex-receipt` header of each acknowledgement goes back to the core, which checks it against
 //! the pinned audit key (`auditKey`) and counts it.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use std::time::Duration;
 use js_sys::{Object, Promise, Reflect};
 use tracex_core::delivery::{Progress, Step};
 use tracex_core::seal::SealedBatch;
-use tracex_core::{Error, FlushReport, StatsSnapshot, Tracer};
+use tracex_core::{Error, StatsSnapshot, Tracer};
 use wasm_bindgen::prelude::*;
 
 use crate::config::{self, Endpoint};
@@ -48,6 +48,11 @@ struct Shared {
     /// The host wrap under way, if any: flushes run concurrently (one per `waitUntil`) and wait
     /// for it rather than have the core wrap a second data key in WASM meanwhile.
     wrapping: RefCell<Option<Promise>>,
+    /// Whether the host has WebCrypto, looked up once (two property reads and a type check on every
+    /// flush were ≈ 2 % of a flush in workerd: docs/benchmarks.md).
+    host_crypto: OnceCell<bool>,
+    /// The batch POST bound to this tracer's endpoint and key, made at the first send.
+    sender: OnceCell<transport::Sender>,
 }
 
 /// The backend tracer. Create it with `NativeOptions`; the JS layer builds spans and hands them
@@ -95,6 +100,8 @@ impl NativeTracer {
                 shut_down: Cell::new(false),
                 host_key: Rc::new(HostKey::default()),
                 wrapping: RefCell::new(None),
+                host_crypto: OnceCell::new(),
+                sender: OnceCell::new(),
             }),
         })
     }
@@ -118,7 +125,7 @@ impl NativeTracer {
             }
             let before = shared.tracer.stats();
             let last_error = shared.pump(timeout_ms).await.map_err(|e| to_js(&e))?;
-            Ok(report_to_js(&shared.tracer.report_since(&before), last_error.as_deref()))
+            Ok(transport::report(&shared.tracer.report_since(&before), last_error.as_deref()))
         })
     }
 
@@ -142,7 +149,7 @@ impl NativeTracer {
             // Spans that never got the collector key can never be sealed.
             shared.tracer.discard_unsealed();
             let last_error = pumped.map_err(|e| to_js(&e))?;
-            Ok(report_to_js(&shared.tracer.report_since(&before), last_error.as_deref()))
+            Ok(transport::report(&shared.tracer.report_since(&before), last_error.as_deref()))
         })
     }
 
@@ -229,7 +236,7 @@ impl Shared {
         let promise = match running {
             Some(p) => p,
             None => {
-                if !HostKey::available() {
+                if !*self.host_crypto.get_or_init(HostKey::available) {
                     return;
                 }
                 let (Ok(Some(data_key)), Some(spki)) =
@@ -274,7 +281,8 @@ impl Shared {
                 self.queue.borrow_mut().push_front(q);
                 return Ok(last_error);
             }
-            let (outcome, receipt) = transport::send(&self.endpoint, &q.batch.bytes, deadline - started).await;
+            let sender = self.sender.get_or_init(|| transport::Sender::new(&self.endpoint));
+            let (outcome, receipt) = transport::send(sender, &q.batch.bytes, deadline - started).await;
             let now = js_sys::Date::now();
             if let Some(reason) = transport::failure_reason(&outcome) {
                 // An attempt the flush's own deadline cut short ("signal timed out") says nothing
@@ -334,20 +342,6 @@ fn object(fields: &[(&str, u64)]) -> JsValue {
         let _ = Reflect::set(&o, &JsValue::from_str(k), &JsValue::from_f64(*v as f64));
     }
     o.into()
-}
-
-fn report_to_js(r: &FlushReport, last_error: Option<&str>) -> JsValue {
-    let o = object(&[
-        ("spansDelivered", r.spans_delivered),
-        ("spooled", r.spans_spooled),
-        ("failed", r.spans_failed),
-        ("pending", r.spans_pending),
-        ("dropped", r.spans_dropped),
-    ]);
-    if let Some(e) = last_error {
-        let _ = Reflect::set(&o, &JsValue::from_str("lastError"), &JsValue::from_str(e));
-    }
-    o
 }
 
 fn stats_to_js(s: &StatsSnapshot) -> JsValue {

@@ -36,7 +36,7 @@ pub fn retry_after(value: &str, now_ms: f64, parse_date: impl Fn(&str) -> f64) -
 
 // === fetch ===
 
-pub(crate) use self::fetch::{fetch_key, has_fetch, send, sleep_ms};
+pub(crate) use self::fetch::{Sender, fetch_key, has_fetch, report, send, sleep_ms};
 
 // Compiles on every target (wasm-bindgen imports are stubs off wasm32) so host builds lint it.
 mod fetch {
@@ -66,19 +66,44 @@ mod fetch {
         fn text(this: &FetchResponse) -> Result<Promise, JsValue>;
     }
 
-    // The batch POST in one call (js/transport.js, beside the glue in the package): see there for
-    // the measured reason.
+    // The batch POST bound once per tracer, one call per attempt, and the flush report built in JS
+    // (js/transport.js, beside the glue in the package): see there for the measured reason.
     #[wasm_bindgen(raw_module = "./transport.js")]
     extern "C" {
-        #[wasm_bindgen(catch, js_name = sendBatch)]
-        fn send_batch(
-            url: &str,
-            authorization: &str,
-            content_type: &str,
-            receipt_header: &str,
-            body: &Uint8Array,
-            timeout_ms: f64,
-        ) -> Result<Promise, JsValue>;
+        #[wasm_bindgen(js_name = newSender)]
+        fn new_sender(url: &str, authorization: &str, content_type: &str, receipt_header: &str) -> js_sys::Function;
+
+        #[wasm_bindgen(js_name = flushReport)]
+        fn flush_report(
+            delivered: f64,
+            spooled: f64,
+            failed: f64,
+            pending: f64,
+            dropped: f64,
+            last_error: Option<String>,
+        ) -> JsValue;
+    }
+
+    /// One tracer's batch POST, bound to its endpoint and API key (`newSender` in js/transport.js).
+    pub(crate) struct Sender(js_sys::Function);
+
+    impl Sender {
+        pub(crate) fn new(endpoint: &Endpoint) -> Self {
+            Self(new_sender(&endpoint.batches_url, &endpoint.authorization, BATCH_CONTENT_TYPE, RECEIPT_HEADER))
+        }
+    }
+
+    /// The flush report object (`FlushReport`), built on the JS side.
+    #[allow(clippy::cast_precision_loss)] // counters stay far below 2^53
+    pub(crate) fn report(r: &tracex_core::FlushReport, last_error: Option<&str>) -> JsValue {
+        flush_report(
+            r.spans_delivered as f64,
+            r.spans_spooled as f64,
+            r.spans_failed as f64,
+            r.spans_pending as f64,
+            r.spans_dropped as f64,
+            last_error.map(str::to_owned),
+        )
     }
 
     /// True when the host has a global `fetch`.
@@ -108,16 +133,14 @@ mod fetch {
 
     /// One attempt: POST `body`, classify the answer. Never throws. With it, the acknowledgement's
     /// receipt header as received (base64), for the core to check (`Tracer::check_receipt`).
-    pub(crate) async fn send(endpoint: &Endpoint, body: &[u8], timeout_ms: f64) -> (SendOutcome, Option<String>) {
-        let answer = match send_batch(
-            &endpoint.batches_url,
-            &endpoint.authorization,
-            BATCH_CONTENT_TYPE,
-            RECEIPT_HEADER,
+    pub(crate) async fn send(sender: &Sender, body: &[u8], timeout_ms: f64) -> (SendOutcome, Option<String>) {
+        let sent = sender.0.call2(
+            &JsValue::UNDEFINED,
             &Uint8Array::from(body),
-            timeout_ms.max(1.0).floor(),
-        ) {
-            Ok(p) => JsFuture::from(p).await,
+            &JsValue::from_f64(timeout_ms.max(1.0).floor()),
+        );
+        let answer: Result<JsValue, JsValue> = match sent {
+            Ok(p) => JsFuture::from(Promise::unchecked_from_js(p)).await,
             Err(e) => Err(e),
         };
         let answer: js_sys::Array = match answer {
@@ -127,9 +150,12 @@ mod fetch {
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // an HTTP status
         let status = answer.get(0).as_f64().unwrap_or(0.0) as u16;
         let receipt = answer.get(1).as_string();
-        let now = js_sys::Date::now();
-        let after = answer.get(2).as_string().and_then(|v| super::retry_after(&v, now, js_sys::Date::parse));
-        let text = answer.get(3).as_string().unwrap_or_default();
+        let after = answer
+            .get(2)
+            .as_string()
+            .and_then(|v: String| super::retry_after(&v, js_sys::Date::now(), |d: &str| js_sys::Date::parse(d)));
+        let text =
+            if (200..300).contains(&status) { String::new() } else { answer.get(3).as_string().unwrap_or_default() };
         (classify_status(status, after, &text), receipt)
     }
 
