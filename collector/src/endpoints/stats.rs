@@ -161,11 +161,12 @@ pub(crate) fn answer(store: &dyn Store, q: StatsQuery, max_scan: usize) -> Resul
             query::answer(q, rows)
         }
         None => {
-            let spans = store.scan_spans(&q.scan(), max_scan).map_err(store_error)?;
-            if spans.len() > max_scan {
+            let mut fold = scan::Fold::new(&q);
+            let read = store.scan_spans(&q.scan(), max_scan, &mut |s| fold.add(s)).map_err(store_error)?;
+            if read > max_scan {
                 return Err(scan_too_large(max_scan));
             }
-            scan::answer_from_spans(q, spans)
+            fold.answer(q)
         }
     };
     answer.map_err(|e| match e {

@@ -6,20 +6,20 @@
 //! maximum and counts), so [`super::query::answer`] merges them exactly as it merges stored rows:
 //! accuracy, exact SLA shares, buckets, group limits and JSON are those of the sketch path.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use tracex_core::StatusCode;
 
-use super::query::{AnswerError, Source, StatsAnswer, StatsQuery, answer};
+use super::query::{AnswerError, MAX_GROUPS, Source, StatsAnswer, StatsQuery, answer};
 use super::{LatencySketch, StatRecord, minute_of};
 use crate::store::AttributeFilter;
 
 /// Most spans one statistics scan may count; a query matching more is refused (400
-/// `scan_too_large`) and must be narrowed. The scan holds every span it read until it is folded
-/// (≈ 150 bytes each with its service and name: ≈ 150 MB at the cap) and, with attribute filters
-/// or a group, decodes each span body (≈ 1–2 µs): a million spans is seconds of one core at
-/// most, about what an interactive query may cost, and already minutes of a busy service's
-/// traffic; longer ranges are what the sketches are for.
+/// `scan_too_large`) and must be narrowed. The spans are folded as they are read ([`Fold`]: memory
+/// grows with buckets × groups, not with spans) but, with attribute filters or a group, each span
+/// body is decoded (≈ 1–2 µs): a million spans is seconds of one core at most, about what an
+/// interactive query may cost, and already minutes of a busy service's traffic; longer ranges are
+/// what the sketches are for.
 pub const MAX_SCAN_SPANS: usize = 1_000_000;
 
 /// How long before the range a trace may have started and still have its spans scanned. A span is
@@ -76,7 +76,7 @@ pub struct ScannedSpan {
     pub group: Option<String>,
 }
 
-/// Spans of one minute row.
+/// Spans of one row.
 #[derive(Default)]
 struct Row {
     count: u64,
@@ -85,39 +85,105 @@ struct Row {
     sketch: LatencySketch,
 }
 
-/// The minute rows `spans` add up to, keyed as a commit keys them (minute of the start, service,
-/// name, status, and the group value as the dimension value, `""` without one).
-pub fn fold(spans: Vec<ScannedSpan>) -> Vec<StatRecord> {
-    let mut rows: HashMap<(i64, String, String, i32, String), Row> = HashMap::new();
-    for s in spans {
-        let key = (minute_of(s.start_ns), s.service, s.name, s.status, s.group.unwrap_or_default());
-        let row = rows.entry(key).or_default();
+/// A row's key: the minute its bucket starts at, service, name, status and the group value (`""`
+/// without one).
+type RowKey = (i64, String, String, i32, String);
+
+/// Scanned spans added up as the store reads them, into rows the shape of the stored minute rows
+/// ([`StatRecord`]) but one per *bucket* of the query (keyed by the bucket's first minute, where
+/// [`answer`] files it): merging sketches is exact, so an answer from these rows is the answer from
+/// minute rows, and what the scan holds is bounded by buckets × groups, not by the spans read.
+pub struct Fold {
+    first_minute: i64,
+    step_minutes: i64,
+    rows: HashMap<RowKey, Row>,
+    groups: HashSet<(String, String, String)>,
+    spans: usize,
+    too_many_groups: bool,
+}
+
+impl Fold {
+    /// An empty fold for `q`'s buckets.
+    pub fn new(q: &StatsQuery) -> Self {
+        Self {
+            first_minute: minute_of(q.from_ns),
+            step_minutes: i64::try_from(q.step_seconds / 60).unwrap_or(i64::MAX).max(1),
+            rows: HashMap::new(),
+            groups: HashSet::new(),
+            spans: 0,
+            too_many_groups: false,
+        }
+    }
+
+    /// Adds one span. Past [`MAX_GROUPS`] groups the answer is refused anyway, so spans of further
+    /// groups are counted and not kept.
+    pub fn add(&mut self, s: ScannedSpan) {
+        self.spans += 1;
+        let group = s.group.unwrap_or_default();
+        if !self.too_many_groups && self.groups.len() >= MAX_GROUPS {
+            let key = (s.service.clone(), s.name.clone(), group.clone());
+            if !self.groups.contains(&key) {
+                self.too_many_groups = true;
+            }
+        }
+        if self.too_many_groups {
+            return;
+        }
+        if self.groups.len() < MAX_GROUPS {
+            self.groups.insert((s.service.clone(), s.name.clone(), group.clone()));
+        }
+        let minute = minute_of(s.start_ns);
+        let bucket = self.first_minute + (minute - self.first_minute).div_euclid(self.step_minutes) * self.step_minutes;
+        let row = self.rows.entry((bucket, s.service, s.name, s.status, group)).or_default();
         row.count += 1;
         row.max_ns = row.max_ns.max(s.duration_ns);
         row.last_start_ns = row.last_start_ns.max(s.start_ns);
         row.sketch.add_ns(s.duration_ns);
     }
-    rows.into_iter()
-        .map(|((minute, service, name, status, dim_value), r)| StatRecord {
-            minute,
-            service,
-            name,
-            status,
-            dim_value,
-            count: r.count,
-            max_ns: r.max_ns,
-            last_start_ns: r.last_start_ns,
-            sketch: Some(r.sketch.encode()),
-        })
-        .collect()
+
+    /// Spans added so far.
+    pub fn spans(&self) -> usize {
+        self.spans
+    }
+
+    /// The rows, as [`answer`] reads stored ones.
+    fn into_records(self) -> Vec<StatRecord> {
+        self.rows
+            .into_iter()
+            .map(|((minute, service, name, status, dim_value), r)| StatRecord {
+                minute,
+                service,
+                name,
+                status,
+                dim_value,
+                count: r.count,
+                max_ns: r.max_ns,
+                last_start_ns: r.last_start_ns,
+                sketch: Some(r.sketch.encode()),
+            })
+            .collect()
+    }
+
+    /// The answer to `q` (the query this fold was made for) from the spans added.
+    pub fn answer(self, q: StatsQuery) -> Result<StatsAnswer, AnswerError> {
+        if self.too_many_groups {
+            return Err(AnswerError::TooManyGroups);
+        }
+        let spans = self.spans;
+        let mut a = answer(q, self.into_records())?;
+        a.source = Source::Scan { spans };
+        Ok(a)
+    }
 }
 
-/// The answer to `q` from the spans a scan read (at most the cap: the caller checks it).
+/// The answer to `q` from `spans` (tests: the endpoint folds while the store reads).
+#[cfg(test)]
 pub fn answer_from_spans(q: StatsQuery, spans: Vec<ScannedSpan>) -> Result<StatsAnswer, AnswerError> {
-    let scanned = spans.len();
-    let mut a = answer(q, fold(spans))?;
-    a.source = Source::Scan { spans: scanned };
-    Ok(a)
+    let mut fold = Fold::new(&q);
+    for s in spans {
+        fold.add(s);
+    }
+    fold.answer(q)
 }
 
 #[cfg(test)]
@@ -139,6 +205,21 @@ mod tests {
         }
     }
 
+    fn query(from_ns: u64, to_ns: u64, step_seconds: u64) -> StatsQuery {
+        let (from_ns, to_ns, step_seconds) = StatsQuery::range(from_ns, to_ns, Some(step_seconds)).unwrap();
+        StatsQuery { project: "p".into(), from_ns, to_ns, step_seconds, ..StatsQuery::default() }
+    }
+
+    fn fold_of(q: &StatsQuery, spans: Vec<ScannedSpan>) -> Vec<StatRecord> {
+        let mut fold = Fold::new(q);
+        for s in spans {
+            fold.add(s);
+        }
+        let mut rows = fold.into_records();
+        rows.sort_by(|a, b| (a.minute, a.status, &a.dim_value).cmp(&(b.minute, b.status, &b.dim_value)));
+        rows
+    }
+
     #[test]
     fn spans_fold_into_the_minute_rows_a_commit_writes() {
         let spans = vec![
@@ -148,8 +229,7 @@ mod tests {
             span("f", "verify", StatusCode::Ok, T0 + MINUTE_NS, 1_000_000),
             ScannedSpan { group: Some("base".into()), ..span("f", "verify", StatusCode::Ok, T0, 4_000_000) },
         ];
-        let mut rows = fold(spans);
-        rows.sort_by(|a, b| (a.minute, a.status, &a.dim_value).cmp(&(b.minute, b.status, &b.dim_value)));
+        let rows = fold_of(&query(T0, T0 + 2 * MINUTE_NS, 60), spans);
         let keys: Vec<_> = rows.iter().map(|r| (r.minute - minute_of(T0), r.status, r.dim_value.as_str())).collect();
         assert_eq!(keys, [(0, 1, ""), (0, 1, "base"), (0, 2, ""), (1, 1, "")]);
         let r = &rows[0];
@@ -158,7 +238,35 @@ mod tests {
         assert_eq!(sketch.count(), 2);
         let share = sketch.share_at_or_under(2.0).unwrap();
         assert!(share.exact && (share.value - 0.5).abs() < 1e-12, "the SLA counts are kept: {share:?}");
-        assert!(fold(Vec::new()).is_empty());
+        assert!(fold_of(&query(T0, T0 + MINUTE_NS, 60), Vec::new()).is_empty());
+    }
+
+    #[test]
+    fn longer_steps_fold_into_one_row_per_bucket_and_answer_as_minute_rows_do() {
+        // Ten minutes of spans at 5-minute steps: two rows keyed by their buckets' first minutes
+        // (the range starts on a whole 5 minutes), and the same answer as the ten minute rows.
+        let q = query(T0, T0 + 10 * MINUTE_NS, 300);
+        let spans: Vec<ScannedSpan> = (0..200u64)
+            .map(|i| span("f", "settle", StatusCode::Ok, q.from_ns + i * 3 * MINUTE_NS / 60, (i + 1) * 50_000))
+            .collect();
+        let rows = fold_of(&q, spans.clone());
+        let first = minute_of(q.from_ns);
+        assert_eq!(rows.iter().map(|r| (r.minute - first, r.count)).collect::<Vec<_>>(), [(0, 100), (5, 100)]);
+        let by_bucket = answer_from_spans(q.clone(), spans.clone()).unwrap();
+        let by_minute = answer(q.clone(), fold_of(&StatsQuery { step_seconds: 60, ..q.clone() }, spans)).unwrap();
+        assert_eq!(by_bucket.groups, by_minute.groups);
+    }
+
+    #[test]
+    fn past_the_group_limit_the_fold_keeps_no_more_and_the_answer_is_refused() {
+        let q = query(T0, T0 + MINUTE_NS, 60);
+        let mut fold = Fold::new(&q);
+        for i in 0..=MAX_GROUPS + 10 {
+            fold.add(span("f", &format!("op-{i}"), StatusCode::Ok, T0, 1_000_000));
+        }
+        assert_eq!(fold.spans(), MAX_GROUPS + 11);
+        assert_eq!(fold.rows.len(), MAX_GROUPS, "rows of further groups are not kept");
+        assert!(matches!(fold.answer(q), Err(AnswerError::TooManyGroups)));
     }
 
     #[test]

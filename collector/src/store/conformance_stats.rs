@@ -334,7 +334,8 @@ fn scanned(store: &dyn Store, project: &str, tweak: impl FnOnce(&mut StatsQuery)
     };
     tweak(&mut q);
     assert!(q.sketch_filter().is_none(), "{q:?} is a scan");
-    let spans = store.scan_spans(&q.scan(), MAX_SCAN_SPANS).unwrap();
+    let mut spans = Vec::new();
+    store.scan_spans(&q.scan(), MAX_SCAN_SPANS, &mut |s| spans.push(s)).unwrap();
     answer_from_spans(q, spans).unwrap()
 }
 
@@ -463,7 +464,10 @@ pub(crate) fn statistics_from_a_scan_match_the_raw_spans(store: &dyn Store) {
     let capped = |tweak: &dyn Fn(&mut StatsQuery), cap: usize| {
         let mut q = base.clone();
         tweak(&mut q);
-        store.scan_spans(&q.scan(), cap).unwrap().len()
+        let mut handed = 0;
+        let read = store.scan_spans(&q.scan(), cap, &mut |_| handed += 1).unwrap();
+        assert_eq!(read, handed, "the count returned is the spans handed over");
+        read
     };
     let in_range = all.iter().filter(|(_, s)| s.start_time_unix_nano >= T0).count();
     let window: &dyn Fn(&mut StatsQuery) = &|q| q.min_duration_ns = Some(0);

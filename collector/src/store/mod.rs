@@ -342,9 +342,10 @@ pub trait Store: Send + Sync + 'static {
     /// them is shared ([`crate::stats::query::answer`]).
     fn stat_rows(&self, filter: &StatFilter) -> StoreResult<Vec<StatRecord>>;
 
-    /// The spans `scan` selects (see [`crate::stats::scan`]), in no particular order, at most
-    /// `cap + 1` of them: more than `cap` tells the caller the scan is too large.
-    fn scan_spans(&self, scan: &SpanScan, cap: usize) -> StoreResult<Vec<ScannedSpan>>;
+    /// Hands `each` the spans `scan` selects (see [`crate::stats::scan`]) as they are read, in no
+    /// particular order, at most `cap + 1` of them, and returns how many: more than `cap` tells
+    /// the caller the scan is too large.
+    fn scan_spans(&self, scan: &SpanScan, cap: usize, each: &mut dyn FnMut(ScannedSpan)) -> StoreResult<usize>;
 
     /// Up to `max_spans` spans of the project's newest traces (by trace start), only those of
     /// `service` when given: the bounded sample attribute suggestions are counted over.

@@ -274,11 +274,11 @@ impl Store for PostgresStore {
         self.read(|client| Self::stat_rows_in(client, filter))
     }
 
-    fn scan_spans(&self, scan: &SpanScan, cap: usize) -> StoreResult<Vec<ScannedSpan>> {
+    fn scan_spans(&self, scan: &SpanScan, cap: usize, each: &mut dyn FnMut(ScannedSpan)) -> StoreResult<usize> {
         // One read-only transaction: the portal the scan reads through lives in it.
         self.read(|client| {
             let tx = block_on(client.build_transaction().read_only(true).start()).db()?;
-            let out = Self::scan_spans_in(&tx, scan, cap)?;
+            let out = Self::scan_spans_in(&tx, scan, cap, each)?;
             block_on(tx.commit()).db()?;
             Ok(out)
         })

@@ -17,7 +17,12 @@ use crate::store::plan::scan::{ScanPlan, traces_of};
 const CHUNK_ROWS: i32 = 10_000;
 
 impl PostgresStore {
-    pub(super) fn scan_spans_in(tx: &Transaction<'_>, scan: &SpanScan, cap: usize) -> StoreResult<Vec<ScannedSpan>> {
+    pub(super) fn scan_spans_in(
+        tx: &Transaction<'_>,
+        scan: &SpanScan,
+        cap: usize,
+        each: &mut dyn FnMut(ScannedSpan),
+    ) -> StoreResult<usize> {
         let traces = traces_of(scan);
         let plan = ScanPlan::new(scan, &traces, cap)?;
         let row = block_on(
@@ -25,7 +30,7 @@ impl PostgresStore {
         )
         .db()?;
         let Some(project_id) = row.map(|r| get::<i64>(&r, 0)).transpose()? else {
-            return Ok(Vec::new());
+            return Ok(0);
         };
         let (sql, params) = plan.sql(project_id, "traces t CROSS JOIN spans s", |i| format!("${}", i + 1), attr_probe);
         let params: Vec<Param> = params.iter().map(Param::from).collect();
@@ -34,7 +39,7 @@ impl PostgresStore {
         let values: Vec<&(dyn ToSql + Sync)> = params.iter().map(|(v, _)| *v).collect();
         let statement = block_on(tx.prepare_typed(&sql, &types)).db()?;
         let portal = block_on(tx.bind(&statement, &values)).db()?;
-        let (mut out, mut text) = (Vec::new(), String::new());
+        let (mut kept, mut text) = (0, String::new());
         loop {
             let rows = block_on(tx.query_portal(&portal, CHUNK_ROWS)).db()?;
             for r in &rows {
@@ -47,14 +52,15 @@ impl PostgresStore {
                     group: None,
                 };
                 if let Some(span) = plan.keep(span, get(r, 5)?, &mut text)? {
-                    out.push(span);
-                    if out.len() >= plan.max_rows() {
-                        return Ok(out);
+                    each(span);
+                    kept += 1;
+                    if kept >= plan.max_rows() {
+                        return Ok(kept);
                     }
                 }
             }
             if rows.len() < usize::try_from(CHUNK_ROWS).unwrap_or(usize::MAX) {
-                return Ok(out);
+                return Ok(kept);
             }
         }
     }

@@ -413,8 +413,8 @@ impl Store for SqliteStore {
         self.read(|conn| Self::stat_rows_in(conn, filter))
     }
 
-    fn scan_spans(&self, scan: &SpanScan, cap: usize) -> StoreResult<Vec<ScannedSpan>> {
-        self.read(|conn| Self::scan_spans_in(conn, scan, cap))
+    fn scan_spans(&self, scan: &SpanScan, cap: usize, each: &mut dyn FnMut(ScannedSpan)) -> StoreResult<usize> {
+        self.read(|conn| Self::scan_spans_in(conn, scan, cap, each))
     }
 
     fn recent_spans(&self, project: &str, service: Option<&str>, max_spans: usize) -> StoreResult<Vec<SpanData>> {

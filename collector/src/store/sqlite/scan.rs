@@ -22,17 +22,22 @@ fn scan_sql(plan: &ScanPlan<'_>, project_id: i64) -> (String, Vec<FilterValue>) 
 }
 
 impl SqliteStore {
-    pub(super) fn scan_spans_in(conn: &Connection, scan: &SpanScan, cap: usize) -> StoreResult<Vec<ScannedSpan>> {
+    pub(super) fn scan_spans_in(
+        conn: &Connection,
+        scan: &SpanScan,
+        cap: usize,
+        each: &mut dyn FnMut(ScannedSpan),
+    ) -> StoreResult<usize> {
         let traces = traces_of(scan);
         let plan = ScanPlan::new(scan, &traces, cap)?;
         let Some(project_id) = Self::project_id(conn, &scan.project)? else {
-            return Ok(Vec::new());
+            return Ok(0);
         };
         let (sql, params) = scan_sql(&plan, project_id);
         let params: Vec<SqlValue> = params.iter().map(SqlValue::from).collect();
         let mut stmt = conn.prepare(&sql).db()?;
         let mut rows = stmt.query(params_from_iter(params.iter())).db()?;
-        let (mut out, mut text) = (Vec::new(), String::new());
+        let (mut kept, mut text) = (0, String::new());
         while let Some(r) = rows.next().db()? {
             let span = ScannedSpan {
                 service: r.get::<_, Option<String>>(0).db()?.unwrap_or_default(),
@@ -48,13 +53,14 @@ impl SqliteStore {
                 other => return Err(StoreError::Corrupt(format!("span body of type {:?}", other.data_type()))),
             };
             if let Some(span) = plan.keep(span, body, &mut text)? {
-                out.push(span);
-                if out.len() >= plan.max_rows() {
+                each(span);
+                kept += 1;
+                if kept >= plan.max_rows() {
                     break;
                 }
             }
         }
-        Ok(out)
+        Ok(kept)
     }
 }
 
