@@ -81,6 +81,36 @@ pub(crate) fn parse_status(v: &str) -> Result<tracex_core::StatusCode, ApiError>
     }
 }
 
+/// A duration bound (`min_duration_ns`, `max_duration_ms`, …), as the trace search and the
+/// statistics take it: a non-negative integer, ms saturating into ns, and one form per bound.
+pub(crate) fn duration_bound(bound: &mut Option<u64>, k: &str, v: &str) -> Result<(), ApiError> {
+    let n: u64 = v.parse().map_err(|_| {
+        ApiError::bad_request("invalid_query", format!("{k} must be a non-negative integer, got {v:?}"))
+    })?;
+    let ns = if k.ends_with("_ms") { n.saturating_mul(1_000_000) } else { n };
+    if bound.replace(ns).is_some() {
+        let which = k.trim_end_matches("_ns").trim_end_matches("_ms");
+        return Err(ApiError::bad_request("invalid_query", format!("give {which}_ns or {which}_ms, not both")));
+    }
+    Ok(())
+}
+
+/// One `attr.<key>=<value>` filter (`key` without the prefix), at most
+/// [`MAX_ATTRIBUTE_FILTERS`] of them, as the trace search and the statistics take them.
+pub(crate) fn attribute_filter(filters: &mut Vec<AttributeFilter>, key: &str, value: String) -> Result<(), ApiError> {
+    if key.is_empty() {
+        return Err(ApiError::bad_request("invalid_query", "attr. needs a key, e.g. attr.x402.network=base"));
+    }
+    if filters.len() == MAX_ATTRIBUTE_FILTERS {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("at most {MAX_ATTRIBUTE_FILTERS} attr. filters per query"),
+        ));
+    }
+    filters.push(AttributeFilter { key: key.to_owned(), value });
+    Ok(())
+}
+
 /// Parses a listing's query string into filters for `project` (public for the fuzz target).
 pub fn parse_query(raw: Option<&str>, project: String) -> Result<TraceQuery, ApiError> {
     let mut q = TraceQuery { project, limit: 50, ..TraceQuery::default() };
@@ -99,16 +129,7 @@ pub fn parse_query(raw: Option<&str>, project: String) -> Result<TraceQuery, Api
             })
         };
         if let Some(attr) = k.strip_prefix("attr.") {
-            if attr.is_empty() {
-                return Err(ApiError::bad_request("invalid_query", "attr. needs a key, e.g. attr.x402.network=base"));
-            }
-            if q.attributes.len() == MAX_ATTRIBUTE_FILTERS {
-                return Err(ApiError::bad_request(
-                    "invalid_query",
-                    format!("at most {MAX_ATTRIBUTE_FILTERS} attr. filters per query"),
-                ));
-            }
-            q.attributes.push(AttributeFilter { key: attr.to_owned(), value: v });
+            attribute_filter(&mut q.attributes, attr, v)?;
             continue;
         }
         if !seen.insert(k.clone()) {
@@ -120,10 +141,8 @@ pub fn parse_query(raw: Option<&str>, project: String) -> Result<TraceQuery, Api
             "status" => {
                 q.status = Some(parse_status(&v)?);
             }
-            "min_duration_ns" => q.min_duration_ns = Some(num(&k, &v)?),
-            "max_duration_ns" => q.max_duration_ns = Some(num(&k, &v)?),
-            "min_duration_ms" => q.min_duration_ns = Some(num(&k, &v)?.saturating_mul(1_000_000)),
-            "max_duration_ms" => q.max_duration_ns = Some(num(&k, &v)?.saturating_mul(1_000_000)),
+            "min_duration_ns" | "min_duration_ms" => duration_bound(&mut q.min_duration_ns, &k, &v)?,
+            "max_duration_ns" | "max_duration_ms" => duration_bound(&mut q.max_duration_ns, &k, &v)?,
             "from" => q.start_from_ns = Some(num(&k, &v)?),
             "to" => q.start_to_ns = Some(num(&k, &v)?),
             "limit" => {
@@ -393,6 +412,8 @@ mod tests {
             "attr.=x",
             "service=a&service=b",
             "name=%zz",
+            "min_duration_ns=5&min_duration_ms=1",
+            "max_duration_ms=1.5",
         ] {
             assert_eq!(parse_query(Some(bad), "p".into()).unwrap_err().code, "invalid_query", "{bad}");
         }

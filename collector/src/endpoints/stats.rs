@@ -13,13 +13,15 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value as J, json};
 
 use super::error::ApiError;
-use super::query::{MAX_ATTRIBUTE_FILTERS, MAX_FILTER_LEN, parse_status, project_of, query_pairs, store_error};
+use super::query::{
+    MAX_FILTER_LEN, attribute_filter, duration_bound, parse_status, project_of, query_pairs, store_error,
+};
 use crate::AppState;
 use crate::stats::ladder::SLA_THRESHOLDS_NS;
 use crate::stats::query::{AnswerError, DEFAULT_RANGE_NS, MAX_RANGE_NS, Source, Stat, StatsAnswer, StatsQuery};
 use crate::stats::suggest::{DEFAULT_SUGGESTIONS, MAX_SUGGESTIONS, SUGGEST_SCAN_SPANS};
 use crate::stats::{DIMENSION_KEYS, MINUTE_NS, RELATIVE_ACCURACY, StatFilter, minute_of, query, scan, suggest};
-use crate::store::{AttributeFilter, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 /// Range of a services listing that gives no `from`: the last 24 hours.
 pub const SERVICES_DEFAULT_RANGE_NS: u64 = 86_400 * 1_000_000_000;
@@ -76,18 +78,6 @@ fn supported_dimensions() -> String {
 /// the duration bounds (ns or ms; inclusive).
 const DURATION_PARAMS: [&str; 4] = ["min_duration_ns", "max_duration_ns", "min_duration_ms", "max_duration_ms"];
 
-/// A duration bound, parsed as the trace search parses it ([`super::query::parse_query`]):
-/// a non-negative integer, ms saturating into ns.
-fn duration_bound(bound: &mut Option<u64>, k: &str, v: &str) -> Result<(), ApiError> {
-    let n: u64 = v.parse().map_err(|_| bad(format!("{k} must be a non-negative integer, got {v:?}")))?;
-    let ns = if k.ends_with("_ms") { n.saturating_mul(1_000_000) } else { n };
-    if bound.replace(ns).is_some() {
-        let which = k.trim_end_matches("_ns").trim_end_matches("_ms");
-        return Err(bad(format!("give {which}_ns or {which}_ms, not both")));
-    }
-    Ok(())
-}
-
 /// Parses a statistics query string for `project` (public for tests and fuzzing). Its span
 /// filters are the trace search's, with the same names and parsing; whether the sketches or a
 /// scan answer it is [`StatsQuery::sketch_filter`]'s call.
@@ -119,16 +109,7 @@ pub fn parse_stats_query(raw: Option<&str>, project: String) -> Result<StatsQuer
                 }
                 q.sla_ms = Some(t);
             }
-            other => {
-                let key = other.strip_prefix("attr.").unwrap_or(other);
-                if key.is_empty() {
-                    return Err(bad("attr. needs a key, e.g. attr.x402.network=base"));
-                }
-                if q.attributes.len() == MAX_ATTRIBUTE_FILTERS {
-                    return Err(bad(format!("at most {MAX_ATTRIBUTE_FILTERS} attr. filters per query")));
-                }
-                q.attributes.push(AttributeFilter { key: key.to_owned(), value: v });
-            }
+            other => attribute_filter(&mut q.attributes, other.strip_prefix("attr.").unwrap_or(other), v)?,
         }
     }
     if let (Some(min), Some(max)) = (q.min_duration_ns, q.max_duration_ns)
@@ -363,6 +344,8 @@ pub async fn attribute_values(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::endpoints::query::MAX_ATTRIBUTE_FILTERS;
+    use crate::store::AttributeFilter;
 
     const S: u64 = 1_000_000_000;
 
