@@ -302,6 +302,7 @@ impl Collector {
             // Live streams never end on their own: end them, or the drain waits out its grace.
             live.close();
         };
+        services::retention::prepare_partitions(state.store.clone(), state.config.retention()).await;
         let retention = tokio::spawn(services::retention::run(state.store.clone(), state.config.retention()));
         let checkpointer = tokio::spawn(services::checkpointer::run(
             state.store.clone(),

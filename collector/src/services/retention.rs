@@ -123,12 +123,11 @@ pub fn run_pass(store: &dyn Store, policy: &RetentionPolicy, now_ns: u64, pause:
     Ok(total)
 }
 
-/// Runs passes forever on the runtime (stop it by aborting the task); a failed pass is logged and
-/// retried at the next interval.
-pub async fn run(store: Arc<dyn Store>, policy: RetentionPolicy) {
-    // Today's partitions before the first pass: until they exist, new traces go to the default.
-    let (s, p) = (store.clone(), policy.clone());
-    let first = move || maintain_partitions(&*s, &p.with_store(&*s)?, crate::now_unix_nano());
+/// The time partitions, created before the collector serves (the server awaits this first): until
+/// today's exist, new traces go to the default partition, and the pass that then creates them
+/// moves those rows while the first queries run. A failure is logged and retried by [`run`].
+pub async fn prepare_partitions(store: Arc<dyn Store>, policy: RetentionPolicy) {
+    let first = move || maintain_partitions(&*store, &policy.with_store(&*store)?, crate::now_unix_nano());
     match tokio::task::spawn_blocking(first).await {
         Ok(Ok(r)) if r.created > 0 || r.dropped > 0 => {
             tracing::info!(created = r.created, dropped = r.dropped, "time partitions maintained");
@@ -137,6 +136,11 @@ pub async fn run(store: Arc<dyn Store>, policy: RetentionPolicy) {
         Ok(Err(e)) => tracing::warn!(error = %e, "partition maintenance failed; retrying at the next interval"),
         Err(e) => tracing::warn!(error = %e, "partition maintenance panicked"),
     }
+}
+
+/// Runs passes forever on the runtime after [`prepare_partitions`] (stop it by aborting the task);
+/// a failed pass is logged and retried at the next interval.
+pub async fn run(store: Arc<dyn Store>, policy: RetentionPolicy) {
     loop {
         tokio::time::sleep(RETENTION_INTERVAL).await;
         let (store, policy) = (store.clone(), policy.clone());
