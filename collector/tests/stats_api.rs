@@ -25,6 +25,39 @@ fn f(v: &J) -> f64 {
     v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
 }
 
+/// A collector on its store (with `config` as its TOML file, when given), read keys of projects
+/// `acme` and `other`, and an SDK tracer of service `facilitator` sending to `acme`.
+struct Setup {
+    ingest: String,
+    read: String,
+    other_read: String,
+    collector: Collector,
+    tracer: Tracer,
+}
+
+fn setup(store: &TestStore, tag: &str, config: Option<&str>) -> Setup {
+    let dir = temp_dir(tag);
+    let mut args = store.args().into_iter().map(str::to_owned).collect::<Vec<_>>();
+    let ingest = create_key_with(&dir, &store.args(), "acme", "ingest");
+    let read = create_key_with(&dir, &store.args(), "acme", "read");
+    let other_read = create_key_with(&dir, &store.args(), "other", "read");
+    let pem = public_key_pem(&dir);
+    if let Some(config) = config {
+        let path = dir.join("collector.toml");
+        std::fs::write(&path, config).unwrap();
+        args.extend(["--config".to_owned(), path.to_str().unwrap().to_owned()]);
+    }
+    let collector = Collector::start_with(&dir, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let tracer = Tracer::builder()
+        .with_service_name("facilitator")
+        .with_endpoint(&collector.url)
+        .with_api_key(&ingest)
+        .with_collector_public_key_pem(&pem)
+        .build()
+        .unwrap();
+    Setup { ingest, read, other_read, collector, tracer }
+}
+
 #[test]
 fn statistics_services_and_suggestions_round_trip_from_the_sdk() {
     statistics_services_and_suggestions(&TestStore::Sqlite);
@@ -37,22 +70,8 @@ fn postgres_statistics_services_and_suggestions_round_trip_from_the_sdk() {
 }
 
 fn statistics_services_and_suggestions(store: &TestStore) {
-    let dir = temp_dir("stats");
-    let args = store.args();
-    let ingest = create_key_with(&dir, &args, "acme", "ingest");
-    let read = create_key_with(&dir, &args, "acme", "read");
-    let other_read = create_key_with(&dir, &args, "other", "read");
-    let pem = public_key_pem(&dir);
-    let collector = Collector::start_with(&dir, &args);
+    let Setup { ingest, read, other_read, collector, tracer } = setup(store, "stats", None);
     let url = &collector.url;
-
-    let tracer = Tracer::builder()
-        .with_service_name("facilitator")
-        .with_endpoint(url)
-        .with_api_key(&ingest)
-        .with_collector_public_key_pem(&pem)
-        .build()
-        .unwrap();
     // verify: 1..=200 ms, alternating networks, every tenth an error; settle: 1.01..=2 s. All
     // start ten minutes ago, so the default range (the last hour) holds them.
     let base = tracer.now().saturating_sub(600_000 * MS);
@@ -204,24 +223,9 @@ fn postgres_filters_the_sketches_cannot_answer_are_answered_by_a_bounded_scan() 
 }
 
 fn scan_answers(store: &TestStore) {
-    let dir = temp_dir("stats-scan");
-    let args = store.args();
-    let ingest = create_key_with(&dir, &args, "acme", "ingest");
-    let read = create_key_with(&dir, &args, "acme", "read");
-    let pem = public_key_pem(&dir);
     // A cap small enough to pass with a few spans (the default is a million).
-    let config = dir.join("collector.toml");
-    std::fs::write(&config, "stats_max_scan_spans = 50\n").unwrap();
-    let collector = Collector::start_with(&dir, &[args.as_slice(), &["--config", config.to_str().unwrap()]].concat());
+    let Setup { read, collector, tracer, .. } = setup(store, "stats-scan", Some("stats_max_scan_spans = 50\n"));
     let url = &collector.url;
-
-    let tracer = Tracer::builder()
-        .with_service_name("facilitator")
-        .with_endpoint(url)
-        .with_api_key(&ingest)
-        .with_collector_public_key_pem(&pem)
-        .build()
-        .unwrap();
     // verify: 1..=40 ms, tier gold for odd i, silver for even, every fifth an error; settle: 20
     // of 100 ms. All start ten minutes ago (the default range holds them). 60 spans: over the cap.
     let base = tracer.now().saturating_sub(600_000 * MS);

@@ -20,17 +20,22 @@ use crate::store::common::render_value;
 const T0: u64 = 29_166_669 * MINUTE_NS;
 const MINUTES: u64 = 3;
 
+/// A long-tailed duration (ns), 0.05 ms to ≈ 60 s, from the xorshift state `x`.
+fn long_tailed(x: &mut u64) -> u64 {
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    let e = (*x % 1_000_000) as f64 / 1e6;
+    (50_000.0 * (e * 14.0).exp()) as u64
+}
+
 /// The test spans: `(service, span)`; long-tailed durations from 0.05 ms to ~60 s, errors, two
 /// networks, in `MINUTES` minutes.
 fn spans() -> Vec<(&'static str, SpanData)> {
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut out = Vec::new();
     for i in 0..1_800u32 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let e = (x % 1_000_000) as f64 / 1e6;
-        let mut duration = (50_000.0 * (e * 14.0).exp()) as u64;
+        let mut duration = long_tailed(&mut x);
         if i % 10 == 0 {
             // Around the 250 ms SLA threshold, closer than the sketch can tell apart: only exact
             // counts put these on the right side.
@@ -269,11 +274,7 @@ fn scan_test_spans() -> Vec<(Option<&'static str>, SpanData)> {
     let mut x: u64 = 0x2545_f491_4f6c_dd1d;
     let mut out = Vec::new();
     for i in 0..1_200u32 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let e = (x % 1_000_000) as f64 / 1e6;
-        let mut duration = (50_000.0 * (e * 14.0).exp()) as u64;
+        let mut duration = long_tailed(&mut x);
         if i % 10 == 0 {
             duration = [1_000_000, 249_999_999, 250_000_000, 250_000_001][(i / 10 % 4) as usize];
         }
