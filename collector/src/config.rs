@@ -113,6 +113,10 @@ pub struct Config {
     /// Per-project retention in days, over `retention_days` (TOML: `[retention_days_by_project]`,
     /// `acme = 7`; 0 keeps everything).
     pub retention_days_by_project: std::collections::HashMap<String, u32>,
+    /// Seconds between retention passes, which also keep the time partitions (default 60:
+    /// [`crate::services::retention::RETENTION_INTERVAL`]; at least 1). A pass deletes in bounded
+    /// chunks whatever its interval, so a shorter one only makes expiry more punctual.
+    pub retention_interval_seconds: u64,
     /// How often the audit log's checkpoint is signed while leaves arrive (default 5,000 ms; at
     /// most 10,000, what the log promises: a longer one is refused at start). Receipts promise
     /// inclusion in the next checkpoint.
@@ -160,6 +164,7 @@ impl Default for Config {
             stats_max_scan_spans: crate::stats::scan::MAX_SCAN_SPANS,
             retention_days: crate::services::retention::DEFAULT_RETENTION_DAYS,
             retention_days_by_project: std::collections::HashMap::new(),
+            retention_interval_seconds: crate::services::retention::RETENTION_INTERVAL.as_secs(),
             audit_checkpoint_interval_ms: DEFAULT_AUDIT_CHECKPOINT_INTERVAL_MS,
             audit_log: true,
             export: crate::export::ExportConfig::default(),
@@ -168,6 +173,14 @@ impl Default for Config {
 }
 
 impl Config {
+    /// How often retention runs; an error for 0.
+    pub fn retention_interval(&self) -> Result<std::time::Duration, String> {
+        match self.retention_interval_seconds {
+            0 => Err("retention_interval_seconds must be at least 1".into()),
+            s => Ok(std::time::Duration::from_secs(s)),
+        }
+    }
+
     /// Reads a TOML file over the defaults.
     pub fn from_toml_file(path: &Path) -> Result<Self, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
@@ -324,5 +337,9 @@ mod tests {
         assert_eq!(interval("audit_checkpoint_interval_ms = 1").unwrap().as_millis(), 1);
         assert!(interval("audit_checkpoint_interval_ms = 10001").unwrap_err().contains("within 10000 ms"));
         assert!(interval("audit_checkpoint_interval_ms = 0").unwrap_err().contains("at least 1"));
+        let retention = |toml: &str| toml::from_str::<Config>(toml).unwrap().retention_interval();
+        assert_eq!(retention("").unwrap().as_secs(), 60);
+        assert_eq!(retention("retention_interval_seconds = 5").unwrap().as_secs(), 5);
+        assert!(retention("retention_interval_seconds = 0").unwrap_err().contains("at least 1"));
     }
 }

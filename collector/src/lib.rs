@@ -198,6 +198,7 @@ impl Collector {
         let cors = endpoints::cors::AllowedOrigins::parse(&config.cors_allowed_origins)?;
         // Refused before anything is opened, as a bad setting should be.
         config.audit_checkpoint_interval()?;
+        config.retention_interval()?;
         let export_sender = config.export.sender(config.audit_log)?;
         let ring = KeyRing::load_or_create(&config.keys_dir()).map_err(|e| e.to_string())?;
         tracing::info!(key_id = %ring.current().key_id, keys = ring.len(), "collector key loaded");
@@ -303,7 +304,11 @@ impl Collector {
             live.close();
         };
         services::retention::prepare_partitions(state.store.clone(), state.config.retention()).await;
-        let retention = tokio::spawn(services::retention::run(state.store.clone(), state.config.retention()));
+        let retention = tokio::spawn(services::retention::run(
+            state.store.clone(),
+            state.config.retention(),
+            state.config.retention_interval()?,
+        ));
         let checkpointer = tokio::spawn(services::checkpointer::run(
             state.store.clone(),
             state.audit.clone(),

@@ -1,6 +1,6 @@
 //! Retention never stalls ingest: the real collector binary holds tens of thousands of expired
-//! traces (dozens of retention chunks) when its retention task runs its first pass (a
-//! [`RETENTION_INTERVAL`] after it starts), while batch posters keep sending. The store is watched
+//! traces (dozens of retention chunks) when its retention task runs its first pass (an
+//! [`INTERVAL`] after it starts), while batch posters keep sending. The store is watched
 //! from outside through consistent snapshots (expired traces left, new traces stored): new traces
 //! committed while the expired count sat between two chunks prove that ingest's commits went in
 //! between retention's chunks, whatever the machine's speed. Afterwards the expired traces and
@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{Collector, TestStore, create_key_with, get_json, post_batch, public_key_pem, temp_dir};
-use tracex_collector::services::retention::{RETENTION_INTERVAL, TRACES_PER_CHUNK};
+use tracex_collector::services::retention::TRACES_PER_CHUNK;
 use tracex_core::seal::{CollectorKey, Sealer, SealerConfig};
 use tracex_core::{InstrumentationScope, KeyValue, Resource, SpanData, SpanId, TraceId};
 
@@ -40,6 +40,10 @@ const OLD_TRACES: usize = CHUNKS * TRACES_PER_CHUNK;
 const OLD_MINUTES: u64 = 300;
 /// Spans per seeding batch.
 const SEED_BATCH: usize = 2_000;
+/// The collector's `retention_interval_seconds` here: the seeding (a few seconds) is over well
+/// before the first pass, which the test then waits for (the default, a minute, cost each run of
+/// this test a minute).
+const INTERVAL: Duration = Duration::from_secs(30);
 const POSTERS: usize = 2;
 
 /// What the store holds at one instant: expired traces left and new traces stored.
@@ -163,10 +167,14 @@ fn retention_never_stalls_ingest(store: &TestStore) {
     let ingest = create_key_with(&dir, &args, "acme", "ingest");
     let read = create_key_with(&dir, &args, "acme", "read");
     let key = CollectorKey::from_pem(&public_key_pem(&dir)).unwrap();
-    // The default retention (30 days); no request rate limit, so the posters measure only the
-    // store.
+    // The default retention (30 days), a pass every INTERVAL; no request rate limit, so the
+    // posters measure only the store.
     let config = dir.join("collector.toml");
-    std::fs::write(&config, "rate_limit_per_key_per_second = 0\n").unwrap();
+    std::fs::write(
+        &config,
+        format!("rate_limit_per_key_per_second = 0\nretention_interval_seconds = {}\n", INTERVAL.as_secs()),
+    )
+    .unwrap();
     let collector = Collector::start_with(&dir, &[args.as_slice(), &["--config", config.to_str().unwrap()]].concat());
     // The first pass starts a retention interval after the collector began serving, which was
     // before it answered as ready.
@@ -196,7 +204,7 @@ fn retention_never_stalls_ingest(store: &TestStore) {
     eprintln!("seeded {OLD_TRACES} expired traces in {:?}", started.elapsed());
 
     // Idle until shortly before the pass is due, then post and watch until it is over.
-    let busy_from = started + RETENTION_INTERVAL.saturating_sub(Duration::from_secs(10));
+    let busy_from = started + INTERVAL.saturating_sub(Duration::from_secs(10));
     std::thread::sleep(busy_from.saturating_duration_since(Instant::now()));
     assert_eq!(watcher.snapshot(split).old, OLD_TRACES as i64, "the pass began earlier than it should");
     let done = Arc::new(AtomicBool::new(false));
@@ -221,7 +229,7 @@ fn retention_never_stalls_ingest(store: &TestStore) {
         })
         .collect();
 
-    let deadline = started + RETENTION_INTERVAL + Duration::from_secs(120);
+    let deadline = started + INTERVAL + Duration::from_secs(120);
     let mut snapshots = vec![watcher.snapshot(split)];
     let mut finished_at = None;
     loop {

@@ -140,9 +140,9 @@ pub async fn prepare_partitions(store: Arc<dyn Store>, policy: RetentionPolicy) 
 
 /// Runs passes forever on the runtime after [`prepare_partitions`] (stop it by aborting the task);
 /// a failed pass is logged and retried at the next interval.
-pub async fn run(store: Arc<dyn Store>, policy: RetentionPolicy) {
+pub async fn run(store: Arc<dyn Store>, policy: RetentionPolicy, every: Duration) {
     loop {
-        tokio::time::sleep(RETENTION_INTERVAL).await;
+        tokio::time::sleep(every).await;
         let (store, policy) = (store.clone(), policy.clone());
         let pass = tokio::task::spawn_blocking(move || {
             run_pass(&*store, &policy.with_store(&*store)?, crate::now_unix_nano(), CHUNK_PAUSE)
