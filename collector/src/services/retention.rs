@@ -1,5 +1,6 @@
-//! Retention: every [`RETENTION_INTERVAL`], each project's traces older than its time-to-live are
-//! deleted with their spans, index rows and statistics, in bounded chunks
+//! Retention: every `retention_interval_seconds` ([`RETENTION_INTERVAL`] by default), each
+//! project's traces older than its time-to-live are deleted with their spans, index rows and
+//! statistics, in bounded chunks
 //! ([`crate::store::Store::expire`]: at most [`TRACES_PER_CHUNK`] traces and
 //! [`MINUTES_PER_CHUNK`] minutes of statistics per transaction), pausing [`CHUNK_PAUSE`] between
 //! chunks so ingest's commits get the writer in between: retention never holds it for long.
@@ -18,7 +19,7 @@ use std::time::Duration;
 
 use crate::store::{Expired, PartitionPlan, PartitionReport, Store, StoreResult};
 
-/// How often a retention pass runs.
+/// How often a retention pass runs by default (`retention_interval_seconds`).
 pub const RETENTION_INTERVAL: Duration = Duration::from_secs(60);
 /// Most traces deleted per transaction.
 pub const TRACES_PER_CHUNK: usize = 1_000;
