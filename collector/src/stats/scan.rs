@@ -119,22 +119,25 @@ impl Fold {
     /// groups are counted and not kept.
     pub fn add(&mut self, s: ScannedSpan) {
         self.spans += 1;
-        let group = s.group.unwrap_or_default();
-        if !self.too_many_groups && self.groups.len() >= MAX_GROUPS {
-            let key = (s.service.clone(), s.name.clone(), group.clone());
-            if !self.groups.contains(&key) {
-                self.too_many_groups = true;
-            }
-        }
         if self.too_many_groups {
             return;
         }
-        if self.groups.len() < MAX_GROUPS {
-            self.groups.insert((s.service.clone(), s.name.clone(), group.clone()));
-        }
         let minute = minute_of(s.start_ns);
         let bucket = self.first_minute + (minute - self.first_minute).div_euclid(self.step_minutes) * self.step_minutes;
-        let row = self.rows.entry((bucket, s.service, s.name, s.status, group)).or_default();
+        let key = (bucket, s.service, s.name, s.status, s.group.unwrap_or_default());
+        if !self.rows.contains_key(&key) {
+            // A new row may be a new group: only then is the group set consulted (rows are far
+            // fewer than spans, so most spans copy no string).
+            let group = (key.1.clone(), key.2.clone(), key.4.clone());
+            if !self.groups.contains(&group) {
+                if self.groups.len() == MAX_GROUPS {
+                    self.too_many_groups = true;
+                    return;
+                }
+                self.groups.insert(group);
+            }
+        }
+        let row = self.rows.entry(key).or_default();
         row.count += 1;
         row.max_ns = row.max_ns.max(s.duration_ns);
         row.last_start_ns = row.last_start_ns.max(s.start_ns);

@@ -61,16 +61,14 @@ fn spans() -> Vec<(&'static str, SpanData)> {
     out
 }
 
-fn stats(store: &dyn Store, project: &str, step: u64, tweak: impl FnOnce(&mut StatsQuery)) -> StatsAnswer {
+/// A query over the test spans' `MINUTES` at `step` seconds, with the 250 ms SLA.
+fn query(project: &str, step: u64) -> StatsQuery {
     let (from_ns, to_ns, step_seconds) = StatsQuery::range(T0, T0 + MINUTES * MINUTE_NS, Some(step)).unwrap();
-    let mut q = StatsQuery {
-        project: project.into(),
-        from_ns,
-        to_ns,
-        step_seconds,
-        sla_ms: Some(250.0),
-        ..StatsQuery::default()
-    };
+    StatsQuery { project: project.into(), from_ns, to_ns, step_seconds, sla_ms: Some(250.0), ..StatsQuery::default() }
+}
+
+fn stats(store: &dyn Store, project: &str, step: u64, tweak: impl FnOnce(&mut StatsQuery)) -> StatsAnswer {
+    let mut q = query(project, step);
     tweak(&mut q);
     let rows = store.stat_rows(&q.sketch_filter().expect("a query the sketches answer")).unwrap();
     answer(q, rows).unwrap()
@@ -324,15 +322,7 @@ fn store_spans(store: &dyn Store, project: &str, spans: &[(Option<&'static str>,
 
 /// The answer of a query the sketches cannot answer, from the store's scan.
 fn scanned(store: &dyn Store, project: &str, tweak: impl FnOnce(&mut StatsQuery)) -> StatsAnswer {
-    let (from_ns, to_ns, step_seconds) = StatsQuery::range(T0, T0 + MINUTES * MINUTE_NS, Some(60)).unwrap();
-    let mut q = StatsQuery {
-        project: project.into(),
-        from_ns,
-        to_ns,
-        step_seconds,
-        sla_ms: Some(250.0),
-        ..StatsQuery::default()
-    };
+    let mut q = query(project, 60);
     tweak(&mut q);
     assert!(q.sketch_filter().is_none(), "{q:?} is a scan");
     let mut spans = Vec::new();
