@@ -9,6 +9,10 @@ cd "$(dirname "$0")/.."
 command -v cargo >/dev/null || { echo "cargo not found: install Rust with rustup" >&2; exit 1; }
 command -v curl >/dev/null || { echo "curl is required by scripts/run.sh only" >&2; }
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# A one-shot run gains nothing from incremental state (5 GB of target/debug on a clean run).
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+# Free disk, printed first: a build that runs out of it fails in the linker with little to say why.
+df -h . | sed 's/^/disk: /'
 
 step() { printf '\n=== %s\n' "$*"; }
 
