@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 
 use crate::buffer::SpanBuffer;
 use crate::config::{BatchConfig, SpanLimits};
-use crate::encode::encode_spans;
+use crate::encode::encode_spans_of;
 use crate::error::{Error, Result};
 use crate::model::{InstrumentationScope, KeyValue, Resource, SpanData, Value};
 use crate::redact::Redactor;
@@ -32,7 +32,9 @@ pub(crate) struct Pipeline {
     source: SealerSource,
     limits: SpanLimits,
     batch: BatchConfig,
-    pending: Vec<SpanData>,
+    /// Drained spans still in their boxes, returned to the buffer's pool once sealed.
+    #[allow(clippy::vec_box, reason = "each box goes back to the buffer's pool, to be filled by the hot path")]
+    pending: Vec<Box<SpanData>>,
     scratch: Vec<u8>,
     last_export: u64,
 }
@@ -106,7 +108,7 @@ impl Pipeline {
             let mut spans = std::mem::take(&mut self.pending);
             self.seal_spans(&mut spans, stats, now, emit);
             for span in spans.drain(..) {
-                buffer.recycle(span.attributes);
+                buffer.recycle(span);
             }
             self.pending = spans;
         }
@@ -163,7 +165,7 @@ impl Pipeline {
         n
     }
 
-    fn seal_spans(&mut self, spans: &mut [SpanData], stats: &Stats, now: u64, out: &mut dyn FnMut(SealedBatch)) {
+    fn seal_spans(&mut self, spans: &mut [Box<SpanData>], stats: &Stats, now: u64, out: &mut dyn FnMut(SealedBatch)) {
         let mut redacted = 0u64;
         for span in spans.iter_mut() {
             redacted += u64::from(self.redactor.redact_span(span));
@@ -174,9 +176,9 @@ impl Pipeline {
     }
 
     /// Encodes and seals `spans`, splitting in halves while the plaintext is over the byte limit.
-    fn seal_chunk(&mut self, spans: &[SpanData], stats: &Stats, now: u64, out: &mut dyn FnMut(SealedBatch)) {
+    fn seal_chunk(&mut self, spans: &[Box<SpanData>], stats: &Stats, now: u64, out: &mut dyn FnMut(SealedBatch)) {
         self.scratch.clear();
-        encode_spans(&self.resource, &self.scope, spans, &mut self.scratch);
+        encode_spans_of(&self.resource, &self.scope, spans, &mut self.scratch);
         if self.scratch.len() > self.batch.max_batch_bytes && spans.len() > 1 {
             let (a, b) = spans.split_at(spans.len() / 2);
             self.seal_chunk(a, stats, now, out);

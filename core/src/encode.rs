@@ -21,6 +21,8 @@
 //! * a `KeyValue`'s value is always written, and within it the `AnyValue` oneof is always set,
 //!   even for `""`, `0`, `false`, `0.0`, empty bytes, empty arrays and empty maps.
 
+use std::borrow::Borrow;
+
 use crate::model::{
     Event, InstrumentationScope, KeyValue, Link, Resource, ResourceSpans, SpanData, SpanId, Status, TraceId,
     TraceRequest, Value,
@@ -403,12 +405,17 @@ fn scope_spans_len(scope: &InstrumentationScope, spans: &[SpanData], schema_url:
 }
 
 /// Writes a `ScopeSpans` body, each span's length filled in after it is written.
-fn put_scope_spans(out: &mut Vec<u8>, scope: &InstrumentationScope, spans: &[SpanData], schema_url: &str) {
+fn put_scope_spans<S: Borrow<SpanData>>(
+    out: &mut Vec<u8>,
+    scope: &InstrumentationScope,
+    spans: &[S],
+    schema_url: &str,
+) {
     put_len_prefix(out, k!(1, WT_LEN), scope_len(scope));
     put_scope(out, scope);
     for s in spans {
         let body = open_len(out, k!(2, WT_LEN), SPAN_LEN_GUESS);
-        put_span(out, s);
+        put_span(out, s.borrow());
         close_len(out, body, SPAN_LEN_GUESS);
     }
     put_bytes_field(out, k!(3, WT_LEN), schema_url.as_bytes());
@@ -449,6 +456,16 @@ pub fn encoded_len_spans(resource: &Resource, scope: &InstrumentationScope, span
 /// appended to, never cleared, and grows as it is written: a caller that encodes repeatedly keeps
 /// one buffer (the batcher does), or reserves [`encoded_len_spans`] first.
 pub fn encode_spans(resource: &Resource, scope: &InstrumentationScope, spans: &[SpanData], out: &mut Vec<u8>) {
+    encode_spans_of(resource, scope, spans, out);
+}
+
+/// [`encode_spans`] for spans in boxes (the batcher's) or by value.
+pub(crate) fn encode_spans_of<S: Borrow<SpanData>>(
+    resource: &Resource,
+    scope: &InstrumentationScope,
+    spans: &[S],
+    out: &mut Vec<u8>,
+) {
     let resource_spans = open_len(out, k!(1, WT_LEN), BATCH_LEN_GUESS);
     put_len_prefix(out, k!(1, WT_LEN), resource_len(resource));
     put_resource(out, resource);

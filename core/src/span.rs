@@ -152,7 +152,11 @@ impl<'t> SpanBuilder<'t> {
         data.name = self.name;
         data.kind = self.kind;
         data.start_time_unix_nano = self.start_time.unwrap_or_else(|| tracer.now());
-        data.attributes = if self.attributes.is_empty() { tracer.attr_vec() } else { self.attributes };
+        // The recycled box keeps an empty attribute vector with its memory: kept unless the
+        // builder brought attributes of its own.
+        if !self.attributes.is_empty() {
+            data.attributes = self.attributes;
+        }
         data.links = self.links;
         if data.attributes.len() > limits.max_attributes as usize {
             // Duplicates at start count once, as they do when set one by one.

@@ -209,11 +209,6 @@ impl Tracer {
     }
 
     #[inline]
-    pub(crate) fn attr_vec(&self) -> Vec<KeyValue> {
-        self.inner.core.buffer.attr_vec()
-    }
-
-    #[inline]
     pub(crate) fn limits(&self) -> &SpanLimits {
         &self.inner.limits
     }
