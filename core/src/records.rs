@@ -86,6 +86,36 @@ fn intern(s: Str) -> Str {
     Cow::Borrowed(leaked)
 }
 
+/// Process-wide table of repeated string *values*: the JS layer binds a value to a slot when it
+/// repeats within one buffer (literals, configuration, enum-like strings such as a network name),
+/// and each use of an owned slot string was a fresh allocation and copy — three a span in the Node
+/// bench's shape, freed on the batcher's thread (`perf`: glibc's allocator and its arena lock were a
+/// third of the decoding thread's samples). Bounded in count and length, like the Python binding's
+/// table of values: high-cardinality values stop being added once it is full, and a long value is
+/// never kept.
+const MAX_INTERNED_VALUES: usize = 1024;
+/// Longest value kept in [`intern_value`]'s table.
+const MAX_INTERNED_VALUE_LEN: usize = 64;
+
+fn intern_value(s: Str) -> Str {
+    use std::sync::{Mutex, OnceLock};
+    static TABLE: OnceLock<Mutex<std::collections::HashSet<&'static str>>> = OnceLock::new();
+    if s.len() > MAX_INTERNED_VALUE_LEN {
+        return s;
+    }
+    let table = TABLE.get_or_init(|| Mutex::new(std::collections::HashSet::new()));
+    let Ok(mut t) = table.lock() else { return s };
+    if let Some(&known) = t.get(s.as_ref()) {
+        return Cow::Borrowed(known);
+    }
+    if t.len() >= MAX_INTERNED_VALUES {
+        return s;
+    }
+    let leaked: &'static str = Box::leak(s.into_owned().into_boxed_str());
+    t.insert(leaked);
+    Cow::Borrowed(leaked)
+}
+
 struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
@@ -233,8 +263,9 @@ impl<'a> Reader<'a> {
         self.string(true)
     }
 
-    /// A string; `intern_it` for keys and names, which repeat across buffers (values, trace states and
-    /// messages may be high-cardinality: their slots only save bytes within one buffer).
+    /// A string; `intern_it` for keys and names, which repeat across buffers. Other strings bound to a
+    /// slot (values, trace states, messages: possibly high-cardinality) go to the smaller, bounded
+    /// table of [`intern_value`].
     fn string(&mut self, intern_it: bool) -> Result<Str> {
         let h = self.varint()?;
         if h % 2 == 0 {
@@ -248,7 +279,7 @@ impl<'a> Reader<'a> {
         if h % 4 == 1 {
             let n = self.len()?;
             let s = self.utf8(n)?;
-            let s = if intern_it { intern(s) } else { s };
+            let s = if intern_it { intern(s) } else { intern_value(s) };
             #[allow(clippy::cast_possible_truncation)] // below MAX_SLOTS
             let i = slot as usize;
             if !self.slots.bind(i, s.clone()) {
@@ -655,6 +686,22 @@ mod tests {
             values,
             ["k0=v4096", "k1=v8191", "k2=v8192", "k3=v65535", "r0=v4096", "r1=v8191", "r2=v8192", "r3=v65535"]
         );
+        // Short values bound to slots are shared from the process-wide table, not copied per use.
+        for kv in &spans[0].attributes {
+            assert!(matches!(&kv.value, Value::String(Cow::Borrowed(_))), "{kv:?}");
+        }
+    }
+
+    #[test]
+    fn interned_values_are_short_and_shared() {
+        let a = intern_value(Cow::Owned("base-sepolia".to_owned()));
+        let b = intern_value(Cow::Owned("base-sepolia".to_owned()));
+        match (&a, &b) {
+            (Cow::Borrowed(x), Cow::Borrowed(y)) => assert!(std::ptr::eq(*x, *y)),
+            other => panic!("{other:?}"),
+        }
+        let long = "x".repeat(MAX_INTERNED_VALUE_LEN + 1);
+        assert!(matches!(intern_value(Cow::Owned(long.clone())), Cow::Owned(s) if s == long));
     }
 
     #[test]
