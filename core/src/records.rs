@@ -70,22 +70,6 @@ pub fn decode_records(buf: &[u8]) -> Result<Records> {
 /// for its keys. Bounded: past [`MAX_INTERNED`] distinct strings, new ones stay owned.
 const MAX_INTERNED: usize = 8192;
 
-fn intern(s: Str) -> Str {
-    use std::sync::{Mutex, OnceLock};
-    static TABLE: OnceLock<Mutex<std::collections::HashSet<&'static str>>> = OnceLock::new();
-    let table = TABLE.get_or_init(|| Mutex::new(std::collections::HashSet::new()));
-    let Ok(mut t) = table.lock() else { return s };
-    if let Some(&known) = t.get(s.as_ref()) {
-        return Cow::Borrowed(known);
-    }
-    if t.len() >= MAX_INTERNED {
-        return s;
-    }
-    let leaked: &'static str = Box::leak(s.into_owned().into_boxed_str());
-    t.insert(leaked);
-    Cow::Borrowed(leaked)
-}
-
 /// Process-wide table of repeated string *values*: the JS layer binds a value to a slot when it
 /// repeats within one buffer (literals, configuration, enum-like strings such as a network name),
 /// and each use of an owned slot string was a fresh allocation and copy — three a span in the Node
@@ -94,21 +78,32 @@ fn intern(s: Str) -> Str {
 /// table of values: high-cardinality values stop being added once it is full, and a long value is
 /// never kept.
 const MAX_INTERNED_VALUES: usize = 1024;
-/// Longest value kept in [`intern_value`]'s table.
+/// Longest value kept in the values' table.
 const MAX_INTERNED_VALUE_LEN: usize = 64;
 
+type InternTable = std::sync::OnceLock<std::sync::Mutex<std::collections::HashSet<&'static str>>>;
+
+fn intern(s: Str) -> Str {
+    static KEYS: InternTable = InternTable::new();
+    intern_in(&KEYS, s, MAX_INTERNED, usize::MAX)
+}
+
 fn intern_value(s: Str) -> Str {
-    use std::sync::{Mutex, OnceLock};
-    static TABLE: OnceLock<Mutex<std::collections::HashSet<&'static str>>> = OnceLock::new();
-    if s.len() > MAX_INTERNED_VALUE_LEN {
+    static VALUES: InternTable = InternTable::new();
+    intern_in(&VALUES, s, MAX_INTERNED_VALUES, MAX_INTERNED_VALUE_LEN)
+}
+
+/// `s` borrowed from `table` (added when the table holds fewer than `max` strings and `s` is at most
+/// `max_len` bytes), or `s` itself.
+fn intern_in(table: &InternTable, s: Str, max: usize, max_len: usize) -> Str {
+    if s.len() > max_len {
         return s;
     }
-    let table = TABLE.get_or_init(|| Mutex::new(std::collections::HashSet::new()));
-    let Ok(mut t) = table.lock() else { return s };
+    let Ok(mut t) = table.get_or_init(Default::default).lock() else { return s };
     if let Some(&known) = t.get(s.as_ref()) {
         return Cow::Borrowed(known);
     }
-    if t.len() >= MAX_INTERNED_VALUES {
+    if t.len() >= max {
         return s;
     }
     let leaked: &'static str = Box::leak(s.into_owned().into_boxed_str());
