@@ -22,20 +22,21 @@ impl Transport for Discard {
     }
 }
 
+/// Where `cargo bench` has criterion write: the workspace's target directory (the one holding
+/// `Cargo.lock`), not the nearest `target/criterion` above the working directory — a criterion
+/// binary once run by hand from `core/` left a `core/target/criterion` whose stale estimates were
+/// then read instead of the run's.
 fn criterion_dir() -> PathBuf {
     if let Ok(d) = std::env::var("CARGO_TARGET_DIR") {
         return PathBuf::from(d).join("criterion");
     }
-    let mut dir = std::env::current_dir().unwrap();
-    loop {
-        let candidate = dir.join("target/criterion");
-        if candidate.is_dir() {
-            return candidate;
-        }
+    let mut dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    while !dir.join("Cargo.lock").is_file() {
         if !dir.pop() {
-            return PathBuf::from("target/criterion");
+            return PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/criterion");
         }
     }
+    dir.join("target/criterion")
 }
 
 /// Mean time per iteration (ns) of a finished criterion benchmark.
