@@ -15,6 +15,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use super::{KeyClass, Rules};
+use crate::model::{KeyValue, Value};
 
 /// Entries kept in the text-keyed map before it is cleared (dynamic keys must not grow memory
 /// unbounded).
@@ -22,6 +23,9 @@ const MAX_ENTRIES: usize = 4096;
 
 /// Slots of each direct-mapped table (a power of two). A collision only costs a recomputation.
 const SLOTS: usize = 512;
+
+/// Slots of the pairs' table (a power of two; 24 KB).
+const PAIR_SLOTS: usize = 1024;
 
 /// FNV-1a: keys are short and not attacker-chosen in bulk; the map is bounded anyway.
 #[derive(Default)]
@@ -48,6 +52,29 @@ pub(super) struct Memo {
     static_keys: Box<[(usize, usize, KeyClass)]>,
     /// `(address, length | numeric bit)` of static values found clean.
     clean_static: Box<[(usize, usize)]>,
+    /// Static key–value pairs redaction leaves as they are ([`PairId`]); key address 0 is an
+    /// empty slot.
+    clean_pairs: Box<[PairId]>,
+}
+
+/// A key–value pair whose redaction depends on nothing but its identity: a static key with a
+/// static string or a scalar (whose content no value rule reads): `(key address, value address,
+/// key length << 32 | value length)`; a scalar has address `usize::MAX` and length [`SCALAR`].
+pub(super) type PairId = (usize, usize, u64);
+
+/// The value length of a scalar in a [`PairId`] (no string is 2^32 − 1 bytes long here).
+const SCALAR: u64 = 0xffff_ffff;
+
+/// The identity of `kv` when it is a static pair ([`PairId`]).
+#[inline]
+pub(super) fn pair_id(kv: &KeyValue) -> Option<PairId> {
+    let Cow::Borrowed(k) = &kv.key else { return None };
+    let (addr, len) = match &kv.value {
+        Value::String(Cow::Borrowed(v)) => (v.as_ptr() as usize, (v.len() as u64) & SCALAR),
+        Value::Bool(_) | Value::Int(_) | Value::Double(_) | Value::Bytes(_) => (usize::MAX, SCALAR),
+        _ => return None,
+    };
+    Some((k.as_ptr() as usize, addr, (k.len() as u64) << 32 | len))
 }
 
 impl Default for Memo {
@@ -57,6 +84,7 @@ impl Default for Memo {
             keys: HashMap::default(),
             static_keys: vec![(0, 0, KeyClass::default()); SLOTS].into_boxed_slice(),
             clean_static: vec![(0, 0); SLOTS].into_boxed_slice(),
+            clean_pairs: vec![(0, 0, 0); PAIR_SLOTS].into_boxed_slice(),
         }
     }
 }
@@ -78,6 +106,7 @@ pub(super) fn with<T>(rules: &Arc<Rules>, f: impl FnOnce(&mut Memo) -> T) -> T {
 }
 
 /// The slot of a static string at `addr` of `len` bytes.
+#[inline]
 fn slot(addr: usize, len: usize) -> usize {
     ((addr >> 3) ^ (addr >> 12) ^ len.wrapping_mul(0x9e37)) & (SLOTS - 1)
 }
@@ -85,6 +114,7 @@ fn slot(addr: usize, len: usize) -> usize {
 impl Memo {
     /// The class of `key`, computed by `compute` the first time.
     #[allow(clippy::ptr_arg, reason = "whether the key is borrowed (static) is what the table keys on")]
+    #[inline]
     pub(super) fn key_class(&mut self, key: &Cow<'static, str>, compute: impl FnOnce() -> KeyClass) -> KeyClass {
         let Cow::Borrowed(k) = key else {
             return self.key_class_by_text(key, compute);
@@ -100,6 +130,7 @@ impl Memo {
         c
     }
 
+    #[cold]
     fn key_class_by_text(&mut self, key: &str, compute: impl FnOnce() -> KeyClass) -> KeyClass {
         if let Some(c) = self.keys.get(key) {
             return *c;
@@ -112,7 +143,19 @@ impl Memo {
         c
     }
 
+    /// Whether redaction leaves the pair `id` as it is (it did before).
+    #[inline]
+    pub(super) fn is_clean_pair(&self, id: PairId) -> bool {
+        self.clean_pairs[pair_slot(id)] == id
+    }
+
+    /// Remembers that redaction leaves the pair `id` as it is.
+    pub(super) fn mark_clean_pair(&mut self, id: PairId) {
+        self.clean_pairs[pair_slot(id)] = id;
+    }
+
     /// Whether the static value `s` was found clean (`numeric`: under an amount-like key).
+    #[inline]
     pub(super) fn is_clean_static(&self, s: &'static str, numeric: bool) -> bool {
         let (addr, tagged) = (s.as_ptr() as usize, tag(s.len(), numeric));
         self.clean_static[slot(addr, tagged)] == (addr, tagged)
@@ -123,6 +166,16 @@ impl Memo {
         let (addr, tagged) = (s.as_ptr() as usize, tag(s.len(), numeric));
         self.clean_static[slot(addr, tagged)] = (addr, tagged);
     }
+}
+
+/// The slot of a pair in `clean_pairs`.
+#[inline]
+fn pair_slot((key, value, lens): PairId) -> usize {
+    // Truncation is fine: a hash.
+    #[allow(clippy::cast_possible_truncation)]
+    let lens = lens as usize;
+    ((key >> 3) ^ (value >> 3).wrapping_mul(0x9e37_79b9) ^ lens.wrapping_mul(0x85eb_ca6b) ^ (lens >> 29))
+        & (PAIR_SLOTS - 1)
 }
 
 /// The length with the numeric bit on top (a value is clean or not per key kind).

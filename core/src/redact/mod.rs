@@ -305,10 +305,10 @@ impl Redactor {
     // --- internals: the memo is borrowed once per call above and handed down ---
 
     fn span(&self, m: &mut Memo, span: &mut SpanData) -> u32 {
-        let mut n = self.text(&mut span.name) + self.text(&mut span.status.message);
+        let mut n = self.text(m, &mut span.name) + self.text(m, &mut span.status.message);
         n += self.attributes(m, &mut span.attributes);
         for event in &mut span.events {
-            n += self.text(&mut event.name) + self.attributes(m, &mut event.attributes);
+            n += self.text(m, &mut event.name) + self.attributes(m, &mut event.attributes);
         }
         for link in &mut span.links {
             n += self.attributes(m, &mut link.attributes);
@@ -321,6 +321,14 @@ impl Redactor {
         let mut n = 0u32;
         let mut removed = 0usize;
         for i in 0..attributes.len() {
+            // A static pair found unchanged before is unchanged now: one probe, no classifying.
+            let id = cache::pair_id(&attributes[i]);
+            if id.is_some_and(|id| m.is_clean_pair(id)) {
+                if removed > 0 {
+                    attributes.swap(i - removed, i);
+                }
+                continue;
+            }
             let class = self.classify(m, &attributes[i].key);
             if class.payload && !self.rules.capture_payloads {
                 removed += 1;
@@ -330,11 +338,21 @@ impl Redactor {
                 attributes.swap(i - removed, i);
             }
             let kv = &mut attributes[i - removed];
-            n = n.saturating_add(if class.masked {
-                mask_whole(&mut kv.value)
-            } else {
-                self.value(m, &mut kv.value, Ctx { skip: class.skip, numeric: class.numeric })
-            });
+            // The common cases inline (a scalar, a string under a public key, a static string
+            // found clean before); `value` for the rest, arrays and maps.
+            let changed = match &mut kv.value {
+                _ if class.masked => mask_whole(&mut kv.value),
+                Value::Bool(_) | Value::Int(_) | Value::Double(_) | Value::Bytes(_) => 0,
+                Value::String(_) if class.skip => 0,
+                Value::String(s) => self.memo_string(m, s, class.numeric),
+                v => self.value(m, v, Ctx { skip: class.skip, numeric: class.numeric }),
+            };
+            match id {
+                // Redaction is a function of the rules, the key and the value, and a static pair
+                // cannot change: what left it as it was will again.
+                Some(id) if changed == 0 => m.mark_clean_pair(id),
+                _ => n = n.saturating_add(changed),
+            }
         }
         if removed > 0 {
             attributes.truncate(attributes.len() - removed);
@@ -364,26 +382,7 @@ impl Redactor {
                 if ctx.skip {
                     return 0;
                 }
-                // A `&'static str` never changes: once found clean, it stays clean.
-                let static_str = match s {
-                    Cow::Borrowed(b) => Some(*b),
-                    Cow::Owned(_) => None,
-                };
-                if static_str.is_some_and(|b| m.is_clean_static(b, ctx.numeric)) {
-                    return 0;
-                }
-                match self.string(s, ctx.numeric) {
-                    Some(new) => {
-                        *s = new;
-                        1
-                    }
-                    None => {
-                        if let Some(b) = static_str {
-                            m.mark_clean_static(b, ctx.numeric);
-                        }
-                        0
-                    }
-                }
+                self.memo_string(m, s, ctx.numeric)
             }
             Value::Array(items) if !ctx.skip && self.rules.defaults && is_word_list(items) => mask_whole(value),
             Value::Array(items) => items.iter_mut().fold(0u32, |n, item| n.saturating_add(self.value(m, item, ctx))),
@@ -392,14 +391,40 @@ impl Redactor {
         }
     }
 
-    /// Value rules over a name or message.
-    fn text(&self, s: &mut Str) -> u32 {
-        match self.string(s, false) {
+    /// Value rules over a name or message (span and event names repeat as much as values do).
+    fn text(&self, m: &mut Memo, s: &mut Str) -> u32 {
+        if s.is_empty() { 0 } else { self.memo_string(m, s, false) }
+    }
+
+    /// Value rules over a string value in place; 1 if it changed. A `&'static str` never changes:
+    /// once found clean it is remembered (per key kind) and not scanned again.
+    #[inline]
+    fn memo_string(&self, m: &mut Memo, s: &mut Str, numeric: bool) -> u32 {
+        match s {
+            Cow::Borrowed(b) if m.is_clean_static(b, numeric) => 0,
+            _ => self.scan_string(m, s, numeric),
+        }
+    }
+
+    /// [`Self::memo_string`] past the memo: the value rules, and the memo told when a static
+    /// string is clean.
+    #[inline(never)]
+    fn scan_string(&self, m: &mut Memo, s: &mut Str, numeric: bool) -> u32 {
+        let static_str = match s {
+            Cow::Borrowed(b) => Some(*b),
+            Cow::Owned(_) => None,
+        };
+        match self.string(s, numeric) {
             Some(new) => {
                 *s = new;
                 1
             }
-            None => 0,
+            None => {
+                if let Some(b) = static_str {
+                    m.mark_clean_static(b, numeric);
+                }
+                0
+            }
         }
     }
 
