@@ -108,7 +108,17 @@ pub(super) fn with<T>(rules: &Arc<Rules>, f: impl FnOnce(&mut Memo) -> T) -> T {
 /// The slot of a static string at `addr` of `len` bytes.
 #[inline]
 fn slot(addr: usize, len: usize) -> usize {
-    ((addr >> 3) ^ (addr >> 12) ^ len.wrapping_mul(0x9e37)) & (SLOTS - 1)
+    mix(addr as u64 ^ (len as u64).rotate_left(32), SLOTS)
+}
+
+/// Multiplicative (Fibonacci) hashing of `x` to one of `slots` (a power of two): the top bits of
+/// the product depend on every bit of `x`, where keys' addresses are aligned and close together.
+#[inline]
+fn mix(x: u64, slots: usize) -> usize {
+    // The shift leaves at most log2(slots) bits: the cast cannot truncate them.
+    #[allow(clippy::cast_possible_truncation)]
+    let slot = (x.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - slots.trailing_zeros())) as usize;
+    slot
 }
 
 impl Memo {
@@ -171,11 +181,7 @@ impl Memo {
 /// The slot of a pair in `clean_pairs`.
 #[inline]
 fn pair_slot((key, value, lens): PairId) -> usize {
-    // Truncation is fine: a hash.
-    #[allow(clippy::cast_possible_truncation)]
-    let lens = lens as usize;
-    ((key >> 3) ^ (value >> 3).wrapping_mul(0x9e37_79b9) ^ lens.wrapping_mul(0x85eb_ca6b) ^ (lens >> 29))
-        & (PAIR_SLOTS - 1)
+    mix((key as u64).rotate_left(17) ^ (value as u64) ^ lens.rotate_left(40), PAIR_SLOTS)
 }
 
 /// The length with the numeric bit on top (a value is clean or not per key kind).
