@@ -46,6 +46,25 @@ pub fn decode(buf: &[u8]) -> Result<Vec<SpanData>> {
 
 /// Decodes a whole record buffer, with its header counters. Any defect rejects the whole buffer.
 pub fn decode_records(buf: &[u8]) -> Result<Records> {
+    let (sampled_out, spans) = decode_into(buf, SpanData::default)?;
+    Ok(Records { sampled_out, spans })
+}
+
+/// Decodes a whole record buffer into boxes from `new_box` (the tracer's pool of emptied spans, so
+/// a decoded span is written once, into the box it is queued in, and reuses the attribute vector
+/// the box kept); the spans sampled out and the boxes. Any defect rejects the whole buffer: the
+/// boxes decoded so far are dropped.
+#[allow(clippy::vec_box, reason = "boxes are what the span queue holds: each goes on without its 224 bytes copied")]
+pub(crate) fn decode_boxed(
+    buf: &[u8],
+    mut new_box: impl FnMut() -> Box<SpanData>,
+) -> Result<(u64, Vec<Box<SpanData>>)> {
+    decode_into(buf, &mut new_box)
+}
+
+/// The buffer's header, then each record written into a span that `slot` gives (a plain span, or a
+/// pooled box).
+fn decode_into<T: std::borrow::BorrowMut<SpanData>>(buf: &[u8], mut slot: impl FnMut() -> T) -> Result<(u64, Vec<T>)> {
     let mut r = Reader { buf, pos: 0, slots: Slots::default() };
     if r.take(4)? != MAGIC {
         return Err(invalid("bad magic: not a TXR1 record buffer"));
@@ -57,12 +76,14 @@ pub fn decode_records(buf: &[u8]) -> Result<Records> {
     let cap = usize::try_from(count).unwrap_or(usize::MAX).min(buf.len() / 66 + 1);
     let mut spans = Vec::with_capacity(cap);
     for _ in 0..count {
-        spans.push(r.span(anchor)?);
+        let mut span = slot();
+        r.span_into(anchor, span.borrow_mut())?;
+        spans.push(span);
     }
     if r.pos != buf.len() {
         return Err(invalid(format!("{} trailing bytes after {count} records", buf.len() - r.pos)));
     }
-    Ok(Records { sampled_out, spans })
+    Ok((sampled_out, spans))
 }
 
 /// Process-wide table of slot strings (attribute keys, span and event names): each distinct one is
@@ -332,18 +353,26 @@ impl<'a> Reader<'a> {
     }
 
     fn attributes(&mut self, depth: usize) -> Result<Vec<KeyValue>> {
+        let mut out = Vec::new();
+        self.attributes_into(depth, &mut out)?;
+        Ok(out)
+    }
+
+    /// Appends the attributes to `out` (empty, perhaps with capacity from a pooled span).
+    fn attributes_into(&mut self, depth: usize, out: &mut Vec<KeyValue>) -> Result<()> {
         let n = self.len()?;
         // Each attribute takes at least two bytes.
-        let mut out = Vec::with_capacity(n.min((self.buf.len() - self.pos) / 2));
+        out.reserve(n.min((self.buf.len() - self.pos) / 2));
         for _ in 0..n {
             let key = self.name()?;
             let value = self.value(depth)?;
             out.push(KeyValue { key, value });
         }
-        Ok(out)
+        Ok(())
     }
 
-    fn span(&mut self, anchor: u64) -> Result<SpanData> {
+    /// One record into `out`, every field written; its attribute vector's memory is reused.
+    fn span_into(&mut self, anchor: u64, out: &mut SpanData) -> Result<()> {
         let trace_id = TraceId(self.array()?);
         let span_id = SpanId(self.array()?);
         let parent = SpanId(self.array()?);
@@ -360,7 +389,9 @@ impl<'a> Reader<'a> {
         let name = self.name()?;
         let trace_state = self.string(false)?.into_owned();
         let message = self.string(false)?;
-        let attributes = self.attributes(0)?;
+        let mut attributes = std::mem::take(&mut out.attributes);
+        attributes.clear();
+        self.attributes_into(0, &mut attributes)?;
         let dropped_attributes_count = self.u32v()?;
         let n_events = self.len()?;
         let mut events = Vec::with_capacity(n_events.min(64));
@@ -384,7 +415,7 @@ impl<'a> Reader<'a> {
             links.push(Link { trace_id, span_id, trace_state, attributes, dropped_attributes_count, flags });
         }
         let dropped_links_count = self.u32v()?;
-        Ok(SpanData {
+        *out = SpanData {
             trace_id,
             span_id,
             trace_state,
@@ -401,7 +432,8 @@ impl<'a> Reader<'a> {
             links,
             dropped_links_count,
             status: Status { code: status_code, message },
-        })
+        };
+        Ok(())
     }
 }
 
@@ -611,6 +643,25 @@ mod tests {
         assert!(again.iter().flat_map(|s| &s.attributes).all(|kv| matches!(kv.key, Cow::Borrowed(_))));
         let (a, b) = (&again[0].attributes[0].key, &decoded.spans[0].attributes[0].key);
         assert!(std::ptr::eq(a.as_ptr(), b.as_ptr()), "one copy of each key");
+    }
+
+    /// Pooled boxes come back emptied but keep their attribute vectors' memory; whatever a box
+    /// held, decoding into it gives exactly the span `decode_records` gives.
+    #[test]
+    fn decoding_into_used_boxes_writes_every_field() {
+        let mut enc = Encoder::new(ANCHOR);
+        for n in 0..6 {
+            enc.push(&sample(n));
+        }
+        let buf = enc.finish();
+        let mut used = sample(7);
+        used.attributes.extend((0..20).map(|i| KeyValue::new("left.over", i64::from(i))));
+        let (sampled_out, boxes) = decode_boxed(&buf, || Box::new(used.clone())).unwrap();
+        let plain = decode_records(&buf).unwrap();
+        assert_eq!(sampled_out, plain.sampled_out);
+        assert_eq!(boxes.into_iter().map(|b| *b).collect::<Vec<_>>(), plain.spans);
+        // A defect still rejects the whole buffer.
+        assert!(decode_boxed(&buf[..buf.len() - 1], || Box::new(used.clone())).is_err());
     }
 
     #[test]

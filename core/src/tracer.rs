@@ -186,9 +186,9 @@ impl Tracer {
     /// counts the spans it sampled out. Returns how many spans were accepted (the rest were dropped
     /// and counted). A malformed buffer is rejected whole with [`Error::InvalidRecords`].
     pub fn ingest_records(&self, buf: &[u8]) -> Result<usize> {
-        let records = crate::records::decode_records(buf)?;
-        self.inner.core.stats.sampled_out_many(records.sampled_out);
-        Ok(records.spans.into_iter().map(|s| self.record(s)).filter(|&accepted| accepted).count())
+        let (sampled_out, spans) = crate::records::decode_boxed(buf, || self.span_box())?;
+        self.inner.core.stats.sampled_out_many(sampled_out);
+        Ok(spans.into_iter().map(|s| self.record_boxed(s)).filter(|&accepted| accepted).count())
     }
 
     /// The head sampler in use (resolved from the builder or `TRACEX_SAMPLE_RATIO`). Host packages
