@@ -338,14 +338,10 @@ impl Redactor {
                 attributes.swap(i - removed, i);
             }
             let kv = &mut attributes[i - removed];
-            // The common cases inline (a scalar, a string under a public key, a static string
-            // found clean before); `value` for the rest, arrays and maps.
-            let changed = match &mut kv.value {
-                _ if class.masked => mask_whole(&mut kv.value),
-                Value::Bool(_) | Value::Int(_) | Value::Double(_) | Value::Bytes(_) => 0,
-                Value::String(_) if class.skip => 0,
-                Value::String(s) => self.memo_string(m, s, class.numeric),
-                v => self.value(m, v, Ctx { skip: class.skip, numeric: class.numeric }),
+            let changed = if class.masked {
+                mask_whole(&mut kv.value)
+            } else {
+                self.value(m, &mut kv.value, Ctx { skip: class.skip, numeric: class.numeric })
             };
             match id {
                 // Redaction is a function of the rules, the key and the value, and a static pair
@@ -376,6 +372,9 @@ impl Redactor {
         })
     }
 
+    /// Inlined into the attribute loop for the common kinds (a scalar, a string); arrays and maps,
+    /// which recurse, go through [`Self::nested`].
+    #[inline]
     fn value(&self, m: &mut Memo, value: &mut Value, ctx: Ctx) -> u32 {
         match value {
             Value::String(s) => {
@@ -384,10 +383,18 @@ impl Redactor {
                 }
                 self.memo_string(m, s, ctx.numeric)
             }
+            Value::Bool(_) | Value::Int(_) | Value::Double(_) | Value::Bytes(_) => 0,
+            Value::Array(_) | Value::Map(_) => self.nested(m, value, ctx),
+        }
+    }
+
+    #[inline(never)]
+    fn nested(&self, m: &mut Memo, value: &mut Value, ctx: Ctx) -> u32 {
+        match value {
             Value::Array(items) if !ctx.skip && self.rules.defaults && is_word_list(items) => mask_whole(value),
             Value::Array(items) => items.iter_mut().fold(0u32, |n, item| n.saturating_add(self.value(m, item, ctx))),
             Value::Map(kvs) => self.attributes(m, kvs),
-            Value::Bool(_) | Value::Int(_) | Value::Double(_) | Value::Bytes(_) => 0,
+            Value::String(_) | Value::Bool(_) | Value::Int(_) | Value::Double(_) | Value::Bytes(_) => 0,
         }
     }
 
