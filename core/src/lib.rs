@@ -51,6 +51,8 @@ pub mod transport;
 
 mod batch;
 mod buffer;
+#[cfg(feature = "http")]
+mod resolver;
 mod shared;
 #[cfg(feature = "worker")]
 mod spool;

@@ -190,7 +190,7 @@ fn agent(timeout: Duration, idle_connections: usize) -> ureq::Agent {
         .root_certs(RootCerts::PlatformVerifier)
         .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
         .build();
-    ureq::Agent::config_builder()
+    let config = ureq::Agent::config_builder()
         .tls_config(tls)
         .http_status_as_error(false)
         .max_redirects(0)
@@ -205,8 +205,13 @@ fn agent(timeout: Duration, idle_connections: usize) -> ureq::Agent {
         // downloads.
         .input_buffer_size(16 * 1024)
         .user_agent(concat!("tracex-core/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .into()
+        .build();
+    // Resolving per request cost a thread per batch (crate::resolver).
+    ureq::Agent::with_parts(
+        config,
+        ureq::unversioned::transport::DefaultConnector::default(),
+        crate::resolver::CachingResolver::default(),
+    )
 }
 
 /// Most of a response body read past the part kept, so that its connection can be reused; a
