@@ -18,12 +18,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEFAULT=(rust seal memory e2e visibility store ingest audit postgres node python wasm edge)
+DEFAULT=(rust seal records memory e2e visibility store ingest audit postgres node python wasm edge)
 
 command_of() {
     case "$1" in
         rust) echo "cargo bench -p tracex-core --bench span" ;;
         seal) echo "cargo bench -p tracex-core --bench seal" ;;
+        records) echo "cargo bench -p tracex-core --bench records" ;;
         memory) echo "cargo bench -p tracex-core --bench memory" ;;
         e2e) echo "cargo bench -p tracex-collector --bench sdk_e2e" ;;
         visibility) echo "cargo bench -p tracex-collector --bench visibility" ;;
@@ -44,6 +45,7 @@ describe() {
     case "$1" in
         rust) echo "Rust hot path: tracex-core beside opentelemetry-rust (BatchSpanProcessor) and fastrace (root span; local spans under one root apart)" ;;
         seal) echo "the worker's side of a 512-span batch: OTLP encoding, AES-256-GCM sealing, redaction; OpenSSL's AES-256-GCM on this machine beside it" ;;
+        records) echo "decoding a 512-span record buffer as the Node addon and the WASM package do, into new spans and into the tracer's queue" ;;
         memory) echo "bytes per span held in the Rust SDK's buffer (collector unreachable), by the allocator and by RSS, attribute payload excluded (target ≤ 256)" ;;
         e2e) echo "Rust SDK end to end: CPU per span on every SDK thread and the delivery rate, one and four batches in flight" ;;
         visibility) echo "span.end() to queryable through the query API, at the default schedule and at 100 ms" ;;

@@ -8,7 +8,7 @@
 //              2-core machine can seal and store, so tracex's sealing threads and the collector
 //              process compete with the calling thread for the cores and the core drops (and counts)
 //              what its queue cannot hold. Each SDK runs in processes of its own, alternating.
-//   end-to-end process CPU (all threads) per span for a 10,000-span burst until everything is
+//   end-to-end process CPU (all threads) per span for a 100,000-span burst until everything is
 //              delivered: tracex sealing and sending to the real collector; OTel with a
 //              BatchSpanProcessor (its queue sized to hold the burst) and the OTLP/protobuf exporter
 //              posting to a loopback HTTP sink.
@@ -23,6 +23,7 @@ import { createRequire } from 'node:module';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
+import fs from 'node:fs';
 import http from 'node:http';
 import { once } from 'node:events';
 import { performance } from 'node:perf_hooks';
@@ -37,7 +38,9 @@ const { OTLPTraceExporter } = require('@opentelemetry/exporter-trace-otlp-proto'
 const STEADY = { spans: 10_000, rounds: 41 };
 const SATURATED = { spans: 200_000, rounds: 7 };
 const PROCESSES = { steady: 5, saturated: 3 }; // per SDK
-const BURST = Number(process.env.BURST || 10_000);
+// 100,000: a 10,000-span burst is ≈ 25 ms of CPU, and its figure moved between 1.6 and 2.7 µs a span
+// from run to run of one build.
+const BURST = Number(process.env.BURST || 100_000);
 
 // The instrumented code: start a span, set 4 attributes, end it. Each SDK gets its own compiled
 // copy (`hotLoopFor`), as an application using one SDK would: one shared loop would make its call
@@ -138,6 +141,38 @@ async function hotPaths(collectorOptions, label) {
   console.log(`== hot path ratio (${label}, otel / tracex): ${(out.otel / out.tracex).toFixed(2)}×`);
 }
 
+/**
+ * CPU time (ns) of each of this process's threads by name, from /proc (Linux; empty elsewhere):
+ * the end-to-end figure split into the calling thread (`main`), Node's own threads (`node`: the
+ * libuv pool, where the addon decodes record buffers, and V8's workers) and the core's threads.
+ */
+function threadCpu() {
+  const out = new Map();
+  let tasks;
+  try {
+    tasks = fs.readdirSync('/proc/self/task');
+  } catch {
+    return out;
+  }
+  for (const t of tasks) {
+    try {
+      const name = t === String(process.pid) ? 'main' : fs.readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim();
+      const ns = Number(fs.readFileSync(`/proc/self/task/${t}/schedstat`, 'utf8').split(' ')[0]);
+      out.set(t, [name.replace(/-\d+$/, ''), ns]);
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return out;
+}
+
+/** Per thread name, ns per span between two `threadCpu()` readings. */
+function threadSplit(before, after, spans) {
+  const by = new Map();
+  for (const [t, [name, ns]] of after) by.set(name, (by.get(name) || 0) + ns - (before.get(t)?.[1] || 0));
+  return [...by].map(([name, ns]) => `${name} ${(ns / spans).toFixed(0)}`).join(', ');
+}
+
 function cpuMicros() {
   const u = process.cpuUsage();
   return u.user + u.system;
@@ -183,11 +218,13 @@ async function main() {
     tx2Loop(20_000); // warm up the JIT (the hot-path rounds ran in other processes)
     await tx2.flush(60_000);
     const sentBefore = tx2.stats().spansSent;
+    const threads0 = threadCpu();
     let cpu0 = cpuMicros();
     let w0 = performance.now();
     tx2Loop(BURST);
     const txReport = await tx2.flush(120_000);
     const txCpu = ((cpuMicros() - cpu0) * 1e3) / BURST;
+    const split = threadSplit(threads0, threadCpu(), BURST);
     const txWall = performance.now() - w0;
     const txStats = tx2.stats();
     const txDelivered = txStats.spansSent - sentBefore;
@@ -196,6 +233,7 @@ async function main() {
       `== tracex     end-to-end: ${txCpu.toFixed(0)} ns CPU/span, ${txDelivered}/${BURST} delivered to the collector, ` +
         `${txStats.spansDropped} dropped, ${txWall.toFixed(0)} ms wall (report ${JSON.stringify(txReport)})`,
     );
+    if (split) console.log(`== tracex     end-to-end by thread, ns/span: ${split}`);
 
     let otExported = 0;
     // Its exporter refuses more than 30 exports in flight by default ("Concurrent export limit

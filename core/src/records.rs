@@ -446,12 +446,27 @@ pub struct Encoder {
     sampled_out: u64,
     count: u64,
     slots: HashMap<String, u64>,
+    /// Per-buffer slots of repeated string values, when on ([`Encoder::binding_values`]).
+    values: Option<HashMap<String, u64>>,
 }
+
+/// The first slot the JS layer gives a repeated value in a buffer (keys and names take the slots
+/// below).
+const FIRST_VALUE_SLOT: u64 = 4096;
 
 impl Encoder {
     /// A buffer whose relative times count from `anchor` (unix nanoseconds).
     pub fn new(anchor: u64) -> Self {
-        Self { buf: Vec::new(), anchor, sampled_out: 0, count: 0, slots: HashMap::new() }
+        Self { buf: Vec::new(), anchor, sampled_out: 0, count: 0, slots: HashMap::new(), values: None }
+    }
+
+    /// Binds string attribute values to slots of their own (from 4096 up) and refers to them when
+    /// they repeat, as the JS layer does with repeated values: the buffers the Node and WASM
+    /// packages send, for tests and benchmarks of the decoder.
+    #[must_use]
+    pub fn binding_values(mut self) -> Self {
+        self.values = Some(HashMap::new());
+        self
     }
 
     /// Appends one span. Times before the anchor are written as negative offsets.
@@ -547,7 +562,20 @@ impl Encoder {
         match v {
             Value::String(s) => {
                 self.buf.push(TAG_STRING);
-                self.literal(s);
+                match self.values.as_mut() {
+                    Some(values) if FIRST_VALUE_SLOT + (values.len() as u64) < MAX_SLOTS => {
+                        if let Some(&slot) = values.get(s.as_ref()) {
+                            varint(&mut self.buf, (slot << 2) | 3);
+                        } else {
+                            let slot = FIRST_VALUE_SLOT + values.len() as u64;
+                            values.insert(s.to_string(), slot);
+                            varint(&mut self.buf, (slot << 2) | 1);
+                            varint(&mut self.buf, s.len() as u64);
+                            self.buf.extend_from_slice(s.as_bytes());
+                        }
+                    }
+                    _ => self.literal(s),
+                }
             }
             Value::Bool(b) => self.buf.push(if *b { TAG_TRUE } else { TAG_FALSE }),
             Value::Int(i) => {
@@ -643,6 +671,31 @@ mod tests {
         assert!(again.iter().flat_map(|s| &s.attributes).all(|kv| matches!(kv.key, Cow::Borrowed(_))));
         let (a, b) = (&again[0].attributes[0].key, &decoded.spans[0].attributes[0].key);
         assert!(std::ptr::eq(a.as_ptr(), b.as_ptr()), "one copy of each key");
+    }
+
+    /// Repeated values bound to value slots, as the JS layer sends them, decode to the same spans,
+    /// and a value slot is shared: its text is interned once.
+    #[test]
+    fn values_bound_to_slots_round_trip() {
+        let spans: Vec<_> = (0..20).map(sample).collect();
+        let mut enc = Encoder::new(ANCHOR).binding_values();
+        for s in &spans {
+            enc.push(s);
+        }
+        let buf = enc.finish();
+        let mut literal = Encoder::new(ANCHOR);
+        for s in &spans {
+            literal.push(s);
+        }
+        let literal = literal.finish();
+        assert!(buf.len() < literal.len(), "repeats are references: {} vs {}", buf.len(), literal.len());
+        let decoded = decode(&buf).unwrap();
+        assert_eq!(decoded, spans);
+        let net = |s: &SpanData| match &s.attributes[0].value {
+            Value::String(Cow::Borrowed(v)) => v.as_ptr(),
+            other => panic!("not a shared value: {other:?}"),
+        };
+        assert!(std::ptr::eq(net(&decoded[0]), net(&decoded[19])));
     }
 
     /// Pooled boxes come back emptied but keep their attribute vectors' memory; whatever a box
