@@ -88,6 +88,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
+    // As the collector binary does (src/allocator.rs).
+    tracex_collector::allocator::disable_huge_pages();
     let batches = env_usize("AUDIT_BATCHES", 10_000);
     let spans = env_usize("AUDIT_SPANS", 100);
     let dir = std::env::temp_dir().join(format!("tracex-audit-bench-{}", std::process::id()));

@@ -165,6 +165,24 @@ struct Run {
     spans_per_s: f64,
     p50_ms: f64,
     p99_ms: f64,
+    /// The collector's CPU time per span stored, ns (Linux; NaN elsewhere).
+    cpu_ns: f64,
+}
+
+/// CPU time of the whole process so far, threads that have ended included (`/proc/self/stat`'s
+/// utime + stime, in clock ticks of 10 ms: ≈ 0.4 % of a round's CPU); `None` off Linux.
+fn process_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// CPU time of the calling thread so far.
+fn thread_cpu() -> Duration {
+    common::task_cpu(std::path::Path::new("/proc/thread-self"))
 }
 
 const EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
@@ -261,6 +279,11 @@ fn run(path: Path, round: usize, batches: usize, clients: usize, rate: Option<f6
     let targets: Vec<(String, String)> =
         collectors.iter().map(|c| (c.url.trim_start_matches("http://").to_owned(), c.ingest_key.clone())).collect();
     let auth = collector.ingest_key.clone();
+    // The collector's CPU: the process's, less the load generator's (the client threads, and
+    // this thread, which runs the gRPC clients). Unlike spans/s, which moves by ± 15 % a round
+    // with this VM's fsync latency, CPU per span does not wait on the disk.
+    let (process_cpu0, main_cpu0) = (process_cpu(), thread_cpu());
+    let clients_cpu = Arc::new(std::sync::Mutex::new(Duration::ZERO));
     let started = Instant::now();
     // Open loop (`INGEST_RATE`): request `i` is due at `i * 512 / rate` seconds, and its latency
     // counts from then, not from when a client got round to sending it — a collector that falls
@@ -277,7 +300,7 @@ fn run(path: Path, round: usize, batches: usize, clients: usize, rate: Option<f6
         | Path::PostgresTwo => {
             let handles: Vec<_> = (0..clients)
                 .map(|i| {
-                    let (bodies, next) = (bodies.clone(), next.clone());
+                    let (bodies, next, clients_cpu) = (bodies.clone(), next.clone(), clients_cpu.clone());
                     let (addr, auth) = targets[i % targets.len()].clone();
                     std::thread::spawn(move || {
                         let mut conn = RawClient::connect(&addr);
@@ -295,6 +318,7 @@ fn run(path: Path, round: usize, batches: usize, clients: usize, rate: Option<f6
                             assert!(path.sealed() || text.is_empty(), "{text}");
                             latencies.push(t.elapsed());
                         }
+                        *clients_cpu.lock().unwrap() += thread_cpu();
                         latencies
                     })
                 })
@@ -341,11 +365,18 @@ fn run(path: Path, round: usize, batches: usize, clients: usize, rate: Option<f6
         }
     };
     let elapsed = started.elapsed();
+    let generator = *clients_cpu.lock().unwrap() + thread_cpu().saturating_sub(main_cpu0);
+    let collector_cpu = process_cpu().zip(process_cpu0).map(|(now, then)| now.saturating_sub(then + generator));
     latencies.sort();
     let spans_total = batches * 512;
     assert_eq!(store.span_count("bench").unwrap(), spans_total as u64, "every acknowledged span is stored");
     let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p) as usize].as_secs_f64() * 1e3;
-    let run = Run { spans_per_s: spans_total as f64 / elapsed.as_secs_f64(), p50_ms: pct(0.5), p99_ms: pct(0.99) };
+    let run = Run {
+        spans_per_s: spans_total as f64 / elapsed.as_secs_f64(),
+        p50_ms: pct(0.5),
+        p99_ms: pct(0.99),
+        cpu_ns: collector_cpu.map_or(f64::NAN, |c| c.as_nanos() as f64 / spans_total as f64),
+    };
     let commits = collectors
         .iter()
         .map(|c| {
@@ -355,13 +386,14 @@ fn run(path: Path, round: usize, batches: usize, clients: usize, rate: Option<f6
         .collect::<Vec<_>>()
         .join(" + ");
     println!(
-        "   {:<12} {:>8.0} spans/s ({:.1} MB/s), {batches} requests in {:.2} s; ack p50 {:.1} ms, p99 {:.1} ms; {commits} commits",
+        "   {:<12} {:>8.0} spans/s ({:.1} MB/s), {batches} requests in {:.2} s; ack p50 {:.1} ms, p99 {:.1} ms; {commits} commits; collector CPU {:.0} ns/span",
         path.name(),
         run.spans_per_s,
         bytes as f64 / 1e6 / elapsed.as_secs_f64(),
         elapsed.as_secs_f64(),
         run.p50_ms,
         run.p99_ms,
+        run.cpu_ns,
     );
     if receiver.is_some() {
         let exported = |text: &str| {
@@ -392,6 +424,8 @@ fn run(path: Path, round: usize, batches: usize, clients: usize, rate: Option<f6
 }
 
 fn main() {
+    // As the collector binary does (src/allocator.rs).
+    tracex_collector::allocator::disable_huge_pages();
     let batches = env_usize("INGEST_BATCHES", 400);
     let clients = env_usize("INGEST_CLIENTS", 64);
     let rate = std::env::var("INGEST_RATE").ok().map(|r| r.parse::<f64>().expect("INGEST_RATE: spans per second"));
@@ -434,6 +468,7 @@ fn main() {
     };
     let rate_of = |path: Path| runs.iter().find(|(p, _)| *p == path).map(|(_, v)| median(v, |r| r.spans_per_s));
     let (sealed, postgres) = (rate_of(Path::Sealed), rate_of(Path::Postgres));
+    let sealed_cpu = runs.iter().find(|(p, _)| *p == Path::Sealed).map(|(_, v)| median(v, |r| r.cpu_ns));
     let offered_rate = rate;
     for (path, done) in &runs {
         let rate = median(done, |r| r.spans_per_s);
@@ -442,8 +477,10 @@ fn main() {
             ratio += &postgres.map_or_else(String::new, |one| format!(", {:.2}x postgres", rate / one));
         }
         let each: Vec<String> = done.iter().map(|r| format!("{:.0}", r.spans_per_s)).collect();
+        let cpu = median(done, |r| r.cpu_ns);
+        let cpu_ratio = sealed_cpu.map_or_else(String::new, |s| format!(", {:.3}x sealed's", cpu / s));
         println!(
-            "== ingest {:<15}: {rate:.0} spans/s median of {rounds} ({}){ratio}; ack p50 {:.1} ms, p99 {:.1} ms{}",
+            "== ingest {:<15}: {rate:.0} spans/s median of {rounds} ({}){ratio}; ack p50 {:.1} ms, p99 {:.1} ms; collector CPU {cpu:.0} ns/span{cpu_ratio}{}",
             path.name(),
             each.join(", "),
             median(done, |r| r.p50_ms),

@@ -34,6 +34,7 @@
 // runs on the non-test build too).
 #![cfg_attr(test, allow(clippy::cast_possible_truncation, clippy::cast_possible_wrap, clippy::cast_sign_loss))]
 
+pub mod allocator;
 pub mod audit;
 pub mod auth;
 pub mod civil;

@@ -10,7 +10,8 @@ use tracex_collector::store::KeyScope;
 
 /// mimalloc rather than glibc's malloc: serving a 10,000-span trace spent a quarter of its CPU in
 /// malloc and free (decoded spans, their attributes, the answer) and fell from 52 to 35–43 ms of
-/// CPU with nothing else changed (docs/benchmarks.md).
+/// CPU with nothing else changed (docs/benchmarks.md). Without transparent huge pages:
+/// [`tracex_collector::allocator`].
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -239,6 +240,7 @@ fn config(cli: &Cli) -> Result<Config, String> {
 }
 
 fn main() -> std::process::ExitCode {
+    tracex_collector::allocator::disable_huge_pages();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
