@@ -239,8 +239,21 @@ impl<'a> Reader<'a> {
         Ok(f64::from_le_bytes(self.array()?))
     }
 
+    /// A varint: one byte inline (counts, flags, tags of the first 32 slots: most varints of a
+    /// buffer), longer ones out of line.
     #[inline(always)]
     fn varint(&mut self) -> Result<u64> {
+        if let Some(&b) = self.buf.get(self.pos) {
+            if b < 0x80 {
+                self.pos += 1;
+                return Ok(u64::from(b));
+            }
+        }
+        self.long_varint()
+    }
+
+    #[inline(never)]
+    fn long_varint(&mut self) -> Result<u64> {
         // A plain loop: `(0..64).step_by(7)` stayed an out-of-line iterator in the size-optimised
         // WASM build.
         let mut v = 0u64;
