@@ -239,8 +239,8 @@ impl<'a> Reader<'a> {
         Ok(f64::from_le_bytes(self.array()?))
     }
 
-    /// A varint: one byte inline (counts, flags, tags of the first 32 slots: most varints of a
-    /// buffer), longer ones out of line.
+    /// A varint: one byte inline (counts, flags, lengths of short strings, references to the
+    /// first 32 slots: most varints of a buffer), longer ones out of line.
     #[inline(always)]
     fn varint(&mut self) -> Result<u64> {
         if let Some(&b) = self.buf.get(self.pos) {
