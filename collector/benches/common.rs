@@ -268,3 +268,8 @@ pub fn task_cpu(task: &Path) -> std::time::Duration {
     let ns = schedstat.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
     std::time::Duration::from_nanos(ns)
 }
+
+/// CPU time of the calling thread so far ([`task_cpu`] of `/proc/thread-self`).
+pub fn thread_cpu() -> std::time::Duration {
+    task_cpu(Path::new("/proc/thread-self"))
+}

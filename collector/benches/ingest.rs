@@ -180,11 +180,6 @@ fn process_cpu() -> Option<Duration> {
     Some(Duration::from_millis(ticks * 10))
 }
 
-/// CPU time of the calling thread so far.
-fn thread_cpu() -> Duration {
-    common::task_cpu(std::path::Path::new("/proc/thread-self"))
-}
-
 const EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
 /// The gRPC generator's codec: the message is already encoded.
@@ -282,7 +277,7 @@ fn run(path: Path, round: usize, batches: usize, clients: usize, rate: Option<f6
     // The collector's CPU: the process's, less the load generator's (the client threads, and
     // this thread, which runs the gRPC clients). Unlike spans/s, which moves by ± 15 % a round
     // with this VM's fsync latency, CPU per span does not wait on the disk.
-    let (process_cpu0, main_cpu0) = (process_cpu(), thread_cpu());
+    let (process_cpu0, main_cpu0) = (process_cpu(), common::thread_cpu());
     let clients_cpu = Arc::new(std::sync::Mutex::new(Duration::ZERO));
     let started = Instant::now();
     // Open loop (`INGEST_RATE`): request `i` is due at `i * 512 / rate` seconds, and its latency
@@ -318,7 +313,7 @@ fn run(path: Path, round: usize, batches: usize, clients: usize, rate: Option<f6
                             assert!(path.sealed() || text.is_empty(), "{text}");
                             latencies.push(t.elapsed());
                         }
-                        *clients_cpu.lock().unwrap() += thread_cpu();
+                        *clients_cpu.lock().unwrap() += common::thread_cpu();
                         latencies
                     })
                 })
@@ -365,7 +360,7 @@ fn run(path: Path, round: usize, batches: usize, clients: usize, rate: Option<f6
         }
     };
     let elapsed = started.elapsed();
-    let generator = *clients_cpu.lock().unwrap() + thread_cpu().saturating_sub(main_cpu0);
+    let generator = *clients_cpu.lock().unwrap() + common::thread_cpu().saturating_sub(main_cpu0);
     let collector_cpu = process_cpu().zip(process_cpu0).map(|(now, then)| now.saturating_sub(then + generator));
     latencies.sort();
     let spans_total = batches * 512;

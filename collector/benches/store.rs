@@ -35,11 +35,6 @@ fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-/// CPU time of the calling thread so far ([`common::task_cpu`], nanoseconds; read around every commit).
-fn thread_cpu() -> Duration {
-    common::task_cpu(std::path::Path::new("/proc/thread-self"))
-}
-
 /// Bytes this process caused to be written to disk so far (`/proc/self/io`).
 fn written() -> u64 {
     let io = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
@@ -79,10 +74,10 @@ fn main() {
     let mut stored = 0usize;
     for start in (0..batches).step_by(group) {
         let group: Vec<NewBatch> = (start..(start + group).min(batches)).map(|n| batch(n, per_trace)).collect();
-        let (c0, t0) = (thread_cpu(), Instant::now());
+        let (c0, t0) = (common::thread_cpu(), Instant::now());
         let outcomes = store.commit(&group).unwrap();
         wall += t0.elapsed();
-        cpu += thread_cpu().saturating_sub(c0);
+        cpu += common::thread_cpu().saturating_sub(c0);
         stored += outcomes.len();
     }
     let bytes = written() - written_before;

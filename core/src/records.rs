@@ -463,10 +463,6 @@ pub struct Encoder {
     values: Option<HashMap<String, u64>>,
 }
 
-/// The first slot the JS layer gives a repeated value in a buffer (keys and names take the slots
-/// below).
-const FIRST_VALUE_SLOT: u64 = 4096;
-
 impl Encoder {
     /// A buffer whose relative times count from `anchor` (unix nanoseconds).
     pub fn new(anchor: u64) -> Self {
@@ -576,11 +572,12 @@ impl Encoder {
             Value::String(s) => {
                 self.buf.push(TAG_STRING);
                 match self.values.as_mut() {
-                    Some(values) if FIRST_VALUE_SLOT + (values.len() as u64) < MAX_SLOTS => {
+                    // From the first value slot up, as the JS layer numbers them.
+                    Some(values) if ((DENSE_SLOTS + values.len()) as u64) < MAX_SLOTS => {
                         if let Some(&slot) = values.get(s.as_ref()) {
                             varint(&mut self.buf, (slot << 2) | 3);
                         } else {
-                            let slot = FIRST_VALUE_SLOT + values.len() as u64;
+                            let slot = (DENSE_SLOTS + values.len()) as u64;
                             values.insert(s.to_string(), slot);
                             varint(&mut self.buf, (slot << 2) | 1);
                             varint(&mut self.buf, s.len() as u64);
