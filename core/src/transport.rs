@@ -49,8 +49,8 @@ pub const RECEIPT_HEADER: &str = "tracex-receipt";
 
 /// The receipt in a [`RECEIPT_HEADER`] value.
 pub fn decode_receipt_header(value: &str) -> Option<String> {
-    use base64::Engine as _;
-    let bytes = base64::engine::general_purpose::STANDARD.decode(value.trim()).ok()?;
+    use base64ct::Encoding as _;
+    let bytes = base64ct::Base64::decode_vec(value.trim()).ok()?;
     String::from_utf8(bytes).ok()
 }
 

@@ -4,8 +4,7 @@
 //! line is the time it signed: `time <unix nanoseconds>` — a CT signed tree head carries its time
 //! too, and the spec's extension lines are where a log puts what its verifiers need.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as B64;
+use base64ct::{Base64, Encoding as _};
 
 use super::merkle::Hash;
 use super::note::{self, VerifierKey};
@@ -41,8 +40,7 @@ impl Checkpoint {
         let mut lines = body.split('\n');
         let origin = lines.next().filter(|o| !o.is_empty()).ok_or_else(|| fail("no origin"))?;
         let size = decimal(lines.next().ok_or_else(|| fail("no tree size"))?, "the tree size")?;
-        let root = B64
-            .decode(lines.next().ok_or_else(|| fail("no root hash"))?)
+        let root = Base64::decode_vec(lines.next().ok_or_else(|| fail("no root hash"))?)
             .map_err(|_| fail("the root hash is not base64"))?;
         let root: Hash = root.try_into().map_err(|_| fail("the root hash is not 32 bytes"))?;
         let mut lines = lines.peekable();
@@ -63,7 +61,7 @@ impl Checkpoint {
 
     /// The checkpoint's text: what is signed.
     pub fn to_text(&self) -> String {
-        let mut out = format!("{}\n{}\n{}\n", self.origin, self.size, B64.encode(self.root));
+        let mut out = format!("{}\n{}\n{}\n", self.origin, self.size, Base64::encode_string(&self.root));
         if let Some(time) = self.signed_at_unix_nano {
             out.push_str(TIME_PREFIX);
             out.push_str(&time.to_string());

@@ -4,8 +4,7 @@
 //! audit key, so any verifier of the ecosystem (witnesses, Go's `note.Open`) can check them;
 //! here they are only verified (the core never holds the private key).
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as B64;
+use base64ct::{Base64, Encoding as _};
 use ed25519_dalek::{Signature, VerifyingKey};
 use sha2::{Digest, Sha256};
 
@@ -69,7 +68,7 @@ impl VerifierKey {
         if hash_hex.len() != 8 || hex_decode(hash_hex, &mut hash).is_none() {
             return Err(bad());
         }
-        let typed = B64.decode(key_b64).map_err(|_| bad())?;
+        let typed = Base64::decode_vec(key_b64).map_err(|_| bad())?;
         let Some((&ED25519, key)) = typed.split_first() else {
             return Err(fail(format!("verifier key {name:?}: not an Ed25519 key")));
         };
@@ -111,7 +110,7 @@ impl std::fmt::Display for VerifierKey {
             self.hash[1],
             self.hash[2],
             self.hash[3],
-            B64.encode(typed)
+            Base64::encode_string(&typed)
         )
     }
 }
@@ -134,7 +133,7 @@ pub fn signature_line(name: &str, key_hash: [u8; 4], signature: &[u8; 64]) -> St
     let mut blob = [0u8; 68];
     blob[..4].copy_from_slice(&key_hash);
     blob[4..].copy_from_slice(signature);
-    format!("{SIGNATURE_PREFIX}{name} {}\n", B64.encode(blob))
+    format!("{SIGNATURE_PREFIX}{name} {}\n", Base64::encode_string(&blob))
 }
 
 /// A note's text and signatures, split but not verified.
@@ -159,7 +158,7 @@ fn split(note: &str) -> Result<Parts<'_>> {
             .strip_prefix(SIGNATURE_PREFIX)
             .ok_or_else(|| fail("malformed note: a line of the signature block is not a signature"))?;
         let (name, b64) = rest.split_once(' ').ok_or_else(|| fail("malformed note: a signature without a name"))?;
-        let blob = B64.decode(b64).map_err(|_| fail("malformed note: a signature is not base64"))?;
+        let blob = Base64::decode_vec(b64).map_err(|_| fail("malformed note: a signature is not base64"))?;
         if !valid_name(name) || blob.len() < 5 {
             return Err(fail("malformed note: a signature line is malformed"));
         }

@@ -16,8 +16,7 @@
 //! ([`Receipt::verify`]): a collector that answers without one, or with a receipt for other bytes,
 //! is counted.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as B64;
+use base64ct::{Base64, Encoding as _};
 
 use super::note::{self, VerifierKey};
 use crate::error::{Error, Result};
@@ -63,7 +62,7 @@ impl Receipt {
             "{HEADER}\n{}\n{}\n{hex}\n{}\n{}\n",
             self.origin,
             self.leaf_index,
-            B64.encode(self.envelope_sha256),
+            Base64::encode_string(&self.envelope_sha256),
             self.received_at_unix_nano
         )
     }
@@ -88,7 +87,7 @@ impl Receipt {
         for (i, b) in batch_id.iter_mut().enumerate() {
             *b = u8::from_str_radix(&batch[2 * i..2 * i + 2], 16).map_err(|_| fail("the batch id is not hex"))?;
         }
-        let envelope = B64.decode(envelope).map_err(|_| fail("the envelope hash is not base64"))?;
+        let envelope = Base64::decode_vec(envelope).map_err(|_| fail("the envelope hash is not base64"))?;
         Ok(Self {
             origin: origin.to_owned(),
             leaf_index: decimal(index, "leaf index")?,
