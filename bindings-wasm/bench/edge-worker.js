@@ -8,6 +8,8 @@
 //   record  + the spans, not flushed (they stay queued in the tracer)
 //   full    + `ctx.waitUntil(tracer.flush())`: seal (data key + RSA wrap on the first) and send
 //   every8  as full, but only every 8th request flushes (the other seven leave their spans queued)
+//   linger  as full, with `ctx.waitUntil(tracer.flush({ lingerMs: 1000 }))` (what the example does):
+//           the flushes of a second's requests wait for one deadline, and the first sends the batch
 import { init, Tracer } from 'tracex-wasm';
 import wasm from 'tracex-wasm/tracex_wasm_bg.wasm';
 
@@ -15,7 +17,7 @@ import wasm from 'tracex-wasm/tracex_wasm_bg.wasm';
 // Workers do not bill to a request.
 await init(wasm);
 
-const STAGES = ['none', 'send', 'tracer', 'record', 'full', 'every8'];
+const STAGES = ['none', 'send', 'tracer', 'record', 'full', 'every8', 'linger'];
 let tracer;
 let requests = 0;
 
@@ -50,6 +52,7 @@ export default {
         ? tracer.trace('POST /verify', { kind: 'server' }, (span) => verify(body, span, spans))
         : verify(body, null, spans);
     if (stage === 4 || (stage === 5 && ++requests % 8 === 0)) ctx.waitUntil(tracer.flush());
+    if (stage === 6) ctx.waitUntil(tracer.flush({ lingerMs: 1000 }));
     return Response.json(out);
   },
 };

@@ -11,7 +11,11 @@
 //   first request: a fresh workerd per run; one request (module instantiation, PEM key import,
 //                  data-key generation + RSA-OAEP wrap, seal, send) vs one untraced request
 //   steady state:  blocks of requests on a warm worker, each `ctx.waitUntil(tracer.flush())`,
-//                  so every request records, seals and sends its own batch
+//                  so every request records, seals and sends its own batch (stage full), beside
+//                  a flush on every 8th request (every8) and `flush({ lingerMs: 1000 })` (linger:
+//                  the flushes of a second's requests share one batch), the last also with the
+//                  requests paced at BENCH_PACED_RPS (10 a second) against an untraced baseline
+//                  at the same pace
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -25,6 +29,10 @@ const SPANS = Number(process.env.BENCH_SPANS ?? 5);
 const FIRST_RUNS = Number(process.env.BENCH_FIRST_RUNS ?? 7);
 const BLOCKS = Number(process.env.BENCH_BLOCKS ?? 5);
 const BLOCK = Number(process.env.BENCH_BLOCK ?? 200); // a multiple of 8 (stage every8)
+// The linger stage again with requests paced at this rate, so that a 1 s window holds about this
+// many requests rather than a whole block (BENCH_PACED_RPS, BENCH_PACED_BLOCK requests a block).
+const PACED_RPS = Number(process.env.BENCH_PACED_RPS ?? 10);
+const PACED_BLOCK = Number(process.env.BENCH_PACED_BLOCK ?? 50);
 // Extra V8 flags for workerd, to attribute costs (e.g. `--no-wasm-tier-up`: no optimising
 // recompilation of hot WASM functions on V8's background threads); empty for the real figures.
 const V8_FLAGS = (process.env.BENCH_V8_FLAGS ?? '').split(' ').filter(Boolean);
@@ -172,19 +180,27 @@ try {
   const firstMedian = Object.fromEntries(FIRST_STAGES.map((st) => [st, median(first[st])]));
 
   // === steady state on a warm isolate ===
-  const STEADY = ['none', 'send', 'record', 'full', 'every8'];
+  const STEADY = ['none', 'send', 'record', 'full', 'every8', 'linger'];
   const w = await startWorkerd(cfg, env);
   for (const stage of ['full', 'none', 'send']) for (let i = 0; i < 100; i++) await request(w, stage);
   for (let i = 0; i < 96; i++) await request(w, 'every8'); // a multiple of 8: nothing left queued
-  await settled(collector, (expected += 196 * SPANS));
+  for (let i = 0; i < 100; i++) await request(w, 'linger');
+  await settled(collector, (expected += 296 * SPANS));
   const perStage = Object.fromEntries(STEADY.map((st) => [st, []]));
+  const rates = Object.fromEntries(STEADY.map((st) => [st, []]));
   for (let b = 0; b < BLOCKS; b++) {
     for (const stage of STEADY) {
       await idle();
       const c0 = cpuNs(w.pid);
+      const t0 = performance.now();
       for (let i = 0; i < BLOCK; i++) await request(w, stage);
+      // How many requests a second the block ran at: what a linger window covers.
+      rates[stage].push(BLOCK / ((performance.now() - t0) / 1000));
       // every8: BLOCK is a multiple of 8, so the block's last request flushes all its spans.
-      if (stage === 'full' || stage === 'every8') await settled(collector, (expected += BLOCK * SPANS));
+      // linger: the block's flushes wait for a deadline at most a second after its last request.
+      if (stage === 'full' || stage === 'every8' || stage === 'linger') {
+        await settled(collector, (expected += BLOCK * SPANS));
+      }
       await idle();
       perStage[stage].push((cpuNs(w.pid) - c0) / BLOCK);
       if (stage === 'record') {
@@ -192,6 +208,23 @@ try {
         await request(w, 'full');
         await settled(collector, (expected += (BLOCK + 1) * SPANS));
       }
+    }
+  }
+  // === the linger at a lower rate ===
+  const paced = { none: [], linger: [] };
+  for (let b = 0; b < BLOCKS; b++) {
+    for (const stage of ['none', 'linger']) {
+      await idle();
+      const c0 = cpuNs(w.pid);
+      const t0 = performance.now();
+      for (let i = 0; i < PACED_BLOCK; i++) {
+        await request(w, stage);
+        const wait = t0 + ((i + 1) * 1000) / PACED_RPS - performance.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      }
+      if (stage === 'linger') await settled(collector, (expected += PACED_BLOCK * SPANS));
+      await idle();
+      paced[stage].push((cpuNs(w.pid) - c0) / PACED_BLOCK);
     }
   }
   await request(w, 'full');
@@ -220,7 +253,18 @@ try {
   }
   console.log(
     `  → tracing adds ${ms(steady.full - steady.none)} ms/request (record alone ${ms(steady.record - steady.none)}; ` +
-      `a plain subrequest of the same kind costs ${ms(steady.send - steady.none)}; flushing every 8th request ${ms(steady.every8 - steady.none)})`,
+      `a plain subrequest of the same kind costs ${ms(steady.send - steady.none)}; flushing every 8th request ${ms(steady.every8 - steady.none)}; ` +
+      `flushing with a 1 s linger ${ms(steady.linger - steady.none)})`,
+  );
+  console.log(`  linger blocks ran at ${rates.linger.map((r) => Math.round(r)).join(', ')} requests/s`);
+  const pacedMedian = { none: median(paced.none), linger: median(paced.linger) };
+  console.log(
+    `paced at ${PACED_RPS} requests/s, median of ${BLOCKS} blocks of ${PACED_BLOCK} requests (ms/request): ` +
+      `none ${ms(pacedMedian.none)} (blocks ${paced.none.map(ms).join(', ')}), ` +
+      `linger ${ms(pacedMedian.linger)} (blocks ${paced.linger.map(ms).join(', ')})`,
+  );
+  console.log(
+    `  → with a 1 s linger at ${PACED_RPS} requests/s tracing adds ${ms(pacedMedian.linger - pacedMedian.none)} ms/request`,
   );
   console.log(`spans delivered: ${delivered} of ${expected}`);
   if (delivered !== expected) process.exitCode = 1;

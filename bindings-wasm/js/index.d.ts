@@ -96,8 +96,16 @@ export declare class Tracer {
   withSpan<T, A extends unknown[]>(span: Span, fn: (...args: A) => T, ...args: A): T;
   inject<C extends Record<string, string>>(carrier?: C, span?: Span): C;
   extract(carrier: Record<string, string | string[] | undefined> | Headers): RemoteContext | undefined;
-  /** Seals and sends every finished span (default timeout 10 s); resolves with what happened. */
+  /**
+   * Seals and sends every finished span (default timeout 10 s); resolves with what happened.
+   * With `lingerMs` (0–20,000), first waits for the tracer's linger deadline, shared by every flush
+   * called before it passes: the first to wake sends the spans of all of them in one batch, the
+   * others find nothing left and send nothing. On Workers,
+   * `ctx.waitUntil(tracer.flush({ lingerMs: 1000 }))` makes one subrequest a second under steady
+   * traffic instead of one per request. Rejects with `ConfigError` for a `lingerMs` out of range.
+   */
   flush(timeoutMs?: number): Promise<FlushReport>;
+  flush(options: { timeoutMs?: number; lingerMs?: number }): Promise<FlushReport>;
   /** Flushes, then refuses further spans. */
   shutdown(timeoutMs?: number): Promise<FlushReport>;
   stats(): Stats & { spansQueued: number };

@@ -96,6 +96,57 @@ test('recording starts no timer (the backend only sends when flushed); the flush
   assert.equal((await collector.trace(traceId)).body.span_count, 10);
 });
 
+test('flushes with a linger wait for one deadline: the first to wake sends every span in one batch', async () => {
+  const tracer = new Tracer(options());
+  const traceIds = [];
+  const flushes = [];
+  const t0 = Date.now();
+  for (let i = 0; i < 5; i++) {
+    // As five requests of an edge worker would: record, then flush with a linger.
+    tracer.trace('POST /verify', (span) => {
+      traceIds.push(span.traceId);
+      span.setAttribute('x402.attempt', i);
+    });
+    flushes.push(tracer.flush({ lingerMs: 300 }));
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const reports = await Promise.all(flushes);
+  assert.ok(Date.now() - t0 >= 290, 'the flushes waited for the deadline');
+  assert.equal(tracer.stats().batchesSent, 1, 'one batch for the five flushes');
+  assert.equal(tracer.stats().spansSent, 5);
+  assert.equal(
+    reports.reduce((n, r) => n + r.spansDelivered, 0),
+    5,
+    JSON.stringify(reports),
+  );
+  for (const r of reports) assert.equal(r.failed + r.dropped, 0);
+  for (const id of traceIds) assert.equal((await collector.trace(id)).body.span_count, 1);
+
+  // A shorter linger brings the deadline forward: its flush sends what the longer one waits with,
+  // and the longer one wakes at its own time to find nothing left.
+  tracer.trace('a', () => {});
+  const long = tracer.flush({ lingerMs: 1000 });
+  tracer.trace('b', () => {});
+  assert.equal((await tracer.flush({ lingerMs: 50 })).spansDelivered, 2);
+  assert.equal(tracer.stats().batchesSent, 2);
+  assert.equal((await long).spansDelivered, 0, 'nothing left for the longer linger');
+  assert.equal(tracer.stats().batchesSent, 2);
+  // 0: at once.
+  tracer.trace('c', () => {});
+  assert.equal((await tracer.flush({ lingerMs: 0, timeoutMs: 5000 })).spansDelivered, 1);
+  assert.equal(tracer.stats().batchesSent, 3);
+
+  // A linger outside [0, 20 s] is refused, and nothing recorded is lost by it.
+  tracer.trace('d', () => {});
+  for (const bad of [-1, 20_001, Number.NaN, '100']) {
+    await assert.rejects(
+      tracer.flush({ lingerMs: bad }),
+      (e) => e instanceof ConfigError && /lingerMs/.test(e.message),
+    );
+  }
+  assert.equal((await tracer.flush()).spansDelivered, 1);
+});
+
 test('a thrown error ends the span with status error and is rethrown', async () => {
   const tracer = new Tracer(options());
   let traceId;

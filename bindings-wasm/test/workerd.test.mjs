@@ -232,3 +232,35 @@ test('with TRACEX_AUDIT_KEY the example worker checks each receipt in workerd an
     await proxy.close();
   }
 });
+
+test('the example worker sends the spans of the requests within its linger in one batch', async () => {
+  const proxy = await receiptTamperingProxy(collector.url, 0); // counts the batches, alters none
+  const before = (await spansOf(collector, SERVICE)).length;
+  const workerd = await startWorkerd({
+    TRACEX_ENDPOINT: proxy.url,
+    TRACEX_API_KEY: collector.ingestKey,
+    TRACEX_COLLECTOR_PUBLIC_KEY: collector.publicKeyPem,
+  });
+  try {
+    // One request after another, each answered before the next: each one's flush waits for the
+    // tracer's linger deadline (a second), and the first to wake sends every span.
+    const N = 10;
+    for (let i = 0; i < N; i++) {
+      const r = await post(workerd.url, verifyBody('10000', `${'99'.repeat(31)}${i.toString(16).padStart(2, '0')}`));
+      assert.equal(r.status, 200);
+      await r.body?.cancel();
+    }
+    const spans = await waitForSpans(collector, SERVICE, before + N);
+    assert.equal(spans.length, before + N, workerd.logs());
+    // Ten requests take far less than the second on this machine; a deadline passing between two
+    // of them would make a second batch.
+    assert.ok(
+      proxy.acknowledged() >= 1 && proxy.acknowledged() <= 2,
+      `${proxy.acknowledged()} batches for ${N} requests`,
+    );
+    assert.doesNotMatch(workerd.logs(), /tracex:|Uncaught/);
+  } finally {
+    await workerd.stop();
+    await proxy.close();
+  }
+});
