@@ -98,9 +98,9 @@ export declare class Tracer {
   extract(carrier: Record<string, string | string[] | undefined> | Headers): RemoteContext | undefined;
   /**
    * Seals and sends every finished span (default timeout 10 s); resolves with what happened.
-   * With `lingerMs` (0–20,000), first waits for the tracer's linger deadline, shared by every flush
-   * called before it passes: the first to wake sends the spans of all of them in one batch, the
-   * others find nothing left and send nothing. On Workers,
+   * With `lingerMs` (0–20,000): while no other linger flush is waiting, waits `lingerMs` and then
+   * sends everything recorded until then in one batch; while one is waiting (and would not wait
+   * longer), resolves at once with nothing sent, its spans going with that one. On Workers,
    * `ctx.waitUntil(tracer.flush({ lingerMs: 1000 }))` makes one subrequest a second under steady
    * traffic instead of one per request. Rejects with `ConfigError` for a `lingerMs` out of range.
    */

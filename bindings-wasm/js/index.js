@@ -60,41 +60,43 @@ async function warmUp() {
 export class Tracer extends BaseTracer {
   constructor(options) {
     super(withClockResource(options), platform());
-    // The linger deadline every `flush({ lingerMs })` called before it waits for (ms since the epoch).
+    // The deadline of the linger flush under way (ms since the epoch; 0: none).
     this._lingerUntil = 0;
   }
 
   /**
    * `flush()`, `flush(timeoutMs)` or `flush({ timeoutMs, lingerMs })`.
    *
-   * With `lingerMs`, the flush first waits for the tracer's linger deadline: the first such flush
-   * sets it `lingerMs` ahead, every flush called before it passes waits for the same deadline, and
-   * a shorter `lingerMs` brings it forward. The first to wake seals and sends everything recorded
-   * until then in one batch; the others find nothing left and make no subrequest. Under steady
-   * traffic that is one batch per `lingerMs` instead of one per request (a Workers subrequest costs
-   * ≈ 0.13 ms of CPU of its own: docs/benchmarks.md). Each request's
-   * `ctx.waitUntil(tracer.flush({ lingerMs }))` keeps the isolate alive until its own wait and
-   * flush are over, so no request's spans wait in an isolate that nothing holds. Like Kafka's
-   * `linger.ms`, it trades latency (spans visible up to `lingerMs` later) for fewer, larger requests.
+   * With `lingerMs`, a flush called while no linger flush is waiting waits `lingerMs`, then seals
+   * and sends everything recorded until then in one batch. A flush called while one is waiting,
+   * whose deadline is no later than this one's would be, resolves at once with nothing sent: its
+   * spans go with that flush. Under steady traffic that is one batch per `lingerMs` instead of one
+   * per request (a Workers subrequest costs ≈ 0.13 ms of CPU of its own, a timer per request most
+   * of the rest: docs/benchmarks.md). The waiting flush's `ctx.waitUntil` keeps the isolate
+   * alive until it has sent, so the spans of the requests it covers are not left in an isolate
+   * that nothing holds. Like Kafka's `linger.ms`, it trades latency (spans visible up to
+   * `lingerMs` later) for fewer, larger requests.
    */
   async flush(options) {
     if (options === null || typeof options !== 'object') return super.flush(options);
     const { timeoutMs, lingerMs } = options;
-    if (lingerMs !== undefined) await this._linger(lingerMs);
-    return super.flush(timeoutMs);
-  }
-
-  _linger(ms) {
-    if (typeof ms !== 'number' || !(ms >= 0 && ms <= MAX_LINGER_MS)) {
-      throw new ConfigError(`lingerMs must be a number of milliseconds within [0, ${MAX_LINGER_MS}], got ${ms}`);
+    if (lingerMs === undefined) return super.flush(timeoutMs);
+    if (typeof lingerMs !== 'number' || !(lingerMs >= 0 && lingerMs <= MAX_LINGER_MS)) {
+      throw new ConfigError(`lingerMs must be a number of milliseconds within [0, ${MAX_LINGER_MS}], got ${lingerMs}`);
     }
-    if (ms === 0) return undefined;
     const now = Date.now();
-    // Join the pending deadline, or bring it forward: no flush waits longer than it asked to.
-    this._lingerUntil = this._lingerUntil > now ? Math.min(this._lingerUntil, now + ms) : now + ms;
-    // A timer per waiting flush, each in its own request's context: Workers do not let one
-    // request await I/O or timers another request started.
-    return new Promise((resolve) => setTimeout(resolve, this._lingerUntil - now));
+    if (this._lingerUntil > now && this._lingerUntil <= now + lingerMs) {
+      return { spansDelivered: 0, spooled: 0, failed: 0, pending: 0, dropped: 0 };
+    }
+    if (lingerMs > 0) {
+      // The timer is this request's own: Workers do not let one request await another's timers
+      // or I/O, and the waiting flush sends the other requests' spans from its own context.
+      const deadline = now + lingerMs;
+      this._lingerUntil = deadline;
+      await new Promise((resolve) => setTimeout(resolve, lingerMs));
+      if (this._lingerUntil === deadline) this._lingerUntil = 0;
+    }
+    return super.flush(timeoutMs);
   }
 }
 

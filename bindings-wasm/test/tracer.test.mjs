@@ -96,8 +96,14 @@ test('recording starts no timer (the backend only sends when flushed); the flush
   assert.equal((await collector.trace(traceId)).body.span_count, 10);
 });
 
-test('flushes with a linger wait for one deadline: the first to wake sends every span in one batch', async () => {
+test('a flush with a linger waits and sends the spans of the flushes called meanwhile, which resolve at once', async () => {
   const tracer = new Tracer(options());
+  const native = tracer._native.flush.bind(tracer._native);
+  let nativeFlushes = 0;
+  tracer._native.flush = (t) => {
+    nativeFlushes += 1;
+    return native(t);
+  };
   const traceIds = [];
   const flushes = [];
   const t0 = Date.now();
@@ -110,9 +116,13 @@ test('flushes with a linger wait for one deadline: the first to wake sends every
     flushes.push(tracer.flush({ lingerMs: 300 }));
     await new Promise((r) => setTimeout(r, 20));
   }
+  const early = await Promise.race([Promise.all(flushes.slice(1)), new Promise((r) => setTimeout(r, 200, 'waiting'))]);
+  assert.notEqual(early, 'waiting', 'the four later flushes resolved without waiting');
+  for (const r of early) assert.deepEqual(r, { spansDelivered: 0, spooled: 0, failed: 0, pending: 0, dropped: 0 });
   const reports = await Promise.all(flushes);
   assert.ok(Date.now() - t0 >= 290, 'the flushes waited for the deadline');
   assert.equal(tracer.stats().batchesSent, 1, 'one batch for the five flushes');
+  assert.equal(nativeFlushes, 1, 'the four later flushes did not call the core');
   assert.equal(tracer.stats().spansSent, 5);
   assert.equal(
     reports.reduce((n, r) => n + r.spansDelivered, 0),
@@ -122,8 +132,8 @@ test('flushes with a linger wait for one deadline: the first to wake sends every
   for (const r of reports) assert.equal(r.failed + r.dropped, 0);
   for (const id of traceIds) assert.equal((await collector.trace(id)).body.span_count, 1);
 
-  // A shorter linger brings the deadline forward: its flush sends what the longer one waits with,
-  // and the longer one wakes at its own time to find nothing left.
+  // A flush whose linger ends before the waiting one's waits too, and sends what the longer one
+  // waits with; the longer one wakes at its own time to find nothing left.
   tracer.trace('a', () => {});
   const long = tracer.flush({ lingerMs: 1000 });
   tracer.trace('b', () => {});

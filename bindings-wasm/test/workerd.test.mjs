@@ -242,8 +242,8 @@ test('the example worker sends the spans of the requests within its linger in on
     TRACEX_COLLECTOR_PUBLIC_KEY: collector.publicKeyPem,
   });
   try {
-    // One request after another, each answered before the next: each one's flush waits for the
-    // tracer's linger deadline (a second), and the first to wake sends every span.
+    // One request after another, each answered before the next: the first one's flush waits a
+    // second (the linger), the others' resolve at once, and the first sends every span.
     const N = 10;
     for (let i = 0; i < N; i++) {
       const r = await post(workerd.url, verifyBody('10000', `${'99'.repeat(31)}${i.toString(16).padStart(2, '0')}`));

@@ -16,11 +16,11 @@ import wasm from 'tracex-wasm/tracex_wasm_bg.wasm';
 await init(wasm);
 
 const SUPPORTED_NETWORKS = new Set(['base', 'base-sepolia']);
-// Each request's flush waits up to a second for the requests after it, and the first to wake sends
-// all their spans in one batch: one subrequest a second under steady traffic instead of one per
-// request (the subrequest was most of tracing's CPU per request: docs/benchmarks.md). Every
-// request's `waitUntil` holds the isolate until its own wait and flush end, so no spans are left
-// in an isolate that nothing holds. Spans reach the collector up to a second later.
+// A flush waits a second and then sends the spans of every request that came meanwhile (their
+// flushes resolve at once): one subrequest a second under steady traffic instead of one per
+// request (the subrequest was most of tracing's CPU per request: docs/benchmarks.md). The waiting
+// flush's `waitUntil` holds the isolate until those spans are sent, so none are left in an isolate
+// that nothing holds. Spans reach the collector up to a second later.
 const FLUSH_LINGER_MS = 1000;
 let tracer;
 let receiptsFailedLogged = 0;
