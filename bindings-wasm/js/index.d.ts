@@ -100,9 +100,10 @@ export declare class Tracer {
    * Seals and sends every finished span (default timeout 10 s); resolves with what happened.
    * With `lingerMs` (0–20,000): while no other linger flush is waiting, waits `lingerMs` and then
    * sends everything recorded until then in one batch; while one is waiting (and would not wait
-   * longer), resolves at once with nothing sent, its spans going with that one. On Workers,
-   * `ctx.waitUntil(tracer.flush({ lingerMs: 1000 }))` makes one subrequest a second under steady
-   * traffic instead of one per request. Rejects with `ConfigError` for a `lingerMs` out of range.
+   * longer), resolves at once with nothing sent and its queued spans as `pending`: they go with
+   * that one. On Workers, `ctx.waitUntil(tracer.flush({ lingerMs: 1000 }))` makes one subrequest
+   * a second under steady traffic instead of one per request. Rejects with `ConfigError` for a
+   * `lingerMs` out of range.
    */
   flush(timeoutMs?: number): Promise<FlushReport>;
   flush(options: { timeoutMs?: number; lingerMs?: number }): Promise<FlushReport>;

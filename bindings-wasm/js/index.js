@@ -69,10 +69,10 @@ export class Tracer extends BaseTracer {
    *
    * With `lingerMs`, a flush called while no linger flush is waiting waits `lingerMs`, then seals
    * and sends everything recorded until then in one batch. A flush called while one is waiting,
-   * whose deadline is no later than this one's would be, resolves at once with nothing sent: its
-   * spans go with that flush. Under steady traffic that is one batch per `lingerMs` instead of one
-   * per request (a Workers subrequest costs ≈ 0.13 ms of CPU of its own, a timer per request most
-   * of the rest: docs/benchmarks.md). The waiting flush's `ctx.waitUntil` keeps the isolate
+   * whose deadline is no later than this one's would be, resolves at once with nothing sent and
+   * the spans queued here as `pending`: they go with that flush. Under steady traffic that is one
+   * batch per `lingerMs` instead of one per request (a Workers subrequest costs ≈ 0.13 ms of CPU of
+   * its own: docs/benchmarks.md). The waiting flush's `ctx.waitUntil` keeps the isolate
    * alive until it has sent, so the spans of the requests it covers are not left in an isolate
    * that nothing holds. Like Kafka's `linger.ms`, it trades latency (spans visible up to
    * `lingerMs` later) for fewer, larger requests.
@@ -86,7 +86,7 @@ export class Tracer extends BaseTracer {
     }
     const now = Date.now();
     if (this._lingerUntil > now && this._lingerUntil <= now + lingerMs) {
-      return { spansDelivered: 0, spooled: 0, failed: 0, pending: 0, dropped: 0 };
+      return { spansDelivered: 0, spooled: 0, failed: 0, pending: this._writer.count, dropped: 0 };
     }
     if (lingerMs > 0) {
       // The timer is this request's own: Workers do not let one request await another's timers
