@@ -9,7 +9,8 @@
 //   full    + `ctx.waitUntil(tracer.flush())`: seal (data key + RSA wrap on the first) and send
 //   every8  as full, but only every 8th request flushes (the other seven leave their spans queued)
 //   linger  as full, with `ctx.waitUntil(tracer.flush({ lingerMs: 1000 }))` (what the example does):
-//           the flushes of a second's requests wait for one deadline, and the first sends the batch
+//           the first request's flush waits a second and sends the batch of every request that
+//           came meanwhile, whose flushes resolve at once
 import { init, Tracer } from 'tracex-wasm';
 import wasm from 'tracex-wasm/tracex_wasm_bg.wasm';
 

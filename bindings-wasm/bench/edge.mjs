@@ -197,7 +197,7 @@ try {
       // How many requests a second the block ran at: what a linger window covers.
       rates[stage].push(BLOCK / ((performance.now() - t0) / 1000));
       // every8: BLOCK is a multiple of 8, so the block's last request flushes all its spans.
-      // linger: the block's flushes wait for a deadline at most a second after its last request.
+      // linger: the block's last waiting flush sends at most a second after its last request.
       if (stage === 'full' || stage === 'every8' || stage === 'linger') {
         await settled(collector, (expected += BLOCK * SPANS));
       }
