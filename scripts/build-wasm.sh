@@ -26,12 +26,18 @@ RAW="$CARGO_TARGET_DIR/wasm32-unknown-unknown/wasm-release/tracex_wasm.wasm"
 
 rm -rf "$PKG"
 mkdir -p "$PKG"
+# The name section stays for wasm-opt's `--no-inline` patterns below; wasm-opt writes no names.
 "$WASM_BINDGEN" --target web --out-dir "$PKG" --out-name tracex_wasm \
-  --remove-name-section --remove-producers-section "$RAW"
+  --remove-producers-section "$RAW"
 BINDGEN_BYTES=$(stat -c %s "$PKG/tracex_wasm_bg.wasm")
 # The features rustc's wasm32 target enables by default (LLVM 22); wasm-opt must keep them.
 # `--converge` repeats the passes until the module stops shrinking: ≈ 900 bytes gzipped (2026-12-06).
-"$WASM_OPT" -Oz --converge --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+# `--no-inline`: functions a request rarely or never runs, which wasm-opt would otherwise inline
+# into their one caller (it inlines every function called from one place). V8 compiles a WASM
+# function whole on its first call, so inlined, the data-key wrap's bignum code and DEFLATE made
+# the batch-sealing function 12 KB that an edge worker's first request compiled though it runs
+# neither there (the host wraps keys; compression is off): docs/benchmarks.md.
+"$WASM_OPT" --no-inline='*Sealer*rotate' --no-inline='*sealer*deflate' -Oz --converge --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
   --enable-mutable-globals --enable-reference-types --enable-multivalue \
   -o "$PKG/tracex_wasm_bg.opt.wasm" "$PKG/tracex_wasm_bg.wasm"
 mv "$PKG/tracex_wasm_bg.opt.wasm" "$PKG/tracex_wasm_bg.wasm"
@@ -48,7 +54,7 @@ grep -q "SDK_VERSION = '$VERSION'" "$PKG/platform.js" || { echo "build-wasm: SDK
 RAW_BYTES=$(stat -c %s "$RAW")
 OPT_BYTES=$(stat -c %s "$PKG/tracex_wasm_bg.wasm")
 GZ_BYTES=$(gzip -9 -c "$PKG/tracex_wasm_bg.wasm" | wc -c)
-printf 'tracex_wasm.wasm: %s bytes from rustc, %s after wasm-bindgen, %s after wasm-opt -Oz (%s gzipped)\n' \
+printf 'tracex_wasm.wasm: %s bytes from rustc, %s after wasm-bindgen (names kept for wasm-opt), %s after wasm-opt -Oz (%s gzipped)\n' \
   "$RAW_BYTES" "$BINDGEN_BYTES" "$OPT_BYTES" "$GZ_BYTES"
 # The size budget of the issue: ≤ 400 KB optimized, ≤ 160 KB gzipped — for the published package;
 # the test build carries the vector helpers on top and is never downloaded by anyone.

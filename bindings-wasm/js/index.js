@@ -38,6 +38,9 @@ async function warmUp() {
   try {
     wasm.warmUp();
     await wasm.warmUpFlush();
+    // The data-key wrap through WebCrypto, with a stand-in for `crypto.subtle` that answers at
+    // once: no RSA and no randomness, and the warm-up tracer refuses its empty "wrapped" key.
+    await wasm.warmUpWrap({ importKey: async () => ({}), encrypt: async () => new ArrayBuffer(0) });
     // The JS layer's span path — a tracer, a server span with x402 attributes and a child, the
     // record buffer handed to the core — on fixed ids (no randomness here); never flushed.
     withFixedIds(() => {

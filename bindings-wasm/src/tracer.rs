@@ -14,14 +14,14 @@ use std::time::Duration;
 
 use js_sys::{Object, Promise, Reflect};
 use tracex_core::delivery::{Progress, Step};
-use tracex_core::seal::SealedBatch;
+use tracex_core::seal::{DataKey, SealedBatch};
 use tracex_core::{Error, StatsSnapshot, Tracer};
 use wasm_bindgen::prelude::*;
 
 use crate::config::{self, Endpoint};
 use crate::error::to_js;
 use crate::transport::{self, DEFAULT_FLUSH_TIMEOUT_MS};
-use crate::webcrypto::HostKey;
+use crate::webcrypto::{self, HostKey};
 
 /// A sealed batch waiting to be delivered, with its delivery progress (across flushes).
 struct Queued {
@@ -48,9 +48,9 @@ struct Shared {
     /// The host wrap under way, if any: flushes run concurrently (one per `waitUntil`) and wait
     /// for it rather than have the core wrap a second data key in WASM meanwhile.
     wrapping: RefCell<Option<Promise>>,
-    /// Whether the host has WebCrypto, looked up once (two property reads and a type check on every
-    /// flush were ≈ 2 % of a flush in workerd: docs/benchmarks.md).
-    host_crypto: OnceCell<bool>,
+    /// The host's WebCrypto (`crypto.subtle`), looked up once (two property reads and a type check
+    /// on every flush were ≈ 2 % of a flush in workerd: docs/benchmarks.md).
+    host_crypto: OnceCell<Option<Object>>,
     /// The batch POST bound to this tracer's endpoint and key, made at the first send.
     sender: OnceCell<transport::Sender>,
 }
@@ -236,22 +236,15 @@ impl Shared {
         let promise = match running {
             Some(p) => p,
             None => {
-                if !*self.host_crypto.get_or_init(HostKey::available) {
+                let Some(subtle) = self.host_crypto.get_or_init(webcrypto::subtle).clone() else {
                     return;
-                }
+                };
                 let (Ok(Some(data_key)), Some(spki)) =
                     (self.tracer.data_key_due(), self.tracer.collector_key_spki_der())
                 else {
                     return;
                 };
-                let (host, tracer) = (self.host_key.clone(), self.tracer.clone());
-                let p = wasm_bindgen_futures::future_to_promise(async move {
-                    if let Some(wrapped) = host.wrap(&spki, data_key.as_ref()).await {
-                        // Only a wrong length can fail; the core then wraps in WASM instead.
-                        let _ = tracer.install_wrapped_key(&data_key, wrapped);
-                    }
-                    Ok(JsValue::UNDEFINED)
-                });
+                let p = wrap_and_install(subtle, self.host_key.clone(), self.tracer.clone(), spki, data_key);
                 *self.wrapping.borrow_mut() = Some(p.clone());
                 p
             }
@@ -317,6 +310,25 @@ impl Shared {
             }
         }
     }
+}
+
+/// Wraps `data_key` to the collector key `spki` with `subtle` and installs it in `tracer`; a
+/// promise of its own, which concurrent flushes wait for. `init`'s warm-up runs it too, with a
+/// stand-in `subtle` (`warm.rs`).
+pub(crate) fn wrap_and_install(
+    subtle: Object,
+    host: Rc<HostKey>,
+    tracer: Tracer,
+    spki: Vec<u8>,
+    data_key: DataKey,
+) -> Promise {
+    wasm_bindgen_futures::future_to_promise(async move {
+        if let Some(wrapped) = host.wrap(&subtle, &spki, data_key.as_ref()).await {
+            // Only a wrong length can fail; the core then wraps in WASM instead.
+            let _ = tracer.install_wrapped_key(&data_key, wrapped);
+        }
+        Ok(JsValue::UNDEFINED)
+    })
 }
 
 /// `Date.now()` milliseconds as the delivery state machine's clock.

@@ -5,11 +5,12 @@
 //! the work done at module scope (instantiation, and what `init()` runs) counts against the far
 //! larger startup limit. Measured in workerd (docs/benchmarks.md): compiling the functions a traced
 //! request touches — key import, record decoding, redaction, OTLP encoding, AES-GCM — was about
-//! 6 ms of that first request. `warm_up` runs each of them once on fixed inputs, and
-//! `warm_up_flush` flushes an empty backend tracer, so V8 compiles them then. Neither draws
-//! randomness or does I/O (Workers forbid both at module scope: sealing, which needs a random
-//! instance id, data key and nonce, is left cold on purpose — a release build never seals with fixed
-//! ones); the tracers they build are dropped and their outputs thrown away.
+//! 6 ms of that first request. `warm_up` runs each of them once on fixed inputs, `warm_up_flush`
+//! flushes an empty backend tracer, and `warm_up_wrap` runs the WebCrypto data-key wrap on a
+//! stand-in, so V8 compiles them then. None draws randomness or does I/O (Workers forbid both at
+//! module scope: a batch sealer, which needs a random instance id, data key and nonce, is left cold
+//! on purpose — a release build never seals a batch with fixed ones); the tracers they build are
+//! dropped and their outputs thrown away.
 
 use tracex_core::delivery::Progress;
 use tracex_core::model::{InstrumentationScope, KeyValue, Resource, SpanData, SpanId, SpanKind, TraceId};
@@ -49,7 +50,8 @@ pub fn warm_up() -> usize {
             let core = tracer.core();
             let zero = std::time::Duration::ZERO;
             let _ = core.after_attempt(&batch, &mut Progress::default(), &SendOutcome::Delivered, zero, zero, None);
-            core.check_receipt(&batch, None);
+            // A receipt header to decode (base64 of a note no key signed: only counted).
+            core.check_receipt(&batch, Some("dHJhY2V4IHdhcm0tdXA="));
         }
     }
     // The tracer above decoded the records into its own boxes (the code a request runs); the rest
@@ -86,6 +88,27 @@ pub fn warm_up_flush() -> js_sys::Promise {
     match crate::NativeTracer::new(sample_options().into()) {
         Ok(tracer) => tracer.flush(Some(0.0)),
         Err(_) => js_sys::Promise::resolve(&JsValue::UNDEFINED),
+    }
+}
+
+/// The data-key wrap through WebCrypto as a flush runs it (`tracer::wrap_and_install`), on the
+/// stand-in `subtle` that `init` passes: its `importKey` and `encrypt` resolve at once, with no RSA
+/// and no randomness. The data key is all zeros and the "wrapped" key it gets back is empty, which
+/// the warm-up tracer refuses (wrong length; it has no sealer either), so no key is ever installed.
+/// Resolves when done. Before this, the wrap's futures were most of the WASM a first request
+/// compiled after sealing (docs/benchmarks.md).
+#[wasm_bindgen(js_name = warmUpWrap)]
+pub fn warm_up_wrap(subtle: js_sys::Object) -> js_sys::Promise {
+    let spki = CollectorKey::from_pem(SAMPLE_KEY_PEM).map(|k| k.spki_der().to_vec());
+    match (crate::NativeTracer::new(sample_options().into()), spki) {
+        (Ok(tracer), Ok(spki)) => crate::tracer::wrap_and_install(
+            subtle,
+            std::rc::Rc::default(),
+            tracer.core().clone(),
+            spki,
+            tracex_core::seal::DataKey::new([0; DATA_KEY_LEN]),
+        ),
+        _ => js_sys::Promise::resolve(&JsValue::UNDEFINED),
     }
 }
 

@@ -23,7 +23,8 @@ pub(crate) struct HostKey {
     imported: Rc<RefCell<Option<JsValue>>>,
 }
 
-fn subtle() -> Option<Object> {
+/// The host's `crypto.subtle`, if it has one.
+pub(crate) fn subtle() -> Option<Object> {
     let crypto = Reflect::get(&js_sys::global(), &JsValue::from_str("crypto")).ok()?;
     Reflect::get(&crypto, &JsValue::from_str("subtle")).ok()?.dyn_into::<Object>().ok()
 }
@@ -44,15 +45,10 @@ fn rsa_oaep_sha256() -> Object {
 }
 
 impl HostKey {
-    /// True when this host has WebCrypto to wrap with.
-    pub(crate) fn available() -> bool {
-        subtle().is_some()
-    }
-
     /// RSA-OAEP-SHA-256 (empty label, as the core's wrap) of `data_key` to the collector key
-    /// `spki_der`, or `None` when this host's WebCrypto cannot do it.
-    pub(crate) async fn wrap(&self, spki_der: &[u8], data_key: &[u8]) -> Option<Vec<u8>> {
-        let subtle = subtle()?;
+    /// `spki_der` with `subtle` (the host's [`subtle()`]; `init`'s warm-up passes a stand-in), or
+    /// `None` when it cannot do it.
+    pub(crate) async fn wrap(&self, subtle: &Object, spki_der: &[u8], data_key: &[u8]) -> Option<Vec<u8>> {
         let cached = self.imported.borrow().clone();
         let key = match cached {
             Some(key) => key,
@@ -65,14 +61,14 @@ impl HostKey {
                     &JsValue::FALSE,
                     &usages,
                 );
-                let key = call(&subtle, "importKey", &args).await?;
+                let key = call(subtle, "importKey", &args).await?;
                 *self.imported.borrow_mut() = Some(key.clone());
                 key
             }
         };
         // The data key crosses into JS memory only for this call, and is zeroed after it.
         let plain = Uint8Array::from(data_key);
-        let wrapped = call(&subtle, "encrypt", &Array::of3(&rsa_oaep_sha256(), &key, &plain)).await;
+        let wrapped = call(subtle, "encrypt", &Array::of3(&rsa_oaep_sha256(), &key, &plain)).await;
         plain.fill(0, 0, plain.length());
         let wrapped = wrapped?;
         Some(Uint8Array::new(&wrapped).to_vec())

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ROOT } from './helpers.mjs';
@@ -98,6 +98,36 @@ test('`await init(wasm)` at module scope, as the edge example does, makes no for
   const [a, b] = await Promise.all([afterInit(), afterInit()]);
   assert.ok(a[0] > 600, `warmUp() sealed ${a[0]} bytes`);
   assert.notDeepEqual(a.slice(1), b.slice(1), 'ids after init repeat across processes');
+});
+
+test("init's warm-up runs the data-key wrap through a stand-in for crypto.subtle: the first request does not compile it", async () => {
+  // warmUpWrap (src/warm.rs) is what init calls with a stand-in that answers at once; here the
+  // stand-in records its calls, so the test sees the wrap path run: the collector key imported
+  // (SPKI, RSA-OAEP-SHA-256) and a 32-byte all-zero data key encrypted. Its empty "wrapped" key
+  // is refused by the throwaway tracer, and the promise resolves.
+  const bytes = join(INSTALLED, 'tracex_wasm_bg.wasm');
+  const entry = pathToFileURL(join(INSTALLED, 'index.js')).href;
+  const glue = pathToFileURL(join(INSTALLED, 'tracex_wasm.js')).href;
+  const { stdout } = await run(process.execPath, [
+    '--input-type=module',
+    '-e',
+    `import { init } from ${JSON.stringify(entry)}; import { warmUpWrap } from ${JSON.stringify(glue)};` +
+      `import { readFileSync } from 'node:fs';` +
+      `await init(readFileSync(${JSON.stringify(bytes)}));` +
+      'const calls = [];' +
+      'await warmUpWrap({' +
+      '  importKey: async (format, der, alg, extractable, usages) => { calls.push(["importKey", format, der.length, alg, extractable, usages]); return {}; },' +
+      '  encrypt: async (alg, key, plain) => { calls.push(["encrypt", alg, plain.length, plain.every((b) => b === 0)]); return new ArrayBuffer(0); },' +
+      '});' +
+      'console.log(JSON.stringify(calls));',
+  ]);
+  const pem = readFileSync(join(ROOT, 'tests', 'vectors', 'collector-test-key.pub.pem'), 'utf8');
+  const spkiLength = Buffer.from(pem.replace(/-----[^-]+-----|\s/g, ''), 'base64').length;
+  const alg = { name: 'RSA-OAEP', hash: 'SHA-256' };
+  assert.deepEqual(JSON.parse(stdout), [
+    ['importKey', 'spki', spkiLength, alg, false, ['encrypt']],
+    ['encrypt', alg, 32, true],
+  ]);
 });
 
 test('ids are seeded on first use: spans started after a guarded load get distinct random ids', async () => {

@@ -66,6 +66,13 @@ fn new_data_key() -> Result<DataKey> {
     Ok(data_key)
 }
 
+/// DEFLATE at level 1. Out of line for the reason [`Sealer::rotate`] is: compression is off by
+/// default, and its inlined code would be compiled by V8 with the function that seals.
+#[inline(never)]
+fn deflate(plain: &[u8]) -> Vec<u8> {
+    miniz_oxide::deflate::compress_to_vec(plain, 1)
+}
+
 struct ActiveKey {
     cipher: DataCipher,
     wrapped: Vec<u8>,
@@ -144,11 +151,20 @@ impl Sealer {
 
     fn active_key(&mut self, now: u64) -> Result<&mut ActiveKey> {
         if self.key_due(now) {
-            let data_key = new_data_key()?;
-            let wrapped = self.key.wrap(&data_key)?;
-            self.install(now, &data_key, wrapped)?;
+            self.rotate(now)?;
         }
         self.active.as_mut().ok_or_else(|| Error::Seal("no data key".into()))
+    }
+
+    /// A new data key, wrapped here with RSA-OAEP. Out of line because V8 compiles a WASM function
+    /// whole on its first call: inlined, this bignum code (and DEFLATE's) was most of the 12 KB
+    /// batch-sealing function an edge worker's first request compiled, though there the host
+    /// wraps the key ahead of the seal (WebCrypto) and this never runs (docs/benchmarks.md).
+    #[inline(never)]
+    fn rotate(&mut self, now: u64) -> Result<()> {
+        let data_key = new_data_key()?;
+        let wrapped = self.key.wrap(&data_key)?;
+        self.install(now, &data_key, wrapped)
     }
 
     /// For a host that wraps data keys with its own RSA-OAEP (WebCrypto on wasm32: native code,
@@ -220,7 +236,7 @@ impl Sealer {
         if compress {
             let mut plain = Vec::with_capacity(plaintext_len);
             write_plaintext(&mut plain);
-            out.extend_from_slice(&miniz_oxide::deflate::compress_to_vec(&plain, 1));
+            out.extend_from_slice(&deflate(&plain));
         } else {
             write_plaintext(&mut out);
         }
