@@ -37,6 +37,10 @@ BINDGEN_BYTES=$(stat -c %s "$PKG/tracex_wasm_bg.wasm")
 # function whole on its first call, so inlined, the data-key wrap's bignum code and DEFLATE made
 # the batch-sealing function 12 KB that an edge worker's first request compiled though it runs
 # neither there (the host wraps keys; compression is off): docs/benchmarks.md.
+# The patterns match nothing silently once a function is renamed: check that the names are there.
+for name in 'Sealer>::rotate' 'sealer::deflate'; do
+  grep -qaF -- "$name" "$PKG/tracex_wasm_bg.wasm" || { echo "build-wasm: no function *$name* to keep out of line" >&2; exit 1; }
+done
 "$WASM_OPT" --no-inline='*Sealer*rotate' --no-inline='*sealer*deflate' -Oz --converge --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
   --enable-mutable-globals --enable-reference-types --enable-multivalue \
   -o "$PKG/tracex_wasm_bg.opt.wasm" "$PKG/tracex_wasm_bg.wasm"
