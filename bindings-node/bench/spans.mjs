@@ -42,8 +42,6 @@ const PROCESSES = { steady: 5, saturated: 3 }; // per SDK
 // from run to run of one build.
 const BURST = Number(process.env.BURST || 100_000);
 const E2E_ROUNDS = Number(process.env.E2E_ROUNDS || 5);
-/** The element of `xs` whose `key` is the median (the upper one of an even count). */
-const medianBy = (xs, key) => [...xs].sort((a, b) => key(a) - key(b))[Math.floor(xs.length / 2)];
 
 // The instrumented code: start a span, set 4 attributes, end it. Each SDK gets its own compiled
 // copy (`hotLoopFor`), as an application using one SDK would: one shared loop would make its call
@@ -68,7 +66,8 @@ function hotLoopFor(tracer) {
 // too coarse for rounds of a few milliseconds.)
 const { threadCpuTimeNs: mainThreadNs } = require('../dist/native.cjs');
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+/** The element of `xs` whose `key` (the element itself by default) is the median; the upper one of an even count. */
+const median = (xs, key = (x) => x) => [...xs].sort((a, b) => key(a) - key(b))[Math.floor(xs.length / 2)];
 
 /**
  * Child-process mode (`node spans.mjs hot <tracex|otel> <steady|saturated>`): one SDK's hot path
@@ -235,7 +234,7 @@ async function main() {
       txRounds.push({ cpu: ((cpuMicros() - cpu0) * 1e3) / BURST, split: threadSplit(threads0, threadCpu(), BURST) });
       txWall += performance.now() - w0;
     }
-    const txMedian = medianBy(txRounds, (x) => x.cpu);
+    const txMedian = median(txRounds, (x) => x.cpu);
     const txCpu = txMedian.cpu;
     const split = txMedian.split;
     const txStats = tx2.stats();

@@ -99,16 +99,17 @@ pub fn warm_up_flush() -> js_sys::Promise {
 /// compiled after sealing (docs/benchmarks.md).
 #[wasm_bindgen(js_name = warmUpWrap)]
 pub fn warm_up_wrap(subtle: js_sys::Object) -> js_sys::Promise {
-    let spki = CollectorKey::from_pem(SAMPLE_KEY_PEM).map(|k| k.spki_der().to_vec());
-    match (crate::NativeTracer::new(sample_options().into()), spki) {
-        (Ok(tracer), Ok(spki)) => crate::tracer::wrap_and_install(
+    // The tracer already parsed the sample key: its SPKI, rather than the PEM parsed again.
+    let tracer = crate::NativeTracer::new(sample_options().into()).ok();
+    match tracer.as_ref().and_then(|t| Some((t.core(), t.core().collector_key_spki_der()?))) {
+        Some((core, spki)) => crate::tracer::wrap_and_install(
             subtle,
             std::rc::Rc::default(),
-            tracer.core().clone(),
+            core.clone(),
             spki,
             tracex_core::seal::DataKey::new([0; DATA_KEY_LEN]),
         ),
-        _ => js_sys::Promise::resolve(&JsValue::UNDEFINED),
+        None => js_sys::Promise::resolve(&JsValue::UNDEFINED),
     }
 }
 
