@@ -46,6 +46,7 @@ pub mod keys;
 pub mod live;
 pub mod logs;
 pub mod metrics;
+pub mod priority;
 pub mod private;
 pub mod ratelimit;
 pub mod server;

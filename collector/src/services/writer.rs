@@ -67,7 +67,11 @@ impl Writer {
         // Freeing a committed group (hundreds of thousands of small allocations) is work the
         // writer should not do between commits: a second thread drops them.
         let (drop_tx, drop_rx) = mpsc::channel::<Arc<Vec<NewBatch>>>();
-        std::thread::Builder::new().name("tracex-dropper".into()).spawn(move || drop_rx.into_iter().for_each(drop))?;
+        // Nothing waits for it either, so the writer gets the core first (crate::priority).
+        std::thread::Builder::new().name("tracex-dropper".into()).spawn(move || {
+            crate::priority::set_this_thread_nice(crate::priority::BACKGROUND_NICE);
+            drop_rx.into_iter().for_each(drop);
+        })?;
         let alive = Arc::new(AtomicBool::new(true));
         let (stopped_tx, stopped) = watch::channel(());
         let guard = AliveGuard { alive: alive.clone(), _stopped: stopped_tx };

@@ -220,7 +220,11 @@ impl Checkpointer {
         let theirs = signal.clone();
         let thread = std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
-            .spawn(move || Self::run(&conn, &theirs))
+            .spawn(move || {
+                // Nothing waits for a checkpoint: the writer gets the core first (crate::priority).
+                crate::priority::set_this_thread_nice(crate::priority::BACKGROUND_NICE);
+                Self::run(&conn, &theirs);
+            })
             .map_err(|e| StoreError::Database(format!("cannot start the checkpoint thread: {e}")))?;
         Ok(Self { signal, thread: Some(thread) })
     }
@@ -559,6 +563,24 @@ mod tests {
         fn drop(&mut self) {
             let _ = std::fs::remove_dir_all(&self.0);
         }
+    }
+
+    /// The checkpointer yields the core to the writer (crate::priority).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn checkpointer_runs_at_background_priority() {
+        let dir = TempDir::new();
+        let _store = SqliteStore::open(&dir.db()).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        // The thread sets its own value as it starts.
+        let nice = loop {
+            match crate::priority::nice_of_thread("sqlite-checkpoi") {
+                Some(n) if n >= crate::priority::BACKGROUND_NICE => break n,
+                _ if std::time::Instant::now() > deadline => panic!("no checkpointer thread at nice ≥ 10"),
+                _ => std::thread::sleep(std::time::Duration::from_millis(5)),
+            }
+        };
+        assert!(nice >= crate::priority::BACKGROUND_NICE);
     }
 
     #[test]
