@@ -48,6 +48,10 @@ impl Drop for AliveGuard {
     }
 }
 
+/// Committed groups waiting to be freed by the dropper thread. It frees a group in well under a
+/// commit's time, so the queue is normally empty; a few cover a burst of short commits.
+const DROP_QUEUE: usize = 4;
+
 /// The writer's queue is full: answer 503 with `Retry-After`.
 #[derive(Debug)]
 pub struct Overloaded;
@@ -65,8 +69,9 @@ impl Writer {
         let (tx, rx) = mpsc::sync_channel::<Job>(queue.max(1));
         let m = metrics.clone();
         // Freeing a committed group (hundreds of thousands of small allocations) is work the
-        // writer should not do between commits: a second thread drops them.
-        let (drop_tx, drop_rx) = mpsc::channel::<Arc<Vec<NewBatch>>>();
+        // writer should not do between commits: a second thread drops them. Bounded, so memory
+        // is too: when that thread falls behind, the writer frees the group itself.
+        let (drop_tx, drop_rx) = mpsc::sync_channel::<Arc<Vec<NewBatch>>>(DROP_QUEUE);
         // Nothing waits for it either, so the writer gets the core first (crate::priority).
         std::thread::Builder::new().name("tracex-dropper".into()).spawn(move || {
             crate::priority::set_this_thread_nice(crate::priority::BACKGROUND_NICE);
@@ -113,7 +118,7 @@ fn run(
     rx: &mpsc::Receiver<Job>,
     max_batches: usize,
     max_wait: Duration,
-    dropper: &mpsc::Sender<Arc<Vec<NewBatch>>>,
+    dropper: &mpsc::SyncSender<Arc<Vec<NewBatch>>>,
 ) {
     let mut gaps = crate::audit::gaps::Tracker::default();
     while let Ok(first) = rx.recv() {
@@ -188,6 +193,10 @@ fn run(
                 }
             }
         }
-        let _ = dropper.send(batches);
+        // The dropper runs at background priority and can fall behind a busy machine's other
+        // threads; then this group is freed here rather than queued without bound.
+        if let Err(TrySendError::Full(batches) | TrySendError::Disconnected(batches)) = dropper.try_send(batches) {
+            drop(batches);
+        }
     }
 }
