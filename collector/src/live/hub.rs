@@ -9,7 +9,7 @@ use super::Detail;
 use super::viewer::{Subscription, Viewer};
 use crate::endpoints::json;
 use crate::metrics::Metrics;
-use crate::store::{NewBatch, TraceQuery};
+use crate::store::{CommitOutcome, NewBatch, StoreResult, TraceQuery};
 
 /// Committed groups waiting for the fan-out thread. Past it the writer skips the group (and
 /// counts it) rather than wait: a group can hold thousands of spans, and a few queued cover a
@@ -214,12 +214,28 @@ impl LiveHub {
         }
     }
 
-    /// Called by the writer with the leaves it committed (in a fleet only; else nothing to do),
-    /// so the fleet poller does not show those batches a second time.
-    pub fn committed_here(&self, leaves: impl Iterator<Item = u64>) {
-        if let Some(own) = &self.shared.own_leaves {
-            own.lock().unwrap_or_else(PoisonError::into_inner).extend(leaves);
+    /// Runs the writer's `commit` and, in a fleet, records the leaves it stored as this
+    /// collector's own before anyone can ask: the set stays locked from before the commit until
+    /// they are in it. The fleet poller asks about every leaf it reads after reading it, so a leaf
+    /// it can see is either already in the set or the poller waits for the lock until it is. (The
+    /// leaves were once recorded after the commit returned; a poll in between showed that batch a
+    /// second time, which the fifty-viewer test caught once in several runs on PostgreSQL.)
+    pub fn commit_here(
+        &self,
+        commit: impl FnOnce() -> StoreResult<Vec<CommitOutcome>>,
+    ) -> StoreResult<Vec<CommitOutcome>> {
+        let Some(own) = &self.shared.own_leaves else {
+            return commit();
+        };
+        let mut own = own.lock().unwrap_or_else(PoisonError::into_inner);
+        let result = commit();
+        if let Ok(outcomes) = &result {
+            own.extend(outcomes.iter().filter_map(|o| match o {
+                CommitOutcome::Stored { leaf_index, .. } => *leaf_index,
+                _ => None,
+            }));
         }
+        result
     }
 
     /// Whether batches other collectors commit are shown too.

@@ -149,7 +149,7 @@ fn run(
         // Shared with the live tail's fan-out thread; whichever lets go last frees it.
         let batches = Arc::new(batches);
         let started = Instant::now();
-        let result = store.commit(&batches);
+        let result = live.commit_here(|| store.commit(&batches));
         metrics.commit_seconds.observe(started.elapsed());
         match result {
             Ok(outcomes) => {
@@ -157,10 +157,6 @@ fn run(
                 // A batch of a trace at its span cap was stored only in part, and which spans were
                 // kept is the store's business: the live tail shows whole batches or nothing.
                 let stored = outcomes.iter().map(|o| matches!(o, CommitOutcome::Stored { over_cap: 0, .. })).collect();
-                live.committed_here(outcomes.iter().filter_map(|o| match o {
-                    CommitOutcome::Stored { leaf_index, .. } => *leaf_index,
-                    _ => None,
-                }));
                 live.publish(&batches, stored);
                 for (b, o) in batches.iter().zip(&outcomes) {
                     if matches!(o, CommitOutcome::Stored { .. }) {
