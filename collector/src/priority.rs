@@ -31,8 +31,9 @@ pub fn set_this_thread_nice(nice: i32) {
 }
 
 /// The nice value of this process's thread named `name` (as `/proc` shows it: at most 15
-/// bytes), if there is one (Linux).
-pub fn nice_of_thread(name: &str) -> Option<i32> {
+/// bytes), if there is one (Linux). For the tests that check which threads run in the background.
+#[cfg(test)]
+pub(crate) fn nice_of_thread(name: &str) -> Option<i32> {
     let tasks = std::fs::read_dir("/proc/self/task").ok()?;
     tasks.flatten().find_map(|task| {
         let comm = std::fs::read_to_string(task.path().join("comm")).ok()?;
