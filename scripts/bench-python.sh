@@ -21,6 +21,7 @@ for abi in ${ABIS:-cp310 cp39}; do
     rm -rf "$VENVS/bench-$abi"
     "$PY" -m venv "$VENVS/bench-$abi"
     "$VENVS/bench-$abi/bin/pip" install -q "$WHEELS/$abi"/tracex-*.whl "opentelemetry-sdk==${OTEL_VERSION:-1.45.*}" \
+        "opentelemetry-exporter-otlp-proto-http==${OTEL_VERSION:-1.45.*}" \
         "ddtrace==${DDTRACE_VERSION:-4.16.*}"
 done
 
