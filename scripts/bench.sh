@@ -54,7 +54,7 @@ describe() {
         audit) echo "audit log: store commits, checkpoints, proofs, verify; sealed ingest with the log on and off" ;;
         postgres) echo "collector ingest into PostgreSQL, one and two collectors, beside SQLite" ;;
         node) echo "Node: tracex beside OpenTelemetry JS, hot path and end to end" ;;
-        python) echo "Python: tracex beside the OpenTelemetry Python SDK and ddtrace on the hot path; tracex end to end" ;;
+        python) echo "Python: tracex beside the OpenTelemetry Python SDK and ddtrace on the hot path; end to end beside OpenTelemetry with its OTLP/HTTP exporter" ;;
         wasm) echo "the WASM package beside the native addon in Node" ;;
         edge) echo "CPU a request pays for tracing in real workerd, first request and steady state" ;;
         collector) echo "the collector at 10,000,000 spans: queries, statistics, waterfall, live-tail lag" ;;
