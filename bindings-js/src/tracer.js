@@ -116,8 +116,11 @@ export class BaseTracer {
         start,
       );
     }
-    const t0 = word();
-    const t1 = word();
+    // A new trace's id starts with its start in unix ms, 48 bits big-endian, the other ten bytes
+    // random: the core's rule (core/src/ids.rs, `new_trace_id_at`, which says why).
+    const ms = Math.floor(this._anchorMs + start);
+    const t0 = ms >= 0 ? Math.floor(ms / 65536) | 0 : word();
+    const t1 = ms >= 0 ? ((ms % 65536) << 16) | (word() & 0xffff) : word();
     const t2 = word();
     const t3 = nonZeroWord();
     if (!this._sampleRoot(t2, t3)) {

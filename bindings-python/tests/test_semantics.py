@@ -149,3 +149,14 @@ def test_root_sampling_decisions_match_the_core() -> None:
     assert len(cases) >= 50
     for case in cases:
         assert testing.root_sampled(case["ratio"], case["trace_id"]) == case["sampled"], case
+
+
+def test_new_trace_ids_start_with_the_start_time(make_tracer: Callable[..., Any]) -> None:
+    cases = DOC["trace_ids"]
+    assert len(cases) >= 5
+    tracer = make_tracer()
+    for case in cases:
+        start = int(case["start_unix_nano"])
+        ids = [tracer.start_span("root", root=True, start_time=start).trace_id for _ in range(2)]
+        assert all(i.startswith(case["trace_id_prefix"]) for i in ids), (ids, case)
+        assert ids[0] != ids[1], "the rest of the id is random"

@@ -155,3 +155,17 @@ test('sampling decisions match the core', async () => {
     assert.equal(sampledByRatio(k.ratio, hi, lo, t2, t3), k.sampled, `ratio ${k.ratio}, trace ${k.trace_id}`);
   }
 });
+
+test("a new trace's id starts with its start time as the core's does", async () => {
+  assert.ok(doc.trace_ids.length >= 5);
+  const tracer = new Tracer(options());
+  for (const k of doc.trace_ids) {
+    // Unix ms, the JS layer's unit for an explicit start time (exact here: the vectors' starts are
+    // whole microseconds).
+    const ms = Number(BigInt(k.start_unix_nano) / 1000n) / 1000;
+    const ids = [0, 1].map(() => tracer.startSpan('root', { parent: null, startTime: ms }).spanContext().traceId);
+    for (const id of ids) assert.ok(id.startsWith(k.trace_id_prefix), `${id} for a start at ${k.start_unix_nano}`);
+    assert.notEqual(ids[0], ids[1], 'the rest of the id is random');
+  }
+  await tracer.shutdown();
+});

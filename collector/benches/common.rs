@@ -202,12 +202,14 @@ pub fn payment_spans(n: usize) -> Vec<SpanData> {
 /// [`payment_spans`] in traces of `per_trace` spans (a root, then its children).
 pub fn payment_spans_in_traces_of(n: usize, per_trace: usize) -> Vec<SpanData> {
     let now = tracex_collector::now_unix_nano();
-    let mut trace_id = ids::new_trace_id();
+    let random = random_trace_ids();
+    let new_id = || if random { random_trace_id() } else { ids::new_trace_id() };
+    let mut trace_id = new_id();
     (0..n)
         .map(|i| SpanData {
             trace_id: {
                 if i % per_trace == 0 {
-                    trace_id = ids::new_trace_id();
+                    trace_id = new_id();
                 }
                 trace_id
             },
@@ -234,6 +236,20 @@ pub fn payment_spans_in_traces_of(n: usize, per_trace: usize) -> Vec<SpanData> {
             ..Default::default()
         })
         .collect()
+}
+
+/// `BENCH_RANDOM_TRACE_IDS=1`: trace ids of sixteen random bytes, as SDKs other than tracex's
+/// make them, instead of the core's, which start with the trace's start time
+/// (`tracex_core::ids::new_trace_id_at`).
+pub fn random_trace_ids() -> bool {
+    std::env::var_os("BENCH_RANDOM_TRACE_IDS").is_some_and(|v| v == "1")
+}
+
+/// A trace id of sixteen random bytes.
+pub fn random_trace_id() -> tracex_core::TraceId {
+    let mut b = [0u8; 16];
+    ids::fill_random(&mut b).expect("randomness");
+    tracex_core::TraceId(b)
 }
 
 /// Batch `n` of one SDK instance of project `bench` (its id and sequence number follow from `n`)

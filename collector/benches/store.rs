@@ -11,7 +11,8 @@
 //!
 //! `cargo bench -p tracex-collector --bench store` (env: `STORE_SPANS`, default 1,048,576;
 //! `STORE_GROUP`, default 8; `STORE_SPANS_PER_TRACE`, default 8: one-span traces show what a trace
-//! itself costs)
+//! itself costs; `BENCH_RANDOM_TRACE_IDS=1`: random trace ids, as other SDKs make them, instead of
+//! the core's time-ordered ones)
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -84,8 +85,9 @@ fn main() {
     assert_eq!(stored, batches, "every batch committed");
     let n = (batches * 512) as f64;
     println!(
-        "== store commit: {} spans in traces of {per_trace}, commits of {group} batches: writer CPU {:.0} ns/span, {:.0} spans/s of commit time, {:.0} bytes written per span",
+        "== store commit: {} spans in traces of {per_trace} ({} trace ids), commits of {group} batches: writer CPU {:.0} ns/span, {:.0} spans/s of commit time, {:.0} bytes written per span",
         batches * 512,
+        if common::random_trace_ids() { "random" } else { "time-ordered" },
         cpu.as_nanos() as f64 / n,
         n / wall.as_secs_f64(),
         bytes as f64 / n

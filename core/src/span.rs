@@ -8,7 +8,7 @@ use std::borrow::Cow;
 
 use crate::batch::dedup_last_wins;
 use crate::context::{self, ContextGuard, SpanContext};
-use crate::ids::{new_span_id, new_trace_id};
+use crate::ids::{new_span_id, new_trace_id_at};
 use crate::model::{
     Event, KeyValue, Link, SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE, SPAN_FLAGS_CONTEXT_IS_REMOTE, SpanData, SpanKind, Status,
     StatusCode, Str, TraceFlags, Value,
@@ -117,7 +117,9 @@ impl<'t> SpanBuilder<'t> {
             Parent::Root => None,
             Parent::Context(cx) => Some(cx).filter(SpanContext::is_valid),
         };
-        let trace_id = parent.as_ref().map_or_else(new_trace_id, |p| p.trace_id);
+        // Read once: a new trace's id starts with its start time (`new_trace_id_at`).
+        let start = self.start_time.unwrap_or_else(|| tracer.now());
+        let trace_id = parent.as_ref().map_or_else(|| new_trace_id_at(start), |p| p.trace_id);
         let sampled = tracer.sample(parent.as_ref(), trace_id);
         let span_id = new_span_id();
         let trace_state = parent.as_ref().and_then(|p| p.trace_state.clone());
@@ -151,7 +153,7 @@ impl<'t> SpanBuilder<'t> {
         data.flags = flags;
         data.name = self.name;
         data.kind = self.kind;
-        data.start_time_unix_nano = self.start_time.unwrap_or_else(|| tracer.now());
+        data.start_time_unix_nano = start;
         // The recycled box keeps an empty attribute vector with its memory: kept unless the
         // builder brought attributes of its own.
         if !self.attributes.is_empty() {

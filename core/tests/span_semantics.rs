@@ -150,3 +150,22 @@ fn sampling_decisions_match_the_vectors() {
     }
     assert!(kept > 10 && dropped > 10, "{kept} kept, {dropped} dropped");
 }
+
+#[test]
+fn new_trace_ids_start_with_the_start_time_as_the_vectors_say() {
+    let doc = load();
+    let cases = doc["trace_ids"].as_array().unwrap();
+    assert!(cases.len() >= 5);
+    let tracer = tracer();
+    for case in cases {
+        let start: u64 = case["start_unix_nano"].as_str().unwrap().parse().unwrap();
+        let want = case["trace_id_prefix"].as_str().unwrap();
+        let ids: Vec<String> = (0..2)
+            .map(|_| tracer.span_builder("root").root().start_time(start).start().context().trace_id.to_hex())
+            .collect();
+        for id in &ids {
+            assert!(id.starts_with(want), "{id} for a start at {start}");
+        }
+        assert_ne!(ids[0], ids[1], "the rest of the id is random");
+    }
+}

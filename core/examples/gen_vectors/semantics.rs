@@ -31,6 +31,7 @@ pub fn write(root: &std::path::Path) {
         "attributes": attribute_cases(&tracer, &private),
         "traceparent": traceparent_cases(&tracer),
         "sampling": sampling_cases(),
+        "trace_ids": trace_id_cases(&tracer),
     });
     super::write_json(&root.join("span-semantics.json"), &doc);
 }
@@ -279,6 +280,31 @@ fn traceparent_cases(tracer: &Tracer) -> Vec<J> {
                 }
             };
             json!({ "name": name, "traceparent": traceparent, "tracestate": tracestate, "expect": expect })
+        })
+        .collect()
+}
+
+// === trace ids ===
+
+/// A new trace's id starts with its start time in unix milliseconds (48 bits, big-endian; the
+/// other ten bytes are random, so only the prefix is a vector). Each start is half a millisecond
+/// past a whole one, so a runtime whose clock is a float in ms (JS) cannot round across it.
+fn trace_id_cases(tracer: &Tracer) -> Vec<J> {
+    let ms = [
+        1_765_001_600_123,            // 2025-12-06T06:13:20.123Z
+        1_000_000_000_000,            // 2001
+        4_102_444_800_999,            // 2100
+        26_932_006 * 65_536 + 65_535, // the low 16 bits all ones (JS splits the ms there)
+        26_932_007 * 65_536,          // and all zeros
+    ];
+    ms.into_iter()
+        .map(|ms: u64| {
+            let start = ms * 1_000_000 + 500_000;
+            let span = tracer.span_builder("root").root().start_time(start).start_unbound();
+            json!({
+                "start_unix_nano": start.to_string(),
+                "trace_id_prefix": span.context().trace_id.to_hex()[..2 * tracex_core::ids::TRACE_ID_TIME_BYTES],
+            })
         })
         .collect()
 }
