@@ -117,9 +117,13 @@ impl<'t> SpanBuilder<'t> {
             Parent::Root => None,
             Parent::Context(cx) => Some(cx).filter(SpanContext::is_valid),
         };
-        // Read once: a new trace's id starts with its start time (`new_trace_id_at`).
-        let start = self.start_time.unwrap_or_else(|| tracer.now());
-        let trace_id = parent.as_ref().map_or_else(|| new_trace_id_at(start), |p| p.trace_id);
+        // A new trace's id starts with its start time (`new_trace_id_at`): the clock is read here
+        // for a root, and later only for a sampled span that has a parent.
+        let mut start = self.start_time;
+        let trace_id = match &parent {
+            Some(p) => p.trace_id,
+            None => new_trace_id_at(*start.get_or_insert_with(|| tracer.now())),
+        };
         let sampled = tracer.sample(parent.as_ref(), trace_id);
         let span_id = new_span_id();
         let trace_state = parent.as_ref().and_then(|p| p.trace_state.clone());
@@ -153,7 +157,7 @@ impl<'t> SpanBuilder<'t> {
         data.flags = flags;
         data.name = self.name;
         data.kind = self.kind;
-        data.start_time_unix_nano = start;
+        data.start_time_unix_nano = start.unwrap_or_else(|| tracer.now());
         // The recycled box keeps an empty attribute vector with its memory: kept unless the
         // builder brought attributes of its own.
         if !self.attributes.is_empty() {
