@@ -18,7 +18,9 @@ export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER="wasm-ld-$WASM_LLVM_MAJOR"
 # And no panic machinery at all (`-Cpanic=immediate-abort`, std built with it): a panic traps at
 # once, as it did after formatting a message nothing ever printed (there is no panic hook here):
 # −25 KB optimized, −10 KB gzipped, which makes room for the receipt check under the budget.
-export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-Zlocation-detail=none -Zunstable-options -Cpanic=immediate-abort"
+# `--cfg tracex_wasm_speed`: the record decoder, which runs on the JS thread for every span, is
+# compiled for speed inside this size-built module (`optimize(speed)`, core/src/records.rs).
+export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="--cfg tracex_wasm_speed -Zlocation-detail=none -Zunstable-options -Cpanic=immediate-abort"
 export CARGO_TARGET_DIR="${WASM_TARGET_DIR:-${CARGO_TARGET_DIR:-target}/wasm}"
 /usr/bin/cargo build -q --locked -Zbuild-std=std,panic_abort --target wasm32-unknown-unknown \
   --profile wasm-release -p tracex-wasm "${FEATURES[@]}"

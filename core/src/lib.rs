@@ -28,6 +28,9 @@
 //! tracer.shutdown(std::time::Duration::from_secs(5))?;
 //! # Ok(()) }
 //! ```
+// The WASM build (scripts/build-wasm.sh, nightly features through RUSTC_BOOTSTRAP) compiles the
+// record decoder for speed inside a module built for size: see `records`.
+#![cfg_attr(tracex_wasm_speed, feature(optimize_attribute))]
 
 pub mod audit;
 pub mod clock;

@@ -64,6 +64,12 @@ pub(crate) fn decode_boxed(
 
 /// The buffer's header, then each record written into a span that `slot` gives (a plain span, or a
 /// pooled box).
+///
+/// `tracex_wasm_speed` (set by scripts/build-wasm.sh): the WASM module is built for size (opt-level
+/// "z", for its download budget), which leaves the decoder — run on the JS thread there, on every
+/// span — a chain of calls. `optimize(speed)` on the decoder's loops lets them inline what they
+/// call: the WASM hot path ≈ 10 % faster for ≈ 400 bytes gzipped (docs/benchmarks.md).
+#[cfg_attr(tracex_wasm_speed, optimize(speed))]
 fn decode_into<T: std::borrow::BorrowMut<SpanData>>(buf: &[u8], mut slot: impl FnMut() -> T) -> Result<(u64, Vec<T>)> {
     let mut r = Reader { buf, pos: 0, slots: Slots::default() };
     if r.take(4)? != MAGIC {
@@ -132,6 +138,16 @@ fn intern_in(table: &InternTable, s: Str, max: usize, max_len: usize) -> Str {
     Cow::Borrowed(leaked)
 }
 
+/// `s` as a `String`; the empty one without a call into the allocator (see [`Reader::utf8`]).
+#[inline(always)]
+#[allow(clippy::inline_always, reason = "opt-level z inlines nothing that is not forced")]
+fn owned(s: Str) -> String {
+    match s {
+        Cow::Borrowed("") => String::new(),
+        s => s.into_owned(),
+    }
+}
+
 struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
@@ -157,7 +173,9 @@ struct Slots {
     sparse: std::collections::BTreeMap<usize, Str>,
 }
 
+#[allow(clippy::inline_always, reason = "opt-level z inlines nothing that is not forced")]
 impl Slots {
+    #[inline(always)]
     fn get(&self, i: usize) -> Option<&Str> {
         match i.checked_sub(DENSE_SLOTS) {
             None => self.dense.get(i).and_then(Option::as_ref),
@@ -217,11 +235,16 @@ impl<'a> Reader<'a> {
         invalid(format!("record runs past the end of the buffer at byte {} (+{n})", self.pos))
     }
 
+    /// `N` bytes as an array: a plain load (`copy_from_slice` stayed a call at opt-level "z").
     #[inline(always)]
     fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
-        let mut out = [0u8; N];
-        out.copy_from_slice(self.take(N)?);
-        Ok(out)
+        match self.buf.get(self.pos..).and_then(<[u8]>::first_chunk::<N>) {
+            Some(a) => {
+                self.pos += N;
+                Ok(*a)
+            }
+            None => Err(self.past_the_end(N)),
+        }
     }
 
     #[inline(always)]
@@ -280,7 +303,13 @@ impl<'a> Reader<'a> {
         u32::try_from(self.varint()?).map_err(|_| invalid("count out of range"))
     }
 
+    #[inline(always)]
     fn utf8(&mut self, n: usize) -> Result<Str> {
+        // Most literals are empty (trace state, status message): `to_owned` of no bytes is still a
+        // chain of allocator calls at opt-level "z" (≈ 5 % of the WASM hot path).
+        if n == 0 {
+            return Ok(Cow::Borrowed(""));
+        }
         let bytes = self.take(n)?;
         std::str::from_utf8(bytes)
             .map(|s| Cow::Owned(s.to_owned()))
@@ -295,8 +324,27 @@ impl<'a> Reader<'a> {
     /// A string; `intern_it` for keys and names, which repeat across buffers. Other strings bound to a
     /// slot (values, trace states, messages: possibly high-cardinality) go to the smaller, bounded
     /// table of [`intern_value`].
+    ///
+    /// The common cases inline (an empty literal, a reference to an interned slot: seven of a typical
+    /// span's nine strings), the rest out of line.
+    #[inline(always)]
     fn string(&mut self, intern_it: bool) -> Result<Str> {
         let h = self.varint()?;
+        if h == 0 {
+            return Ok(Cow::Borrowed(""));
+        }
+        if h % 4 == 3 && h >> 2 < MAX_SLOTS {
+            #[allow(clippy::cast_possible_truncation)] // below MAX_SLOTS
+            if let Some(Cow::Borrowed(s)) = self.slots.get((h >> 2) as usize) {
+                return Ok(Cow::Borrowed(s));
+            }
+        }
+        self.string_after(h, intern_it)
+    }
+
+    /// The rest of [`string`](Self::string), after its header `h`.
+    #[inline(never)]
+    fn string_after(&mut self, h: u64, intern_it: bool) -> Result<Str> {
         if h % 2 == 0 {
             let n = usize::try_from(h / 2).map_err(|_| invalid("length out of range"))?;
             return self.utf8(n);
@@ -324,6 +372,7 @@ impl<'a> Reader<'a> {
         }
     }
 
+    #[cfg_attr(tracex_wasm_speed, optimize(speed))]
     fn time(&mut self, anchor: u64) -> Result<u64> {
         let ms = self.f64()?;
         let rel = (ms * 1e6).round();
@@ -338,6 +387,7 @@ impl<'a> Reader<'a> {
         t.ok_or_else(|| invalid(format!("time {ms} ms is out of range")))
     }
 
+    #[cfg_attr(tracex_wasm_speed, optimize(speed))]
     fn value(&mut self, depth: usize) -> Result<Value> {
         if depth > MAX_DEPTH {
             return Err(invalid(format!("values nest deeper than {MAX_DEPTH} levels")));
@@ -372,6 +422,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Appends the attributes to `out` (empty, perhaps with capacity from a pooled span).
+    #[cfg_attr(tracex_wasm_speed, optimize(speed))]
     fn attributes_into(&mut self, depth: usize, out: &mut Vec<KeyValue>) -> Result<()> {
         let n = self.len()?;
         // Each attribute takes at least two bytes.
@@ -385,6 +436,7 @@ impl<'a> Reader<'a> {
     }
 
     /// One record into `out`, every field written; its attribute vector's memory is reused.
+    #[cfg_attr(tracex_wasm_speed, optimize(speed))]
     fn span_into(&mut self, anchor: u64, out: &mut SpanData) -> Result<()> {
         let trace_id = TraceId(self.array()?);
         let span_id = SpanId(self.array()?);
@@ -400,14 +452,14 @@ impl<'a> Reader<'a> {
         let start_time_unix_nano = self.time(anchor)?;
         let end_time_unix_nano = self.time(anchor)?;
         let name = self.name()?;
-        let trace_state = self.string(false)?.into_owned();
+        let trace_state = owned(self.string(false)?);
         let message = self.string(false)?;
         let mut attributes = std::mem::take(&mut out.attributes);
         attributes.clear();
         self.attributes_into(0, &mut attributes)?;
         let dropped_attributes_count = self.u32v()?;
         let n_events = self.len()?;
-        let mut events = Vec::with_capacity(n_events.min(64));
+        let mut events = if n_events == 0 { Vec::new() } else { Vec::with_capacity(n_events.min(64)) };
         for _ in 0..n_events {
             let name = self.name()?;
             let time_unix_nano = self.time(anchor)?;
@@ -417,37 +469,81 @@ impl<'a> Reader<'a> {
         }
         let dropped_events_count = self.u32v()?;
         let n_links = self.len()?;
-        let mut links = Vec::with_capacity(n_links.min(64));
+        let mut links = if n_links == 0 { Vec::new() } else { Vec::with_capacity(n_links.min(64)) };
         for _ in 0..n_links {
             let trace_id = TraceId(self.array()?);
             let span_id = SpanId(self.array()?);
             let flags = self.u32v()?;
-            let trace_state = self.string(false)?.into_owned();
+            let trace_state = owned(self.string(false)?);
             let attributes = self.attributes(0)?;
             let dropped_attributes_count = self.u32v()?;
             links.push(Link { trace_id, span_id, trace_state, attributes, dropped_attributes_count, flags });
         }
         let dropped_links_count = self.u32v()?;
-        *out = SpanData {
-            trace_id,
-            span_id,
-            trace_state,
-            parent_span_id: parent.is_valid().then_some(parent),
-            flags,
-            name,
-            kind,
-            start_time_unix_nano,
-            end_time_unix_nano,
-            attributes,
-            dropped_attributes_count,
-            events,
-            dropped_events_count,
-            links,
-            dropped_links_count,
-            status: Status { code: status_code, message },
-        };
+        let old = std::mem::replace(
+            out,
+            SpanData {
+                trace_id,
+                span_id,
+                trace_state,
+                parent_span_id: parent.is_valid().then_some(parent),
+                flags,
+                name,
+                kind,
+                start_time_unix_nano,
+                end_time_unix_nano,
+                attributes,
+                dropped_attributes_count,
+                events,
+                dropped_events_count,
+                links,
+                dropped_links_count,
+                status: Status { code: status_code, message },
+            },
+        );
+        // A pooled box arrives emptied (`SpanBuffer::recycle`); its drop glue would free nothing, and
+        // at opt-level "z" it is a chain of calls per field (≈ 6 % of the WASM hot path).
+        if owns_no_memory(&old) {
+            std::mem::forget(old);
+        }
         Ok(())
     }
+}
+
+/// True when dropping `s` would free nothing. Destructured field by field, without `..`: a field
+/// added to `SpanData` must be considered here, or its memory would leak.
+#[inline(always)]
+#[allow(clippy::inline_always, reason = "opt-level z inlines nothing that is not forced")]
+fn owns_no_memory(s: &SpanData) -> bool {
+    let SpanData {
+        trace_id: _,
+        span_id: _,
+        trace_state,
+        parent_span_id: _,
+        flags: _,
+        name,
+        kind: _,
+        start_time_unix_nano: _,
+        end_time_unix_nano: _,
+        attributes,
+        dropped_attributes_count: _,
+        events,
+        dropped_events_count: _,
+        links,
+        dropped_links_count: _,
+        status: Status { code: _, message },
+    } = s;
+    // (`Str::default()` is an owned empty string: no capacity, nothing to free.)
+    let free = |s: &Str| match s {
+        Cow::Borrowed(_) => true,
+        Cow::Owned(o) => o.capacity() == 0,
+    };
+    trace_state.capacity() == 0
+        && free(name)
+        && attributes.capacity() == 0
+        && events.capacity() == 0
+        && links.capacity() == 0
+        && free(message)
 }
 
 /// Writes record buffers: the reference implementation of the format (the JS encoders are tested
