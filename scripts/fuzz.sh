@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing of the parsers that read untrusted bytes: the OTLP decoder, the envelope
-# parser, the collector's unsealer past authentication (inflate + decode + validate) and the query
-# API's query-string parsers. Not part of scripts/test.sh: a bounded run of each target, for CI
+# parser, the collector's unsealer past authentication (inflate + decode + validate), the query
+# API's query-string parsers, and the span record decoder (buffers from the JS layer, which the
+# WASM package decodes in the page's or worker's own thread). Not part of scripts/test.sh: a bounded run of each target, for CI
 # nightlies or by hand.
 #
 #   scripts/fuzz.sh            # 60 s per target
@@ -19,7 +20,7 @@ cd "$(dirname "$0")/.."
 seconds="${1:-60}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(otlp_decode envelope_parse unseal query_string)
+[ ${#targets[@]} -gt 0 ] || targets=(otlp_decode envelope_parse unseal query_string records_decode)
 
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/fuzz/target}"
