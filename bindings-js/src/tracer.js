@@ -50,7 +50,9 @@ export class BaseTracer {
     const l = this._native.limits;
     this._batch = l.maxExportBatchSize;
     this._delay = l.scheduledDelayMillis;
-    this._drainAt = Math.max(this._batch, Math.min(DRAIN_SPANS, l.maxQueueSize));
+    // At least a full export batch, but never more than the core's queue holds: a batch larger
+    // than the queue (a small `maxQueueSize` under the default batch size) would be dropped in part.
+    this._drainAt = Math.min(l.maxQueueSize, Math.max(this._batch, DRAIN_SPANS));
     this._limits = { maxAttributes: l.maxAttributes, maxEvents: l.maxEvents, maxLinks: l.maxLinks };
     this._maxAttrs2 = this._limits.maxAttributes * 2;
     // Root spans are sampled when the low 63 bits of the trace id fall under ratio × 2^63 — the

@@ -247,6 +247,26 @@ test('sampling: ratio 0 records nothing, counts it, and propagates the unsampled
   await half.shutdown();
 });
 
+test('a queue smaller than an export batch: the JS layer never hands the core more spans than the queue holds', async () => {
+  // The default batch (2,048 spans) is larger than this queue: handed over a batch at a time, the
+  // excess of every hand-over would be dropped.
+  const tracer = new Tracer(c.options({ serviceName: 'small-queue', maxQueueSize: 1000 }));
+  const handed = [];
+  const native = tracer._native;
+  const ingest = native.ingest.bind(native);
+  native.ingest = (bytes) => {
+    // The span count: a varint the JS writer pads to 5 bytes at offset 17 (bindings-js/src/records.js).
+    let n = 0;
+    for (let i = 4; i >= 0; i--) n = n * 128 + (bytes[17 + i] & 127);
+    handed.push(n);
+    return ingest(bytes);
+  };
+  for (let i = 0; i < 2500; i++) tracer.startSpan('small', { attributes: { i } }).end();
+  await tracer.shutdown(60_000);
+  assert.equal(handed.reduce((a, b) => a + b, 0), 2500, JSON.stringify(handed));
+  assert.ok(handed.every((n) => n <= 1000), JSON.stringify(handed));
+});
+
 test('flush and shutdown report delivery; spans after shutdown are dropped and counted', async () => {
   const tracer = new Tracer(c.options({ serviceName: 'bulk', maxExportBatchSize: 100 }));
   for (let i = 0; i < 5000; i++) {
