@@ -6,7 +6,8 @@
 //! in `E2E_CONCURRENCY` (default `1,4`: one batch at a time beside the default), each against a
 //! fresh collector. `E2E_SPANS_PER_TRACE` (default 1) puts that many spans in each trace (a root
 //! and its children): the collector's writer does per-trace work (the trace row and its attribute
-//! index) that one-span traces pay for every span.
+//! index) that one-span traces pay for every span. `E2E_BATCH_SIZE` sets the spans per sealed batch
+//! (default: the core's).
 //!
 //! `cargo bench -p tracex-collector --bench sdk_e2e`
 #![allow(
@@ -60,6 +61,13 @@ fn main() {
     }
 }
 
+/// `E2E_BATCH_SIZE`: spans per sealed batch (the core's default unless set).
+fn batch_size() -> usize {
+    std::env::var("E2E_BATCH_SIZE")
+        .ok()
+        .map_or(BatchConfig::default().max_batch_size, |v| v.parse().expect("E2E_BATCH_SIZE: a positive integer"))
+}
+
 /// One run with `in_flight` concurrent exports; the delivery rate in spans/s.
 fn run(spans: u64, in_flight: usize) -> f64 {
     let collector = BenchCollector::start("sdk-e2e");
@@ -68,7 +76,11 @@ fn run(spans: u64, in_flight: usize) -> f64 {
         .with_endpoint(&collector.url)
         .with_api_key(&collector.ingest_key)
         .with_collector_public_key_pem(&collector.public_pem)
-        .with_batch_config(BatchConfig { max_concurrent_exports: in_flight, ..BatchConfig::default() })
+        .with_batch_config(BatchConfig {
+            max_concurrent_exports: in_flight,
+            max_batch_size: batch_size(),
+            ..BatchConfig::default()
+        })
         .build()
         .unwrap();
     // The recording thread is this one; its name comes from the bench binary.

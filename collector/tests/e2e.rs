@@ -97,7 +97,9 @@ fn hundred_thousand_spans_round_trip_exactly() {
     assert_eq!(stats.spans_sent, total, "{stats:?}");
     assert!(report.spans_delivered <= total);
     assert_eq!(stats.spans_dropped, 0);
-    assert!(stats.batches_sent >= 190, "many batches: {}", stats.batches_sent);
+    // Many batches (full ones of the default size, and any the scheduled delay sealed early).
+    let full = total / tracex_core::config::DEFAULT_MAX_BATCH_SIZE as u64;
+    assert!(stats.batches_sent >= full, "many batches: {} of at least {full}", stats.batches_sent);
     assert_eq!(metric(&collector.url, "tracex_spans_ingested_total") as u64, total);
     assert!(metric(&collector.url, "tracex_rsa_unwraps_total") <= 2.0, "RSA runs once per data key, not per batch");
 
