@@ -263,8 +263,15 @@ test('a queue smaller than an export batch: the JS layer never hands the core mo
   };
   for (let i = 0; i < 2500; i++) tracer.startSpan('small', { attributes: { i } }).end();
   await tracer.shutdown(60_000);
-  assert.equal(handed.reduce((a, b) => a + b, 0), 2500, JSON.stringify(handed));
-  assert.ok(handed.every((n) => n <= 1000), JSON.stringify(handed));
+  assert.equal(
+    handed.reduce((a, b) => a + b, 0),
+    2500,
+    JSON.stringify(handed),
+  );
+  assert.ok(
+    handed.every((n) => n <= 1000),
+    JSON.stringify(handed),
+  );
 });
 
 test('flush and shutdown report delivery; spans after shutdown are dropped and counted', async () => {

@@ -196,7 +196,7 @@ fn the_worker_delivers_and_flush_reports() {
     // Two full batches of the default size and a partial one.
     let full = tracex_core::config::DEFAULT_MAX_BATCH_SIZE;
     let n = 2 * full + 276;
-    for i in 0..n as i64 {
+    for i in (0i64..).take(n) {
         tracer.span("work").set_attribute("i", i);
     }
     let report = tracer.flush(Duration::from_secs(10)).unwrap();
