@@ -45,7 +45,7 @@ pub struct NativeOptions {
     /// Spans buffered before new ones are dropped (default 16,384, the core's
     /// `DEFAULT_MAX_QUEUE_SIZE`).
     pub max_queue_size: Option<f64>,
-    /// Spans per sealed batch (default 512).
+    /// Spans per sealed batch (default 2,048, the core's `DEFAULT_MAX_BATCH_SIZE`).
     pub max_export_batch_size: Option<f64>,
     /// Longest wait before a partial batch is sent, in ms (default 1,000).
     pub scheduled_delay_millis: Option<f64>,
