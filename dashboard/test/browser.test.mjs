@@ -706,7 +706,7 @@ test('the audit page: no batch missing, and the checkpoint that covers them', as
 test('batches lost on the way show as a gap: instance, range, time window, badge', async () => {
   // The real SDK seals batches for this collector; #2 and #3 never reach it (a middlebox that
   // drops them), the others are posted as the SDK posts them.
-  const sealed = await collector.seal('--requests', '500'); // ≈ 5 spans each, 512 a batch
+  const sealed = await collector.seal('--requests', '2500'); // ≈ 5 spans each, 2,048 a batch
   assert.ok(sealed.length >= 4, `the demo sealed ${sealed.length} batches, 4 needed`);
   assert.deepEqual(
     sealed.map((b) => b.sequence),
