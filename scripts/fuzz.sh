@@ -2,8 +2,8 @@
 # Coverage-guided fuzzing of the parsers that read untrusted bytes: the OTLP decoder, the envelope
 # parser, the collector's unsealer past authentication (inflate + decode + validate), the query
 # API's query-string parsers, and the span record decoder (buffers from the JS layer, which the
-# WASM package decodes in the page's or worker's own thread). Not part of scripts/test.sh: a bounded run of each target, for CI
-# nightlies or by hand.
+# WASM package decodes in the page's or worker's own thread). Not part of scripts/test.sh: a
+# bounded run of each target, for CI nightlies or by hand.
 #
 #   scripts/fuzz.sh            # 60 s per target
 #   scripts/fuzz.sh 600        # 10 min per target

@@ -10,8 +10,9 @@ pub const DEFAULT_MAX_QUEUE_SIZE: usize = 16_384;
 /// `DEFAULT_MAX_CONCURRENT_EXPORTS` batches per commit: with 512 spans a batch that was ≈ 78,000
 /// (one-span traces) and ≈ 114,000 (eight-span traces) spans/s; with 2,048, 112,000–128,000 and
 /// 194,000–235,000, and the collector's CPU per span fell by 11–30 % (its per-request work: HTTP,
-/// the envelope, the receipt, the audit leaf). The Node and WASM packages hand the core 2,048 spans at a time already.
-/// A batch stays within [`DEFAULT_MAX_BATCH_BYTES`] (split past it); OpenTelemetry's default is 512.
+/// the envelope, the receipt, the audit leaf). The Node and WASM packages hand the core 2,048
+/// spans at a time already. A batch stays within [`DEFAULT_MAX_BATCH_BYTES`] (split past it);
+/// OpenTelemetry's default is 512.
 pub const DEFAULT_MAX_BATCH_SIZE: usize = 2048;
 /// Default longest time a finished span waits before its batch is sealed.
 pub const DEFAULT_SCHEDULED_DELAY: Duration = Duration::from_secs(1);

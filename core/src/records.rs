@@ -138,7 +138,7 @@ fn intern_in(table: &InternTable, s: Str, max: usize, max_len: usize) -> Str {
     Cow::Borrowed(leaked)
 }
 
-/// `s` as a `String`; the empty one without a call into the allocator (see [`Reader::utf8`]).
+/// `s` as a `String`; the empty one without a call into the allocator (see [`Reader::string`]).
 #[inline(always)]
 #[allow(clippy::inline_always, reason = "opt-level z inlines nothing that is not forced")]
 fn owned(s: Str) -> String {
@@ -303,13 +303,7 @@ impl<'a> Reader<'a> {
         u32::try_from(self.varint()?).map_err(|_| invalid("count out of range"))
     }
 
-    #[inline(always)]
     fn utf8(&mut self, n: usize) -> Result<Str> {
-        // Most literals are empty (trace state, status message): `to_owned` of no bytes is still a
-        // chain of allocator calls at opt-level "z" (≈ 5 % of the WASM hot path).
-        if n == 0 {
-            return Ok(Cow::Borrowed(""));
-        }
         let bytes = self.take(n)?;
         std::str::from_utf8(bytes)
             .map(|s| Cow::Owned(s.to_owned()))
@@ -326,7 +320,9 @@ impl<'a> Reader<'a> {
     /// table of [`intern_value`].
     ///
     /// The common cases inline (an empty literal, a reference to an interned slot: seven of a typical
-    /// span's nine strings), the rest out of line.
+    /// span's nine strings), the rest out of line. The empty literal (trace state, status message)
+    /// is answered here without [`utf8`](Self::utf8): `to_owned` of no bytes is still a chain of
+    /// allocator calls at opt-level "z" (≈ 5 % of the WASM hot path).
     #[inline(always)]
     fn string(&mut self, intern_it: bool) -> Result<Str> {
         let h = self.varint()?;
