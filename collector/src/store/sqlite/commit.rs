@@ -1,13 +1,14 @@
 //! Commits: the shared commit plan ([`crate::store::plan::commit`]) executed as one `BEGIN
 //! IMMEDIATE` transaction. Rows that cannot be there yet (spans and trace rows of new traces) and
-//! attribute index rows go in as multi-row `INSERT`s ([`ROWS_PER_INSERT`]); the rest are
+//! attribute index rows go in as multi-row `INSERT`s bound without copies ([`super::bulk`]); the rest are
 //! single-row statements (in-process calls: no round trips to save, only the statement's own
 //! per-execution work).
 
 use std::collections::{HashMap, HashSet};
 
-use rusqlite::{Connection, OptionalExtension, Statement, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
+use super::bulk::{Insert, Statements, insert_many, values};
 use super::{ATTR_EPOCH_SHIFT, Db, SqliteStore, Writer};
 use crate::audit::tree::{NodeId, Nodes};
 use crate::store::common::{ns, unns};
@@ -20,10 +21,10 @@ use crate::store::{CommitOutcome, NewBatch, StoreError, StoreResult};
 impl SqliteStore {
     /// Commits `batches` in one transaction; the writer's cache learns the new ids once it committed.
     pub(super) fn commit_in(&self, writer: &mut Writer, batches: &[NewBatch]) -> StoreResult<Vec<CommitOutcome>> {
-        let Writer { conn, cache } = writer;
+        let Writer { statements, conn, cache } = writer;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).db()?;
         let committed = run(
-            &mut Sql { conn: &tx, stored_seqs: HashSet::new() },
+            &mut Sql { conn: &tx, statements, stored_seqs: HashSet::new() },
             cache,
             batches,
             self.tuning.max_spans_per_trace,
@@ -36,15 +37,11 @@ impl SqliteStore {
     }
 }
 
-/// Rows per multi-row `INSERT`. One execution of a statement (bind, step, reset, halt) costs
-/// about as much as inserting a small row; 64 rows a statement took the writer's instructions for
-/// the attribute index from 7,600 to 6,300 per span (callgrind, `--bench store`), and 64 × 13
-/// span columns stays far below SQLite's 32,766 bound parameters.
-const ROWS_PER_INSERT: usize = 64;
-
 /// The plan's statements on the writer's transaction.
 struct Sql<'a> {
     conn: &'a Connection,
+    /// The multi-row statements, kept prepared between commits.
+    statements: &'a mut Statements,
     /// Sequence numbers of the traces `existing_traces` found: only their spans may be stored already.
     stored_seqs: HashSet<i64>,
 }
@@ -143,37 +140,40 @@ impl CommitSql for Sql<'_> {
     fn insert_spans(&mut self, rows: &[SpanRow<'_>]) -> StoreResult<Vec<bool>> {
         const COLUMNS: &str = "INSERT OR IGNORE INTO spans (trace_seq, span_id, parent_span_id, name, service, kind, start_ns, \
                                end_ns, duration_ns, status, resource_id, body, leaf_index) VALUES ";
-        fn bind(stmt: &mut Statement<'_>, r: &SpanRow<'_>, at: usize) -> rusqlite::Result<()> {
-            stmt.raw_bind_parameter(at, r.trace_seq)?;
-            stmt.raw_bind_parameter(at + 1, r.span_id())?;
-            stmt.raw_bind_parameter(at + 2, r.parent_span_id())?;
-            stmt.raw_bind_parameter(at + 3, &*r.span.name)?;
-            stmt.raw_bind_parameter(at + 4, r.service)?;
-            stmt.raw_bind_parameter(at + 5, r.kind())?;
-            stmt.raw_bind_parameter(at + 6, r.start_ns())?;
-            stmt.raw_bind_parameter(at + 7, r.end_ns())?;
-            stmt.raw_bind_parameter(at + 8, r.duration_ns())?;
-            stmt.raw_bind_parameter(at + 9, r.status())?;
-            stmt.raw_bind_parameter(at + 10, r.resource_id)?;
-            stmt.raw_bind_parameter(at + 11, r.body)?;
-            stmt.raw_bind_parameter(at + 12, r.leaf_index)
+        fn bind<'a>(stmt: &mut Insert<'_, 'a>, r: &'a SpanRow<'_>, at: usize) {
+            stmt.int(at, r.trace_seq);
+            stmt.blob(at + 1, Some(r.span_id()));
+            stmt.blob(at + 2, r.parent_span_id());
+            stmt.text(at + 3, Some(&r.span.name));
+            stmt.text(at + 4, r.service);
+            stmt.int(at + 5, i64::from(r.kind()));
+            stmt.int(at + 6, r.start_ns());
+            stmt.int(at + 7, r.end_ns());
+            stmt.int(at + 8, r.duration_ns());
+            stmt.int(at + 9, i64::from(r.status()));
+            stmt.int(at + 10, r.resource_id);
+            stmt.blob(at + 11, Some(r.body));
+            match r.leaf_index {
+                Some(leaf) => stmt.int(at + 12, leaf),
+                None => stmt.null(at + 12),
+            }
         }
         // Spans of traces new in this transaction cannot be stored yet (the plan inserts the first
         // copy of each `(trace, span id)` only): many rows a statement, and a row not inserted is
         // an error (`OR IGNORE` all the same: see `insert_many`). Those of traces stored before
         // may be retries: one statement each, whose change count says whether it was new.
         let fresh: Vec<&SpanRow<'_>> = rows.iter().filter(|r| !self.stored_seqs.contains(&r.trace_seq)).collect();
-        let n = insert_many(self.conn, COLUMNS, 13, &fresh, |stmt, r, at| bind(stmt, r, at))?;
+        let n = insert_many(self.conn, self.statements, COLUMNS, 13, &fresh, |stmt, r, at| bind(stmt, r, at))?;
         if n != fresh.len() {
             return Err(StoreError::Corrupt(format!("{} of {} spans of new traces were inserted", n, fresh.len())));
         }
         let mut inserted = vec![true; rows.len()];
         if fresh.len() < rows.len() {
-            let mut insert = self.conn.prepare(&format!("{COLUMNS}{}", values(13, 1))).db()?;
+            let mut insert = Insert::prepare(self.conn, &format!("{COLUMNS}{}", values(13, 1)))?;
             for (ok, r) in inserted.iter_mut().zip(rows) {
                 if self.stored_seqs.contains(&r.trace_seq) {
-                    bind(&mut insert, r, 1).db()?;
-                    *ok = insert.raw_execute().db()? == 1;
+                    bind(&mut insert, r, 1);
+                    *ok = insert.execute()? == 1;
                 }
             }
         }
@@ -183,22 +183,23 @@ impl CommitSql for Sql<'_> {
     fn insert_traces(&mut self, rows: &[TraceRow]) -> StoreResult<()> {
         let n = insert_many(
             self.conn,
+            self.statements,
             "INSERT OR IGNORE INTO traces (id, project_id, trace_id, start_ns, end_ns, has_root, root_name, root_service, \
              span_count, error_count, max_duration_ns) VALUES ",
             11,
             rows,
             |stmt, t, at| {
-                stmt.raw_bind_parameter(at, t.seq)?;
-                stmt.raw_bind_parameter(at + 1, t.project_id)?;
-                stmt.raw_bind_parameter(at + 2, &t.trace_id[..])?;
-                stmt.raw_bind_parameter(at + 3, t.start)?;
-                stmt.raw_bind_parameter(at + 4, t.end)?;
-                stmt.raw_bind_parameter(at + 5, i64::from(t.has_root()))?;
-                stmt.raw_bind_parameter(at + 6, t.root_name())?;
-                stmt.raw_bind_parameter(at + 7, t.root_service())?;
-                stmt.raw_bind_parameter(at + 8, t.spans)?;
-                stmt.raw_bind_parameter(at + 9, t.errors)?;
-                stmt.raw_bind_parameter(at + 10, t.max_duration)
+                stmt.int(at, t.seq);
+                stmt.int(at + 1, t.project_id);
+                stmt.blob(at + 2, Some(&t.trace_id));
+                stmt.int(at + 3, t.start);
+                stmt.int(at + 4, t.end);
+                stmt.int(at + 5, i64::from(t.has_root()));
+                stmt.text(at + 6, t.root_name());
+                stmt.text(at + 7, t.root_service());
+                stmt.int(at + 8, t.spans);
+                stmt.int(at + 9, t.errors);
+                stmt.int(at + 10, t.max_duration);
             },
         )?;
         if n != rows.len() {
@@ -239,14 +240,15 @@ impl CommitSql for Sql<'_> {
     fn insert_trace_attrs(&mut self, rows: &[AttrRow]) -> StoreResult<()> {
         insert_many(
             self.conn,
+            self.statements,
             "INSERT OR IGNORE INTO trace_attrs (project_id, epoch, attr_hash, trace_seq) VALUES ",
             4,
             rows,
             |stmt, (project, hash, seq), at| {
-                stmt.raw_bind_parameter(at, project)?;
-                stmt.raw_bind_parameter(at + 1, seq >> ATTR_EPOCH_SHIFT)?;
-                stmt.raw_bind_parameter(at + 2, hash)?;
-                stmt.raw_bind_parameter(at + 3, seq)
+                stmt.int(at, *project);
+                stmt.int(at + 1, seq >> ATTR_EPOCH_SHIFT);
+                stmt.int(at + 2, *hash);
+                stmt.int(at + 3, *seq);
             },
         )
         .map(drop)
@@ -379,47 +381,4 @@ impl Sql<'_> {
         }
         Ok(())
     }
-}
-
-/// `(?, …), (?, …)…`: `rows` rows of `width` parameters.
-fn values(width: usize, rows: usize) -> String {
-    let row = format!("({})", vec!["?"; width].join(", "));
-    vec![row; rows].join(", ")
-}
-
-/// Runs `head` (`INSERT OR IGNORE … VALUES `) over `rows`, [`ROWS_PER_INSERT`] a statement; `bind`
-/// binds one row's `width` parameters from the given 1-based index. Returns the rows the statements
-/// changed: callers that expect every row to be new compare it with `rows.len()` and fail the
-/// transaction otherwise.
-///
-/// `OR IGNORE` even where a conflict is a bug: a multi-row statement that can abort on a constraint
-/// needs a statement journal inside a transaction (a copy of every page it touches, to undo the
-/// rows before the failing one): 3.7 % of the writer's instructions (callgrind, `--bench store`;
-/// its CPU time moved within the noise). A transaction that fails is rolled back whole, so the
-/// rows an ignored conflict left behind never commit.
-fn insert_many<R>(
-    conn: &Connection,
-    head: &str,
-    width: usize,
-    rows: &[R],
-    mut bind: impl FnMut(&mut Statement<'_>, &R, usize) -> rusqlite::Result<()>,
-) -> StoreResult<usize> {
-    let mut full: Option<Statement<'_>> = None;
-    let mut changed = 0;
-    for chunk in rows.chunks(ROWS_PER_INSERT) {
-        let mut short = None;
-        let stmt: &mut Statement<'_> = if chunk.len() == ROWS_PER_INSERT {
-            match &mut full {
-                Some(stmt) => stmt,
-                empty => empty.insert(conn.prepare(&format!("{head}{}", values(width, ROWS_PER_INSERT))).db()?),
-            }
-        } else {
-            short.insert(conn.prepare(&format!("{head}{}", values(width, chunk.len()))).db()?)
-        };
-        for (i, row) in chunk.iter().enumerate() {
-            bind(stmt, row, 1 + i * width).db()?;
-        }
-        changed += stmt.raw_execute().db()?;
-    }
-    Ok(changed)
 }

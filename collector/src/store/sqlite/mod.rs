@@ -94,6 +94,7 @@
 //! dirties its own page. Retention (deleting old traces) keeps it bounded.
 
 mod audit;
+mod bulk;
 mod commit;
 mod expire;
 mod export;
@@ -168,6 +169,8 @@ fn blob<'r>(row: &'r rusqlite::Row<'_>, idx: usize) -> StoreResult<&'r [u8]> {
 
 /// The writer connection and what it remembers between commits.
 struct Writer {
+    /// Declared before the connection, so dropped before it (see [`bulk::Statements`]).
+    statements: bulk::Statements,
     conn: Connection,
     /// Committed project and resource ids.
     cache: WriterCache,
@@ -333,7 +336,7 @@ impl SqliteStore {
         }
 
         Ok(Self {
-            writer: Mutex::new(Writer { conn, cache: WriterCache::default() }),
+            writer: Mutex::new(Writer { statements: bulk::Statements::default(), conn, cache: WriterCache::default() }),
             readers: Pool::new(readers),
             tuning: Tuning::default(),
             fault: FaultHook::default(),
