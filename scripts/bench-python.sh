@@ -15,9 +15,18 @@ cargo build -q --release --locked -p tracex-collector
 WHEELS="$(mktemp -d)"; DATA="$(mktemp -d)"; OUT="$(mktemp)"
 cleanup() { [ -n "${PID:-}" ] && kill "$PID" 2>/dev/null; rm -rf "$WHEELS" "$DATA" "$OUT"; }
 trap cleanup EXIT
+# The three wheels (bindings-python/Cargo.toml): this Python's own (`version`, e.g. cp311-cp311, what
+# pip installs where it exists), cp310-abi3 and cp39-abi3.
+ABIS="${ABIS:-version cp310 cp39}"
 (cd bindings-python && "$VENVS/build/bin/maturin" build --release --locked -q -o "$WHEELS/cp39" \
-    && "$VENVS/build/bin/maturin" build --release --locked -q --no-default-features -o "$WHEELS/cp310")
-for abi in ${ABIS:-cp310 cp39}; do
+    && "$VENVS/build/bin/maturin" build --release --locked -q --no-default-features --features abi3-py310 \
+        -o "$WHEELS/cp310" \
+    && "$VENVS/build/bin/maturin" build --release --locked -q --no-default-features -i "$PY" -o "$WHEELS/version")
+wheel_name() { # abi → how the summary lines name the wheel: "cp311-cp311 wheel", "cp310-abi3 wheel"
+    local w; w="$(basename "$(ls "$WHEELS/$1"/tracex-*.whl)")"
+    w="${w#tracex-*-}"; echo "${w%%-manylinux*} wheel"
+}
+for abi in $ABIS; do
     rm -rf "$VENVS/bench-$abi"
     "$PY" -m venv "$VENVS/bench-$abi"
     "$VENVS/bench-$abi/bin/pip" install -q "$WHEELS/$abi"/tracex-*.whl "opentelemetry-sdk==${OTEL_VERSION:-1.45.*}" \
@@ -35,8 +44,8 @@ URL="$(sed -n 's/^tracex-collector listening on //p' "$OUT")"
 [ -n "$URL" ] || { echo "collector did not start" >&2; exit 1; }
 
 cd /tmp
-for abi in ${ABIS:-cp310 cp39}; do
-    printf '\n=== tracex %s-abi3 wheel\n' "$abi"
-    BENCH_WHEEL="$abi-abi3 wheel" TRACEX_ENDPOINT="$URL" TRACEX_API_KEY="$API_KEY" TRACEX_COLLECTOR_PUBLIC_KEY="$PEM" \
+for abi in $ABIS; do
+    printf '\n=== tracex %s\n' "$(wheel_name "$abi")"
+    BENCH_WHEEL="$(wheel_name "$abi")" TRACEX_ENDPOINT="$URL" TRACEX_API_KEY="$API_KEY" TRACEX_COLLECTOR_PUBLIC_KEY="$PEM" \
         "$VENVS/bench-$abi/bin/python" "$ROOT/bindings-python/bench/bench_spans.py"
 done

@@ -36,7 +36,7 @@ if [ "$prepare" = 1 ]; then
     # `_native._testing`.
     step "test build of the wheel (feature testing) into .venvs/dev"
     (cd bindings-python && "$VENVS/build/bin/maturin" build --release --locked -q --no-default-features \
-        --features testing -o "$WHEELS/testing")
+        --features abi3-py310,testing -o "$WHEELS/testing")
     [ -x "$VENVS/dev/bin/python" ] || "$PY" -m venv "$VENVS/dev"
     "$VENVS/dev/bin/pip" install -q --disable-pip-version-check pytest typing_extensions
     "$VENVS/dev/bin/pip" install -q --disable-pip-version-check --force-reinstall --no-deps \
@@ -46,16 +46,18 @@ if [ "$prepare" = 1 ]; then
     exit 0
 fi
 
-step "wheels (maturin build --release): cp39-abi3 (default) and cp310-abi3 (--no-default-features)"
+step "wheels (maturin build --release): cp39-abi3 (default), cp310-abi3 and this Python's own (the full C API)"
 (cd bindings-python && "$VENVS/build/bin/maturin" build --release --locked -q -o "$WHEELS/cp39" \
-    && "$VENVS/build/bin/maturin" build --release --locked -q --no-default-features -o "$WHEELS/cp310")
+    && "$VENVS/build/bin/maturin" build --release --locked -q --no-default-features --features abi3-py310 \
+        -o "$WHEELS/cp310" \
+    && "$VENVS/build/bin/maturin" build --release --locked -q --no-default-features -i "$PY" -o "$WHEELS/version")
 # The test build: the cp310 wheel plus feature `testing` (`_native._testing`, the vector helpers).
 # The suite runs against the release wheels as they would be published, except for the tests marked
 # `testing_build`, which need those helpers and run against this wheel alone; it differs from the
 # cp310 release wheel only by the added entry points. (`release_build` tests check that the release
 # wheels lack them.)
 (cd bindings-python && "$VENVS/build/bin/maturin" build --release --locked -q --no-default-features \
-    --features testing -o "$WHEELS/testing")
+    --features abi3-py310,testing -o "$WHEELS/testing")
 cp -r bindings-python/tests/. "$RUN/"
 
 run_pytest() { # venv, marker expression
@@ -65,9 +67,12 @@ run_pytest() { # venv, marker expression
 }
 
 # Each wheel in its own fresh venv; the suite runs against each, from outside the source tree.
-for abi in cp39 cp310 testing; do
-    flavour="$abi"; [ "$abi" = testing ] && flavour=cp310
-    WHEEL="$(ls "$WHEELS/$abi"/tracex-*-"$flavour"-abi3-*.whl)"
+for abi in cp39 cp310 version testing; do
+    case "$abi" in
+        testing) WHEEL="$(ls "$WHEELS/$abi"/tracex-*-cp310-abi3-*.whl)" ;;
+        version) WHEEL="$(ls "$WHEELS/$abi"/tracex-*-cp3*-cp3*-*.whl)" ;; # e.g. cp311-cp311: not abi3
+        *) WHEEL="$(ls "$WHEELS/$abi"/tracex-*-"$abi"-abi3-*.whl)" ;;
+    esac
     step "$abi wheel: fresh venv, pytest against the real collector"
     rm -rf "$VENVS/test-$abi"
     "$PY" -m venv "$VENVS/test-$abi"

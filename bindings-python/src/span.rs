@@ -20,11 +20,15 @@ use crate::tracer::Shared;
 
 // === current span ===
 
-/// The `ContextVar` and its bound methods, looked up once (the hot path calls them per span).
+/// The `ContextVar` and, under the limited API, its bound methods, looked up once (the hot path
+/// calls them per span).
 pub(crate) struct Current {
     var: Py<PyAny>,
+    #[cfg(limited_api)]
     get: Py<PyAny>,
+    #[cfg(limited_api)]
     set: Py<PyAny>,
+    #[cfg(limited_api)]
     reset: Py<PyAny>,
 }
 
@@ -37,19 +41,82 @@ fn current(py: Python<'_>) -> PyResult<&Current> {
         kwargs.set_item("default", py.None())?;
         let var = cv.call(("tracex_current_span",), Some(&kwargs))?;
         Ok::<_, PyErr>(Current {
+            #[cfg(limited_api)]
             get: var.getattr("get")?.unbind(),
+            #[cfg(limited_api)]
             set: var.getattr("set")?.unbind(),
+            #[cfg(limited_api)]
             reset: var.getattr("reset")?.unbind(),
             var: var.unbind(),
         })
     })
 }
 
-/// Calls `f(arg)`. Under the limited API before 3.12 (both wheels), pyo3's `call1` builds a
+/// Makes `span` the current span; returns the token that undoes it ([`reset_current`]).
+#[cfg(limited_api)]
+fn set_current<'py>(span: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    call_one(current(span.py())?.set.bind(span.py()), span)
+}
+
+/// Undoes [`set_current`]; fails when called in another context than the one it was set in.
+#[cfg(limited_api)]
+fn reset_current(token: &Bound<'_, PyAny>) -> PyResult<()> {
+    call_one(current(token.py())?.reset.bind(token.py()), token).map(drop)
+}
+
+/// Makes `span` the current span; returns the token that undoes it ([`reset_current`]). The
+/// version-specific wheel calls the `contextvars` C API, not in the limited API: the bound method's
+/// call and its argument handling are gone (the hot path ≈ 10 % cheaper, docs/benchmarks.md).
+#[cfg(not(limited_api))]
+#[allow(unsafe_code, reason = "the contextvars C API; pyo3 has no safe wrapper")]
+fn set_current<'py>(span: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let var = current(span.py())?.var.bind(span.py());
+    // SAFETY: `var` is a `ContextVar` and `span` a live object; `PyContextVar_Set` returns a new
+    // reference to the token, or NULL with an exception set.
+    unsafe { Bound::from_owned_ptr_or_err(span.py(), pyo3::ffi::PyContextVar_Set(var.as_ptr(), span.as_ptr())) }
+}
+
+/// Undoes [`set_current`]; fails when called in another context than the one it was set in.
+#[cfg(not(limited_api))]
+#[allow(unsafe_code, reason = "the contextvars C API; pyo3 has no safe wrapper")]
+fn reset_current(token: &Bound<'_, PyAny>) -> PyResult<()> {
+    let var = current(token.py())?.var.bind(token.py());
+    // SAFETY: `var` is a `ContextVar` and `token` a live object (CPython checks that it is a token
+    // of this variable and context); -1 means an exception is set.
+    if unsafe { pyo3::ffi::PyContextVar_Reset(var.as_ptr(), token.as_ptr()) } < 0 {
+        return Err(PyErr::fetch(token.py()));
+    }
+    Ok(())
+}
+
+/// The current span object, or `None`.
+#[cfg(limited_api)]
+fn get_current(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    current(py)?.get.bind(py).call0()
+}
+
+/// The current span object, or `None` (the `contextvars` C API, see [`set_current`]).
+#[cfg(not(limited_api))]
+#[allow(unsafe_code, reason = "the contextvars C API; pyo3 has no safe wrapper")]
+fn get_current(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    let var = current(py)?.var.bind(py);
+    let mut value = std::ptr::null_mut();
+    // SAFETY: `var` is a `ContextVar`; with no default given, `value` is set to a new reference
+    // to the value (the variable's own default, `None`, when unset) or left NULL; -1 means an
+    // exception is set.
+    if unsafe { pyo3::ffi::PyContextVar_Get(var.as_ptr(), std::ptr::null_mut(), &raw mut value) } < 0 {
+        return Err(PyErr::fetch(py));
+    }
+    // SAFETY: a new reference when not NULL.
+    Ok(unsafe { Bound::from_owned_ptr_or_opt(py, value) }.unwrap_or_else(|| py.None().into_bound(py)))
+}
+
+/// Calls `f(arg)`. Under the limited API before 3.12 (the abi3 wheels), pyo3's `call1` builds a
 /// one-element tuple and goes through `PyObject_Call`; `PyObject_CallFunctionObjArgs` (stable ABI)
 /// hands CPython the argument on the stack instead (its vectorcall path). The hot path makes two
 /// such calls a span, the `ContextVar`'s `set` and `reset`: ≈ 300 instructions less each
 /// (callgrind of the bench's span shape).
+#[cfg(limited_api)]
 #[allow(unsafe_code, reason = "one stable-ABI call; pyo3 has no tuple-free call under the limited API")]
 fn call_one<'py>(f: &Bound<'py, PyAny>, arg: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     // SAFETY: both pointers are live references held by `f` and `arg` for the call; the argument
@@ -73,7 +140,7 @@ pub(crate) fn current_var(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
 /// The current span (the innermost `with tracer.span(...)` of this thread or task), or `None`.
 #[pyfunction]
 pub(crate) fn current_span(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
-    current(py)?.get.bind(py).call0()
+    get_current(py)
 }
 
 // === interned keys and names ===
@@ -269,7 +336,7 @@ impl PySpan {
         } else {
             match parent {
                 Some(p) => parent_of(p)?.map_or(Parent::Root, Parent::Context),
-                None => parent_of(&current(py)?.get.bind(py).call0()?)?.map_or(Parent::Root, Parent::Context),
+                None => parent_of(&get_current(py)?)?.map_or(Parent::Root, Parent::Context),
             }
         };
         let name = interned(name)?;
@@ -319,7 +386,7 @@ impl PySpan {
         if let Some(token) = self.token.take() {
             // Fails only when exited in another context than entered (e.g. another asyncio task);
             // the span still ends, and that context's value is left alone.
-            let _ = call_one(current(py)?.reset.bind(py), token.bind(py));
+            let _ = reset_current(token.bind(py));
         }
         let tracer = self.shared.get();
         self.span.end(&tracer, None);
@@ -466,7 +533,7 @@ impl PySpan {
     }
 
     fn __enter__(slf: Bound<'_, Self>) -> PyResult<Bound<'_, Self>> {
-        let token = call_one(current(slf.py())?.set.bind(slf.py()), slf.as_any())?;
+        let token = set_current(slf.as_any())?;
         slf.borrow_mut().token = Some(token.unbind());
         Ok(slf)
     }

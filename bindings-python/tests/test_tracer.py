@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import threading
 import time
@@ -113,6 +114,26 @@ def test_asyncio_tasks_nest_under_the_span_that_created_them(collector: Collecto
         assert spans[f"leg-{i}"]["parent_span_id"] == root_id
         assert spans[f"leg-{i}"]["span_id"] == leg_ids[i]
         assert spans[f"leg-{i}-rpc"]["parent_span_id"] == leg_ids[i]
+
+
+def test_a_span_exited_in_another_context_still_ends(collector: Collector, make_tracer) -> None:
+    # Entered in one context, exited in another (a callback run elsewhere, say): the other context's
+    # current span cannot be reset, so it is left alone, and the span still ends and is delivered.
+    tracer = make_tracer()
+    span = tracer.span("moved")
+    elsewhere = contextvars.copy_context()
+    assert elsewhere.run(span.__enter__) is span
+    assert elsewhere.run(tracex.current_span) is span
+    assert tracex.current_span() is None, "this context never had it"
+    span.__exit__(None, None, None)
+    assert tracex.current_span() is None
+    assert elsewhere.run(tracex.current_span) is span, "that context's value is left alone"
+    assert not span.is_recording
+    with tracer.span("after") as after:
+        assert after.context.trace_id != span.trace_id, "a new root here, not a child of the moved span"
+    tracer.flush(timeout=10)
+    [moved] = collector.wait_spans(span.trace_id, 1)
+    assert moved["name"] == "moved" and moved["parent_span_id"] is None
 
 
 def test_decorator_sync_and_async(collector: Collector, make_tracer) -> None:
