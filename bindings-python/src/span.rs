@@ -2,7 +2,7 @@
 //! current span in a `contextvars.ContextVar`, and Python values converted to attribute values.
 
 use std::borrow::Cow;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
@@ -157,10 +157,33 @@ static INTERNED_VALUES: AtomicUsize = AtomicUsize::new(0);
 
 type InternTable = HashMap<usize, (Py<PyString>, &'static str), BuildHasherDefault<AddrHasher>>;
 
+/// Slots in the direct-mapped front of the intern table.
+const FRONT: usize = 256;
+
+/// A thread's interned strings.
+struct Strings {
+    /// Every `str` object interned: the object (kept alive, so its address stays its identity, and
+    /// never removed) and its UTF-8 copy, leaked once so every span can borrow it.
+    table: RefCell<InternTable>,
+    /// The last entry of `table` seen at each slot (by address; 0: none). A span looks up its name,
+    /// keys and literal values, eight strings in the bench's shape: the table's hash lookup cost ≈
+    /// 100 instructions each, a slot's compare a handful (callgrind, `bench_spans.py`'s shape).
+    front: [Cell<(usize, &'static str)>; FRONT],
+}
+
 thread_local! {
-    /// Per thread (no lock): the `str` object (kept alive, so its address stays its identity) and
-    /// its UTF-8 copy, leaked once so every span can borrow it instead of allocating.
-    static STRINGS: RefCell<InternTable> = RefCell::new(HashMap::default());
+    /// Per thread: no lock.
+    static STRINGS: Strings = const {
+        Strings {
+            table: RefCell::new(HashMap::with_hasher(BuildHasherDefault::new())),
+            front: [const { Cell::new((0, "")) }; FRONT],
+        }
+    };
+}
+
+/// The front slot of an object address (drop the alignment bits, spread, take the top byte).
+fn front_slot(addr: usize) -> usize {
+    (((addr as u64) >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as usize
 }
 
 /// Hashes an object address (already unique; drop the alignment bits and spread).
@@ -189,9 +212,15 @@ fn interned(s: &Bound<'_, PyString>) -> PyResult<Str> {
 
 fn intern_in(s: &Bound<'_, PyString>, count: &AtomicUsize, max: usize) -> PyResult<Str> {
     let addr = s.as_ptr() as usize;
-    STRINGS.with(|table| {
-        let mut table = table.borrow_mut();
+    STRINGS.with(|strings| {
+        let slot = &strings.front[front_slot(addr)];
+        let (seen, text) = slot.get();
+        if seen == addr {
+            return Ok(Cow::Borrowed(text));
+        }
+        let mut table = strings.table.borrow_mut();
         if let Some((_, text)) = table.get(&addr) {
+            slot.set((addr, text));
             return Ok(Cow::Borrowed(*text));
         }
         let owned = s.to_cow()?.into_owned();
@@ -200,6 +229,7 @@ fn intern_in(s: &Bound<'_, PyString>, count: &AtomicUsize, max: usize) -> PyResu
         }
         let text: &'static str = Box::leak(owned.into_boxed_str());
         table.insert(addr, (s.clone().unbind(), text));
+        slot.set((addr, text));
         Ok(Cow::Borrowed(text))
     })
 }
