@@ -8,7 +8,7 @@ use std::borrow::Cow;
 
 use crate::batch::dedup_last_wins;
 use crate::context::{self, ContextGuard, SpanContext};
-use crate::ids::{new_span_id, new_trace_id_at};
+use crate::ids::{new_root_ids_at, new_span_id};
 use crate::model::{
     Event, KeyValue, Link, SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE, SPAN_FLAGS_CONTEXT_IS_REMOTE, SpanData, SpanKind, Status,
     StatusCode, Str, TraceFlags, Value,
@@ -120,12 +120,11 @@ impl<'t> SpanBuilder<'t> {
         // A new trace's id starts with its start time (`new_trace_id_at`): the clock is read here
         // for a root, and later only for a sampled span that has a parent.
         let mut start = self.start_time;
-        let trace_id = match &parent {
-            Some(p) => p.trace_id,
-            None => new_trace_id_at(*start.get_or_insert_with(|| tracer.now())),
+        let (trace_id, span_id) = match &parent {
+            Some(p) => (p.trace_id, new_span_id()),
+            None => new_root_ids_at(*start.get_or_insert_with(|| tracer.now())),
         };
         let sampled = tracer.sample(parent.as_ref(), trace_id);
-        let span_id = new_span_id();
         let trace_state = parent.as_ref().and_then(|p| p.trace_state.clone());
         let cx = SpanContext {
             trace_id,
