@@ -278,38 +278,35 @@ mod tests {
         conn
     }
 
+    type Row = (i64, Option<String>, Option<Vec<u8>>);
+
+    /// Inserts `rows` into `t` through `insert_many`; returns the rows changed.
+    fn insert(conn: &Connection, statements: &mut Statements, rows: &[Row]) -> usize {
+        insert_many(conn, statements, "INSERT INTO t (id, s, b) VALUES ", 3, rows, |stmt, (id, s, b), at| {
+            stmt.int(at, *id);
+            stmt.text(at + 1, s.as_deref());
+            stmt.blob(at + 2, b.as_deref());
+        })
+        .unwrap()
+    }
+
+    fn stored(conn: &Connection) -> Vec<Row> {
+        let mut stmt = conn.prepare("SELECT id, s, b FROM t ORDER BY id").unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().collect::<Result<_, _>>().unwrap()
+    }
+
     #[test]
     fn values_bound_in_place_are_stored_as_given() {
         let conn = conn();
-        let rows: Vec<(i64, Option<String>, Option<Vec<u8>>)> = (0..150)
+        let mut statements = Statements::default();
+        let rows: Vec<Row> = (0..300)
             .map(|i| (i, (i % 3 != 0).then(|| format!("row {i}")), (i % 5 != 0).then(|| vec![i as u8; i as usize])))
             .collect();
-        let n = insert_many(
-            &conn,
-            &mut Statements::default(),
-            "INSERT INTO t (id, s, b) VALUES ",
-            3,
-            &rows,
-            |stmt, (id, s, b), at| {
-                stmt.int(at, *id);
-                stmt.text(at + 1, s.as_deref());
-                stmt.blob(at + 2, b.as_deref());
-            },
-        )
-        .unwrap();
-        assert_eq!(n, 150, "three statements: two of 64 rows, one of 22");
-        let stored: Vec<(i64, Option<String>, Option<Vec<u8>>)> = conn
-            .prepare("SELECT id, s, b FROM t ORDER BY id")
-            .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        assert_eq!(stored, rows);
-        let empty: (String, Vec<u8>) = conn
-            .query_row("SELECT typeof(s) || typeof(b), b FROM t WHERE id = 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap();
-        assert_eq!(empty, ("textblob".to_owned(), vec![1]), "a one-byte blob, not NULL");
+        assert_eq!(insert(&conn, &mut statements, &rows[..150]), 150, "two statements of 64 rows, one of 22");
+        // Again with the 64-row statement kept from the first call (its bindings cleared between).
+        assert_eq!(statements.by_sql.len(), 1);
+        assert_eq!(insert(&conn, &mut statements, &rows[150..]), 150);
+        assert_eq!(stored(&conn), rows);
         let zero: String = conn.query_row("SELECT typeof(b) FROM t WHERE id = 0", [], |r| r.get(0)).unwrap();
         assert_eq!(zero, "null", "None binds NULL");
     }
@@ -317,22 +314,10 @@ mod tests {
     #[test]
     fn an_empty_blob_and_text_are_not_null() {
         let conn = conn();
-        let rows = [(7_i64, String::new(), Vec::<u8>::new())];
-        insert_many(
-            &conn,
-            &mut Statements::default(),
-            "INSERT INTO t (id, s, b) VALUES ",
-            3,
-            &rows,
-            |stmt, (id, s, b), at| {
-                stmt.int(at, *id);
-                stmt.text(at + 1, Some(s));
-                stmt.blob(at + 2, Some(b));
-            },
-        )
-        .unwrap();
+        insert(&conn, &mut Statements::default(), &[(7, Some(String::new()), Some(Vec::new()))]);
         let types: String = conn.query_row("SELECT typeof(s) || '/' || typeof(b) FROM t", [], |r| r.get(0)).unwrap();
         assert_eq!(types, "text/blob");
+        assert_eq!(stored(&conn), [(7, Some(String::new()), Some(Vec::new()))]);
     }
 
     #[test]
