@@ -66,7 +66,7 @@ fn reset_current(token: &Bound<'_, PyAny>) -> PyResult<()> {
 
 /// Makes `span` the current span; returns the token that undoes it ([`reset_current`]). The
 /// version-specific wheel calls the `contextvars` C API, not in the limited API: the bound method's
-/// call and its argument handling are gone (the hot path ≈ 10 % cheaper, docs/benchmarks.md).
+/// call and its argument handling are gone (6 % of the hot path's instructions, docs/benchmarks.md).
 #[cfg(not(limited_api))]
 #[allow(unsafe_code, reason = "the contextvars C API; pyo3 has no safe wrapper")]
 fn set_current<'py>(span: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {

@@ -1,8 +1,8 @@
 //! Commits: the shared commit plan ([`crate::store::plan::commit`]) executed as one `BEGIN
 //! IMMEDIATE` transaction. Rows that cannot be there yet (spans and trace rows of new traces) and
-//! attribute index rows go in as multi-row `INSERT`s bound without copies ([`super::bulk`]); the rest are
-//! single-row statements (in-process calls: no round trips to save, only the statement's own
-//! per-execution work).
+//! attribute index rows go in as multi-row `INSERT`s bound without copies ([`super::bulk`]); the
+//! rest are single-row statements (in-process calls: no round trips to save, only the statement's
+//! own per-execution work).
 
 use std::collections::{HashMap, HashSet};
 
