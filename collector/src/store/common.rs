@@ -221,9 +221,6 @@ pub struct PreparedSpans {
     /// [`span_attr_hashes`] of every span, one after another; `attr_ends[k]` ends span `k`'s.
     attr_hashes: Vec<i64>,
     attr_ends: Vec<u32>,
-    /// With the digests: the audit claims of the whole batch, encoded, and their `rows_sha256`:
-    /// what the writer's leaf holds when every span of the batch is inserted (the common case).
-    claims: Option<(Vec<u8>, [u8; 32])>,
 }
 
 impl PreparedSpans {
@@ -231,7 +228,6 @@ impl PreparedSpans {
     /// digest ([`crate::audit::leaf::span_digest`]).
     pub fn of(request: &tracex_core::TraceRequest, digests: bool) -> Self {
         let mut out = Self::default();
-        let mut claims = crate::audit::leaf::Claims::default();
         let (mut body, mut resource) = (Vec::with_capacity(512), Vec::with_capacity(256));
         let mut text = String::with_capacity(128);
         for rs in &request.resource_spans {
@@ -245,15 +241,12 @@ impl PreparedSpans {
                 for span in &ss.spans {
                     encode_span_body(span, &mut body);
                     if digests {
-                        let digest =
-                            crate::audit::leaf::span_digest(&span.trace_id.0, &span.span_id.0, &resource_sha256, &body);
-                        out.digests.push(digest);
-                        claims.0.push(crate::audit::leaf::Claim {
-                            trace_id: span.trace_id.0,
-                            span_id: span.span_id.0,
-                            start_unix_nano: span.start_time_unix_nano,
-                            digest,
-                        });
+                        out.digests.push(crate::audit::leaf::span_digest(
+                            &span.trace_id.0,
+                            &span.span_id.0,
+                            &resource_sha256,
+                            &body,
+                        ));
                     }
                     out.bodies.extend_from_slice(&body);
                     out.ends.push(out.bodies.len());
@@ -262,21 +255,7 @@ impl PreparedSpans {
                 }
             }
         }
-        if digests {
-            // Sorting and hashing the claims took the writer ≈ 2 % of its time per span, the larger
-            // part of what the audit log costs it (`--bench audit`, store commits with the log on
-            // and off); here they cost the decode thread instead.
-            let encoded = claims.encode();
-            let sha = crate::audit::leaf::rows_sha256(&encoded);
-            out.claims = Some((encoded, sha));
-        }
         out
-    }
-
-    /// The audit claims of the whole batch, encoded, and their `rows_sha256` (computed with the
-    /// digests): the leaf's when the commit inserted every span of the batch.
-    pub(crate) fn all_claims(&self) -> Option<(&[u8], [u8; 32])> {
-        self.claims.as_ref().map(|(encoded, sha)| (encoded.as_slice(), *sha))
     }
 
     /// Bytes held (for the ingest memory budget).
@@ -286,7 +265,6 @@ impl PreparedSpans {
             + self.digests.len() * 16
             + self.attr_hashes.len() * 8
             + self.attr_ends.len() * 4
-            + self.claims.as_ref().map_or(0, |(encoded, _)| encoded.len())
     }
 
     /// The attribute index hashes of the `k`-th span ([`span_attr_hashes`]).

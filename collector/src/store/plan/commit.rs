@@ -40,7 +40,7 @@ use crate::audit::tree::{self, NodeId, Nodes};
 use crate::store::common::{
     Admit, TraceCap, encode_resource_body, encode_span_body, ns, same_envelope, span_attr_hashes,
 };
-use crate::store::{CommitOutcome, NewBatch, PreparedSpans, StoreError};
+use crate::store::{CommitOutcome, NewBatch, StoreError};
 
 /// Resource hashes remembered by the writer; the map is simply cleared when it grows past this.
 pub(crate) const RESOURCE_CACHE_MAX: usize = 4096;
@@ -654,17 +654,7 @@ pub(crate) fn run<S: CommitSql>(
     let mut leaves: Vec<AuditLeafRow> = Vec::new();
     for (i, b) in batches.iter().enumerate() {
         let Some(index) = leaf_of[i] else { continue };
-        // Every span of the batch inserted (the common case): the claims encoded where the batch
-        // was decoded; otherwise those of the spans this commit inserted.
-        let prepared = b.prepared.as_ref().and_then(PreparedSpans::all_claims);
-        let (encoded, rows_sha256) = match prepared {
-            Some((encoded, sha)) if stored[i] == b.request.span_count() => (encoded.to_vec(), sha),
-            _ => {
-                let encoded = claims[i].encode();
-                let sha = rows_sha256(&encoded);
-                (encoded, sha)
-            }
-        };
+        let encoded = claims[i].encode();
         let leaf = Leaf {
             project: b.project.clone(),
             batch_id: b.batch_id,
@@ -675,7 +665,7 @@ pub(crate) fn run<S: CommitSql>(
             envelope_sha256: b.envelope_sha256,
             origin: b.origin,
             spans: u32::try_from(stored[i]).unwrap_or(u32::MAX),
-            rows_sha256,
+            rows_sha256: rows_sha256(&encoded),
             claims_format: Claims::FORMAT,
         };
         let leaf = leaf.encode();
