@@ -181,12 +181,18 @@ thread_local! {
     };
 }
 
-/// The front slot of an object address (drop the alignment bits, spread, take the top byte).
+/// The front slot of an object address: the top byte of its hash in the table.
 fn front_slot(addr: usize) -> usize {
-    (((addr as u64) >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as usize
+    (addr_hash(addr) >> 56) as usize
 }
 
-/// Hashes an object address (already unique; drop the alignment bits and spread).
+/// An object address's hash (already unique; drop the alignment bits and spread).
+#[inline]
+fn addr_hash(addr: usize) -> u64 {
+    ((addr as u64) >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// Hashes an object address ([`addr_hash`]).
 #[derive(Default)]
 struct AddrHasher(u64);
 
@@ -200,7 +206,7 @@ impl Hasher for AddrHasher {
         }
     }
     fn write_usize(&mut self, n: usize) {
-        self.0 = ((n as u64) >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = addr_hash(n);
     }
 }
 
