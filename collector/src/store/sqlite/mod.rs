@@ -311,11 +311,20 @@ impl SqliteStore {
         conn.pragma_update(None, "foreign_keys", "OFF").db()?;
         // 64 MiB page cache: the hot B-tree pages (index leaves being appended to) stay in memory.
         conn.pragma_update(None, "cache_size", -65_536).db()?;
-        // Checkpoints normally run on the checkpointer thread (see `Checkpointer`), off the commit
-        // path; the writer only checkpoints itself, as a backstop, once the log passes ~256 MiB.
-        conn.pragma_update(None, "wal_autocheckpoint", 65_536).db()?;
-        // When the log restarts after a checkpoint, truncate it back to at most 64 MiB so the file
-        // does not keep its high-water size.
+        // Checkpoints run on the checkpointer thread (see `Checkpointer`), off the commit path. But
+        // while commits follow each other without a pause, that thread never finds the log fully
+        // copied (the writer appends while it copies), and SQLite restarts the log only at a write
+        // transaction that does: the log grew until this threshold, every frame extending the
+        // file, for which ext4 allocates blocks and zeroes new page-cache folios (a quarter of
+        // the writer's time was in the kernel at saturation, `__pi_memset` under
+        // `ext4_da_write_begin` its largest item). So the writer copies what the thread has not
+        // yet once the log passes 8,192 pages (64 MiB; PASSIVE: it waits for no reader), and the
+        // log restarts at its next commit, overwriting the same 64 MiB of file that the page cache
+        // holds. 65,536 pages (512 MiB) before: sealed ingest 181–230k → 213–244k spans/s,
+        // alternating runs (docs/benchmarks.md, "The log restarts").
+        conn.pragma_update(None, "wal_autocheckpoint", 8_192).db()?;
+        // When the log restarts, truncate it to at most 64 MiB: the size it cycles through, which
+        // it then keeps instead of its high-water size.
         conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024).db()?;
         // Sorts for the listing (driver mode) and temp indexes stay in memory.
         conn.pragma_update(None, "temp_store", "MEMORY").db()?;
