@@ -22,6 +22,7 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    span::init_interning(m.py())?;
     m.add_class::<tracer::PyTracer>()?;
     m.add_class::<tracer::PyFlushReport>()?;
     m.add_class::<span::PySpan>()?;

@@ -6,7 +6,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use pyo3::exceptions::{PyStopIteration, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -160,7 +160,7 @@ type InternTable = HashMap<usize, (Py<PyString>, &'static str), BuildHasherDefau
 /// Slots in the direct-mapped front of the intern table.
 const FRONT: usize = 256;
 
-/// A thread's interned strings.
+/// The process's interned strings.
 struct Strings {
     /// Every `str` object interned: the object (kept alive, so its address stays its identity, and
     /// never removed) and its UTF-8 copy, leaked once so every span can borrow it.
@@ -171,14 +171,44 @@ struct Strings {
     front: [Cell<(usize, &'static str)>; FRONT],
 }
 
-thread_local! {
-    /// Per thread: no lock.
-    static STRINGS: Strings = const {
-        Strings {
-            table: RefCell::new(HashMap::with_hasher(BuildHasherDefault::new())),
-            front: [const { Cell::new((0, "")) }; FRONT],
-        }
+/// [`Strings`] shared by every thread, serialised by the GIL: every lookup holds it (it has a
+/// `Python` token) and calls nothing that could release it. A thread-local before: in a shared
+/// library each access to one goes through `__tls_get_addr` (the general-dynamic model), and with
+/// its lazy-destructor check that was ≈ 30 instructions a lookup, nine lookups a span.
+struct GilSerialised(Strings);
+
+// SAFETY: only reached through `strings`, which requires a `Python` token and returns `None` when
+// the interpreter runs without a GIL; a reference it returns cannot cross into code that releases
+// the GIL (`Strings` is not `Sync`, so it is not `Ungil`), and the GIL's release and acquisition
+// order one thread's accesses before the next thread's.
+#[allow(unsafe_code, reason = "the GIL is the lock; see the SAFETY note")]
+unsafe impl Sync for GilSerialised {}
+
+static STRINGS: GilSerialised = GilSerialised(Strings {
+    table: RefCell::new(HashMap::with_hasher(BuildHasherDefault::new())),
+    front: [const { Cell::new((0, "")) }; FRONT],
+});
+
+/// Whether the interpreter has a GIL, decided once when the module loads ([`init_interning`]).
+/// A free-threaded CPython re-enables its GIL for this module (it does not declare itself
+/// free-threading safe) unless told not to (`PYTHON_GIL=0`); without one, strings are copied.
+static GIL_ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// Decides [`GIL_ENABLED`]: `sys._is_gil_enabled()` where it exists (3.13+), true before.
+pub(crate) fn init_interning(py: Python<'_>) -> PyResult<()> {
+    let sys = py.import("sys")?;
+    let enabled = match sys.getattr_opt("_is_gil_enabled")? {
+        Some(f) => f.call0()?.is_truthy()?,
+        None => true,
     };
+    GIL_ENABLED.store(enabled, Ordering::Relaxed);
+    Ok(())
+}
+
+/// The interned strings, while `_py`'s GIL is held; `None` without a GIL.
+#[inline]
+fn strings(_py: Python<'_>) -> Option<&'static Strings> {
+    GIL_ENABLED.load(Ordering::Relaxed).then_some(&STRINGS.0)
 }
 
 /// The front slot of an object address: the top byte of its hash in the table.
@@ -218,26 +248,27 @@ fn interned(s: &Bound<'_, PyString>) -> PyResult<Str> {
 
 fn intern_in(s: &Bound<'_, PyString>, count: &AtomicUsize, max: usize) -> PyResult<Str> {
     let addr = s.as_ptr() as usize;
-    STRINGS.with(|strings| {
-        let slot = &strings.front[front_slot(addr)];
-        let (seen, text) = slot.get();
-        if seen == addr {
-            return Ok(Cow::Borrowed(text));
-        }
-        let mut table = strings.table.borrow_mut();
-        if let Some((_, text)) = table.get(&addr) {
-            slot.set((addr, text));
-            return Ok(Cow::Borrowed(*text));
-        }
-        let owned = s.to_cow()?.into_owned();
-        if count.load(Ordering::Relaxed) >= max || count.fetch_add(1, Ordering::Relaxed) >= max {
-            return Ok(Cow::Owned(owned));
-        }
-        let text: &'static str = Box::leak(owned.into_boxed_str());
-        table.insert(addr, (s.clone().unbind(), text));
+    let Some(strings) = strings(s.py()) else {
+        return Ok(Cow::Owned(s.to_cow()?.into_owned()));
+    };
+    let slot = &strings.front[front_slot(addr)];
+    let (seen, text) = slot.get();
+    if seen == addr {
+        return Ok(Cow::Borrowed(text));
+    }
+    let mut table = strings.table.borrow_mut();
+    if let Some((_, text)) = table.get(&addr) {
         slot.set((addr, text));
-        Ok(Cow::Borrowed(text))
-    })
+        return Ok(Cow::Borrowed(*text));
+    }
+    let owned = s.to_cow()?.into_owned();
+    if count.load(Ordering::Relaxed) >= max || count.fetch_add(1, Ordering::Relaxed) >= max {
+        return Ok(Cow::Owned(owned));
+    }
+    let text: &'static str = Box::leak(owned.into_boxed_str());
+    table.insert(addr, (s.clone().unbind(), text));
+    slot.set((addr, text));
+    Ok(Cow::Borrowed(text))
 }
 
 // === attribute values ===

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import json
+import sys
 import threading
 import time
 import urllib.request
@@ -192,6 +193,43 @@ def test_threads_have_their_own_current_span(collector: Collector, make_tracer) 
         assert set(spans) == {f"thread-{i}", f"thread-{i}-inner"}
         assert spans[f"thread-{i}-inner"]["parent_span_id"] == outer_id
         assert spans[f"thread-{i}"]["parent_span_id"] is None
+
+
+def test_threads_share_interned_keys_and_values(collector: Collector, make_tracer) -> None:
+    # Keys, names and long-lived values are interned once per process, the GIL serialising the
+    # table: threads switching as often as the interpreter allows must each get their own values.
+    tracer = make_tracer()
+    ids: dict[int, str] = {}
+    barrier = threading.Barrier(4)
+
+    def work(i: int) -> None:
+        own = f"thread-{i}"  # a str object per thread: interned by each, never confused
+        barrier.wait()
+        with tracer.span("interned") as root:
+            ids[i] = root.trace_id
+            for n in range(200):
+                with tracer.span("interned") as span:
+                    span.set_attribute("x402.network", "base-sepolia")
+                    span.set_attribute("x402.owner", own)
+                    span.set_attribute("x402.step", n)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    tracer.flush(timeout=10)
+    for i, trace_id in ids.items():
+        spans = [s for s in collector.wait_spans(trace_id, 201) if s["parent_span_id"] is not None]
+        assert len(spans) == 200
+        assert {attrs(s)["x402.owner"] for s in spans} == {f"thread-{i}"}
+        assert {attrs(s)["x402.network"] for s in spans} == {"base-sepolia"}
+        assert sorted(attrs(s)["x402.step"] for s in spans) == list(range(200))
 
 
 def test_traceparent_inject_and_extract(collector: Collector, make_tracer) -> None:
