@@ -205,9 +205,9 @@ pub(crate) fn init_interning(py: Python<'_>) -> PyResult<()> {
     Ok(())
 }
 
-/// The interned strings, while `_py`'s GIL is held; `None` without a GIL.
+/// The interned strings, for as long as `_py`'s GIL is held; `None` without a GIL.
 #[inline]
-fn strings(_py: Python<'_>) -> Option<&'static Strings> {
+fn strings(_py: Python<'_>) -> Option<&Strings> {
     GIL_ENABLED.load(Ordering::Relaxed).then_some(&STRINGS.0)
 }
 
