@@ -315,13 +315,14 @@ impl SqliteStore {
         // while commits follow each other without a pause, that thread never finds the log fully
         // copied (the writer appends while it copies), and SQLite restarts the log only at a write
         // transaction that does: the log grew until this threshold, every frame extending the
-        // file, for which ext4 allocates blocks and zeroes new page-cache folios (a quarter of
+        // file, for which ext4 allocates blocks and zeroes new page-cache folios (over 40 % of
         // the writer's time was in the kernel at saturation, `__pi_memset` under
         // `ext4_da_write_begin` its largest item). So the writer copies what the thread has not
-        // yet once the log passes 8,192 pages (64 MiB; PASSIVE: it waits for no reader), and the
-        // log restarts at its next commit, overwriting the same 64 MiB of file that the page cache
-        // holds. 65,536 pages (512 MiB) before: sealed ingest 181–230k → 213–244k spans/s,
-        // alternating runs (docs/benchmarks.md, "The log restarts").
+        // yet once the log passes 8,192 pages (64 MiB; PASSIVE: it waits for no reader; then one
+        // fsync of the database file), and unless a reader still holds old frames the log
+        // restarts at its next commit, overwriting the same 64 MiB of file that the page cache
+        // holds. 65,536 pages (512 MiB) before: sealed ingest 181–235k → 213–260k spans/s in
+        // eight alternating pairs (docs/benchmarks.md, "The log restarts").
         conn.pragma_update(None, "wal_autocheckpoint", 8_192).db()?;
         // When the log restarts, truncate it to at most 64 MiB: the size it cycles through, which
         // it then keeps instead of its high-water size.
