@@ -194,8 +194,10 @@ struct CheckpointSignal {
 }
 
 /// A background thread that copies the WAL back into the database file (`PRAGMA
-/// wal_checkpoint(PASSIVE)`) after every commit, so that commits never run a checkpoint
-/// themselves (each one writes the log's pages again and fsyncs the database).
+/// wal_checkpoint(PASSIVE)`) after every commit, so that commits do not run a checkpoint
+/// themselves (each one writes the log's pages again and fsyncs the database) — except the
+/// writer's backstop once the log passes 64 MiB, which lets the log restart under saturation (see
+/// `wal_autocheckpoint` in [`SqliteStore::open`]).
 ///
 /// After every commit rather than at most every 200 ms (as until 2026-12-05): a checkpoint that
 /// had gathered 200 ms of commits wrote back that much at once, and the next commit's fsync of
