@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Every test, on a fresh machine: installs what it needs, then runs the Rust tests (unit, property,
-# vectors, concurrency, HTTP, the collector end to end), clippy, the JS/Python linters (Biome, ruff),
-# proves the core builds for wasm32-unknown-unknown, and runs each language package's tests against
-# the real collector (the WASM package and the dashboard also in headless Chromium), and stock
-# OpenTelemetry exporters against its OTLP/HTTP endpoint.
+# vectors, concurrency, HTTP, the collector end to end), clippy, rustdoc's link checks, the JS/Python
+# linters (Biome, ruff), proves the core builds for wasm32-unknown-unknown, and runs each language
+# package's tests against the real collector (the WASM package and the dashboard also in headless
+# Chromium), and stock OpenTelemetry exporters against its OTLP/HTTP endpoint.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v cargo >/dev/null || { echo "cargo not found: install Rust with rustup" >&2; exit 1; }
@@ -36,6 +36,9 @@ cargo fmt --all -- --check
 step "cargo clippy (deny warnings)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo clippy -p tracex-core --no-default-features --locked -- -D warnings
+
+step "cargo doc (deny warnings: broken or private intra-doc links)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked -q
 
 step "JS/TS and Python: format and lint (Biome, ruff)"
 scripts/lint.sh

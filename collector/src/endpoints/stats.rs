@@ -1,7 +1,7 @@
 //! The statistics API, scoped to the read key's project (documented in `docs/http-api.md`):
 //! `GET /api/v1/stats`, `GET /api/v1/services`, `GET /api/v1/attributes` and
 //! `GET /api/v1/attributes/{key}/values`. Parsing, the choice between the stored sketches and a
-//! bounded scan ([`answer`]), and rendering: the numbers come from [`crate::stats`] over the
+//! bounded scan (`answer`), and rendering: the numbers come from [`crate::stats`] over the
 //! store's rows or spans.
 
 use std::collections::HashSet;

@@ -20,7 +20,7 @@ pub enum Message {
         /// Spans in it.
         count: usize,
     },
-    /// Spans skipped for this viewer since its last message (see [`Viewer::skip`]).
+    /// Spans skipped for this viewer since its last message (see `Viewer::skip`).
     Lagged(u64),
 }
 

@@ -251,7 +251,7 @@ impl Acc {
 type GroupKey = (String, String, Option<String>);
 
 /// Merges statistics rows into the answer: the stored rows `stat_rows(q.sketch_filter())` reads,
-/// or the rows a scan folds ([`super::scan::answer_from_spans`]).
+/// or the rows a scan folds ([`super::scan::Fold`]).
 pub fn answer(q: StatsQuery, rows: Vec<StatRecord>) -> Result<StatsAnswer, AnswerError> {
     let step_minutes = i64::try_from(q.step_seconds / 60).unwrap_or(i64::MAX);
     let first = super::minute_of(q.from_ns);

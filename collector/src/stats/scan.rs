@@ -1,7 +1,7 @@
 //! Statistics the sketches cannot answer, counted from the spans themselves: a duration bound, an
 //! `attr.` filter on a key outside [`DIMENSION_KEYS`](super::DIMENSION_KEYS) (or more than one),
 //! a `group_by` on another key. The store reads the matching spans of the range
-//! ([`crate::store::Store::scan_spans`], at most [`MAX_SCAN_SPANS`]) and [`fold`] adds them up into
+//! ([`crate::store::Store::scan_spans`], at most [`MAX_SCAN_SPANS`]) and a [`Fold`] adds them up into
 //! the very minute rows a commit writes ([`StatRecord`]: the same [`LatencySketch`], SLA counts,
 //! maximum and counts), so [`super::query::answer`] merges them exactly as it merges stored rows:
 //! accuracy, exact SLA shares, buckets, group limits and JSON are those of the sketch path.

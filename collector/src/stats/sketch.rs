@@ -8,9 +8,9 @@
 //! Java-compatible encoding (stable, documented by DataDog's `sketches-java`), so a stored row does
 //! not depend on this crate's in-memory layout.
 //!
-//! Stored form: [`FORMAT_TAG`], a version byte, a byte saying whether the SLA counts follow, the
+//! Stored form: `FORMAT_TAG`, a version byte, a byte saying whether the SLA counts follow, the
 //! counts, then the sketch's bytes. Rows written before the counts existed hold the sketch's bytes
-//! alone (their first byte is a flag of that encoding, never [`FORMAT_TAG`]); they decode with the
+//! alone (their first byte is a flag of that encoding, never `FORMAT_TAG`); they decode with the
 //! counts unknown, and stay so when merged into (their earlier spans were never counted).
 
 use sketches_ddsketch::{Config, DDSketch};

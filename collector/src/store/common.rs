@@ -224,7 +224,7 @@ pub struct PreparedSpans {
 }
 
 impl PreparedSpans {
-    /// Encodes every span of `request` (see [`encode_span_body`]) and, with `digests`, its audit
+    /// Encodes every span of `request` (see `encode_span_body`) and, with `digests`, its audit
     /// digest ([`crate::audit::leaf::span_digest`]).
     pub fn of(request: &tracex_core::TraceRequest, digests: bool) -> Self {
         let mut out = Self::default();

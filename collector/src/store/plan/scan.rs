@@ -55,7 +55,7 @@ impl<'q> ScanPlan<'q> {
         self.list.verify() || self.scan.group_by.is_some()
     }
 
-    /// Most rows [`Self::row`] may accept: one past the cap, so the caller sees it was passed.
+    /// Most rows [`Self::keep`] may accept: one past the cap, so the caller sees it was passed.
     pub(crate) fn max_rows(&self) -> usize {
         self.cap.saturating_add(1)
     }

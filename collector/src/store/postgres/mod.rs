@@ -31,7 +31,7 @@
 //!   attribute filters need decoding, candidates are fetched in chunks (keyset pagination on the
 //!   same `(start_ns, id)` order) and the bodies of a chunk's matching spans in one query.
 //! * `spans` and `trace_attrs` are partitioned by day, through the trace sequence number whose high
-//!   bits are the trace's day; retention drops whole days (see [`partitions`]).
+//!   bits are the trace's day; retention drops whole days (see `partitions`).
 //! * Schema migrations are recorded in `tracex_migrations` (one row per applied step) and run
 //!   under a transaction-scoped advisory lock, so collectors starting together do not race.
 //!

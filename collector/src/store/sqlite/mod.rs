@@ -17,7 +17,7 @@
 //! | `resources` | `id`, unique SHA-256 `hash` | a resource and scope pair, stored once, as OTLP protobuf |
 //! | `traces` | `id` (the trace's *sequence number*), unique `(project_id, trace_id)`, `(project_id, start_ns, id, max_duration_ns)` (migration 7; `(project_id, start_ns)` before), partial `(project_id, start_ns) WHERE error_count > 0` | the per-trace summary maintained on insert: start min, end max, root name and service, span and error counts, (migration 7) the longest span's duration |
 //! | `spans` | `(trace_seq, span_id)` (clustered, `WITHOUT ROWID`) | name, service, kind, start, end, duration, status and parent as columns, `resource_id`, and the span itself as OTLP protobuf (`body`) |
-//! | `trace_attrs` | `(project_id, epoch, attr_hash, trace_seq)` (migration 8; `(project_id, attr_hash, trace_seq)` before) | the attribute index (below); `epoch` is `trace_seq >>` [`ATTR_EPOCH_SHIFT`] |
+//! | `trace_attrs` | `(project_id, epoch, attr_hash, trace_seq)` (migration 8; `(project_id, attr_hash, trace_seq)` before) | the attribute index (below); `epoch` is `trace_seq >> ATTR_EPOCH_SHIFT` |
 //! | `api_keys` | `id` | API keys (hash of the secret only) |
 //! | `span_stats` | `(project_id, dim_key, minute, service, name, status, dim_value)` | (migration 4) per-minute latency sketches with exact counts and maxima, written with the spans (see [`crate::stats`]) |
 //!
@@ -78,7 +78,7 @@
 //!   project by start time.
 //! * `trace_attrs` is keyed by epoch (4,096 consecutive trace sequence numbers) before the hash,
 //!   so that a commit's entries land in one or two small key ranges rather than on a random page
-//!   of the whole index each ([`ATTR_EPOCH_SHIFT`] has the measurement). A probe for one trace
+//!   of the whole index each (`ATTR_EPOCH_SHIFT` has the measurement). A probe for one trace
 //!   knows its epoch (one point lookup); a lookup by hash alone (the driver, and its count) walks
 //!   the project's epochs, one seek each.
 //! * When attribute filters must be checked by decoding, one page examines at most [`SCAN_BUDGET`]
