@@ -12,8 +12,9 @@
 # below that part (history, profiles, what changed) is written by hand and never touched.
 #
 # Not part of the tests (figures depend on the machine; ratios are the claims). The default
-# sections take about 30 minutes on the 2-core reference machine once the release builds are
-# there; `collector` (10,000,000 spans through the real release collector and the dashboard in
+# sections took 26 minutes on the 2-core reference machine (2026-12-07, Intel Xeon host: 1,471 s
+# for all but `postgres`, then 90 s for it), the Python wheels, the Node addon and the release
+# collector built within it, the WASM package and the Rust bench binaries before; `collector` (10,000,000 spans through the real release collector and the dashboard in
 # Chromium) is left out of the default: it adds about 20 minutes and 10 GB of disk.
 set -euo pipefail
 cd "$(dirname "$0")/.."
