@@ -1129,6 +1129,50 @@ pub(crate) fn a_reopened_store_keeps_everything(open: &dyn Fn() -> Box<dyn Store
     assert_eq!(page.traces.iter().map(|s| s.trace_id).collect::<Vec<_>>(), vec![t2, t]);
 }
 
+/// A span joins its trace's row whatever the order its trace's id arrives in: ids above every
+/// stored one (what an SDK's time-ordered ids mostly are, and what the SQLite writer does not look
+/// up), equal to the largest, below it (another instance's slower clock), in another project, and
+/// after the store is reopened.
+pub(crate) fn spans_join_their_trace_in_any_id_order(open: &dyn Fn() -> Box<dyn Store>) {
+    let (project, other) = ("conf-order", "conf-order-2");
+    let (high, low, higher) = (tid(0xf0, 1), tid(0x10, 1), tid(0xf1, 1));
+    let summary = |store: &dyn Store, project: &str, t: TraceId| {
+        let page = store.list_traces(&query(project)).unwrap();
+        let s = page.traces.iter().find(|s| s.trace_id == t).unwrap();
+        (s.span_count, s.start_unix_nano, s.end_unix_nano)
+    };
+    let commit = |store: &dyn Store, n: u32, project: &str, spans: Vec<SpanData>| {
+        assert_eq!(leafless(store.commit(&[batch(project, n, request("svc", spans))]).unwrap()), vec![stored(1, 0)]);
+    };
+    {
+        let store = open();
+        store.migrate().unwrap();
+        commit(&*store, 1, project, vec![span(high, 1, None, "root", 100, 900)]);
+        // The largest id again, then a smaller one: both looked up, neither a new trace.
+        commit(&*store, 2, project, vec![span(high, 2, Some(1), "child", 200, 300)]);
+        commit(&*store, 3, project, vec![span(low, 1, None, "slow clock", 50, 60)]);
+        commit(&*store, 4, project, vec![span(low, 2, Some(1), "slow child", 55, 70)]);
+        // The same id in another project is another trace.
+        commit(&*store, 5, other, vec![span(high, 1, None, "elsewhere", 1, 2)]);
+        assert_eq!(summary(&*store, project, high), (2, 100, 900));
+        assert_eq!(summary(&*store, project, low), (2, 50, 70));
+        assert_eq!(summary(&*store, other, high), (1, 1, 2));
+    }
+    // Reopened: what was stored before is found again.
+    let store = open();
+    store.migrate().unwrap();
+    commit(&*store, 6, project, vec![span(high, 3, Some(1), "after reopen", 150, 950)]);
+    commit(&*store, 7, project, vec![span(low, 3, Some(1), "after reopen", 40, 65)]);
+    commit(&*store, 8, project, vec![span(higher, 1, None, "next", 1_000, 1_100)]);
+    commit(&*store, 9, other, vec![span(high, 2, Some(1), "elsewhere", 0, 3)]);
+    assert_eq!(summary(&*store, project, high), (3, 100, 950));
+    assert_eq!(summary(&*store, project, low), (3, 40, 70));
+    assert_eq!(summary(&*store, project, higher), (1, 1_000, 1_100));
+    assert_eq!(summary(&*store, other, high), (2, 0, 3));
+    assert_eq!(store.list_traces(&query(project)).unwrap().traces.len(), 3);
+    assert_eq!(store.span_count(project).unwrap(), 7);
+}
+
 /// Readers running while one writer commits never see a partial commit (checked on span counts and
 /// trace summaries); every store must give its readers transaction-consistent snapshots.
 pub(crate) fn readers_never_see_partial_commits(store: &std::sync::Arc<dyn Store>) {

@@ -665,6 +665,13 @@ mod tests {
 
     #[test]
     #[ignore = "needs PostgreSQL: run under scripts/with-postgres.sh"]
+    fn postgres_spans_join_their_trace_in_any_id_order() {
+        let db = TestDb::new();
+        conformance::spans_join_their_trace_in_any_id_order(&|| Box::new(db.store()));
+    }
+
+    #[test]
+    #[ignore = "needs PostgreSQL: run under scripts/with-postgres.sh"]
     fn postgres_dead_connections_are_replaced() {
         let db = TestDb::new();
         let store = db.store();

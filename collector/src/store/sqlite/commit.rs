@@ -4,6 +4,7 @@
 //! rest are single-row statements (in-process calls: no round trips to save, only the statement's
 //! own per-execution work).
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
@@ -21,10 +22,10 @@ use crate::store::{CommitOutcome, NewBatch, StoreError, StoreResult};
 impl SqliteStore {
     /// Commits `batches` in one transaction; the writer's cache learns the new ids once it committed.
     pub(super) fn commit_in(&self, writer: &mut Writer, batches: &[NewBatch]) -> StoreResult<Vec<CommitOutcome>> {
-        let Writer { statements, conn, cache } = writer;
+        let Writer { statements, conn, cache, max_trace_ids } = writer;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).db()?;
         let committed = run(
-            &mut Sql { conn: &tx, statements, stored_seqs: HashSet::new() },
+            &mut Sql { conn: &tx, statements, stored_seqs: HashSet::new(), max_trace_ids },
             cache,
             batches,
             self.tuning.max_spans_per_trace,
@@ -44,6 +45,8 @@ struct Sql<'a> {
     statements: &'a mut Statements,
     /// Sequence numbers of the traces `existing_traces` found: only their spans may be stored already.
     stored_seqs: HashSet<i64>,
+    /// The writer's bound on stored trace ids per project (see `Writer::max_trace_ids`).
+    max_trace_ids: &'a mut HashMap<i64, Option<Vec<u8>>>,
 }
 
 impl CommitSql for Sql<'_> {
@@ -116,18 +119,43 @@ impl CommitSql for Sql<'_> {
     }
 
     fn existing_traces(&mut self, keys: &[TraceKey]) -> StoreResult<Vec<Option<(i64, u64)>>> {
+        let conn = self.conn;
+        for k in keys {
+            if let Entry::Vacant(e) = self.max_trace_ids.entry(k.0) {
+                e.insert(
+                    conn.query_row("SELECT max(trace_id) FROM traces WHERE project_id = ?1", [k.0], |r| r.get(0))
+                        .db()?,
+                );
+            }
+        }
+        // Every key is compared with the bound as this commit found it: the keys are distinct and
+        // none is stored before this returns. (Raised key by key, the bound would send most keys
+        // to the index: ids of one millisecond are random after their time prefix.) BLOBs compare
+        // as byte slices do (`memcmp`, then the shorter first).
+        let above = |bounds: &HashMap<i64, Option<Vec<u8>>>, k: &TraceKey| {
+            bounds.get(&k.0).is_some_and(|b| b.as_deref().is_none_or(|b| &k.1[..] > b))
+        };
         let mut select =
-            self.conn.prepare("SELECT id, span_count FROM traces WHERE project_id = ?1 AND trace_id = ?2").db()?;
-        keys.iter()
-            .map(|k| {
-                let found: Option<(i64, i64)> =
-                    select.query_row(params![k.0, &k.1[..]], |r| Ok((r.get(0)?, r.get(1)?))).optional().db()?;
-                Ok(found.map(|(seq, count)| {
-                    self.stored_seqs.insert(seq);
-                    (seq, unns(count))
-                }))
-            })
-            .collect()
+            conn.prepare("SELECT id, span_count FROM traces WHERE project_id = ?1 AND trace_id = ?2").db()?;
+        let mut out = Vec::with_capacity(keys.len());
+        for k in keys {
+            if above(self.max_trace_ids, k) {
+                out.push(None);
+                continue;
+            }
+            let found: Option<(i64, i64)> =
+                select.query_row(params![k.0, &k.1[..]], |r| Ok((r.get(0)?, r.get(1)?))).optional().db()?;
+            out.push(found.map(|(seq, count)| {
+                self.stored_seqs.insert(seq);
+                (seq, unns(count))
+            }));
+        }
+        for k in keys {
+            if above(self.max_trace_ids, k) {
+                self.max_trace_ids.insert(k.0, Some(k.1.to_vec()));
+            }
+        }
+        Ok(out)
     }
 
     fn new_trace_seqs(&mut self, starts: &[u64]) -> StoreResult<Vec<i64>> {
