@@ -245,8 +245,9 @@ pub(crate) trait CommitSql {
     /// the longest span's duration max.
     fn update_traces(&mut self, rows: &[TraceRow]) -> Result<(), Self::Error>;
 
-    /// Inserts attribute index rows (sorted) not stored yet.
-    fn insert_trace_attrs(&mut self, rows: &[AttrRow]) -> Result<(), Self::Error>;
+    /// Sorts attribute index rows in the store's index key order, so that consecutive inserts land
+    /// on neighbouring B-tree pages, and inserts those not stored yet.
+    fn insert_trace_attrs(&mut self, rows: &mut [AttrRow]) -> Result<(), Self::Error>;
 
     /// The statistics rows stored under `keys` (sorted), one answer per key; PostgreSQL locks them
     /// until the transaction ends.
@@ -606,11 +607,10 @@ pub(crate) fn run<S: CommitSql>(
         sql.update_traces(&existing)?;
     }
 
-    // --- the attribute index, sorted: consecutive inserts land on neighbouring B-tree pages
+    // --- the attribute index, sorted by the store
     fault.step(&mut step)?;
-    attr_rows.sort_unstable();
     if !attr_rows.is_empty() {
-        sql.insert_trace_attrs(&attr_rows)?;
+        sql.insert_trace_attrs(&mut attr_rows)?;
     }
 
     // --- statistics: read what the keys hold, merge, write back

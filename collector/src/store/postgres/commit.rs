@@ -481,7 +481,9 @@ impl CommitSql for Sql<'_> {
         Ok(())
     }
 
-    fn insert_trace_attrs(&mut self, rows: &[AttrRow]) -> Result<(), CommitError> {
+    fn insert_trace_attrs(&mut self, rows: &mut [AttrRow]) -> Result<(), CommitError> {
+        // The primary key's order, `(project_id, attr_hash, trace_seq)`.
+        rows.sort_unstable();
         // Rows of new traces by COPY (see the module docs), the others unless stored.
         let (stored, fresh): (Vec<AttrRow>, Vec<AttrRow>) =
             rows.iter().partition(|(_, _, seq)| self.stored_seqs.contains(seq));
