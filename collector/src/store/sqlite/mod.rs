@@ -27,6 +27,8 @@
 //! is keyed by the trace id; each trace gets an increasing sequence number (its `traces` rowid,
 //! handed out by the writer), and spans are clustered by `(trace_seq, span_id)`: new spans append
 //! at the end of the table, and a trace's spans sit together for `get_trace` and the filter probes.
+//! A commit looks its traces up in `traces_by_id` only when their id is not above every stored
+//! one (`Writer::max_trace_ids`): SDK trace ids start with the time, so new traces skip the probe.
 //!
 //! Exact round trip: a span is stored as an OTLP `ExportTraceServiceRequest` holding just that span
 //! (under an empty resource and scope), written with [`tracex_core::encode::encode_spans`] and read
