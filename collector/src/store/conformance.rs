@@ -1142,13 +1142,15 @@ pub(crate) fn spans_join_their_trace_in_any_id_order(open: &dyn Fn() -> Box<dyn 
         (s.span_count, s.start_unix_nano, s.end_unix_nano)
     };
     let commit = |store: &dyn Store, n: u32, project: &str, spans: Vec<SpanData>| {
-        assert_eq!(leafless(store.commit(&[batch(project, n, request("svc", spans))]).unwrap()), vec![stored(1, 0)]);
+        let count = spans.len();
+        let out = store.commit(&[batch(project, n, request("svc", spans))]).unwrap();
+        assert_eq!(leafless(out), vec![stored(count, 0)]);
     };
     {
         let store = open();
         store.migrate().unwrap();
         commit(&*store, 1, project, vec![span(high, 1, None, "root", 100, 900)]);
-        // The largest id again, then a smaller one: both looked up, neither a new trace.
+        // The largest id again (found), a smaller new one (not found), that one again (found).
         commit(&*store, 2, project, vec![span(high, 2, Some(1), "child", 200, 300)]);
         commit(&*store, 3, project, vec![span(low, 1, None, "slow clock", 50, 60)]);
         commit(&*store, 4, project, vec![span(low, 2, Some(1), "slow child", 55, 70)]);
@@ -1163,14 +1165,20 @@ pub(crate) fn spans_join_their_trace_in_any_id_order(open: &dyn Fn() -> Box<dyn 
     store.migrate().unwrap();
     commit(&*store, 6, project, vec![span(high, 3, Some(1), "after reopen", 150, 950)]);
     commit(&*store, 7, project, vec![span(low, 3, Some(1), "after reopen", 40, 65)]);
-    commit(&*store, 8, project, vec![span(higher, 1, None, "next", 1_000, 1_100)]);
+    // A new trace above the bound beside one below it, in one commit.
+    commit(
+        &*store,
+        8,
+        project,
+        vec![span(higher, 1, None, "next", 1_000, 1_100), span(low, 4, Some(1), "late", 45, 75)],
+    );
     commit(&*store, 9, other, vec![span(high, 2, Some(1), "elsewhere", 0, 3)]);
     assert_eq!(summary(&*store, project, high), (3, 100, 950));
-    assert_eq!(summary(&*store, project, low), (3, 40, 70));
+    assert_eq!(summary(&*store, project, low), (4, 40, 75));
     assert_eq!(summary(&*store, project, higher), (1, 1_000, 1_100));
     assert_eq!(summary(&*store, other, high), (2, 0, 3));
     assert_eq!(store.list_traces(&query(project)).unwrap().traces.len(), 3);
-    assert_eq!(store.span_count(project).unwrap(), 7);
+    assert_eq!(store.span_count(project).unwrap(), 8);
 }
 
 /// Readers running while one writer commits never see a partial commit (checked on span counts and
