@@ -178,8 +178,8 @@ struct Writer {
     /// Committed project and resource ids.
     cache: WriterCache,
     /// Per project, a trace id no stored trace id exceeds (`None`: no trace stored), read once per
-    /// project with the index's `max`, then raised after each commit's lookups to the largest id
-    /// it looked up. A trace id above it is not stored, so `existing_traces` does not look for it:
+    /// project with the index's `max`, then raised after each commit's lookups to the largest
+    /// trace id of the commit, probed or not. A trace id above it is not stored, so `existing_traces` does not look for it:
     /// SDK trace ids start with the time (`tracex_core::ids::new_trace_id_at`), so the new traces
     /// of an instance's batch are above everything stored before it, and a one-span trace skips
     /// its point lookup. Sound because this writer is the only one (as for the sequence numbers
