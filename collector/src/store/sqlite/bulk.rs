@@ -246,10 +246,23 @@ pub(super) fn insert_many<'a, R>(
     head: &str,
     width: usize,
     rows: &'a [R],
+    bind: impl FnMut(&mut Insert<'_, 'a>, &'a R, usize),
+) -> StoreResult<usize> {
+    insert_many_then(conn, statements, head, width, rows, bind, "")
+}
+
+/// [`insert_many`] with `tail` after the rows (an upsert clause).
+pub(super) fn insert_many_then<'a, R>(
+    conn: &Connection,
+    statements: &mut Statements,
+    head: &str,
+    width: usize,
+    rows: &'a [R],
     mut bind: impl FnMut(&mut Insert<'_, 'a>, &'a R, usize),
+    tail: &str,
 ) -> StoreResult<usize> {
     let mut full = if rows.len() >= ROWS_PER_INSERT {
-        Some(Insert::cached(conn, statements, format!("{head}{}", values(width, ROWS_PER_INSERT)))?)
+        Some(Insert::cached(conn, statements, format!("{head}{}{tail}", values(width, ROWS_PER_INSERT)))?)
     } else {
         None
     };
@@ -258,7 +271,7 @@ pub(super) fn insert_many<'a, R>(
         let mut short = None;
         let stmt = match &mut full {
             Some(stmt) if chunk.len() == ROWS_PER_INSERT => stmt,
-            _ => short.insert(Insert::prepare(conn, &format!("{head}{}", values(width, chunk.len())))?),
+            _ => short.insert(Insert::prepare(conn, &format!("{head}{}{tail}", values(width, chunk.len())))?),
         };
         for (i, row) in chunk.iter().enumerate() {
             bind(stmt, row, 1 + i * width);

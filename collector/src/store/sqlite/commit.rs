@@ -9,8 +9,8 @@ use std::collections::{HashMap, HashSet};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use super::bulk::{Insert, Statements, insert_many, values};
-use super::{ATTR_EPOCH_SHIFT, Db, SqliteStore, Writer};
+use super::bulk::{Insert, Statements, insert_many, insert_many_then, values};
+use super::{ATTR_EPOCH_SHIFT, Db, SqliteStore, Writer, attr_sets};
 use crate::audit::tree::{NodeId, Nodes};
 use crate::store::common::{ns, unns};
 use crate::store::plan::commit::{
@@ -266,22 +266,35 @@ impl CommitSql for Sql<'_> {
     }
 
     fn insert_trace_attrs(&mut self, rows: &mut [AttrRow]) -> StoreResult<()> {
-        // The key's order, `(project_id, epoch, attr_hash, trace_seq)`: sorted by hash alone, a
-        // commit whose traces straddle two epochs (most commits of one-span traces) alternated
-        // between their two ranges (one-span traces: −7 % of the instructions these inserts take).
+        // One set per `(project, epoch, hash)` (see `attr_sets`), merged into the stored one.
+        // Sorted in the key's order: a commit whose traces straddle two epochs (most commits of
+        // one-span traces) would otherwise alternate between their two ranges.
         rows.sort_unstable_by_key(|&(project, hash, seq)| (project, seq >> ATTR_EPOCH_SHIFT, hash, seq));
-        insert_many(
+        let mut sets: Vec<(i64, i64, i64, Vec<u8>)> = Vec::new();
+        let mut positions: Vec<u16> = Vec::new();
+        for (i, &(project, hash, seq)) in rows.iter().enumerate() {
+            if positions.last() != Some(&attr_sets::position(seq)) {
+                positions.push(attr_sets::position(seq));
+            }
+            let next = rows.get(i + 1).map(|&(p, h, s)| (p, s >> ATTR_EPOCH_SHIFT, h));
+            if next != Some((project, seq >> ATTR_EPOCH_SHIFT, hash)) {
+                sets.push((project, seq >> ATTR_EPOCH_SHIFT, hash, attr_sets::encode(&positions)));
+                positions.clear();
+            }
+        }
+        insert_many_then(
             self.conn,
             self.statements,
-            "INSERT OR IGNORE INTO trace_attrs (project_id, epoch, attr_hash, trace_seq) VALUES ",
+            "INSERT INTO trace_attr_sets (project_id, epoch, attr_hash, members) VALUES ",
             4,
-            rows,
-            |stmt, (project, hash, seq), at| {
+            &sets,
+            |stmt, (project, epoch, hash, members), at| {
                 stmt.int(at, *project);
-                stmt.int(at + 1, seq >> ATTR_EPOCH_SHIFT);
+                stmt.int(at + 1, *epoch);
                 stmt.int(at + 2, *hash);
-                stmt.int(at + 3, *seq);
+                stmt.blob(at + 3, Some(members));
             },
+            " ON CONFLICT (project_id, epoch, attr_hash) DO UPDATE SET members = tracex_merge(members, excluded.members)",
         )
         .map(drop)
     }

@@ -44,17 +44,25 @@ impl SqliteStore {
         };
         {
             let mut spans = tx.prepare("SELECT service, body FROM spans WHERE trace_seq = ?1").db()?;
+            // The trace leaves each of its sets; a set left empty goes (sequence numbers can be
+            // handed out again once the newest trace has gone, so no set may keep a stale one).
             let mut attr = tx
                 .prepare(&format!(
-                    "DELETE FROM trace_attrs WHERE project_id = ?1 AND epoch = ?3 >> {ATTR_EPOCH_SHIFT} \
-                     AND attr_hash = ?2 AND trace_seq = ?3"
+                    "UPDATE trace_attr_sets SET members = tracex_remove(members, ?3) WHERE project_id = ?1 \
+                     AND epoch = ?3 >> {ATTR_EPOCH_SHIFT} AND attr_hash = ?2"
+                ))
+                .db()?;
+            let mut attr_empty = tx
+                .prepare(&format!(
+                    "DELETE FROM trace_attr_sets WHERE project_id = ?1 AND epoch = ?3 >> {ATTR_EPOCH_SHIFT} \
+                     AND attr_hash = ?2 AND length(members) = 0"
                 ))
                 .db()?;
             let mut del_spans = tx.prepare("DELETE FROM spans WHERE trace_seq = ?1").db()?;
             let mut del_trace = tx.prepare("DELETE FROM traces WHERE id = ?1").db()?;
             let mut text = String::new();
             for seq in &seqs {
-                // The index rows are found again from the spans (`trace_attrs` is keyed by hash).
+                // The sets are found again from the spans (`trace_attr_sets` is keyed by hash).
                 let mut hashes = HashSet::new();
                 let mut rows = spans.query([seq]).db()?;
                 while let Some(r) = rows.next().db()? {
@@ -66,6 +74,7 @@ impl SqliteStore {
                 }
                 for h in hashes {
                     attr.execute(params![project_id, h, seq]).db()?;
+                    attr_empty.execute(params![project_id, h, seq]).db()?;
                 }
                 out.spans += del_spans.execute([seq]).db()? as u64;
                 del_trace.execute([seq]).db()?;

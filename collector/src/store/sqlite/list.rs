@@ -5,10 +5,10 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
+use rusqlite::{Connection, OptionalExtension, Statement, params, params_from_iter};
 use tracex_core::TraceId;
 
-use super::{ATTR_EPOCH_SHIFT, Db, SqliteStore, blob};
+use super::{ATTR_EPOCH_SHIFT, Db, SqliteStore, attr_sets, blob};
 use crate::store::common::{Tuning, decode_resource_body};
 use crate::store::plan::list::{FilterValue, ListPlan, Page, SUMMARY_COLUMNS, TraceSpans, summary};
 use crate::store::{StoreError, StoreResult, StoredSpan, TracePage, TraceQuery};
@@ -23,20 +23,41 @@ impl From<&FilterValue> for SqlValue {
     }
 }
 
-/// `e(n)`: the epochs of the attribute index ([`ATTR_EPOCH_SHIFT`]) that hold rows of project
+/// `e(n)`: the epochs of the attribute index ([`ATTR_EPOCH_SHIFT`]) that hold sets of project
 /// `?1`, one index seek each (the next epoch past the last), so that a lookup by hash alone seeks
 /// once per epoch rather than reading every epoch's rows.
-pub(super) const EPOCHS: &str = "WITH RECURSIVE e(n) AS (SELECT (SELECT min(epoch) FROM trace_attrs WHERE project_id = ?1) \
-                      UNION ALL SELECT (SELECT min(epoch) FROM trace_attrs WHERE project_id = ?1 AND epoch > e.n) \
+pub(super) const EPOCHS: &str = "WITH RECURSIVE e(n) AS (SELECT (SELECT min(epoch) FROM trace_attr_sets WHERE project_id = ?1) \
+                      UNION ALL SELECT (SELECT min(epoch) FROM trace_attr_sets WHERE project_id = ?1 AND epoch > e.n) \
                       FROM e WHERE e.n IS NOT NULL)";
 
 /// The attribute index probe of the hash in placeholder `p` for trace `t` of project `?1` (one
-/// key lookup: the trace's epoch, then the hash).
+/// key lookup — the trace's epoch, then the hash — and a test of its set).
 pub(super) fn attr_probe(p: &str) -> String {
     format!(
-        "EXISTS (SELECT 1 FROM trace_attrs a WHERE a.project_id = ?1 AND a.epoch = t.id >> {ATTR_EPOCH_SHIFT} \
-         AND a.attr_hash = {p} AND a.trace_seq = t.id)"
+        "EXISTS (SELECT 1 FROM trace_attr_sets a WHERE a.project_id = ?1 AND a.epoch = t.id >> {ATTR_EPOCH_SHIFT} \
+         AND a.attr_hash = {p} AND tracex_has(a.members, t.id))"
     )
+}
+
+/// The sets of hash `?2` in project `?1`, epoch by epoch.
+const ATTR_TRACES: &str = "SELECT d.epoch, d.members FROM e CROSS JOIN trace_attr_sets d \
+                           WHERE d.project_id = ?1 AND d.epoch = e.n AND d.attr_hash = ?2";
+
+/// The traces of project `project_id` whose sets hold `hash`, in every epoch, as sequence
+/// numbers; `None` once there are `limit` or more (the count that chooses the driver stops there).
+/// `stmt` is [`ATTR_TRACES`].
+fn attr_traces(stmt: &mut Statement<'_>, project_id: i64, hash: i64, limit: usize) -> StoreResult<Option<Vec<i64>>> {
+    let mut rows = stmt.query(params![project_id, hash]).db()?;
+    let mut seqs = Vec::new();
+    while let Some(row) = rows.next().db()? {
+        let epoch: i64 = row.get(0).db()?;
+        let members = attr_sets::decode(blob(row, 1)?).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        seqs.extend(members.into_iter().map(|p| attr_sets::seq_at(epoch, p)));
+        if seqs.len() >= limit {
+            return Ok(None);
+        }
+    }
+    Ok(Some(seqs))
 }
 
 /// Adds an integer parameter; returns its placeholder.
@@ -52,31 +73,46 @@ impl SqliteStore {
             return Ok(TracePage { traces: Vec::new(), next_cursor: None });
         };
 
-        let driver = {
-            let mut count = conn
-                .prepare(&format!(
-                    "{EPOCHS} SELECT count(*) FROM (SELECT 1 FROM e CROSS JOIN trace_attrs a \
-                     WHERE a.project_id = ?1 AND a.epoch = e.n AND a.attr_hash = ?2 LIMIT ?3)"
-                ))
-                .db()?;
-            plan.choose_driver(|h, threshold| count.query_row(params![project_id, h, threshold], |r| r.get(0)).db())?
-        };
+        // The candidates of each indexed filter under the threshold, read once: the count chooses
+        // the driver, whose candidates then go to the query as a JSON array.
+        let mut candidates: HashMap<i64, Vec<i64>> = HashMap::new();
+        let mut sets = conn.prepare(&format!("{EPOCHS} {ATTR_TRACES}")).db()?;
+        let driver = plan
+            .choose_driver(|h, threshold| {
+                let limit = usize::try_from(threshold).unwrap_or(usize::MAX);
+                Ok(match attr_traces(&mut sets, project_id, h, limit)? {
+                    Some(seqs) => {
+                        let n = i64::try_from(seqs.len()).unwrap_or(i64::MAX);
+                        candidates.insert(h, seqs);
+                        n
+                    }
+                    None => threshold,
+                })
+            })?
+            .filter(|h| candidates.contains_key(h));
 
         // Span-level column filters, shared by the EXISTS probe and the decoding check; their
         // parameters are numbered from ?3 in both statements.
         let span_sql = plan.span_filter_sql(|i| format!("?{}", i + 3));
         let span_params: Vec<SqlValue> = plan.span_filters.iter().map(|f| SqlValue::from(&f.value)).collect();
 
-        // ?1 = project, ?2 = driver hash (bound even when unused), ?3.. = span filters, then the rest.
-        let mut params: Vec<SqlValue> = vec![SqlValue::Integer(project_id), SqlValue::Integer(driver.unwrap_or(0))];
+        // ?1 = project, ?2 = the driver's candidates as a JSON array (bound even when unused), ?3.. =
+        // span filters, then the rest.
+        let driven = driver.and_then(|h| candidates.get(&h)).map(|seqs| {
+            let mut json = String::with_capacity(seqs.len() * 8 + 2);
+            json.push('[');
+            for (i, seq) in seqs.iter().enumerate() {
+                let _ = write!(json, "{}{seq}", if i == 0 { "" } else { "," });
+            }
+            json.push(']');
+            json
+        });
+        let mut params: Vec<SqlValue> =
+            vec![SqlValue::Integer(project_id), SqlValue::Text(driven.clone().unwrap_or_default())];
         params.extend(span_params.iter().cloned());
-        let mut sql = if driver.is_some() { format!("{EPOCHS} ") } else { String::new() };
-        let _ = write!(sql, "SELECT {SUMMARY_COLUMNS} FROM ");
-        if driver.is_some() {
-            sql.push_str(
-                "e CROSS JOIN trace_attrs d CROSS JOIN traces t WHERE d.project_id = ?1 AND d.epoch = e.n \
-                 AND d.attr_hash = ?2 AND t.id = d.trace_seq AND t.project_id = ?1",
-            );
+        let mut sql = format!("SELECT {SUMMARY_COLUMNS} FROM ");
+        if driven.is_some() {
+            sql.push_str("json_each(?2) d CROSS JOIN traces t WHERE t.id = d.value AND t.project_id = ?1");
         } else if plan.errors_only {
             sql.push_str("traces t INDEXED BY traces_with_errors WHERE t.project_id = ?1");
         } else {

@@ -17,7 +17,7 @@
 //! | `resources` | `id`, unique SHA-256 `hash` | a resource and scope pair, stored once, as OTLP protobuf |
 //! | `traces` | `id` (the trace's *sequence number*), unique `(project_id, trace_id)`, `(project_id, start_ns, id, max_duration_ns)` (migration 7; `(project_id, start_ns)` before), partial `(project_id, start_ns) WHERE error_count > 0` | the per-trace summary maintained on insert: start min, end max, root name and service, span and error counts, (migration 7) the longest span's duration |
 //! | `spans` | `(trace_seq, span_id)` (clustered, `WITHOUT ROWID`) | name, service, kind, start, end, duration, status and parent as columns, `resource_id`, and the span itself as OTLP protobuf (`body`) |
-//! | `trace_attrs` | `(project_id, epoch, attr_hash, trace_seq)` (migration 8; `(project_id, attr_hash, trace_seq)` before) | the attribute index (below); `epoch` is `trace_seq >> ATTR_EPOCH_SHIFT` |
+//! | `trace_attr_sets` | `(project_id, epoch, attr_hash)` (migration 10; before, `trace_attrs` had a row per trace: `(project_id, epoch, attr_hash, trace_seq)` from migration 8, `(project_id, attr_hash, trace_seq)` before) | the attribute index (below): the set of the epoch's traces holding the hash (`attr_sets`); `epoch` is `trace_seq >> ATTR_EPOCH_SHIFT` |
 //! | `api_keys` | `id` | API keys (hash of the secret only) |
 //! | `span_stats` | `(project_id, dim_key, minute, service, name, status, dim_value)` | (migration 4) per-minute latency sketches with exact counts and maxima, written with the spans (see [`crate::stats`]) |
 //!
@@ -60,12 +60,14 @@
 //! Attributes are deliberately **not** stored as one row per span attribute: at ≥ 150,000 spans/s
 //! with ~7 attributes each that would be a million index insertions a second. Instead:
 //!
-//! * `trace_attrs` is a *trace-level* index of hashes: for every stored span, each attribute whose
+//! * `trace_attr_sets` is a *trace-level* index of hashes: for every stored span, each attribute whose
 //!   key is *indexed* ([`is_indexed_key`]: every `x402.*` key and a few well-known low-cardinality
 //!   keys such as `http.response.status_code`) and whose value is a scalar contributes the 64-bit
 //!   FNV-1a hash of `key 0xFF value-as-text`; the span's `service.name` contributes a pseudo-key
-//!   too. Entries are deduplicated per trace in memory before insertion, so a trace whose spans
-//!   share their `x402.*` values costs a handful of rows, not one per span attribute. Span names
+//!   too. Entries are deduplicated per trace in memory, and a commit merges each distinct
+//!   `(epoch, hash)` into that hash's set for the epoch (`attr_sets`): a value many traces share
+//!   (network, scheme, service) is one row per epoch, a high-cardinality one (payer) a small row
+//!   per trace. Span names
 //!   are not indexed (a handful of distinct names per trace would cost more rows than spans, and a
 //!   name filter is rarely selective): they are checked by the `EXISTS` probe.
 //! * The index narrows candidates only (it is per trace, and hashes may collide): whenever a query
@@ -76,13 +78,14 @@
 //!   Filters on keys that are not indexed are answered by that same decoding step alone.
 //! * A selective indexed filter (service or indexed attribute matching fewer than
 //!   [`DRIVER_THRESHOLD`] traces, e.g. `x402.payer = 0x…`) *drives* the query: its candidates are
-//!   read from `trace_attrs`, joined to `traces` and sorted, instead of walking every trace of the
+//!   read from its sets (decoded here, handed to the query as a JSON array), looked up in `traces`
+//!   and sorted, instead of walking every trace of the
 //!   project by start time.
-//! * `trace_attrs` is keyed by epoch (4,096 consecutive trace sequence numbers) before the hash,
+//! * The sets are keyed by epoch (4,096 consecutive trace sequence numbers) before the hash,
 //!   so that a commit's entries land in one or two small key ranges rather than on a random page
 //!   of the whole index each (`ATTR_EPOCH_SHIFT` has the measurement). A probe for one trace
-//!   knows its epoch (one point lookup); a lookup by hash alone (the driver, and its count) walks
-//!   the project's epochs, one seek each.
+//!   knows its epoch (one point lookup and a bit test, `tracex_has`); a lookup by hash alone (the
+//!   driver, and its count) walks the project's epochs, one seek each.
 //! * When attribute filters must be checked by decoding, one page examines at most [`SCAN_BUDGET`]
 //!   candidate traces; if it runs out it returns the matches found so far (possibly none) with a
 //!   cursor to continue from, so a rare non-indexed value never turns into an unbounded scan.
@@ -90,11 +93,12 @@
 //! # Scaling note
 //!
 //! The remaining random-key writes are `traces_by_id` (one per trace) and, within the current
-//! epoch of `trace_attrs`, the high-cardinality `x402.*` values (payer, amount, transaction hash).
+//! epoch of `trace_attr_sets`, the high-cardinality `x402.*` values (payer, amount, transaction hash).
 //! `traces_by_id` cannot take an epoch: every commit looks each incoming trace up by id. While it
 //! fits in the page cache it is cheap; on databases of hundreds of millions of spans each insert
 //! dirties its own page. Retention (deleting old traces) keeps it bounded.
 
+mod attr_sets;
 mod audit;
 mod bulk;
 mod commit;
@@ -129,10 +133,11 @@ use super::{
     ApiKeyRecord, CommitOutcome, Expired, NewBatch, Store, StoreError, StoreResult, StoredSpan, TracePage, TraceQuery,
 };
 
-/// Traces per epoch of the attribute index, as a shift: a `trace_attrs` row's key is `(project,
-/// trace_seq >> ATTR_EPOCH_SHIFT, attribute hash, trace_seq)`, so 4,096 consecutive traces share
-/// an epoch. Keyed by hash first (before migration 8), each entry of a high-cardinality value
-/// (payer, amount) went to a random page of the whole index, and a commit wrote most of the
+/// Traces per epoch of the attribute index, as a shift: a `trace_attr_sets` row's key is `(project,
+/// trace_seq >> ATTR_EPOCH_SHIFT, attribute hash)`, so 4,096 consecutive traces share an epoch
+/// (and a set; before migration 10 the index had a row per trace, keyed by its `trace_seq` last).
+/// Keyed by hash first (before migration 8), each entry of a high-cardinality value (payer,
+/// amount) went to a random page of the whole index, and a commit wrote most of the
 /// index's pages to the log once the index outgrew a commit: 2,256 bytes reached the disk per
 /// span (`--bench store`, 1,048,576 spans). With the epoch first, a commit's entries fall in one
 /// or two epochs of ≈ 150 pages: 1,591–1,607 bytes (−29 %), for the same instructions. The price
@@ -343,6 +348,9 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024).db()?;
         // Sorts for the listing (driver mode) and temp indexes stay in memory.
         conn.pragma_update(None, "temp_store", "MEMORY").db()?;
+        // The attribute sets' functions: commits merge into sets, retention removes from them,
+        // migration 10 builds them.
+        attr_sets::register(&conn).db()?;
 
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
@@ -356,6 +364,8 @@ impl SqliteStore {
             r.pragma_update(None, "cache_size", -16_384).db()?;
             // Sorts for the listing stay in memory.
             r.pragma_update(None, "temp_store", "MEMORY").db()?;
+            // The listing's probe of an attribute set (`tracex_has`).
+            attr_sets::register(&r).db()?;
             readers.push(r);
         }
 
@@ -653,21 +663,28 @@ mod tests {
         let dir = TempDir::new();
         let open = || -> Box<dyn Store> { Box::new(SqliteStore::open(&dir.db()).unwrap()) };
         let conn = Connection::open(dir.db()).unwrap();
+        attr_sets::register_members(&conn).unwrap();
         let exec = |sql: &str| conn.execute_batch(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
         let count = |sql: &str| conn.query_row(sql, [], |r| r.get(0)).unwrap_or_else(|e| panic!("{sql}: {e}"));
         let raw = super::super::conformance_duration::RawDb {
             exec: &exec,
             count: &count,
             downgrade: "DROP INDEX traces_by_start_duration; ALTER TABLE traces DROP COLUMN max_duration_ns; \
-                        CREATE INDEX traces_by_start ON traces (project_id, start_ns); PRAGMA user_version = 6;",
+                        CREATE INDEX traces_by_start ON traces (project_id, start_ns); \
+                        CREATE TABLE trace_attrs (project_id INTEGER NOT NULL, attr_hash INTEGER NOT NULL, \
+                        trace_seq INTEGER NOT NULL, PRIMARY KEY (project_id, attr_hash, trace_seq)) WITHOUT ROWID; \
+                        INSERT INTO trace_attrs SELECT s.project_id, s.attr_hash, j.value FROM trace_attr_sets s, \
+                        json_each(tracex_members(s.epoch, s.members)) j; DROP TABLE trace_attr_sets; \
+                        PRAGMA user_version = 6;",
         };
         super::super::conformance_duration::longest_span_is_kept_and_filled_in_by_the_migration(&open, &raw);
     }
 
-    /// Migration 8 rebuilds the attribute index by epoch, row for row, and a lookup by hash alone
-    /// finds traces in every epoch (the first and the last of 4,608 traces: epochs 0 and 1).
+    /// Migrations 8 and 10 rebuild the attribute index (by epoch, then as sets), row for row, and a
+    /// lookup by hash alone finds traces in every epoch (the first and the last of 4,608 traces:
+    /// epochs 0 and 1).
     #[test]
-    fn attribute_index_is_rebuilt_by_epoch_and_found_in_every_epoch() {
+    fn attribute_index_is_rebuilt_as_sets_by_epoch_and_found_in_every_epoch() {
         let dir = TempDir::new();
         let store = SqliteStore::open(&dir.db()).unwrap();
         store.migrate().unwrap();
@@ -682,33 +699,42 @@ mod tests {
             store.commit(&batches).unwrap();
         }
         let raw = Connection::open(dir.db()).unwrap();
-        let rows = |sql: &str| -> Vec<(i64, i64, i64)> {
-            let mut stmt = raw.prepare(sql).unwrap();
-            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap();
-            rows.map(Result::unwrap).collect()
+        // Every (project, hash, trace) the sets hold, in order.
+        let rows = || -> Vec<(i64, i64, i64)> {
+            let mut stmt = raw.prepare("SELECT project_id, epoch, attr_hash, members FROM trace_attr_sets").unwrap();
+            let mut out = Vec::new();
+            let mut rows = stmt.query([]).unwrap();
+            while let Some(r) = rows.next().unwrap() {
+                let (project, epoch, hash): (i64, i64, i64) = (r.get(0).unwrap(), r.get(1).unwrap(), r.get(2).unwrap());
+                let members: Vec<u8> = r.get(3).unwrap();
+                let members = attr_sets::decode(&members).unwrap();
+                assert!(!members.is_empty(), "an empty set is never kept");
+                out.extend(members.into_iter().map(|p| (project, hash, attr_sets::seq_at(epoch, p))));
+            }
+            out.sort_unstable();
+            out
         };
-        let all = "SELECT project_id, attr_hash, trace_seq FROM trace_attrs ORDER BY 1, 2, 3";
-        let before = rows(all);
+        let before = rows();
         assert_eq!(before.iter().map(|r| r.2 >> ATTR_EPOCH_SHIFT).max(), Some(1), "two epochs");
+        let sets: i64 = raw.query_row("SELECT count(*) FROM trace_attr_sets", [], |r| r.get(0)).unwrap();
+        assert!(sets < i64::try_from(before.len() / 2).unwrap(), "{sets} sets for {} entries", before.len());
+        // Back to version 7: one row per (project, hash, trace), keyed by hash.
         raw.execute_batch(
-            "CREATE TABLE old (project_id INTEGER NOT NULL, attr_hash INTEGER NOT NULL, trace_seq INTEGER NOT NULL, \
-             PRIMARY KEY (project_id, attr_hash, trace_seq)) WITHOUT ROWID; \
-             INSERT INTO old SELECT project_id, attr_hash, trace_seq FROM trace_attrs; DROP TABLE trace_attrs; \
-             ALTER TABLE old RENAME TO trace_attrs; PRAGMA user_version = 7;",
+            "CREATE TABLE trace_attrs (project_id INTEGER NOT NULL, attr_hash INTEGER NOT NULL, \
+             trace_seq INTEGER NOT NULL, PRIMARY KEY (project_id, attr_hash, trace_seq)) WITHOUT ROWID; \
+             DROP TABLE trace_attr_sets; PRAGMA user_version = 7;",
         )
         .unwrap();
+        {
+            let mut insert = raw.prepare("INSERT INTO trace_attrs VALUES (?1, ?2, ?3)").unwrap();
+            for (project, hash, seq) in &before {
+                insert.execute([project, hash, seq]).unwrap();
+            }
+        }
         drop(store);
         let store = SqliteStore::open(&dir.db()).unwrap();
         store.migrate().unwrap();
-        assert_eq!(rows(all), before);
-        let misplaced: i64 = raw
-            .query_row(
-                &format!("SELECT count(*) FROM trace_attrs WHERE epoch != trace_seq >> {ATTR_EPOCH_SHIFT}"),
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert_eq!(misplaced, 0);
+        assert_eq!(rows(), before);
 
         let page =
             store.list_traces(&TraceQuery { project: "p".into(), limit: 1000, ..TraceQuery::default() }).unwrap();
@@ -738,6 +764,51 @@ mod tests {
             let found: Vec<TraceId> = store.list_traces(&q).unwrap().traces.iter().map(|t| t.trace_id).collect();
             assert_eq!(found, [trace]);
         }
+
+        // A value many traces share: its sets are bitmaps (over 255 traces an epoch). Driven by
+        // its decoded sets, and walked by start with each trace's set probed (`tracex_has`), the
+        // listing finds exactly the traces one of whose spans holds it.
+        let walk = |store: &SqliteStore, attributes: Vec<super::super::AttributeFilter>| -> Vec<TraceId> {
+            let mut ids = Vec::new();
+            let mut cursor = None;
+            loop {
+                let q = TraceQuery {
+                    project: "p".into(),
+                    attributes: attributes.clone(),
+                    limit: 1000,
+                    cursor,
+                    ..TraceQuery::default()
+                };
+                let page = store.list_traces(&q).unwrap();
+                ids.extend(page.traces.iter().map(|t| t.trace_id));
+                match page.next_cursor {
+                    Some(c) => cursor = Some(c),
+                    None => return ids,
+                }
+            }
+        };
+        let network = |trace: TraceId| -> Vec<String> {
+            let spans = store.get_trace("p", trace).unwrap();
+            let mut values: Vec<String> = spans
+                .iter()
+                .filter_map(|s| match s.span.attribute("x402.network") {
+                    Some(tracex_core::Value::String(v)) => Some(v.to_string()),
+                    _ => None,
+                })
+                .collect();
+            values.dedup();
+            values
+        };
+        let all = walk(&store, Vec::new());
+        assert_eq!(all.len(), 4_608);
+        let value = network(newest).remove(0);
+        let want: Vec<TraceId> = all.iter().copied().filter(|t| network(*t).contains(&value)).collect();
+        assert!(want.len() > 1_000, "{} traces on {value}", want.len());
+        let filter = vec![super::super::AttributeFilter { key: "x402.network".into(), value }];
+        assert_eq!(walk(&store, filter.clone()), want, "driven by the sets");
+        let mut store = store;
+        store.tuning = Tuning { driver_threshold: 0, ..Tuning::default() };
+        assert_eq!(walk(&store, filter), want, "each trace's set probed");
     }
 
     #[test]
@@ -799,7 +870,7 @@ mod tests {
         let count =
             |table: &str| -> i64 { raw.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0)).unwrap() };
         let pages = || -> i64 { raw.query_row("PRAGMA page_count", [], |r| r.get(0)).unwrap() };
-        assert!(count("trace_attrs") > 1_000 && count("span_stats") > 10);
+        assert!(count("trace_attr_sets") > 1_000 && count("span_stats") > 10);
         let (full, mut chunks) = (pages(), 0);
         while !store.expire("ttl", u64::MAX >> 1, 100, 60).unwrap().done {
             chunks += 1;
@@ -807,7 +878,7 @@ mod tests {
         assert!(chunks >= 5, "512 traces at 100 a chunk: {chunks}");
         // The checkpointer copies the log into the file in the background: do it here.
         raw.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).unwrap();
-        for table in ["traces", "spans", "trace_attrs", "span_stats"] {
+        for table in ["traces", "spans", "trace_attr_sets", "span_stats"] {
             assert_eq!(count(table), 0, "{table}");
         }
         assert!(pages() < full / 4, "the file gave its pages back: {} of {full}", pages());
@@ -873,20 +944,24 @@ mod tests {
         assert!(!p.contains("TEMP B-TREE"), "{p}");
         let epochs = list::EPOCHS.replace("?1", "1");
         let p = plan(&format!(
-            "{epochs} SELECT t.trace_id FROM e CROSS JOIN trace_attrs d CROSS JOIN traces t WHERE d.project_id = 1 \
-             AND d.epoch = e.n AND d.attr_hash = 7 AND t.id = d.trace_seq AND t.project_id = 1 \
-             ORDER BY t.start_ns DESC, t.id DESC LIMIT 10"
+            "{epochs} SELECT d.epoch, d.members FROM e CROSS JOIN trace_attr_sets d WHERE d.project_id = 1 \
+             AND d.epoch = e.n AND d.attr_hash = 7"
         ));
         // One seek per epoch (the next one past the last), then one per (epoch, hash).
-        assert!(p.contains("SEARCH trace_attrs USING PRIMARY KEY (project_id=? AND epoch>?)"), "{p}");
+        assert!(p.contains("SEARCH trace_attr_sets USING PRIMARY KEY (project_id=? AND epoch>?)"), "{p}");
         assert!(p.contains("SEARCH d USING PRIMARY KEY (project_id=? AND epoch=? AND attr_hash=?)"), "{p}");
-        assert!(p.contains("SEARCH t USING INTEGER PRIMARY KEY"), "{p}");
-        let p = plan(&format!(
-            "SELECT t.trace_id FROM traces t WHERE t.project_id = 1 AND EXISTS (SELECT 1 FROM trace_attrs a \
-             WHERE a.project_id = 1 AND a.epoch = t.id >> {ATTR_EPOCH_SHIFT} AND a.attr_hash = 7 AND a.trace_seq = t.id)"
-        ));
+        let p = plan(
+            "SELECT t.trace_id FROM json_each('[1,2]') d CROSS JOIN traces t WHERE t.id = d.value \
+             AND t.project_id = 1 ORDER BY t.start_ns DESC, t.id DESC LIMIT 10",
+        );
+        assert!(p.contains("SEARCH t USING INTEGER PRIMARY KEY"), "the driver's candidates are rowid lookups: {p}");
+        let p = plan(
+            &list::attr_probe("7")
+                .replace("?1", "1")
+                .replace("EXISTS", "SELECT t.trace_id FROM traces t WHERE t.project_id = 1 AND EXISTS"),
+        );
         assert!(
-            p.contains("USING PRIMARY KEY (project_id=? AND epoch=? AND attr_hash=? AND trace_seq=?)"),
+            p.contains("USING PRIMARY KEY (project_id=? AND epoch=? AND attr_hash=?)"),
             "the probe is one point lookup: {p}"
         );
         let p = plan("SELECT resource_id, body FROM spans WHERE trace_seq = 3 ORDER BY start_ns, span_id");

@@ -93,7 +93,10 @@ mod tests {
             let p = p.join("\n");
             assert!(p.contains("(project_id=? AND start_ns>? AND start_ns<?)"), "a range of the start index: {p}");
             assert!(p.contains("USING INDEX spans_by_trace (trace_seq=?)"), "spans by their trace: {p}");
-            assert!(p.contains("epoch=? AND attr_hash=? AND trace_seq=?"), "the attribute index probe: {p}");
+            assert!(
+                p.contains("USING PRIMARY KEY (project_id=? AND epoch=? AND attr_hash=?)"),
+                "the attribute index probe: {p}"
+            );
             assert!(!p.contains("SCAN"), "nothing read whole: {p}");
         }
     }

@@ -191,10 +191,28 @@ const MIGRATIONS: &[&str] = &[
         days INTEGER NOT NULL
     );
     ",
+    // 10: the attribute index as one set of traces per (project, epoch, hash) (see `attr_sets`):
+    // a value shared by many traces is one entry per epoch, not one per trace. Built from the
+    // rows of migration 8 in one pass in key order (`tracex_set_of` is registered on the writer).
+    "
+    CREATE TABLE trace_attr_sets (
+        project_id INTEGER NOT NULL,
+        epoch INTEGER NOT NULL,
+        attr_hash INTEGER NOT NULL,
+        members BLOB NOT NULL,
+        PRIMARY KEY (project_id, epoch, attr_hash)
+    ) WITHOUT ROWID;
+    INSERT INTO trace_attr_sets (project_id, epoch, attr_hash, members)
+        SELECT project_id, epoch, attr_hash, tracex_set_of(json_group_array(trace_seq)) FROM trace_attrs
+        GROUP BY project_id, epoch, attr_hash ORDER BY 1, 2, 3;
+    DROP TABLE trace_attrs;
+    ",
 ];
 
 /// Creates or upgrades the schema (idempotent): runs the steps `PRAGMA user_version` says are missing.
 pub(super) fn migrate(conn: &mut Connection) -> StoreResult<()> {
+    // Migration 10 builds the attribute sets with `tracex_set_of`.
+    super::attr_sets::register(conn).db()?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).db()?;
     let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).db()?;
     let done = usize::try_from(version).unwrap_or(usize::MAX);
