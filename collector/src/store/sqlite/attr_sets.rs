@@ -146,6 +146,16 @@ pub(super) fn merge(a: &[u8], b: &[u8]) -> Result<Vec<u8>, Malformed> {
 
 /// `set` without `position` (empty when it was the only member).
 pub(super) fn remove(set: &[u8], position: u16) -> Result<Vec<u8>, Malformed> {
+    if set.len() == BITMAP_BYTES {
+        // Retention removes traces one by one: the bit is cleared in place rather than every
+        // position (up to 4,096) decoded and encoded again; a list again once few are left.
+        let mut bits = set.to_vec();
+        bits[usize::from(position) / 8] &= !(1 << (position % 8));
+        if bits.iter().map(|b| b.count_ones() as usize).sum::<usize>() > LIST_MAX {
+            return Ok(bits);
+        }
+        return Ok(encode(&decode(&bits)?));
+    }
     let mut members = decode(set)?;
     members.retain(|&p| p != position);
     Ok(encode(&members))
