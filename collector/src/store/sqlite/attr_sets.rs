@@ -9,7 +9,7 @@
 //! its share of page splits). Now a commit writes each distinct `(epoch, hash)` once, merged into
 //! the stored set; a high-cardinality value (payer, amount) is still one small row per trace.
 //!
-//! Encoding (canonical, so equal sets are equal blobs): fewer than [`LIST_MAX`] + 1 members, the
+//! Encoding (canonical, so equal sets are equal blobs): up to [`LIST_MAX`] (255) members, the
 //! positions as sorted little-endian `u16`s (2 bytes each); more, a bitmap of [`BITMAP_BYTES`]
 //! (bit `p % 8` of byte `p / 8`). The lengths cannot collide: a list is at most 510 bytes. The empty
 //! set is never stored (its row is deleted).
@@ -168,7 +168,9 @@ pub(super) fn remove(set: &[u8], position: u16) -> Result<Vec<u8>, Malformed> {
 /// - `tracex_remove(members, trace_seq)`: the set without the trace (an empty blob when none is left);
 /// - `tracex_set_of(json)`: the set of a JSON array of trace sequence numbers (of one epoch).
 ///
-/// A malformed set is an error of the statement (a corrupt row is never read as empty).
+/// A blob of neither encoding's length is an error of the statement, never read as empty. The
+/// probe (`tracex_has`) trusts a list's order, which only `encode` writes; everything that decodes
+/// a set checks it.
 pub(super) fn register(conn: &Connection) -> rusqlite::Result<()> {
     let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC | FunctionFlags::SQLITE_INNOCUOUS;
     let fail = |e: Malformed| rusqlite::Error::UserFunctionError(Box::new(e));
