@@ -1050,6 +1050,61 @@ mod tests {
     /// Ingest throughput: `cargo test --release -p tracex-collector store::sqlite -- --ignored --nocapture`.
     /// `TRACEX_BENCH_ROUNDS` (default 10) commits of `TRACEX_BENCH_BATCHES` (default 200) batches of
     /// 512 spans into a fresh temp-file database.
+    /// How long migration 10 takes on an existing database: `cargo test -p tracex-collector
+    /// --release --lib store::sqlite::tests::attribute_sets_migration_timing -- --ignored
+    /// --nocapture`. Stores `TRACEX_BENCH_SPANS` spans (default 1,048,576; traces of 8, the
+    /// ingest bench's shape), takes the attribute index back to version 9's row per trace, and
+    /// times the migration that builds the sets again (checked row for row).
+    #[test]
+    #[ignore = "timing; run in release mode"]
+    fn attribute_sets_migration_timing() {
+        let dir = TempDir::new();
+        let store = SqliteStore::open(&dir.db()).unwrap();
+        store.migrate().unwrap();
+        let spans: usize = std::env::var("TRACEX_BENCH_SPANS").ok().and_then(|v| v.parse().ok()).unwrap_or(1 << 20);
+        let mut rng = bench_data::Rng(13);
+        for group in 0..spans.div_ceil(512 * 8) {
+            let batches: Vec<_> = (0..8)
+                .map(|k| {
+                    let n = u32::try_from(group * 8 + k).unwrap();
+                    batch("p", n, bench_data::realistic_request(&mut rng, "svc", 1_750_000_000_000_000_000))
+                })
+                .collect();
+            store.commit(&batches).unwrap();
+        }
+        let raw = Connection::open(dir.db()).unwrap();
+        attr_sets::register_members(&raw).unwrap();
+        let count = |sql: &str| -> i64 { raw.query_row(sql, [], |r| r.get(0)).unwrap() };
+        let sets_of = |raw: &Connection| -> Vec<(i64, i64, i64, Vec<u8>)> {
+            let mut stmt = raw.prepare("SELECT * FROM trace_attr_sets ORDER BY 1, 2, 3").unwrap();
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).unwrap();
+            rows.map(Result::unwrap).collect()
+        };
+        let before = sets_of(&raw);
+        raw.execute_batch(
+            "CREATE TABLE trace_attrs (project_id INTEGER NOT NULL, epoch INTEGER NOT NULL, \
+             attr_hash INTEGER NOT NULL, trace_seq INTEGER NOT NULL, \
+             PRIMARY KEY (project_id, epoch, attr_hash, trace_seq)) WITHOUT ROWID; \
+             INSERT INTO trace_attrs SELECT s.project_id, s.epoch, s.attr_hash, j.value FROM trace_attr_sets s, \
+             json_each(tracex_members(s.epoch, s.members)) j ORDER BY 1, 2, 3, 4; \
+             DROP TABLE trace_attr_sets; PRAGMA user_version = 9;",
+        )
+        .unwrap();
+        let rows = count("SELECT count(*) FROM trace_attrs");
+        drop(store);
+        let store = SqliteStore::open(&dir.db()).unwrap();
+        let t = std::time::Instant::now();
+        store.migrate().unwrap();
+        let took = t.elapsed();
+        assert_eq!(sets_of(&raw), before);
+        println!(
+            "migration 10: {rows} index rows of {spans} spans into {} sets in {:.2} s ({:.0} ns a row)",
+            before.len(),
+            took.as_secs_f64(),
+            took.as_secs_f64() * 1e9 / rows as f64
+        );
+    }
+
     #[test]
     #[ignore = "timing; run in release mode"]
     fn ingest_throughput() {
