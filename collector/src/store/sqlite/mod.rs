@@ -680,6 +680,21 @@ mod tests {
         super::super::conformance_duration::longest_span_is_kept_and_filled_in_by_the_migration(&open, &raw);
     }
 
+    /// Commits `groups` commits of 8 batches of project `p`, each a `realistic_request` (64 traces
+    /// of 8 spans), drawn from seed `seed`.
+    fn commit_realistic(store: &SqliteStore, seed: u64, groups: usize) {
+        let mut rng = bench_data::Rng(seed);
+        for group in 0..groups {
+            let batches: Vec<_> = (0..8)
+                .map(|k| {
+                    let n = u32::try_from(group * 8 + k).unwrap();
+                    batch("p", n, bench_data::realistic_request(&mut rng, "svc", 1_750_000_000_000_000_000))
+                })
+                .collect();
+            store.commit(&batches).unwrap();
+        }
+    }
+
     /// Migrations 8 and 10 rebuild the attribute index (by epoch, then as sets), row for row, and a
     /// lookup by hash alone finds traces in every epoch (the first and the last of 4,608 traces:
     /// epochs 0 and 1).
@@ -688,16 +703,7 @@ mod tests {
         let dir = TempDir::new();
         let store = SqliteStore::open(&dir.db()).unwrap();
         store.migrate().unwrap();
-        let mut rng = bench_data::Rng(11);
-        for group in 0..9 {
-            let batches: Vec<_> = (0..8)
-                .map(|k| {
-                    let request = bench_data::realistic_request(&mut rng, "svc", 1_750_000_000_000_000_000);
-                    batch("p", group * 8 + k, request)
-                })
-                .collect();
-            store.commit(&batches).unwrap();
-        }
+        commit_realistic(&store, 11, 9);
         let raw = Connection::open(dir.db()).unwrap();
         // Every (project, hash, trace) the sets hold, in order.
         let rows = || -> Vec<(i64, i64, i64)> {
@@ -1045,11 +1051,6 @@ mod tests {
         });
     }
 
-    // === ingest timing ===
-
-    /// Ingest throughput: `cargo test --release -p tracex-collector store::sqlite -- --ignored --nocapture`.
-    /// `TRACEX_BENCH_ROUNDS` (default 10) commits of `TRACEX_BENCH_BATCHES` (default 200) batches of
-    /// 512 spans into a fresh temp-file database.
     /// How long migration 10 takes on an existing database: `cargo test -p tracex-collector
     /// --release --lib store::sqlite::tests::attribute_sets_migration_timing -- --ignored
     /// --nocapture`. Stores `TRACEX_BENCH_SPANS` spans (default 1,048,576; traces of 8, the
@@ -1062,16 +1063,7 @@ mod tests {
         let store = SqliteStore::open(&dir.db()).unwrap();
         store.migrate().unwrap();
         let spans: usize = std::env::var("TRACEX_BENCH_SPANS").ok().and_then(|v| v.parse().ok()).unwrap_or(1 << 20);
-        let mut rng = bench_data::Rng(13);
-        for group in 0..spans.div_ceil(512 * 8) {
-            let batches: Vec<_> = (0..8)
-                .map(|k| {
-                    let n = u32::try_from(group * 8 + k).unwrap();
-                    batch("p", n, bench_data::realistic_request(&mut rng, "svc", 1_750_000_000_000_000_000))
-                })
-                .collect();
-            store.commit(&batches).unwrap();
-        }
+        commit_realistic(&store, 13, spans.div_ceil(512 * 8));
         let raw = Connection::open(dir.db()).unwrap();
         attr_sets::register_members(&raw).unwrap();
         let count = |sql: &str| -> i64 { raw.query_row(sql, [], |r| r.get(0)).unwrap() };
@@ -1105,6 +1097,11 @@ mod tests {
         );
     }
 
+    // === ingest timing ===
+
+    /// Ingest throughput: `cargo test --release -p tracex-collector store::sqlite -- --ignored --nocapture`.
+    /// `TRACEX_BENCH_ROUNDS` (default 10) commits of `TRACEX_BENCH_BATCHES` (default 200) batches of
+    /// 512 spans into a fresh temp-file database.
     #[test]
     #[ignore = "timing; run in release mode"]
     fn ingest_throughput() {
