@@ -98,20 +98,14 @@ impl SqliteStore {
 
         // ?1 = project, ?2 = the driver's candidates as a JSON array (bound even when unused), ?3.. =
         // span filters, then the rest.
-        let driven = driver.and_then(|h| candidates.get(&h)).map(|seqs| {
-            let mut json = String::with_capacity(seqs.len() * 8 + 2);
-            json.push('[');
-            for (i, seq) in seqs.iter().enumerate() {
-                let _ = write!(json, "{}{seq}", if i == 0 { "" } else { "," });
-            }
-            json.push(']');
-            json
-        });
-        let mut params: Vec<SqlValue> =
-            vec![SqlValue::Integer(project_id), SqlValue::Text(driven.clone().unwrap_or_default())];
+        let driven = match driver.and_then(|h| candidates.get(&h)) {
+            Some(seqs) => serde_json::to_string(seqs).map_err(|e| StoreError::Database(e.to_string()))?,
+            None => String::new(),
+        };
+        let mut params: Vec<SqlValue> = vec![SqlValue::Integer(project_id), SqlValue::Text(driven)];
         params.extend(span_params.iter().cloned());
         let mut sql = format!("SELECT {SUMMARY_COLUMNS} FROM ");
-        if driven.is_some() {
+        if driver.is_some() {
             sql.push_str("json_each(?2) d CROSS JOIN traces t WHERE t.id = d.value AND t.project_id = ?1");
         } else if plan.errors_only {
             sql.push_str("traces t INDEXED BY traces_with_errors WHERE t.project_id = ?1");
