@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use rusqlite::{Connection, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::{ATTR_EPOCH_SHIFT, Db, SqliteStore, blob};
 use crate::stats::{DIMENSION_KEYS, minute_of};
@@ -49,7 +49,7 @@ impl SqliteStore {
             let mut attr = tx
                 .prepare(&format!(
                     "UPDATE trace_attr_sets SET members = tracex_remove(members, ?3) WHERE project_id = ?1 \
-                     AND epoch = ?3 >> {ATTR_EPOCH_SHIFT} AND attr_hash = ?2"
+                     AND epoch = ?3 >> {ATTR_EPOCH_SHIFT} AND attr_hash = ?2 RETURNING length(members)"
                 ))
                 .db()?;
             let mut attr_empty = tx
@@ -73,8 +73,11 @@ impl SqliteStore {
                     });
                 }
                 for h in hashes {
-                    attr.execute(params![project_id, h, seq]).db()?;
-                    attr_empty.execute(params![project_id, h, seq]).db()?;
+                    let left: Option<i64> =
+                        attr.query_row(params![project_id, h, seq], |r| r.get(0)).optional().db()?;
+                    if left == Some(0) {
+                        attr_empty.execute(params![project_id, h, seq]).db()?;
+                    }
                 }
                 out.spans += del_spans.execute([seq]).db()? as u64;
                 del_trace.execute([seq]).db()?;
