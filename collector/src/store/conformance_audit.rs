@@ -112,6 +112,25 @@ pub(crate) fn every_stored_batch_is_a_leaf_of_a_verifiable_log(store: &dyn Store
     assert_eq!(store.latest_checkpoint().unwrap(), Some(c.clone()));
     assert_eq!(store.checkpoints(size, 10).unwrap(), [c]);
     assert!(store.checkpoints(size + 1, 10).unwrap().is_empty());
+
+    // `a`'s leaf holds the claims prepared before the writer (every span of it was inserted);
+    // they are byte for byte those the writer builds for the same spans (in another project,
+    // unprepared). A batch repeating a span of its own inserts it once: the prepared claims (two
+    // spans) are not used, the writer claims the one it inserted.
+    let plain = batch("conf-audit-plain", 1, a.request.clone());
+    let mut twice = batch(
+        "conf-audit-plain",
+        2,
+        request("svc", vec![span(tid(40, 3), 1, None, "verify", 10, 20), span(tid(40, 3), 1, None, "verify", 10, 20)]),
+    );
+    twice.prepared = Some(super::PreparedSpans::of(&twice.request, true));
+    let out = store.commit(&[plain, twice]).unwrap();
+    let plain_leaf = &store.audit_leaves(leaf_index(&out[0]), 1).unwrap()[0];
+    assert_eq!(plain_leaf.claims, records[0].claims);
+    let twice_leaf = &store.audit_leaves(leaf_index(&out[1]), 1).unwrap()[0];
+    let leaf = Leaf::decode(&twice_leaf.leaf).unwrap();
+    assert_eq!((leaf.spans, leaf.rows_sha256), (1, rows_sha256(&twice_leaf.claims)));
+    assert_eq!(Claims::decode(&twice_leaf.claims, leaf.claims_format).unwrap().spans.len(), 1);
 }
 
 /// Raw SQL on a store's database, for tampering the way an administrator could.

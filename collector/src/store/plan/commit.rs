@@ -520,10 +520,17 @@ pub(crate) fn run<S: CommitSql>(
         .collect();
     let done = if rows.is_empty() { Vec::new() } else { sql.insert_spans(&rows)? };
     let mut inserted = vec![false; spans.len()];
+    let mut stored = vec![0usize; batches.len()];
+    for (i, ok) in order.iter().zip(&done) {
+        inserted[*i] = *ok;
+        stored[spans[*i].batch] += usize::from(*ok);
+    }
+    // A batch whose every span was inserted brings its claims encoded and hashed (prepared before
+    // the writer); the writer gathers the claims of the others, of the spans it inserted.
+    let prepared_claims = |b: usize| batches[b].prepared.as_ref().and_then(|p| p.claims(stored[b]));
     let mut claims: Vec<Claims> = vec![Claims::default(); batches.len()];
     for ((i, ok), row) in order.iter().zip(done).zip(&rows) {
-        inserted[*i] = ok;
-        if ok && audit {
+        if ok && audit && prepared_claims(spans[*i].batch).is_none() {
             let s = &spans[*i];
             let trace_id = &traces[s.trace].key.1;
             claims[s.batch].0.push(Claim {
@@ -539,7 +546,6 @@ pub(crate) fn run<S: CommitSql>(
     drop(rows);
 
     // --- aggregates, in arrival order (the first parentless span is the root)
-    let mut stored = vec![0usize; batches.len()];
     let mut aggs: Vec<Option<TraceAgg>> = traces.iter().map(|_| None).collect();
     let mut text = String::with_capacity(128);
     let mut stats = StatsAcc::default();
@@ -547,7 +553,6 @@ pub(crate) fn run<S: CommitSql>(
         if !inserted[i] {
             continue;
         }
-        stored[s.batch] += 1;
         let t = &traces[s.trace];
         stats.add(t.key.0, s.service, s.span);
         let agg = aggs[s.trace].get_or_insert_with(|| TraceAgg {
@@ -654,7 +659,14 @@ pub(crate) fn run<S: CommitSql>(
     let mut leaves: Vec<AuditLeafRow> = Vec::new();
     for (i, b) in batches.iter().enumerate() {
         let Some(index) = leaf_of[i] else { continue };
-        let encoded = claims[i].encode();
+        let (encoded, rows_sha256) = match prepared_claims(i) {
+            Some(c) => (c.encoded.clone(), c.rows_sha256),
+            None => {
+                let encoded = claims[i].encode();
+                let hash = rows_sha256(&encoded);
+                (encoded, hash)
+            }
+        };
         let leaf = Leaf {
             project: b.project.clone(),
             batch_id: b.batch_id,
@@ -665,7 +677,7 @@ pub(crate) fn run<S: CommitSql>(
             envelope_sha256: b.envelope_sha256,
             origin: b.origin,
             spans: u32::try_from(stored[i]).unwrap_or(u32::MAX),
-            rows_sha256: rows_sha256(&encoded),
+            rows_sha256,
             claims_format: Claims::FORMAT,
         };
         let leaf = leaf.encode();
