@@ -12,7 +12,7 @@
 //! `cargo bench -p tracex-collector --bench store` (env: `STORE_SPANS`, default 1,048,576;
 //! `STORE_GROUP`, default 8; `STORE_SPANS_PER_TRACE`, default 8: one-span traces show what a trace
 //! itself costs; `BENCH_RANDOM_TRACE_IDS=1`: random trace ids, as other SDKs make them, instead of
-//! the core's time-ordered ones)
+//! the core's time-ordered ones; `STORE_AUDIT=0`: the audit log off, for what it costs the writer)
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -42,7 +42,7 @@ fn written() -> u64 {
     io.lines().find_map(|l| l.strip_prefix("write_bytes: ")).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
 }
 
-fn batch(n: usize, per_trace: usize) -> NewBatch {
+fn batch(n: usize, per_trace: usize, audit: bool) -> NewBatch {
     let request = TraceRequest {
         resource_spans: vec![ResourceSpans {
             resource: Resource::new("bench-facilitator"),
@@ -55,7 +55,7 @@ fn batch(n: usize, per_trace: usize) -> NewBatch {
         }],
     };
     let mut batch = common::store_batch(n, request);
-    batch.prepared = Some(PreparedSpans::of(&batch.request, true));
+    batch.prepared = Some(PreparedSpans::of(&batch.request, audit));
     batch
 }
 
@@ -66,7 +66,9 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("tracex-store-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let store = SqliteStore::open(&dir.join("tracex.db")).unwrap();
+    let audit = env_usize("STORE_AUDIT", 1) != 0;
+    let mut store = SqliteStore::open(&dir.join("tracex.db")).unwrap();
+    store.set_audit_log(audit);
     store.migrate().unwrap();
 
     let batches = spans.div_ceil(512);
@@ -74,7 +76,7 @@ fn main() {
     let written_before = written();
     let mut stored = 0usize;
     for start in (0..batches).step_by(group) {
-        let group: Vec<NewBatch> = (start..(start + group).min(batches)).map(|n| batch(n, per_trace)).collect();
+        let group: Vec<NewBatch> = (start..(start + group).min(batches)).map(|n| batch(n, per_trace, audit)).collect();
         let (c0, t0) = (common::thread_cpu(), Instant::now());
         let outcomes = store.commit(&group).unwrap();
         wall += t0.elapsed();
