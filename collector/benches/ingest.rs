@@ -7,7 +7,8 @@
 //! - `otlp-http`: the same plaintext (an `ExportTraceServiceRequest`) in clear, `POST /v1/traces`,
 //!   `application/x-protobuf` (decoded, redacted and validated by the collector);
 //! - `otlp-grpc`: the same message over OTLP/gRPC (`TraceService/Export`, `--otlp-grpc-listen`);
-//! - `sealed-no-audit`: `sealed` with the audit log off (`audit_log = false`): what the log costs;
+//! - `sealed-no-audit`: `sealed` with the audit log off (`audit_log = false`): what the log costs
+//!   (also as the median of each round's own on ÷ off ratio, the two paths being run back to back);
 //! - `sealed-export`: `sealed` with the OTLP export on, to a receiver that answers at once: what
 //!   exporting costs ingest, and how fast the export drains (spans/s from the first request until
 //!   the receiver acknowledged the last span);
@@ -481,6 +482,21 @@ fn main() {
             median(done, |r| r.p50_ms),
             median(done, |r| r.p99_ms),
             offered_rate.map_or_else(String::new, |r| format!(" (open loop, offered {r:.0} spans/s)")),
+        );
+    }
+    // What the audit log costs, round by round: each round runs both paths back to back, so the
+    // ratio of a round's pair is spared the drift between rounds that moves both (this VM's speed
+    // moves by ± 15 % within minutes); its median beside the ratio of the medians above.
+    let rounds_of = |path: Path| runs.iter().find(|(p, _)| *p == path).map(|(_, v)| v);
+    if let (Some(on), Some(off)) = (rounds_of(Path::Sealed), rounds_of(Path::SealedNoAudit)) {
+        let mut ratios: Vec<f64> = on.iter().zip(off).map(|(a, b)| a.spans_per_s / b.spans_per_s).collect();
+        ratios.sort_by(f64::total_cmp);
+        println!(
+            "== audit log on ÷ off, the rounds' own ratios: median {:.3} (from {:.3} to {:.3}, {} rounds)",
+            ratios[ratios.len() / 2],
+            ratios[0],
+            ratios[ratios.len() - 1],
+            ratios.len()
         );
     }
 }
