@@ -209,6 +209,13 @@ pub(crate) fn encode_span_body(span: &SpanData, out: &mut Vec<u8>) {
     encode_spans(&Resource::default(), &InstrumentationScope::default(), std::slice::from_ref(span), out);
 }
 
+/// Bytes reserved a span for the bodies [`PreparedSpans::of`] encodes (a body of the ingest
+/// bench's spans, seven attributes, is ≈ 340; more grows the buffer), at most
+/// [`BODY_RESERVE_MAX`] a batch: a batch of many tiny spans reserves no more than that up front.
+const BODY_BYTES_GUESS: usize = 384;
+/// Most bytes [`PreparedSpans::of`] reserves for a batch's bodies before it knows their size.
+const BODY_RESERVE_MAX: usize = 4 << 20;
+
 /// A batch's span bodies, attribute index hashes and audit digests, computed where the batch is
 /// decoded (a blocking thread per request) rather than on the single writer thread, which is
 /// ingest's bottleneck: encoding and hashing every span there cost the writer ≈ 8 % of its
@@ -243,10 +250,21 @@ impl PreparedSpans {
     /// Encodes every span of `request` (see `encode_span_body`) and, with `digests`, its audit
     /// digest ([`crate::audit::leaf::span_digest`]).
     pub fn of(request: &tracex_core::TraceRequest, digests: bool) -> Self {
-        let mut out = Self::default();
+        // Sized once: grown by doubling, the per-span vectors and the bodies were copied about
+        // once more each, and their memory faulted in again (a batch is 512 spans or more).
+        let spans: usize = request.resource_spans.iter().flat_map(|rs| &rs.scope_spans).map(|ss| ss.spans.len()).sum();
+        let per_span_if = |on: bool| if on { spans } else { 0 };
+        let mut out = Self {
+            bodies: Vec::with_capacity((spans * BODY_BYTES_GUESS).min(BODY_RESERVE_MAX)),
+            ends: Vec::with_capacity(spans),
+            digests: Vec::with_capacity(per_span_if(digests)),
+            attr_hashes: Vec::with_capacity(spans * 4),
+            attr_ends: Vec::with_capacity(spans),
+            claims: None,
+        };
         let (mut body, mut resource) = (Vec::with_capacity(512), Vec::with_capacity(256));
         let mut text = String::with_capacity(128);
-        let mut claims = Claims::default();
+        let mut claims = Claims(Vec::with_capacity(per_span_if(digests)));
         for rs in &request.resource_spans {
             let service = rs.resource.service_name();
             for ss in &rs.scope_spans {
@@ -283,12 +301,12 @@ impl PreparedSpans {
 
     /// Bytes held (for the ingest memory budget).
     pub fn bytes(&self) -> usize {
-        self.bodies.len()
-            + self.ends.len() * 8
-            + self.digests.len() * 16
-            + self.attr_hashes.len() * 8
-            + self.attr_ends.len() * 4
-            + self.claims.as_ref().map_or(0, |c| c.encoded.len())
+        self.bodies.capacity()
+            + self.ends.capacity() * 8
+            + self.digests.capacity() * 16
+            + self.attr_hashes.capacity() * 8
+            + self.attr_ends.capacity() * 4
+            + self.claims.as_ref().map_or(0, |c| c.encoded.capacity())
     }
 
     /// The prepared claims, if the commit inserted `inserted` spans of this batch and that is every
