@@ -489,7 +489,13 @@ pub(crate) fn run<S: CommitSql>(
             }
         }
     }
-    order.sort_by_key(|i| (traces[spans[*i].trace].seq, spans[*i].span.span_id.0));
+    // Keyed once, not through two indirections a comparison (the span id as a big-endian integer
+    // orders as its bytes do; the index last keeps ties, which admitted spans never have, in
+    // arrival order): 207 instructions a span fewer for the writer (callgrind, --bench store).
+    let mut keyed: Vec<(i64, u64, usize)> =
+        order.iter().map(|&i| (traces[spans[i].trace].seq, u64::from_be_bytes(spans[i].span.span_id.0), i)).collect();
+    keyed.sort_unstable();
+    let order: Vec<usize> = keyed.into_iter().map(|(_, _, i)| i).collect();
     // Bodies are encoded once: the row stores them, the audit digest hashes them. Batches prepared
     // before the writer bring theirs; the others are encoded here, into one buffer.
     let prepared = |s: &SpanIn<'_>| batches[s.batch].prepared.as_ref().and_then(|p| p.body(s.k));
