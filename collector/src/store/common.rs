@@ -392,9 +392,10 @@ pub(crate) enum Admit {
 }
 
 impl TraceCap {
-    /// A cap of `max` spans a trace over the commit's `traces` traces.
-    pub(crate) fn new(max: u64, traces: usize) -> Self {
-        Self { max, used: vec![None; traces], seen: HashSet::new() }
+    /// A cap of `max` spans a trace over the commit's `traces` traces, for its `spans` spans (the
+    /// set is sized for them once: grown from empty it rehashed every span about once more).
+    pub(crate) fn new(max: u64, traces: usize, spans: usize) -> Self {
+        Self { max, used: vec![None; traces], seen: HashSet::with_capacity(spans) }
     }
 
     /// Decides span `span_id` of the commit's trace `trace`, which holds `stored` spans before

@@ -480,7 +480,7 @@ pub(crate) fn run<S: CommitSql>(
     let mut order: Vec<usize> = Vec::with_capacity(spans.len());
     let mut over_cap = vec![0usize; batches.len()];
     {
-        let mut cap = TraceCap::new(max_spans, traces.len());
+        let mut cap = TraceCap::new(max_spans, traces.len(), spans.len());
         for (i, s) in spans.iter().enumerate() {
             match cap.admit(s.trace, s.span.span_id.0, traces[s.trace].stored_before) {
                 Admit::First => order.push(i),
