@@ -417,7 +417,7 @@ impl CommitSql for Sql<'_> {
         Ok(inserted)
     }
 
-    fn insert_traces(&mut self, rows: &[TraceRow]) -> Result<(), CommitError> {
+    fn insert_traces(&mut self, rows: &[TraceRow<'_>]) -> Result<(), CommitError> {
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             let c = TraceColumns::of(chunk);
             let pid: Vec<i64> = chunk.iter().map(|t| t.project_id).collect();
@@ -449,7 +449,7 @@ impl CommitSql for Sql<'_> {
         Ok(())
     }
 
-    fn update_traces(&mut self, rows: &[TraceRow]) -> Result<(), CommitError> {
+    fn update_traces(&mut self, rows: &[TraceRow<'_>]) -> Result<(), CommitError> {
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             let c = TraceColumns::of(chunk);
             block_on(self.tx.execute_typed(
@@ -672,7 +672,7 @@ struct TraceColumns<'a> {
 }
 
 impl<'a> TraceColumns<'a> {
-    fn of(rows: &'a [TraceRow]) -> Self {
+    fn of(rows: &'a [TraceRow<'a>]) -> Self {
         Self {
             id: rows.iter().map(|t| t.seq).collect(),
             start: rows.iter().map(|t| t.start).collect(),

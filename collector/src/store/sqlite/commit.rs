@@ -208,7 +208,7 @@ impl CommitSql for Sql<'_> {
         Ok(inserted)
     }
 
-    fn insert_traces(&mut self, rows: &[TraceRow]) -> StoreResult<()> {
+    fn insert_traces(&mut self, rows: &[TraceRow<'_>]) -> StoreResult<()> {
         let n = insert_many(
             self.conn,
             self.statements,
@@ -236,7 +236,7 @@ impl CommitSql for Sql<'_> {
         Ok(())
     }
 
-    fn update_traces(&mut self, rows: &[TraceRow]) -> StoreResult<()> {
+    fn update_traces(&mut self, rows: &[TraceRow<'_>]) -> StoreResult<()> {
         let mut update = self
             .conn
             .prepare(
