@@ -1179,6 +1179,25 @@ pub(crate) fn spans_join_their_trace_in_any_id_order(open: &dyn Fn() -> Box<dyn 
     assert_eq!(summary(&*store, other, high), (2, 0, 3));
     assert_eq!(store.list_traces(&query(project)).unwrap().traces.len(), 3);
     assert_eq!(store.span_count(project).unwrap(), 8);
+    // New traces above the bound in one commit, the largest neither first nor last, then a span
+    // of each: every one is found (the bound became the largest of them, not the last).
+    let (a, b, c) = (tid(0xf2, 1), tid(0xf4, 1), tid(0xf3, 1));
+    commit(
+        &*store,
+        10,
+        project,
+        vec![span(a, 1, None, "a", 1, 2), span(b, 1, None, "b", 1, 2), span(c, 1, None, "c", 1, 2)],
+    );
+    commit(
+        &*store,
+        11,
+        project,
+        vec![span(b, 2, Some(1), "b2", 1, 3), span(c, 2, Some(1), "c2", 1, 3), span(a, 2, Some(1), "a2", 1, 3)],
+    );
+    for t in [a, b, c] {
+        assert_eq!(summary(&*store, project, t), (2, 1, 3));
+    }
+    assert_eq!(store.list_traces(&query(project)).unwrap().traces.len(), 6);
 }
 
 /// Readers running while one writer commits never see a partial commit (checked on span counts and

@@ -131,15 +131,30 @@ impl CommitSql for Sql<'_> {
         // Every key is compared with the bound as this commit found it: the keys are distinct and
         // none is stored before this returns. (Raised key by key, the bound would send most keys
         // to the index: ids of one millisecond are random after their time prefix.) BLOBs compare
-        // as byte slices do (`memcmp`, then the shorter first).
-        let above = |bounds: &HashMap<i64, Option<Vec<u8>>>, k: &TraceKey| {
-            bounds.get(&k.0).is_some_and(|b| b.as_deref().is_none_or(|b| &k.1[..] > b))
+        // as byte slices do (`memcmp`, then the shorter first). The bound is looked up once per
+        // run of one project's keys, and raised once per project, to its largest key: by key, a
+        // one-span trace cost three map lookups and a copy of its id (293 instructions, callgrind).
+        let above: Vec<bool> = {
+            let mut bound: Option<(i64, Option<Option<&[u8]>>)> = None;
+            keys.iter()
+                .map(|k| {
+                    let b = match bound {
+                        Some((project, b)) if project == k.0 => b,
+                        _ => {
+                            let b = self.max_trace_ids.get(&k.0).map(|b| b.as_deref());
+                            bound = Some((k.0, b));
+                            b
+                        }
+                    };
+                    b.is_some_and(|b| b.is_none_or(|b| &k.1[..] > b))
+                })
+                .collect()
         };
         let mut select =
             conn.prepare("SELECT id, span_count FROM traces WHERE project_id = ?1 AND trace_id = ?2").db()?;
         let mut out = Vec::with_capacity(keys.len());
-        for k in keys {
-            if above(self.max_trace_ids, k) {
+        for (k, above) in keys.iter().zip(&above) {
+            if *above {
                 out.push(None);
                 continue;
             }
@@ -150,10 +165,15 @@ impl CommitSql for Sql<'_> {
                 (seq, unns(count))
             }));
         }
-        for k in keys {
-            if above(self.max_trace_ids, k) {
-                self.max_trace_ids.insert(k.0, Some(k.1.to_vec()));
+        let mut raised: Vec<(i64, &[u8; 16])> = Vec::new();
+        for (k, _) in keys.iter().zip(&above).filter(|(_, above)| **above) {
+            match raised.iter_mut().find(|(project, _)| *project == k.0) {
+                Some(r) => r.1 = r.1.max(&k.1),
+                None => raised.push((k.0, &k.1)),
             }
+        }
+        for (project, id) in raised {
+            self.max_trace_ids.insert(project, Some(id.to_vec()));
         }
         Ok(out)
     }
