@@ -332,6 +332,10 @@ struct TraceIn {
     stored_before: u64,
 }
 
+/// Most traces a commit reserves room for before it knows how many its spans hold (a commit of
+/// 64 batches of 1,024 one-span traces; beyond, the map and list grow).
+const TRACES_RESERVED_MAX: usize = 65_536;
+
 /// The aggregate of one trace's spans inserted by the call.
 struct TraceAgg<'a> {
     row: TraceRow<'a>,
@@ -390,7 +394,8 @@ pub(crate) fn run<S: CommitSql>(
     let mut resource_index: HashMap<[u8; 32], usize> = HashMap::new();
     let mut new_resources: Vec<ResourceRow> = Vec::new();
     // Sized for the accepted spans (at most one trace each) once: grown from empty, the trace map
-    // rehashed each key about once more (589 instructions a one-span trace, callgrind).
+    // rehashed each key about once more (589 instructions a one-span trace, callgrind). The
+    // traces' room is capped: a large commit of long traces would reserve far more than it uses.
     let offered: usize = batches
         .iter()
         .zip(&accepted)
@@ -398,8 +403,8 @@ pub(crate) fn run<S: CommitSql>(
         .flat_map(|(b, _)| b.request.resource_spans.iter().flat_map(|rs| &rs.scope_spans))
         .map(|ss| ss.spans.len())
         .sum();
-    let mut traces: Vec<TraceIn> = Vec::with_capacity(offered);
-    let mut trace_index: HashMap<TraceKey, usize> = HashMap::with_capacity(offered);
+    let mut traces: Vec<TraceIn> = Vec::with_capacity(offered.min(TRACES_RESERVED_MAX));
+    let mut trace_index: HashMap<TraceKey, usize> = HashMap::with_capacity(offered.min(TRACES_RESERVED_MAX));
     let mut spans: Vec<SpanIn<'_>> = Vec::with_capacity(offered);
     let mut last_trace: Option<(TraceKey, usize)> = None;
     for (i, b) in batches.iter().enumerate() {
