@@ -3,10 +3,10 @@
 //! resource bodies. Both stores write the same bytes and hashes, so their on-disk meaning is the
 //! same (see the module docs of [`super::sqlite`] for the design).
 
-use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use foldhash::HashSetExt as _;
 use sha2::{Digest, Sha256};
 use tracex_core::decode::decode_request;
 use tracex_core::encode::encode_spans;
@@ -377,7 +377,7 @@ pub(crate) struct TraceCap {
     max: u64,
     /// Spans each trace holds with those admitted so far (`None`: none offered yet).
     used: Vec<Option<u64>>,
-    seen: HashSet<(usize, [u8; 8])>,
+    seen: foldhash::HashSet<(usize, [u8; 8])>,
 }
 
 /// What [`TraceCap::admit`] decided for one span.
@@ -395,7 +395,7 @@ impl TraceCap {
     /// A cap of `max` spans a trace over the commit's `traces` traces, for its `spans` spans (the
     /// set is sized for them once: grown from empty it rehashed every span about once more).
     pub(crate) fn new(max: u64, traces: usize, spans: usize) -> Self {
-        Self { max, used: vec![None; traces], seen: HashSet::with_capacity(spans) }
+        Self { max, used: vec![None; traces], seen: foldhash::HashSet::with_capacity(spans) }
     }
 
     /// Decides span `span_id` of the commit's trace `trace`, which holds `stored` spans before

@@ -120,7 +120,13 @@ impl CommitSql for Sql<'_> {
 
     fn existing_traces(&mut self, keys: &[TraceKey]) -> StoreResult<Vec<Option<(i64, u64)>>> {
         let conn = self.conn;
+        // Once per run of one project's keys (a map lookup a key was 140 instructions a trace).
+        let mut last = None;
         for k in keys {
+            if last == Some(k.0) {
+                continue;
+            }
+            last = Some(k.0);
             if let Entry::Vacant(e) = self.max_trace_ids.entry(k.0) {
                 e.insert(
                     conn.query_row("SELECT max(trace_id) FROM traces WHERE project_id = ?1", [k.0], |r| r.get(0))
