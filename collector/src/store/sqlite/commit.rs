@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::bulk::{Insert, Statements, insert_many, insert_many_then, values};
-use super::{ATTR_EPOCH_SHIFT, Db, SqliteStore, Writer, attr_sets};
+use super::{Db, SqliteStore, Writer, attr_sets};
 use crate::audit::tree::{NodeId, Nodes};
 use crate::store::common::{ns, unns};
 use crate::store::plan::commit::{
@@ -292,30 +292,10 @@ impl CommitSql for Sql<'_> {
     }
 
     fn insert_trace_attrs(&mut self, rows: &mut [AttrRow]) -> StoreResult<()> {
-        // One set per `(project, epoch, hash)` (see `attr_sets`), merged into the stored one.
-        // Sorted in the key's order: a commit whose traces straddle two epochs (most commits of
-        // one-span traces) would otherwise alternate between their two ranges.
-        // In two steps, for the same order: by (project, epoch), which the rows (in trace order)
-        // nearly have already, then each run by (hash, sequence) as one integer. One sort on the
-        // four-field key was an eighth of the writer's instructions with one-span traces (eight
-        // rows a trace: 4,566 instructions a span, callgrind, `--bench store`).
-        rows.sort_by_key(|&(project, _, seq)| (project, seq >> ATTR_EPOCH_SHIFT));
-        let signed = |v: i64| u64::from_ne_bytes(v.to_ne_bytes()) ^ (1 << 63);
-        for run in rows.chunk_by_mut(|a, b| (a.0, a.2 >> ATTR_EPOCH_SHIFT) == (b.0, b.2 >> ATTR_EPOCH_SHIFT)) {
-            run.sort_unstable_by_key(|&(_, hash, seq)| (u128::from(signed(hash)) << 64) | u128::from(signed(seq)));
-        }
-        let mut sets: Vec<(i64, i64, i64, Vec<u8>)> = Vec::new();
-        let mut positions: Vec<u16> = Vec::new();
-        for (i, &(project, hash, seq)) in rows.iter().enumerate() {
-            if positions.last() != Some(&attr_sets::position(seq)) {
-                positions.push(attr_sets::position(seq));
-            }
-            let next = rows.get(i + 1).map(|&(p, h, s)| (p, s >> ATTR_EPOCH_SHIFT, h));
-            if next != Some((project, seq >> ATTR_EPOCH_SHIFT, hash)) {
-                sets.push((project, seq >> ATTR_EPOCH_SHIFT, hash, attr_sets::encode(&positions)));
-                positions.clear();
-            }
-        }
+        // One set per `(project, epoch, hash)` (see `attr_sets`), merged into the stored one, in
+        // the key's order: a commit whose traces straddle two epochs (most commits of one-span
+        // traces) would otherwise alternate between their two ranges.
+        let sets = attr_sets::group(rows);
         insert_many_then(
             self.conn,
             self.statements,
