@@ -578,6 +578,7 @@ mod tests {
 
     use super::super::common::bench_data;
     use super::super::conformance::{self, batch, request, span, tid};
+    use super::super::plan::commit::TraceRow;
     use super::*;
 
     /// A temporary directory removed on drop.
@@ -622,6 +623,45 @@ mod tests {
                 _ => std::thread::sleep(std::time::Duration::from_millis(5)),
             }
         }
+    }
+
+    /// New trace rows go in without their id when their sequence numbers run on from the table's
+    /// largest id (SQLite numbers them the same), and with it otherwise: both keep the numbers.
+    #[test]
+    fn new_trace_rows_keep_their_sequence_numbers_with_or_without_the_id_column() {
+        let dir = TempDir::new();
+        let store = SqliteStore::open(&dir.db()).unwrap();
+        store.migrate().unwrap();
+        let row = |seq: i64| TraceRow {
+            seq,
+            project_id: 1,
+            trace_id: [u8::try_from(seq).unwrap(); 16],
+            start: seq,
+            end: seq + 1,
+            root: None,
+            spans: 1,
+            errors: 0,
+            max_duration: 1,
+        };
+        let mut w = lock(&store.writer);
+        // Run on from the largest id (none: 1), then with a gap, then not from the largest id.
+        commit::insert_traces_alone(&mut w, Some(1), &[row(1), row(2), row(3)]).unwrap();
+        commit::insert_traces_alone(&mut w, Some(4), &[row(4), row(6)]).unwrap();
+        commit::insert_traces_alone(&mut w, Some(7), &[row(9), row(10)]).unwrap();
+        // Told the wrong largest id: the run is numbered by SQLite, and the check fails the insert.
+        let err = commit::insert_traces_alone(&mut w, Some(20), &[row(20), row(21)]).unwrap_err();
+        assert!(err.to_string().contains("ids up to 12, not 21"), "{err}");
+        let ids: Vec<(i64, Vec<u8>)> = w
+            .conn
+            .prepare("SELECT id, trace_id FROM traces ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let want: Vec<(i64, Vec<u8>)> =
+            [1, 2, 3, 4, 6, 9, 10].iter().map(|&s| (s, vec![u8::try_from(s).unwrap(); 16])).collect();
+        assert_eq!(ids, want);
     }
 
     #[test]
