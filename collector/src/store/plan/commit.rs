@@ -555,8 +555,9 @@ pub(crate) fn run<S: CommitSql>(
     // the writer); the writer gathers the claims of the others, of the spans it inserted.
     let prepared_claims = |b: usize| batches[b].prepared.as_ref().and_then(|p| p.claims(stored[b]));
     let mut claims: Vec<Claims> = vec![Claims::default(); batches.len()];
+    let gather: Vec<bool> = (0..batches.len()).map(|b| audit && prepared_claims(b).is_none()).collect();
     for ((i, ok), row) in order.iter().zip(done).zip(&rows) {
-        if ok && audit && prepared_claims(spans[*i].batch).is_none() {
+        if ok && gather[spans[*i].batch] {
             let s = &spans[*i];
             let trace_id = &traces[s.trace].key.1;
             claims[s.batch].0.push(Claim {
