@@ -165,9 +165,9 @@ pub(super) fn remove(set: &[u8], position: u16) -> Result<Vec<u8>, Malformed> {
 /// per `(project, epoch, hash)`, sorted by that key (the table's), each encoded.
 ///
 /// The rows are put in `(project, epoch)` runs (a commit's rows, in trace order, nearly are), then
-/// each run is grouped by hash through a map and only its distinct hashes are sorted: one sort of
-/// every row on the full key was a tenth of the writer's instructions with one-span traces (eight
-/// rows a trace, one set a trace; callgrind, `--bench store`). Timed in one process over 32,768
+/// each run is grouped by hash through a map and only its distinct hashes are sorted: sorting every
+/// row on the full key was 8.5 % of the writer's instructions with one-span traces (eight rows a
+/// trace, one set a trace; callgrind, `--bench store`). Timed in one process over 32,768
 /// one-span traces of that shape: the sort 275–320 ns a trace, a map per run 160–190, and one map
 /// for the whole commit 310–370 (its table left the cache). The map's hash is seeded: an
 /// ingest-key holder cannot pick values whose hashes collide in it.
