@@ -252,7 +252,7 @@ impl PreparedSpans {
     pub fn of(request: &tracex_core::TraceRequest, digests: bool) -> Self {
         // Sized once: grown by doubling, the per-span vectors and the bodies were copied about
         // once more each, and their memory faulted in again (a batch is 512 spans or more).
-        let spans: usize = request.resource_spans.iter().flat_map(|rs| &rs.scope_spans).map(|ss| ss.spans.len()).sum();
+        let spans = request.span_count();
         let per_span_if = |on: bool| if on { spans } else { 0 };
         let mut out = Self {
             bodies: Vec::with_capacity((spans * BODY_BYTES_GUESS).min(BODY_RESERVE_MAX)),
