@@ -4,10 +4,11 @@
 //! loopback (same process, its own threads, not counted) and every span is acknowledged after
 //! commit — and so the delivery rate of one SDK instance. Runs once per `max_concurrent_exports`
 //! in `E2E_CONCURRENCY` (default `1,4`: one batch at a time beside the default), each against a
-//! fresh collector. `E2E_SPANS_PER_TRACE` (default 1) puts that many spans in each trace (a root
-//! and its children): the collector's writer does per-trace work (the trace row and its attribute
-//! index) that one-span traces pay for every span. `E2E_BATCH_SIZE` sets the spans per sealed batch
-//! (default: the core's).
+//! fresh collector. `E2E_SPANS_PER_TRACE` (default `1,8`) puts that many spans in each trace (a
+//! root and its children), each count a run of its own: the collector's writer does per-trace work
+//! (the trace row and its attribute index) that one-span traces pay for every span, so one-span
+//! traces are the collector's worst case and traces of 8 (a payment's verify, settle and their
+//! calls) the common one. `E2E_BATCH_SIZE` sets the spans per sealed batch (default: the core's).
 //!
 //! `cargo bench -p tracex-collector --bench sdk_e2e`
 #![allow(
@@ -50,15 +51,31 @@ fn main() {
         .split(',')
         .map(|n| n.trim().parse().expect("E2E_CONCURRENCY: comma-separated positive integers"))
         .collect();
-    let mut rates = Vec::new();
-    for n in concurrency {
-        rates.push((n, run(spans, n)));
-    }
-    if let Some((_, base)) = rates.first().copied() {
-        for (n, rate) in &rates {
-            println!("== delivery, {n} batch(es) in flight: {rate:.0} spans/s, {:.2}x of the first", rate / base);
+    let shapes: Vec<u64> = std::env::var("E2E_SPANS_PER_TRACE")
+        .unwrap_or_else(|_| "1,8".into())
+        .split(',')
+        .map(|n| n.trim().parse::<u64>().expect("E2E_SPANS_PER_TRACE: comma-separated positive integers").max(1))
+        .collect();
+    for per_trace in shapes {
+        let mut rates = Vec::new();
+        for n in &concurrency {
+            rates.push((*n, run(spans, *n, per_trace)));
+        }
+        if let Some((_, base)) = rates.first().copied() {
+            for (n, rate) in &rates {
+                println!(
+                    "== delivery, {} a trace, {n} batch(es) in flight: {rate:.0} spans/s, {:.2}x of the first",
+                    spans_a_trace(per_trace),
+                    rate / base
+                );
+            }
         }
     }
+}
+
+/// "1 span" / "8 spans".
+fn spans_a_trace(n: u64) -> String {
+    if n == 1 { "1 span".into() } else { format!("{n} spans") }
 }
 
 /// `E2E_BATCH_SIZE`: spans per sealed batch (the core's default unless set).
@@ -68,8 +85,9 @@ fn batch_size() -> usize {
         .map_or(BatchConfig::default().max_batch_size, |v| v.parse().expect("E2E_BATCH_SIZE: a positive integer"))
 }
 
-/// One run with `in_flight` concurrent exports; the delivery rate in spans/s.
-fn run(spans: u64, in_flight: usize) -> f64 {
+/// One run with `in_flight` concurrent exports and `per_trace` spans a trace; the delivery rate in
+/// spans/s.
+fn run(spans: u64, in_flight: usize, per_trace: u64) -> f64 {
     let collector = BenchCollector::start("sdk-e2e");
     let tracer = Tracer::builder()
         .with_service_name("e2e-bench")
@@ -88,7 +106,6 @@ fn run(spans: u64, in_flight: usize) -> f64 {
     let sdk_threads = [me.as_str(), "tracex-batcher", "tracex-sender", "reqwest-interna"];
     let before = cpu_by_thread();
     let started = Instant::now();
-    let per_trace: u64 = std::env::var("E2E_SPANS_PER_TRACE").ok().and_then(|v| v.parse().ok()).unwrap_or(1).max(1);
     let mut root: Option<tracex_core::SpanContext> = None;
     let mut waiting = Duration::ZERO;
     for i in 0..spans {
@@ -142,7 +159,8 @@ fn run(spans: u64, in_flight: usize) -> f64 {
         .map(|(n, v)| v - before.get(n).copied().unwrap_or(0.0))
         .sum();
     println!(
-        "== sdk_e2e ({in_flight} in flight): {spans} spans acknowledged in {:.2} s; SDK CPU {:.0} ns/span (all SDK threads), collector CPU {:.0} ns/span; {} batches, {} bytes sent",
+        "== sdk_e2e ({}, {in_flight} in flight): {spans} spans acknowledged in {:.2} s; SDK CPU {:.0} ns/span (all SDK threads), collector CPU {:.0} ns/span; {} batches, {} bytes sent",
+        spans_a_trace(per_trace),
         wall.as_secs_f64(),
         sdk_cpu / spans as f64 * 1e9,
         others / spans as f64 * 1e9,
