@@ -46,17 +46,8 @@ fn cpu_by_thread() -> HashMap<String, f64> {
 
 fn main() {
     let spans: u64 = std::env::var("E2E_SPANS").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
-    let concurrency: Vec<usize> = std::env::var("E2E_CONCURRENCY")
-        .unwrap_or_else(|_| "1,4".into())
-        .split(',')
-        .map(|n| n.trim().parse().expect("E2E_CONCURRENCY: comma-separated positive integers"))
-        .collect();
-    let shapes: Vec<u64> = std::env::var("E2E_SPANS_PER_TRACE")
-        .unwrap_or_else(|_| "1,8".into())
-        .split(',')
-        .map(|n| n.trim().parse::<u64>().expect("E2E_SPANS_PER_TRACE: comma-separated positive integers").max(1))
-        .collect();
-    for per_trace in shapes {
+    let concurrency: Vec<usize> = env_list("E2E_CONCURRENCY", "1,4");
+    for per_trace in env_list::<u64>("E2E_SPANS_PER_TRACE", "1,8").into_iter().map(|n| n.max(1)) {
         let mut rates = Vec::new();
         for n in &concurrency {
             rates.push((*n, run(spans, *n, per_trace)));
@@ -71,6 +62,15 @@ fn main() {
             }
         }
     }
+}
+
+/// Environment variable `name` as a comma-separated list of positive integers, `default` unless set.
+fn env_list<T: std::str::FromStr>(name: &str, default: &str) -> Vec<T> {
+    std::env::var(name)
+        .unwrap_or_else(|_| default.into())
+        .split(',')
+        .map(|n| n.trim().parse().unwrap_or_else(|_| panic!("{name}: comma-separated positive integers")))
+        .collect()
 }
 
 /// "1 span" / "8 spans".
