@@ -48,7 +48,7 @@ describe() {
         seal) echo "the worker's side of a 512-span batch: OTLP encoding, AES-256-GCM sealing, redaction; OpenSSL's AES-256-GCM on this machine beside it" ;;
         records) echo "decoding a 512-span record buffer as the Node addon and the WASM package do, into new spans and into the tracer's queue" ;;
         memory) echo "bytes per span held in the Rust SDK's buffer (collector unreachable), by the allocator and by RSS, attribute payload excluded (target ≤ 256)" ;;
-        e2e) echo "Rust SDK end to end: CPU per span on every SDK thread and the delivery rate, one and four batches in flight, one-span traces and traces of 8" ;;
+        e2e) echo "Rust SDK end to end: CPU per span on every SDK thread and the delivery rate, one and four batches in flight, one-span traces and traces of 8, and with the audit key pinned (every receipt checked)" ;;
         visibility) echo "span.end() to queryable through the query API, at the default schedule and at 100 ms" ;;
         store) echo "the SQLite store's writer alone: its CPU per span in group commits, and bytes written to disk per span" ;;
         ingest) echo "collector ingest into SQLite: sealed batches, OTLP/HTTP and OTLP/gRPC" ;;

@@ -9,6 +9,10 @@
 //! (the trace row and its attribute index) that one-span traces pay for every span, so one-span
 //! traces are the collector's worst case and traces of 8 (a payment's verify, settle and their
 //! calls) the common one. `E2E_BATCH_SIZE` sets the spans per sealed batch (default: the core's).
+//! Then one run more, the last `E2E_CONCURRENCY` with the first `E2E_SPANS_PER_TRACE`, with the
+//! collector's audit key pinned: the SDK checks the signed receipt of every batch (the envelope's
+//! SHA-256 and an Ed25519 verification), and the line says what that adds a span (`E2E_RECEIPTS=0`
+//! leaves it out).
 //!
 //! `cargo bench -p tracex-collector --bench sdk_e2e`
 #![allow(
@@ -47,21 +51,50 @@ fn cpu_by_thread() -> HashMap<String, f64> {
 fn main() {
     let spans: u64 = std::env::var("E2E_SPANS").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
     let concurrency: Vec<usize> = env_list("E2E_CONCURRENCY", "1,4");
-    for per_trace in env_list::<u64>("E2E_SPANS_PER_TRACE", "1,8").into_iter().map(|n| n.max(1)) {
-        let mut rates = Vec::new();
-        for n in &concurrency {
-            rates.push((*n, run(spans, *n, per_trace)));
+    let shapes: Vec<u64> = env_list::<u64>("E2E_SPANS_PER_TRACE", "1,8").into_iter().map(|n| n.max(1)).collect();
+    let mut last = None;
+    for &per_trace in &shapes {
+        let mut runs = Vec::new();
+        for &n in &concurrency {
+            runs.push((n, run(spans, n, per_trace, false)));
         }
-        if let Some((_, base)) = rates.first().copied() {
-            for (n, rate) in &rates {
+        if let Some((_, first)) = runs.first() {
+            for (n, r) in &runs {
                 println!(
-                    "== delivery, {} a trace, {n} batch(es) in flight: {rate:.0} spans/s, {:.2}x of the first",
+                    "== delivery, {} a trace, {n} batch(es) in flight: {:.0} spans/s, {:.2}x of the first",
                     spans_a_trace(per_trace),
-                    rate / base
+                    r.rate,
+                    r.rate / first.rate
                 );
             }
         }
+        if per_trace == shapes[0] {
+            last = runs.pop();
+        }
     }
+    if let Some((n, plain)) = last.filter(|_| std::env::var("E2E_RECEIPTS").as_deref() != Ok("0")) {
+        let pinned = run(spans, n, shapes[0], true);
+        println!(
+            "== receipts checked (audit key pinned), {} a trace, {n} in flight: SDK CPU {:.0} ns/span against {:.0} without ({:+.0} ns/span, {:.0} us a batch of {:.0} spans: the envelope's SHA-256 and one Ed25519 verification); {:.0} spans/s",
+            spans_a_trace(shapes[0]),
+            pinned.sdk_ns,
+            plain.sdk_ns,
+            pinned.sdk_ns - plain.sdk_ns,
+            (pinned.sdk_ns - plain.sdk_ns) * pinned.spans_a_batch / 1e3,
+            pinned.spans_a_batch,
+            pinned.rate
+        );
+    }
+}
+
+/// What one run measured.
+struct Run {
+    /// Spans acknowledged a second.
+    rate: f64,
+    /// CPU of every SDK thread, ns a span.
+    sdk_ns: f64,
+    /// Spans a sealed batch, on average.
+    spans_a_batch: f64,
 }
 
 /// Environment variable `name` as a comma-separated list of positive integers, `default` unless set.
@@ -85,11 +118,17 @@ fn batch_size() -> usize {
         .map_or(BatchConfig::default().max_batch_size, |v| v.parse().expect("E2E_BATCH_SIZE: a positive integer"))
 }
 
-/// One run with `in_flight` concurrent exports and `per_trace` spans a trace; the delivery rate in
-/// spans/s.
-fn run(spans: u64, in_flight: usize, per_trace: u64) -> f64 {
+/// One run with `in_flight` concurrent exports and `per_trace` spans a trace, checking every
+/// batch's receipt against the pinned audit key if `receipts`.
+fn run(spans: u64, in_flight: usize, per_trace: u64, receipts: bool) -> Run {
     let collector = BenchCollector::start("sdk-e2e");
-    let tracer = Tracer::builder()
+    let mut builder = Tracer::builder();
+    if receipts {
+        let key: serde_json::Value =
+            reqwest::blocking::get(format!("{}/v1/audit-key", collector.url)).unwrap().json().unwrap();
+        builder = builder.with_audit_key(key["verifier_key"].as_str().unwrap());
+    }
+    let tracer = builder
         .with_service_name("e2e-bench")
         .with_endpoint(&collector.url)
         .with_api_key(&collector.ingest_key)
@@ -139,6 +178,9 @@ fn run(spans: u64, in_flight: usize, per_trace: u64) -> f64 {
     assert!(report.is_complete(), "{report:?}");
     let stats = tracer.stats();
     assert_eq!(stats.spans_sent, spans, "every span acknowledged");
+    if receipts {
+        assert_eq!((stats.receipts_verified, stats.receipts_failed), (stats.batches_sent, 0), "every receipt checked");
+    }
     let mut sdk_cpu = 0.0;
     for name in sdk_threads {
         let mut d = after.get(name).copied().unwrap_or(0.0) - before.get(name).copied().unwrap_or(0.0);
@@ -159,8 +201,9 @@ fn run(spans: u64, in_flight: usize, per_trace: u64) -> f64 {
         .map(|(n, v)| v - before.get(n).copied().unwrap_or(0.0))
         .sum();
     println!(
-        "== sdk_e2e ({}, {in_flight} in flight): {spans} spans acknowledged in {:.2} s; SDK CPU {:.0} ns/span (all SDK threads), collector CPU {:.0} ns/span; {} batches, {} bytes sent",
+        "== sdk_e2e ({}, {in_flight} in flight{}): {spans} spans acknowledged in {:.2} s; SDK CPU {:.0} ns/span (all SDK threads), collector CPU {:.0} ns/span; {} batches, {} bytes sent",
         spans_a_trace(per_trace),
+        if receipts { ", receipts checked" } else { "" },
         wall.as_secs_f64(),
         sdk_cpu / spans as f64 * 1e9,
         others / spans as f64 * 1e9,
@@ -169,5 +212,9 @@ fn run(spans: u64, in_flight: usize, per_trace: u64) -> f64 {
     );
     drop(tracer);
     collector.stop();
-    spans as f64 / wall.as_secs_f64()
+    Run {
+        rate: spans as f64 / wall.as_secs_f64(),
+        sdk_ns: sdk_cpu / spans as f64 * 1e9,
+        spans_a_batch: spans as f64 / stats.batches_sent as f64,
+    }
 }
