@@ -40,10 +40,6 @@ mod common;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
 fn batch(n: usize, spans: usize) -> NewBatch {
     let now = tracex_collector::now_unix_nano();
     let spans: Vec<SpanData> = (0..spans)
@@ -90,8 +86,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn main() {
     // As the collector binary does (src/allocator.rs).
     tracex_collector::allocator::disable_huge_pages();
-    let batches = env_usize("AUDIT_BATCHES", 10_000);
-    let spans = env_usize("AUDIT_SPANS", 100);
+    let batches = common::env_usize("AUDIT_BATCHES", 10_000);
+    let spans = common::env_usize("AUDIT_SPANS", 100);
     let dir = std::env::temp_dir().join(format!("tracex-audit-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();

@@ -1,6 +1,6 @@
 //! Shared by the collector benches: a real collector in this process (its own 2-thread runtime,
 //! a temporary data dir), an ingest key and the collector's public key.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, missing_docs, clippy::missing_panics_doc)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs, clippy::missing_panics_doc)]
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -288,4 +288,19 @@ pub fn task_cpu(task: &Path) -> std::time::Duration {
 /// CPU time of the calling thread so far ([`task_cpu`] of `/proc/thread-self`).
 pub fn thread_cpu() -> std::time::Duration {
     task_cpu(Path::new("/proc/thread-self"))
+}
+
+/// Environment variable `name` as a number, `default` unless set; a value that is not one stops the
+/// bench naming the variable (a typo must not measure the default under the name of a setting).
+pub fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name).map_or(default, |v| v.trim().parse().unwrap_or_else(|_| panic!("{name}: not a number: {v:?}")))
+}
+
+/// Environment variable `name` as a comma-separated list of numbers, `default` unless set.
+pub fn env_list<T: std::str::FromStr>(name: &str, default: &str) -> Vec<T> {
+    std::env::var(name)
+        .unwrap_or_else(|_| default.into())
+        .split(',')
+        .map(|n| n.trim().parse().unwrap_or_else(|_| panic!("{name}: comma-separated positive integers")))
+        .collect()
 }

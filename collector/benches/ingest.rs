@@ -59,10 +59,6 @@ mod common;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use common::{BenchCollector, PgDb};
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
 /// A minimal HTTP/1.1 keep-alive client for the load generator.
 struct RawClient {
     reader: BufReader<TcpStream>,
@@ -422,10 +418,10 @@ fn run(path: Path, round: usize, batches: usize, clients: usize, rate: Option<f6
 fn main() {
     // As the collector binary does (src/allocator.rs).
     tracex_collector::allocator::disable_huge_pages();
-    let batches = env_usize("INGEST_BATCHES", 400);
-    let clients = env_usize("INGEST_CLIENTS", 64);
+    let batches = common::env_usize("INGEST_BATCHES", 400);
+    let clients = common::env_usize("INGEST_CLIENTS", 64);
     let rate = std::env::var("INGEST_RATE").ok().map(|r| r.parse::<f64>().expect("INGEST_RATE: spans per second"));
-    let rounds = env_usize("INGEST_ROUNDS", 3).max(1);
+    let rounds = common::env_usize("INGEST_ROUNDS", 3).max(1);
     let mut paths: Vec<Path> = std::env::var("INGEST_PATHS")
         .unwrap_or_else(|_| "sealed,sealed-no-audit,otlp-http,otlp-grpc,sealed-export".to_owned())
         .split(',')

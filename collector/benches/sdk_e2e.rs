@@ -49,9 +49,10 @@ fn cpu_by_thread() -> HashMap<String, f64> {
 }
 
 fn main() {
-    let spans: u64 = std::env::var("E2E_SPANS").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
-    let concurrency: Vec<usize> = env_list("E2E_CONCURRENCY", "1,4");
-    let shapes: Vec<u64> = env_list::<u64>("E2E_SPANS_PER_TRACE", "1,8").into_iter().map(|n| n.max(1)).collect();
+    let spans = common::env_usize("E2E_SPANS", 200_000) as u64;
+    let concurrency: Vec<usize> = common::env_list("E2E_CONCURRENCY", "1,4");
+    let shapes: Vec<u64> =
+        common::env_list::<u64>("E2E_SPANS_PER_TRACE", "1,8").into_iter().map(|n| n.max(1)).collect();
     let mut last = None;
     for &per_trace in &shapes {
         let mut runs = Vec::new();
@@ -95,15 +96,6 @@ struct Run {
     sdk_ns: f64,
     /// Spans a sealed batch, on average.
     spans_a_batch: f64,
-}
-
-/// Environment variable `name` as a comma-separated list of positive integers, `default` unless set.
-fn env_list<T: std::str::FromStr>(name: &str, default: &str) -> Vec<T> {
-    std::env::var(name)
-        .unwrap_or_else(|_| default.into())
-        .split(',')
-        .map(|n| n.trim().parse().unwrap_or_else(|_| panic!("{name}: comma-separated positive integers")))
-        .collect()
 }
 
 /// "1 span" / "8 spans".

@@ -32,10 +32,6 @@ use tracex_core::{InstrumentationScope, Resource, ResourceSpans, ScopeSpans, Tra
 #[path = "common.rs"]
 mod common;
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
 /// Bytes this process caused to be written to disk so far (`/proc/self/io`).
 fn written() -> u64 {
     let io = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
@@ -60,13 +56,13 @@ fn batch(n: usize, per_trace: usize, audit: bool) -> NewBatch {
 }
 
 fn main() {
-    let spans = env_usize("STORE_SPANS", 1 << 20);
-    let group = env_usize("STORE_GROUP", 8).max(1);
-    let per_trace = env_usize("STORE_SPANS_PER_TRACE", 8).max(1);
+    let spans = common::env_usize("STORE_SPANS", 1 << 20);
+    let group = common::env_usize("STORE_GROUP", 8).max(1);
+    let per_trace = common::env_usize("STORE_SPANS_PER_TRACE", 8).max(1);
     let dir = std::env::temp_dir().join(format!("tracex-store-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let audit = env_usize("STORE_AUDIT", 1) != 0;
+    let audit = common::env_usize("STORE_AUDIT", 1) != 0;
     let mut store = SqliteStore::open(&dir.join("tracex.db")).unwrap();
     store.set_audit_log(audit);
     store.migrate().unwrap();

@@ -28,7 +28,7 @@ mod common;
 use common::BenchCollector;
 
 fn main() {
-    let spans: usize = std::env::var("VIS_SPANS").ok().and_then(|v| v.parse().ok()).unwrap_or(60);
+    let spans = common::env_usize("VIS_SPANS", 60);
     for (label, delay, n) in [
         ("default schedule (1 s)", DEFAULT_SCHEDULED_DELAY, spans),
         ("100 ms schedule", Duration::from_millis(100), spans * 5),
