@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use sha2::Digest as _;
 
-use crate::audit::{Receipt, VerifierKey};
+use crate::audit::{PendingReceipt, VerifierKey};
 use crate::batch::Pipeline;
 use crate::buffer::SpanBuffer;
 use crate::clock::Clock;
@@ -165,13 +165,30 @@ impl Core {
     /// `receipts_verified` or `receipts_failed` (no receipt counts as failed); without a key,
     /// nothing. The worker and a host pump both end up here.
     pub(crate) fn check_receipt(&self, batch_id: &[u8; 16], bytes: &[u8], note: Option<&str>) {
-        let Some(key) = &self.audit_key else { return };
-        let verified = note.is_some_and(|note| {
-            let sha: [u8; 32] = sha2::Sha256::digest(bytes).into();
-            Receipt::verify(note, key, batch_id, &sha).is_ok()
-        });
+        if let Some(pending) = self.pending_receipt(batch_id, bytes, note) {
+            self.finish_receipt(&pending, None);
+        }
+    }
+
+    /// [`Core::check_receipt`] up to the signature check, which a host with native Ed25519 does
+    /// itself: `None` without an audit key.
+    pub(crate) fn pending_receipt(
+        &self,
+        batch_id: &[u8; 16],
+        bytes: &[u8],
+        note: Option<&str>,
+    ) -> Option<PendingReceipt> {
+        let key = self.audit_key.as_ref()?;
+        // No receipt, nothing to hash: it fails as it is.
+        let sha: [u8; 32] = if note.is_some() { sha2::Sha256::digest(bytes).into() } else { [0; 32] };
+        Some(PendingReceipt::new(key, note, batch_id, &sha))
+    }
+
+    /// Counts `pending` in `receipts_verified` or `receipts_failed`, given the host's verdict on
+    /// its signatures (`None`: checked here).
+    pub(crate) fn finish_receipt(&self, pending: &PendingReceipt, host_verified: Option<bool>) {
         let s = &self.stats;
-        Stats::add(if verified { &s.receipts_verified } else { &s.receipts_failed }, 1);
+        Stats::add(if pending.holds(host_verified) { &s.receipts_verified } else { &s.receipts_failed }, 1);
     }
 
     /// Counts a batch of `span_count` spans as given up on.

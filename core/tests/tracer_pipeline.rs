@@ -420,4 +420,66 @@ fn a_host_pump_hands_each_receipt_header_to_the_core_which_verifies_and_counts_i
     unpinned.check_receipt(a, None);
     unpinned.check_receipt(a, Some(&receipt_header(&signing, &a.bytes)));
     assert_eq!(counts(&unpinned), (0, 0));
+    assert!(unpinned.pending_receipt(a, Some(&receipt_header(&signing, &a.bytes))).is_none());
+}
+
+#[test]
+fn a_host_that_verifies_ed25519_itself_gets_the_signed_text_and_the_core_keeps_the_verdict() {
+    // The WASM package's two steps: the core checks everything but the signature, the host's
+    // WebCrypto verifies that, and the core counts (verifying itself when the host cannot tell).
+    use base64::Engine as _;
+    use ed25519_dalek::Signer as _;
+    let (signing, vkey) = audit_key(7);
+    let (other_signing, _) = audit_key(8);
+    let tracer = tracex_core::options::Options {
+        collector_public_key: Some(common::public_pem()),
+        audit_key: Some(vkey.to_string()),
+        ..Default::default()
+    }
+    .into_builder(tracex_core::options::Spelling::Camel)
+    .unwrap()
+    .build()
+    .unwrap();
+    let mut batches = Vec::new();
+    for name in ["a", "b"] {
+        tracer.span(name).end();
+        batches.extend(tracer.collect_sealed(true).unwrap());
+    }
+    let [a, b] = &batches[..] else { panic!("{} batches", batches.len()) };
+    let counts = |t: &Tracer| (t.stats().receipts_verified, t.stats().receipts_failed);
+
+    let good = tracer.pending_receipt(a, Some(&receipt_header(&signing, &a.bytes))).unwrap();
+    // What the host verifies: the note's text, one 64-byte signature, the pinned key.
+    let text = good.message().unwrap();
+    assert!(text.starts_with(b"tracex receipt v1\ntracex.test/pump\n3\n"), "{}", String::from_utf8_lossy(text));
+    let [sig] = good.signatures() else { panic!("{:?}", good.signatures()) };
+    assert_eq!(sig.as_slice(), signing.sign(text).to_bytes().as_slice());
+    assert_eq!(good.public_key(), signing.verifying_key().to_bytes());
+    tracer.finish_receipt(&good, Some(true));
+    tracer.finish_receipt(&good, None); // the host could not tell: the core verifies
+    assert_eq!(counts(&tracer), (2, 0));
+    tracer.finish_receipt(&good, Some(false)); // the host's signature check failed
+    assert_eq!(counts(&tracer), (2, 1));
+
+    // Whatever the host says, a receipt the core refused stays refused, and has nothing to verify.
+    for refused in [
+        tracer.pending_receipt(b, Some(&receipt_header(&signing, &a.bytes))).unwrap(),
+        tracer.pending_receipt(b, None).unwrap(),
+        tracer.pending_receipt(b, Some("not base64!")).unwrap(),
+        tracer.pending_receipt(b, Some(&receipt_header(&other_signing, &b.bytes))).unwrap(),
+    ] {
+        assert_eq!((refused.message(), refused.signatures().len()), (None, 0));
+        tracer.finish_receipt(&refused, Some(true));
+    }
+    assert_eq!(counts(&tracer), (2, 5));
+
+    // A flipped signature byte: the host is handed it as is; verified here, it fails.
+    let header = receipt_header(&signing, &b.bytes);
+    let mut note = base64::engine::general_purpose::STANDARD.decode(&header).unwrap();
+    let at = note.len() - 10;
+    note[at] = if note[at] == b'A' { b'B' } else { b'A' };
+    let flipped = tracer.pending_receipt(b, Some(&base64::engine::general_purpose::STANDARD.encode(&note))).unwrap();
+    assert!(flipped.message().is_some());
+    tracer.finish_receipt(&flipped, None);
+    assert_eq!(counts(&tracer), (2, 6));
 }

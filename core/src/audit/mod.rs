@@ -14,4 +14,4 @@ pub mod witness;
 pub use checkpoint::Checkpoint;
 pub use merkle::{Hash, leaf_hash, node_hash, verify_consistency, verify_inclusion};
 pub use note::VerifierKey;
-pub use receipt::Receipt;
+pub use receipt::{PendingReceipt, Receipt};

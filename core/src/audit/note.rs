@@ -90,7 +90,13 @@ impl VerifierKey {
         self.hash
     }
 
-    fn verifies(&self, text: &[u8], signature: &[u8]) -> bool {
+    /// The Ed25519 public key.
+    pub fn public_key(&self) -> [u8; 32] {
+        self.key.to_bytes()
+    }
+
+    /// Whether `signature` is this key's Ed25519 signature of `text`.
+    pub fn verifies(&self, text: &[u8], signature: &[u8]) -> bool {
         let Ok(sig) = Signature::from_slice(signature) else { return false };
         // Strict: rejects the malleable and small-order encodings plain `verify` would take.
         self.key.verify_strict(text, &sig).is_ok()
@@ -174,17 +180,33 @@ fn split(note: &str) -> Result<Parts<'_>> {
 /// `key`. Signatures by other keys are ignored (witnesses add theirs); a signature that names
 /// `key` and does not verify is an error, whatever else the note carries.
 pub fn open<'a>(note: &'a str, key: &VerifierKey) -> Result<&'a str> {
+    opened(note, key, true).map(|(text, _)| text)
+}
+
+/// `note`'s text and its signatures by `key`, split and matched but not verified: what [`open`]
+/// verifies, for a host that checks Ed25519 itself (the WASM package, with WebCrypto). An error
+/// when the note is malformed or carries no signature by `key`.
+pub fn signed_by<'a>(note: &'a str, key: &VerifierKey) -> Result<(&'a str, Vec<Vec<u8>>)> {
+    opened(note, key, false)
+}
+
+/// [`signed_by`], and each signature verified if `verify`. One function for both (a loop, not an
+/// iterator chain): the WASM module holds every byte of it.
+pub(crate) fn opened<'a>(note: &'a str, key: &VerifierKey, verify: bool) -> Result<(&'a str, Vec<Vec<u8>>)> {
     let parts = split(note)?;
-    let mut verified = false;
-    for (name, hash, sig) in &parts.signatures {
-        if *name == key.name && *hash == key.hash {
-            if !key.verifies(parts.text.as_bytes(), sig) {
+    let mut signatures = Vec::new();
+    for (name, hash, sig) in parts.signatures {
+        if name == key.name && hash == key.hash {
+            if verify && !key.verifies(parts.text.as_bytes(), &sig) {
                 return Err(fail(format!("note: the signature by {name:?} does not verify")));
             }
-            verified = true;
+            signatures.push(sig);
         }
     }
-    if verified { Ok(parts.text) } else { Err(fail(format!("note: no signature by {:?}", key.name))) }
+    if signatures.is_empty() {
+        return Err(fail(format!("note: no signature by {:?}", key.name)));
+    }
+    Ok((parts.text, signatures))
 }
 
 #[cfg(test)]

@@ -100,24 +100,95 @@ impl Receipt {
     /// Verifies a signed receipt `note` by the audit key `key` (whose name is the log's origin)
     /// and parses it.
     pub fn open(note_text: &str, key: &VerifierKey) -> Result<Self> {
-        let r = Self::parse(note::open(note_text, key)?)?;
-        if r.origin != key.name() {
-            return Err(fail("signed for another log"));
-        }
-        Ok(r)
+        Ok(Self::opened(note_text, key, true)?.0)
     }
 
     /// Verifies a signed receipt for the batch `batch_id` whose envelope hashes to
     /// `envelope_sha256`: the signature, and that it is about those bytes.
     pub fn verify(note_text: &str, key: &VerifierKey, batch_id: &[u8; 16], envelope_sha256: &[u8; 32]) -> Result<Self> {
-        let r = Self::open(note_text, key)?;
-        if r.batch_id != *batch_id {
+        Self::open(note_text, key)?.about(batch_id, envelope_sha256)
+    }
+
+    /// Everything [`Receipt::verify`] checks but the signatures themselves: the receipt's signed
+    /// text and its signatures by `key` ([`note::signed_by`]), for a host that verifies Ed25519
+    /// itself. The receipt holds only if each signature verifies over the text.
+    pub fn unverified<'a>(
+        note_text: &'a str,
+        key: &VerifierKey,
+        batch_id: &[u8; 16],
+        envelope_sha256: &[u8; 32],
+    ) -> Result<(&'a str, Vec<Vec<u8>>)> {
+        let (r, text, signatures) = Self::opened(note_text, key, false)?;
+        r.about(batch_id, envelope_sha256)?;
+        Ok((text, signatures))
+    }
+
+    /// The receipt `note_text` by `key`, parsed, with its text and signatures, which are verified
+    /// if `verify` ([`note::opened`]).
+    fn opened<'a>(note_text: &'a str, key: &VerifierKey, verify: bool) -> Result<(Self, &'a str, Vec<Vec<u8>>)> {
+        let (text, signatures) = note::opened(note_text, key, verify)?;
+        let r = Self::parse(text)?;
+        if r.origin != key.name() {
+            return Err(fail("signed for another log"));
+        }
+        Ok((r, text, signatures))
+    }
+
+    fn about(self, batch_id: &[u8; 16], envelope_sha256: &[u8; 32]) -> Result<Self> {
+        if self.batch_id != *batch_id {
             return Err(fail("for another batch"));
         }
-        if r.envelope_sha256 != *envelope_sha256 {
+        if self.envelope_sha256 != *envelope_sha256 {
             return Err(fail("for other bytes than were sent"));
         }
-        Ok(r)
+        Ok(self)
+    }
+}
+
+/// A receipt waiting for its signature check, from [`crate::Tracer::pending_receipt`]: for a host
+/// that verifies Ed25519 natively (the WASM package, with WebCrypto). Everything else about it has
+/// been checked by the core; [`crate::Tracer::finish_receipt`] counts the outcome.
+#[derive(Debug)]
+pub struct PendingReceipt {
+    key: VerifierKey,
+    /// The signed text and its signatures by `key`; `None` when the receipt already failed
+    /// (missing, malformed, for another batch or other bytes, a signature not 64 bytes long).
+    signed: Option<(String, Vec<Vec<u8>>)>,
+}
+
+impl PendingReceipt {
+    /// The receipt `note` for the batch `batch_id` whose envelope hashes to `envelope_sha256`, as
+    /// far as it can be checked without its signatures.
+    pub(crate) fn new(key: &VerifierKey, note: Option<&str>, batch_id: &[u8; 16], envelope_sha256: &[u8; 32]) -> Self {
+        let signed = note.and_then(|note| {
+            let (text, signatures) = Receipt::unverified(note, key, batch_id, envelope_sha256).ok()?;
+            // Not an Ed25519 signature at all: fails here, as it would verifying.
+            signatures.iter().all(|s| s.len() == 64).then(|| (text.to_owned(), signatures))
+        });
+        Self { key: key.clone(), signed }
+    }
+
+    /// The signed text, or `None` when the receipt failed already (nothing left to verify).
+    pub fn message(&self) -> Option<&[u8]> {
+        self.signed.as_ref().map(|(text, _)| text.as_bytes())
+    }
+
+    /// The Ed25519 signatures over [`PendingReceipt::message`], 64 bytes each; every one must
+    /// verify.
+    pub fn signatures(&self) -> &[Vec<u8>] {
+        self.signed.as_ref().map_or(&[], |(_, s)| s)
+    }
+
+    /// The audit key's Ed25519 public key.
+    pub fn public_key(&self) -> [u8; 32] {
+        self.key.public_key()
+    }
+
+    /// Whether the receipt holds, given the host's verdict on its signatures (`None`: the host
+    /// could not verify, so it is done here, with ed25519-dalek).
+    pub(crate) fn holds(&self, host_verified: Option<bool>) -> bool {
+        let Some((text, signatures)) = &self.signed else { return false };
+        host_verified.unwrap_or_else(|| signatures.iter().all(|sig| self.key.verifies(text.as_bytes(), sig)))
     }
 }
 
