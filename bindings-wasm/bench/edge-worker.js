@@ -11,6 +11,8 @@
 //   linger  as full, with `ctx.waitUntil(tracer.flush({ lingerMs: 1000 }))` (what the example does):
 //           the first request's flush waits a second and sends the batch of every request that
 //           came meanwhile, whose flushes resolve at once
+//   pinned  as full, with a tracer that pins the collector's audit key (TRACEX_AUDIT_KEY): each
+//           flush also checks its batch's receipt; GET /pinned-stats returns that tracer's stats
 import { init, Tracer } from 'tracex-wasm';
 import wasm from 'tracex-wasm/tracex_wasm_bg.wasm';
 
@@ -18,13 +20,15 @@ import wasm from 'tracex-wasm/tracex_wasm_bg.wasm';
 // Workers do not bill to a request.
 await init(wasm);
 
-const STAGES = ['none', 'send', 'tracer', 'record', 'full', 'every8', 'linger'];
+const STAGES = ['none', 'send', 'tracer', 'record', 'full', 'every8', 'linger', 'pinned'];
 let tracer;
+let pinned;
 let requests = 0;
 
 export default {
   async fetch(request, env, ctx) {
     const url = new URL(request.url);
+    if (url.pathname === '/pinned-stats') return Response.json(pinned?.stats() ?? null);
     const spans = Number(url.searchParams.get('spans') ?? 5);
     const stage = STAGES.indexOf(url.searchParams.get('stage') ?? 'full');
     const body = await request.json();
@@ -39,15 +43,20 @@ export default {
       }
       return Response.json(out);
     }
-    if (stage >= 2) {
-      tracer ??= new Tracer({
-        endpoint: env.TRACEX_ENDPOINT,
-        apiKey: env.TRACEX_API_KEY,
-        collectorPublicKey: env.TRACEX_COLLECTOR_PUBLIC_KEY,
-        serviceName: 'edge-bench',
-        operatorRole: 'facilitator',
-      });
+    const options = {
+      endpoint: env.TRACEX_ENDPOINT,
+      apiKey: env.TRACEX_API_KEY,
+      collectorPublicKey: env.TRACEX_COLLECTOR_PUBLIC_KEY,
+      serviceName: 'edge-bench',
+      operatorRole: 'facilitator',
+    };
+    if (stage === 7) {
+      pinned ??= new Tracer({ ...options, auditKey: env.TRACEX_AUDIT_KEY });
+      const out = pinned.trace('POST /verify', { kind: 'server' }, (span) => verify(body, span, spans, pinned));
+      ctx.waitUntil(pinned.flush());
+      return Response.json(out);
     }
+    tracer ??= new Tracer(options);
     const out =
       stage >= 3
         ? tracer.trace('POST /verify', { kind: 'server' }, (span) => verify(body, span, spans))
@@ -58,7 +67,7 @@ export default {
   },
 };
 
-function verify(body, span, spans) {
+function verify(body, span, spans, t = tracer) {
   const auth = body.authorization;
   span?.setAttributes({
     'x402.scheme': 'exact',
@@ -71,7 +80,7 @@ function verify(body, span, spans) {
   });
   let checks = 0;
   for (let i = 1; i < spans; i++) {
-    if (span) tracer.trace(`check ${i}`, (s) => s.setAttribute('x402.check', i));
+    if (span) t.trace(`check ${i}`, (s) => s.setAttribute('x402.check', i));
     checks++;
   }
   return { isValid: BigInt(auth.value) >= 10000n, checks };

@@ -15,7 +15,8 @@
 //                  a flush on every 8th request (every8) and `flush({ lingerMs: 1000 })` (linger:
 //                  the flushes of a second's requests share one batch), the last also with the
 //                  requests paced at BENCH_PACED_RPS (10 a second) against an untraced baseline
-//                  at the same pace
+//                  at the same pace; and as full with the collector's audit key pinned (pinned):
+//                  what checking each batch's receipt adds
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -47,7 +48,7 @@ function config(dir) {
       mods.push(`(name = "${f}", esModule = embed "${join(PKG, f)}")`);
   }
   mods.push(`(name = "tracex-wasm/tracex_wasm_bg.wasm", wasm = embed "${join(PKG, 'tracex_wasm_bg.wasm')}")`);
-  const env = ['TRACEX_ENDPOINT', 'TRACEX_API_KEY', 'TRACEX_COLLECTOR_PUBLIC_KEY'].map(
+  const env = ['TRACEX_ENDPOINT', 'TRACEX_API_KEY', 'TRACEX_COLLECTOR_PUBLIC_KEY', 'TRACEX_AUDIT_KEY'].map(
     (k) => `(name = "${k}", fromEnvironment = "${k}")`,
   );
   const text = `using Workerd = import "/workerd/workerd.capnp";
@@ -157,6 +158,7 @@ const env = {
   TRACEX_ENDPOINT: collector.url,
   TRACEX_API_KEY: collector.ingestKey,
   TRACEX_COLLECTOR_PUBLIC_KEY: collector.publicKeyPem,
+  TRACEX_AUDIT_KEY: (await (await fetch(`${collector.url}/v1/audit-key`)).json()).verifier_key,
 };
 let expected = 0;
 const FIRST_STAGES = ['none', 'send', 'tracer', 'record', 'full'];
@@ -180,12 +182,12 @@ try {
   const firstMedian = Object.fromEntries(FIRST_STAGES.map((st) => [st, median(first[st])]));
 
   // === steady state on a warm isolate ===
-  const STEADY = ['none', 'send', 'record', 'full', 'every8', 'linger'];
+  const STEADY = ['none', 'send', 'record', 'full', 'every8', 'linger', 'pinned'];
   const w = await startWorkerd(cfg, env);
-  for (const stage of ['full', 'none', 'send']) for (let i = 0; i < 100; i++) await request(w, stage);
+  for (const stage of ['full', 'none', 'send', 'pinned']) for (let i = 0; i < 100; i++) await request(w, stage);
   for (let i = 0; i < 96; i++) await request(w, 'every8'); // a multiple of 8: nothing left queued
   for (let i = 0; i < 100; i++) await request(w, 'linger');
-  await settled(collector, (expected += 296 * SPANS));
+  await settled(collector, (expected += 396 * SPANS));
   const perStage = Object.fromEntries(STEADY.map((st) => [st, []]));
   const rates = Object.fromEntries(STEADY.map((st) => [st, []]));
   for (let b = 0; b < BLOCKS; b++) {
@@ -198,7 +200,7 @@ try {
       rates[stage].push(BLOCK / ((performance.now() - t0) / 1000));
       // every8: BLOCK is a multiple of 8, so the block's last request flushes all its spans.
       // linger: the block's last waiting flush sends at most a second after its last request.
-      if (stage === 'full' || stage === 'every8' || stage === 'linger') {
+      if (stage === 'full' || stage === 'every8' || stage === 'linger' || stage === 'pinned') {
         await settled(collector, (expected += BLOCK * SPANS));
       }
       await idle();
@@ -229,6 +231,11 @@ try {
   }
   await request(w, 'full');
   await settled(collector, (expected += SPANS));
+  // Every batch the pinned tracer sent had its receipt checked, and every one verified.
+  const pinnedStats = await (await fetch(`${w.url}/pinned-stats`)).json();
+  if (pinnedStats.receiptsFailed !== 0 || pinnedStats.receiptsVerified !== pinnedStats.batchesSent) {
+    throw new Error(`receipts of the pinned tracer: ${JSON.stringify(pinnedStats)}`);
+  }
   await w.stop();
   const delivered = await storedSpans(collector);
   const steady = Object.fromEntries(STEADY.map((st) => [st, median(perStage[st])]));
@@ -255,6 +262,10 @@ try {
     `  → tracing adds ${ms(steady.full - steady.none)} ms/request (record alone ${ms(steady.record - steady.none)}; ` +
       `a plain subrequest of the same kind costs ${ms(steady.send - steady.none)}; flushing every 8th request ${ms(steady.every8 - steady.none)}; ` +
       `flushing with a 1 s linger ${ms(steady.linger - steady.none)})`,
+  );
+  console.log(
+    `  → with the audit key pinned, each flush also checks its receipt: +${ms(steady.pinned - steady.full)} ms/request over full ` +
+      `(${pinnedStats.receiptsVerified} of ${pinnedStats.batchesSent} receipts verified)`,
   );
   console.log(`  linger blocks ran at ${rates.linger.map((r) => Math.round(r)).join(', ')} requests/s`);
   const pacedMedian = { none: median(paced.none), linger: median(paced.linger) };

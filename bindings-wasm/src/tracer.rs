@@ -295,8 +295,14 @@ impl Shared {
                 Some(millis(deadline)),
             );
             match step {
-                // The core checks the receipt against the pinned audit key, if any, and counts it.
-                Step::Delivered => self.tracer.check_receipt(&q.batch, receipt.as_deref()),
+                // The core checks the receipt against the pinned audit key, if any, and counts it;
+                // the signature is verified by the host's WebCrypto where it has Ed25519.
+                Step::Delivered => {
+                    if let Some(pending) = self.tracer.pending_receipt(&q.batch, receipt.as_deref()) {
+                        let verified = transport::verify_on_host(&pending).await;
+                        self.tracer.finish_receipt(&pending, verified);
+                    }
+                }
                 Step::Rejected => {}
                 Step::Exhausted => self.tracer.give_up(&q.batch),
                 Step::Deferred => {

@@ -36,11 +36,12 @@ pub fn retry_after(value: &str, now_ms: f64, parse_date: impl Fn(&str) -> f64) -
 
 // === fetch ===
 
-pub(crate) use self::fetch::{Sender, fetch_key, has_fetch, report, send, sleep_ms};
+pub(crate) use self::fetch::{Sender, fetch_key, has_fetch, report, send, sleep_ms, verify_on_host};
 
 // Compiles on every target (wasm-bindgen imports are stubs off wasm32) so host builds lint it.
 mod fetch {
     use js_sys::{Object, Promise, Reflect, Uint8Array};
+    use tracex_core::audit::PendingReceipt;
     use tracex_core::transport::{BATCH_CONTENT_TYPE, RECEIPT_HEADER, SendOutcome, classify_status};
     use wasm_bindgen::prelude::*;
     use wasm_bindgen::{JsCast, JsValue};
@@ -73,6 +74,9 @@ mod fetch {
         #[wasm_bindgen(js_name = newSender)]
         fn new_sender(url: &str, authorization: &str, content_type: &str, receipt_header: &str) -> js_sys::Function;
 
+        #[wasm_bindgen(js_name = verifyEd25519)]
+        fn verify_ed25519(public_key: &[u8], message: &[u8], signatures: &[u8]) -> Promise;
+
         #[wasm_bindgen(js_name = flushReport)]
         fn flush_report(
             delivered: f64,
@@ -91,6 +95,16 @@ mod fetch {
         pub(crate) fn new(endpoint: &Endpoint) -> Self {
             Self(new_sender(&endpoint.batches_url, &endpoint.authorization, BATCH_CONTENT_TYPE, RECEIPT_HEADER))
         }
+    }
+
+    /// Whether the signatures of a receipt the core checked in every other way verify by the host's
+    /// Ed25519 (`verifyEd25519` in js/transport.js); `None` when the host cannot tell, or there is
+    /// nothing to verify.
+    pub(crate) async fn verify_on_host(pending: &PendingReceipt) -> Option<bool> {
+        let message = pending.message()?;
+        let signatures = pending.signatures().concat();
+        let promise = verify_ed25519(&pending.public_key(), message, &signatures);
+        JsFuture::from(promise).await.ok()?.as_bool()
     }
 
     /// The flush report object (`FlushReport`), built on the JS side.

@@ -200,16 +200,20 @@ test('compressed batches and several batches per flush are delivered', async () 
   }
 });
 
-test('auditKey: the receipt header of each fetch response reaches the core, which verifies and counts it', async () => {
+test('auditKey: the receipt header of each fetch response reaches the core, which checks it, has the host verify its signature (the core when the host cannot) and counts it', async () => {
   const { verifier_key } = await (await fetch(`${collector.url}/v1/audit-key`)).json();
   // A valid verifier key, but not this collector's (the audit vectors' test log).
   const other = vectors('audit.json').receipt_verifier_key;
   assert.notEqual(other, verifier_key);
-  for (const [auditKey, expected] of [
-    [verifier_key, [3, 0]],
-    [other, [0, 3]],
-    [undefined, [0, 0]],
-  ]) {
+  // The signature itself is verified by the host's WebCrypto (Node has Ed25519): counted here.
+  const subtle = globalThis.crypto.subtle;
+  const verify = subtle.verify;
+  let hostVerifications = 0;
+  subtle.verify = function (alg, ...rest) {
+    if (alg === 'Ed25519') hostVerifications++;
+    return verify.call(this, alg, ...rest);
+  };
+  const run = async (auditKey, expected) => {
     const tracer = new NativeTracer(options({ auditKey, maxExportBatchSize: 3 }));
     const traces = Array.from({ length: 4 }, paymentTrace);
     assert.equal(tracer.ingest(recordBuffer(traces.flatMap((t) => [t.root, t.child]))), 8);
@@ -219,6 +223,42 @@ test('auditKey: the receipt header of each fetch response reaches the core, whic
     assert.equal(s.batchesSent, 3);
     assert.deepEqual([s.receiptsVerified, s.receiptsFailed], expected, `auditKey ${auditKey}`);
     for (const t of traces) assert.equal((await collector.trace(hex(t.traceId))).body.span_count, 2);
+  };
+  try {
+    // Another key's receipts fail in the core (no signature by the pinned key): nothing to verify.
+    for (const [auditKey, expected, verified] of [
+      [verifier_key, [3, 0], 3],
+      [other, [0, 3], 0],
+      [undefined, [0, 0], 0],
+    ]) {
+      hostVerifications = 0;
+      await run(auditKey, expected);
+      assert.equal(hostVerifications, verified, `auditKey ${auditKey}`);
+    }
+    // The host's verdict counts: a WebCrypto that finds the signatures bad fails the receipts.
+    subtle.verify = () => Promise.resolve(false);
+    await run(verifier_key, [0, 3]);
+    // A host whose WebCrypto cannot verify Ed25519 (a throw, a rejection), and one without
+    // crypto.subtle: the core verifies in WASM, with the same outcome.
+    subtle.verify = () => {
+      throw new Error('Ed25519 is not supported here');
+    };
+    await run(verifier_key, [3, 0]);
+    subtle.verify = () => Promise.reject(new DOMException('Unrecognized name.', 'NotSupportedError'));
+    await run(verifier_key, [3, 0]);
+  } finally {
+    subtle.verify = verify;
+  }
+  const crypto = globalThis.crypto;
+  Object.defineProperty(globalThis, 'crypto', {
+    value: { getRandomValues: (a) => crypto.getRandomValues(a) },
+    configurable: true,
+    writable: true,
+  });
+  try {
+    await run(verifier_key, [3, 0]);
+  } finally {
+    Object.defineProperty(globalThis, 'crypto', { value: crypto, configurable: true, writable: true });
   }
 });
 
