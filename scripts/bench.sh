@@ -106,8 +106,8 @@ section, cmd, log, cpu, cores, started, load_before, load_after, what = sys.argv
 lines = [l.rstrip() for l in open(log, encoding="utf-8", errors="replace")]
 summary = [l.strip() for l in lines if l.lstrip().startswith("==")]
 if not summary:
-    # A bench without `==` lines: its last lines, which hold its figures.
-    summary = [l for l in lines if l.strip()][-20:]
+    # A bench without `==` lines: its last lines, which hold its figures (the edge bench's are 22).
+    summary = [l for l in lines if l.strip()][-24:]
 commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
 dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!docs/benchmarks.md"], capture_output=True, text=True).stdout.strip()
 block = "\n".join([
