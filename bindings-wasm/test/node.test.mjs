@@ -113,6 +113,21 @@ test('spans ingested through the WASM module are sealed, delivered and stored ex
   assert.equal(r.scope.name, 'tracex-wasm');
 });
 
+/** Runs `fn` on a host whose `crypto` has randomness but no `subtle`. */
+async function withoutSubtle(fn) {
+  const crypto = globalThis.crypto;
+  Object.defineProperty(globalThis, 'crypto', {
+    value: { getRandomValues: (a) => crypto.getRandomValues(a) },
+    configurable: true,
+    writable: true,
+  });
+  try {
+    await fn();
+  } finally {
+    Object.defineProperty(globalThis, 'crypto', { value: crypto, configurable: true, writable: true });
+  }
+}
+
 test('data keys are wrapped with the host WebCrypto once per rotation, concurrent flushes share the wrap, and without WebCrypto the core wraps in WASM', async () => {
   const subtle = globalThis.crypto.subtle;
   const encrypt = subtle.encrypt;
@@ -160,17 +175,7 @@ test('data keys are wrapped with the host WebCrypto once per rotation, concurren
   } finally {
     subtle.encrypt = encrypt;
   }
-  const crypto = globalThis.crypto;
-  Object.defineProperty(globalThis, 'crypto', {
-    value: { getRandomValues: (a) => crypto.getRandomValues(a) },
-    configurable: true,
-    writable: true,
-  });
-  try {
-    await run();
-  } finally {
-    Object.defineProperty(globalThis, 'crypto', { value: crypto, configurable: true, writable: true });
-  }
+  await withoutSubtle(run);
 });
 
 test('compressed batches and several batches per flush are delivered', async () => {
@@ -249,17 +254,7 @@ test('auditKey: the receipt header of each fetch response reaches the core, whic
   } finally {
     subtle.verify = verify;
   }
-  const crypto = globalThis.crypto;
-  Object.defineProperty(globalThis, 'crypto', {
-    value: { getRandomValues: (a) => crypto.getRandomValues(a) },
-    configurable: true,
-    writable: true,
-  });
-  try {
-    await run(verifier_key, [3, 0]);
-  } finally {
-    Object.defineProperty(globalThis, 'crypto', { value: crypto, configurable: true, writable: true });
-  }
+  await withoutSubtle(() => run(verifier_key, [3, 0]));
 });
 
 test('bad options throw errors with TRACEX_* codes', () => {

@@ -382,10 +382,9 @@ fn receipt_header(signing: &ed25519_dalek::SigningKey, bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(signed)
 }
 
-#[test]
-fn a_host_pump_hands_each_receipt_header_to_the_core_which_verifies_and_counts_it() {
-    let (signing, vkey) = audit_key(7);
-    let (other_signing, _) = audit_key(8);
+/// A host-pump tracer (no worker) that pins the audit key `vkey`, and two batches it sealed, one
+/// span each.
+fn pinned_pump_tracer(vkey: &tracex_core::audit::VerifierKey) -> (Tracer, Vec<tracex_core::SealedBatch>) {
     let tracer = tracex_core::options::Options {
         collector_public_key: Some(common::public_pem()),
         audit_key: Some(vkey.to_string()),
@@ -395,12 +394,20 @@ fn a_host_pump_hands_each_receipt_header_to_the_core_which_verifies_and_counts_i
     .unwrap()
     .build()
     .unwrap();
-    assert!(!tracer.has_worker());
     let mut batches = Vec::new();
     for name in ["a", "b"] {
         tracer.span(name).end();
         batches.extend(tracer.collect_sealed(true).unwrap());
     }
+    (tracer, batches)
+}
+
+#[test]
+fn a_host_pump_hands_each_receipt_header_to_the_core_which_verifies_and_counts_it() {
+    let (signing, vkey) = audit_key(7);
+    let (other_signing, _) = audit_key(8);
+    let (tracer, batches) = pinned_pump_tracer(&vkey);
+    assert!(!tracer.has_worker());
     let [a, b] = &batches[..] else { panic!("{} batches", batches.len()) };
     let counts = |t: &Tracer| (t.stats().receipts_verified, t.stats().receipts_failed);
 
@@ -431,20 +438,7 @@ fn a_host_that_verifies_ed25519_itself_gets_the_signed_text_and_the_core_keeps_t
     use ed25519_dalek::Signer as _;
     let (signing, vkey) = audit_key(7);
     let (other_signing, _) = audit_key(8);
-    let tracer = tracex_core::options::Options {
-        collector_public_key: Some(common::public_pem()),
-        audit_key: Some(vkey.to_string()),
-        ..Default::default()
-    }
-    .into_builder(tracex_core::options::Spelling::Camel)
-    .unwrap()
-    .build()
-    .unwrap();
-    let mut batches = Vec::new();
-    for name in ["a", "b"] {
-        tracer.span(name).end();
-        batches.extend(tracer.collect_sealed(true).unwrap());
-    }
+    let (tracer, batches) = pinned_pump_tracer(&vkey);
     let [a, b] = &batches[..] else { panic!("{} batches", batches.len()) };
     let counts = |t: &Tracer| (t.stats().receipts_verified, t.stats().receipts_failed);
 
