@@ -96,7 +96,7 @@ impl VerifierKey {
     }
 
     /// Whether `signature` is this key's Ed25519 signature of `text`.
-    pub fn verifies(&self, text: &[u8], signature: &[u8]) -> bool {
+    pub(crate) fn verifies(&self, text: &[u8], signature: &[u8]) -> bool {
         let Ok(sig) = Signature::from_slice(signature) else { return false };
         // Strict: rejects the malleable and small-order encodings plain `verify` would take.
         self.key.verify_strict(text, &sig).is_ok()
