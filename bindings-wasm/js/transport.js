@@ -62,6 +62,13 @@ const auditKeys = new Map();
  * The core has checked everything else about the receipt and counts the outcome.
  */
 export async function verifyEd25519(publicKey, message, signatures) {
+  // The arguments are views of the WASM module's memory: copied before the first await, since a
+  // flush running meanwhile may grow that memory, which leaves every old view empty (and an empty
+  // list of signatures would pass the loop below).
+  publicKey = publicKey.slice();
+  message = message.slice();
+  signatures = signatures.slice();
+  if (signatures.length === 0 || signatures.length % 64 !== 0) return undefined;
   try {
     const subtle = globalThis.crypto.subtle;
     const id = publicKey.join();

@@ -4,8 +4,10 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { NativeTracer } from 'tracex-wasm';
-import { startCollector, recordBuffer, newTraceId, newSpanId, hex, flatten, attrs, vectors } from './helpers.mjs';
+import { ROOT, startCollector, recordBuffer, newTraceId, newSpanId, hex, flatten, attrs, vectors } from './helpers.mjs';
 
 let collector;
 before(async () => {
@@ -255,6 +257,37 @@ test('auditKey: the receipt header of each fetch response reaches the core, whic
     subtle.verify = verify;
   }
   await withoutSubtle(() => run(verifier_key, [3, 0]));
+});
+
+test("the host's Ed25519 check copies its inputs, views of WASM memory, before it awaits: memory grown meanwhile changes no verdict", async () => {
+  const { verifyEd25519 } = await import(
+    pathToFileURL(join(ROOT, 'bindings-wasm', 'node_modules', 'tracex-wasm', 'transport.js')).href
+  );
+  const { subtle } = globalThis.crypto;
+  const pair = await subtle.generateKey('Ed25519', true, ['sign', 'verify']);
+  const publicKey = new Uint8Array(await subtle.exportKey('raw', pair.publicKey));
+  const message = new TextEncoder().encode('tracex receipt v1\n');
+  const signature = new Uint8Array(await subtle.sign('Ed25519', pair.privateKey, message));
+  const bad = signature.slice();
+  bad[10] ^= 1;
+  // As the glue passes them: views of the module's memory, which growing detaches (empty views).
+  const check = (sigs) => {
+    const memory = new WebAssembly.Memory({ initial: 1 });
+    const view = (bytes, at) => {
+      new Uint8Array(memory.buffer).set(bytes, at);
+      return new Uint8Array(memory.buffer, at, bytes.length);
+    };
+    const verdict = verifyEd25519(view(publicKey, 0), view(message, 64), view(sigs, 256));
+    memory.grow(1);
+    return verdict;
+  };
+  assert.equal(await check(signature), true);
+  assert.equal(await check(bad), false);
+  const both = new Uint8Array(128);
+  both.set(signature);
+  both.set(bad, 64);
+  assert.equal(await check(both), false, 'every signature must verify');
+  assert.equal(await check(new Uint8Array(0)), undefined, 'nothing to verify: the core decides');
 });
 
 test('bad options throw errors with TRACEX_* codes', () => {
