@@ -192,21 +192,17 @@ fn run(spans: u64, in_flight: usize, per_trace: u64, receipts: bool) -> Run {
         .filter(|(n, _)| !sdk_threads.contains(&n.as_str()))
         .map(|(n, v)| v - before.get(n).copied().unwrap_or(0.0))
         .sum();
+    let sdk_ns = sdk_cpu / spans as f64 * 1e9;
     println!(
-        "== sdk_e2e ({}, {in_flight} in flight{}): {spans} spans acknowledged in {:.2} s; SDK CPU {:.0} ns/span (all SDK threads), collector CPU {:.0} ns/span; {} batches, {} bytes sent",
+        "== sdk_e2e ({}, {in_flight} in flight{}): {spans} spans acknowledged in {:.2} s; SDK CPU {sdk_ns:.0} ns/span (all SDK threads), collector CPU {:.0} ns/span; {} batches, {} bytes sent",
         spans_a_trace(per_trace),
         if receipts { ", receipts checked" } else { "" },
         wall.as_secs_f64(),
-        sdk_cpu / spans as f64 * 1e9,
         others / spans as f64 * 1e9,
         stats.batches_sent,
         stats.bytes_sent
     );
     drop(tracer);
     collector.stop();
-    Run {
-        rate: spans as f64 / wall.as_secs_f64(),
-        sdk_ns: sdk_cpu / spans as f64 * 1e9,
-        spans_a_batch: spans as f64 / stats.batches_sent as f64,
-    }
+    Run { rate: spans as f64 / wall.as_secs_f64(), sdk_ns, spans_a_batch: spans as f64 / stats.batches_sent as f64 }
 }

@@ -6,8 +6,6 @@
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
-use sha2::Digest as _;
-
 use crate::audit::{PendingReceipt, VerifierKey};
 use crate::batch::Pipeline;
 use crate::buffer::SpanBuffer;
@@ -178,10 +176,7 @@ impl Core {
         bytes: &[u8],
         note: Option<&str>,
     ) -> Option<PendingReceipt> {
-        let key = self.audit_key.as_ref()?;
-        // No receipt, nothing to hash: it fails as it is.
-        let sha: [u8; 32] = if note.is_some() { sha2::Sha256::digest(bytes).into() } else { [0; 32] };
-        Some(PendingReceipt::new(key, note, batch_id, &sha))
+        Some(PendingReceipt::new(self.audit_key.as_ref()?, note, batch_id, bytes))
     }
 
     /// Counts `pending` in `receipts_verified` or `receipts_failed`, given the host's verdict on

@@ -183,15 +183,10 @@ pub fn open<'a>(note: &'a str, key: &VerifierKey) -> Result<&'a str> {
     opened(note, key, true).map(|(text, _)| text)
 }
 
-/// `note`'s text and its signatures by `key`, split and matched but not verified: what [`open`]
-/// verifies, for a host that checks Ed25519 itself (the WASM package, with WebCrypto). An error
-/// when the note is malformed or carries no signature by `key`.
-pub fn signed_by<'a>(note: &'a str, key: &VerifierKey) -> Result<(&'a str, Vec<Vec<u8>>)> {
-    opened(note, key, false)
-}
-
-/// [`signed_by`], and each signature verified if `verify`. One function for both (a loop, not an
-/// iterator chain): the WASM module holds every byte of it.
+/// `note`'s text and its signatures by `key`, each verified if `verify` (else for a host that
+/// checks Ed25519 itself: the WASM package, with WebCrypto). An error when the note is malformed or
+/// carries no signature by `key`. One function for both (a loop, not an iterator chain): the WASM
+/// module holds every byte of it.
 pub(crate) fn opened<'a>(note: &'a str, key: &VerifierKey, verify: bool) -> Result<(&'a str, Vec<Vec<u8>>)> {
     let parts = split(note)?;
     let mut signatures = Vec::new();

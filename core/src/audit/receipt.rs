@@ -17,6 +17,7 @@
 //! is counted.
 
 use base64ct::{Base64, Encoding as _};
+use sha2::{Digest as _, Sha256};
 
 use super::note::{self, VerifierKey};
 use crate::error::{Error, Result};
@@ -110,9 +111,9 @@ impl Receipt {
     }
 
     /// Everything [`Receipt::verify`] checks but the signatures themselves: the receipt's signed
-    /// text and its signatures by `key` ([`note::signed_by`]), for a host that verifies Ed25519
-    /// itself. The receipt holds only if each signature verifies over the text.
-    pub fn unverified<'a>(
+    /// text and its signatures by `key`, for a host that verifies Ed25519 itself. The receipt
+    /// holds only if each signature verifies over the text.
+    pub(crate) fn unverified<'a>(
         note_text: &'a str,
         key: &VerifierKey,
         batch_id: &[u8; 16],
@@ -157,11 +158,12 @@ pub struct PendingReceipt {
 }
 
 impl PendingReceipt {
-    /// The receipt `note` for the batch `batch_id` whose envelope hashes to `envelope_sha256`, as
-    /// far as it can be checked without its signatures.
-    pub(crate) fn new(key: &VerifierKey, note: Option<&str>, batch_id: &[u8; 16], envelope_sha256: &[u8; 32]) -> Self {
+    /// The receipt `note` for the batch `batch_id` whose envelope is `envelope`, as far as it can
+    /// be checked without its signatures (no receipt: nothing to hash, it fails as it is).
+    pub(crate) fn new(key: &VerifierKey, note: Option<&str>, batch_id: &[u8; 16], envelope: &[u8]) -> Self {
         let signed = note.and_then(|note| {
-            let (text, signatures) = Receipt::unverified(note, key, batch_id, envelope_sha256).ok()?;
+            let sha: [u8; 32] = Sha256::digest(envelope).into();
+            let (text, signatures) = Receipt::unverified(note, key, batch_id, &sha).ok()?;
             // Not an Ed25519 signature at all: fails here, as it would verifying.
             signatures.iter().all(|s| s.len() == 64).then(|| (text.to_owned(), signatures))
         });
