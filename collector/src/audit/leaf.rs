@@ -174,16 +174,37 @@ impl<'a> Reader<'a> {
 /// scope row, and its body (every field and attribute; the other columns are derived from it and
 /// checked against it).
 pub fn span_digest(trace_id: &[u8; 16], span_id: &[u8; 8], resource_sha256: &[u8; 32], body: &[u8]) -> SpanDigest {
-    let h = Sha256::new()
-        .chain_update(b"tracex span v1\0")
-        .chain_update(trace_id)
-        .chain_update(span_id)
-        .chain_update(resource_sha256)
-        .chain_update(body)
-        .finalize();
+    let mut h = Sha256::new();
+    for part in span_digest_parts(trace_id, span_id, resource_sha256, body) {
+        h.update(part);
+    }
     let mut out = [0u8; DIGEST_LEN];
-    out.copy_from_slice(&h[..DIGEST_LEN]);
+    out.copy_from_slice(&h.finalize()[..DIGEST_LEN]);
     out
+}
+
+/// [`span_digest`] of each row in turn, in order: the same digests, several hashed at once
+/// ([`super::sha256_lanes`]).
+pub fn span_digests<'a>(
+    rows: impl IntoIterator<Item = (&'a [u8; 16], &'a [u8; 8], &'a [u8; 32], &'a [u8])>,
+    mut each: impl FnMut(SpanDigest),
+) {
+    let messages = rows.into_iter().map(|(t, s, r, b)| span_digest_parts(t, s, r, b));
+    super::sha256_lanes::each(messages, |h| {
+        let mut out = [0u8; DIGEST_LEN];
+        out.copy_from_slice(&h[..DIGEST_LEN]);
+        each(out);
+    });
+}
+
+/// What a span digest hashes, in order.
+fn span_digest_parts<'a>(
+    trace_id: &'a [u8; 16],
+    span_id: &'a [u8; 8],
+    resource_sha256: &'a [u8; 32],
+    body: &'a [u8],
+) -> [&'a [u8]; 5] {
+    [b"tracex span v1\0", trace_id, span_id, resource_sha256, body]
 }
 
 /// One span a batch inserted.

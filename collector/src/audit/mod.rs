@@ -3,6 +3,7 @@
 //! disagree. See `docs/audit.md` for what it proves and against whom.
 //!
 //! - [`leaf`]: what a leaf commits to, and the per-span digests that name an altered row;
+//! - [`sha256_lanes`]: SHA-256 of many short messages at once (the span digests);
 //! - [`tree`]: roots and proofs from the perfect subtrees the store keeps;
 //! - [`signer`]: the Ed25519 audit key that signs checkpoints and receipts.
 //!
@@ -12,6 +13,7 @@
 pub mod checkpoints;
 pub mod gaps;
 pub mod leaf;
+pub mod sha256_lanes;
 pub mod signer;
 pub mod spans;
 pub mod tree;

@@ -13,7 +13,7 @@ use tracex_core::encode::encode_spans;
 use tracex_core::{InstrumentationScope, Resource, SpanData, Value};
 
 use super::{ApiKeyRecord, AttributeFilter, KeyScope, StoreError, StoreResult, TraceOrder};
-use crate::audit::leaf::{Claim, Claims, rows_sha256, span_digest};
+use crate::audit::leaf::{Claim, Claims, DIGEST_LEN, rows_sha256, span_digests};
 
 /// An indexed filter matching fewer traces than this drives the listing query (see the module docs of [`super::sqlite`]).
 pub const DRIVER_THRESHOLD: usize = 10_000;
@@ -265,24 +265,27 @@ impl PreparedSpans {
         let (mut body, mut resource) = (Vec::with_capacity(512), Vec::with_capacity(256));
         let mut text = String::with_capacity(128);
         let mut claims = Claims(Vec::with_capacity(per_span_if(digests)));
+        // With digests: each scope's resource hash, and which one each span has (the digests are
+        // computed after the loop, several at once, from the encoded bodies).
+        let (mut resource_hashes, mut span_resource) = (Vec::new(), Vec::with_capacity(per_span_if(digests)));
         for rs in &request.resource_spans {
             let service = rs.resource.service_name();
             for ss in &rs.scope_spans {
                 if ss.spans.is_empty() {
                     continue;
                 }
-                let resource_sha256 =
-                    if digests { encode_resource_body(&rs.resource, &ss.scope, &mut resource) } else { [0; 32] };
+                if digests {
+                    resource_hashes.push(encode_resource_body(&rs.resource, &ss.scope, &mut resource));
+                }
                 for span in &ss.spans {
                     encode_span_body(span, &mut body);
                     if digests {
-                        let digest = span_digest(&span.trace_id.0, &span.span_id.0, &resource_sha256, &body);
-                        out.digests.push(digest);
+                        span_resource.push(resource_hashes.len() - 1);
                         claims.0.push(Claim {
                             trace_id: span.trace_id.0,
                             span_id: span.span_id.0,
                             start_unix_nano: span.start_time_unix_nano,
-                            digest,
+                            digest: [0; DIGEST_LEN],
                         });
                     }
                     out.bodies.extend_from_slice(&body);
@@ -293,6 +296,23 @@ impl PreparedSpans {
             }
         }
         if digests {
+            let bodies = out.ends.iter().scan(0, |start, &end| {
+                let body = &out.bodies[*start..end];
+                *start = end;
+                Some(body)
+            });
+            let rows = claims
+                .0
+                .iter()
+                .zip(&span_resource)
+                .zip(bodies)
+                .map(|((c, &r), body)| (&c.trace_id, &c.span_id, &resource_hashes[r], body));
+            let mut computed = Vec::with_capacity(claims.0.len());
+            span_digests(rows, |d| computed.push(d));
+            for (c, d) in claims.0.iter_mut().zip(&computed) {
+                c.digest = *d;
+            }
+            out.digests = computed;
             let encoded = claims.encode();
             out.claims = Some(PreparedClaims { rows_sha256: rows_sha256(&encoded), encoded });
         }
