@@ -2,11 +2,12 @@
 //!
 //! A span digest hashes ≈ 400 bytes (`leaf::span_digest`), and one message's SHA-256 is a chain:
 //! each round waits for the one before, so the CPU's SHA unit idles between them. Four messages'
-//! rounds interleaved keep it busy: on the AMD EPYC host a 411-byte message took 154 ns four at a
-//! time against 258 ns alone through `sha2` (which uses the same SHA extensions; aws-lc's SHA-256
-//! measured the same 251), two at a time 209–215. The span digests are the larger part of what the
-//! audit log adds to ingest (docs/benchmarks.md, Audit trail). The same interleaving speeds up
-//! dm-verity in Linux (Eric Biggers' `sha256_finup_2x`).
+//! rounds interleaved keep it busy: on the AMD EPYC host a 411-byte message took 145–168 ns four
+//! at a time against 255–291 ns alone through `sha2` (which uses the same SHA extensions; aws-lc's
+//! SHA-256 measured the same), 208–215 two at a time; six and eight were no faster than four (148,
+//! 153: the SHA instructions reach only the first sixteen vector registers, so more lanes spill).
+//! The span digests are the larger part of what the audit log adds to ingest (docs/benchmarks.md,
+//! Audit trail). Linux interleaves dm-verity's hashes the same way (`sha256_finup_2x`).
 //!
 //! Where the CPU has no SHA extensions (or is not x86-64), `sha2` hashes each message alone: the
 //! digests are SHA-256 either way, checked against `sha2` for every length and mix of lengths in
