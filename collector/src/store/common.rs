@@ -307,12 +307,10 @@ impl PreparedSpans {
                 .zip(&span_resource)
                 .zip(bodies)
                 .map(|((c, &r), body)| (&c.trace_id, &c.span_id, &resource_hashes[r], body));
-            let mut computed = Vec::with_capacity(claims.0.len());
-            span_digests(rows, |d| computed.push(d));
-            for (c, d) in claims.0.iter_mut().zip(&computed) {
+            span_digests(rows, |d| out.digests.push(d));
+            for (c, d) in claims.0.iter_mut().zip(&out.digests) {
                 c.digest = *d;
             }
-            out.digests = computed;
             let encoded = claims.encode();
             out.claims = Some(PreparedClaims { rows_sha256: rows_sha256(&encoded), encoded });
         }
