@@ -223,11 +223,14 @@ fn main() {
 /// four at a time ([`leaf::span_digests`]) beside one by one (`sha2`), side by side.
 fn decode_thread_share() {
     const SPANS: usize = 512;
-    let spans = common::payment_spans(SPANS);
-    let request = TraceRequest {
+    let request_of = |per_trace: usize| TraceRequest {
         resource_spans: vec![ResourceSpans {
             resource: Resource::new("bench-facilitator"),
-            scope_spans: vec![ScopeSpans { scope: InstrumentationScope::default(), spans, schema_url: String::new() }],
+            scope_spans: vec![ScopeSpans {
+                scope: InstrumentationScope::default(),
+                spans: common::payment_spans_in_traces_of(SPANS, per_trace),
+                schema_url: String::new(),
+            }],
             schema_url: String::new(),
         }],
     };
@@ -244,15 +247,20 @@ fn decode_thread_share() {
             })
             .fold(f64::INFINITY, f64::min)
     };
-    let (mut on, mut off) = (0.0, 0.0);
-    for _ in 0..2 {
-        off = per_span(&mut || drop(std::hint::black_box(PreparedSpans::of(&request, false))));
-        on = per_span(&mut || drop(std::hint::black_box(PreparedSpans::of(&request, true))));
+    // Traces of 8 (the ingest bench's) and one-span traces (a trace group, and its digest, a span).
+    for (per_trace, shape) in [(8, "traces of 8"), (1, "one-span traces")] {
+        let request = request_of(per_trace);
+        let (mut on, mut off) = (0.0, 0.0);
+        for _ in 0..2 {
+            off = per_span(&mut || drop(std::hint::black_box(PreparedSpans::of(&request, false))));
+            on = per_span(&mut || drop(std::hint::black_box(PreparedSpans::of(&request, true))));
+        }
+        println!(
+            "== preparing a {SPANS}-span batch, {shape} (decode thread): log off {off:.0} ns/span, on {on:.0} (+{:.0})",
+            on - off
+        );
     }
-    println!(
-        "== preparing a {SPANS}-span batch (decode thread): log off {off:.0} ns/span, on {on:.0} (+{:.0})",
-        on - off
-    );
+    let request = request_of(8);
 
     // The digests alone, over the same bodies (a span body is its span encoded alone).
     let resource = [7u8; 32];

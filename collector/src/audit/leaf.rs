@@ -288,14 +288,20 @@ impl StoredClaims {
 /// The digest of a trace group's rows ([`ClaimsFormat::V2`]): its span ids and row digests, in
 /// span id order.
 pub fn group_digest<'a>(rows: impl IntoIterator<Item = (&'a [u8; 8], &'a SpanDigest)>) -> SpanDigest {
-    let mut h = Sha256::new().chain_update(b"tracex claims v2 group\0");
-    for (span_id, digest) in rows {
-        h.update(span_id);
-        h.update(digest);
-    }
+    let mut message = Vec::new();
+    group_message(rows, &mut message);
     let mut out = [0u8; DIGEST_LEN];
-    out.copy_from_slice(&h.finalize()[..DIGEST_LEN]);
+    out.copy_from_slice(&Sha256::digest(&message)[..DIGEST_LEN]);
     out
+}
+
+/// Appends what [`group_digest`] hashes to `out`.
+fn group_message<'a>(rows: impl IntoIterator<Item = (&'a [u8; 8], &'a SpanDigest)>, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"tracex claims v2 group\0");
+    for (span_id, digest) in rows {
+        out.extend_from_slice(span_id);
+        out.extend_from_slice(digest);
+    }
 }
 
 impl Claims {
@@ -307,13 +313,32 @@ impl Claims {
     /// `span id (8) · tag (4)`. 12 bytes a span and 44 a trace.
     pub fn encode(&mut self) -> Vec<u8> {
         self.0.sort_unstable();
+        let groups = || self.0.chunk_by(|a, b| a.trace_id == b.trace_id);
+        // The groups' digests first, four at a time (`sha256_lanes`; with one-span traces there is
+        // one a span): their messages laid end to end in one buffer.
+        let (mut messages, mut ends) = (Vec::with_capacity(self.0.len() * 24 + 32), Vec::new());
+        for group in groups() {
+            group_message(group.iter().map(|c| (&c.span_id, &c.digest)), &mut messages);
+            ends.push(messages.len());
+        }
+        let mut digests = Vec::with_capacity(ends.len());
+        let slices = ends.iter().scan(0, |start, &end| {
+            let message = &messages[*start..end];
+            *start = end;
+            Some([message])
+        });
+        super::sha256_lanes::each(slices, |h| {
+            let mut d = [0u8; DIGEST_LEN];
+            d.copy_from_slice(&h[..DIGEST_LEN]);
+            digests.push(d);
+        });
         let mut out = Vec::with_capacity(self.0.len() * (8 + TAG_LEN) + 44);
-        for group in self.0.chunk_by(|a, b| a.trace_id == b.trace_id) {
+        for (group, digest) in groups().zip(&digests) {
             out.extend_from_slice(&group[0].trace_id);
             out.extend_from_slice(&u32::try_from(group.len()).unwrap_or(u32::MAX).to_be_bytes());
             let latest = group.iter().map(|c| c.start_unix_nano).max().unwrap_or(0);
             out.extend_from_slice(&latest.to_be_bytes());
-            out.extend_from_slice(&group_digest(group.iter().map(|c| (&c.span_id, &c.digest))));
+            out.extend_from_slice(digest);
             for c in group {
                 out.extend_from_slice(&c.span_id);
                 out.extend_from_slice(&c.digest[..TAG_LEN]);
