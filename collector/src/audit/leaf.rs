@@ -288,19 +288,19 @@ impl StoredClaims {
 /// The digest of a trace group's rows ([`ClaimsFormat::V2`]): its span ids and row digests, in
 /// span id order.
 pub fn group_digest<'a>(rows: impl IntoIterator<Item = (&'a [u8; 8], &'a SpanDigest)>) -> SpanDigest {
-    let mut message = Vec::new();
-    group_message(rows, &mut message);
+    let mut h = Sha256::new();
+    group_message(rows, |part| h.update(part));
     let mut out = [0u8; DIGEST_LEN];
-    out.copy_from_slice(&Sha256::digest(&message)[..DIGEST_LEN]);
+    out.copy_from_slice(&h.finalize()[..DIGEST_LEN]);
     out
 }
 
-/// Appends what [`group_digest`] hashes to `out`.
-fn group_message<'a>(rows: impl IntoIterator<Item = (&'a [u8; 8], &'a SpanDigest)>, out: &mut Vec<u8>) {
-    out.extend_from_slice(b"tracex claims v2 group\0");
+/// Hands what [`group_digest`] hashes to `put`, part by part.
+fn group_message<'a>(rows: impl IntoIterator<Item = (&'a [u8; 8], &'a SpanDigest)>, mut put: impl FnMut(&[u8])) {
+    put(b"tracex claims v2 group\0");
     for (span_id, digest) in rows {
-        out.extend_from_slice(span_id);
-        out.extend_from_slice(digest);
+        put(span_id);
+        put(digest);
     }
 }
 
@@ -318,7 +318,7 @@ impl Claims {
         // one a span): their messages laid end to end in one buffer.
         let (mut messages, mut ends) = (Vec::with_capacity(self.0.len() * 24 + 32), Vec::new());
         for group in groups() {
-            group_message(group.iter().map(|c| (&c.span_id, &c.digest)), &mut messages);
+            group_message(group.iter().map(|c| (&c.span_id, &c.digest)), |part| messages.extend_from_slice(part));
             ends.push(messages.len());
         }
         let mut digests = Vec::with_capacity(ends.len());
